@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - the one interface every IOMMU backend implements.
+ *
+ * A backend owns "spaces": IOMMU address spaces (an iommufd IOAS, a VFIO type1
+ * container, or the software model's table).  The daemon maps one area per
+ * granule and unmaps runs of whole areas; a backend never splits an area.
+ *
+ * Vocabulary (used in every backend file):
+ *   area    one successful map call: [iova, iova + length)
+ *   end     exclusive bound (iova + length); computed with overflow checks
+ *   last    inclusive bound (iova + length - 1); used where end can overflow
+ *
+ * Errors: every op returns 0 (or a count) on success and -errno on failure;
+ * no op reads or sets errno for its caller.
+ *
+ * Threading: map() may be called concurrently from several worker threads on
+ * the same space for disjoint ranges (iommufd allows it; a backend that cannot
+ * must serialise internally).  unmap(), device_*(), audit(), limits() and
+ * space_destroy() are called from one thread at a time per space and never
+ * while a map() on that space is in flight.  open()/close() are called once.
+ */
+#ifndef DMASVC_BACKEND_H
+#define DMASVC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct be_ctx;   /* one opened backend (an open /dev/iommu, a model instance) */
+struct be_space; /* one IOMMU address space owned by a be_ctx */
+
+#define BE_MAX_IOVA_RANGES 16
+
+enum be_prot {
+	BE_PROT_READ = 1u << 0,  /* device may read guest memory */
+	BE_PROT_WRITE = 1u << 1, /* device may write guest memory */
+};
+
+/* An allowed IOVA window, both bounds inclusive (iommufd's convention). */
+struct be_iova_range {
+	uint64_t start;
+	uint64_t last;
+};
+
+/* What a space can hold; filled by be_ops.limits(). */
+struct be_limits {
+	uint64_t max_areas;     /* area budget; UINT64_MAX when unlimited */
+	uint64_t pgsize_bitmap; /* IOMMU page sizes; bit n set = 2^n bytes */
+	uint32_t nr_ranges;     /* valid entries in ranges[] */
+	struct be_iova_range ranges[BE_MAX_IOVA_RANGES];
+};
+
+/*
+ * Where the bytes of a map come from.  vaddr is the service's own MAP_SHARED
+ * mapping of the memory at fd_offset; fd/fd_offset name the same bytes for
+ * backends that map files directly (IOMMU_IOAS_MAP_FILE).  fd may be -1.
+ */
+struct be_map_src {
+	void *vaddr;
+	int fd;
+	uint64_t fd_offset;
+};
+
+/* Backend-independent configuration passed to be_ops.open(). */
+struct be_config {
+	const char *path;       /* /dev/iommu, /dev/vfio/N, or NULL for the model */
+	uint64_t max_areas;     /* operator budget override; 0 = backend default */
+	void *backend_private;  /* backend-specific knobs (e.g. soft model faults) */
+};
+
+/*
+ * be_audit_fn - called by be_ops.audit() for each mapped extent, in
+ * increasing IOVA order.  Returning non-zero stops the walk and audit()
+ * returns that value.
+ */
+typedef int (*be_audit_fn)(void *arg, uint64_t iova, uint64_t length);
+
+struct be_ops {
+	/* @name: short name for logs and stats ("iommufd", "type1", "soft"). */
+	const char *name;
+
+	/*
+	 * @open: open the backend described by @cfg.
+	 * Returns 0 and sets *@out, or -errno (-ENOENT when the device node is
+	 * missing, -EOPNOTSUPP when the kernel lacks the interface).
+	 */
+	int (*open)(const struct be_config *cfg, struct be_ctx **out);
+
+	/* @close: release the backend; every space must already be destroyed. */
+	void (*close)(struct be_ctx *ctx);
+
+	/* @space_create: a new empty space.  Returns 0 or -errno. */
+	int (*space_create)(struct be_ctx *ctx, struct be_space **out);
+
+	/*
+	 * @space_destroy: unmap every area still in the space, release every
+	 * pin, detach every device and free the space.  Never fails: a kernel
+	 * error here is logged as a bug, not returned.
+	 */
+	void (*space_destroy)(struct be_space *space);
+
+	/* @limits: fill *@out for @space.  Returns 0 or -errno. */
+	int (*limits)(struct be_space *space, struct be_limits *out);
+
+	/*
+	 * @map: map [@iova, @iova + @length) to @src with @prot (enum be_prot),
+	 * pinning the pages.  One call makes exactly one area.
+	 * Returns 0; -EEXIST if any byte is already mapped; -ENOSPC when the
+	 * area budget is exhausted; -ERANGE/-EINVAL outside the allowed IOVA
+	 * ranges or misaligned; -ENOMEM/-EFAULT when pinning fails.  On error
+	 * nothing was mapped or pinned.
+	 */
+	int (*map)(struct be_space *space, uint64_t iova, uint64_t length,
+		   const struct be_map_src *src, unsigned int prot);
+
+	/*
+	 * @unmap: unmap every area inside [@iova, @iova + @length); the range
+	 * may cover many whole areas but may not cut one.  Sets *@unmapped to
+	 * the bytes actually unmapped, also on error.
+	 * Returns 0; -ENOENT when nothing is mapped there *or* when the range
+	 * cuts an area (areas before the cut may already be gone: see
+	 * *@unmapped; never infer state from -ENOENT); -EBUSY while a map in
+	 * the range is in flight.
+	 */
+	int (*unmap)(struct be_space *space, uint64_t iova, uint64_t length,
+		     uint64_t *unmapped);
+
+	/*
+	 * @device_attach: attach the VFIO device behind @device_fd (a cdev or
+	 * group device fd; the backend dups what it keeps) to @space.  Sets
+	 * *@dev_id to a handle for device_detach().  Optional: NULL means the
+	 * backend has no devices (the model), and the daemon answers
+	 * -EOPNOTSUPP.  Returns 0 or -errno.
+	 */
+	int (*device_attach)(struct be_space *space, int device_fd,
+			     uint32_t *dev_id);
+
+	/* @device_detach: undo device_attach().  Never fails. Optional with it. */
+	void (*device_detach)(struct be_space *space, uint32_t dev_id);
+
+	/*
+	 * @audit: report, through @fn, the extents the backend really holds in
+	 * [@iova, @iova + @length).  A backend that can list its areas reports
+	 * each area; one that cannot probes at @probe_granule and reports each
+	 * mapped granule (adjacent reports may be merged).  Does not change
+	 * the space.  Returns 0, fn's non-zero value, or -errno.
+	 */
+	int (*audit)(struct be_space *space, uint64_t iova, uint64_t length,
+		     uint64_t probe_granule, be_audit_fn fn, void *arg);
+};
+
+/* The backends built into this binary; NULL where not compiled in. */
+extern const struct be_ops be_soft_ops;
+
+#endif /* DMASVC_BACKEND_H */
