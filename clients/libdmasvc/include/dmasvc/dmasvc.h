@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dmasvc.h - libdmasvc, the client library for any VMM.
+ *
+ * A VMM connects to the dmasvc service, hands it its guest memory fds,
+ * registers regions (one per QEMU MemoryRegionSection) and then tells it,
+ * granule by granule, which parts became usable (populate) or unusable
+ * (discard).  The service keeps the IOMMU mappings equal to the populated
+ * parts.
+ *
+ * Threads: a struct dmasvc_client may be used from several threads.  Each
+ * thread that posts events should open its own queue with
+ * dmasvc_queue_open() (one SQ/CQ ring per producer: no lock on the hot
+ * path); the client's default queue (queue NULL) is shared and serialised
+ * by a mutex.  Control calls (memory/region add and remove, reconnect) are
+ * serialised internally.
+ *
+ * Replay: the library keeps a populated bitmap per region.  After the
+ * service restarts, dmasvc_reconnect() re-sends memories and regions and
+ * replays every populated range; ids stay the same for the caller.
+ *
+ * Errors: every function returns 0 (or a count/id) on success and -errno on
+ * failure; errno is not used.  dmasvc_last_error() returns the service's
+ * message for the last failed control call on this client.
+ */
+#ifndef DMASVC_DMASVC_H
+#define DMASVC_DMASVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct dmasvc_client;
+struct dmasvc_queue;
+
+struct dmasvc_connect_opts {
+	uint32_t sq_entries;     /* default queue's SQ; 0 = 256 */
+	uint32_t cq_entries;     /* 0 = 2 * sq_entries */
+	uint64_t client_tag;     /* shown in service logs; 0 = getpid() */
+	int timeout_ms;          /* per control call and per blocking event;
+				    0 = 10000, -1 = wait forever */
+};
+
+/*
+ * dmasvc_connect: connect to the service at @socket_path (NULL = the
+ * default), do the HELLO handshake and set up the default queue.
+ * Returns 0 and sets *@out, or -errno (-ECONNREFUSED / -ENOENT when no
+ * service listens, -EPROTO on a version mismatch).
+ */
+int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
+		   struct dmasvc_client **out);
+
+/*
+ * dmasvc_disconnect: orderly close (BYE: the service unmaps everything of
+ * this client), free all queues and the client.  NULL is a no-op.
+ */
+void dmasvc_disconnect(struct dmasvc_client *c);
+
+/* dmasvc_last_error: the service's text for the last failed call ("" if none). */
+const char *dmasvc_last_error(const struct dmasvc_client *c);
+
+/*
+ * dmasvc_memory_add: give the service guest memory: a memfd sealed with
+ * F_SEAL_SHRINK, or a hugetlbfs file, of at least @size bytes.  The library
+ * keeps a dup of @fd for replay; the caller keeps its own.  Returns the
+ * memory id (>= 0) or -errno.
+ */
+int dmasvc_memory_add(struct dmasvc_client *c, int fd, uint64_t size, uint32_t flags);
+
+/* dmasvc_memory_remove: -EBUSY while a region uses it. */
+int dmasvc_memory_remove(struct dmasvc_client *c, uint32_t mem_id);
+
+struct dmasvc_region_desc {
+	uint32_t mem_id;
+	uint32_t flags;          /* DMASVC_REGION_* from proto.h */
+	uint64_t mem_offset;
+	uint64_t size;
+	uint64_t iova;
+	uint64_t granule;        /* power of two >= 4096 */
+};
+
+/*
+ * dmasvc_region_add: register a region (starts discarded).  Returns the
+ * region id (>= 0) or -errno; -ENOSPC when the mapping budget does not
+ * allow size / granule areas (dmasvc_last_error() suggests a granule).
+ */
+int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *d);
+
+/* dmasvc_region_remove: discard all of it and forget it. */
+int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
+
+/*
+ * Blocking events on the default queue: return once the service completed
+ * the event (0) or failed it (-errno; the region is as before the call), or
+ * -ETIMEDOUT after the connect timeout (the event may still complete
+ * later; the bitmap is updated when it does).  -ENOTCONN when the service
+ * is gone.
+ */
+int dmasvc_populate(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
+		    uint64_t length);
+int dmasvc_discard(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
+		   uint64_t length);
+
+/* ---- asynchronous queues ------------------------------------------------ */
+
+/*
+ * dmasvc_queue_open: a private SQ/CQ pair for the calling thread (no lock).
+ * @sq_entries 0 = the connect default.  Returns 0 and sets *@out or -errno.
+ * dmasvc_queue_close waits for the queue's in-flight events first.
+ */
+int dmasvc_queue_open(struct dmasvc_client *c, uint32_t sq_entries, struct dmasvc_queue **out);
+void dmasvc_queue_close(struct dmasvc_queue *q);
+
+/* dmasvc_default_queue: the client's shared queue (serialised by a mutex). */
+struct dmasvc_queue *dmasvc_default_queue(struct dmasvc_client *c);
+
+struct dmasvc_completion {
+	uint64_t user_data;
+	int32_t res;             /* 0 or -errno */
+};
+
+/*
+ * dmasvc_submit_populate / dmasvc_submit_discard: post one event.  Returns 0,
+ * -EAGAIN when the SQ is full (reap completions and retry), -EINVAL for an
+ * unknown region or misaligned range (checked locally first), -ENOTCONN.
+ * The doorbell is rung only when the service asked for a wake-up.
+ */
+int dmasvc_submit_populate(struct dmasvc_queue *q, uint32_t region_id, uint64_t offset,
+			   uint64_t length, uint64_t user_data);
+int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t offset,
+			  uint64_t length, uint64_t user_data);
+
+/*
+ * dmasvc_reap: copy up to @max completions into @out.  @timeout_ms 0 polls,
+ * -1 waits until at least one arrives.  Returns the count (0 on timeout) or
+ * -errno (-ENOTCONN, -EPROTO on a corrupt ring).
+ */
+int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned max,
+		int timeout_ms);
+
+/* dmasvc_queue_fd: the completion eventfd, for the VMM's own poll loop. */
+int dmasvc_queue_fd(const struct dmasvc_queue *q);
+
+/* ---- state, replay ------------------------------------------------------ */
+
+/*
+ * dmasvc_reconnect: after the service went away, connect again, re-add every
+ * memory and region (ids unchanged for the caller) and replay every
+ * populated range.  Queues are re-created.  Returns 0 or -errno.
+ */
+int dmasvc_reconnect(struct dmasvc_client *c);
+
+/* dmasvc_region_populated_bytes: what the library's bitmap says is populated. */
+int64_t dmasvc_region_populated_bytes(struct dmasvc_client *c, uint32_t region_id);
+
+/*
+ * dmasvc_region_for_each_populated: call @fn for each maximal populated run
+ * of the region, in order (offsets and lengths in bytes).  A non-zero return
+ * of @fn stops the walk and is returned.
+ */
+int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id,
+				     int (*fn)(void *arg, uint64_t offset, uint64_t length),
+				     void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DMASVC_DMASVC_H */

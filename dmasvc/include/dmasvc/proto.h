@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto.h - dmasvc control protocol: wire types only.
+ *
+ * Shared by the service and every client (libdmasvc, the QEMU shim,
+ * dmasvcctl).  docs/protocol.md is the prose version of this file; when the
+ * two disagree this file is right and the doc is a bug.
+ *
+ * Transport: a Unix SOCK_SEQPACKET socket; one message per packet, at most
+ * DMASVC_MSG_MAX bytes.  File descriptors travel as SCM_RIGHTS ancillary data
+ * on the packet that needs them, and nowhere else.
+ *
+ * Every message starts with struct dmasvc_msg_hdr.  The client sends
+ * requests; the service answers each request with exactly one reply carrying
+ * the same msg_id, in order.  A reply is:
+ *
+ *     struct dmasvc_msg_hdr   (flags has DMASVC_MSG_REPLY, error = 0 or errno)
+ *     struct dmasvc_<cmd>_reply  (only when error == 0 and the command has one)
+ *     char text[]             (NUL-terminated human-readable message; may be
+ *                              just "\0"; always present, at most
+ *                              DMASVC_TEXT_MAX bytes including the NUL)
+ *
+ * Rules a receiver enforces (the service treats every client as hostile):
+ *   - hdr.size equals the packet length and lies in
+ *     [sizeof(hdr) + min_size(cmd), DMASVC_MSG_MAX];
+ *   - a request body shorter than its min_size is -EINVAL; a body longer than
+ *     the struct this side knows is accepted only if the extra bytes are all
+ *     zero, else -E2BIG (iommufd's extensible-struct rule);
+ *   - unknown cmd -> -EOPNOTSUPP; unknown flag bits or a non-zero __reserved
+ *     field -> -EINVAL;
+ *   - an fd on a command that takes none, or a missing fd, -> -EBADF; every
+ *     received fd is closed on every error path;
+ *   - the first request must be HELLO with a matching major version, else
+ *     the reply is -EPROTO and the service disconnects.
+ * Errors in replies are positive errno values (0 = success); the client API
+ * turns them into -errno.
+ *
+ * Numbers in this file never change meaning; retired commands leave gaps.
+ * All integers are little-endian host order (the protocol is host-local).
+ */
+#ifndef DMASVC_PROTO_H
+#define DMASVC_PROTO_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DMASVC_PROTO_MAJOR 1
+#define DMASVC_PROTO_MINOR 0
+
+#define DMASVC_MSG_MAX 4096        /* bytes in one packet, header included */
+#define DMASVC_TEXT_MAX 256        /* reply text, NUL included */
+#define DMASVC_DEFAULT_SOCKET "/run/dmasvc/dmasvc.sock"
+
+/* Commands.  Explicit numbers; DMASVC_CMD_MAX is one past the last. */
+enum dmasvc_cmd {
+	DMASVC_CMD_HELLO = 1,          /* version handshake; must be first */
+	DMASVC_CMD_MEMORY_ADD = 2,     /* + 1 fd: memfd or hugetlbfs file */
+	DMASVC_CMD_MEMORY_REMOVE = 3,
+	DMASVC_CMD_REGION_ADD = 4,
+	DMASVC_CMD_REGION_REMOVE = 5,
+	DMASVC_CMD_RING_SETUP = 6,     /* reply carries 3 fds */
+	DMASVC_CMD_DEVICE_ATTACH = 7,  /* + 1 fd: VFIO cdev */
+	DMASVC_CMD_DEVICE_DETACH = 8,
+	DMASVC_CMD_QUERY = 9,          /* stats / regions / audit records */
+	DMASVC_CMD_BYE = 10,           /* orderly close: unmap all, then reply */
+	DMASVC_CMD_MAX
+};
+
+/* Common header of every message, request or reply. */
+struct dmasvc_msg_hdr {
+	uint32_t size;    /* bytes of the whole message, this header included */
+	uint16_t cmd;     /* enum dmasvc_cmd; a reply repeats the request's */
+	uint16_t flags;   /* DMASVC_MSG_* */
+#define DMASVC_MSG_REPLY (1u << 0) /* set on replies, clear on requests */
+	uint32_t msg_id;  /* chosen by the client; echoed in the reply */
+	uint32_t error;   /* replies: 0 or a positive errno; requests: 0 */
+};
+static_assert(sizeof(struct dmasvc_msg_hdr) == 16, "hdr size");
+
+/* ---- HELLO ------------------------------------------------------------ */
+
+struct dmasvc_hello {
+	uint16_t major;       /* DMASVC_PROTO_MAJOR; a mismatch is -EPROTO */
+	uint16_t minor;       /* DMASVC_PROTO_MINOR the client speaks */
+	uint32_t flags;       /* must be 0 */
+	uint64_t client_tag;  /* free-form id for logs (e.g. the VMM's pid) */
+};
+static_assert(sizeof(struct dmasvc_hello) == 16, "hello size");
+
+struct dmasvc_hello_reply {
+	uint16_t major;
+	uint16_t minor;           /* min(client minor, service minor) */
+	uint32_t session_id;      /* for logs and dmasvcctl */
+	uint32_t max_sq_entries;  /* RING_SETUP bounds (powers of two) */
+	uint32_t max_cq_entries;
+	uint64_t max_areas;       /* area budget of the session's space */
+	uint64_t __reserved;      /* 0 */
+};
+static_assert(sizeof(struct dmasvc_hello_reply) == 32, "hello reply size");
+
+/* ---- MEMORY_ADD / MEMORY_REMOVE --------------------------------------- */
+
+/*
+ * MEMORY_ADD: one fd in SCM_RIGHTS.  The service requires a memfd (with
+ * F_SEAL_SHRINK set, so it cannot shrink under a pinned mapping) or a
+ * hugetlbfs file, of at least @size bytes, maps it MAP_SHARED once and keeps
+ * the fd.  @size must be a multiple of the page size of the fd.
+ */
+struct dmasvc_memory_add {
+	uint64_t size;
+	uint32_t flags;       /* DMASVC_MEMORY_* */
+#define DMASVC_MEMORY_READONLY (1u << 0) /* map PROT_READ; regions must be read-only */
+	uint32_t __reserved;  /* 0 */
+};
+static_assert(sizeof(struct dmasvc_memory_add) == 16, "memory_add size");
+
+struct dmasvc_memory_add_reply {
+	uint32_t mem_id;
+	uint32_t __reserved;
+};
+
+/* MEMORY_REMOVE: -EBUSY while a region uses the memory. */
+struct dmasvc_memory_remove {
+	uint32_t mem_id;
+	uint32_t __reserved;
+};
+
+/* ---- REGION_ADD / REGION_REMOVE --------------------------------------- */
+
+/*
+ * REGION_ADD: a window [mem_offset, mem_offset + size) of memory @mem_id,
+ * device-visible at [iova, iova + size), tracked at @granule (a power of two
+ * >= 4096; iova, size and mem_offset granule-aligned).  Starts fully
+ * discarded.  Refused with -ENOSPC and a message naming the numbers and the
+ * smallest granule that fits when size / granule areas exceed the space's
+ * remaining budget; -EEXIST when the IOVA range overlaps another region.
+ */
+struct dmasvc_region_add {
+	uint32_t mem_id;
+	uint32_t flags;       /* DMASVC_REGION_* */
+#define DMASVC_REGION_READONLY (1u << 0) /* device may only read */
+	uint64_t mem_offset;
+	uint64_t size;
+	uint64_t iova;
+	uint64_t granule;
+};
+static_assert(sizeof(struct dmasvc_region_add) == 40, "region_add size");
+
+struct dmasvc_region_add_reply {
+	uint32_t region_id;   /* names the region in SQEs */
+	uint32_t __reserved;
+};
+
+/* REGION_REMOVE: discards whatever is populated (coalesced unmaps), then forgets. */
+struct dmasvc_region_remove {
+	uint32_t region_id;
+	uint32_t __reserved;
+};
+
+/* ---- RING_SETUP --------------------------------------------------------- */
+
+/*
+ * RING_SETUP: the service creates a ring (ring/include/dmasvc/ring.h) with
+ * the given entry counts and returns, in SCM_RIGHTS order, the sealed ring
+ * memfd, the doorbell eventfd (client writes: SQ has entries) and the
+ * completion eventfd (service writes: CQ has entries).  Up to
+ * DMASVC_MAX_RINGS per session: one per producer thread.
+ */
+#define DMASVC_MAX_RINGS 64
+struct dmasvc_ring_setup {
+	uint32_t sq_entries;  /* power of two, <= hello_reply.max_sq_entries */
+	uint32_t cq_entries;  /* power of two, >= sq_entries, <= max_cq_entries */
+	uint32_t flags;       /* must be 0 */
+	uint32_t __reserved;
+};
+static_assert(sizeof(struct dmasvc_ring_setup) == 16, "ring_setup size");
+
+struct dmasvc_ring_setup_reply {
+	uint32_t ring_id;
+	uint32_t __reserved;
+	uint64_t ring_size;   /* bytes to mmap from the ring memfd */
+};
+
+/* ---- DEVICE_ATTACH / DEVICE_DETACH ------------------------------------ */
+
+/* DEVICE_ATTACH: one VFIO cdev fd; -EOPNOTSUPP on the software model. */
+struct dmasvc_device_attach {
+	uint32_t flags;       /* must be 0 */
+	uint32_t __reserved;
+};
+struct dmasvc_device_attach_reply {
+	uint32_t dev_id;
+	uint32_t __reserved;
+};
+struct dmasvc_device_detach {
+	uint32_t dev_id;
+	uint32_t __reserved;
+};
+
+/* ---- QUERY ---------------------------------------------------------------- */
+
+/*
+ * QUERY: read-only views for dmasvcctl and for clients' own checks.  A reply
+ * holds up to as many records as fit in one packet and a cursor to resume
+ * from (0 when done).  DMASVC_QUERY_F_ALL_SESSIONS (service-wide view) is
+ * honoured only for peers on the admin allow-list; otherwise -EPERM.
+ */
+enum dmasvc_query_what {
+	DMASVC_QUERY_STATUS = 1,   /* one dmasvc_stat_service record */
+	DMASVC_QUERY_SESSIONS = 2, /* dmasvc_stat_session records */
+	DMASVC_QUERY_REGIONS = 3,  /* dmasvc_stat_region records */
+	DMASVC_QUERY_AUDIT = 4,    /* dmasvc_audit_extent records: what the backend holds */
+	DMASVC_QUERY_MAX
+};
+
+struct dmasvc_query {
+	uint32_t what;        /* enum dmasvc_query_what */
+	uint32_t flags;
+#define DMASVC_QUERY_F_ALL_SESSIONS (1u << 0)
+	uint64_t cursor;      /* 0 to start; reply.next_cursor to go on */
+	uint32_t region_id;   /* AUDIT: the region to audit */
+	uint32_t __reserved;
+};
+static_assert(sizeof(struct dmasvc_query) == 24, "query size");
+
+struct dmasvc_query_reply {
+	uint32_t what;
+	uint32_t count;       /* records that follow */
+	uint32_t record_size; /* bytes per record (records may grow) */
+	uint32_t __reserved;
+	uint64_t next_cursor; /* 0 when this was the last page */
+	/* followed by count * record_size bytes, then the text */
+};
+static_assert(sizeof(struct dmasvc_query_reply) == 24, "query reply size");
+
+struct dmasvc_stat_service {
+	uint64_t uptime_ns;
+	uint32_t sessions;
+	uint32_t workers;
+	char backend[16];         /* "soft", "iommufd", "type1"; NUL-padded */
+	uint64_t events;          /* SQEs completed, all sessions since start */
+	uint64_t events_failed;
+	uint64_t map_calls;       /* backend map ops issued */
+	uint64_t unmap_calls;
+	uint64_t pinned_bytes;    /* bytes the backend holds pinned now */
+	uint64_t vmlck_bytes;     /* service VmLck (model) or VmPin (kernel) */
+	uint64_t latency_p50_ns;  /* event post -> completion, recent window */
+	uint64_t latency_p99_ns;
+	uint64_t areas;           /* areas mapped now, all spaces */
+	uint64_t max_areas;       /* sum of budgets (UINT64_MAX = unlimited) */
+};
+
+struct dmasvc_stat_session {
+	uint32_t session_id;
+	uint32_t pid;             /* SO_PEERCRED */
+	uint32_t uid;
+	uint32_t regions;
+	uint32_t rings;
+	uint32_t devices;
+	uint64_t client_tag;
+	uint64_t events;
+	uint64_t events_failed;
+	uint64_t map_calls;
+	uint64_t unmap_calls;
+	uint64_t areas;           /* areas mapped in this session's space */
+	uint64_t max_areas;
+	uint64_t reserved_areas;  /* worst case reserved by its regions */
+	uint64_t latency_p50_ns;
+	uint64_t latency_p99_ns;
+};
+
+struct dmasvc_stat_region {
+	uint32_t session_id;
+	uint32_t region_id;
+	uint32_t mem_id;
+	uint32_t flags;
+	uint64_t iova;
+	uint64_t size;
+	uint64_t granule;
+	uint64_t populated_bytes; /* the service's per-granule state */
+	uint64_t mapped_bytes;    /* bytes in areas the backend accepted */
+	uint64_t pinned_bytes;    /* bytes the backend holds pinned for it */
+};
+
+struct dmasvc_audit_extent {
+	uint64_t iova;
+	uint64_t length;
+	uint32_t state;           /* DMASVC_AUDIT_* */
+#define DMASVC_AUDIT_OK 0            /* held by the backend and populated */
+#define DMASVC_AUDIT_MISSING 1       /* populated, backend does not hold it */
+#define DMASVC_AUDIT_STRAY 2         /* backend holds it, not populated */
+	uint32_t __reserved;
+};
+
+/* ---- BYE ---------------------------------------------------------------- */
+/* BYE: no body; the service removes every mapping of the session, replies, closes. */
+
+/* Minimum request body per command (offsetofend of the last mandatory field). */
+#define DMASVC_OFFSETOFEND(type, member) \
+	(offsetof(type, member) + sizeof(((type *)0)->member))
+
+#endif /* DMASVC_PROTO_H */
