@@ -151,5 +151,7 @@ struct be_ops {
 
 /* The backends built into this binary; NULL where not compiled in. */
 extern const struct be_ops be_soft_ops;
+extern const struct be_ops be_iommufd_ops; /* iommufd.c: /dev/iommu + VFIO cdevs */
+extern const struct be_ops be_type1_ops;   /* type1.c: /dev/vfio/vfio + one group */
 
 #endif /* DMASVC_BACKEND_H */

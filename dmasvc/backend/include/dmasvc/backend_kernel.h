@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend_kernel.h - knobs and helpers of the two kernel backends
+ * (be_iommufd_ops, be_type1_ops) that do not fit the generic be_ops.
+ *
+ * Both backends talk to the real kernel: iommufd through /dev/iommu and a
+ * VFIO cdev per device, type1 through /dev/vfio/vfio plus one VFIO group.
+ */
+#ifndef DMASVC_BACKEND_KERNEL_H
+#define DMASVC_BACKEND_KERNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmasvc/backend.h"
+
+/*
+ * struct be_iommufd_config - what be_config.backend_private points at for
+ * be_iommufd_ops (NULL = every field at its default).
+ * @rlimit_mode: IOMMU_OPTION_RLIMIT_MODE to set at open(), before any IOAS
+ *	exists: 0 per-user locked_vm (kernel default), 1 per-process like
+ *	VFIO; -1 leaves the kernel's value alone.  Needs CAP_SYS_RESOURCE.
+ * @huge_pages: IOMMU_OPTION_HUGE_PAGES set on every IOAS this backend
+ *	creates: 1 combine contiguous pages (kernel default), 0 map every
+ *	PAGE_SIZE separately; -1 leaves the kernel's value alone.
+ * @no_map_file: never try IOMMU_IOAS_MAP_FILE, always map the vaddr.
+ */
+struct be_iommufd_config {
+	int rlimit_mode;
+	int huge_pages;
+	bool no_map_file;
+};
+
+/*
+ * be_iommufd_get_option - read an iommufd option back (IOMMU_OPTION_OP_GET).
+ * @space: a space of an iommufd backend; @option: IOMMU_OPTION_*; for the
+ * per-IOAS option (HUGE_PAGES) the space's IOAS is asked, for the global
+ * one (RLIMIT_MODE) object 0.  Returns 0 and sets *@val, or -errno.
+ */
+int be_iommufd_get_option(struct be_space *space, uint32_t option,
+			  uint64_t *val);
+
+/*
+ * be_iommufd_map_file_used - whether map() of this backend has used
+ * IOMMU_IOAS_MAP_FILE successfully at least once (kernels >= 6.13; on 6.12
+ * the ioctl is unknown, ENOTTY, and map() falls back to IOMMU_IOAS_MAP).
+ */
+bool be_iommufd_map_file_used(struct be_space *space);
+
+/*
+ * be_type1_device_open - a device fd for @name (a PCI address such as
+ * "0000:00:03.0") from the VFIO group the type1 backend holds
+ * (VFIO_GROUP_GET_DEVICE_FD).  Type1 has no per-device attach: the whole
+ * group joined @space's container at space_create(), so the device sees
+ * the space's mappings from the moment this returns.  Pass the fd to
+ * be_ops.device_attach() to have the backend keep a reference; the caller
+ * owns and closes its own fd, before space_destroy().
+ * Returns the new fd (>= 0) or -errno.
+ */
+int be_type1_device_open(struct be_space *space, const char *name);
+
+#endif /* DMASVC_BACKEND_KERNEL_H */

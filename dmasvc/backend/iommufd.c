@@ -1,0 +1,602 @@
+// SPDX-License-Identifier: MIT
+/*
+ * iommufd.c - be_iommufd_ops: the backend over Linux iommufd (/dev/iommu).
+ *
+ * One be_ctx is one open /dev/iommu; one be_space is one IOAS in it.  A map
+ * is one IOMMU_IOAS_MAP (or IOMMU_IOAS_MAP_FILE) with a fixed IOVA, so one
+ * area per map; an unmap is one IOMMU_IOAS_UNMAP over whole areas.  Devices
+ * are VFIO cdevs bound to the ctx's iommufd and attached to the IOAS.
+ *
+ * Vocabulary (backend.h): area = one successful map; end = iova + length
+ * (exclusive, overflow checked); last = end - 1.
+ *
+ * Facts this file relies on (drivers/iommu/iommufd/, Linux 6.12):
+ * - IOMMU_IOAS_UNMAP removes areas in increasing IOVA order and stops with
+ *   -ENOENT at the first area that sticks out of the range; the areas before
+ *   it are gone, but the ioctl copies nothing back on error, so the number
+ *   of bytes already unmapped is lost.  unmap() then reports *unmapped = 0
+ *   and the caller must re-learn the range with audit().  -ENOENT also means
+ *   "nothing mapped there".  Neither is ever taken as success here.
+ * - IOMMU_IOAS_COPY of [iova, iova + n) succeeds exactly when the range is
+ *   covered, without holes, by areas of the source IOAS (several areas, or
+ *   part of one, are fine), and -ENOENT otherwise.  It shares the pinned
+ *   pages (no second pin) and, into an IOAS with no device, programs no
+ *   IOMMU.  audit() uses it as a non-destructive presence probe into a
+ *   scratch IOAS that lives only for the audit call.
+ * - IOMMU_IOAS_MAP_FILE (Linux >= 6.13, command 0x8f, struct checked against
+ *   the upstream uapi header) is unknown to 6.12 and fails with ENOTTY; the
+ *   first ENOTTY switches this ctx to IOMMU_IOAS_MAP of the vaddr for good.
+ *
+ * Threading: map() runs concurrently on one space (the kernel allows maps of
+ * disjoint ranges in parallel); it only reads the ctx and space, apart from
+ * the MAP_FILE state, which is atomic.  Everything else is called from one
+ * thread per space (backend.h).
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#include "dmasvc/backend.h"
+#include "dmasvc/backend_kernel.h"
+#include "kernel_priv.h"
+
+#ifndef IOMMU_IOAS_MAP_FILE
+/* Linux >= 6.13 uapi (include/uapi/linux/iommufd.h); absent from 6.12. */
+#define IOMMUFD_CMD_IOAS_MAP_FILE 0x8f
+struct iommu_ioas_map_file {
+	__u32 size;
+	__u32 flags;
+	__u32 ioas_id;
+	__s32 fd;
+	__aligned_u64 start;
+	__aligned_u64 length;
+	__aligned_u64 iova;
+};
+#define IOMMU_IOAS_MAP_FILE _IO(IOMMUFD_TYPE, IOMMUFD_CMD_IOAS_MAP_FILE)
+#endif
+_Static_assert(sizeof(struct iommu_ioas_map_file) == 40,
+	       "iommu_ioas_map_file layout");
+
+#define BE_NAME "iommufd"
+#define IOFD_MAX_DEVICES 32
+
+enum iofd_map_file_state {
+	IOFD_MF_UNKNOWN = 0, /* not tried yet */
+	IOFD_MF_WORKS = 1,   /* the kernel accepted it at least once */
+	IOFD_MF_ABSENT = 2,  /* ENOTTY seen, or disabled by the config */
+};
+
+/* One open /dev/iommu. Immutable after open() except where noted. */
+struct iofd_ctx {
+	int fd;                       /* /dev/iommu */
+	int huge_pages;               /* -1 = kernel default */
+	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
+	_Atomic int map_file;         /* enum iofd_map_file_state; any thread */
+	unsigned int nr_spaces;       /* live spaces; open/close thread */
+};
+
+/* A device bound to the ctx's iommufd and attached to one IOAS. */
+struct iofd_dev {
+	int fd;          /* our dup of the caller's cdev fd; closing unbinds */
+	uint32_t dev_id; /* the kernel's out_devid; handle for detach */
+};
+
+/* One IOAS.  devs[] is touched only by the single control thread. */
+struct iofd_space {
+	struct iofd_ctx *ctx;
+	uint32_t ioas_id;
+	unsigned int nr_devs;
+	struct iofd_dev devs[IOFD_MAX_DEVICES];
+};
+
+static struct iofd_ctx *to_ctx(struct be_ctx *c)
+{
+	return (struct iofd_ctx *)c;
+}
+
+static struct iofd_space *to_space(struct be_space *s)
+{
+	return (struct iofd_space *)s;
+}
+
+/* IOMMU_OPTION set or get of @option on @object (0 = global). */
+static int iofd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
+		       uint64_t *val)
+{
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = option,
+		.op = op,
+		.object_id = object,
+		.val64 = *val,
+	};
+	int rc = kio_ioctl(fd, IOMMU_OPTION, &cmd);
+
+	if (rc == 0)
+		*val = cmd.val64;
+	return rc;
+}
+
+/* A fresh IOAS in @fd; sets *@id.  Returns 0 or -errno (reported). */
+static int iofd_ioas_alloc(int fd, uint32_t *id)
+{
+	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
+	int rc = kio_ioctl(fd, IOMMU_IOAS_ALLOC, &cmd);
+
+	if (rc < 0) {
+		kio_report(BE_NAME, "IOMMU_IOAS_ALLOC", 0, 0, rc);
+		return rc;
+	}
+	*id = cmd.out_ioas_id;
+	return 0;
+}
+
+/* IOMMU_DESTROY of object @id; a failure is a bug, logged, not returned. */
+static void iofd_destroy_obj(int fd, uint32_t id)
+{
+	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
+	int rc = kio_ioctl(fd, IOMMU_DESTROY, &cmd);
+
+	if (rc < 0)
+		kio_report(BE_NAME, "BUG: IOMMU_DESTROY", 0, 0, rc);
+}
+
+/* IOMMU_IOAS_UNMAP on @ioas; *@unmapped = bytes removed (0 on error). */
+static int iofd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
+			  uint64_t length, uint64_t *unmapped)
+{
+	struct iommu_ioas_unmap cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = ioas,
+		.iova = iova,
+		.length = length,
+	};
+	int rc = kio_ioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
+
+	*unmapped = rc < 0 ? 0 : cmd.length;
+	return rc < 0 ? rc : 0;
+}
+
+static int iofd_open(const struct be_config *cfg, struct be_ctx **out)
+{
+	const struct be_iommufd_config *kc = cfg->backend_private;
+	const char *path = cfg->path ? cfg->path : "/dev/iommu";
+	struct iofd_ctx *ctx;
+	int rc;
+
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->huge_pages = kc ? kc->huge_pages : -1;
+	ctx->max_areas = cfg->max_areas ? cfg->max_areas : UINT64_MAX;
+	atomic_init(&ctx->map_file, kc && kc->no_map_file ? IOFD_MF_ABSENT
+							  : IOFD_MF_UNKNOWN);
+
+	ctx->fd = kio_open(path, O_RDWR);
+	if (ctx->fd < 0) {
+		rc = ctx->fd;
+		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", path,
+			strerror(-rc));
+		goto err_free;
+	}
+
+	/* Global option: only valid before the first IOAS of this fd. */
+	if (kc && kc->rlimit_mode >= 0) {
+		uint64_t val = (uint64_t)kc->rlimit_mode;
+
+		rc = iofd_option(ctx->fd, IOMMU_OPTION_RLIMIT_MODE,
+				 IOMMU_OPTION_OP_SET, 0, &val);
+		if (rc < 0) {
+			kio_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0,
+				   0, rc);
+			goto err_close;
+		}
+	}
+	*out = (struct be_ctx *)ctx;
+	return 0;
+
+err_close:
+	close(ctx->fd);
+err_free:
+	free(ctx);
+	return rc;
+}
+
+static void iofd_close(struct be_ctx *c)
+{
+	struct iofd_ctx *ctx = to_ctx(c);
+
+	if (!ctx)
+		return;
+	if (ctx->nr_spaces)
+		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: close with %u live spaces\n",
+			ctx->nr_spaces);
+	close(ctx->fd);
+	free(ctx);
+}
+
+static int iofd_space_create(struct be_ctx *c, struct be_space **out)
+{
+	struct iofd_ctx *ctx = to_ctx(c);
+	struct iofd_space *sp;
+	int rc;
+
+	sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	sp->ctx = ctx;
+	rc = iofd_ioas_alloc(ctx->fd, &sp->ioas_id);
+	if (rc < 0)
+		goto err_free;
+
+	if (ctx->huge_pages >= 0) {
+		uint64_t val = (uint64_t)ctx->huge_pages;
+
+		rc = iofd_option(ctx->fd, IOMMU_OPTION_HUGE_PAGES,
+				 IOMMU_OPTION_OP_SET, sp->ioas_id, &val);
+		if (rc < 0) {
+			kio_report(BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
+				   0, rc);
+			goto err_destroy_ioas;
+		}
+	}
+	ctx->nr_spaces++;
+	*out = (struct be_space *)sp;
+	return 0;
+
+err_destroy_ioas:
+	iofd_destroy_obj(ctx->fd, sp->ioas_id);
+err_free:
+	free(sp);
+	return rc;
+}
+
+/* Detach and unbind devs[i] and drop it from the array.  Never fails. */
+static void iofd_dev_release(struct iofd_space *sp, unsigned int i)
+{
+	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
+	int rc = kio_ioctl(sp->devs[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
+
+	if (rc < 0)
+		kio_report(BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
+			   rc);
+	close(sp->devs[i].fd); /* last reference to our dup: unbinds */
+	sp->devs[i] = sp->devs[--sp->nr_devs];
+}
+
+static void iofd_space_destroy(struct be_space *s)
+{
+	struct iofd_space *sp = to_space(s);
+	uint64_t unmapped;
+	int rc;
+
+	if (!sp)
+		return;
+	while (sp->nr_devs)
+		iofd_dev_release(sp, sp->nr_devs - 1);
+	/* iova 0, length U64_MAX is the kernel's "unmap everything". */
+	rc = iofd_unmap_raw(sp->ctx->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
+	if (rc < 0 && rc != -ENOENT)
+		kio_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
+	iofd_destroy_obj(sp->ctx->fd, sp->ioas_id);
+	sp->ctx->nr_spaces--;
+	free(sp);
+}
+
+static int iofd_limits(struct be_space *s, struct be_limits *out)
+{
+	struct iofd_space *sp = to_space(s);
+	struct iommu_iova_range *ranges;
+	struct iommu_ioas_iova_ranges cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = sp->ioas_id,
+	};
+	uint32_t n;
+	int rc;
+
+	/* First ask for the count, then fetch exactly that many. */
+	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	if (rc < 0 && rc != -EMSGSIZE) {
+		kio_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		return rc;
+	}
+	n = cmd.num_iovas;
+	ranges = calloc(n ? n : 1, sizeof(*ranges));
+	if (!ranges)
+		return -ENOMEM;
+	cmd.num_iovas = n;
+	cmd.allowed_iovas = (uintptr_t)ranges;
+	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	if (rc < 0) {
+		/* -EMSGSIZE here: a device attach raced us; callers retry. */
+		kio_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		goto out_free;
+	}
+
+	*out = (struct be_limits){ .max_areas = sp->ctx->max_areas };
+	/* The IOAS has no page-size list: every power of two >= alignment. */
+	out->pgsize_bitmap = cmd.out_iova_alignment ?
+		~(cmd.out_iova_alignment - 1) : ~(uint64_t)0;
+	/* Keep the lowest ranges if there are more than fit: conservative. */
+	out->nr_ranges = cmd.num_iovas < BE_MAX_IOVA_RANGES ?
+		cmd.num_iovas : BE_MAX_IOVA_RANGES;
+	for (uint32_t i = 0; i < out->nr_ranges; i++) {
+		out->ranges[i].start = ranges[i].start;
+		out->ranges[i].last = ranges[i].last;
+	}
+	rc = 0;
+out_free:
+	free(ranges);
+	return rc;
+}
+
+static uint32_t iofd_map_flags(unsigned int prot)
+{
+	uint32_t flags = IOMMU_IOAS_MAP_FIXED_IOVA;
+
+	if (prot & BE_PROT_READ)
+		flags |= IOMMU_IOAS_MAP_READABLE;
+	if (prot & BE_PROT_WRITE)
+		flags |= IOMMU_IOAS_MAP_WRITEABLE;
+	return flags;
+}
+
+/*
+ * Try IOMMU_IOAS_MAP_FILE.  Returns 0, -errno from the kernel, or
+ * -ENOTTY when this kernel does not have it (then never again on this ctx).
+ */
+static int iofd_map_file(struct iofd_space *sp, uint64_t iova,
+			 uint64_t length, const struct be_map_src *src,
+			 uint32_t flags)
+{
+	struct iommu_ioas_map_file cmd = {
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = sp->ioas_id,
+		.fd = src->fd,
+		.start = src->fd_offset,
+		.length = length,
+		.iova = iova,
+	};
+	int rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP_FILE, &cmd);
+
+	if (rc == -ENOTTY)
+		atomic_store_explicit(&sp->ctx->map_file, IOFD_MF_ABSENT,
+				      memory_order_relaxed);
+	else if (rc == 0)
+		atomic_store_explicit(&sp->ctx->map_file, IOFD_MF_WORKS,
+				      memory_order_relaxed);
+	return rc;
+}
+
+static int iofd_map(struct be_space *s, uint64_t iova, uint64_t length,
+		    const struct be_map_src *src, unsigned int prot)
+{
+	struct iofd_space *sp = to_space(s);
+	uint32_t flags = iofd_map_flags(prot);
+	struct iommu_ioas_map cmd;
+	uint64_t end;
+	int rc;
+
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
+	    (prot & ~(unsigned int)(BE_PROT_READ | BE_PROT_WRITE)) || !src)
+		return -EINVAL;
+
+	/* Relaxed: a stale value only costs one extra ENOTTY attempt. */
+	if (src->fd >= 0 && atomic_load_explicit(&sp->ctx->map_file,
+						 memory_order_relaxed) !=
+			    IOFD_MF_ABSENT) {
+		rc = iofd_map_file(sp, iova, length, src, flags);
+		if (rc != -ENOTTY) {
+			if (rc < 0)
+				kio_report(BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
+					   length, rc);
+			return rc;
+		}
+	}
+	if (!src->vaddr)
+		return -EINVAL;
+	cmd = (struct iommu_ioas_map){
+		.size = sizeof(cmd),
+		.flags = flags,
+		.ioas_id = sp->ioas_id,
+		.user_va = (uintptr_t)src->vaddr,
+		.length = length,
+		.iova = iova,
+	};
+	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP, &cmd);
+	if (rc < 0) {
+		kio_report(BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
+		return rc;
+	}
+	return 0;
+}
+
+static int iofd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+		      uint64_t *unmapped)
+{
+	struct iofd_space *sp = to_space(s);
+	uint64_t end;
+	int rc;
+
+	*unmapped = 0;
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	/*
+	 * On -ENOENT the kernel may already have removed the whole areas
+	 * before the one the range cuts, and it does not say how much:
+	 * *unmapped stays 0 and the caller re-learns the range by audit().
+	 */
+	rc = iofd_unmap_raw(sp->ctx->fd, sp->ioas_id, iova, length, unmapped);
+	if (rc < 0)
+		kio_report(BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
+	return rc;
+}
+
+static int iofd_device_attach(struct be_space *s, int device_fd,
+			      uint32_t *dev_id)
+{
+	struct iofd_space *sp = to_space(s);
+	struct vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.iommufd = sp->ctx->fd,
+	};
+	struct vfio_device_attach_iommufd_pt att = {
+		.argsz = sizeof(att),
+		.pt_id = sp->ioas_id,
+	};
+	int fd, rc;
+
+	if (sp->nr_devs == IOFD_MAX_DEVICES)
+		return -ENOSPC;
+	fd = kio_dup(device_fd);
+	if (fd < 0)
+		return fd;
+	rc = kio_ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_DEVICE_BIND_IOMMUFD", 0, 0, rc);
+		goto err_close;
+	}
+	rc = kio_ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
+		goto err_close; /* closing the last ref of the file unbinds */
+	}
+	sp->devs[sp->nr_devs++] = (struct iofd_dev){
+		.fd = fd,
+		.dev_id = bind.out_devid,
+	};
+	*dev_id = bind.out_devid;
+	return 0;
+
+err_close:
+	close(fd);
+	return rc;
+}
+
+static void iofd_device_detach(struct be_space *s, uint32_t dev_id)
+{
+	struct iofd_space *sp = to_space(s);
+
+	for (unsigned int i = 0; i < sp->nr_devs; i++) {
+		if (sp->devs[i].dev_id == dev_id) {
+			iofd_dev_release(sp, i);
+			return;
+		}
+	}
+	fprintf(stderr, "dmasvc: " BE_NAME ": BUG: detach of unknown device %u\n",
+		dev_id);
+}
+
+/*
+ * Is [@iova, @iova + @length) fully mapped in @sp?  Probes by copying it
+ * into @scratch and removing the copy again.  Returns 1, 0, or -errno.
+ */
+static int iofd_probe(struct iofd_space *sp, uint32_t scratch, uint64_t iova,
+		      uint64_t length)
+{
+	struct iommu_ioas_copy cmd = {
+		.size = sizeof(cmd),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE,
+		.dst_ioas_id = scratch,
+		.src_ioas_id = sp->ioas_id,
+		.length = length,
+		.dst_iova = iova,
+		.src_iova = iova,
+	};
+	uint64_t unmapped;
+	int rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_COPY, &cmd);
+
+	if (rc == -ENOENT)
+		return 0; /* a hole somewhere in the range */
+	if (rc < 0) {
+		kio_report(BE_NAME, "IOMMU_IOAS_COPY (audit probe)", iova,
+			   length, rc);
+		return rc;
+	}
+	rc = iofd_unmap_raw(sp->ctx->fd, scratch, iova, length, &unmapped);
+	if (rc < 0 || unmapped != length) {
+		kio_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
+			   iova, length, rc < 0 ? rc : -EIO);
+		return rc < 0 ? rc : -EIO;
+	}
+	return 1;
+}
+
+static int iofd_audit(struct be_space *s, uint64_t iova, uint64_t length,
+		      uint64_t probe_granule, be_audit_fn fn, void *arg)
+{
+	struct iofd_space *sp = to_space(s);
+	uint64_t end, run_start = 0, run_len = 0;
+	uint32_t scratch;
+	int rc;
+
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	if (!probe_granule || (probe_granule & (probe_granule - 1)) ||
+	    (iova | length) & (probe_granule - 1))
+		return -EINVAL;
+	rc = iofd_ioas_alloc(sp->ctx->fd, &scratch);
+	if (rc < 0)
+		return rc;
+
+	for (uint64_t g = iova; g < end; g += probe_granule) {
+		rc = iofd_probe(sp, scratch, g, probe_granule);
+		if (rc < 0)
+			goto out_destroy;
+		if (rc == 1) {
+			if (!run_len)
+				run_start = g;
+			run_len += probe_granule;
+			continue;
+		}
+		if (run_len) {
+			rc = fn(arg, run_start, run_len);
+			if (rc)
+				goto out_destroy;
+			run_len = 0;
+		}
+	}
+	rc = run_len ? fn(arg, run_start, run_len) : 0;
+out_destroy:
+	iofd_destroy_obj(sp->ctx->fd, scratch);
+	return rc;
+}
+
+int be_iommufd_get_option(struct be_space *s, uint32_t option, uint64_t *val)
+{
+	struct iofd_space *sp = to_space(s);
+	uint32_t object = option == IOMMU_OPTION_RLIMIT_MODE ? 0 : sp->ioas_id;
+
+	*val = 0;
+	return iofd_option(sp->ctx->fd, option, IOMMU_OPTION_OP_GET, object,
+			   val);
+}
+
+bool be_iommufd_map_file_used(struct be_space *s)
+{
+	return atomic_load_explicit(&to_space(s)->ctx->map_file,
+				    memory_order_relaxed) == IOFD_MF_WORKS;
+}
+
+const struct be_ops be_iommufd_ops = {
+	.name = BE_NAME,
+	.open = iofd_open,
+	.close = iofd_close,
+	.space_create = iofd_space_create,
+	.space_destroy = iofd_space_destroy,
+	.limits = iofd_limits,
+	.map = iofd_map,
+	.unmap = iofd_unmap,
+	.device_attach = iofd_device_attach,
+	.device_detach = iofd_device_detach,
+	.audit = iofd_audit,
+};

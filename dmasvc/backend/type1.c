@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: MIT
+/*
+ * type1.c - be_type1_ops: the backend over the legacy VFIO container API
+ * (/dev/vfio/vfio, VFIO_TYPE1v2_IOMMU) with one VFIO group.
+ *
+ * One be_ctx is one open VFIO group (be_config.path = /dev/vfio/N).  A
+ * group belongs to at most one container, so a ctx has at most one space
+ * at a time: space_create() opens a container, puts the group in it and
+ * selects type1v2.  A map is one VFIO_IOMMU_MAP_DMA (one vfio_dma, one
+ * area); an unmap is one VFIO_IOMMU_UNMAP_DMA over whole areas.
+ *
+ * Devices: type1 has no per-device attach; the group is the unit and all
+ * its devices see the space from space_create() on.  be_type1_device_open()
+ * hands out device fds (VFIO_GROUP_GET_DEVICE_FD); device_attach() takes a
+ * reference (a dup) on such an fd so the device stays open while attached,
+ * and device_detach() drops it.
+ *
+ * Audit: type1 cannot list its mappings and has no harmless probe (the
+ * dirty-bitmap and VADDR-invalidate paths change state), so audit()
+ * reports the backend's own record of successful maps (area_record): the
+ * *service's* record, not the kernel's.  It catches bookkeeping bugs above
+ * the backend, not kernel-side surprises.
+ *
+ * Error mapping to the be_ops contract: the kernel answers an unmap that
+ * would split a vfio_dma with -EINVAL before unmapping anything, and an
+ * unmap of an empty range with success and size 0; both become -ENOENT
+ * here (the record tells a cut from a misaligned request).
+ *
+ * Vocabulary (backend.h): area, end (exclusive), last (inclusive).
+ * Locking: struct t1_space.lock serialises map/unmap/audit and the record
+ * (the kernel holds one container mutex for the whole pin+map anyway).
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include <linux/vfio.h>
+
+#include "dmasvc/backend.h"
+#include "dmasvc/backend_kernel.h"
+#include "area_record_priv.h"
+#include "kernel_priv.h"
+
+#define BE_NAME "type1"
+#define T1_MAX_DEVICES 32
+#define T1_CONTAINER "/dev/vfio/vfio"
+
+/* One open VFIO group.  Immutable after open() except space. */
+struct t1_ctx {
+	int group_fd;
+	uint64_t max_areas;     /* cfg->max_areas, 0 = kernel's limit only */
+	struct t1_space *space; /* the one live space, or NULL */
+};
+
+struct t1_dev {
+	int fd;          /* our dup of a device fd of this group */
+	uint32_t dev_id; /* handle given out by device_attach() */
+};
+
+struct t1_space {
+	struct t1_ctx *ctx;     /* immutable */
+	int container_fd;       /* immutable */
+	pthread_mutex_t lock;   /* guards rec and the kernel map/unmap calls */
+	struct area_record rec; /* successful maps not yet unmapped */
+	/* Control thread only: */
+	uint32_t next_dev_id;
+	unsigned int nr_devs;
+	struct t1_dev devs[T1_MAX_DEVICES];
+};
+
+static struct t1_ctx *to_ctx(struct be_ctx *c)
+{
+	return (struct t1_ctx *)c;
+}
+
+static struct t1_space *to_space(struct be_space *s)
+{
+	return (struct t1_space *)s;
+}
+
+/* Open the container and check it speaks type1v2.  Returns fd or -errno. */
+static int t1_container_open(void)
+{
+	int fd = kio_open(T1_CONTAINER, O_RDWR);
+	int rc;
+
+	if (fd < 0) {
+		kio_report(BE_NAME, "open " T1_CONTAINER, 0, 0, fd);
+		return fd;
+	}
+	rc = kio_ioctl(fd, VFIO_GET_API_VERSION, NULL);
+	if (rc != VFIO_API_VERSION) {
+		fprintf(stderr, "dmasvc: " BE_NAME ": VFIO API version %d, want %d\n",
+			rc, VFIO_API_VERSION);
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	rc = kio_ioctl(fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+	if (rc <= 0) {
+		fprintf(stderr, "dmasvc: " BE_NAME ": no VFIO_TYPE1v2_IOMMU\n");
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	return fd;
+}
+
+static int t1_open(const struct be_config *cfg, struct be_ctx **out)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct t1_ctx *ctx;
+	int rc, probe;
+
+	if (!cfg->path)
+		return -EINVAL;
+	/* Fail early, with the container's own error, if VFIO is absent. */
+	probe = t1_container_open();
+	if (probe < 0)
+		return probe;
+	close(probe);
+
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->max_areas = cfg->max_areas;
+	ctx->group_fd = kio_open(cfg->path, O_RDWR);
+	if (ctx->group_fd < 0) {
+		rc = ctx->group_fd;
+		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", cfg->path,
+			strerror(-rc));
+		goto err_free;
+	}
+	rc = kio_ioctl(ctx->group_fd, VFIO_GROUP_GET_STATUS, &st);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_GROUP_GET_STATUS", 0, 0, rc);
+		goto err_close;
+	}
+	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		fprintf(stderr, "dmasvc: " BE_NAME ": group %s not viable (bind every device of it to vfio)\n",
+			cfg->path);
+		rc = -EBUSY;
+		goto err_close;
+	}
+	*out = (struct be_ctx *)ctx;
+	return 0;
+
+err_close:
+	close(ctx->group_fd);
+err_free:
+	free(ctx);
+	return rc;
+}
+
+static void t1_close(struct be_ctx *c)
+{
+	struct t1_ctx *ctx = to_ctx(c);
+
+	if (!ctx)
+		return;
+	if (ctx->space)
+		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: close with a live space\n");
+	close(ctx->group_fd);
+	free(ctx);
+}
+
+static int t1_space_create(struct be_ctx *c, struct be_space **out)
+{
+	struct t1_ctx *ctx = to_ctx(c);
+	struct t1_space *sp;
+	int rc;
+
+	if (ctx->space)
+		return -EBUSY; /* a group sits in one container at a time */
+	sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return -ENOMEM;
+	sp->ctx = ctx;
+	area_rec_init(&sp->rec);
+	rc = pthread_mutex_init(&sp->lock, NULL);
+	if (rc) {
+		rc = -rc;
+		goto err_free;
+	}
+	sp->container_fd = t1_container_open();
+	if (sp->container_fd < 0) {
+		rc = sp->container_fd;
+		goto err_mutex;
+	}
+	rc = kio_ioctl(ctx->group_fd, VFIO_GROUP_SET_CONTAINER,
+		       &sp->container_fd);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_GROUP_SET_CONTAINER", 0, 0, rc);
+		goto err_close;
+	}
+	rc = kio_ioctl(sp->container_fd, VFIO_SET_IOMMU,
+		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
+		goto err_unset;
+	}
+	ctx->space = sp;
+	*out = (struct be_space *)sp;
+	return 0;
+
+err_unset:
+	if (kio_ioctl(ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL) < 0)
+		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: unset container failed\n");
+err_close:
+	close(sp->container_fd);
+err_mutex:
+	pthread_mutex_destroy(&sp->lock);
+err_free:
+	free(sp);
+	return rc;
+}
+
+static void t1_space_destroy(struct be_space *s)
+{
+	struct t1_space *sp = to_space(s);
+	struct vfio_iommu_type1_dma_unmap um = {
+		.argsz = sizeof(um),
+		.flags = VFIO_DMA_UNMAP_FLAG_ALL,
+	};
+	int rc;
+
+	if (!sp)
+		return;
+	while (sp->nr_devs)
+		close(sp->devs[--sp->nr_devs].fd);
+	if (sp->rec.n) {
+		rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+		if (rc < 0)
+			kio_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA all", 0, 0,
+				   rc);
+	}
+	/* Fails with EBUSY while the caller still holds a device fd. */
+	rc = kio_ioctl(sp->ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+	if (rc < 0)
+		kio_report(BE_NAME, "BUG: VFIO_GROUP_UNSET_CONTAINER (device fd still open?)",
+			   0, 0, rc);
+	close(sp->container_fd);
+	area_rec_destroy(&sp->rec);
+	pthread_mutex_destroy(&sp->lock);
+	sp->ctx->space = NULL;
+	free(sp);
+}
+
+/* Fill *@out from the capability chain of a VFIO_IOMMU_GET_INFO reply. */
+static void t1_parse_caps(const struct vfio_iommu_type1_info *info,
+			  uint32_t size, struct be_limits *out,
+			  uint64_t *avail)
+{
+	const char *base = (const char *)info;
+	uint32_t off = info->flags & VFIO_IOMMU_INFO_CAPS ? info->cap_offset : 0;
+
+	/* Offsets come from the kernel; still bound them to the buffer. */
+	for (unsigned int hops = 0; off && hops < 64; hops++) {
+		const struct vfio_info_cap_header *h;
+
+		if (off < sizeof(*info) || off > size - sizeof(*h))
+			break;
+		h = (const void *)(base + off);
+		if (h->id == VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE &&
+		    off + sizeof(struct vfio_iommu_type1_info_cap_iova_range) <= size) {
+			const struct vfio_iommu_type1_info_cap_iova_range *cr =
+				(const void *)h;
+			uint32_t n = cr->nr_iovas;
+
+			if ((size - off - sizeof(*cr)) / sizeof(cr->iova_ranges[0]) < n)
+				n = (size - off - sizeof(*cr)) /
+				    sizeof(cr->iova_ranges[0]);
+			if (n > BE_MAX_IOVA_RANGES)
+				n = BE_MAX_IOVA_RANGES;
+			for (uint32_t i = 0; i < n; i++) {
+				/* vfio's end is inclusive, like our last. */
+				out->ranges[i].start = cr->iova_ranges[i].start;
+				out->ranges[i].last = cr->iova_ranges[i].end;
+			}
+			out->nr_ranges = n;
+		} else if (h->id == VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL &&
+			   off + sizeof(struct vfio_iommu_type1_info_dma_avail) <= size) {
+			*avail = ((const struct vfio_iommu_type1_info_dma_avail *)h)->avail;
+		}
+		off = h->next;
+	}
+}
+
+static int t1_limits(struct be_space *s, struct be_limits *out)
+{
+	struct t1_space *sp = to_space(s);
+	struct vfio_iommu_type1_info *info;
+	uint32_t size = sizeof(*info);
+	uint64_t avail = UINT64_MAX;
+	int rc;
+
+	/* The kernel raises argsz when the capabilities do not fit. */
+	for (int tries = 0; tries < 3; tries++) {
+		info = calloc(1, size);
+		if (!info)
+			return -ENOMEM;
+		info->argsz = size;
+		rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_GET_INFO, info);
+		if (rc < 0) {
+			kio_report(BE_NAME, "VFIO_IOMMU_GET_INFO", 0, 0, rc);
+			free(info);
+			return rc;
+		}
+		if (info->argsz <= size)
+			break;
+		size = info->argsz;
+		free(info);
+		info = NULL;
+	}
+	if (!info)
+		return -EAGAIN;
+
+	*out = (struct be_limits){ 0 };
+	out->pgsize_bitmap = info->flags & VFIO_IOMMU_INFO_PGSIZES ?
+		info->iova_pgsizes : 0;
+	t1_parse_caps(info, size, out, &avail);
+	free(info);
+
+	pthread_mutex_lock(&sp->lock);
+	/* avail counts what is left; the budget includes what is in use. */
+	out->max_areas = avail == UINT64_MAX ? UINT64_MAX : avail + sp->rec.n;
+	pthread_mutex_unlock(&sp->lock);
+	if (sp->ctx->max_areas && sp->ctx->max_areas < out->max_areas)
+		out->max_areas = sp->ctx->max_areas;
+	return 0;
+}
+
+static int t1_map(struct be_space *s, uint64_t iova, uint64_t length,
+		  const struct be_map_src *src, unsigned int prot)
+{
+	struct t1_space *sp = to_space(s);
+	struct vfio_iommu_type1_dma_map map = {
+		.argsz = sizeof(map),
+		.iova = iova,
+		.size = length,
+	};
+	uint64_t end;
+	int rc;
+
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
+	    (prot & ~(unsigned int)(BE_PROT_READ | BE_PROT_WRITE)) || !src ||
+	    !src->vaddr)
+		return -EINVAL;
+	map.vaddr = (uintptr_t)src->vaddr;
+	if (prot & BE_PROT_READ)
+		map.flags |= VFIO_DMA_MAP_FLAG_READ;
+	if (prot & BE_PROT_WRITE)
+		map.flags |= VFIO_DMA_MAP_FLAG_WRITE;
+
+	pthread_mutex_lock(&sp->lock);
+	if (sp->ctx->max_areas && sp->rec.n >= sp->ctx->max_areas) {
+		rc = -ENOSPC;
+		goto out_unlock;
+	}
+	rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_MAP_DMA, &map);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_IOMMU_MAP_DMA", iova, length, rc);
+		goto out_unlock;
+	}
+	rc = area_rec_insert(&sp->rec, iova, length);
+	if (rc < 0) {
+		/* Keep kernel and record in step: undo the map we just made. */
+		struct vfio_iommu_type1_dma_unmap um = {
+			.argsz = sizeof(um), .iova = iova, .size = length,
+		};
+
+		int urc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+
+		if (urc < 0)
+			kio_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA (undo)",
+				   iova, length, urc);
+	}
+out_unlock:
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+static int t1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+		    uint64_t *unmapped)
+{
+	struct t1_space *sp = to_space(s);
+	struct vfio_iommu_type1_dma_unmap um = {
+		.argsz = sizeof(um),
+		.iova = iova,
+		.size = length,
+	};
+	uint64_t end, recorded;
+	int rc;
+
+	*unmapped = 0;
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&sp->lock);
+	rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+	if (rc == -EINVAL && area_rec_cuts(&sp->rec, iova, end))
+		rc = -ENOENT; /* type1v2 refuses to split; nothing unmapped */
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_IOMMU_UNMAP_DMA", iova, length, rc);
+		goto out_unlock;
+	}
+	*unmapped = um.size;
+	recorded = area_rec_remove(&sp->rec, iova, end);
+	if (recorded != um.size)
+		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: unmap iova 0x%" PRIx64
+			" length 0x%" PRIx64 ": kernel removed 0x%llx bytes, record 0x%" PRIx64 "\n",
+			iova, length, (unsigned long long)um.size, recorded);
+	if (!um.size)
+		rc = -ENOENT; /* nothing was mapped there */
+out_unlock:
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+static int t1_device_attach(struct be_space *s, int device_fd,
+			    uint32_t *dev_id)
+{
+	struct t1_space *sp = to_space(s);
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	int fd, rc;
+
+	if (sp->nr_devs == T1_MAX_DEVICES)
+		return -ENOSPC;
+	/* Only a VFIO device fd answers this; a group fd or junk does not. */
+	rc = kio_ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info);
+	if (rc < 0) {
+		kio_report(BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
+		return rc;
+	}
+	fd = kio_dup(device_fd);
+	if (fd < 0)
+		return fd;
+	sp->devs[sp->nr_devs++] = (struct t1_dev){
+		.fd = fd,
+		.dev_id = ++sp->next_dev_id,
+	};
+	*dev_id = sp->next_dev_id;
+	return 0;
+}
+
+static void t1_device_detach(struct be_space *s, uint32_t dev_id)
+{
+	struct t1_space *sp = to_space(s);
+
+	for (unsigned int i = 0; i < sp->nr_devs; i++) {
+		if (sp->devs[i].dev_id == dev_id) {
+			close(sp->devs[i].fd);
+			sp->devs[i] = sp->devs[--sp->nr_devs];
+			return;
+		}
+	}
+	fprintf(stderr, "dmasvc: " BE_NAME ": BUG: detach of unknown device %u\n",
+		dev_id);
+}
+
+static int t1_audit(struct be_space *s, uint64_t iova, uint64_t length,
+		    uint64_t probe_granule, be_audit_fn fn, void *arg)
+{
+	struct t1_space *sp = to_space(s);
+	uint64_t end;
+	int rc;
+
+	(void)probe_granule; /* the record lists whole areas: no probing */
+	rc = kio_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&sp->lock);
+	rc = area_rec_walk(&sp->rec, iova, end, fn, arg);
+	pthread_mutex_unlock(&sp->lock);
+	return rc;
+}
+
+int be_type1_device_open(struct be_space *s, const char *name)
+{
+	struct t1_space *sp = to_space(s);
+	int rc = kio_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD,
+			   (void *)name);
+
+	if (rc < 0)
+		kio_report(BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
+	return rc;
+}
+
+const struct be_ops be_type1_ops = {
+	.name = BE_NAME,
+	.open = t1_open,
+	.close = t1_close,
+	.space_create = t1_space_create,
+	.space_destroy = t1_space_destroy,
+	.limits = t1_limits,
+	.map = t1_map,
+	.unmap = t1_unmap,
+	.device_attach = t1_device_attach,
+	.device_detach = t1_device_detach,
+	.audit = t1_audit,
+};
