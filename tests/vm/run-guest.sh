@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# tests/vm/run-guest.sh - boot the vm-tier guest under TCG and judge it.
+#
+# Usage: run-guest.sh BZIMAGE INITRD.cpio.gz [TIMEOUT_SECONDS]
+# Boots Debian's qemu-system-x86_64 with an emulated Intel IOMMU (interrupt
+# remapping, caching mode) and the edu PCI device, console on stdio.  The
+# guest's /init prints one "DMASVC-VM-RESULT: ..." line and powers off.
+# Exit status 0 only if exactly one such line appeared and it is the PASS
+# line; a FAIL line, no line, a QEMU error or the timeout (default 600 s)
+# all fail.  The full console log is kept in $DMASVC_VM_LOG if set.
+set -euo pipefail
+
+kernel=${1:?usage: run-guest.sh BZIMAGE INITRD [TIMEOUT]}
+initrd=${2:?usage: run-guest.sh BZIMAGE INITRD [TIMEOUT]}
+limit=${3:-600}
+qemu=${QEMU:-qemu-system-x86_64}
+log=${DMASVC_VM_LOG:-$(mktemp)}
+
+command -v "$qemu" >/dev/null || { echo "run-guest: $qemu not found (install qemu-system-x86)" >&2; exit 1; }
+command -v timeout >/dev/null || { echo "run-guest: timeout(1) not found" >&2; exit 1; }
+
+start=$(date +%s)
+set +e
+timeout --kill-after=10 "$limit" "$qemu" \
+	-accel tcg -cpu max -smp 2 -m 1G \
+	-machine q35,kernel-irqchip=split \
+	-device intel-iommu,intremap=on,caching-mode=on \
+	-device edu \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1" \
+	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
+	</dev/null 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(( $(date +%s) - start ))
+
+results=$(grep -a 'DMASVC-VM-RESULT:' "$log" | tr -d '\r' || true)
+count=$(printf '%s' "$results" | grep -c 'DMASVC-VM-RESULT:' || true)
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "run-guest: FAIL: guest timed out after ${limit}s (log $log)" >&2
+	exit 1
+fi
+if [ "$count" != 1 ]; then
+	echo "run-guest: FAIL: expected one result line, got $count (qemu rc $rc, log $log)" >&2
+	exit 1
+fi
+case $results in
+*"DMASVC-VM-RESULT: PASS "*)
+	echo "run-guest: PASS in ${elapsed}s: $results" >&2
+	exit 0 ;;
+*)
+	echo "run-guest: FAIL: $results (log $log)" >&2
+	exit 1 ;;
+esac
