@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * soft_iommu.h - the software IOMMU *model* (be_soft_ops): knobs and
+ * test-only queries.
+ *
+ * The model is a userspace imitation of iommufd's IOAS bookkeeping for
+ * machines with no IOMMU.  It protects no device: nothing outside this
+ * process ever looks at its tables.  What it does do for real is pin: a
+ * mapped area is mlock()ed in the service's own MAP_SHARED mapping of the
+ * memory, so pinned bytes show in VmLck and populated memory is really
+ * allocated.  Tests use soft_iommu_translate() to see what a device would
+ * read at an IOVA.
+ *
+ * Rules it enforces (iommufd's, see shared/REFERENCE.md):
+ *   map    one area per call; any overlap -> -EEXIST; a range outside the
+ *          allowed IOVA ranges or misaligned (4 KiB) -> -EINVAL; overflow
+ *          -> -EOVERFLOW; more than max_areas areas -> -ENOSPC; mlock
+ *          failure -> its -errno and nothing stays mapped.
+ *   unmap  whole areas only, walked in increasing IOVA order; an area cut
+ *          by the range -> -ENOENT after the areas before it were unmapped
+ *          (*unmapped counts them); nothing there -> -ENOENT; an area whose
+ *          map is still in flight -> -EBUSY.
+ *
+ * Pin accounting caveat: mlock is per page and not reference counted.  Two
+ * areas never overlap in IOVA, but two areas that point at the same host
+ * pages (the same memory registered at two IOVAs) would share the lock:
+ * unmapping one munlocks the other's pages.  The kernel refcounts pins; the
+ * model does not.  Each mlock()ed range also becomes its own VMA unless it
+ * touches a neighbour, so very many scattered areas can hit
+ * vm.max_map_count and fail with -ENOMEM (reported like any pin failure).
+ *
+ * Vocabulary: end is exclusive (iova + length), last is inclusive.
+ */
+#ifndef DMASVC_SOFT_IOMMU_H
+#define DMASVC_SOFT_IOMMU_H
+
+#include <stdint.h>
+
+#include "dmasvc/backend.h"
+
+/*
+ * Injected failures.  Counters count calls made after the faults were set
+ * (soft_iommu_set_faults() or open()).  Errno values are positive.
+ */
+struct soft_iommu_faults {
+	uint64_t map_fail_nth;   /* the Nth map() call fails (1-based); 0 = off */
+	int map_fail_errno;      /* errno for map_fail_nth (default EIO) */
+	uint64_t map_fail_start; /* maps touching [start, last] fail ... */
+	uint64_t map_fail_last;  /* ... off while last < start */
+	int map_range_errno;     /* errno for the range (default EIO) */
+	uint64_t unmap_fail_nth; /* the Nth unmap() call fails, unmapping nothing */
+	int unmap_fail_errno;    /* errno for unmap_fail_nth (default EIO) */
+};
+
+/* be_config.backend_private for be_soft_ops (NULL = all defaults). */
+struct soft_iommu_config {
+	/* Allowed IOVA windows; 0 ranges = one window [0, 2^48 - 1]. */
+	uint32_t nr_ranges;
+	struct be_iova_range ranges[BE_MAX_IOVA_RANGES];
+	struct soft_iommu_faults faults; /* armed at open() */
+};
+
+/*
+ * soft_iommu_set_faults - replace the model instance's injected failures and
+ * restart their call counters.  Safe while maps run (takes the instance lock).
+ * @ctx must come from be_soft_ops.open().
+ */
+void soft_iommu_set_faults(struct be_ctx *ctx, const struct soft_iommu_faults *f);
+
+/*
+ * soft_iommu_translate - what a device would reach at [@iova, @iova + @len):
+ * sets *@host to the service's address of those bytes.  The range must lie
+ * inside one mapped area (areas are not contiguous in host memory).
+ * Returns 0, -ENOENT when not (fully) mapped, -EINVAL when @len is 0 or the
+ * range overflows.
+ */
+int soft_iommu_translate(struct be_space *space, uint64_t iova, uint64_t len,
+			 void **host);
+
+/*
+ * soft_iommu_lookup - the area containing @iova: sets *@area_iova and
+ * *@area_len.  Returns 0 or -ENOENT (nothing, or a map still in flight).
+ */
+int soft_iommu_lookup(struct be_space *space, uint64_t iova,
+		      uint64_t *area_iova, uint64_t *area_len);
+
+/* Counters of one space, read under its lock. */
+struct soft_iommu_stats {
+	uint64_t areas;        /* published plus reserved (in-flight) areas */
+	uint64_t pinned_bytes; /* bytes of published areas (mlock()ed) */
+	uint64_t maps;         /* successful map() calls, ever */
+	uint64_t unmap_calls;  /* unmap() calls, ever, failed ones included */
+};
+
+/* soft_iommu_stats - fill *@out for @space.  Never fails. */
+void soft_iommu_get_stats(struct be_space *space, struct soft_iommu_stats *out);
+
+#endif /* DMASVC_SOFT_IOMMU_H */

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plan.h - the batch planner and its executor.
+ *
+ * A burst is an ordered array of validated events (populate or discard of a
+ * granule range of one region).  gran_plan_build() copies it and cuts it
+ * into stages: a new stage starts at an event that touches a granule some
+ * earlier event of the current stage touched (any op).  Inside a stage all
+ * events are disjoint, so their operations may run in any order and in
+ * parallel; stages run one after the other, which makes events take effect
+ * in burst order (a populate then a discard of one granule ends discarded,
+ * both complete).
+ *
+ * Each stage is prepared from the regions' state at the moment it starts
+ * (earlier stages, including their failures, are already committed):
+ *   map jobs     one per granule a populate finds unmapped, in event order
+ *                and, inside an event, in granule order (iommufd and type1
+ *                cannot split an area, so one area per granule is what lets
+ *                any granule be unmapped alone later);
+ *   undo plan    an event's jobs are the slice job_first[e]..+job_count[e];
+ *                if any of them fails, exactly its successful ones are
+ *                unmapped again (contiguous ones in one call);
+ *   unmap calls  one per maximal run of contiguous mapped granules that the
+ *                stage discards in one region (adjacent discards of several
+ *                events share a call; a call never spans two regions).
+ * Populating a mapped granule or discarding an unmapped one makes no
+ * operation (idempotent) and succeeds.
+ *
+ * Execution of a stage, in this order:
+ *   1. the job runner runs the map jobs (each job records its own result);
+ *   2. every populate event with a failed job is undone and fails with the
+ *      first job error; the others succeed;
+ *   3. the unmap calls run;
+ *   4. state is committed: a granule is marked unmapped only when the
+ *      backend no longer holds it.  After a failed unmap (or undo) the range
+ *      is audited (be_ops.audit) and the bits follow what the backend really
+ *      holds; if the audit fails too, the granules stay marked mapped.  A
+ *      discard event fails (with the unmap error) iff one of its granules is
+ *      still held; the caller may simply retry it;
+ *   5. one completion per event, in event order.
+ *
+ * Threading: build/execute/free run on the region owner's thread; only the
+ * runner's run() may fan the jobs out to other threads, and it returns
+ * after all of them finished.
+ */
+#ifndef DMASVC_PLAN_H
+#define DMASVC_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dmasvc/backend.h"
+#include "dmasvc/granule.h"
+
+enum gran_op {
+	GRAN_OP_POPULATE = 1,
+	GRAN_OP_DISCARD = 2,
+};
+
+/* One validated event (ranges from gran_region_range()). */
+struct gran_event {
+	struct gran_region *region;
+	uint64_t first;     /* first granule */
+	uint64_t count;     /* granules, >= 1 */
+	uint32_t op;        /* enum gran_op */
+	uint64_t user_data; /* returned in the completion */
+};
+
+struct gran_completion {
+	uint64_t user_data;
+	int32_t res; /* 0 or -errno */
+};
+
+/* One per-granule map, filled by the planner, run by a job runner. */
+struct gran_map_job {
+	uint64_t iova;
+	uint64_t length;
+	struct be_map_src src;
+	unsigned int prot;
+	uint32_t event; /* index of the event in the burst */
+	/* Result: -ECANCELED until the runner runs the job, then map()'s. */
+	int res;
+};
+
+/* One coalesced unmap call of a stage. */
+struct gran_unmap_call {
+	struct gran_region *region;
+	uint64_t first; /* granule range inside region */
+	uint64_t count;
+	uint64_t iova;  /* = region iova + first * granule */
+	uint64_t length;
+	int res;        /* unmap()'s result once run, else 0 */
+};
+
+/* A prepared stage (read-only view for runners and tests). */
+struct gran_stage {
+	size_t ev_first, ev_end; /* events [ev_first, ev_end) of the burst */
+	struct gran_map_job *jobs;
+	size_t nr_jobs;
+	/* Undo plan: jobs of event e are jobs[job_first[i]..+job_count[i]]
+	 * with i = e - ev_first. */
+	size_t *job_first;
+	size_t *job_count;
+	struct gran_unmap_call *unmaps;
+	size_t nr_unmaps;
+};
+
+/*
+ * struct gran_job_runner - how map jobs run.
+ * @run: run @jobs[0..@n) against @space with @ops->map(), in any order and
+ * on any threads, and store each job's result in its res; a job it skips
+ * keeps -ECANCELED (a runner may skip the remaining jobs of an event once
+ * one of them failed).  Must return only after every job it started has
+ * finished.  Returns 0, or -errno if it could not run everything (jobs not
+ * run keep -ECANCELED and their events fail).
+ */
+struct gran_job_runner {
+	int (*run)(void *ctx, const struct be_ops *ops, struct be_space *space,
+		   struct gran_map_job *jobs, size_t n);
+	void *ctx;
+};
+
+/* The default runner: map() each job in order on the calling thread,
+ * skipping the rest of an event after its first failure. */
+extern const struct gran_job_runner gran_serial_runner;
+
+/* What an execution did, for stats and for reporting failures. */
+struct gran_exec_stats {
+	uint64_t stages;
+	uint64_t map_calls;       /* jobs run */
+	uint64_t map_failures;
+	uint64_t undo_calls;      /* unmaps made to roll back failed events */
+	uint64_t unmap_calls;     /* coalesced discard unmaps */
+	uint64_t unmap_failures;  /* failed undo or discard unmaps */
+	uint64_t audits;
+	uint64_t audit_failures;
+	int first_unmap_err;      /* first failed unmap: -errno, else 0 */
+	uint64_t first_unmap_iova;
+	uint64_t first_unmap_length;
+};
+
+struct gran_plan;
+
+/*
+ * gran_plan_build - copy the @n events (n >= 1) and cut them into stages.
+ * Every event must have a region, a known op, count >= 1 and lie inside its
+ * region.  Cost O(n * events per stage).
+ * Returns 0 and *@out; -EINVAL for a bad event; -ENOMEM.
+ */
+int gran_plan_build(const struct gran_event *events, size_t n,
+		    struct gran_plan **out);
+
+/* Number of stages of @p. */
+size_t gran_plan_nr_stages(const struct gran_plan *p);
+
+/*
+ * gran_plan_prepare_stage - prepare the next stage of @p from the current
+ * region state (idempotent until that stage runs) and set *@out to it.
+ * Returns 1, 0 when every stage has run, or -ENOMEM.
+ */
+int gran_plan_prepare_stage(struct gran_plan *p, const struct gran_stage **out);
+
+/*
+ * gran_plan_execute - run every remaining stage of @p against @space with
+ * @runner (NULL: gran_serial_runner) and commit region state.  Always
+ * produces one completion per event: an event of a stage that could not be
+ * prepared (-ENOMEM) fails with that error and changes nothing.
+ * Returns 0, or -ENOMEM if some stage could not be prepared.
+ */
+int gran_plan_execute(struct gran_plan *p, const struct be_ops *ops,
+		      struct be_space *space,
+		      const struct gran_job_runner *runner);
+
+/* gran_plan_completions - the completions so far (event order), *@n of them. */
+const struct gran_completion *gran_plan_completions(const struct gran_plan *p,
+						    size_t *n);
+
+/* gran_plan_stats - what the execution did so far. */
+void gran_plan_stats(const struct gran_plan *p, struct gran_exec_stats *out);
+
+/* gran_plan_free - free @p (NULL is a no-op). */
+void gran_plan_free(struct gran_plan *p);
+
+/*
+ * gran_region_initial_event - for a region registered with
+ * GRAN_REGION_POPULATED, fill *@ev with a populate of the whole region
+ * (user_data 0) and return true; otherwise return false.
+ */
+bool gran_region_initial_event(struct gran_region *r, struct gran_event *ev);
+
+#endif /* DMASVC_PLAN_H */

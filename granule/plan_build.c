@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plan_build.c - the planner: copy a burst, cut it into stages of disjoint
+ * events, and prepare one stage's map jobs, undo slices and coalesced unmap
+ * calls from the current region state (see plan.h for the rules).
+ *
+ * Vocabulary: granule ranges [first, first + count) = [first, end).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gran_priv.h"
+#include "plan_priv.h"
+
+static bool event_valid(const struct gran_event *e)
+{
+	uint64_t end;
+
+	if (!e->region || !e->count ||
+	    (e->op != GRAN_OP_POPULATE && e->op != GRAN_OP_DISCARD))
+		return false;
+	return !__builtin_add_overflow(e->first, e->count, &end) &&
+	       end <= e->region->nr_granules;
+}
+
+static bool events_overlap(const struct gran_event *a, const struct gran_event *b)
+{
+	return a->region == b->region && a->first < b->first + b->count &&
+	       b->first < a->first + a->count;
+}
+
+int gran_plan_build(const struct gran_event *events, size_t n,
+		    struct gran_plan **out)
+{
+	struct gran_plan *p;
+	size_t i, j, start;
+
+	if (!n || !events)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!event_valid(&events[i]))
+			return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->ev = malloc(n * sizeof(*p->ev));
+	p->stage_start = malloc((n + 1) * sizeof(*p->stage_start));
+	p->comp = calloc(n, sizeof(*p->comp));
+	if (!p->ev || !p->stage_start || !p->comp) {
+		gran_plan_free(p);
+		return -ENOMEM;
+	}
+	memcpy(p->ev, events, n * sizeof(*p->ev));
+	p->n = n;
+
+	/* A new stage begins at an event that overlaps one of the current
+	 * stage's events: inside a stage every event is disjoint. */
+	p->stage_start[0] = start = 0;
+	p->nr_stages = 1;
+	for (i = 1; i < n; i++) {
+		for (j = start; j < i; j++)
+			if (events_overlap(&p->ev[i], &p->ev[j]))
+				break;
+		if (j < i)
+			p->stage_start[p->nr_stages++] = start = i;
+	}
+	p->stage_start[p->nr_stages] = n;
+	*out = p;
+	return 0;
+}
+
+size_t gran_plan_nr_stages(const struct gran_plan *p)
+{
+	return p->nr_stages;
+}
+
+void plan_stage_release(struct gran_plan *p)
+{
+	free(p->st.jobs);
+	free(p->st.job_first);
+	free(p->st.job_count);
+	free(p->st.unmaps);
+	free(p->segs);
+	memset(&p->st, 0, sizeof(p->st));
+	p->segs = NULL;
+	p->nr_segs = 0;
+	p->prepared = false;
+}
+
+void gran_plan_free(struct gran_plan *p)
+{
+	if (!p)
+		return;
+	plan_stage_release(p);
+	free(p->ev);
+	free(p->stage_start);
+	free(p->comp);
+	free(p);
+}
+
+uint64_t plan_job_granule(const struct gran_region *r,
+			  const struct gran_map_job *j)
+{
+	return (j->iova - r->d.iova) >> r->shift;
+}
+
+/* Unmapped granules of [first, end) in @r. */
+static uint64_t count_clear(const struct gran_region *r, uint64_t first,
+			    uint64_t end)
+{
+	uint64_t s, e, n = 0;
+
+	for (s = gran_bm_next_clear(&r->bm, first, end); s < end;
+	     s = gran_bm_next_clear(&r->bm, e, end)) {
+		e = gran_bm_next_set(&r->bm, s, end);
+		n += e - s;
+	}
+	return n;
+}
+
+/* Runs of mapped granules of [first, end) in @r. */
+static uint64_t count_runs(const struct gran_region *r, uint64_t first,
+			   uint64_t end)
+{
+	uint64_t s, e, n = 0;
+
+	for (s = gran_bm_next_set(&r->bm, first, end); s < end;
+	     s = gran_bm_next_set(&r->bm, e, end)) {
+		e = gran_bm_next_clear(&r->bm, s, end);
+		n++;
+	}
+	return n;
+}
+
+/* Fill the jobs of populate event @ei at @jobs; returns how many. */
+static size_t fill_jobs(const struct gran_event *e, size_t ei,
+			struct gran_map_job *jobs)
+{
+	const struct gran_region *r = e->region;
+	uint64_t s, x, g, end = e->first + e->count;
+	size_t n = 0;
+
+	for (s = gran_bm_next_clear(&r->bm, e->first, end); s < end;
+	     s = gran_bm_next_clear(&r->bm, x, end)) {
+		x = gran_bm_next_set(&r->bm, s, end);
+		for (g = s; g < x; g++) {
+			struct gran_map_job *j = &jobs[n++];
+
+			j->iova = gran_iova_of(r, g);
+			j->length = r->d.granule;
+			j->src.vaddr = (char *)r->d.mem_vaddr + r->d.mem_offset +
+				       gran_bytes(r, g);
+			j->src.fd = r->d.mem_fd;
+			j->src.fd_offset = r->d.mem_offset + gran_bytes(r, g);
+			j->prot = r->d.prot;
+			j->event = (uint32_t)ei;
+			j->res = -ECANCELED;
+		}
+	}
+	return n;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct plan_seg *x = a, *y = b;
+	uintptr_t rx = (uintptr_t)x->region, ry = (uintptr_t)y->region;
+
+	if (rx != ry)
+		return rx < ry ? -1 : 1;
+	return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Segments of the stage's discards, sorted, merged into unmap calls. */
+static int prepare_unmaps(struct gran_plan *p, size_t ev_first, size_t ev_end)
+{
+	struct gran_unmap_call *c = NULL;
+	uint64_t s, e, end, nsegs = 0;
+	size_t i, k = 0;
+
+	for (i = ev_first; i < ev_end; i++)
+		if (p->ev[i].op == GRAN_OP_DISCARD)
+			nsegs += count_runs(p->ev[i].region, p->ev[i].first,
+					    p->ev[i].first + p->ev[i].count);
+	if (!nsegs)
+		return 0;
+	p->segs = malloc(nsegs * sizeof(*p->segs));
+	p->st.unmaps = malloc(nsegs * sizeof(*p->st.unmaps));
+	if (!p->segs || !p->st.unmaps)
+		return -ENOMEM;
+	for (i = ev_first; i < ev_end; i++) {
+		const struct gran_event *ev = &p->ev[i];
+		const struct gran_region *r = ev->region;
+
+		if (ev->op != GRAN_OP_DISCARD)
+			continue;
+		end = ev->first + ev->count;
+		for (s = gran_bm_next_set(&r->bm, ev->first, end); s < end;
+		     s = gran_bm_next_set(&r->bm, e, end)) {
+			e = gran_bm_next_clear(&r->bm, s, end);
+			p->segs[k++] = (struct plan_seg){ ev->region, s, e - s, i, 0 };
+		}
+	}
+	p->nr_segs = k;
+	qsort(p->segs, p->nr_segs, sizeof(*p->segs), seg_cmp);
+
+	/* Merge segments that continue each other in the same region. */
+	for (i = 0; i < p->nr_segs; i++) {
+		struct plan_seg *sg = &p->segs[i];
+
+		if (!c || c->region != sg->region ||
+		    c->first + c->count != sg->first) {
+			c = &p->st.unmaps[p->st.nr_unmaps++];
+			*c = (struct gran_unmap_call){ .region = sg->region,
+						       .first = sg->first };
+		}
+		c->count += sg->count;
+		sg->call = p->st.nr_unmaps - 1;
+	}
+	for (i = 0; i < p->st.nr_unmaps; i++) {
+		c = &p->st.unmaps[i];
+		c->iova = gran_iova_of(c->region, c->first);
+		c->length = gran_bytes(c->region, c->count);
+	}
+	return 0;
+}
+
+/* Jobs, undo slices and leaf reservations of the stage's populates. */
+static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
+{
+	size_t i, n = ev_end - ev_first, total = 0;
+	int ret;
+
+	p->st.job_first = calloc(n, sizeof(*p->st.job_first));
+	p->st.job_count = calloc(n, sizeof(*p->st.job_count));
+	if (!p->st.job_first || !p->st.job_count)
+		return -ENOMEM;
+	for (i = ev_first; i < ev_end; i++) {
+		struct gran_event *ev = &p->ev[i];
+
+		if (ev->op != GRAN_OP_POPULATE)
+			continue;
+		p->st.job_count[i - ev_first] =
+			count_clear(ev->region, ev->first, ev->first + ev->count);
+		total += p->st.job_count[i - ev_first];
+		/* Leaves for every bit the commit may set: commit cannot fail. */
+		if (p->st.job_count[i - ev_first]) {
+			ret = gran_bm_ensure(&ev->region->bm, ev->first,
+					     ev->first + ev->count);
+			if (ret)
+				return ret;
+		}
+	}
+	if (!total)
+		return 0;
+	p->st.jobs = malloc(total * sizeof(*p->st.jobs));
+	if (!p->st.jobs)
+		return -ENOMEM;
+	for (i = ev_first; i < ev_end; i++) {
+		if (p->ev[i].op != GRAN_OP_POPULATE)
+			continue;
+		p->st.job_first[i - ev_first] = p->st.nr_jobs;
+		p->st.nr_jobs += fill_jobs(&p->ev[i], i, p->st.jobs + p->st.nr_jobs);
+	}
+	return 0;
+}
+
+int gran_plan_prepare_stage(struct gran_plan *p, const struct gran_stage **out)
+{
+	size_t ev_first, ev_end, i;
+	int ret;
+
+	if (p->prepared) {
+		*out = &p->st;
+		return 1;
+	}
+	if (p->next_stage >= p->nr_stages)
+		return 0;
+	ev_first = p->stage_start[p->next_stage];
+	ev_end = p->stage_start[p->next_stage + 1];
+	p->st.ev_first = ev_first;
+	p->st.ev_end = ev_end;
+	ret = prepare_jobs(p, ev_first, ev_end);
+	if (!ret)
+		ret = prepare_unmaps(p, ev_first, ev_end);
+	if (ret) {
+		/* Give back leaves ensured for nothing. */
+		for (i = ev_first; i < ev_end; i++)
+			gran_bm_trim(&p->ev[i].region->bm, p->ev[i].first,
+				     p->ev[i].first + p->ev[i].count);
+		plan_stage_release(p);
+		return ret;
+	}
+	p->prepared = true;
+	*out = &p->st;
+	return 1;
+}
+
+const struct gran_completion *gran_plan_completions(const struct gran_plan *p,
+						    size_t *n)
+{
+	*n = p->nr_comp;
+	return p->comp;
+}
+
+void gran_plan_stats(const struct gran_plan *p, struct gran_exec_stats *out)
+{
+	*out = p->stats;
+}

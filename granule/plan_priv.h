@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plan_priv.h - private to granule/ (planner and executor); do not include
+ * directly from outside.
+ */
+#ifndef DMASVC_PLAN_PRIV_H
+#define DMASVC_PLAN_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dmasvc/plan.h"
+
+/* One maximal run of mapped granules a discard event of the stage covers. */
+struct plan_seg {
+	struct gran_region *region;
+	uint64_t first, count;
+	size_t event; /* burst index */
+	size_t call;  /* index in stage.unmaps */
+};
+
+/*
+ * A plan.  Stage i is events [stage_start[i], stage_start[i + 1]).
+ * Stages before next_stage have run and their completions are in comp.
+ * When prepared is true, st/segs describe stage next_stage and have not run.
+ * Owned by the thread that built it.
+ */
+struct gran_plan {
+	struct gran_event *ev;
+	size_t n;
+	size_t *stage_start; /* nr_stages + 1 entries */
+	size_t nr_stages;
+	size_t next_stage;
+	bool prepared;
+	struct gran_stage st;
+	struct plan_seg *segs;
+	size_t nr_segs;
+	struct gran_completion *comp; /* n entries, nr_comp filled */
+	size_t nr_comp;
+	struct gran_exec_stats stats;
+};
+
+/* Granule index of job @j of region @r. */
+uint64_t plan_job_granule(const struct gran_region *r,
+			  const struct gran_map_job *j);
+
+/* Free the prepared stage's arrays of @p and mark it unprepared. */
+void plan_stage_release(struct gran_plan *p);
+
+#endif /* DMASVC_PLAN_PRIV_H */
