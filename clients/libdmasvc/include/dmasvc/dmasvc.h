@@ -160,11 +160,38 @@ int64_t dmasvc_region_populated_bytes(struct dmasvc_client *c, uint32_t region_i
 /*
  * dmasvc_region_for_each_populated: call @fn for each maximal populated run
  * of the region, in order (offsets and lengths in bytes).  A non-zero return
- * of @fn stops the walk and is returned.
+ * of @fn stops the walk and is returned.  @fn runs with the client's state
+ * lock held: it must not call back into this client.
+ *
+ * Bitmap rule: a granule's bit changes only when an event on it completes
+ * with res 0 (populate sets, discard clears), applied per queue in
+ * submission order.  A failed event, including a discard the backend failed,
+ * leaves the bits as they were (the service's state is then as before the
+ * event too, per its all-or-nothing rule): such granules stay "populated",
+ * are replayed by dmasvc_reconnect(), and the caller may retry the discard.
  */
 int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id,
 				     int (*fn)(void *arg, uint64_t offset, uint64_t length),
 				     void *arg);
+
+/* ---- queries (additions to the lead's API, used by the demo and tests) ---- */
+
+/*
+ * dmasvc_query: run QUERY @what (enum dmasvc_query_what in proto.h) with
+ * @flags (DMASVC_QUERY_F_*), following the service's cursor, and copy up to
+ * @max records of @record_size bytes each into @records (a record larger on
+ * the wire is truncated, a smaller one zero-padded).  For DMASVC_QUERY_AUDIT
+ * @region_id is the caller's region id; it is ignored otherwise.  For
+ * DMASVC_QUERY_REGIONS of the caller's own session, each record's region_id
+ * is translated to the caller's id (UINT32_MAX if the library does not know
+ * it).  Returns the number of records copied or -errno (-ENOENT unknown
+ * region, the service's error, -EPROTO malformed reply).
+ */
+int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
+		 void *records, size_t record_size, unsigned max);
+
+/* dmasvc_session_id: the service's id of the current session (for logs). */
+uint32_t dmasvc_session_id(const struct dmasvc_client *c);
 
 #ifdef __cplusplus
 }

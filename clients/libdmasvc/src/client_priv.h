@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client_priv.h - libdmasvc internal objects.  Do not include directly from
+ * outside clients/libdmasvc.
+ *
+ * Vocabulary:
+ *   local id    the memory / region id the caller sees: an index into the
+ *               client's tables, stable across dmasvc_reconnect();
+ *   svc id      the id the current service instance gave it (may change on
+ *               reconnect);
+ *   seq         a queue's event sequence number, sent as the SQE user_data
+ *               (the caller's user_data stays in the slot);
+ *   apply       updating a region bitmap from a completion; done strictly in
+ *               submission order per queue, because the service applies one
+ *               SQ's events in order but may complete them out of order.
+ *
+ * Lock order: ctl_lock -> queue lock (default queue only) -> state_lock.
+ */
+#ifndef DMASVC_CLIENT_PRIV_H
+#define DMASVC_CLIENT_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+#include "bitmap_priv.h"
+#include "ring_priv.h"
+
+#define CL_MAX_REPLY_FDS 4
+
+struct cl_memory {
+	bool live;            /* slot in use (local id = index) */
+	int fd;               /* our dup of the caller's fd, for replay; owned */
+	uint32_t svc_id;      /* valid while the session that added it lives */
+	uint32_t flags;
+	uint64_t size;
+};
+
+struct cl_region {
+	bool live;
+	uint32_t svc_id;
+	struct dmasvc_region_desc desc; /* desc.mem_id is a local memory id */
+	struct cl_bitmap populated;     /* guarded by client.state_lock */
+};
+
+/* Slot of one event posted on a queue; slot index = seq & slot_mask. */
+enum cl_slot_state { SLOT_FREE = 0, SLOT_INFLIGHT, SLOT_COMPLETE };
+enum cl_slot_kind {
+	SLOT_ASYNC = 0,  /* completion goes to the ready FIFO for dmasvc_reap */
+	SLOT_SYNC,       /* a blocking call waits for it */
+	SLOT_ORPHAN,     /* blocking call timed out: nobody reports it */
+	SLOT_REPLAY,     /* posted by dmasvc_reconnect: failure goes to replay_err */
+};
+
+struct cl_slot {
+	uint64_t seq;
+	uint8_t state;        /* enum cl_slot_state */
+	uint8_t kind;         /* enum cl_slot_kind */
+	uint8_t op;           /* DMASVC_OP_POPULATE / DISCARD */
+	uint32_t region;      /* local region id */
+	uint64_t first, count;/* granule bits */
+	uint64_t user_data;   /* the caller's */
+	int32_t res;
+};
+
+/*
+ * A queue: one ring from RING_SETUP plus the event bookkeeping.
+ * Default queue: every field below lock is guarded by lock.  Private queue:
+ * used by one thread only, lock not taken (dmasvc_reconnect requires the
+ * owning threads to be quiescent).
+ */
+struct dmasvc_queue {
+	struct dmasvc_client *c;
+	bool shared;                 /* the default queue: take lock */
+	pthread_mutex_t lock;
+	struct dmasvc_queue *next;   /* client's list, under ctl_lock */
+
+	uint32_t sq_entries, cq_entries;
+	struct cl_ring ring;         /* mapping, roles, eventfds */
+	bool dead;                   /* service gone or ring corrupt */
+	int dead_err;                /* -ENOTCONN or -EPROTO */
+
+	uint32_t nslots;             /* power of two = cq_entries */
+	struct cl_slot *slots;
+	uint64_t submit_seq;         /* next seq to post */
+	uint64_t apply_seq;          /* oldest seq not yet applied */
+
+	struct dmasvc_completion *ready; /* FIFO of nslots entries */
+	uint32_t ready_head, ready_count;
+	int replay_err;              /* first failure of a SLOT_REPLAY event */
+};
+
+struct dmasvc_client {
+	pthread_mutex_t ctl_lock;    /* sock, msg ids, last_error, tables' shape, queue list */
+	int sock;                    /* -1 when not connected */
+	uint32_t next_msg_id;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct dmasvc_connect_opts opts; /* defaults filled in */
+	struct dmasvc_hello_reply hello;
+	char last_error[DMASVC_TEXT_MAX];
+
+	pthread_mutex_t state_lock;  /* regions[i]->populated and ->live */
+	struct cl_memory *mems;      /* under ctl_lock */
+	uint32_t nmems;
+	struct cl_region **regions;  /* pointers stay valid until disconnect */
+	uint32_t nregions;
+
+	struct dmasvc_queue *queues; /* all queues incl. the default one */
+	struct dmasvc_queue *defq;
+};
+
+/* ---- wire.c: one request / one reply over the control socket ---------- */
+
+struct cl_reply {
+	struct dmasvc_msg_hdr hdr;
+	uint8_t buf[DMASVC_MSG_MAX]; /* the body after the header */
+	uint32_t body_len;
+	int fds[CL_MAX_REPLY_FDS];   /* received fds, owned by the reply */
+	unsigned nfds;
+};
+
+/*
+ * cl_call: send request @cmd with @body (and @nfds fds) and wait for its
+ * reply into @r (caller holds ctl_lock).  On return 0, r->hdr.error is the
+ * service's errno (0 = success; then the body holds at least @reply_struct
+ * bytes); on an error reply last_error holds the service's text.  The reply's fds must be
+ * taken or closed with cl_reply_close_fds().  Returns 0 or -errno for a
+ * transport failure (-ENOTCONN peer gone, -ETIMEDOUT, -EPROTO malformed).
+ */
+int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
+	    const int *fds, unsigned nfds, struct cl_reply *r, uint32_t reply_struct);
+
+/* cl_call_simple: cl_call, close any fds, copy up to @out_len reply bytes;
+ * returns 0 or -errno (transport or the service's error). */
+int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
+		   const int *fds, unsigned nfds, void *out, uint32_t out_len);
+
+void cl_reply_close_fds(struct cl_reply *r);
+
+/* cl_socket_connect: a connected SOCK_SEQPACKET socket to @path, or -errno. */
+int cl_socket_connect(const char *path);
+
+/* ---- client.c ------------------------------------------------------------- */
+
+/* cl_session_open: connect c->path and HELLO; sets c->sock. ctl_lock held. */
+int cl_session_open(struct dmasvc_client *c);
+
+/* cl_memory_send / cl_region_send: (re-)register one entry with the
+ * current service and record its svc id.  ctl_lock held; 0 or -errno. */
+int cl_memory_send(struct dmasvc_client *c, struct cl_memory *m);
+int cl_region_send(struct dmasvc_client *c, struct cl_region *r);
+
+/* cl_region_get: live region @id or NULL; state_lock held. */
+struct cl_region *cl_region_get(struct dmasvc_client *c, uint32_t id);
+
+/* ---- queue.c -------------------------------------------------------------- */
+
+/* cl_queue_setup: allocate @q's slots for @sq_entries and RING_SETUP it;
+ * ctl_lock held.  On error the queue holds nothing. */
+int cl_queue_setup(struct dmasvc_client *c, struct dmasvc_queue *q, uint32_t sq_entries);
+
+/* cl_queue_teardown: unmap the ring, close its fds (never fails). */
+void cl_queue_teardown(struct dmasvc_queue *q);
+
+/* cl_queue_fail_inflight: every in-flight event completes with @err (not
+ * applied).  Used when the service went away; queue lock held if shared. */
+void cl_queue_fail_inflight(struct dmasvc_queue *q, int err);
+
+/* cl_queue_lock / unlock: take the queue lock if the queue is shared. */
+void cl_queue_lock(struct dmasvc_queue *q);
+void cl_queue_unlock(struct dmasvc_queue *q);
+
+/* cl_queue_wait_idle: wait (queue lock held) until every event is applied;
+ * 0, -ETIMEDOUT or the queue's dead error. */
+int cl_queue_wait_idle(struct dmasvc_queue *q, int timeout_ms);
+
+/* cl_queue_ring_setup: RING_SETUP for @q's current sizes and attach the
+ * returned ring (ctl_lock held; the old ring, if any, already torn down). */
+int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q);
+
+/* __cl_submit: post one event of @kind; queue lock held.  Returns the seq
+ * (>= 0) or -errno (-EAGAIN full, -EINVAL/-ERANGE bad range, -ENOTCONN). */
+int64_t __cl_submit(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
+		    uint64_t length, uint64_t user_data, uint8_t kind);
+
+/* ---- replay.c ------------------------------------------------------------- */
+int cl_replay(struct dmasvc_client *c);
+
+/* Milliseconds from now on CLOCK_MONOTONIC, for deadlines. */
+int64_t cl_now_ms(void);
+int64_t cl_now_us(void);
+
+#endif /* DMASVC_CLIENT_PRIV_H */

@@ -1,0 +1,506 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue.c - event queues: RING_SETUP, posting populate/discard events,
+ * reaping and validating completions, applying them to the region bitmaps,
+ * and the blocking calls built on top.
+ *
+ * Each posted event owns a slot (slot = seq & (nslots - 1)) until it is
+ * applied.  In flight = submit_seq - apply_seq <= nslots = cq_entries, so
+ * the service can always post every completion we owe it room for.  An
+ * asynchronous completion is copied to the ready FIFO when its CQE arrives;
+ * posting an async event also needs room there (in flight + ready <=
+ * nslots), so the FIFO never overflows.
+ *
+ * Bitmap rule: a bit changes only when an event completes with res 0
+ * (populate sets, discard clears), applied in submission order.  A failed
+ * event leaves the bits as they were, matching the service's all-or-nothing
+ * rule; in particular a discard that fails (backend error) leaves the
+ * granules marked populated, so a replay maps them again and the caller
+ * may retry the discard.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client_priv.h"
+
+#define CL_REAP_BATCH 64
+#define CL_SPIN_US 50 /* poll the CQ this long before sleeping on the eventfd */
+
+void cl_queue_lock(struct dmasvc_queue *q)
+{
+	if (q->shared)
+		pthread_mutex_lock(&q->lock);
+}
+
+void cl_queue_unlock(struct dmasvc_queue *q)
+{
+	if (q->shared)
+		pthread_mutex_unlock(&q->lock);
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q)
+{
+	struct dmasvc_ring_setup req = { .sq_entries = q->sq_entries, .cq_entries = q->cq_entries };
+	struct dmasvc_ring_setup_reply rep;
+	struct cl_reply r;
+	int err;
+
+	err = cl_call(c, DMASVC_CMD_RING_SETUP, &req, sizeof(req), NULL, 0, &r, sizeof(rep));
+	if (err)
+		return err;
+	if (r.hdr.error)
+		return -(int)r.hdr.error;
+	memcpy(&rep, r.buf, sizeof(rep));
+	if (r.nfds != 3) {
+		cl_reply_close_fds(&r);
+		return -EPROTO;
+	}
+	/* cl_ring_attach owns the three fds from here on, on every path. */
+	r.nfds = 0;
+	err = cl_ring_attach(&q->ring, r.fds[0], r.fds[1], r.fds[2], rep.ring_size, q->sq_entries,
+			     q->cq_entries);
+	if (err)
+		return err;
+	q->dead = false;
+	q->dead_err = 0;
+	return 0;
+}
+
+int cl_queue_setup(struct dmasvc_client *c, struct dmasvc_queue *q, uint32_t sq_entries)
+{
+	uint32_t cq_entries = q->shared ? c->opts.cq_entries : 2 * sq_entries;
+	int err;
+
+	cl_ring_init_empty(&q->ring);
+	if (!is_pow2(sq_entries) || !is_pow2(cq_entries) || cq_entries < sq_entries ||
+	    sq_entries < RING_MIN_ENTRIES || cq_entries > RING_MAX_ENTRIES)
+		return -EINVAL;
+	if ((c->hello.max_sq_entries && sq_entries > c->hello.max_sq_entries) ||
+	    (c->hello.max_cq_entries && cq_entries > c->hello.max_cq_entries))
+		return -EINVAL;
+	q->c = c;
+	q->sq_entries = sq_entries;
+	q->cq_entries = cq_entries;
+	q->nslots = cq_entries;
+	q->slots = calloc(q->nslots, sizeof(*q->slots));
+	q->ready = calloc(q->nslots, sizeof(*q->ready));
+	if (!q->slots || !q->ready) {
+		err = -ENOMEM;
+		goto err_free;
+	}
+	err = cl_queue_ring_setup(c, q);
+	if (err)
+		goto err_free;
+	return 0;
+
+err_free:
+	free(q->slots);
+	free(q->ready);
+	q->slots = NULL;
+	q->ready = NULL;
+	return err;
+}
+
+void cl_queue_teardown(struct dmasvc_queue *q)
+{
+	cl_ring_detach(&q->ring);
+	free(q->slots);
+	free(q->ready);
+	q->slots = NULL;
+	q->ready = NULL;
+}
+
+static uint64_t inflight(const struct dmasvc_queue *q)
+{
+	return q->submit_seq - q->apply_seq;
+}
+
+static void ready_push(struct dmasvc_queue *q, uint64_t user_data, int32_t res)
+{
+	uint32_t i = (q->ready_head + q->ready_count) & (q->nslots - 1);
+
+	q->ready[i].user_data = user_data;
+	q->ready[i].res = res;
+	q->ready_count++;
+}
+
+/* Apply every completed event at the front, in submission order. */
+static void apply_completed(struct dmasvc_queue *q)
+{
+	struct dmasvc_client *c = q->c;
+	bool locked = false;
+
+	while (q->apply_seq != q->submit_seq) {
+		struct cl_slot *s = &q->slots[q->apply_seq & (q->nslots - 1)];
+
+		if (s->state != SLOT_COMPLETE)
+			break;
+		if (s->res == 0) {
+			struct cl_region *r;
+
+			if (!locked) {
+				pthread_mutex_lock(&c->state_lock);
+				locked = true;
+			}
+			r = cl_region_get(c, s->region);
+			if (r && s->op == DMASVC_OP_POPULATE)
+				cl_bitmap_set(&r->populated, s->first, s->count);
+			else if (r)
+				cl_bitmap_clear(&r->populated, s->first, s->count);
+		} else if (s->kind == SLOT_REPLAY && !q->replay_err) {
+			q->replay_err = s->res;
+		}
+		s->state = SLOT_FREE;
+		q->apply_seq++;
+	}
+	if (locked)
+		pthread_mutex_unlock(&c->state_lock);
+}
+
+static int queue_kill(struct dmasvc_queue *q, int err)
+{
+	if (!q->dead) {
+		q->dead = true;
+		q->dead_err = err;
+	}
+	return q->dead_err;
+}
+
+/* Complete one slot with @res (CQE or local failure). */
+static void slot_complete(struct dmasvc_queue *q, struct cl_slot *s, int32_t res)
+{
+	s->state = SLOT_COMPLETE;
+	s->res = res;
+	if (s->kind == SLOT_ASYNC)
+		ready_push(q, s->user_data, res);
+}
+
+/*
+ * Reap and validate every CQE now in the ring, then apply.  Returns the
+ * number of CQEs taken or -EPROTO (queue is then dead): a CQE naming no
+ * event in flight, completing one twice, or a res that is not 0 / -errno.
+ */
+static int process_cqes(struct dmasvc_queue *q)
+{
+	struct dmasvc_cqe cqes[CL_REAP_BATCH];
+	int total = 0, n;
+
+	if (q->dead)
+		return q->dead_err;
+	do {
+		n = cl_ring_reap(&q->ring, cqes, CL_REAP_BATCH);
+		if (n < 0)
+			return queue_kill(q, -EPROTO);
+		for (int i = 0; i < n; i++) {
+			uint64_t seq = cqes[i].user_data;
+			struct cl_slot *s = &q->slots[seq & (q->nslots - 1)];
+
+			if (seq - q->apply_seq >= inflight(q) || s->seq != seq ||
+			    s->state != SLOT_INFLIGHT || cqes[i].res > 0 || cqes[i].res < -4095)
+				return queue_kill(q, -EPROTO);
+			slot_complete(q, s, cqes[i].res);
+		}
+		total += n;
+	} while (n == CL_REAP_BATCH);
+	apply_completed(q);
+	return total;
+}
+
+int64_t __cl_submit(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
+		    uint64_t length, uint64_t user_data, uint8_t kind)
+{
+	struct dmasvc_client *c = q->c;
+	struct dmasvc_sqe sqe = { .opcode = op };
+	struct cl_region *r;
+	struct cl_slot *s;
+	uint64_t first, count;
+	int err;
+
+	if (q->dead)
+		return q->dead_err;
+	pthread_mutex_lock(&c->state_lock);
+	r = cl_region_get(c, region);
+	err = r ? cl_range_to_bits(r->desc.size, r->desc.granule, offset, length, &first, &count)
+		: -EINVAL;
+	if (!err)
+		sqe.region_id = r->svc_id;
+	pthread_mutex_unlock(&c->state_lock);
+	if (err)
+		return err;
+
+	/* Make room: take whatever completed first (cheap when nothing did). */
+	if (inflight(q) + (kind == SLOT_ASYNC ? q->ready_count : 0) >= q->nslots) {
+		err = process_cqes(q);
+		if (err < 0)
+			return err;
+		if (inflight(q) + (kind == SLOT_ASYNC ? q->ready_count : 0) >= q->nslots)
+			return -EAGAIN;
+	}
+	sqe.offset = offset;
+	sqe.length = length;
+	sqe.user_data = q->submit_seq;
+	err = cl_ring_post(&q->ring, &sqe, 1);
+	if (err < 0)
+		return err == -EPROTO ? queue_kill(q, -EPROTO) : err;
+	if (err == 0)
+		return -EAGAIN;
+	s = &q->slots[q->submit_seq & (q->nslots - 1)];
+	*s = (struct cl_slot){
+		.seq = q->submit_seq, .state = SLOT_INFLIGHT, .kind = kind, .op = op,
+		.region = region, .first = first, .count = count, .user_data = user_data,
+	};
+	return (int64_t)q->submit_seq++;
+}
+
+/*
+ * Wait until @done(q, arg) holds, processing completions.  Spins briefly on
+ * the CQ, then sleeps on the completion eventfd (and notices the control
+ * socket hanging up).  Returns 0, -ETIMEDOUT, or the queue's dead error.
+ */
+static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *, uint64_t),
+		      uint64_t arg, int timeout_ms)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
+	int64_t spin_until = cl_now_us() + CL_SPIN_US;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = q->ring.completion_fd, .events = POLLIN },
+			{ .fd = q->c->sock, .events = 0 }, /* POLLHUP only: service gone */
+		};
+		int err, wait = -1, prep;
+
+		err = process_cqes(q);
+		if (err < 0)
+			return err;
+		if (done(q, arg))
+			return 0;
+		if (cl_now_us() < spin_until)
+			continue;
+		if (deadline >= 0) {
+			int64_t left = deadline - cl_now_ms();
+
+			if (left <= 0)
+				return -ETIMEDOUT;
+			wait = (int)left;
+		}
+		prep = cl_ring_sleep_prepare(&q->ring);
+		if (prep < 0)
+			return queue_kill(q, -EPROTO);
+		if (prep == 0) {
+			err = poll(pfd, 2, wait);
+			if (err < 0 && errno != EINTR) {
+				cl_ring_sleep_finish(&q->ring);
+				return -errno;
+			}
+		}
+		cl_ring_sleep_finish(&q->ring);
+		if (pfd[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			/* Take what the service completed before it went away. */
+			(void)process_cqes(q);
+			if (done(q, arg))
+				return 0;
+			return queue_kill(q, -ENOTCONN);
+		}
+	}
+}
+
+static bool seq_applied(struct dmasvc_queue *q, uint64_t seq)
+{
+	return seq - q->apply_seq >= inflight(q); /* seq < apply_seq, modulo 2^64 */
+}
+
+static bool queue_idle(struct dmasvc_queue *q, uint64_t unused)
+{
+	(void)unused;
+	return inflight(q) == 0;
+}
+
+static bool have_ready(struct dmasvc_queue *q, uint64_t unused)
+{
+	(void)unused;
+	return q->ready_count > 0 || inflight(q) == 0;
+}
+
+static bool fewer_inflight(struct dmasvc_queue *q, uint64_t than)
+{
+	return inflight(q) < than;
+}
+
+int cl_queue_wait_idle(struct dmasvc_queue *q, int timeout_ms)
+{
+	return queue_wait(q, queue_idle, 0, timeout_ms);
+}
+
+void cl_queue_fail_inflight(struct dmasvc_queue *q, int err)
+{
+	if (q->ring.memfd >= 0 && !q->dead)
+		(void)process_cqes(q);
+	for (uint64_t seq = q->apply_seq; seq != q->submit_seq; seq++) {
+		struct cl_slot *s = &q->slots[seq & (q->nslots - 1)];
+
+		if (s->state == SLOT_INFLIGHT)
+			slot_complete(q, s, err);
+	}
+	apply_completed(q);
+}
+
+/* A blocking event on the default queue. */
+static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
+			  uint64_t offset, uint64_t length)
+{
+	struct dmasvc_queue *q;
+	int64_t seq;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	q = c->defq;
+	cl_queue_lock(q);
+	for (;;) {
+		seq = __cl_submit(q, op, region, offset, length, 0, SLOT_SYNC);
+		if (seq != -EAGAIN)
+			break;
+		/* SQ or slots full: wait until the service completes something. */
+		err = inflight(q) ? queue_wait(q, fewer_inflight, inflight(q), c->opts.timeout_ms)
+				  : -EAGAIN;
+		if (err) {
+			seq = err;
+			break;
+		}
+	}
+	if (seq < 0) {
+		err = (int)seq;
+		goto out_unlock;
+	}
+	err = queue_wait(q, seq_applied, (uint64_t)seq, c->opts.timeout_ms);
+	if (!err)
+		err = q->slots[seq & (q->nslots - 1)].res;
+	else if (err == -ETIMEDOUT)
+		q->slots[seq & (q->nslots - 1)].kind = SLOT_ORPHAN;
+out_unlock:
+	cl_queue_unlock(q);
+	return err;
+}
+
+int dmasvc_populate(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
+		    uint64_t length)
+{
+	return blocking_event(c, DMASVC_OP_POPULATE, region_id, offset, length);
+}
+
+int dmasvc_discard(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
+		   uint64_t length)
+{
+	return blocking_event(c, DMASVC_OP_DISCARD, region_id, offset, length);
+}
+
+static int submit_async(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
+			uint64_t length, uint64_t user_data)
+{
+	int64_t seq;
+
+	if (!q)
+		return -EINVAL;
+	cl_queue_lock(q);
+	seq = __cl_submit(q, op, region, offset, length, user_data, SLOT_ASYNC);
+	cl_queue_unlock(q);
+	return seq < 0 ? (int)seq : 0;
+}
+
+int dmasvc_submit_populate(struct dmasvc_queue *q, uint32_t region_id, uint64_t offset,
+			   uint64_t length, uint64_t user_data)
+{
+	return submit_async(q, DMASVC_OP_POPULATE, region_id, offset, length, user_data);
+}
+
+int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t offset,
+			  uint64_t length, uint64_t user_data)
+{
+	return submit_async(q, DMASVC_OP_DISCARD, region_id, offset, length, user_data);
+}
+
+int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned max,
+		int timeout_ms)
+{
+	unsigned n = 0;
+	int err;
+
+	if (!q || (!out && max))
+		return -EINVAL;
+	cl_queue_lock(q);
+	err = process_cqes(q);
+	if (err >= 0 && !q->ready_count && timeout_ms != 0 && inflight(q))
+		err = queue_wait(q, have_ready, 0, timeout_ms);
+	/* Completions already reaped are handed out even when the queue died. */
+	while (n < max && q->ready_count) {
+		out[n++] = q->ready[q->ready_head];
+		q->ready_head = (q->ready_head + 1) & (q->nslots - 1);
+		q->ready_count--;
+	}
+	cl_queue_unlock(q);
+	if (n || err == -ETIMEDOUT)
+		return (int)n;
+	return err < 0 ? err : 0;
+}
+
+int dmasvc_queue_fd(const struct dmasvc_queue *q)
+{
+	return q ? q->ring.completion_fd : -EINVAL;
+}
+
+int dmasvc_queue_open(struct dmasvc_client *c, uint32_t sq_entries, struct dmasvc_queue **out)
+{
+	struct dmasvc_queue *q;
+	int err;
+
+	if (!c || !out)
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_lock(&c->ctl_lock);
+	err = cl_queue_setup(c, q, sq_entries ? sq_entries : c->opts.sq_entries);
+	if (!err) {
+		q->next = c->queues;
+		c->queues = q;
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+	if (err) {
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return err;
+	}
+	*out = q;
+	return 0;
+}
+
+void dmasvc_queue_close(struct dmasvc_queue *q)
+{
+	struct dmasvc_client *c;
+
+	if (!q || q->shared) /* the default queue lives as long as the client */
+		return;
+	c = q->c;
+	(void)cl_queue_wait_idle(q, c->opts.timeout_ms);
+	pthread_mutex_lock(&c->ctl_lock);
+	for (struct dmasvc_queue **pp = &c->queues; *pp; pp = &(*pp)->next) {
+		if (*pp == q) {
+			*pp = q->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+	cl_queue_teardown(q);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay.c - dmasvc_reconnect(): after the service went away, open a new
+ * session, re-register every live memory and region (their local ids stay,
+ * their svc ids are refreshed), re-create every queue's ring and replay each
+ * region's populated bitmap as one POPULATE per maximal run.
+ *
+ * Events in flight when the old service died complete with -ECONNRESET
+ * (unless their CQE had already been posted, which is then honoured) and
+ * do not touch the bitmap; so after a successful replay the new service's
+ * state equals the bitmap.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "client_priv.h"
+
+/* Post every populated run of region @id on @q as SLOT_REPLAY events. */
+static int replay_region(struct dmasvc_queue *q, uint32_t id)
+{
+	struct dmasvc_client *c = q->c;
+	uint64_t from = 0, first, count, granule;
+	int err = 0;
+
+	for (;;) {
+		struct cl_region *r;
+		bool found;
+		int64_t seq;
+
+		pthread_mutex_lock(&c->state_lock);
+		r = cl_region_get(c, id);
+		found = r && cl_bitmap_next_run(&r->populated, from, &first, &count);
+		granule = r ? r->desc.granule : 0;
+		pthread_mutex_unlock(&c->state_lock);
+		if (!found)
+			return 0;
+		seq = __cl_submit(q, DMASVC_OP_POPULATE, id, first * granule, count * granule, 0,
+				  SLOT_REPLAY);
+		if (seq == -EAGAIN) {
+			/* Ring or slots full: let the service catch up, then retry. */
+			err = cl_queue_wait_idle(q, c->opts.timeout_ms);
+			if (err)
+				return err;
+			continue;
+		}
+		if (seq < 0)
+			return (int)seq;
+		from = first + count;
+	}
+}
+
+int cl_replay(struct dmasvc_client *c)
+{
+	struct dmasvc_queue *q = c->defq;
+	int err;
+
+	q->replay_err = 0;
+	for (uint32_t id = 0; id < c->nregions; id++) {
+		err = replay_region(q, id);
+		if (err)
+			return err;
+	}
+	err = cl_queue_wait_idle(q, c->opts.timeout_ms);
+	return err ? err : q->replay_err;
+}
+
+int dmasvc_reconnect(struct dmasvc_client *c)
+{
+	struct dmasvc_queue *q;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->ctl_lock);
+	cl_queue_lock(c->defq);
+	for (q = c->queues; q; q = q->next) {
+		cl_queue_fail_inflight(q, -ECONNRESET);
+		cl_ring_detach(&q->ring);
+		q->dead = true;
+		q->dead_err = -ENOTCONN;
+	}
+	if (c->sock >= 0) {
+		close(c->sock);
+		c->sock = -1;
+	}
+	err = cl_session_open(c);
+	if (err)
+		goto out_unlock;
+	for (uint32_t i = 0; i < c->nmems && !err; i++)
+		if (c->mems[i].live)
+			err = cl_memory_send(c, &c->mems[i]);
+	for (uint32_t i = 0; i < c->nregions && !err; i++)
+		if (c->regions[i] && c->regions[i]->live)
+			err = cl_region_send(c, c->regions[i]);
+	for (q = c->queues; q && !err; q = q->next)
+		err = cl_queue_ring_setup(c, q);
+	if (!err)
+		err = cl_replay(c);
+out_unlock:
+	cl_queue_unlock(c->defq);
+	pthread_mutex_unlock(&c->ctl_lock);
+	return err;
+}

@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wire.c - the client half of the control protocol transport (proto.h):
+ * connect, send one request with its fds, receive and validate its reply.
+ *
+ * The service is trusted more than clients are, but a reply is still
+ * checked before use: the REPLY flag, cmd and msg_id echo, size equal to the
+ * packet length, errno in range, fds only where expected (extra fds are
+ * closed), truncation flags.  Replies to requests that timed out earlier
+ * (older msg_id) are dropped.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_priv.h"
+
+#define CL_MAX_ERRNO 4095
+
+int64_t cl_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t cl_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int cl_socket_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void cl_reply_close_fds(struct cl_reply *r)
+{
+	for (unsigned i = 0; i < r->nfds; i++)
+		if (r->fds[i] >= 0)
+			close(r->fds[i]);
+	r->nfds = 0;
+}
+
+static int send_request(struct dmasvc_client *c, uint16_t cmd, uint32_t msg_id,
+			const void *body, uint32_t len, const int *fds, unsigned nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * CL_MAX_REPLY_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct dmasvc_msg_hdr hdr = {
+		.size = (uint32_t)sizeof(hdr) + len,
+		.cmd = cmd,
+		.msg_id = msg_id,
+	};
+	struct iovec iov[2] = {
+		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)body, .iov_len = len },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	ssize_t n;
+
+	if (len > DMASVC_MSG_MAX - sizeof(hdr) || nfds > CL_MAX_REPLY_FDS)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	do
+		n = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
+	return n == (ssize_t)hdr.size ? 0 : -EPROTO;
+}
+
+/* Receive one packet into @r (fds included).  0, -ETIMEDOUT, -ENOTCONN, -EPROTO. */
+static int recv_packet(struct dmasvc_client *c, struct cl_reply *r, int64_t deadline)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		struct cmsghdr align;
+	} ctl;
+	struct {
+		struct dmasvc_msg_hdr hdr;
+		uint8_t body[DMASVC_MSG_MAX];
+	} pkt;
+	struct iovec iov = { .iov_base = &pkt, .iov_len = sizeof(pkt) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
+	};
+	struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
+	bool bad = false;
+	ssize_t n;
+
+	r->nfds = 0;
+	for (;;) {
+		int wait = -1, pr;
+
+		if (deadline >= 0) {
+			int64_t left = deadline - cl_now_ms();
+
+			wait = left > 0 ? (int)left : 0;
+		}
+		pr = poll(&pfd, 1, wait);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return -errno;
+		if (pr == 0)
+			return -ETIMEDOUT;
+		break;
+	}
+	do
+		n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == ECONNRESET ? -ENOTCONN : -errno;
+	if (n == 0)
+		return -ENOTCONN;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t nf;
+		int *fp = (int *)CMSG_DATA(cm);
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		nf = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nf; i++) {
+			int fd;
+
+			memcpy(&fd, fp + i, sizeof(fd));
+			if (r->nfds < CL_MAX_REPLY_FDS) {
+				r->fds[r->nfds++] = fd;
+			} else {
+				close(fd);
+				bad = true;
+			}
+		}
+	}
+	if (bad || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    (size_t)n < sizeof(pkt.hdr) || pkt.hdr.size != (uint32_t)n) {
+		cl_reply_close_fds(r);
+		return -EPROTO;
+	}
+	r->hdr = pkt.hdr;
+	r->body_len = (uint32_t)n - (uint32_t)sizeof(pkt.hdr);
+	memcpy(r->buf, pkt.body, r->body_len);
+	return 0;
+}
+
+/* Copy the reply text (NUL-terminated or not) at body offset @off into last_error. */
+static void take_text(struct dmasvc_client *c, const struct cl_reply *r, uint32_t off)
+{
+	size_t len = 0;
+
+	if (off < r->body_len) {
+		len = r->body_len - off;
+		if (len > sizeof(c->last_error) - 1)
+			len = sizeof(c->last_error) - 1;
+		memcpy(c->last_error, r->buf + off, len);
+	}
+	c->last_error[len] = '\0';
+	c->last_error[strnlen(c->last_error, len)] = '\0';
+}
+
+int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
+	    const int *fds, unsigned nfds, struct cl_reply *r, uint32_t reply_struct)
+{
+	int64_t deadline = c->opts.timeout_ms < 0 ? -1 : cl_now_ms() + c->opts.timeout_ms;
+	uint32_t id;
+	int err;
+
+	r->nfds = 0;
+	if (c->sock < 0)
+		return -ENOTCONN;
+	id = c->next_msg_id++;
+	err = send_request(c, cmd, id, body, len, fds, nfds);
+	if (err)
+		return err;
+	for (;;) {
+		err = recv_packet(c, r, deadline);
+		if (err)
+			return err;
+		/* A late reply to a request that timed out before: drop it. */
+		if ((int32_t)(r->hdr.msg_id - id) < 0) {
+			cl_reply_close_fds(r);
+			continue;
+		}
+		break;
+	}
+	if (r->hdr.msg_id != id || r->hdr.cmd != cmd || !(r->hdr.flags & DMASVC_MSG_REPLY) ||
+	    r->hdr.error > CL_MAX_ERRNO) {
+		cl_reply_close_fds(r);
+		return -EPROTO;
+	}
+	if (r->hdr.error) {
+		cl_reply_close_fds(r);
+		take_text(c, r, 0);
+		return 0;
+	}
+	if (r->body_len < reply_struct) {
+		cl_reply_close_fds(r);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
+		   const int *fds, unsigned nfds, void *out, uint32_t out_len)
+{
+	struct cl_reply r;
+	int err = cl_call(c, cmd, body, len, fds, nfds, &r, out_len);
+
+	if (err)
+		return err;
+	cl_reply_close_fds(&r);
+	if (r.hdr.error)
+		return -(int)r.hdr.error;
+	if (out_len)
+		memcpy(out, r.buf, out_len);
+	return 0;
+}
