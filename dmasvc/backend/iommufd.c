@@ -541,8 +541,8 @@ static int iofd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	rc = kio_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
-	if (!probe_granule || (probe_granule & (probe_granule - 1)) ||
-	    (iova | length) & (probe_granule - 1))
+	/* Probes step from iova; the range must be whole probe granules. */
+	if (!probe_granule || length % probe_granule)
 		return -EINVAL;
 	rc = iofd_ioas_alloc(sp->ctx->fd, &scratch);
 	if (rc < 0)

@@ -1,0 +1,592 @@
+// SPDX-License-Identifier: MIT
+/*
+ * be-dma-test.c - the kernel backends against a real IOMMU, in the guest.
+ *
+ * Usage: be-dma-test iommufd|type1   (env: EDU_BDF, EDU_GROUP, EDU_CDEV)
+ *
+ * Through be_ops only (plus backend_kernel.h for the device fd and
+ * options), with one memfd as "guest memory":
+ *   A  2 granules of 2 MiB   memfd [0, 4 MiB)        iova 0x1000000
+ *   B  16 granules of 4 KiB  memfd [4 MiB, +64 KiB)  iova 0x2000000
+ *   C  1 area of 2 MiB       memfd [6 MiB, 8 MiB)    iova 0x2010000 (right
+ *      after B, so one unmap can cover whole B areas and cut C)
+ *   R  4 KiB of a second memfd at iova 0x3000000: where the device leaves
+ *      what it read, for the program to look at.
+ * the edu device's DMA must read exactly the memfd's bytes and its writes
+ * must land in the memfd while a granule is mapped; once unmapped, reads
+ * return something else and writes leave the memfd alone (the data is
+ * checked, not the log); remapping restores both; the other regions keep
+ * working throughout.  After every step the kernel's pin counter (VmPin for
+ * iommufd, VmLck for type1, which accounts locked_vm) equals the bytes this
+ * program mapped, and audit() reports exactly the mapped granules.
+ *
+ * Prints "be-dma-test[<backend>]: PASS checks=<n>" and exits 0, or prints
+ * the failed check and exits 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <linux/iommufd.h>
+
+#include "dmasvc/backend.h"
+#include "dmasvc/backend_kernel.h"
+#include "edu.h"
+
+#define KiB ((uint64_t)1 << 10)
+#define MiB ((uint64_t)1 << 20)
+
+#define A_IOVA 0x1000000ull
+#define A_GRAN (2 * MiB)
+#define A_N 2
+#define A_OFF 0ull
+#define B_IOVA 0x2000000ull
+#define B_GRAN (4 * KiB)
+#define B_N 16
+#define B_OFF (4 * MiB)
+#define C_IOVA (B_IOVA + B_N * B_GRAN)
+#define C_LEN (2 * MiB)
+#define C_OFF (6 * MiB)
+#define R_IOVA 0x3000000ull
+#define R_LEN (4 * KiB)
+#define MEM_SIZE (8 * MiB)
+#define XFER 2048u
+
+/* One region of the test: granules at iova, backed by mem + off. */
+struct region {
+	const char *name;
+	uint64_t iova, gran, off;
+	unsigned int n;
+	bool mapped[B_N]; /* what this program believes is mapped */
+};
+
+struct t {
+	const char *be_name;
+	const struct be_ops *ops;
+	struct be_ctx *ctx;
+	struct be_space *space;
+	struct edu edu;
+	int dev_fd;
+	uint32_t dev_id;
+	int memfd, rfd;
+	uint8_t *mem, *r;
+	struct region A, B, C;
+	bool r_mapped;
+	unsigned int checks;
+	uint8_t seed;
+};
+
+static struct t T; /* the one test run; only main() and its helpers use it */
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+fail(int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stdout, "be-dma-test[%s]: FAIL (line %d): ", T.be_name, line);
+	va_start(ap, fmt);
+	vfprintf(stdout, fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+	exit(1);
+}
+
+#define CHECK(cond, ...)                                   \
+	do {                                               \
+		T.checks++;                                \
+		if (!(cond))                               \
+			fail(__LINE__, __VA_ARGS__);       \
+	} while (0)
+
+static void step(const char *what)
+{
+	printf("be-dma-test[%s]: %s\n", T.be_name, what);
+	fflush(stdout);
+}
+
+/* kB value of @key ("VmPin:") in /proc/self/status, in bytes. */
+static uint64_t status_bytes(const char *key)
+{
+	char line[256];
+	uint64_t kb = UINT64_MAX;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, strlen(key))) {
+			kb = strtoull(line + strlen(key), NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb == UINT64_MAX ? kb : kb * KiB;
+}
+
+static uint64_t region_mapped_bytes(const struct region *g)
+{
+	uint64_t b = 0;
+
+	for (unsigned int i = 0; i < g->n; i++)
+		b += g->mapped[i] ? g->gran : 0;
+	return b;
+}
+
+/* The backend's pin counter must equal what this program has mapped. */
+static void check_pinned(int line)
+{
+	const char *key = T.ops == &be_type1_ops ? "VmLck:" : "VmPin:";
+	uint64_t want = region_mapped_bytes(&T.A) + region_mapped_bytes(&T.B) +
+			region_mapped_bytes(&T.C) + (T.r_mapped ? R_LEN : 0);
+	uint64_t got = status_bytes(key);
+
+	T.checks++;
+	if (got != want)
+		fail(line, "%s %" PRIu64 " KiB, mapped %" PRIu64 " KiB", key,
+		     got / KiB, want / KiB);
+}
+
+static struct be_map_src src_of(const struct region *g, unsigned int i)
+{
+	return (struct be_map_src){
+		.vaddr = T.mem + g->off + i * g->gran,
+		.fd = T.memfd,
+		.fd_offset = g->off + i * g->gran,
+	};
+}
+
+static void map_granule(int line, struct region *g, unsigned int i)
+{
+	struct be_map_src src = src_of(g, i);
+	int rc = T.ops->map(T.space, g->iova + i * g->gran, g->gran, &src,
+			    BE_PROT_READ | BE_PROT_WRITE);
+
+	T.checks++;
+	if (rc)
+		fail(line, "map %s[%u]: %s", g->name, i, strerror(-rc));
+	g->mapped[i] = true;
+}
+
+/* Unmap granules [first, first + count) of @g in one call. */
+static void unmap_run(int line, struct region *g, unsigned int first,
+		      unsigned int count)
+{
+	uint64_t unmapped = 1;
+	int rc = T.ops->unmap(T.space, g->iova + first * g->gran,
+			      count * g->gran, &unmapped);
+
+	T.checks++;
+	if (rc || unmapped != count * g->gran)
+		fail(line, "unmap %s[%u..+%u]: rc %d unmapped 0x%" PRIx64,
+		     g->name, first, count, rc, unmapped);
+	for (unsigned int i = first; i < first + count; i++)
+		g->mapped[i] = false;
+}
+
+struct audit_acc {
+	const struct region *g;
+	bool seen[B_N];
+	int bad;
+};
+
+static int audit_cb(void *arg, uint64_t iova, uint64_t length)
+{
+	struct audit_acc *a = arg;
+	const struct region *g = a->g;
+
+	if (iova < g->iova || (iova - g->iova) % g->gran || length % g->gran ||
+	    !length || iova - g->iova + length > g->n * g->gran) {
+		a->bad = 1;
+		return 0;
+	}
+	for (uint64_t o = iova - g->iova; o < iova - g->iova + length; o += g->gran) {
+		if (a->seen[o / g->gran])
+			a->bad = 1; /* reported twice */
+		a->seen[o / g->gran] = true;
+	}
+	return 0;
+}
+
+/* audit() over region @g must report exactly the mapped granules. */
+static void check_audit(int line, const struct region *g)
+{
+	struct audit_acc a = { .g = g };
+	int rc = T.ops->audit(T.space, g->iova, g->n * g->gran, g->gran,
+			      audit_cb, &a);
+
+	T.checks++;
+	if (rc || a.bad)
+		fail(line, "audit %s: rc %d, malformed extents %d", g->name, rc,
+		     a.bad);
+	for (unsigned int i = 0; i < g->n; i++) {
+		T.checks++;
+		if (a.seen[i] != g->mapped[i])
+			fail(line, "audit %s[%u]: reported %d, mapped %d", g->name,
+			     i, a.seen[i], g->mapped[i]);
+	}
+}
+
+static void dma(int line, uint64_t iova, int to_ram)
+{
+	int rc = edu_dma(&T.edu, iova, XFER, to_ram);
+
+	T.checks++;
+	if (rc)
+		fail(line, "edu DMA %s iova 0x%" PRIx64 ": %s",
+		     to_ram ? "to RAM" : "from RAM", iova, strerror(-rc));
+}
+
+/* A byte pattern that differs per call and is never all-zero. */
+static void fill_pattern(uint8_t *p, size_t n)
+{
+	T.seed++;
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(0x5a ^ (i * 31) ^ (T.seed * 77) ^ (i >> 8)) | 1;
+}
+
+/* Where granule @i of @g lives: an iova and the memfd bytes behind it. */
+static uint64_t xfer_iova(const struct region *g, unsigned int i)
+{
+	return g->iova + i * g->gran + (g->gran > 2 * XFER ? 64 * KiB : 1024);
+}
+
+static uint8_t *xfer_mem(const struct region *g, unsigned int i)
+{
+	return T.mem + (xfer_iova(g, i) - g->iova) + g->off;
+}
+
+/* Put @p (XFER bytes) into the device buffer via R. */
+static void load_device(int line, const uint8_t *p)
+{
+	memcpy(T.r, p, XFER);
+	dma(line, R_IOVA, 0);
+}
+
+/* The device reads granule @i of @g and shows us what it got, in out. */
+static void device_read(int line, const struct region *g, unsigned int i,
+			uint8_t *out)
+{
+	uint8_t sentinel[XFER];
+
+	fill_pattern(sentinel, sizeof(sentinel));
+	load_device(line, sentinel); /* so a blocked read leaves no memfd bytes */
+	dma(line, xfer_iova(g, i), 0);
+	memset(T.r, 0, XFER);
+	dma(line, R_IOVA, 1);
+	memcpy(out, T.r, XFER);
+}
+
+/* A device read of granule @i returns the memfd bytes iff @mapped. */
+static void check_read(int line, const struct region *g, unsigned int i,
+		       bool mapped)
+{
+	uint8_t got[XFER];
+
+	device_read(line, g, i, got);
+	T.checks++;
+	if (!memcmp(got, xfer_mem(g, i), XFER) != mapped)
+		fail(line, "device read of %s %s[%u] %s the memfd bytes",
+		     mapped ? "mapped" : "unmapped", g->name, i,
+		     mapped ? "differs from" : "returned");
+}
+
+#define check_read_ok(line, g, i) check_read(line, g, i, true)
+#define check_read_blocked(line, g, i) check_read(line, g, i, false)
+
+/* The device writes a fresh pattern to granule @i; returns the pattern. */
+static void device_write(int line, const struct region *g, unsigned int i,
+			 uint8_t *pattern)
+{
+	fill_pattern(pattern, XFER);
+	load_device(line, pattern);
+	dma(line, xfer_iova(g, i), 1);
+}
+
+/* A device write to granule @i lands in the memfd iff @mapped. */
+static void check_write(int line, const struct region *g, unsigned int i,
+			bool mapped)
+{
+	uint8_t before[XFER], pat[XFER];
+
+	memcpy(before, xfer_mem(g, i), XFER);
+	device_write(line, g, i, pat);
+	T.checks++;
+	if (mapped && memcmp(pat, xfer_mem(g, i), XFER))
+		fail(line, "device write to mapped %s[%u] did not land in the memfd",
+		     g->name, i);
+	if (!mapped && memcmp(before, xfer_mem(g, i), XFER))
+		fail(line, "device write to unmapped %s[%u] changed the memfd",
+		     g->name, i);
+}
+
+#define check_write_ok(line, g, i) check_write(line, g, i, true)
+#define check_write_blocked(line, g, i) check_write(line, g, i, false)
+
+static int make_memfd(const char *name, uint64_t size, uint8_t **map)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		return -1;
+	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	return *map == MAP_FAILED ? -1 : fd;
+}
+
+static void setup(void)
+{
+	struct be_iommufd_config icfg = { .rlimit_mode = 1, .huge_pages = 1 };
+	struct be_config cfg = { 0 };
+	const char *name;
+	int rc;
+
+	if (T.ops == &be_iommufd_ops) {
+		cfg.path = "/dev/iommu";
+		cfg.backend_private = &icfg;
+	} else {
+		cfg.path = getenv("EDU_GROUP");
+	}
+	CHECK(cfg.path, "EDU_GROUP not set");
+	rc = T.ops->open(&cfg, &T.ctx);
+	CHECK(rc == 0, "open %s: %s", cfg.path, strerror(-rc));
+	rc = T.ops->space_create(T.ctx, &T.space);
+	CHECK(rc == 0, "space_create: %s", strerror(-rc));
+
+	if (T.ops == &be_iommufd_ops) {
+		name = getenv("EDU_CDEV");
+		CHECK(name, "EDU_CDEV not set");
+		T.dev_fd = open(name, O_RDWR | O_CLOEXEC);
+		CHECK(T.dev_fd >= 0, "open %s: %s", name, strerror(errno));
+	} else {
+		name = getenv("EDU_BDF");
+		CHECK(name, "EDU_BDF not set");
+		T.dev_fd = be_type1_device_open(T.space, name);
+		CHECK(T.dev_fd >= 0, "be_type1_device_open %s: %s", name,
+		      strerror(-T.dev_fd));
+	}
+	rc = T.ops->device_attach(T.space, T.dev_fd, &T.dev_id);
+	CHECK(rc == 0, "device_attach: %s", strerror(-rc));
+	rc = edu_init(&T.edu, T.dev_fd);
+	CHECK(rc == 0, "edu_init: %s", strerror(-rc));
+
+	T.memfd = make_memfd("guest-ram", MEM_SIZE, &T.mem);
+	T.rfd = make_memfd("readback", R_LEN, &T.r);
+	CHECK(T.memfd >= 0 && T.rfd >= 0, "memfd: %s", strerror(errno));
+	fill_pattern(T.mem, MEM_SIZE); /* populates every page, too */
+	T.A = (struct region){ .name = "A", .iova = A_IOVA, .gran = A_GRAN,
+			       .off = A_OFF, .n = A_N };
+	T.B = (struct region){ .name = "B", .iova = B_IOVA, .gran = B_GRAN,
+			       .off = B_OFF, .n = B_N };
+	T.C = (struct region){ .name = "C", .iova = C_IOVA, .gran = C_LEN,
+			       .off = C_OFF, .n = 1 };
+}
+
+static void check_limits(void)
+{
+	struct be_limits lim;
+	bool covered = false;
+	int rc = T.ops->limits(T.space, &lim);
+
+	CHECK(rc == 0, "limits: %s", strerror(-rc));
+	CHECK(lim.nr_ranges >= 1 && lim.nr_ranges <= BE_MAX_IOVA_RANGES,
+	      "limits: %u ranges", lim.nr_ranges);
+	for (uint32_t i = 0; i < lim.nr_ranges; i++) {
+		printf("be-dma-test[%s]: iova range [0x%" PRIx64 ", 0x%" PRIx64 "]\n",
+		       T.be_name, lim.ranges[i].start, lim.ranges[i].last);
+		if (lim.ranges[i].start <= A_IOVA &&
+		    lim.ranges[i].last >= EDU_IOVA_LIMIT - 1)
+			covered = true;
+	}
+	CHECK(covered, "no allowed range covers the test IOVAs");
+	CHECK(lim.pgsize_bitmap & 4096, "4 KiB pages not allowed: 0x%" PRIx64,
+	      lim.pgsize_bitmap);
+	printf("be-dma-test[%s]: max_areas %" PRIu64 " pgsizes 0x%" PRIx64 "\n",
+	       T.be_name, lim.max_areas, lim.pgsize_bitmap);
+	if (T.ops == &be_iommufd_ops)
+		CHECK(lim.max_areas == UINT64_MAX, "iommufd has no area limit");
+	else
+		CHECK(lim.max_areas > 1000 && lim.max_areas < UINT64_MAX,
+		      "type1 area budget from DMA_AVAIL: %" PRIu64, lim.max_areas);
+}
+
+static void check_iommufd_options(void)
+{
+	uint64_t v = 7;
+	int rc = be_iommufd_get_option(T.space, IOMMU_OPTION_RLIMIT_MODE, &v);
+
+	CHECK(rc == 0 && v == 1, "RLIMIT_MODE read back: rc %d val %" PRIu64, rc, v);
+	rc = be_iommufd_get_option(T.space, IOMMU_OPTION_HUGE_PAGES, &v);
+	CHECK(rc == 0 && v == 1, "HUGE_PAGES read back: rc %d val %" PRIu64, rc, v);
+}
+
+/*
+ * One unmap over whole B[14], B[15] that cuts into C.  The kernels differ:
+ * iommufd removes B[14..15] and then fails, type1v2 refuses up front.  Both
+ * must say -ENOENT; what is left is learned from audit() and the pin count.
+ */
+static void check_cut_unmap(void)
+{
+	uint64_t unmapped = 1;
+	uint64_t iova = B_IOVA + 14 * B_GRAN, len = 2 * B_GRAN + C_LEN / 2;
+	int rc = T.ops->unmap(T.space, iova, len, &unmapped);
+
+	CHECK(rc == -ENOENT, "cutting unmap: rc %d, want -ENOENT", rc);
+	CHECK(unmapped == 0, "cutting unmap: unmapped 0x%" PRIx64, unmapped);
+	if (T.ops == &be_iommufd_ops)
+		T.B.mapped[14] = T.B.mapped[15] = false;
+	check_audit(__LINE__, &T.B);
+	check_audit(__LINE__, &T.C);
+	check_pinned(__LINE__);
+	check_read_ok(__LINE__, &T.C, 0);
+	if (T.ops == &be_iommufd_ops)
+		check_read_blocked(__LINE__, &T.B, 15);
+	else
+		check_read_ok(__LINE__, &T.B, 15);
+}
+
+static void run(void)
+{
+	struct be_map_src rsrc;
+	uint64_t unmapped;
+	int rc;
+
+	setup();
+	check_limits();
+	if (T.ops == &be_iommufd_ops)
+		check_iommufd_options();
+	check_pinned(__LINE__);
+
+	step("map A (2 MiB granules), B (4 KiB granules), C, R");
+	for (unsigned int i = 0; i < A_N; i++)
+		map_granule(__LINE__, &T.A, i);
+	for (unsigned int i = 0; i < B_N; i++)
+		map_granule(__LINE__, &T.B, i);
+	map_granule(__LINE__, &T.C, 0);
+	rsrc = (struct be_map_src){ .vaddr = T.r, .fd = T.rfd, .fd_offset = 0 };
+	rc = T.ops->map(T.space, R_IOVA, R_LEN, &rsrc,
+			BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map R: %s", strerror(-rc));
+	T.r_mapped = true;
+	check_pinned(__LINE__);
+	check_audit(__LINE__, &T.A);
+	check_audit(__LINE__, &T.B);
+
+	step("DMA reads and writes of mapped granules");
+	check_read_ok(__LINE__, &T.A, 0);
+	check_read_ok(__LINE__, &T.A, 1);
+	check_read_ok(__LINE__, &T.B, 5);
+	check_write_ok(__LINE__, &T.A, 1);
+	check_write_ok(__LINE__, &T.B, 7);
+
+	step("map over a mapped granule: -EEXIST, nothing changes");
+	{
+		struct be_map_src src = src_of(&T.A, 0);
+
+		rc = T.ops->map(T.space, A_IOVA, A_GRAN, &src, BE_PROT_READ);
+		CHECK(rc == -EEXIST, "overlapping map: rc %d", rc);
+		check_pinned(__LINE__);
+		check_read_ok(__LINE__, &T.A, 0);
+	}
+
+	step("unmap A[1]: blocked; A[0] and B keep working");
+	unmap_run(__LINE__, &T.A, 1, 1);
+	check_pinned(__LINE__);
+	check_audit(__LINE__, &T.A);
+	check_read_blocked(__LINE__, &T.A, 1);
+	check_write_blocked(__LINE__, &T.A, 1);
+	check_read_ok(__LINE__, &T.A, 0);
+	check_read_ok(__LINE__, &T.B, 5);
+
+	step("unmap B[3] alone and B[6..9] in one call");
+	unmap_run(__LINE__, &T.B, 3, 1);
+	unmap_run(__LINE__, &T.B, 6, 4);
+	check_pinned(__LINE__);
+	check_audit(__LINE__, &T.B);
+	check_read_blocked(__LINE__, &T.B, 3);
+	check_read_blocked(__LINE__, &T.B, 8);
+	check_write_blocked(__LINE__, &T.B, 9);
+	check_read_ok(__LINE__, &T.B, 4);
+	check_read_ok(__LINE__, &T.B, 10);
+
+	step("unmap of an empty range: -ENOENT, nothing changes");
+	unmapped = 1;
+	rc = T.ops->unmap(T.space, A_IOVA + A_GRAN, A_GRAN, &unmapped);
+	CHECK(rc == -ENOENT && unmapped == 0,
+	      "empty unmap: rc %d unmapped 0x%" PRIx64, rc, unmapped);
+	check_pinned(__LINE__);
+
+	step("unmap cutting A[0]: -ENOENT, A[0] stays mapped");
+	unmapped = 1;
+	rc = T.ops->unmap(T.space, A_IOVA, A_GRAN / 2, &unmapped);
+	CHECK(rc == -ENOENT && unmapped == 0,
+	      "cutting unmap: rc %d unmapped 0x%" PRIx64, rc, unmapped);
+	check_audit(__LINE__, &T.A);
+	check_pinned(__LINE__);
+	check_read_ok(__LINE__, &T.A, 0);
+
+	step("unmap over whole B[14..15] that cuts C");
+	check_cut_unmap();
+
+	step("map A[1] and B[3] again: DMA works again");
+	map_granule(__LINE__, &T.A, 1);
+	map_granule(__LINE__, &T.B, 3);
+	check_pinned(__LINE__);
+	check_audit(__LINE__, &T.A);
+	check_audit(__LINE__, &T.B);
+	check_read_ok(__LINE__, &T.A, 1);
+	check_write_ok(__LINE__, &T.A, 1);
+	check_read_ok(__LINE__, &T.B, 3);
+	check_read_ok(__LINE__, &T.A, 0);
+
+	if (T.ops == &be_iommufd_ops) {
+		struct utsname u;
+		bool mf = be_iommufd_map_file_used(T.space);
+
+		uname(&u);
+		printf("be-dma-test[%s]: IOMMU_IOAS_MAP_FILE %s\n", T.be_name,
+		       mf ? "used" : "absent (ENOTTY), mapped by vaddr");
+		/* 6.12 has no MAP_FILE: a success there would be a wrong ioctl. */
+		if (!strncmp(u.release, "6.12.", 5))
+			CHECK(!mf, "MAP_FILE claimed on a 6.12 kernel");
+	}
+
+	step("detach, destroy: every pin released");
+	T.ops->device_detach(T.space, T.dev_id);
+	close(T.dev_fd);
+	T.ops->space_destroy(T.space);
+	T.ops->close(T.ctx);
+	memset(T.A.mapped, 0, sizeof(T.A.mapped));
+	memset(T.B.mapped, 0, sizeof(T.B.mapped));
+	memset(T.C.mapped, 0, sizeof(T.C.mapped));
+	T.r_mapped = false;
+	check_pinned(__LINE__);
+}
+
+int main(int argc, char **argv)
+{
+	struct utsname u;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	T.be_name = argc > 1 ? argv[1] : "?";
+	if (argc == 2 && !strcmp(argv[1], "iommufd"))
+		T.ops = &be_iommufd_ops;
+	else if (argc == 2 && !strcmp(argv[1], "type1"))
+		T.ops = &be_type1_ops;
+	if (!T.ops) {
+		fprintf(stderr, "usage: be-dma-test iommufd|type1\n");
+		return 2;
+	}
+	uname(&u);
+	printf("be-dma-test[%s]: kernel %s\n", T.be_name, u.release);
+	run();
+	printf("be-dma-test[%s]: PASS checks=%u\n", T.be_name, T.checks);
+	return 0;
+}

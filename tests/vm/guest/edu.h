@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * edu.h - drive QEMU's edu PCI device (hw/misc/edu.c) through a VFIO device
+ * fd: BAR0 registers and the DMA engine, for the vm-tier tests.
+ *
+ * Vocabulary: "dev buffer" is edu's 4 KiB internal buffer at device address
+ * EDU_DEV_BUF; "iova" is an address the device emits, translated by the
+ * IOMMU.  edu masks DMA addresses to 28 bits, so IOVAs stay below 256 MiB.
+ * One transfer moves at most EDU_DMA_MAX bytes (QEMU 7.2 aborts the VM on a
+ * transfer ending exactly at the buffer's end).
+ */
+#ifndef DMASVC_VM_EDU_H
+#define DMASVC_VM_EDU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EDU_DEV_BUF 0x40000u
+#define EDU_DMA_MAX 2048u
+#define EDU_IOVA_LIMIT (1ull << 28)
+
+struct edu {
+	int fd;            /* VFIO device fd; not owned */
+	uint64_t bar0_off; /* file offset of BAR0 in fd */
+	uint64_t cfg_off;  /* file offset of PCI config space in fd */
+};
+
+/*
+ * edu_init - find BAR0 and config space of the VFIO device @fd, check the
+ * edu identification register and enable bus mastering.
+ * Returns 0 or -errno.
+ */
+int edu_init(struct edu *e, int fd);
+
+/*
+ * edu_dma - one DMA of @len (<= EDU_DMA_MAX) bytes between @iova and the dev
+ * buffer: to_ram = 0 reads RAM into the buffer, 1 writes the buffer to RAM.
+ * Waits for completion (polls the run bit, ~100 ms under TCG).  A transfer
+ * the IOMMU blocks still "completes": only the data tells.
+ * Returns 0, or -ETIMEDOUT / -errno when the device does not answer.
+ */
+int edu_dma(struct edu *e, uint64_t iova, size_t len, int to_ram);
+
+#endif /* DMASVC_VM_EDU_H */
