@@ -220,7 +220,11 @@ struct dmasvc_query {
 #define DMASVC_QUERY_F_ALL_SESSIONS (1u << 0)
 	uint64_t cursor;      /* 0 to start; reply.next_cursor to go on */
 	uint32_t region_id;   /* AUDIT: the region to audit */
-	uint32_t __reserved;
+	union {
+		uint32_t __reserved; /* 0, except: */
+		uint32_t session_id; /* AUDIT with F_ALL_SESSIONS: the session
+					owning region_id (0 = the caller's) */
+	};
 };
 static_assert(sizeof(struct dmasvc_query) == 24, "query size");
 

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch.c - run one control request against its session and build the
+ * reply (see dispatch_priv.h).  Failures are logged here, once, with the
+ * session id, the command and the reason: this is the one place control
+ * errors are reported.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch_priv.h"
+#include "query_priv.h"
+
+ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf)
+{
+	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->hdr_ok ? req->cmd : 0,
+				req->hdr_ok ? req->msg_id : 0, res, NULL, 0, text);
+}
+
+static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
+		    struct dmasvc_hello_reply *rep, char *err, size_t errlen, bool *disconnect)
+{
+	if (s->hello_done) {
+		snprintf(err, errlen, "HELLO sent twice");
+		return -EINVAL;
+	}
+	if (h->major != DMASVC_PROTO_MAJOR) {
+		snprintf(err, errlen, "protocol major %u not supported (service speaks %d.%d)",
+			 h->major, DMASVC_PROTO_MAJOR, DMASVC_PROTO_MINOR);
+		*disconnect = true;
+		return -EPROTO;
+	}
+	s->hello_done = true;
+	s->client_tag = h->client_tag;
+	{
+		unsigned int ours = DMASVC_PROTO_MINOR; /* a variable: the compare may be always-false today */
+
+		s->minor = (uint16_t)(h->minor < ours ? h->minor : ours);
+	}
+	*rep = (struct dmasvc_hello_reply){
+		.major = DMASVC_PROTO_MAJOR,
+		.minor = s->minor,
+		.session_id = s->id,
+		.max_sq_entries = CTL_MAX_SQ_ENTRIES,
+		.max_cq_entries = CTL_MAX_CQ_ENTRIES,
+		.max_areas = s->max_areas,
+	};
+	dlog(d->log, DLOG_INFO, s->id, "hello: pid %d uid %u tag 0x%llx protocol %u.%u%s",
+	     (int)s->cred.pid, (unsigned)s->cred.uid, (unsigned long long)s->client_tag, h->major,
+	     s->minor, s->admin ? " (admin)" : "");
+	return 0;
+}
+
+ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
+			 void *buf, struct dispatch_out *out)
+{
+	union {
+		struct dmasvc_hello_reply hello;
+		struct dmasvc_memory_add_reply memory;
+		struct dmasvc_region_add_reply region;
+		struct dmasvc_ring_setup_reply ring;
+		struct dmasvc_device_attach_reply device;
+		struct {
+			struct dmasvc_query_reply rep;
+			unsigned char records[QUERY_RECORD_BYTES];
+		} q;
+	} body;
+	size_t body_len = 0;
+	char err[DMASVC_TEXT_MAX] = "";
+	struct dsvc_ring *rg;
+	uint32_t id;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(&body, 0, sizeof(body));
+	if (!s->hello_done && req->cmd != DMASVC_CMD_HELLO) {
+		snprintf(err, sizeof(err), "the first request must be HELLO");
+		ret = -EPROTO;
+		out->disconnect = true;
+		goto reply;
+	}
+	switch (req->cmd) {
+	case DMASVC_CMD_HELLO:
+		ret = do_hello(d, s, &req->u.hello, &body.hello, err, sizeof(err), &out->disconnect);
+		body_len = sizeof(body.hello);
+		break;
+	case DMASVC_CMD_MEMORY_ADD:
+		ret = session_memory_add(d, s, req->fd, &req->u.memory_add, &id, err, sizeof(err));
+		if (!ret) {
+			req->fd = -1; /* the memory owns it now */
+			body.memory.mem_id = id;
+			body_len = sizeof(body.memory);
+		}
+		break;
+	case DMASVC_CMD_MEMORY_REMOVE:
+		ret = session_memory_remove(s, req->u.memory_remove.mem_id, err, sizeof(err));
+		break;
+	case DMASVC_CMD_REGION_ADD:
+		ret = session_region_add(d, s, &req->u.region_add, &id, err, sizeof(err));
+		if (!ret) {
+			body.region.region_id = id;
+			body_len = sizeof(body.region);
+		}
+		break;
+	case DMASVC_CMD_REGION_REMOVE:
+		ret = session_region_remove(d, s, req->u.region_remove.region_id, err, sizeof(err));
+		break;
+	case DMASVC_CMD_RING_SETUP:
+		ret = session_ring_setup(d, s, &req->u.ring_setup, &rg, out->fds, err, sizeof(err));
+		if (!ret) {
+			out->nfds = 3;
+			out->close_fds_after = true;
+			out->new_ring = true;
+			body.ring.ring_id = rg->id;
+			body.ring.ring_size = rg->map.size;
+			body_len = sizeof(body.ring);
+		}
+		break;
+	case DMASVC_CMD_DEVICE_ATTACH:
+		ret = session_device_attach(d, s, req->fd, &id, err, sizeof(err));
+		if (!ret) {
+			body.device.dev_id = id;
+			body_len = sizeof(body.device);
+		}
+		break;
+	case DMASVC_CMD_DEVICE_DETACH:
+		ret = session_device_detach(d, s, req->u.device_detach.dev_id, err, sizeof(err));
+		break;
+	case DMASVC_CMD_QUERY:
+		ret = query_run(d, s, &req->u.query, &body.q.rep, body.q.records, err, sizeof(err));
+		if (!ret)
+			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;
+		break;
+	case DMASVC_CMD_BYE:
+		session_unmap_all(d, s);
+		out->disconnect = true;
+		dlog(d->log, DLOG_INFO, s->id, "bye: all mappings removed");
+		break;
+	default:
+		snprintf(err, sizeof(err), "unknown command %u", req->cmd);
+		ret = -EOPNOTSUPP;
+		break;
+	}
+reply:
+	if (req->fd >= 0) {
+		close(req->fd); /* DEVICE_ATTACH (backend dups what it keeps) or a failed MEMORY_ADD */
+		req->fd = -1;
+	}
+	if (ret) {
+		char full[DMASVC_TEXT_MAX];
+
+		snprintf(full, sizeof(full), "%s: %s", ctl_cmd_name(req->cmd), err);
+		dlog(d->log, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN, s->id, "%s: %s",
+		     full, strerror(-ret));
+		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
+	}
+	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, &body, body_len, "");
+}

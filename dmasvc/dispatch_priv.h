@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dispatch_priv.h - one decoded control request -> session operation ->
+ * reply packet.  Do not include from outside dmasvc/.
+ */
+#ifndef DMASVC_DISPATCH_PRIV_H
+#define DMASVC_DISPATCH_PRIV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "control_priv.h"
+#include "session_priv.h"
+
+/* What the event loop must do after sending the reply. */
+struct dispatch_out {
+	int fds[3];          /* fds to send with the reply (SCM_RIGHTS) */
+	unsigned int nfds;
+	bool close_fds_after;/* fds[0] is ours to close once sent (ring memfd) */
+	bool disconnect;     /* close the session after the reply */
+	bool new_ring;       /* a ring was set up: arm its doorbell */
+};
+
+/*
+ * dispatch_request: carry out @req for session @s and encode the reply into
+ * @buf (DMASVC_MSG_MAX bytes).  Consumes req->fd.  Every request gets a
+ * reply; the reply text for a failure names the command.  Returns the reply
+ * length (> 0).
+ */
+ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
+			 void *buf, struct dispatch_out *out);
+
+/*
+ * dispatch_error: encode a reply for a request that failed to decode
+ * (@res < 0, reason @text).  Returns the reply length.
+ */
+ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf);
+
+#endif /* DMASVC_DISPATCH_PRIV_H */

@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * evloop.c - one thread, one io_uring: multishot polls on the listening
+ * socket, every session socket, every ring doorbell, a signalfd and a stats
+ * timerfd; between sleeps, adaptive polling of the SQ tails.
+ *
+ * Vocabulary:
+ *   tag      the 64-bit user_data of a poll: kind (4 bits) | session id
+ *            (32 bits) | ring slot (16 bits).  Objects are found again by id,
+ *            never by pointer, so a completion that arrives after its
+ *            session was freed finds nothing and is dropped.
+ *   awake    a ring the loop polls; asleep: its consumer wait flag is set
+ *            and the client rings the doorbell when it posts.
+ *   spin     the polling window before sleeping: up to SPIN_MAX_NS, twice
+ *            the recent mean gap between SQ bursts; no spin when bursts come
+ *            further apart than that (sleeping costs ~33 us here, see
+ *            REFERENCE.md, so spinning pays only for closely spaced bursts).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#include "dispatch_priv.h"
+#include "evloop_priv.h"
+#include "query_priv.h"
+#include "ring_service_priv.h"
+#include "server_priv.h"
+
+#define SPIN_MAX_NS 50000ull
+#define BURSTS_PER_TURN 16 /* per ring per loop turn: fairness between rings */
+#define URING_ENTRIES 256
+
+enum tag_kind {
+	TAG_LISTEN = 1,
+	TAG_SIGNAL = 2,
+	TAG_TIMER = 3,
+	TAG_CLIENT = 4,
+	TAG_DOORBELL = 5,
+};
+
+static uint64_t make_tag(enum tag_kind k, uint32_t sid, uint32_t ring)
+{
+	return ((uint64_t)k << 60) | ((uint64_t)sid << 16) | (ring & 0xffff);
+}
+
+struct evl {
+	struct dsvc *d;
+	struct io_uring uring;
+	int lfd, sfd, tfd;
+	uint64_t gap_ns;          /* mean gap between bursts (EWMA, 1/8 weight) */
+	uint64_t last_burst_ns;
+	unsigned int ticks;
+	uid_t self;
+};
+
+static struct io_uring_sqe *get_sqe(struct evl *e)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&e->uring);
+
+	if (!sqe) {
+		io_uring_submit(&e->uring);
+		sqe = io_uring_get_sqe(&e->uring);
+	}
+	return sqe; /* NULL only if the kernel took nothing: logged by callers */
+}
+
+static int arm_poll(struct evl *e, int fd, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = get_sqe(e);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, tag);
+	return 0;
+}
+
+static void cancel_poll(struct evl *e, uint64_t tag)
+{
+	struct io_uring_sqe *sqe = get_sqe(e);
+
+	if (!sqe)
+		return;
+	io_uring_prep_poll_remove(sqe, tag);
+	io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
+}
+
+/* Disconnect @s: cancel its polls, remove all its mappings, free it. */
+static void session_close(struct evl *e, struct dsvc_session *s, const char *why)
+{
+	struct dsvc *d = e->d;
+
+	dlog(d->log, DLOG_INFO, s->id, "disconnect: %s", why);
+	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
+	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
+		if (s->rings[i] && s->rings[i]->doorbell_armed)
+			cancel_poll(e, make_tag(TAG_DOORBELL, s->id, i));
+	io_uring_submit(&e->uring);
+	session_destroy(d, s);
+}
+
+static void arm_new_rings(struct evl *e, struct dsvc_session *s)
+{
+	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++) {
+		struct dsvc_ring *rg = s->rings[i];
+
+		if (rg && !rg->doorbell_armed &&
+		    arm_poll(e, rg->doorbell, make_tag(TAG_DOORBELL, s->id, i)) == 0)
+			rg->doorbell_armed = true;
+	}
+}
+
+/* Send one reply with optional fds.  Returns 0 or -errno (-EAGAIN: the peer reads no replies). */
+static int send_reply(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	do {
+		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EPROTO;
+}
+
+/*
+ * Read and answer every pending request of @s.  Returns false when the
+ * session was closed (the caller must not touch it again).
+ */
+static bool client_readable(struct evl *e, struct dsvc_session *s)
+{
+	struct dsvc *d = e->d;
+	unsigned char in[DMASVC_MSG_MAX];
+	unsigned char out[DMASVC_MSG_MAX];
+	char cbuf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+
+	for (;;) {
+		struct iovec iov = { .iov_base = in, .iov_len = sizeof(in) };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+		};
+		int fds[CTL_MAX_FDS];
+		struct dispatch_out dout = { .nfds = 0 };
+		struct ctl_request req;
+		char err[DMASVC_TEXT_MAX];
+		unsigned int nfds;
+		ssize_t n, rlen;
+		int ret;
+
+		n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (n < 0) {
+			session_close(e, s, "socket error");
+			return false;
+		}
+		nfds = ctl_collect_fds(&mh, fds, CTL_MAX_FDS);
+		if (n == 0 && !(mh.msg_flags & MSG_TRUNC)) {
+			for (unsigned int i = 0; i < nfds && i < CTL_MAX_FDS; i++)
+				close(fds[i]);
+			session_close(e, s, "peer closed the socket");
+			return false;
+		}
+		ret = ctl_decode(in, (size_t)n, mh.msg_flags, fds, nfds, &req, err, sizeof(err));
+		if (ret) {
+			rlen = dispatch_error(&req, ret, err, out);
+			dlog(d->log, req.fatal ? DLOG_WARN : DLOG_DEBUG, s->id, "bad %s request: %s",
+			     req.hdr_ok ? ctl_cmd_name(req.cmd) : "?", err);
+			dout.disconnect = req.fatal;
+		} else {
+			rlen = dispatch_request(d, s, &req, out, &dout);
+		}
+		if (rlen > 0) {
+			ret = send_reply(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
+			if (ret) {
+				dout.disconnect = true;
+				dlog(d->log, DLOG_WARN, s->id, "reply not sent (%s): peer does not read replies",
+				     strerror(-ret));
+			}
+		}
+		if (dout.close_fds_after && dout.nfds)
+			close(dout.fds[0]);
+		if (dout.new_ring)
+			arm_new_rings(e, s);
+		if (dout.disconnect) {
+			session_close(e, s, req.fatal ? "protocol error" : "closed by request");
+			return false;
+		}
+	}
+}
+
+static void do_accept(struct evl *e)
+{
+	struct dsvc *d = e->d;
+
+	for (;;) {
+		struct dsvc_session *s;
+		struct ucred cred;
+		int fd, ret;
+
+		fd = srv_accept(e->lfd, &cred);
+		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+			return;
+		if (fd < 0) {
+			if (fd == -EINTR || fd == -ECONNABORTED)
+				continue;
+			dlog_err(d->log, 0, fd, "accept");
+			return;
+		}
+		if (!srv_peer_allowed(d->opt, e->self, cred.uid)) {
+			dlog(d->log, DLOG_WARN, 0, "refused peer pid %d uid %u: not on the allow-list",
+			     (int)cred.pid, (unsigned)cred.uid);
+			close(fd);
+			continue;
+		}
+		ret = session_create(d, fd, &cred, srv_peer_admin(e->self, cred.uid), &s);
+		if (ret) {
+			dlog_err(d->log, 0, ret, "refused peer pid %d uid %u: cannot create a session",
+				 (int)cred.pid, (unsigned)cred.uid);
+			close(fd);
+			continue;
+		}
+		dlog(d->log, DLOG_DEBUG, s->id, "connected: pid %d uid %u", (int)cred.pid,
+		     (unsigned)cred.uid);
+		if (arm_poll(e, fd, make_tag(TAG_CLIENT, s->id, 0)))
+			session_close(e, s, "cannot poll its socket");
+	}
+}
+
+static void note_burst(struct evl *e, uint64_t now)
+{
+	if (e->last_burst_ns) {
+		uint64_t gap = now - e->last_burst_ns;
+
+		e->gap_ns = e->gap_ns - e->gap_ns / 8 + gap / 8;
+	}
+	e->last_burst_ns = now;
+}
+
+/*
+ * Work ring @i of @s.  Returns SQEs completed; 0 also when the session was
+ * closed for a ring protocol error (then *@closed is set).
+ */
+static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool *closed)
+{
+	int n = rsv_ring_work(e->d, s, s->rings[i], BURSTS_PER_TURN);
+
+	if (n == RING_EPROTO) {
+		dlog(e->d->log, DLOG_WARN, s->id, "ring %u: protocol error (impossible ring index)", i);
+		session_close(e, s, "ring protocol error");
+		*closed = true;
+		return 0;
+	}
+	if (n > 0)
+		note_burst(e, dsvc_now_ns());
+	return n > 0 ? n : 0;
+}
+
+/* One pass over every ring of every session.  Returns SQEs completed. */
+static int work_all(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	int total = 0;
+
+	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+		struct dsvc_session *s = d->sessions[si];
+		bool closed = false;
+
+		if (!s)
+			continue;
+		for (unsigned int i = 0; i < DMASVC_MAX_RINGS && !closed; i++)
+			if (s->rings[i])
+				total += work_ring(e, s, i, &closed);
+	}
+	return total;
+}
+
+/* Adaptive spin: poll the SQ tails for up to the window.  Returns true if work was found. */
+static bool spin(struct evl *e)
+{
+	uint64_t window = e->gap_ns * 2, start;
+
+	if (window == 0 || window > SPIN_MAX_NS)
+		return false;
+	start = dsvc_now_ns();
+	do {
+		struct io_uring_cqe *cqe;
+
+		for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+			struct dsvc_session *s = e->d->sessions[si];
+
+			for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS; i++)
+				if (s->rings[i] && rsv_ring_pending(s->rings[i]))
+					return true;
+		}
+		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
+			return true; /* control traffic or a signal: go handle it */
+	} while (dsvc_now_ns() - start < window);
+	return false;
+}
+
+/*
+ * Arm the SQ wait flag of every ring; a ring that got work between the
+ * last pass and its flag is worked instead.  Returns true if nothing is
+ * pending anywhere (safe to sleep).
+ */
+static bool prepare_sleep(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	bool idle = true;
+
+	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+		struct dsvc_session *s = d->sessions[si];
+		bool closed = false;
+
+		for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS && !closed; i++) {
+			struct dsvc_ring *rg = s->rings[i];
+			int ret;
+
+			if (!rg || rg->nr_backlog)
+				continue; /* a blocked CQ waits for the doorbell already */
+			ret = ring_sq_drain_wait_begin(&rg->sq);
+			if (ret == 1)
+				continue;
+			if (ret == 0) {
+				idle = false;
+				ring_sq_drain_wait_end(&rg->sq);
+			}
+			work_ring(e, s, i, &closed); /* runs it, or closes on EPROTO */
+		}
+	}
+	return idle;
+}
+
+static void wake_rings(struct evl *e)
+{
+	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+		struct dsvc_session *s = e->d->sessions[si];
+
+		for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS; i++)
+			if (s->rings[i])
+				ring_sq_drain_wait_end(&s->rings[i]->sq);
+	}
+}
+
+static void stats_tick(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	uint64_t exp;
+
+	while (read(e->tfd, &exp, sizeof(exp)) < 0 && errno == EINTR)
+		;
+	lat_roll(&d->lat);
+	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
+		if (d->sessions[i])
+			lat_roll(&d->sessions[i]->lat);
+	if (++e->ticks % d->opt->stats_interval == 0 && d->log->level >= DLOG_INFO) {
+		struct dmasvc_stat_service st;
+
+		query_fill_service(d, &st);
+		dlog(d->log, DLOG_INFO, 0,
+		     "stats: sessions %u events %llu failed %llu maps %llu unmaps %llu areas %llu pinned %llu B latency p50 %llu ns p99 %llu ns (drain to CQE)",
+		     st.sessions, (unsigned long long)st.events, (unsigned long long)st.events_failed,
+		     (unsigned long long)st.map_calls, (unsigned long long)st.unmap_calls,
+		     (unsigned long long)st.areas, (unsigned long long)st.pinned_bytes,
+		     (unsigned long long)st.latency_p50_ns, (unsigned long long)st.latency_p99_ns);
+	}
+}
+
+/* Handle one io_uring completion.  Returns false on a stop signal. */
+static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
+{
+	struct dsvc *d = e->d;
+	enum tag_kind kind = (enum tag_kind)(tag >> 60);
+	uint32_t sid = (uint32_t)(tag >> 16);
+	unsigned int ring = (unsigned int)(tag & 0xffff);
+	bool more = flags & IORING_CQE_F_MORE;
+	struct dsvc_session *s;
+
+	if (tag == 0)
+		return true; /* a poll_remove's own completion */
+	switch (kind) {
+	case TAG_SIGNAL: {
+		struct signalfd_siginfo si;
+
+		if (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+			dlog(d->log, DLOG_INFO, 0, "signal %u: stopping", si.ssi_signo);
+			return false;
+		}
+		if (!more)
+			arm_poll(e, e->sfd, tag);
+		return true;
+	}
+	case TAG_TIMER:
+		if (res > 0)
+			stats_tick(e);
+		if (!more)
+			arm_poll(e, e->tfd, tag);
+		return true;
+	case TAG_LISTEN:
+		if (res > 0)
+			do_accept(e);
+		if (!more && e->lfd >= 0)
+			arm_poll(e, e->lfd, tag);
+		return true;
+	case TAG_CLIENT:
+		s = session_find(d, sid);
+		if (!s)
+			return true;
+		if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {
+			/* still answer what is queued before the hang-up */
+			if (res > 0 && (res & POLLIN) && !client_readable(e, s))
+				return true;
+			session_close(e, s, "socket hung up");
+			return true;
+		}
+		if (!client_readable(e, s))
+			return true;
+		if (!more)
+			arm_poll(e, s->fd, tag);
+		return true;
+	case TAG_DOORBELL:
+		s = session_find(d, sid);
+		if (!s || ring >= DMASVC_MAX_RINGS || !s->rings[ring])
+			return true;
+		ring_eventfd_consume(s->rings[ring]->doorbell);
+		ring_sq_drain_wait_end(&s->rings[ring]->sq);
+		{
+			bool closed = false;
+
+			work_ring(e, s, ring, &closed);
+			if (closed)
+				return true;
+		}
+		if (!more)
+			arm_poll(e, s->rings[ring]->doorbell, tag);
+		return true;
+	default:
+		return true;
+	}
+}
+
+static int setup_fds(struct evl *e)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	e->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (e->sfd < 0)
+		return -errno;
+	e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (e->tfd < 0)
+		return -errno;
+	if (timerfd_settime(e->tfd, 0, &its, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* SIGTERM/SIGINT: stop accepting, finish queued events, unmap everything. */
+static void shutdown_all(struct evl *e)
+{
+	struct dsvc *d = e->d;
+
+	d->stopping = true;
+	if (e->lfd >= 0) {
+		cancel_poll(e, make_tag(TAG_LISTEN, 0, 0));
+		io_uring_submit(&e->uring);
+		close(e->lfd);
+		e->lfd = -1;
+	}
+	wake_rings(e);
+	work_all(e); /* complete what clients already posted */
+	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
+		if (d->sessions[i])
+			session_close(e, d->sessions[i], "service stopping");
+}
+
+int evl_run(struct dsvc *d, int lfd)
+{
+	struct evl e = { .d = d, .lfd = lfd, .sfd = -1, .tfd = -1, .self = geteuid() };
+	bool running = true;
+	int ret;
+
+	ret = io_uring_queue_init(URING_ENTRIES, &e.uring, 0);
+	if (ret) {
+		dlog_err(d->log, 0, ret, "io_uring_queue_init");
+		close(lfd);
+		return ret;
+	}
+	ret = setup_fds(&e);
+	if (ret) {
+		dlog_err(d->log, 0, ret, "signalfd/timerfd setup");
+		goto out;
+	}
+	arm_poll(&e, e.sfd, make_tag(TAG_SIGNAL, 0, 0));
+	arm_poll(&e, e.tfd, make_tag(TAG_TIMER, 0, 0));
+	arm_poll(&e, e.lfd, make_tag(TAG_LISTEN, 0, 0));
+	while (running) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, seen = 0;
+
+		/* Work awake rings, spin while bursts come close together, then sleep. */
+		while (work_all(&e) > 0 || spin(&e))
+			if (io_uring_cq_ready(&e.uring))
+				break;
+		if (!io_uring_cq_ready(&e.uring) && prepare_sleep(&e)) {
+			ret = io_uring_submit_and_wait(&e.uring, 1);
+			if (ret < 0 && ret != -EINTR) {
+				dlog_err(d->log, 0, ret, "io_uring_submit_and_wait");
+				break;
+			}
+		} else {
+			io_uring_submit(&e.uring);
+		}
+		io_uring_for_each_cqe(&e.uring, head, cqe) {
+			seen++;
+			if (running && !handle_cqe(&e, cqe->user_data, cqe->res, cqe->flags))
+				running = false;
+		}
+		io_uring_cq_advance(&e.uring, seen);
+	}
+	shutdown_all(&e);
+	ret = 0;
+out:
+	if (e.lfd >= 0)
+		close(e.lfd);
+	if (e.sfd >= 0)
+		close(e.sfd);
+	if (e.tfd >= 0)
+		close(e.tfd);
+	io_uring_queue_exit(&e.uring);
+	return ret;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exec_pool_priv.h - the worker pool that runs map jobs in parallel.
+ * Do not include from outside dmasvc/.
+ *
+ * Vocabulary: a "batch" is one call of pool_run(): @n items, each handled
+ * once by fn(arg, i).  The pool has `workers` lanes: the calling thread is
+ * lane 0 and workers - 1 threads are the others, so --workers N means at
+ * most N maps in flight.  Items are claimed one at a time (a map is a
+ * pin + ioctl, far costlier than the claim).
+ *
+ * Threading: pool_run() is called by one thread at a time (the event
+ * loop); it returns after every item finished.
+ */
+#ifndef DMASVC_EXEC_POOL_PRIV_H
+#define DMASVC_EXEC_POOL_PRIV_H
+
+#include <stddef.h>
+
+struct exec_pool;
+
+/* pool_item_fn: handle item @i of the batch; must not fail (record results in the item). */
+typedef void (*pool_item_fn)(void *arg, size_t i);
+
+/*
+ * pool_create: a pool of @workers lanes (>= 1; workers - 1 threads).
+ * Returns 0 and *@out, or -errno (threads already started are joined).
+ */
+int pool_create(unsigned int workers, struct exec_pool **out);
+
+/* pool_destroy: stop and join the threads, free the pool.  NULL is a no-op. */
+void pool_destroy(struct exec_pool *p);
+
+/* pool_workers: the number of lanes. */
+unsigned int pool_workers(const struct exec_pool *p);
+
+/* pool_run: call @fn(@arg, i) for i in [0, @n) on all lanes; returns when all are done. */
+void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n);
+
+#endif /* DMASVC_EXEC_POOL_PRIV_H */

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the dmasvc executable: parse the command line, open the backend,
+ * start the worker pool, listen, run the event loop, clean up.  All
+ * long-lived state lives in main()'s frame (struct dsvc and friends).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "evloop_priv.h"
+#include "server_priv.h"
+#include "session_priv.h"
+#include "testhooks_priv.h"
+
+static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
+			const struct be_ops **ops, struct be_ctx **ctx)
+{
+	struct soft_iommu_config soft = { .nr_ranges = 0 };
+	struct be_config cfg = { .max_areas = o->max_mappings };
+	const char *env;
+	char err[256];
+	int ret;
+
+	if (o->backend == OPT_BACKEND_SOFT) {
+		*ops = &be_soft_ops;
+		cfg.backend_private = &soft;
+		env = getenv(TESTHOOK_SOFT_FAULTS_ENV);
+		if (env && *env) {
+#ifdef DMASVC_FAULT_INJECTION
+			ret = th_parse_soft_faults(env, &soft.faults, err, sizeof(err));
+			if (ret) {
+				dlog(lg, DLOG_ERROR, 0, "%s", err);
+				return ret;
+			}
+			dlog(lg, DLOG_WARN, 0, "test fault injection armed: %s", env);
+#else
+			dlog(lg, DLOG_WARN, 0, "%s ignored: built without fault injection",
+			     TESTHOOK_SOFT_FAULTS_ENV);
+#endif
+		}
+		dlog(lg, DLOG_WARN, 0,
+		     "using the software IOMMU model: mappings are enforced and pinned in userspace only; no device is protected");
+	} else {
+		*ops = &be_iommufd_ops;
+		cfg.path = o->iommufd_path;
+	}
+	ret = (*ops)->open(&cfg, ctx);
+	if (ret) {
+		if (o->backend == OPT_BACKEND_IOMMUFD)
+			dlog_err(lg, 0, ret, "cannot open the iommufd backend at %s%s", o->iommufd_path,
+				 ret == -ENOENT ? " (no such device; --soft-iommu runs the software model)"
+						: "");
+		else
+			dlog_err(lg, 0, ret, "cannot open the %s backend", (*ops)->name);
+	}
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	struct dsvc_options opt;
+	struct dlog lg = { .level = DLOG_INFO, .out = stderr };
+	struct dsvc d;
+	char err[512];
+	sigset_t mask;
+	int ret, lfd;
+
+	ret = opt_parse(argc, argv, &opt, stdout, err, sizeof(err));
+	if (ret == OPT_EXIT)
+		return 0;
+	if (ret < 0) {
+		fprintf(stderr, "dmasvc: %s\n", err);
+		return 2;
+	}
+	if (opt_resolve_backend(&opt, access(OPT_DEFAULT_IOMMUFD, F_OK) == 0, err, sizeof(err))) {
+		fprintf(stderr, "dmasvc: %s\n", err);
+		return 2;
+	}
+	lg.level = opt.log_level;
+
+	memset(&d, 0, sizeof(d));
+	d.opt = &opt;
+	d.log = &lg;
+	d.start_ns = dsvc_now_ns();
+	if (open_backend(&opt, &lg, &d.ops, &d.be))
+		return 1;
+	/* SIGTERM/SIGINT arrive through the loop's signalfd; worker threads inherit the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ret = pool_create(opt.workers, &d.pool);
+	if (ret) {
+		dlog_err(&lg, 0, ret, "cannot start %u workers", opt.workers);
+		goto err_backend;
+	}
+	lfd = srv_listen(&opt, err, sizeof(err));
+	if (lfd < 0) {
+		dlog_err(&lg, 0, lfd, "%s", err);
+		ret = lfd;
+		goto err_pool;
+	}
+	dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o), backend %s, %u workers", opt.socket_path,
+	     opt.socket_mode, d.ops->name, opt.workers);
+	ret = evl_run(&d, lfd);
+	unlink(opt.socket_path);
+	if (!ret)
+		dlog(&lg, DLOG_INFO, 0, "stopped: all mappings removed");
+err_pool:
+	pool_destroy(d.pool);
+err_backend:
+	d.ops->close(d.be);
+	return ret ? 1 : 0;
+}

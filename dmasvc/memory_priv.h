@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memory_priv.h - accept a client's guest-memory fd and map it once.
+ * Do not include from outside dmasvc/.
+ *
+ * A "memory" is a memfd (sealed with F_SEAL_SHRINK, so it cannot shrink
+ * under a pinned mapping) or a hugetlbfs file, at least @size bytes long,
+ * @size a multiple of its page size.  The service maps it MAP_SHARED once
+ * (PROT_READ|PROT_WRITE, or PROT_READ for READONLY memories) and never
+ * touches guest pages through that mapping itself: only the backend pins
+ * them.  Unsealed memfds (QEMU's aux-ram-share ROM blocks) are refused: a
+ * client leaves them out (decision recorded in docs/protocol.md).
+ */
+#ifndef DMASVC_MEMORY_PRIV_H
+#define DMASVC_MEMORY_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One mapped memory.  Immutable after mem_open(); owned by its session. */
+struct dsvc_memory {
+	uint32_t id;
+	int fd;             /* the client's fd; closed by mem_close() */
+	void *vaddr;        /* MAP_SHARED mapping of [0, size) */
+	uint64_t size;      /* bytes mapped (the size the client declared) */
+	uint64_t page_size; /* 4096, or the hugetlbfs page size */
+	bool readonly;      /* mapped PROT_READ; regions must be READONLY */
+	bool hugetlb;
+	unsigned int users; /* regions using it (event-loop thread only) */
+};
+
+/*
+ * mem_check_fd: check that @fd is a usable memory of @size bytes (see the
+ * file comment) and that its access mode allows @readonly/read-write use.
+ * Sets *@page_size and *@hugetlb.  Returns 0, or -errno with a reason in
+ * @err: -EBADF/-EINVAL wrong file type, -EPERM missing F_SEAL_SHRINK,
+ * -ERANGE file shorter than @size, -EINVAL size not a page multiple,
+ * -EACCES fd not opened for writing.
+ */
+int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool *hugetlb,
+		 char *err, size_t errlen);
+
+/*
+ * mem_open: mem_check_fd() then mmap.  Takes ownership of @fd on success
+ * only (stored in *@m).  Returns 0, or -errno with a reason in @err.
+ */
+int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *err, size_t errlen);
+
+/* mem_close: munmap and close.  Never fails. */
+void mem_close(struct dsvc_memory *m);
+
+#endif /* DMASVC_MEMORY_PRIV_H */

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * options.c - parse the daemon's command line (getopt_long) and validate
+ * every value; see options_priv.h.  Numbers are parsed strictly: the whole
+ * argument must be a number in range, else the flag is named in the error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dmasvc/proto.h"
+#include "options_priv.h"
+
+#ifndef DMASVC_VERSION
+#define DMASVC_VERSION "unknown"
+#endif
+
+enum {
+	OPT_SOFT = 256,
+	OPT_IOMMUFD,
+	OPT_SOCKET,
+	OPT_SOCKET_MODE,
+	OPT_WORKERS,
+	OPT_MAX_MAPPINGS,
+	OPT_ALLOW_UID,
+	OPT_LOG_LEVEL,
+	OPT_STATS_INTERVAL,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "soft-iommu", no_argument, NULL, OPT_SOFT },
+	{ "iommufd", required_argument, NULL, OPT_IOMMUFD },
+	{ "socket", required_argument, NULL, OPT_SOCKET },
+	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "max-mappings", required_argument, NULL, OPT_MAX_MAPPINGS },
+	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+void opt_usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: dmasvc [OPTIONS]\n"
+		"Keep IOMMU mappings equal to the populated parts of guest memory that\n"
+		"clients (VMMs) report over a control socket and shared-memory rings.\n"
+		"\n"
+		"Backend (exactly one; with neither flag, /dev/iommu is used if it exists):\n"
+		"  --iommufd PATH        the kernel iommufd backend (normally /dev/iommu)\n"
+		"  --soft-iommu          the software IOMMU model: enforces the iommufd rules and\n"
+		"                        pins memory, but protects no device (for machines\n"
+		"                        without an IOMMU, and for tests)\n"
+		"\n"
+		"Options:\n"
+		"  --socket PATH         control socket (default %s)\n"
+		"  --socket-mode OCTAL   permissions of the socket file (default 0600)\n"
+		"  --allow-uid UID       peer uid allowed to connect; repeatable (default: the\n"
+		"                        service's own uid and root).  Service-wide queries\n"
+		"                        (dmasvcctl) are for root and the service's own uid\n"
+		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
+		"  --max-mappings N      area budget of each session's space (default: the\n"
+		"                        backend's own limit)\n"
+		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
+		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
+		"  --help                print this help and exit\n"
+		"  --version             print the version and exit\n"
+		"\n"
+		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
+		"error, 2 on bad usage or no usable backend.\n",
+		DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS);
+}
+
+/* Parse all of @s as an unsigned number in [min, max] with @base. */
+static int parse_u64(const char *s, int base, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end = NULL;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno || !end || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void set_defaults(struct dsvc_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->backend = OPT_BACKEND_AUTO;
+	o->socket_path = DMASVC_DEFAULT_SOCKET;
+	o->socket_mode = 0600;
+	o->workers = OPT_DEFAULT_WORKERS;
+	o->stats_interval = 10;
+	o->log_level = DLOG_INFO;
+}
+
+int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *err, size_t errlen)
+{
+	uint64_t v;
+	int c;
+
+	set_defaults(o);
+	optind = 0; /* full reset: tests parse several argv in one process */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SOFT:
+			if (o->backend == OPT_BACKEND_IOMMUFD)
+				goto err_both;
+			o->backend = OPT_BACKEND_SOFT;
+			break;
+		case OPT_IOMMUFD:
+			if (o->backend == OPT_BACKEND_SOFT)
+				goto err_both;
+			if (!*optarg) {
+				snprintf(err, errlen, "--iommufd needs a path (e.g. /dev/iommu)");
+				return -EINVAL;
+			}
+			o->backend = OPT_BACKEND_IOMMUFD;
+			o->iommufd_path = optarg;
+			break;
+		case OPT_SOCKET:
+			if (!*optarg || strlen(optarg) >= 108) {
+				snprintf(err, errlen, "--socket: path must be 1..107 bytes");
+				return -EINVAL;
+			}
+			o->socket_path = optarg;
+			break;
+		case OPT_SOCKET_MODE:
+			if (parse_u64(optarg, 8, 0, 0777, &v)) {
+				snprintf(err, errlen, "--socket-mode: '%s' is not an octal mode 0..0777", optarg);
+				return -EINVAL;
+			}
+			o->socket_mode = (unsigned int)v;
+			break;
+		case OPT_WORKERS:
+			if (parse_u64(optarg, 10, 1, OPT_MAX_WORKERS, &v)) {
+				snprintf(err, errlen, "--workers: '%s' is not a number in 1..%d", optarg,
+					 OPT_MAX_WORKERS);
+				return -EINVAL;
+			}
+			o->workers = (unsigned int)v;
+			break;
+		case OPT_MAX_MAPPINGS:
+			if (parse_u64(optarg, 10, 1, UINT64_MAX - 1, &v)) {
+				snprintf(err, errlen, "--max-mappings: '%s' is not a positive number", optarg);
+				return -EINVAL;
+			}
+			o->max_mappings = v;
+			break;
+		case OPT_ALLOW_UID:
+			if (parse_u64(optarg, 10, 0, UINT32_MAX - 1, &v)) {
+				snprintf(err, errlen, "--allow-uid: '%s' is not a numeric uid", optarg);
+				return -EINVAL;
+			}
+			if (o->nr_allow_uids == OPT_MAX_ALLOW_UIDS) {
+				snprintf(err, errlen, "--allow-uid: at most %d uids", OPT_MAX_ALLOW_UIDS);
+				return -EINVAL;
+			}
+			o->allow_uids[o->nr_allow_uids++] = (uid_t)v;
+			break;
+		case OPT_LOG_LEVEL:
+			if (dlog_parse_level(optarg, &o->log_level)) {
+				snprintf(err, errlen, "--log-level: '%s' is not one of error, warn, info, debug",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_STATS_INTERVAL:
+			if (parse_u64(optarg, 10, 1, 3600, &v)) {
+				snprintf(err, errlen, "--stats-interval: '%s' is not a number of seconds in 1..3600",
+					 optarg);
+				return -EINVAL;
+			}
+			o->stats_interval = (unsigned int)v;
+			break;
+		case OPT_HELP:
+			opt_usage(out);
+			return OPT_EXIT;
+		case OPT_VERSION:
+			fprintf(out, "dmasvc %s (control protocol %d.%d)\n", DMASVC_VERSION,
+				DMASVC_PROTO_MAJOR, DMASVC_PROTO_MINOR);
+			return OPT_EXIT;
+		case ':':
+			snprintf(err, errlen, "%s needs an argument", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			snprintf(err, errlen, "unknown option '%s' (see --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	return OPT_RUN;
+
+err_both:
+	snprintf(err, errlen, "--soft-iommu and --iommufd are mutually exclusive");
+	return -EINVAL;
+}
+
+int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, size_t errlen)
+{
+	if (o->backend != OPT_BACKEND_AUTO)
+		return 0;
+	if (!have_dev_iommu) {
+		snprintf(err, errlen,
+			 "no backend given and %s does not exist; use --soft-iommu for the "
+			 "software model (no device protection) or --iommufd PATH",
+			 OPT_DEFAULT_IOMMUFD);
+		return -ENODEV;
+	}
+	o->backend = OPT_BACKEND_IOMMUFD;
+	o->iommufd_path = OPT_DEFAULT_IOMMUFD;
+	return 0;
+}

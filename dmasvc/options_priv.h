@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * options_priv.h - the daemon's command line, parsed into a plain struct.
+ * Do not include from outside dmasvc/.
+ *
+ * Parsing is a pure function of argv (tests call it directly); choosing the
+ * backend when no backend flag is given depends on whether /dev/iommu
+ * exists, which the caller passes in.
+ */
+#ifndef DMASVC_OPTIONS_PRIV_H
+#define DMASVC_OPTIONS_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "log_priv.h"
+
+#define OPT_MAX_ALLOW_UIDS 32
+#define OPT_MAX_WORKERS 64
+#define OPT_DEFAULT_WORKERS 2
+#define OPT_DEFAULT_IOMMUFD "/dev/iommu"
+
+enum opt_backend {
+	OPT_BACKEND_AUTO = 0, /* no flag: iommufd if /dev/iommu exists, else refuse */
+	OPT_BACKEND_SOFT,     /* --soft-iommu: the software model */
+	OPT_BACKEND_IOMMUFD,  /* --iommufd PATH */
+};
+
+struct dsvc_options {
+	enum opt_backend backend;
+	const char *iommufd_path;    /* --iommufd PATH (points into argv) */
+	const char *socket_path;     /* --socket; default DMASVC_DEFAULT_SOCKET */
+	unsigned int socket_mode;    /* --socket-mode OCTAL; default 0600 */
+	unsigned int workers;        /* --workers N, 1..OPT_MAX_WORKERS */
+	uint64_t max_mappings;       /* --max-mappings N; 0 = backend default */
+	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
+	enum dlog_level log_level;   /* --log-level; default info */
+	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 = default list */
+	uid_t allow_uids[OPT_MAX_ALLOW_UIDS];
+};
+
+enum opt_result {
+	OPT_RUN = 0,  /* options valid: start the service */
+	OPT_EXIT = 1, /* --help or --version printed: exit 0 */
+};
+
+/*
+ * opt_parse: parse @argv into *@o (defaults first).  --help and --version
+ * print to @out.  Returns OPT_RUN, OPT_EXIT, or -EINVAL with a one-line
+ * reason in @err (the caller prints it and exits 2).
+ */
+int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *err, size_t errlen);
+
+/*
+ * opt_resolve_backend: turn OPT_BACKEND_AUTO into a concrete choice given
+ * whether /dev/iommu exists.  Returns 0, or -ENODEV with a message naming
+ * --soft-iommu in @err (exit 2).
+ */
+int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, size_t errlen);
+
+/* opt_usage: the --help text. */
+void opt_usage(FILE *out);
+
+#endif /* DMASVC_OPTIONS_PRIV_H */

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_service_priv.h - the service side of a session's rings: drain SQEs in
+ * bursts, validate them, plan and execute with granule/, post CQEs.
+ * Do not include from outside dmasvc/ (tests and fuzzers may).
+ *
+ * Rules (DESIGN.md "Data path"):
+ *   - each SQE is copied once by the ring, then validated here: opcode,
+ *     flags, reserved, region, alignment, bounds.  A bad SQE completes with
+ *     -EINVAL (opcode, flags, reserved, alignment, zero length), -ERANGE
+ *     (out of bounds) or -ENOENT (unknown region); it is not a disconnect.
+ *     A ring-index protocol error (RING_EPROTO) is: the caller disconnects.
+ *   - a full CQ makes the service wait: CQEs that do not fit are kept in the
+ *     ring's backlog (at most one burst), the SQ is not drained again until
+ *     the backlog is posted, and the CQ wait flag asks the client to ring the
+ *     doorbell when it frees CQ space.  No completion is ever dropped.
+ *   - latency is recorded per event from the drain to the CQE post.
+ */
+#ifndef DMASVC_RING_SERVICE_PRIV_H
+#define DMASVC_RING_SERVICE_PRIV_H
+
+#include "dmasvc/plan.h"
+#include "session_priv.h"
+
+/*
+ * sqe_validate: check @sqe against @s.  Returns 1 and fills *@ev for a
+ * populate/discard, 0 for a valid NOP (complete it with 0), or -errno for
+ * the CQE (-EINVAL, -ERANGE, -ENOENT).  Pure: reads @s, changes nothing.
+ */
+int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
+		 struct gran_event *ev);
+
+/*
+ * rsv_ring_work: process ring @rg of @s: post any backlog, then drain and
+ * run up to @max_bursts bursts.  Returns the number of SQEs completed
+ * (0 when the SQ was empty or the CQ is full), or RING_EPROTO (disconnect
+ * the session).
+ */
+int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
+		  unsigned int max_bursts);
+
+/* rsv_ring_pending: whether @rg has SQEs waiting (peeks the tail; false while the CQ backlog blocks). */
+bool rsv_ring_pending(struct dsvc_ring *rg);
+
+#endif /* DMASVC_RING_SERVICE_PRIV_H */

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session.c - session objects: creation, the per-command operations on
+ * memories, regions, rings and devices, and teardown (see session_priv.h
+ * for ownership, ids and caps).
+ *
+ * Vocabulary: "slot" is an index into one of the session's fixed tables;
+ * "end" is exclusive, "last" inclusive (iova + size - 1, overflow-checked
+ * by the decoder before anything here runs).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log_priv.h"
+#include "session_priv.h"
+
+uint64_t dsvc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint32_t make_id(uint32_t *gen, unsigned int slot)
+{
+	uint32_t g = ++*gen & ((1u << (32 - ID_SLOT_BITS)) - 1);
+
+	if (g == 0) /* wrapped: ids stay non-zero */
+		g = *gen = 1;
+	return (g << ID_SLOT_BITS) | slot;
+}
+
+struct dsvc_region *session_region(const struct dsvc_session *s, uint32_t id)
+{
+	unsigned int slot = id & ((1u << ID_SLOT_BITS) - 1);
+	struct dsvc_region *r;
+
+	if (slot >= SESSION_MAX_REGIONS)
+		return NULL;
+	r = s->regions[slot];
+	return r && r->id == id ? r : NULL;
+}
+
+struct dsvc_memory *session_memory(const struct dsvc_session *s, uint32_t id)
+{
+	unsigned int slot = id & ((1u << ID_SLOT_BITS) - 1);
+	struct dsvc_memory *m;
+
+	if (slot >= SESSION_MAX_MEMORIES)
+		return NULL;
+	m = s->mems[slot];
+	return m && m->id == id ? m : NULL;
+}
+
+struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
+{
+	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
+		if (d->sessions[i] && d->sessions[i]->id == id)
+			return d->sessions[i];
+	return NULL;
+}
+
+int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
+		   struct dsvc_session **out)
+{
+	struct be_limits lim;
+	struct dsvc_session *s;
+	unsigned int slot;
+	int ret;
+
+	for (slot = 0; slot < DSVC_MAX_SESSIONS; slot++)
+		if (!d->sessions[slot])
+			break;
+	if (slot == DSVC_MAX_SESSIONS)
+		return -EMFILE;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = d->ops->space_create(d->be, &s->space);
+	if (ret)
+		goto err_free;
+	ret = d->ops->limits(s->space, &lim);
+	if (ret)
+		goto err_space;
+	s->max_areas = lim.max_areas;
+	if (d->opt->max_mappings && d->opt->max_mappings < s->max_areas)
+		s->max_areas = d->opt->max_mappings;
+	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
+	s->id = ++d->next_session_id;
+	s->fd = fd;
+	s->cred = *cred;
+	s->admin = admin;
+	d->sessions[slot] = s;
+	d->nr_sessions++;
+	*out = s;
+	return 0;
+
+err_space:
+	d->ops->space_destroy(s->space);
+err_free:
+	free(s);
+	return ret;
+}
+
+/* Unmap everything of @r (coalesced runs) and count the calls; never fails. */
+static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t count)
+{
+	(void)r;
+	(void)first;
+	(void)count;
+	++*(uint64_t *)arg;
+	return 0;
+}
+
+static void region_unmap_all(struct dsvc *d, struct dsvc_session *s, struct dsvc_region *r)
+{
+	uint64_t runs = 0, held;
+
+	gran_region_for_each_run(r->gr, 0, gran_region_nr_granules(r->gr), count_run, &runs);
+	if (!runs)
+		return;
+	held = gran_region_unmap_all(r->gr, d->ops, s->space);
+	s->ctr.unmap_calls += runs;
+	if (held)
+		dlog(d->log, DLOG_ERROR, s->id,
+		     "region %u: BUG: backend may still hold %llu granules after unmapping all",
+		     r->id, (unsigned long long)held);
+}
+
+void session_unmap_all(struct dsvc *d, struct dsvc_session *s)
+{
+	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
+		if (s->regions[i])
+			region_unmap_all(d, s, s->regions[i]);
+}
+
+static void ring_free(struct dsvc_ring *rg)
+{
+	ring_unmap(&rg->map);
+	if (rg->doorbell >= 0)
+		close(rg->doorbell);
+	if (rg->completion >= 0)
+		close(rg->completion);
+	free(rg);
+}
+
+void session_destroy(struct dsvc *d, struct dsvc_session *s)
+{
+	session_unmap_all(d, s);
+	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+		if (!s->regions[i])
+			continue;
+		gran_region_unregister(s->regions[i]->gr);
+		free(s->regions[i]);
+		s->regions[i] = NULL;
+	}
+	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++) {
+		if (s->rings[i])
+			ring_free(s->rings[i]);
+		s->rings[i] = NULL;
+	}
+	for (unsigned int i = 0; i < SESSION_MAX_DEVICES; i++)
+		if (s->device_used[i] && d->ops->device_detach)
+			d->ops->device_detach(s->space, s->devices[i]);
+	d->ops->space_destroy(s->space);
+	for (unsigned int i = 0; i < SESSION_MAX_MEMORIES; i++) {
+		if (!s->mems[i])
+			continue;
+		mem_close(s->mems[i]);
+		free(s->mems[i]);
+		s->mems[i] = NULL;
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++) {
+		if (d->sessions[i] == s) {
+			d->sessions[i] = NULL;
+			d->nr_sessions--;
+		}
+	}
+	counters_add(&d->gone, &s->ctr);
+	free(s);
+}
+
+int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
+		       const struct dmasvc_memory_add *req, uint32_t *id, char *err, size_t errlen)
+{
+	struct dsvc_memory *m;
+	unsigned int slot;
+	int ret;
+
+	(void)d;
+	for (slot = 0; slot < SESSION_MAX_MEMORIES; slot++)
+		if (!s->mems[slot])
+			break;
+	if (slot == SESSION_MAX_MEMORIES)
+		return errf(-EMFILE, err, errlen, "session already has %d memories (the cap)",
+			     SESSION_MAX_MEMORIES);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return errf(-ENOMEM, err, errlen, "out of memory");
+	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY, err, errlen);
+	if (ret) {
+		free(m);
+		return ret;
+	}
+	m->id = make_id(&s->mem_gen, slot);
+	s->mems[slot] = m;
+	s->nr_mems++;
+	*id = m->id;
+	return 0;
+}
+
+int session_memory_remove(struct dsvc_session *s, uint32_t id, char *err, size_t errlen)
+{
+	struct dsvc_memory *m = session_memory(s, id);
+
+	if (!m)
+		return errf(-ENOENT, err, errlen, "no memory %u", id);
+	if (m->users)
+		return errf(-EBUSY, err, errlen, "memory %u is used by %u regions", id, m->users);
+	s->mems[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
+	s->nr_mems--;
+	mem_close(m);
+	free(m);
+	return 0;
+}
+
+/* Whether [iova, last] lies inside one allowed IOVA range of the space. */
+static bool iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last)
+{
+	if (lim->nr_ranges == 0)
+		return true;
+	for (uint32_t i = 0; i < lim->nr_ranges && i < BE_MAX_IOVA_RANGES; i++)
+		if (iova >= lim->ranges[i].start && last <= lim->ranges[i].last)
+			return true;
+	return false;
+}
+
+int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_region_add *req,
+		       uint32_t *id, char *err, size_t errlen)
+{
+	uint64_t last = req->iova + req->size - 1; /* no overflow: checked by ctl_decode */
+	struct gran_region_desc desc;
+	struct dsvc_memory *m;
+	struct dsvc_region *r;
+	struct be_limits lim;
+	unsigned int slot;
+	int ret;
+
+	m = session_memory(s, req->mem_id);
+	if (!m)
+		return errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
+	if (m->readonly && !(req->flags & DMASVC_REGION_READONLY))
+		return errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
+			     req->mem_id);
+	for (slot = 0; slot < SESSION_MAX_REGIONS; slot++)
+		if (!s->regions[slot])
+			break;
+	if (slot == SESSION_MAX_REGIONS)
+		return errf(-EMFILE, err, errlen, "session already has %d regions (the cap)",
+			     SESSION_MAX_REGIONS);
+	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+		const struct gran_region *o = s->regions[i] ? s->regions[i]->gr : NULL;
+
+		if (o && req->iova <= gran_region_iova(o) + gran_region_size(o) - 1 &&
+		    gran_region_iova(o) <= last)
+			return errf(-EEXIST, err, errlen,
+				     "iova 0x%llx..0x%llx overlaps region %u",
+				     (unsigned long long)req->iova, (unsigned long long)last,
+				     s->regions[i]->id);
+	}
+	ret = d->ops->limits(s->space, &lim);
+	if (ret)
+		return errf(ret, err, errlen, "backend limits query failed");
+	if (!iova_allowed(&lim, req->iova, last))
+		return errf(-ERANGE, err, errlen, "iova 0x%llx..0x%llx is outside the space's IOVA ranges",
+			     (unsigned long long)req->iova, (unsigned long long)last);
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return errf(-ENOMEM, err, errlen, "out of memory");
+	desc = (struct gran_region_desc){
+		.mem_offset = req->mem_offset,
+		.size = req->size,
+		.iova = req->iova,
+		.granule = req->granule,
+		.mem_size = m->size,
+		.mem_vaddr = m->vaddr,
+		.mem_fd = m->fd,
+		.prot = (req->flags & DMASVC_REGION_READONLY) ? BE_PROT_READ
+							       : BE_PROT_READ | BE_PROT_WRITE,
+		.flags = 0,
+	};
+	ret = gran_region_register(&desc, &s->budget, &r->gr, err, errlen);
+	if (ret) {
+		free(r);
+		return ret;
+	}
+	r->id = make_id(&s->region_gen, slot);
+	r->flags = req->flags;
+	r->mem = m;
+	m->users++;
+	s->regions[slot] = r;
+	s->nr_regions++;
+	*id = r->id;
+	return 0;
+}
+
+int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
+			  size_t errlen)
+{
+	struct dsvc_region *r = session_region(s, id);
+
+	if (!r)
+		return errf(-ENOENT, err, errlen, "no region %u", id);
+	region_unmap_all(d, s, r);
+	gran_region_unregister(r->gr);
+	r->mem->users--;
+	s->regions[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
+	s->nr_regions--;
+	free(r);
+	return 0;
+}
+
+int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_ring_setup *req,
+		       struct dsvc_ring **out, int fds[3], char *err, size_t errlen)
+{
+	struct ring_params p = { .sq_entries = req->sq_entries, .cq_entries = req->cq_entries };
+	struct ring_fds rf;
+	struct dsvc_ring *rg;
+	unsigned int slot;
+	int ret;
+
+	(void)d;
+	for (slot = 0; slot < DMASVC_MAX_RINGS; slot++)
+		if (!s->rings[slot])
+			break;
+	if (slot == DMASVC_MAX_RINGS)
+		return errf(-EMFILE, err, errlen, "session already has %d rings (the cap)",
+			     DMASVC_MAX_RINGS);
+	if (s->inflight + req->sq_entries > SESSION_MAX_INFLIGHT)
+		return errf(-ENOSPC, err, errlen,
+			     "%u more SQ entries would exceed the session's in-flight cap %u (%u used)",
+			     req->sq_entries, SESSION_MAX_INFLIGHT, s->inflight);
+	rg = calloc(1, sizeof(*rg));
+	if (!rg)
+		return errf(-ENOMEM, err, errlen, "out of memory");
+	ret = ring_fds_create(&rf, &p);
+	if (ret) {
+		free(rg);
+		return errf(ret, err, errlen, "creating the ring failed");
+	}
+	ret = ring_map(&rg->map, rf.memfd, &p);
+	if (ret)
+		goto err_fds;
+	ret = ring_sq_consumer_init(&rg->sq, &rg->map);
+	if (!ret)
+		ret = ring_cq_producer_init(&rg->cq, &rg->map);
+	if (ret)
+		goto err_unmap;
+	rg->id = slot;
+	rg->doorbell = rf.doorbell;
+	rg->completion = rf.completion;
+	rg->sq_entries = req->sq_entries;
+	s->rings[slot] = rg;
+	s->nr_rings++;
+	s->inflight += req->sq_entries;
+	fds[0] = rf.memfd; /* the caller sends it, then closes it */
+	fds[1] = rf.doorbell;
+	fds[2] = rf.completion;
+	*out = rg;
+	return 0;
+
+err_unmap:
+	ring_unmap(&rg->map);
+err_fds:
+	ring_fds_close(&rf);
+	free(rg);
+	return errf(ret, err, errlen, "mapping the new ring failed");
+}
+
+int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
+			  size_t errlen)
+{
+	unsigned int slot;
+	int ret;
+
+	if (!d->ops->device_attach)
+		return errf(-EOPNOTSUPP, err, errlen,
+			     "the %s backend has no devices (the software model protects none; run dmasvc --iommufd)",
+			     d->ops->name);
+	for (slot = 0; slot < SESSION_MAX_DEVICES; slot++)
+		if (!s->device_used[slot])
+			break;
+	if (slot == SESSION_MAX_DEVICES)
+		return errf(-EMFILE, err, errlen, "session already has %d devices (the cap)",
+			     SESSION_MAX_DEVICES);
+	ret = d->ops->device_attach(s->space, fd, &s->devices[slot]);
+	if (ret)
+		return errf(ret, err, errlen, "attaching the device failed");
+	s->device_used[slot] = true;
+	s->nr_devices++;
+	*id = slot + 1;
+	return 0;
+}
+
+int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
+			  size_t errlen)
+{
+	if (id == 0 || id > SESSION_MAX_DEVICES || !s->device_used[id - 1])
+		return errf(-ENOENT, err, errlen, "no device %u", id);
+	d->ops->device_detach(s->space, s->devices[id - 1]);
+	s->device_used[id - 1] = false;
+	s->nr_devices--;
+	return 0;
+}

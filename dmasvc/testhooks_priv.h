@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * testhooks_priv.h - test-only knobs read from the environment, compiled in
+ * only with -Dfault_injection=true (DMASVC_FAULT_INJECTION).  Never in
+ * --help: production runs must not depend on them.
+ *
+ * DMASVC_TEST_SOFT_FAULTS (software model only): comma-separated
+ *   map_fail_nth=N      the Nth map() call fails
+ *   map_errno=E         its errno (default EIO)
+ *   map_range=A-L       maps touching IOVA [A, L] fail (hex or decimal)
+ *   map_range_errno=E   their errno (default EIO)
+ *   unmap_fail_nth=N    the Nth unmap() call fails
+ *   unmap_errno=E       its errno (default EIO)
+ */
+#ifndef DMASVC_TESTHOOKS_PRIV_H
+#define DMASVC_TESTHOOKS_PRIV_H
+
+#include <stddef.h>
+
+#include "dmasvc/soft_iommu.h"
+
+#define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
+
+/*
+ * th_parse_soft_faults: parse @s (the format above) into *@f (zeroed
+ * first).  Returns 0 or -EINVAL with the bad item named in @err.
+ */
+int th_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen);
+
+#endif /* DMASVC_TESTHOOKS_PRIV_H */
