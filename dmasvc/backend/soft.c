@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dmasvc/backend.h"
@@ -56,6 +57,32 @@ struct be_space {
 	uint64_t maps;           /* successful map() calls */
 	uint64_t unmap_calls;
 };
+
+/*
+ * Pin and unpin through the raw system calls: AddressSanitizer's runtime
+ * intercepts mlock()/munlock() as no-ops, and the model must pin for real
+ * in sanitizer builds too.  Return 0 or -errno.
+ */
+static int soft_pin(void *vaddr, uint64_t length)
+{
+	return syscall(SYS_mlock, vaddr, (size_t)length) ? -errno : 0;
+}
+
+static int soft_unpin(void *vaddr, uint64_t length)
+{
+	return syscall(SYS_munlock, vaddr, (size_t)length) ? -errno : 0;
+}
+
+/* munlock cannot fail on a range that was mlock()ed: report it as a bug. */
+static void soft_unpin_area(const struct soft_area *a)
+{
+	int ret = soft_unpin(a->vaddr, a->length);
+
+	if (ret)
+		fprintf(stderr, "soft iommu: BUG: munlock iova 0x%llx len 0x%llx: %d\n",
+			(unsigned long long)a->iova,
+			(unsigned long long)a->length, ret);
+}
 
 static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 {
@@ -132,9 +159,8 @@ static void soft_space_destroy(struct be_space *s)
 		s->root = soft_tree_pop_any(s->root, &a);
 		if (!a)
 			break;
-		if (a->published && munlock(a->vaddr, a->length))
-			fprintf(stderr, "soft iommu: BUG: munlock iova 0x%llx: %d\n",
-				(unsigned long long)a->iova, errno);
+		if (a->published)
+			soft_unpin_area(a);
 		free(a);
 	}
 	pthread_mutex_destroy(&s->lock);
@@ -177,9 +203,9 @@ static int map_fault(struct be_ctx *ctx, uint64_t iova, uint64_t last)
 	ctx->map_calls++;
 	if (f->map_fail_nth && ctx->map_calls == f->map_fail_nth)
 		ret = -(f->map_fail_errno ? f->map_fail_errno : EIO);
-	else if (f->map_fail_last >= f->map_fail_start &&
-		 iova <= f->map_fail_last && last >= f->map_fail_start)
-		ret = -(f->map_range_errno ? f->map_range_errno : EIO);
+	else if (f->map_range_errno && iova <= f->map_fail_last &&
+		 last >= f->map_fail_start)
+		ret = -f->map_range_errno;
 	pthread_mutex_unlock(&ctx->lock);
 	return ret;
 }
@@ -227,7 +253,7 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 	pthread_mutex_unlock(&s->lock);
 
 	/* Pin outside the lock, like iommufd's read-locked pin phase. */
-	ret = mlock(a->vaddr, a->length) ? -errno : 0;
+	ret = soft_pin(a->vaddr, a->length);
 
 	/* Phase 2: publish, or drop the reservation. */
 	pthread_mutex_lock(&s->lock);
@@ -297,9 +323,7 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		s->root = soft_tree_remove(s->root, a->iova);
 		s->nr_areas--;
 		s->pinned_bytes -= a->length;
-		if (munlock(a->vaddr, a->length))
-			fprintf(stderr, "soft iommu: BUG: munlock iova 0x%llx: %d\n",
-				(unsigned long long)a->iova, errno);
+		soft_unpin_area(a);
 		done += a->length;
 		free(a);
 	}

@@ -45,9 +45,9 @@
 struct soft_iommu_faults {
 	uint64_t map_fail_nth;   /* the Nth map() call fails (1-based); 0 = off */
 	int map_fail_errno;      /* errno for map_fail_nth (default EIO) */
-	uint64_t map_fail_start; /* maps touching [start, last] fail ... */
-	uint64_t map_fail_last;  /* ... off while last < start */
-	int map_range_errno;     /* errno for the range (default EIO) */
+	uint64_t map_fail_start; /* maps touching [start, last] fail with */
+	uint64_t map_fail_last;  /* map_range_errno ... */
+	int map_range_errno;     /* ... off while 0 */
 	uint64_t unmap_fail_nth; /* the Nth unmap() call fails, unmapping nothing */
 	int unmap_fail_errno;    /* errno for unmap_fail_nth (default EIO) */
 };

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gtest_util.c - shared helpers of the granule suite (see gtest_util.h).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "gtest_util.h"
+
+void gt_mem_create(struct gt_mem *m, uint64_t size)
+{
+	m->fd = memfd_create("gran-test", MFD_CLOEXEC);
+	cr_assert(m->fd >= 0, "memfd_create");
+	cr_assert(ftruncate(m->fd, (off_t)size) == 0, "ftruncate %llu",
+		  (unsigned long long)size);
+	m->va = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	cr_assert(m->va != MAP_FAILED, "mmap memfd");
+	m->size = size;
+}
+
+void gt_mem_destroy(struct gt_mem *m)
+{
+	if (m->va && m->va != MAP_FAILED)
+		munmap(m->va, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->va = NULL;
+	m->fd = -1;
+}
+
+void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
+		  uint64_t max_areas)
+{
+	struct be_config bc = { .path = NULL, .max_areas = max_areas,
+				.backend_private = (void *)cfg };
+
+	cr_assert_eq(be_soft_ops.open(&bc, &s->ctx), 0);
+	cr_assert_eq(be_soft_ops.space_create(s->ctx, &s->space), 0);
+}
+
+void gt_soft_close(struct gt_soft *s)
+{
+	be_soft_ops.space_destroy(s->space);
+	be_soft_ops.close(s->ctx);
+}
+
+long long gt_vmlck_bytes(void)
+{
+	char line[256];
+	long long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %lld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+uint64_t gt_areas(struct be_space *space)
+{
+	struct soft_iommu_stats st;
+
+	soft_iommu_get_stats(space, &st);
+	return st.areas;
+}
+
+uint64_t gt_pinned(struct be_space *space)
+{
+	struct soft_iommu_stats st;
+
+	soft_iommu_get_stats(space, &st);
+	return st.pinned_bytes;
+}

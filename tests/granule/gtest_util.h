@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gtest_util.h - helpers shared by the granule suite's test programs:
+ * a memfd-backed "guest memory", a soft-model space, and /proc readers.
+ */
+#ifndef DMASVC_GTEST_UTIL_H
+#define DMASVC_GTEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dmasvc/backend.h"
+#include "dmasvc/soft_iommu.h"
+
+/* A memfd of @size bytes mapped MAP_SHARED read/write (pages untouched). */
+struct gt_mem {
+	int fd;
+	uint64_t size;
+	unsigned char *va;
+};
+
+/* Create / destroy; create aborts the test (cr_assert) on failure. */
+void gt_mem_create(struct gt_mem *m, uint64_t size);
+void gt_mem_destroy(struct gt_mem *m);
+
+/* A soft model instance and one space. */
+struct gt_soft {
+	struct be_ctx *ctx;
+	struct be_space *space;
+};
+
+/* Open the model with @cfg (may be NULL) and @max_areas (0 = unlimited). */
+void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
+		  uint64_t max_areas);
+void gt_soft_close(struct gt_soft *s);
+
+/* VmLck of this process in bytes, or -1 if unreadable. */
+long long gt_vmlck_bytes(void);
+
+/* Areas and pinned bytes of a space. */
+uint64_t gt_areas(struct be_space *space);
+uint64_t gt_pinned(struct be_space *space);
+
+#endif /* DMASVC_GTEST_UTIL_H */

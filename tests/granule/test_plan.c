@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_plan.c - planner and executor: one job per newly populated granule,
+ * idempotency, coalesced unmaps (one call per run, never across regions),
+ * stages (populate + discard of one granule in a burst), undo of a failed
+ * event, truthful state after unmap/undo failures, the runner hook, the
+ * never-failing unmap of a whole region, and input validation.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "dmasvc/plan.h"
+#include "gtest_util.h"
+
+#define K4 4096ull
+#define K64 65536ull
+#define MiB (1ull << 20)
+
+static struct gt_mem mem;
+static struct gt_soft sm;
+static struct gran_region *ra, *rb; /* ra: 256 x 4 KiB; rb: 64 x 64 KiB, right after ra in IOVA */
+
+static struct gran_region *reg(uint64_t off, uint64_t size, uint64_t iova,
+			       uint64_t granule, unsigned int flags)
+{
+	struct gran_region_desc d = { .mem_offset = off, .size = size,
+				      .iova = iova, .granule = granule,
+				      .mem_size = mem.size, .mem_vaddr = mem.va,
+				      .mem_fd = mem.fd,
+				      .prot = BE_PROT_READ | BE_PROT_WRITE,
+				      .flags = flags };
+	struct gran_region *r;
+	char msg[256];
+
+	cr_assert_eq(gran_region_register(&d, NULL, &r, msg, sizeof(msg)), 0, "%s", msg);
+	return r;
+}
+
+static void setup(void)
+{
+	gt_mem_create(&mem, 16 * MiB);
+	gt_soft_open(&sm, NULL, 0);
+	ra = reg(0, MiB, 0x100000, K4, 0);
+	rb = reg(MiB, 4 * MiB, 0x200000, K64, 0);
+}
+
+static void teardown(void)
+{
+	cr_assert_eq(gran_region_unmap_all(ra, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gran_region_unmap_all(rb, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gt_areas(sm.space), 0, "leak: areas left");
+	cr_assert_eq(gt_pinned(sm.space), 0, "leak: pins left");
+	gran_region_unregister(ra);
+	gran_region_unregister(rb);
+	gt_soft_close(&sm);
+	gt_mem_destroy(&mem);
+}
+
+TestSuite(plan, .init = setup, .fini = teardown);
+
+static struct gran_event ev(struct gran_region *r, uint32_t op, uint64_t first,
+			    uint64_t count, uint64_t ud)
+{
+	return (struct gran_event){ r, first, count, op, ud };
+}
+
+#define POP(r, f, c, ud) ev(r, GRAN_OP_POPULATE, f, c, ud)
+#define DIS(r, f, c, ud) ev(r, GRAN_OP_DISCARD, f, c, ud)
+
+/* Execute a burst with @runner; copies completions into @comp[n]. */
+static struct gran_exec_stats run(const struct gran_event *e, size_t n,
+				  struct gran_completion *comp,
+				  const struct gran_job_runner *runner)
+{
+	struct gran_plan *p;
+	const struct gran_completion *c;
+	struct gran_exec_stats st;
+	size_t nc;
+
+	cr_assert_eq(gran_plan_build(e, n, &p), 0);
+	cr_assert_eq(gran_plan_execute(p, &be_soft_ops, sm.space, runner), 0);
+	c = gran_plan_completions(p, &nc);
+	cr_assert_eq(nc, n);
+	memcpy(comp, c, n * sizeof(*c));
+	gran_plan_stats(p, &st);
+	gran_plan_free(p);
+	return st;
+}
+
+/* Every granule of @r agrees with the model: one exact area or nothing. */
+static void check_region(struct gran_region *r)
+{
+	uint64_t g, a, l, gs = gran_region_granule(r), n = 0;
+
+	for (g = 0; g < gran_region_nr_granules(r); g++) {
+		uint64_t iova = gran_region_iova(r) + g * gs;
+		int ret = soft_iommu_lookup(sm.space, iova, &a, &l);
+
+		if (gran_region_test(r, g)) {
+			n++;
+			cr_assert_eq(ret, 0, "granule %llu should be mapped",
+				     (unsigned long long)g);
+			cr_assert_eq(a, iova);
+			cr_assert_eq(l, gs);
+		} else {
+			cr_assert_eq(ret, -ENOENT, "granule %llu should be unmapped",
+				     (unsigned long long)g);
+		}
+	}
+	cr_assert_eq(gran_region_populated(r), n);
+	cr_assert_eq(gran_region_mapped_bytes(r), n * gs);
+}
+
+Test(plan, populate_makes_one_job_per_new_granule)
+{
+	struct gran_event e[2] = { POP(ra, 10, 4, 1), POP(rb, 0, 2, 2) };
+	struct gran_plan *p;
+	const struct gran_stage *st;
+	struct gran_completion c[2];
+	void *host;
+
+	cr_assert_eq(gran_plan_build(e, 2, &p), 0);
+	cr_assert_eq(gran_plan_nr_stages(p), 1);
+	cr_assert_eq(gran_plan_prepare_stage(p, &st), 1);
+	cr_assert_eq(st->nr_jobs, 6);
+	cr_assert_eq(st->nr_unmaps, 0);
+	cr_assert_eq(st->job_first[0], 0);
+	cr_assert_eq(st->job_count[0], 4);
+	cr_assert_eq(st->job_first[1], 4);
+	cr_assert_eq(st->job_count[1], 2);
+	cr_assert_eq(st->jobs[1].iova, 0x100000 + 11 * K4);
+	cr_assert_eq(st->jobs[1].length, K4);
+	cr_assert_eq(st->jobs[1].src.vaddr, mem.va + 11 * K4);
+	cr_assert_eq(st->jobs[1].src.fd, mem.fd);
+	cr_assert_eq(st->jobs[1].src.fd_offset, 11 * K4);
+	cr_assert_eq(st->jobs[5].iova, 0x200000 + K64);
+	cr_assert_eq(st->jobs[5].src.vaddr, mem.va + MiB + K64);
+	cr_assert_eq(st->jobs[5].event, 1);
+	cr_assert_eq(st->jobs[5].res, -ECANCELED);
+	cr_assert_eq(st->jobs[5].prot, BE_PROT_READ | BE_PROT_WRITE);
+	gran_plan_free(p);
+	cr_assert_eq(gran_region_populated(ra), 0, "planning changes nothing");
+
+	run(e, 2, c, NULL);
+	cr_assert_eq(c[0].user_data, 1);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].user_data, 2);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(gt_areas(sm.space), 6);
+	cr_assert_eq(gran_region_populated(rb), 2);
+	cr_assert_eq(gran_region_mapped_bytes(rb), 2 * K64);
+	mem.va[MiB + K64 + 5] = 0x5a;
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x200000 + K64 + 5, 1, &host), 0);
+	cr_assert_eq(*(unsigned char *)host, 0x5a);
+	check_region(ra);
+	check_region(rb);
+}
+
+Test(plan, idempotent)
+{
+	struct gran_event e1[1] = { POP(ra, 0, 8, 1) };
+	struct gran_event e2[2] = { POP(ra, 2, 10, 2), DIS(ra, 100, 5, 3) };
+	struct gran_completion c[2];
+	struct gran_exec_stats st;
+
+	run(e1, 1, c, NULL);
+	st = run(e1, 1, c, NULL);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(st.map_calls, 0, "populating populated granules maps nothing");
+	st = run(e2, 2, c, NULL);
+	cr_assert_eq(st.map_calls, 4);
+	cr_assert_eq(st.unmap_calls, 0, "discarding unmapped granules unmaps nothing");
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(gran_region_populated(ra), 12);
+	check_region(ra);
+}
+
+Test(plan, discards_coalesce_into_runs)
+{
+	struct gran_event e1[1] = { POP(ra, 0, 64, 1) };
+	struct gran_event e2[4] = { DIS(ra, 0, 10, 2), DIS(ra, 10, 10, 3),
+				    DIS(ra, 30, 10, 4), DIS(ra, 40, 1, 5) };
+	struct gran_completion c[4];
+	struct gran_plan *p;
+	const struct gran_stage *st;
+	struct gran_exec_stats xs;
+
+	run(e1, 1, c, NULL);
+	cr_assert_eq(gran_plan_build(e2, 4, &p), 0);
+	cr_assert_eq(gran_plan_prepare_stage(p, &st), 1);
+	cr_assert_eq(st->nr_unmaps, 2);
+	cr_assert_eq(st->unmaps[0].iova, 0x100000);
+	cr_assert_eq(st->unmaps[0].length, 20 * K4);
+	cr_assert_eq(st->unmaps[1].iova, 0x100000 + 30 * K4);
+	cr_assert_eq(st->unmaps[1].length, 11 * K4);
+	gran_plan_free(p);
+	xs = run(e2, 4, c, NULL);
+	cr_assert_eq(xs.unmap_calls, 2);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(c[i].res, 0);
+	cr_assert_eq(gran_region_populated(ra), 64 - 31);
+	cr_assert_eq(gt_areas(sm.space), 64 - 31);
+	check_region(ra);
+}
+
+Test(plan, one_discard_spanning_holes_unmaps_each_run)
+{
+	struct gran_event e1[3] = { POP(ra, 0, 4, 1), POP(ra, 8, 4, 2), POP(ra, 20, 1, 3) };
+	struct gran_event e2[1] = { DIS(ra, 0, 256, 4) };
+	struct gran_completion c[3];
+	struct gran_exec_stats xs;
+
+	run(e1, 3, c, NULL);
+	xs = run(e2, 1, c, NULL);
+	cr_assert_eq(xs.unmap_calls, 3);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(gran_region_populated(ra), 0);
+	check_region(ra);
+}
+
+Test(plan, regions_never_merge)
+{
+	/* ra ends at 0x200000 where rb begins: IOVA-adjacent. */
+	struct gran_event e1[2] = { POP(ra, 0, 256, 1), POP(rb, 0, 64, 2) };
+	struct gran_event e2[1] = { DIS(ra, 250, 6, 3) };
+	struct gran_event e3[2] = { DIS(ra, 200, 56, 4), DIS(rb, 0, 3, 5) };
+	struct gran_completion c[2];
+	struct gran_plan *p;
+	const struct gran_stage *st;
+	size_t i;
+
+	run(e1, 2, c, NULL);
+	run(e2, 1, c, NULL);
+	run(e1, 2, c, NULL);
+	cr_assert_eq(gran_plan_build(e3, 2, &p), 0);
+	cr_assert_eq(gran_plan_prepare_stage(p, &st), 1);
+	cr_assert_eq(st->nr_unmaps, 2);
+	for (i = 0; i < st->nr_unmaps; i++) {
+		const struct gran_unmap_call *u = &st->unmaps[i];
+		uint64_t lo = gran_region_iova(u->region);
+		uint64_t hi = lo + gran_region_size(u->region);
+
+		cr_assert(u->iova >= lo && u->iova + u->length <= hi,
+			  "an unmap crosses its region");
+	}
+	gran_plan_free(p);
+	run(e3, 2, c, NULL);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, 0);
+	check_region(ra);
+	check_region(rb);
+	cr_assert_eq(gran_region_populated(rb), 61);
+}
+
+Test(plan, same_granule_twice_in_a_burst)
+{
+	struct gran_event e[5] = { POP(ra, 0, 4, 1), DIS(ra, 2, 1, 2), POP(rb, 0, 1, 3),
+				   DIS(rb, 0, 1, 4), POP(rb, 0, 2, 5) };
+	struct gran_completion c[5];
+	struct gran_plan *p;
+	int i;
+
+	cr_assert_eq(gran_plan_build(e, 5, &p), 0);
+	/* [pop ra] [dis ra, pop rb] [dis rb] [pop rb] */
+	cr_assert_eq(gran_plan_nr_stages(p), 4);
+	gran_plan_free(p);
+	run(e, 5, c, NULL);
+	for (i = 0; i < 5; i++) {
+		cr_assert_eq(c[i].user_data, (uint64_t)i + 1);
+		cr_assert_eq(c[i].res, 0);
+	}
+	cr_assert(gran_region_test(ra, 1) && !gran_region_test(ra, 2) &&
+		  gran_region_test(ra, 3));
+	cr_assert(gran_region_test(rb, 0) && gran_region_test(rb, 1));
+	check_region(ra);
+	check_region(rb);
+}
+
+Test(plan, failed_map_undoes_exactly_that_event)
+{
+	struct gran_event e0[1] = { POP(ra, 5, 1, 0) };
+	struct gran_event e[2] = { POP(ra, 0, 10, 1), POP(ra, 20, 3, 2) };
+	struct soft_iommu_faults f = { .map_fail_nth = 7, .map_fail_errno = ENOMEM };
+	struct gran_completion c[2];
+	struct gran_exec_stats xs;
+
+	run(e0, 1, c, NULL); /* granule 5 was mapped before: undo must keep it */
+	soft_iommu_set_faults(sm.ctx, &f);
+	xs = run(e, 2, c, NULL);
+	cr_assert_eq(c[0].res, -ENOMEM);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(xs.map_failures, 1);
+	cr_assert_eq(xs.undo_calls, 2, "granules 0-4 and 6-7 in two calls");
+	cr_assert_eq(gran_region_populated(ra), 4);
+	cr_assert(gran_region_test(ra, 5));
+	cr_assert_eq(gt_areas(sm.space), 4);
+	check_region(ra);
+}
+
+Test(plan, failed_unmap_keeps_state_truthful_and_retry_works)
+{
+	struct gran_event e1[1] = { POP(ra, 0, 10, 1) };
+	struct gran_event e2[2] = { DIS(ra, 0, 5, 2), DIS(ra, 5, 5, 3) };
+	struct soft_iommu_faults f = { .unmap_fail_nth = 1, .unmap_fail_errno = EINTR };
+	struct gran_completion c[2];
+	struct gran_exec_stats xs;
+
+	run(e1, 1, c, NULL);
+	soft_iommu_set_faults(sm.ctx, &f);
+	xs = run(e2, 2, c, NULL);
+	cr_assert_eq(c[0].res, -EINTR);
+	cr_assert_eq(c[1].res, -EINTR);
+	cr_assert_eq(xs.unmap_failures, 1);
+	cr_assert_eq(xs.first_unmap_err, -EINTR);
+	cr_assert_eq(xs.first_unmap_iova, 0x100000);
+	cr_assert_eq(xs.first_unmap_length, 10 * K4);
+	cr_assert_eq(xs.audits, 1);
+	cr_assert_eq(gran_region_populated(ra), 10);
+	check_region(ra);
+	xs = run(e2, 2, c, NULL);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(gran_region_populated(ra), 0);
+	check_region(ra);
+}
+
+Test(plan, failed_undo_keeps_what_the_backend_holds)
+{
+	struct gran_event e[1] = { POP(ra, 0, 6, 1) };
+	struct soft_iommu_faults f = { .map_fail_nth = 4, .map_fail_errno = EFAULT,
+				       .unmap_fail_nth = 1, .unmap_fail_errno = EIO };
+	struct gran_completion c[1];
+	struct gran_exec_stats xs;
+
+	soft_iommu_set_faults(sm.ctx, &f);
+	xs = run(e, 1, c, NULL);
+	cr_assert_eq(c[0].res, -EFAULT);
+	cr_assert_eq(xs.unmap_failures, 1);
+	/* The undo failed: the three mapped granules are still held and say so. */
+	cr_assert_eq(gran_region_populated(ra), 3);
+	check_region(ra);
+}
+
+/* A runner that fans jobs out to three threads (like the daemon's pool). */
+struct pool_arg {
+	const struct be_ops *ops;
+	struct be_space *space;
+	struct gran_map_job *jobs;
+	size_t from, to;
+};
+
+static void *pool_thread(void *p)
+{
+	struct pool_arg *a = p;
+	size_t i;
+
+	for (i = a->from; i < a->to; i++)
+		a->jobs[i].res = a->ops->map(a->space, a->jobs[i].iova,
+					     a->jobs[i].length, &a->jobs[i].src,
+					     a->jobs[i].prot);
+	return NULL;
+}
+
+static int pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
+		    struct gran_map_job *jobs, size_t n)
+{
+	pthread_t th[3];
+	struct pool_arg a[3];
+	int i;
+
+	(void)ctx;
+	for (i = 0; i < 3; i++) {
+		a[i] = (struct pool_arg){ ops, space, jobs, n * (size_t)i / 3,
+					  n * (size_t)(i + 1) / 3 };
+		cr_assert_eq(pthread_create(&th[i], NULL, pool_thread, &a[i]), 0);
+	}
+	for (i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	return 0;
+}
+
+Test(plan, parallel_runner_hook)
+{
+	struct gran_job_runner pool = { pool_run, NULL };
+	struct gran_event e[3] = { POP(ra, 0, 100, 1), POP(rb, 0, 64, 2), POP(ra, 200, 50, 3) };
+	struct soft_iommu_faults f = { .map_fail_start = 0x200000 + 40 * K64,
+				       .map_fail_last = 0x200000 + 40 * K64,
+				       .map_range_errno = EFAULT };
+	struct gran_completion c[3];
+
+	soft_iommu_set_faults(sm.ctx, &f);
+	run(e, 3, c, &pool);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, -EFAULT);
+	cr_assert_eq(c[2].res, 0);
+	cr_assert_eq(gran_region_populated(ra), 150);
+	cr_assert_eq(gran_region_populated(rb), 0);
+	check_region(ra);
+	check_region(rb);
+}
+
+/* A runner that gives up half way: jobs not run fail their events. */
+static int quitter_run(void *ctx, const struct be_ops *ops, struct be_space *space,
+		       struct gran_map_job *jobs, size_t n)
+{
+	size_t i;
+
+	(void)ctx;
+	for (i = 0; i < n / 2; i++)
+		jobs[i].res = ops->map(space, jobs[i].iova, jobs[i].length,
+				       &jobs[i].src, jobs[i].prot);
+	return -ENOMEM;
+}
+
+Test(plan, runner_that_stops_early)
+{
+	struct gran_job_runner q = { quitter_run, NULL };
+	struct gran_event e[2] = { POP(ra, 0, 4, 1), POP(ra, 10, 4, 2) };
+	struct gran_completion c[2];
+
+	run(e, 2, c, &q);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, -ECANCELED);
+	cr_assert_eq(gran_region_populated(ra), 4);
+	check_region(ra);
+}
+
+static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t count)
+{
+	(void)r;
+	(void)first;
+	(void)count;
+	(*(int *)arg)++;
+	return 0;
+}
+
+Test(plan, unmap_all_in_runs)
+{
+	struct gran_event e[3] = { POP(ra, 0, 3, 1), POP(ra, 50, 100, 2), POP(ra, 255, 1, 3) };
+	struct gran_completion c[3];
+	struct soft_iommu_stats s0, s1;
+	int runs = 0;
+
+	run(e, 3, c, NULL);
+	cr_assert_eq(gran_region_for_each_run(ra, 0, 256, count_run, &runs), 0);
+	cr_assert_eq(runs, 3);
+	soft_iommu_get_stats(sm.space, &s0);
+	cr_assert_eq(gran_region_unmap_all(ra, &be_soft_ops, sm.space), 0);
+	soft_iommu_get_stats(sm.space, &s1);
+	cr_assert_eq(s1.unmap_calls - s0.unmap_calls, 3, "one call per run");
+	cr_assert_eq(gran_region_populated(ra), 0);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	check_region(ra);
+}
+
+Test(plan, unmap_all_never_fails)
+{
+	struct gran_event e[1] = { POP(ra, 0, 8, 1) };
+	struct soft_iommu_faults f = { .unmap_fail_nth = 1, .unmap_fail_errno = EIO };
+	struct gran_completion c[1];
+
+	run(e, 1, c, NULL);
+	soft_iommu_set_faults(sm.ctx, &f);
+	/* The coalesced call fails; granule-by-granule retries clean up. */
+	cr_assert_eq(gran_region_unmap_all(ra, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	cr_assert_eq(gran_region_populated(ra), 0);
+}
+
+Test(plan, initial_event)
+{
+	struct gran_region *rc = reg(8 * MiB, 4 * MiB, 0x40000000, 2 * MiB,
+				     GRAN_REGION_POPULATED);
+	struct gran_event e;
+	struct gran_completion c[1];
+
+	cr_assert(!gran_region_initial_event(ra, &e));
+	cr_assert(gran_region_initial_event(rc, &e));
+	cr_assert_eq(e.first, 0);
+	cr_assert_eq(e.count, 2);
+	cr_assert_eq(e.op, GRAN_OP_POPULATE);
+	cr_assert_eq(gran_region_populated(rc), 0, "registration maps nothing");
+	run(&e, 1, c, NULL);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(gran_region_populated(rc), 2);
+	cr_assert_eq(gran_region_unmap_all(rc, &be_soft_ops, sm.space), 0);
+	gran_region_unregister(rc);
+}
+
+Test(plan, build_validates_events)
+{
+	struct gran_event bad[5] = { POP(NULL, 0, 1, 0), POP(ra, 0, 0, 0),
+				     POP(ra, 255, 2, 0), ev(ra, 7, 0, 1, 0),
+				     POP(ra, UINT64_MAX, 2, 0) };
+	struct gran_plan *p = NULL;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		cr_assert_eq(gran_plan_build(&bad[i], 1, &p), -EINVAL, "event %d", i);
+	cr_assert_eq(gran_plan_build(bad, 0, &p), -EINVAL);
+}
+
+Test(plan, stages_cut_only_on_overlap)
+{
+	struct gran_event e[6] = { POP(ra, 0, 10, 1), POP(ra, 10, 10, 2), DIS(rb, 0, 10, 3),
+				   DIS(ra, 9, 1, 4), POP(ra, 30, 1, 5), POP(ra, 9, 2, 6) };
+	struct gran_plan *p;
+
+	cr_assert_eq(gran_plan_build(e, 6, &p), 0);
+	/* [1 2 3] [4 5] [6] */
+	cr_assert_eq(gran_plan_nr_stages(p), 3);
+	gran_plan_free(p);
+}

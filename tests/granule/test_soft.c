@@ -1,0 +1,376 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_soft.c - the software IOMMU model's rules: translate, EEXIST,
+ * iommufd's partial-overlap ENOENT with *unmapped, IOVA ranges, ENOSPC,
+ * argument checks, real pinning (VmLck), mlock failure, fault injection,
+ * audit order, concurrent maps, and O(log n) area storage.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gtest_util.h"
+
+#define K4 4096ull
+
+static struct gt_mem mem;
+static struct gt_soft sm;
+
+static void setup(void)
+{
+	gt_mem_create(&mem, 16 << 20);
+	gt_soft_open(&sm, NULL, 0);
+}
+
+static void teardown(void)
+{
+	gt_soft_close(&sm);
+	gt_mem_destroy(&mem);
+}
+
+/* map @len bytes of mem at @off to @iova */
+static int map_at(uint64_t iova, uint64_t off, uint64_t len)
+{
+	struct be_map_src src = { mem.va + off, mem.fd, off };
+
+	return be_soft_ops.map(sm.space, iova, len, &src,
+			       BE_PROT_READ | BE_PROT_WRITE);
+}
+
+static void map_ok(uint64_t iova, uint64_t off, uint64_t len)
+{
+	cr_assert_eq(map_at(iova, off, len), 0, "map 0x%llx+0x%llx",
+		     (unsigned long long)iova, (unsigned long long)len);
+}
+
+static int unmap_at(uint64_t iova, uint64_t len, uint64_t *unmapped)
+{
+	return be_soft_ops.unmap(sm.space, iova, len, unmapped);
+}
+
+static bool mapped(uint64_t iova)
+{
+	uint64_t a, l;
+
+	return soft_iommu_lookup(sm.space, iova, &a, &l) == 0;
+}
+
+TestSuite(soft, .init = setup, .fini = teardown);
+
+Test(soft, translate_reads_memfd_bytes)
+{
+	void *host;
+
+	memset(mem.va + 3 * K4, 0xab, K4);
+	memset(mem.va + 4 * K4, 0xcd, K4);
+	map_ok(0x100000, 3 * K4, 2 * K4);
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x100000 + K4 + 16, 64, &host), 0);
+	cr_assert_eq(host, mem.va + 4 * K4 + 16);
+	cr_assert_eq(*(unsigned char *)host, 0xcd);
+	/* A device write lands in the memfd. */
+	*(unsigned char *)host = 0x11;
+	cr_assert_eq(mem.va[4 * K4 + 16], 0x11);
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x100000 - 1, 2, &host), -ENOENT);
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x100000 + 2 * K4, 1, &host), -ENOENT);
+	/* Not across two areas, even adjacent ones. */
+	map_ok(0x100000 + 2 * K4, 5 * K4, K4);
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x100000 + 2 * K4 - 8, 16, &host), -ENOENT);
+	cr_assert_eq(soft_iommu_translate(sm.space, 0x100000, 0, &host), -EINVAL);
+}
+
+Test(soft, overlapping_map_is_eexist)
+{
+	map_ok(0x200000, 0, 4 * K4);
+	cr_assert_eq(map_at(0x200000, 8 * K4, 4 * K4), -EEXIST);
+	cr_assert_eq(map_at(0x200000 - K4, 8 * K4, 2 * K4), -EEXIST);
+	cr_assert_eq(map_at(0x200000 + 3 * K4, 8 * K4, 2 * K4), -EEXIST);
+	cr_assert_eq(map_at(0x200000 - K4, 8 * K4, 6 * K4), -EEXIST);
+	cr_assert_eq(map_at(0x200000 + K4, 8 * K4, K4), -EEXIST);
+	cr_assert_eq(gt_areas(sm.space), 1);
+	/* Touching is not overlapping. */
+	map_ok(0x200000 - K4, 8 * K4, K4);
+	map_ok(0x200000 + 4 * K4, 9 * K4, K4);
+	cr_assert_eq(gt_areas(sm.space), 3);
+}
+
+Test(soft, unmap_partial_overlap_enoent_after_earlier_areas)
+{
+	uint64_t un = 99;
+
+	map_ok(0x10000, 0, K4);          /* A */
+	map_ok(0x11000, K4, 2 * K4);     /* B */
+	map_ok(0x13000, 3 * K4, K4);     /* C */
+	/* Cuts B: A is unmapped first, then -ENOENT. */
+	cr_assert_eq(unmap_at(0x10000, 2 * K4, &un), -ENOENT);
+	cr_assert_eq(un, K4);
+	cr_assert(!mapped(0x10000));
+	cr_assert(mapped(0x11000) && mapped(0x12000) && mapped(0x13000));
+	/* Cut at the start: nothing unmapped. */
+	cr_assert_eq(unmap_at(0x12000, 2 * K4, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	cr_assert(mapped(0x12000) && mapped(0x13000));
+	/* Nothing there. */
+	cr_assert_eq(unmap_at(0x40000, K4, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	/* Many whole areas with gaps around them: one call. */
+	cr_assert_eq(unmap_at(0x0, 0x100000, &un), 0);
+	cr_assert_eq(un, 3 * K4);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	cr_assert_eq(gt_pinned(sm.space), 0);
+}
+
+Test(soft, argument_checks)
+{
+	uint64_t un;
+	struct be_map_src src = { mem.va + 1, mem.fd, 1 };
+
+	cr_assert_eq(map_at(0x1000, 0, 0), -EINVAL);
+	cr_assert_eq(map_at(0x1001, 0, K4), -EINVAL);
+	cr_assert_eq(map_at(0x1000, 0, 100), -EINVAL);
+	cr_assert_eq(be_soft_ops.map(sm.space, 0x1000, K4, &src, 0), -EINVAL);
+	cr_assert_eq(map_at(UINT64_MAX - K4 + 1, 0, 2 * K4), -EOVERFLOW);
+	cr_assert_eq(unmap_at(0x1000, 0, &un), -EINVAL);
+	cr_assert_eq(unmap_at(UINT64_MAX, 2, &un), -EOVERFLOW);
+	cr_assert_eq(gt_areas(sm.space), 0);
+}
+
+Test(soft, iova_ranges)
+{
+	struct soft_iommu_config cfg = { .nr_ranges = 2 };
+	struct gt_soft s2;
+	struct be_limits lim;
+	struct be_map_src src = { mem.va, mem.fd, 0 };
+
+	cfg.ranges[0] = (struct be_iova_range){ 0x1000, 0xfffff };
+	cfg.ranges[1] = (struct be_iova_range){ 0x200000, 0x2fffff };
+	gt_soft_open(&s2, &cfg, 0);
+	cr_assert_eq(be_soft_ops.limits(s2.space, &lim), 0);
+	cr_assert_eq(lim.nr_ranges, 2);
+	cr_assert_eq(lim.ranges[1].start, 0x200000);
+	cr_assert_eq(lim.ranges[1].last, 0x2fffff);
+	cr_assert_eq(lim.max_areas, UINT64_MAX);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x1000, K4, &src, 1), 0);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x2ff000, K4, &src, 1), 0);
+	int r0 = be_soft_ops.map(s2.space, 0x0, K4, &src, 1);
+	cr_assert_eq(r0, -EINVAL, "got %d", r0);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0xff000, 2 * K4, &src, 1), -EINVAL);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x300000, K4, &src, 1), -EINVAL);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0xfff000, K4, &src, 1), -EINVAL);
+	gt_soft_close(&s2);
+}
+
+Test(soft, area_limit_enospc)
+{
+	struct gt_soft s2;
+	struct be_limits lim;
+	struct be_map_src src = { mem.va, mem.fd, 0 };
+	uint64_t un;
+
+	gt_soft_open(&s2, NULL, 2);
+	cr_assert_eq(be_soft_ops.limits(s2.space, &lim), 0);
+	cr_assert_eq(lim.max_areas, 2);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x1000, K4, &src, 1), 0);
+	src.vaddr = mem.va + K4;
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x2000, K4, &src, 1), 0);
+	src.vaddr = mem.va + 2 * K4;
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x3000, K4, &src, 1), -ENOSPC);
+	cr_assert_eq(be_soft_ops.unmap(s2.space, 0x1000, K4, &un), 0);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x3000, K4, &src, 1), 0);
+	gt_soft_close(&s2);
+}
+
+Test(soft, vmlck_follows_mapped_bytes)
+{
+	long long base = gt_vmlck_bytes();
+	uint64_t un;
+
+	cr_assert(base >= 0);
+	map_ok(0x100000, 0, 64 * K4);
+	map_ok(0x200000, 100 * K4, 3 * K4);
+	map_ok(0x300000, 1 << 20, 1 << 20);
+	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(67 * K4 + (1 << 20)));
+	cr_assert_eq(gt_pinned(sm.space), 67 * K4 + (1 << 20));
+	cr_assert_eq(unmap_at(0x200000, 3 * K4, &un), 0);
+	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(64 * K4 + (1 << 20)));
+	cr_assert_eq(unmap_at(0, 1ull << 30, &un), 0);
+	cr_assert_eq(un, 64 * K4 + (1 << 20));
+	cr_assert_eq(gt_vmlck_bytes(), base);
+	/* Destroy releases what is left. */
+	map_ok(0x100000, 0, 8 * K4);
+	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(8 * K4));
+	gt_soft_close(&sm);
+	cr_assert_eq(gt_vmlck_bytes(), base);
+	gt_soft_open(&sm, NULL, 0);
+}
+
+/* Drop CAP_IPC_LOCK in this (forked) test process so RLIMIT_MEMLOCK bites. */
+static void drop_ipc_lock(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	cr_assert_eq(syscall(SYS_capget, &hdr, data), 0);
+	data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	data[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	cr_assert_eq(syscall(SYS_capset, &hdr, data), 0);
+}
+
+Test(soft, mlock_failure_maps_nothing)
+{
+	struct rlimit rl = { 64 * K4, 64 * K4 };
+	long long base;
+	int ret;
+
+	drop_ipc_lock();
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	base = gt_vmlck_bytes();
+	ret = map_at(0x100000, 0, 1 << 20);
+	cr_assert(ret == -ENOMEM || ret == -EPERM || ret == -EAGAIN,
+		  "mlock beyond RLIMIT_MEMLOCK gave %d", ret);
+	cr_assert(!mapped(0x100000));
+	cr_assert_eq(gt_areas(sm.space), 0);
+	cr_assert_eq(gt_vmlck_bytes(), base);
+	/* The reservation is gone: the same range maps once it fits. */
+	map_ok(0x100000, 0, 16 * K4);
+}
+
+Test(soft, fault_injection)
+{
+	struct soft_iommu_faults f = { .map_fail_nth = 3, .map_fail_errno = EFAULT,
+				       .map_fail_start = 0x800000,
+				       .map_fail_last = 0x800fff,
+				       .map_range_errno = ENXIO,
+				       .unmap_fail_nth = 2,
+				       .unmap_fail_errno = EINTR };
+	uint64_t un = 7;
+
+	soft_iommu_set_faults(sm.ctx, &f);
+	map_ok(0x1000, 0, K4);
+	map_ok(0x2000, K4, K4);
+	cr_assert_eq(map_at(0x3000, 2 * K4, K4), -EFAULT);
+	cr_assert(!mapped(0x3000));
+	map_ok(0x3000, 2 * K4, K4);      /* one-shot */
+	cr_assert_eq(map_at(0x7ff000, 3 * K4, 2 * K4), -ENXIO);
+	cr_assert_eq(map_at(0x800fff & ~0xfffull, 3 * K4, K4), -ENXIO);
+	map_ok(0x801000, 3 * K4, K4);
+	cr_assert_eq(gt_areas(sm.space), 4);
+	cr_assert_eq(unmap_at(0x1000, K4, &un), 0);
+	cr_assert_eq(unmap_at(0x2000, K4, &un), -EINTR);
+	cr_assert_eq(un, 0);
+	cr_assert(mapped(0x2000));
+	cr_assert_eq(unmap_at(0x2000, K4, &un), 0);
+	/* set_faults restarts the counters; NULL clears. */
+	f.map_fail_nth = 1;
+	f.map_range_errno = 0;
+	soft_iommu_set_faults(sm.ctx, &f);
+	cr_assert_eq(map_at(0x5000, 4 * K4, K4), -EFAULT);
+	soft_iommu_set_faults(sm.ctx, NULL);
+	map_ok(0x5000, 4 * K4, K4);
+	map_ok(0x800000, 5 * K4, K4);
+}
+
+struct audit_rec {
+	uint64_t iova[8], len[8];
+	int n;
+};
+
+static int audit_cb(void *arg, uint64_t iova, uint64_t length)
+{
+	struct audit_rec *a = arg;
+
+	cr_assert(a->n < 8);
+	a->iova[a->n] = iova;
+	a->len[a->n++] = length;
+	return 0;
+}
+
+Test(soft, audit_lists_areas_in_order)
+{
+	struct audit_rec a = { .n = 0 };
+
+	map_ok(0x30000, 0, K4);
+	map_ok(0x10000, K4, 2 * K4);
+	map_ok(0x20000, 3 * K4, K4);
+	cr_assert_eq(be_soft_ops.audit(sm.space, 0x11000, 0x20000, K4, audit_cb, &a), 0);
+	cr_assert_eq(a.n, 3);
+	cr_assert_eq(a.iova[0], 0x10000);
+	cr_assert_eq(a.len[0], 2 * K4);
+	cr_assert_eq(a.iova[1], 0x20000);
+	cr_assert_eq(a.iova[2], 0x30000);
+}
+
+struct thr_arg {
+	uint64_t base;
+	int n;
+	int failures;
+};
+
+static void *map_thread(void *p)
+{
+	struct thr_arg *t = p;
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (map_at(t->base + (uint64_t)i * K4, ((uint64_t)i % 64) * K4, K4))
+			t->failures++;
+	return NULL;
+}
+
+Test(soft, concurrent_disjoint_maps)
+{
+	pthread_t th[4];
+	struct thr_arg ta[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		ta[i] = (struct thr_arg){ (uint64_t)(i + 1) << 32, 3000, 0 };
+		cr_assert_eq(pthread_create(&th[i], NULL, map_thread, &ta[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(ta[i].failures, 0);
+	}
+	cr_assert_eq(gt_areas(sm.space), 12000);
+}
+
+/* Many areas over one host page (pins alias; not checked here): the area
+ * store must stay ordered and logarithmic. */
+Test(soft, many_areas_ordered)
+{
+	const uint64_t n = 200000;
+	struct be_map_src src = { mem.va, mem.fd, 0 };
+	uint64_t i, j, un, a, l;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Insert in a scrambled order (i * odd mod n is a permutation). */
+	for (i = 0; i < n; i++) {
+		j = (i * 7919) % n;
+		cr_assert_eq(be_soft_ops.map(sm.space, 0x100000000ull + j * 2 * K4,
+					     K4, &src, 1), 0);
+	}
+	cr_assert_eq(gt_areas(sm.space), n);
+	for (i = 0; i < n; i += 1000) {
+		cr_assert_eq(soft_iommu_lookup(sm.space, 0x100000000ull + i * 2 * K4 + 5,
+					       &a, &l), 0);
+		cr_assert_eq(a, 0x100000000ull + i * 2 * K4);
+		cr_assert_eq(soft_iommu_lookup(sm.space, 0x100000000ull + i * 2 * K4 + K4,
+					       &a, &l), -ENOENT);
+	}
+	/* Remove every other area one by one, then the rest in one call. */
+	for (i = 0; i < n; i += 2)
+		cr_assert_eq(unmap_at(0x100000000ull + i * 2 * K4, K4, &un), 0);
+	cr_assert_eq(gt_areas(sm.space), n / 2);
+	cr_assert_eq(unmap_at(0x100000000ull, n * 2 * K4, &un), 0);
+	cr_assert_eq(un, n / 2 * K4);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_log_info("200k areas: %.2f s", (double)(t1.tv_sec - t0.tv_sec) +
+				       (t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
