@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * it_util.h - helpers for the dmasvc integration tests: start and stop the
+ * real dmasvc binary (path in $DMASVC_BIN, set by meson) on a private
+ * socket in a temp dir, read its VmLck, speak the raw control protocol
+ * (for hostile clients), and compare the service's view with a client's.
+ *
+ * Every service a test starts dies with the test process
+ * (PR_SET_PDEATHSIG), so a failing assert leaves no stray daemon.
+ * Functions return 0 / a value, or -errno; the tests assert.
+ */
+#ifndef DMASVC_TEST_IT_UTIL_H
+#define DMASVC_TEST_IT_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+
+struct it_svc {
+	pid_t pid;            /* 0 when not running */
+	char dir[64];         /* private temp dir */
+	char sock[128];       /* dir/dmasvc.sock */
+};
+
+/*
+ * it_svc_start: start `dmasvc --soft-iommu --socket <dir>/dmasvc.sock
+ * --log-level warn` plus @extra (NULL-terminated, may be NULL); wait until
+ * it accepts connections (5 s).  Reuses s->dir if already set (restart).
+ */
+int it_svc_start(struct it_svc *s, const char *const *extra);
+
+/* it_svc_stop: SIGTERM, wait; returns the exit status (or 128 + signal). */
+int it_svc_stop(struct it_svc *s);
+
+/* it_svc_kill: SIGKILL and reap (never fails). */
+void it_svc_kill(struct it_svc *s);
+
+/* it_svc_cleanup: kill if running, remove the temp dir. */
+void it_svc_cleanup(struct it_svc *s);
+
+/* it_svc_alive: the process still runs. */
+bool it_svc_alive(const struct it_svc *s);
+
+/* it_vmlck: VmLck of @pid in bytes, or -errno. */
+int64_t it_vmlck(pid_t pid);
+
+/* it_wait_vmlck: wait up to @ms for VmLck of @pid to equal @bytes; returns the last value. */
+int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);
+
+/* it_memfd: a memfd of @size bytes sealed against shrink/grow (or not). */
+int it_memfd(uint64_t size, bool sealed);
+
+/*
+ * it_check_client: the service's view of @region equals the client's bitmap:
+ * QUERY REGIONS populated/mapped bytes, and QUERY AUDIT extents all OK and
+ * covering exactly the bitmap's runs at @iova.  Returns 0 or a negative
+ * code with a message in @why.
+ */
+int it_check_region(struct dmasvc_client *c, uint32_t region, uint64_t iova, char *why,
+		    size_t whylen);
+
+/* it_all_sessions: records of QUERY SESSIONS with F_ALL_SESSIONS via a fresh
+ * connection to @sock (-errno on failure). */
+int it_count_sessions(const char *sock);
+int it_count_all_regions(const char *sock);
+
+/* ---- raw protocol ---- */
+
+/* it_raw_connect: a connected SOCK_SEQPACKET fd to @sock, or -errno. */
+int it_raw_connect(const char *sock);
+
+/* it_raw_send: one request; @fds may be NULL.  Returns 0 or -errno. */
+int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_t len,
+		const int *fds, unsigned nfds);
+
+/*
+ * it_raw_recv: one reply (timeout @ms).  Copies the body (after the header)
+ * into @body (up to @cap), received fds into @fds (up to 4, *nfds set).
+ * Returns the service's positive errno (0 = success), -ENOTCONN on EOF, or
+ * -errno.
+ */
+int it_raw_recv(int fd, struct dmasvc_msg_hdr *hdr, void *body, uint32_t cap, int *fds,
+		unsigned *nfds, int ms);
+
+/* it_raw_call: send then receive; returns the reply's errno / -errno. */
+int it_raw_call(int fd, uint16_t cmd, const void *body, uint32_t len, const int *fds,
+		unsigned nfds, void *reply, uint32_t cap, int *rfds, unsigned *nrfds);
+
+/* it_raw_hello: HELLO; 0 or error. */
+int it_raw_hello(int fd);
+
+/* it_peer_closed: wait up to @ms for the service to close @fd. */
+bool it_peer_closed(int fd, int ms);
+
+#endif /* DMASVC_TEST_IT_UTIL_H */

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_session_it.c - libdmasvc against the real dmasvc (--soft-iommu):
+ * populate/discard correctness checked against what the service's backend
+ * holds (QUERY REGIONS + AUDIT) and against its VmLck; blocking and
+ * asynchronous events; several concurrent sessions; the mapping budget;
+ * local argument checks.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "it_util.h"
+
+#define MiB (1ull << 20)
+
+static struct it_svc svc;
+static int64_t base_vmlck;
+
+static void start(void)
+{
+	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
+	base_vmlck = it_vmlck(svc.pid);
+	cr_assert_geq(base_vmlck, 0);
+}
+
+static void stop(void)
+{
+	if (svc.pid) {
+		int rc = it_svc_stop(&svc);
+
+		it_svc_cleanup(&svc);
+		cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
+	}
+	it_svc_cleanup(&svc);
+}
+
+TestSuite(session, .init = start, .fini = stop, .timeout = 60);
+
+struct fixture {
+	struct dmasvc_client *c;
+	int fd, mem, region;
+	uint64_t size, granule, iova;
+};
+
+static void fx_open(struct fixture *f, uint64_t size, uint64_t granule, uint64_t iova)
+{
+	struct dmasvc_region_desc d = { .size = size, .iova = iova, .granule = granule };
+
+	f->size = size;
+	f->granule = granule;
+	f->iova = iova;
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	f->fd = it_memfd(size, true);
+	cr_assert_geq(f->fd, 0);
+	f->mem = dmasvc_memory_add(f->c, f->fd, size, 0);
+	cr_assert_geq(f->mem, 0, "memory_add: %s", dmasvc_last_error(f->c));
+	d.mem_id = (uint32_t)f->mem;
+	f->region = dmasvc_region_add(f->c, &d);
+	cr_assert_geq(f->region, 0, "region_add: %s", dmasvc_last_error(f->c));
+}
+
+static void fx_close(struct fixture *f)
+{
+	dmasvc_disconnect(f->c);
+	close(f->fd);
+}
+
+static void check(struct fixture *f)
+{
+	char why[256];
+	int err = it_check_region(f->c, (uint32_t)f->region, f->iova, why, sizeof(why));
+
+	cr_assert_eq(err, 0, "service != client: %s", why);
+}
+
+Test(session, populate_discard_matches_backend_and_vmlck)
+{
+	struct fixture f;
+	const uint64_t G = 2 * MiB;
+
+	fx_open(&f, 64 * MiB, G, 1ull << 32);
+	check(&f);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 8 * G), 0);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 20 * G, 4 * G), 0);
+	cr_assert_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(12 * G));
+	check(&f);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(12 * G), 1000),
+		     base_vmlck + (int64_t)(12 * G), "VmLck follows the pins");
+
+	/* Idempotent populate, discard across a hole and a populated run. */
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * G, 2 * G), 0);
+	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 6 * G, 16 * G), 0);
+	cr_assert_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(8 * G));
+	check(&f);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(8 * G), 1000),
+		     base_vmlck + (int64_t)(8 * G));
+
+	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 0, f.size), 0);
+	check(&f);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 1000), base_vmlck);
+	fx_close(&f);
+}
+
+Test(session, local_argument_checks)
+{
+	struct fixture f;
+	const uint64_t G = 2 * MiB;
+	struct dmasvc_region_desc bad = { .size = 3 * 4096, .granule = 3 * 4096 };
+
+	fx_open(&f, 16 * MiB, G, 0);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 4096, G), -EINVAL, "misaligned offset");
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 0), -EINVAL, "empty");
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * G, G), -ERANGE, "past the end");
+	cr_assert_eq(dmasvc_populate(f.c, 77, 0, G), -EINVAL, "unknown region");
+	cr_assert_eq(dmasvc_region_add(f.c, &bad), -EINVAL, "granule not a power of two");
+	cr_assert_eq(dmasvc_memory_remove(f.c, (uint32_t)f.mem), -EBUSY, "memory in use");
+	cr_assert_eq(dmasvc_region_remove(f.c, (uint32_t)f.region), 0);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, G), -EINVAL, "removed region");
+	cr_assert_eq(dmasvc_memory_remove(f.c, (uint32_t)f.mem), 0);
+	fx_close(&f);
+}
+
+Test(session, service_refuses_unsealed_memfd_and_overlap)
+{
+	struct dmasvc_client *c;
+	struct dmasvc_region_desc d = { .size = 4 * MiB, .iova = 0, .granule = 2 * MiB };
+	int unsealed = it_memfd(4 * MiB, false), sealed = it_memfd(4 * MiB, true), mem;
+
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	cr_assert_lt(dmasvc_memory_add(c, unsealed, 4 * MiB, 0), 0, "unsealed memfd refused");
+	cr_assert_neq(dmasvc_last_error(c)[0], '\0', "with a message");
+	cr_assert_lt(dmasvc_memory_add(c, sealed, 8 * MiB, 0), 0, "memfd smaller than size refused");
+	mem = dmasvc_memory_add(c, sealed, 4 * MiB, 0);
+	cr_assert_geq(mem, 0);
+	d.mem_id = (uint32_t)mem;
+	cr_assert_geq(dmasvc_region_add(c, &d), 0);
+	cr_assert_eq(dmasvc_region_add(c, &d), -EEXIST, "overlapping IOVA range: %s",
+		     dmasvc_last_error(c));
+	dmasvc_disconnect(c);
+	close(unsealed);
+	close(sealed);
+}
+
+Test(session, async_4k_events_coalesce_and_match)
+{
+	struct fixture f;
+	struct dmasvc_queue *q;
+	struct dmasvc_completion cq[64];
+	const uint64_t P = 4096, N = 4096; /* 16 MiB of 4 KiB pages */
+	uint64_t posted = 0, done = 0;
+	unsigned seed = 7;
+
+	fx_open(&f, N * P, P, 1ull << 36);
+	cr_assert_eq(dmasvc_queue_open(f.c, 128, &q), 0);
+	/* Runs of contiguous pages flipped one page per event, as guest_memfd does. */
+	for (int run = 0; run < 200; run++) {
+		uint64_t first = (uint64_t)rand_r(&seed) % N, len = 1 + (uint64_t)rand_r(&seed) % 64;
+		bool pop = rand_r(&seed) % 3 != 0;
+
+		for (uint64_t p = first; p < first + len && p < N; p++) {
+			int err;
+
+			while ((err = pop ? dmasvc_submit_populate(q, (uint32_t)f.region, p * P, P, posted)
+					  : dmasvc_submit_discard(q, (uint32_t)f.region, p * P, P, posted)) == -EAGAIN) {
+				int n = dmasvc_reap(q, cq, 64, 2000);
+
+				cr_assert_gt(n, 0, "reap while full: %d", n);
+				for (int i = 0; i < n; i++)
+					cr_assert_eq(cq[i].res, 0);
+				done += (uint64_t)n;
+			}
+			cr_assert_eq(err, 0);
+			posted++;
+		}
+	}
+	while (done < posted) {
+		int n = dmasvc_reap(q, cq, 64, 2000);
+
+		cr_assert_gt(n, 0, "completion arrives (%lu of %lu)", (unsigned long)done,
+			     (unsigned long)posted);
+		for (int i = 0; i < n; i++)
+			cr_assert_eq(cq[i].res, 0);
+		done += (uint64_t)n;
+	}
+	cr_assert_eq(dmasvc_reap(q, cq, 64, 0), 0, "no extra completions");
+	check(&f);
+	cr_assert_eq(it_wait_vmlck(svc.pid,
+				   base_vmlck + dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 1000),
+		     base_vmlck + dmasvc_region_populated_bytes(f.c, (uint32_t)f.region));
+	dmasvc_queue_close(q);
+	fx_close(&f);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 2000), base_vmlck, "disconnect unpins all");
+}
+
+/* ---- several sessions at once, one thread each, private queues ---- */
+
+struct worker {
+	int idx;
+	int failures;
+	char why[256];
+};
+
+static void *session_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct dmasvc_client *c = NULL;
+	struct dmasvc_region_desc d = { .size = 32 * MiB, .granule = 64 * 1024 };
+	struct dmasvc_queue *q = NULL;
+	unsigned seed = (unsigned)w->idx * 31u + 1;
+	int fd = it_memfd(d.size, true), mem, region;
+
+	d.iova = (uint64_t)(w->idx + 1) << 34;
+	if (fd < 0 || dmasvc_connect(svc.sock, NULL, &c) || (mem = dmasvc_memory_add(c, fd, d.size, 0)) < 0)
+		goto fail;
+	d.mem_id = (uint32_t)mem;
+	region = dmasvc_region_add(c, &d);
+	if (region < 0 || dmasvc_queue_open(c, 64, &q))
+		goto fail;
+	for (int i = 0; i < 300; i++) {
+		uint64_t g = (uint64_t)rand_r(&seed) % 512, n = 1 + (uint64_t)rand_r(&seed) % 16;
+		struct dmasvc_completion cqe;
+		int err;
+
+		if (g + n > 512)
+			n = 512 - g;
+		if (i % 3 == 0) {
+			/* blocking, on the shared default queue */
+			err = rand_r(&seed) % 2 ? dmasvc_populate(c, (uint32_t)region, g * d.granule, n * d.granule)
+						: dmasvc_discard(c, (uint32_t)region, g * d.granule, n * d.granule);
+		} else {
+			err = rand_r(&seed) % 2 ? dmasvc_submit_populate(q, (uint32_t)region, g * d.granule, n * d.granule, (uint64_t)i)
+						: dmasvc_submit_discard(q, (uint32_t)region, g * d.granule, n * d.granule, (uint64_t)i);
+			if (!err)
+				err = dmasvc_reap(q, &cqe, 1, 5000) == 1 ? cqe.res : -ETIMEDOUT;
+		}
+		if (err) {
+			snprintf(w->why, sizeof(w->why), "event %d: %s", i, strerror(-err));
+			goto fail;
+		}
+	}
+	if (it_check_region(c, (uint32_t)region, d.iova, w->why, sizeof(w->why)))
+		goto fail;
+	dmasvc_queue_close(q);
+	dmasvc_disconnect(c);
+	close(fd);
+	return NULL;
+fail:
+	w->failures++;
+	if (!w->why[0])
+		snprintf(w->why, sizeof(w->why), "setup failed (%s)", c ? dmasvc_last_error(c) : "connect");
+	dmasvc_queue_close(q);
+	dmasvc_disconnect(c);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+Test(session, concurrent_sessions_stay_consistent)
+{
+	enum { NW = 4 };
+	pthread_t t[NW];
+	struct worker w[NW];
+
+	for (int i = 0; i < NW; i++) {
+		w[i] = (struct worker){ .idx = i };
+		cr_assert_eq(pthread_create(&t[i], NULL, session_worker, &w[i]), 0);
+	}
+	for (int i = 0; i < NW; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < NW; i++)
+		cr_expect_eq(w[i].failures, 0, "session %d: %s", i, w[i].why);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 2000), base_vmlck, "all pins released");
+	cr_assert_eq(it_count_all_regions(svc.sock), 0, "no region left behind");
+}
+
+Test(session, mapping_budget_refuses_region_with_suggestion)
+{
+	const char *extra[] = { "--max-mappings", "64", NULL };
+	struct dmasvc_client *c;
+	struct dmasvc_region_desc d = { .size = 64 * MiB, .granule = 4096 };
+	int fd = it_memfd(64 * MiB, true), mem;
+
+	/* Restart with a small budget (the fixture's instance is replaced). */
+	cr_assert_eq(it_svc_stop(&svc), 0);
+	cr_assert_eq(it_svc_start(&svc, extra), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	mem = dmasvc_memory_add(c, fd, 64 * MiB, 0);
+	cr_assert_geq(mem, 0);
+	d.mem_id = (uint32_t)mem;
+	cr_assert_eq(dmasvc_region_add(c, &d), -ENOSPC, "16384 areas > budget 64");
+	cr_assert_neq(strstr(dmasvc_last_error(c), "granule"), NULL, "message suggests a granule: '%s'",
+		      dmasvc_last_error(c));
+	d.granule = 1 * MiB;
+	cr_assert_geq(dmasvc_region_add(c, &d), 0, "64 areas fit: %s", dmasvc_last_error(c));
+	dmasvc_disconnect(c);
+	close(fd);
+}
