@@ -73,6 +73,8 @@ uint64_t area_rec_remove(struct area_record *r, uint64_t iova, uint64_t end)
 	size_t i = first_ending_after(r, iova), j = i, keep = i;
 	uint64_t bytes = 0;
 
+	if (!r->n)
+		return 0; /* r->v may be NULL: no memmove from it */
 	for (; j < r->n && r->v[j].iova < end; j++) {
 		if (r->v[j].iova >= iova && ent_end(&r->v[j]) <= end)
 			bytes += r->v[j].length;

@@ -95,7 +95,8 @@ static int t1_container_open(void)
 		close(fd);
 		return -EOPNOTSUPP;
 	}
-	rc = kio_ioctl(fd, VFIO_CHECK_EXTENSION, (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
+	rc = kio_ioctl(fd, VFIO_CHECK_EXTENSION,
+		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 	if (rc <= 0) {
 		fprintf(stderr, "dmasvc: " BE_NAME ": no VFIO_TYPE1v2_IOMMU\n");
 		close(fd);
@@ -135,8 +136,8 @@ static int t1_open(const struct be_config *cfg, struct be_ctx **out)
 		goto err_close;
 	}
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		fprintf(stderr, "dmasvc: " BE_NAME ": group %s not viable (bind every device of it to vfio)\n",
-			cfg->path);
+		fprintf(stderr, "dmasvc: " BE_NAME ": group %s not viable"
+			" (bind every device of it to vfio)\n", cfg->path);
 		rc = -EBUSY;
 		goto err_close;
 	}

@@ -68,6 +68,7 @@ struct region {
 	bool mapped[B_N]; /* what this program believes is mapped */
 };
 
+/* One run of the test against one backend; owned by main(). */
 struct t {
 	const char *be_name;
 	const struct be_ops *ops;
@@ -84,14 +85,12 @@ struct t {
 	uint8_t seed;
 };
 
-static struct t T; /* the one test run; only main() and its helpers use it */
-
-static void __attribute__((format(printf, 2, 3), noreturn))
-fail(int line, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4), noreturn))
+fail(struct t *t, int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stdout, "be-dma-test[%s]: FAIL (line %d): ", T.be_name, line);
+	fprintf(stdout, "be-dma-test[%s]: FAIL (line %d): ", t->be_name, line);
 	va_start(ap, fmt);
 	vfprintf(stdout, fmt, ap);
 	va_end(ap);
@@ -102,14 +101,14 @@ fail(int line, const char *fmt, ...)
 
 #define CHECK(cond, ...)                                   \
 	do {                                               \
-		T.checks++;                                \
+		t->checks++;                                \
 		if (!(cond))                               \
-			fail(__LINE__, __VA_ARGS__);       \
+			fail(t, __LINE__, __VA_ARGS__);       \
 	} while (0)
 
-static void step(const char *what)
+static void step(struct t *t, const char *what)
 {
-	printf("be-dma-test[%s]: %s\n", T.be_name, what);
+	printf("be-dma-test[%s]: %s\n", t->be_name, what);
 	fflush(stdout);
 }
 
@@ -142,51 +141,53 @@ static uint64_t region_mapped_bytes(const struct region *g)
 }
 
 /* The backend's pin counter must equal what this program has mapped. */
-static void check_pinned(int line)
+static void check_pinned(struct t *t, int line)
 {
-	const char *key = T.ops == &be_type1_ops ? "VmLck:" : "VmPin:";
-	uint64_t want = region_mapped_bytes(&T.A) + region_mapped_bytes(&T.B) +
-			region_mapped_bytes(&T.C) + (T.r_mapped ? R_LEN : 0);
+	const char *key = t->ops == &be_type1_ops ? "VmLck:" : "VmPin:";
+	uint64_t want = region_mapped_bytes(&t->A) + region_mapped_bytes(&t->B) +
+			region_mapped_bytes(&t->C) + (t->r_mapped ? R_LEN : 0);
 	uint64_t got = status_bytes(key);
 
-	T.checks++;
+	t->checks++;
 	if (got != want)
-		fail(line, "%s %" PRIu64 " KiB, mapped %" PRIu64 " KiB", key,
+		fail(t, line, "%s %" PRIu64 " KiB, mapped %" PRIu64 " KiB", key,
 		     got / KiB, want / KiB);
 }
 
-static struct be_map_src src_of(const struct region *g, unsigned int i)
+static struct be_map_src src_of(struct t *t,
+		const struct region *g, unsigned int i)
 {
 	return (struct be_map_src){
-		.vaddr = T.mem + g->off + i * g->gran,
-		.fd = T.memfd,
+		.vaddr = t->mem + g->off + i * g->gran,
+		.fd = t->memfd,
 		.fd_offset = g->off + i * g->gran,
 	};
 }
 
-static void map_granule(int line, struct region *g, unsigned int i)
+static void map_granule(struct t *t, int line, struct region *g, unsigned int i)
 {
-	struct be_map_src src = src_of(g, i);
-	int rc = T.ops->map(T.space, g->iova + i * g->gran, g->gran, &src,
+	struct be_map_src src = src_of(t, g, i);
+	int rc = t->ops->map(t->space, g->iova + i * g->gran, g->gran, &src,
 			    BE_PROT_READ | BE_PROT_WRITE);
 
-	T.checks++;
+	t->checks++;
 	if (rc)
-		fail(line, "map %s[%u]: %s", g->name, i, strerror(-rc));
+		fail(t, line, "map %s[%u]: %s", g->name, i, strerror(-rc));
 	g->mapped[i] = true;
 }
 
 /* Unmap granules [first, first + count) of @g in one call. */
-static void unmap_run(int line, struct region *g, unsigned int first,
+static void unmap_run(struct t *t,
+		int line, struct region *g, unsigned int first,
 		      unsigned int count)
 {
 	uint64_t unmapped = 1;
-	int rc = T.ops->unmap(T.space, g->iova + first * g->gran,
+	int rc = t->ops->unmap(t->space, g->iova + first * g->gran,
 			      count * g->gran, &unmapped);
 
-	T.checks++;
+	t->checks++;
 	if (rc || unmapped != count * g->gran)
-		fail(line, "unmap %s[%u..+%u]: rc %d unmapped 0x%" PRIx64,
+		fail(t, line, "unmap %s[%u..+%u]: rc %d unmapped 0x%" PRIx64,
 		     g->name, first, count, rc, unmapped);
 	for (unsigned int i = first; i < first + count; i++)
 		g->mapped[i] = false;
@@ -217,40 +218,40 @@ static int audit_cb(void *arg, uint64_t iova, uint64_t length)
 }
 
 /* audit() over region @g must report exactly the mapped granules. */
-static void check_audit(int line, const struct region *g)
+static void check_audit(struct t *t, int line, const struct region *g)
 {
 	struct audit_acc a = { .g = g };
-	int rc = T.ops->audit(T.space, g->iova, g->n * g->gran, g->gran,
+	int rc = t->ops->audit(t->space, g->iova, g->n * g->gran, g->gran,
 			      audit_cb, &a);
 
-	T.checks++;
+	t->checks++;
 	if (rc || a.bad)
-		fail(line, "audit %s: rc %d, malformed extents %d", g->name, rc,
+		fail(t, line, "audit %s: rc %d, malformed extents %d", g->name, rc,
 		     a.bad);
 	for (unsigned int i = 0; i < g->n; i++) {
-		T.checks++;
+		t->checks++;
 		if (a.seen[i] != g->mapped[i])
-			fail(line, "audit %s[%u]: reported %d, mapped %d", g->name,
+			fail(t, line, "audit %s[%u]: reported %d, mapped %d", g->name,
 			     i, a.seen[i], g->mapped[i]);
 	}
 }
 
-static void dma(int line, uint64_t iova, int to_ram)
+static void dma(struct t *t, int line, uint64_t iova, int to_ram)
 {
-	int rc = edu_dma(&T.edu, iova, XFER, to_ram);
+	int rc = edu_dma(&t->edu, iova, XFER, to_ram);
 
-	T.checks++;
+	t->checks++;
 	if (rc)
-		fail(line, "edu DMA %s iova 0x%" PRIx64 ": %s",
+		fail(t, line, "edu DMA %s iova 0x%" PRIx64 ": %s",
 		     to_ram ? "to RAM" : "from RAM", iova, strerror(-rc));
 }
 
 /* A byte pattern that differs per call and is never all-zero. */
-static void fill_pattern(uint8_t *p, size_t n)
+static void fill_pattern(struct t *t, uint8_t *p, size_t n)
 {
-	T.seed++;
+	t->seed++;
 	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(0x5a ^ (i * 31) ^ (T.seed * 77) ^ (i >> 8)) | 1;
+		p[i] = (uint8_t)(0x5a ^ (i * 31) ^ (t->seed * 77) ^ (i >> 8)) | 1;
 }
 
 /* Where granule @i of @g lives: an iova and the memfd bytes behind it. */
@@ -259,77 +260,81 @@ static uint64_t xfer_iova(const struct region *g, unsigned int i)
 	return g->iova + i * g->gran + (g->gran > 2 * XFER ? 64 * KiB : 1024);
 }
 
-static uint8_t *xfer_mem(const struct region *g, unsigned int i)
+static uint8_t *xfer_mem(struct t *t, const struct region *g, unsigned int i)
 {
-	return T.mem + (xfer_iova(g, i) - g->iova) + g->off;
+	return t->mem + (xfer_iova(g, i) - g->iova) + g->off;
 }
 
 /* Put @p (XFER bytes) into the device buffer via R. */
-static void load_device(int line, const uint8_t *p)
+static void load_device(struct t *t, int line, const uint8_t *p)
 {
-	memcpy(T.r, p, XFER);
-	dma(line, R_IOVA, 0);
+	memcpy(t->r, p, XFER);
+	dma(t, line, R_IOVA, 0);
 }
 
 /* The device reads granule @i of @g and shows us what it got, in out. */
-static void device_read(int line, const struct region *g, unsigned int i,
+static void device_read(struct t *t,
+		int line, const struct region *g, unsigned int i,
 			uint8_t *out)
 {
 	uint8_t sentinel[XFER];
 
-	fill_pattern(sentinel, sizeof(sentinel));
-	load_device(line, sentinel); /* so a blocked read leaves no memfd bytes */
-	dma(line, xfer_iova(g, i), 0);
-	memset(T.r, 0, XFER);
-	dma(line, R_IOVA, 1);
-	memcpy(out, T.r, XFER);
+	fill_pattern(t, sentinel, sizeof(sentinel));
+	load_device(t, line, sentinel); /* so a blocked read leaves no memfd bytes */
+	dma(t, line, xfer_iova(g, i), 0);
+	memset(t->r, 0, XFER);
+	dma(t, line, R_IOVA, 1);
+	memcpy(out, t->r, XFER);
 }
 
 /* A device read of granule @i returns the memfd bytes iff @mapped. */
-static void check_read(int line, const struct region *g, unsigned int i,
+static void check_read(struct t *t,
+		int line, const struct region *g, unsigned int i,
 		       bool mapped)
 {
 	uint8_t got[XFER];
 
-	device_read(line, g, i, got);
-	T.checks++;
-	if (!memcmp(got, xfer_mem(g, i), XFER) != mapped)
-		fail(line, "device read of %s %s[%u] %s the memfd bytes",
+	device_read(t, line, g, i, got);
+	t->checks++;
+	if (!memcmp(got, xfer_mem(t, g, i), XFER) != mapped)
+		fail(t, line, "device read of %s %s[%u] %s the memfd bytes",
 		     mapped ? "mapped" : "unmapped", g->name, i,
 		     mapped ? "differs from" : "returned");
 }
 
-#define check_read_ok(line, g, i) check_read(line, g, i, true)
-#define check_read_blocked(line, g, i) check_read(line, g, i, false)
+#define check_read_ok(line, g, i) check_read(t, line, g, i, true)
+#define check_read_blocked(line, g, i) check_read(t, line, g, i, false)
 
 /* The device writes a fresh pattern to granule @i; returns the pattern. */
-static void device_write(int line, const struct region *g, unsigned int i,
+static void device_write(struct t *t,
+		int line, const struct region *g, unsigned int i,
 			 uint8_t *pattern)
 {
-	fill_pattern(pattern, XFER);
-	load_device(line, pattern);
-	dma(line, xfer_iova(g, i), 1);
+	fill_pattern(t, pattern, XFER);
+	load_device(t, line, pattern);
+	dma(t, line, xfer_iova(g, i), 1);
 }
 
 /* A device write to granule @i lands in the memfd iff @mapped. */
-static void check_write(int line, const struct region *g, unsigned int i,
+static void check_write(struct t *t,
+		int line, const struct region *g, unsigned int i,
 			bool mapped)
 {
 	uint8_t before[XFER], pat[XFER];
 
-	memcpy(before, xfer_mem(g, i), XFER);
-	device_write(line, g, i, pat);
-	T.checks++;
-	if (mapped && memcmp(pat, xfer_mem(g, i), XFER))
-		fail(line, "device write to mapped %s[%u] did not land in the memfd",
+	memcpy(before, xfer_mem(t, g, i), XFER);
+	device_write(t, line, g, i, pat);
+	t->checks++;
+	if (mapped && memcmp(pat, xfer_mem(t, g, i), XFER))
+		fail(t, line, "device write to mapped %s[%u] did not land in the memfd",
 		     g->name, i);
-	if (!mapped && memcmp(before, xfer_mem(g, i), XFER))
-		fail(line, "device write to unmapped %s[%u] changed the memfd",
+	if (!mapped && memcmp(before, xfer_mem(t, g, i), XFER))
+		fail(t, line, "device write to unmapped %s[%u] changed the memfd",
 		     g->name, i);
 }
 
-#define check_write_ok(line, g, i) check_write(line, g, i, true)
-#define check_write_blocked(line, g, i) check_write(line, g, i, false)
+#define check_write_ok(line, g, i) check_write(t, line, g, i, true)
+#define check_write_blocked(line, g, i) check_write(t, line, g, i, false)
 
 static int make_memfd(const char *name, uint64_t size, uint8_t **map)
 {
@@ -341,66 +346,66 @@ static int make_memfd(const char *name, uint64_t size, uint8_t **map)
 	return *map == MAP_FAILED ? -1 : fd;
 }
 
-static void setup(void)
+static void setup(struct t *t)
 {
 	struct be_iommufd_config icfg = { .rlimit_mode = 1, .huge_pages = 1 };
 	struct be_config cfg = { 0 };
 	const char *name;
 	int rc;
 
-	if (T.ops == &be_iommufd_ops) {
+	if (t->ops == &be_iommufd_ops) {
 		cfg.path = "/dev/iommu";
 		cfg.backend_private = &icfg;
 	} else {
 		cfg.path = getenv("EDU_GROUP");
 	}
 	CHECK(cfg.path, "EDU_GROUP not set");
-	rc = T.ops->open(&cfg, &T.ctx);
+	rc = t->ops->open(&cfg, &t->ctx);
 	CHECK(rc == 0, "open %s: %s", cfg.path, strerror(-rc));
-	rc = T.ops->space_create(T.ctx, &T.space);
+	rc = t->ops->space_create(t->ctx, &t->space);
 	CHECK(rc == 0, "space_create: %s", strerror(-rc));
 
-	if (T.ops == &be_iommufd_ops) {
+	if (t->ops == &be_iommufd_ops) {
 		name = getenv("EDU_CDEV");
 		CHECK(name, "EDU_CDEV not set");
-		T.dev_fd = open(name, O_RDWR | O_CLOEXEC);
-		CHECK(T.dev_fd >= 0, "open %s: %s", name, strerror(errno));
+		t->dev_fd = open(name, O_RDWR | O_CLOEXEC);
+		CHECK(t->dev_fd >= 0, "open %s: %s", name, strerror(errno));
 	} else {
 		name = getenv("EDU_BDF");
 		CHECK(name, "EDU_BDF not set");
-		T.dev_fd = be_type1_device_open(T.space, name);
-		CHECK(T.dev_fd >= 0, "be_type1_device_open %s: %s", name,
-		      strerror(-T.dev_fd));
+		t->dev_fd = be_type1_device_open(t->space, name);
+		CHECK(t->dev_fd >= 0, "be_type1_device_open %s: %s", name,
+		      strerror(-t->dev_fd));
 	}
-	rc = T.ops->device_attach(T.space, T.dev_fd, &T.dev_id);
+	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
 	CHECK(rc == 0, "device_attach: %s", strerror(-rc));
-	rc = edu_init(&T.edu, T.dev_fd);
+	rc = edu_init(&t->edu, t->dev_fd);
 	CHECK(rc == 0, "edu_init: %s", strerror(-rc));
 
-	T.memfd = make_memfd("guest-ram", MEM_SIZE, &T.mem);
-	T.rfd = make_memfd("readback", R_LEN, &T.r);
-	CHECK(T.memfd >= 0 && T.rfd >= 0, "memfd: %s", strerror(errno));
-	fill_pattern(T.mem, MEM_SIZE); /* populates every page, too */
-	T.A = (struct region){ .name = "A", .iova = A_IOVA, .gran = A_GRAN,
+	t->memfd = make_memfd("guest-ram", MEM_SIZE, &t->mem);
+	t->rfd = make_memfd("readback", R_LEN, &t->r);
+	CHECK(t->memfd >= 0 && t->rfd >= 0, "memfd: %s", strerror(errno));
+	fill_pattern(t, t->mem, MEM_SIZE); /* populates every page, too */
+	t->A = (struct region){ .name = "A", .iova = A_IOVA, .gran = A_GRAN,
 			       .off = A_OFF, .n = A_N };
-	T.B = (struct region){ .name = "B", .iova = B_IOVA, .gran = B_GRAN,
+	t->B = (struct region){ .name = "B", .iova = B_IOVA, .gran = B_GRAN,
 			       .off = B_OFF, .n = B_N };
-	T.C = (struct region){ .name = "C", .iova = C_IOVA, .gran = C_LEN,
+	t->C = (struct region){ .name = "C", .iova = C_IOVA, .gran = C_LEN,
 			       .off = C_OFF, .n = 1 };
 }
 
-static void check_limits(void)
+static void check_limits(struct t *t)
 {
 	struct be_limits lim;
 	bool covered = false;
-	int rc = T.ops->limits(T.space, &lim);
+	int rc = t->ops->limits(t->space, &lim);
 
 	CHECK(rc == 0, "limits: %s", strerror(-rc));
 	CHECK(lim.nr_ranges >= 1 && lim.nr_ranges <= BE_MAX_IOVA_RANGES,
 	      "limits: %u ranges", lim.nr_ranges);
 	for (uint32_t i = 0; i < lim.nr_ranges; i++) {
 		printf("be-dma-test[%s]: iova range [0x%" PRIx64 ", 0x%" PRIx64 "]\n",
-		       T.be_name, lim.ranges[i].start, lim.ranges[i].last);
+		       t->be_name, lim.ranges[i].start, lim.ranges[i].last);
 		if (lim.ranges[i].start <= A_IOVA &&
 		    lim.ranges[i].last >= EDU_IOVA_LIMIT - 1)
 			covered = true;
@@ -409,21 +414,21 @@ static void check_limits(void)
 	CHECK(lim.pgsize_bitmap & 4096, "4 KiB pages not allowed: 0x%" PRIx64,
 	      lim.pgsize_bitmap);
 	printf("be-dma-test[%s]: max_areas %" PRIu64 " pgsizes 0x%" PRIx64 "\n",
-	       T.be_name, lim.max_areas, lim.pgsize_bitmap);
-	if (T.ops == &be_iommufd_ops)
+	       t->be_name, lim.max_areas, lim.pgsize_bitmap);
+	if (t->ops == &be_iommufd_ops)
 		CHECK(lim.max_areas == UINT64_MAX, "iommufd has no area limit");
 	else
 		CHECK(lim.max_areas > 1000 && lim.max_areas < UINT64_MAX,
 		      "type1 area budget from DMA_AVAIL: %" PRIu64, lim.max_areas);
 }
 
-static void check_iommufd_options(void)
+static void check_iommufd_options(struct t *t)
 {
 	uint64_t v = 7;
-	int rc = be_iommufd_get_option(T.space, IOMMU_OPTION_RLIMIT_MODE, &v);
+	int rc = be_iommufd_get_option(t->space, IOMMU_OPTION_RLIMIT_MODE, &v);
 
 	CHECK(rc == 0 && v == 1, "RLIMIT_MODE read back: rc %d val %" PRIu64, rc, v);
-	rc = be_iommufd_get_option(T.space, IOMMU_OPTION_HUGE_PAGES, &v);
+	rc = be_iommufd_get_option(t->space, IOMMU_OPTION_HUGE_PAGES, &v);
 	CHECK(rc == 0 && v == 1, "HUGE_PAGES read back: rc %d val %" PRIu64, rc, v);
 }
 
@@ -432,161 +437,162 @@ static void check_iommufd_options(void)
  * iommufd removes B[14..15] and then fails, type1v2 refuses up front.  Both
  * must say -ENOENT; what is left is learned from audit() and the pin count.
  */
-static void check_cut_unmap(void)
+static void check_cut_unmap(struct t *t)
 {
 	uint64_t unmapped = 1;
 	uint64_t iova = B_IOVA + 14 * B_GRAN, len = 2 * B_GRAN + C_LEN / 2;
-	int rc = T.ops->unmap(T.space, iova, len, &unmapped);
+	int rc = t->ops->unmap(t->space, iova, len, &unmapped);
 
 	CHECK(rc == -ENOENT, "cutting unmap: rc %d, want -ENOENT", rc);
 	CHECK(unmapped == 0, "cutting unmap: unmapped 0x%" PRIx64, unmapped);
-	if (T.ops == &be_iommufd_ops)
-		T.B.mapped[14] = T.B.mapped[15] = false;
-	check_audit(__LINE__, &T.B);
-	check_audit(__LINE__, &T.C);
-	check_pinned(__LINE__);
-	check_read_ok(__LINE__, &T.C, 0);
-	if (T.ops == &be_iommufd_ops)
-		check_read_blocked(__LINE__, &T.B, 15);
+	if (t->ops == &be_iommufd_ops)
+		t->B.mapped[14] = t->B.mapped[15] = false;
+	check_audit(t, __LINE__, &t->B);
+	check_audit(t, __LINE__, &t->C);
+	check_pinned(t, __LINE__);
+	check_read_ok(__LINE__, &t->C, 0);
+	if (t->ops == &be_iommufd_ops)
+		check_read_blocked(__LINE__, &t->B, 15);
 	else
-		check_read_ok(__LINE__, &T.B, 15);
+		check_read_ok(__LINE__, &t->B, 15);
 }
 
-static void run(void)
+static void run(struct t *t)
 {
 	struct be_map_src rsrc;
 	uint64_t unmapped;
 	int rc;
 
-	setup();
-	check_limits();
-	if (T.ops == &be_iommufd_ops)
-		check_iommufd_options();
-	check_pinned(__LINE__);
+	setup(t);
+	check_limits(t);
+	if (t->ops == &be_iommufd_ops)
+		check_iommufd_options(t);
+	check_pinned(t, __LINE__);
 
-	step("map A (2 MiB granules), B (4 KiB granules), C, R");
+	step(t, "map A (2 MiB granules), B (4 KiB granules), C, R");
 	for (unsigned int i = 0; i < A_N; i++)
-		map_granule(__LINE__, &T.A, i);
+		map_granule(t, __LINE__, &t->A, i);
 	for (unsigned int i = 0; i < B_N; i++)
-		map_granule(__LINE__, &T.B, i);
-	map_granule(__LINE__, &T.C, 0);
-	rsrc = (struct be_map_src){ .vaddr = T.r, .fd = T.rfd, .fd_offset = 0 };
-	rc = T.ops->map(T.space, R_IOVA, R_LEN, &rsrc,
+		map_granule(t, __LINE__, &t->B, i);
+	map_granule(t, __LINE__, &t->C, 0);
+	rsrc = (struct be_map_src){ .vaddr = t->r, .fd = t->rfd, .fd_offset = 0 };
+	rc = t->ops->map(t->space, R_IOVA, R_LEN, &rsrc,
 			BE_PROT_READ | BE_PROT_WRITE);
 	CHECK(rc == 0, "map R: %s", strerror(-rc));
-	T.r_mapped = true;
-	check_pinned(__LINE__);
-	check_audit(__LINE__, &T.A);
-	check_audit(__LINE__, &T.B);
+	t->r_mapped = true;
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->A);
+	check_audit(t, __LINE__, &t->B);
 
-	step("DMA reads and writes of mapped granules");
-	check_read_ok(__LINE__, &T.A, 0);
-	check_read_ok(__LINE__, &T.A, 1);
-	check_read_ok(__LINE__, &T.B, 5);
-	check_write_ok(__LINE__, &T.A, 1);
-	check_write_ok(__LINE__, &T.B, 7);
+	step(t, "DMA reads and writes of mapped granules");
+	check_read_ok(__LINE__, &t->A, 0);
+	check_read_ok(__LINE__, &t->A, 1);
+	check_read_ok(__LINE__, &t->B, 5);
+	check_write_ok(__LINE__, &t->A, 1);
+	check_write_ok(__LINE__, &t->B, 7);
 
-	step("map over a mapped granule: -EEXIST, nothing changes");
+	step(t, "map over a mapped granule: -EEXIST, nothing changes");
 	{
-		struct be_map_src src = src_of(&T.A, 0);
+		struct be_map_src src = src_of(t, &t->A, 0);
 
-		rc = T.ops->map(T.space, A_IOVA, A_GRAN, &src, BE_PROT_READ);
+		rc = t->ops->map(t->space, A_IOVA, A_GRAN, &src, BE_PROT_READ);
 		CHECK(rc == -EEXIST, "overlapping map: rc %d", rc);
-		check_pinned(__LINE__);
-		check_read_ok(__LINE__, &T.A, 0);
+		check_pinned(t, __LINE__);
+		check_read_ok(__LINE__, &t->A, 0);
 	}
 
-	step("unmap A[1]: blocked; A[0] and B keep working");
-	unmap_run(__LINE__, &T.A, 1, 1);
-	check_pinned(__LINE__);
-	check_audit(__LINE__, &T.A);
-	check_read_blocked(__LINE__, &T.A, 1);
-	check_write_blocked(__LINE__, &T.A, 1);
-	check_read_ok(__LINE__, &T.A, 0);
-	check_read_ok(__LINE__, &T.B, 5);
+	step(t, "unmap A[1]: blocked; A[0] and B keep working");
+	unmap_run(t, __LINE__, &t->A, 1, 1);
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->A);
+	check_read_blocked(__LINE__, &t->A, 1);
+	check_write_blocked(__LINE__, &t->A, 1);
+	check_read_ok(__LINE__, &t->A, 0);
+	check_read_ok(__LINE__, &t->B, 5);
 
-	step("unmap B[3] alone and B[6..9] in one call");
-	unmap_run(__LINE__, &T.B, 3, 1);
-	unmap_run(__LINE__, &T.B, 6, 4);
-	check_pinned(__LINE__);
-	check_audit(__LINE__, &T.B);
-	check_read_blocked(__LINE__, &T.B, 3);
-	check_read_blocked(__LINE__, &T.B, 8);
-	check_write_blocked(__LINE__, &T.B, 9);
-	check_read_ok(__LINE__, &T.B, 4);
-	check_read_ok(__LINE__, &T.B, 10);
+	step(t, "unmap B[3] alone and B[6..9] in one call");
+	unmap_run(t, __LINE__, &t->B, 3, 1);
+	unmap_run(t, __LINE__, &t->B, 6, 4);
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->B);
+	check_read_blocked(__LINE__, &t->B, 3);
+	check_read_blocked(__LINE__, &t->B, 8);
+	check_write_blocked(__LINE__, &t->B, 9);
+	check_read_ok(__LINE__, &t->B, 4);
+	check_read_ok(__LINE__, &t->B, 10);
 
-	step("unmap of an empty range: -ENOENT, nothing changes");
+	step(t, "unmap of an empty range: -ENOENT, nothing changes");
 	unmapped = 1;
-	rc = T.ops->unmap(T.space, A_IOVA + A_GRAN, A_GRAN, &unmapped);
+	rc = t->ops->unmap(t->space, A_IOVA + A_GRAN, A_GRAN, &unmapped);
 	CHECK(rc == -ENOENT && unmapped == 0,
 	      "empty unmap: rc %d unmapped 0x%" PRIx64, rc, unmapped);
-	check_pinned(__LINE__);
+	check_pinned(t, __LINE__);
 
-	step("unmap cutting A[0]: -ENOENT, A[0] stays mapped");
+	step(t, "unmap cutting A[0]: -ENOENT, A[0] stays mapped");
 	unmapped = 1;
-	rc = T.ops->unmap(T.space, A_IOVA, A_GRAN / 2, &unmapped);
+	rc = t->ops->unmap(t->space, A_IOVA, A_GRAN / 2, &unmapped);
 	CHECK(rc == -ENOENT && unmapped == 0,
 	      "cutting unmap: rc %d unmapped 0x%" PRIx64, rc, unmapped);
-	check_audit(__LINE__, &T.A);
-	check_pinned(__LINE__);
-	check_read_ok(__LINE__, &T.A, 0);
+	check_audit(t, __LINE__, &t->A);
+	check_pinned(t, __LINE__);
+	check_read_ok(__LINE__, &t->A, 0);
 
-	step("unmap over whole B[14..15] that cuts C");
-	check_cut_unmap();
+	step(t, "unmap over whole B[14..15] that cuts C");
+	check_cut_unmap(t);
 
-	step("map A[1] and B[3] again: DMA works again");
-	map_granule(__LINE__, &T.A, 1);
-	map_granule(__LINE__, &T.B, 3);
-	check_pinned(__LINE__);
-	check_audit(__LINE__, &T.A);
-	check_audit(__LINE__, &T.B);
-	check_read_ok(__LINE__, &T.A, 1);
-	check_write_ok(__LINE__, &T.A, 1);
-	check_read_ok(__LINE__, &T.B, 3);
-	check_read_ok(__LINE__, &T.A, 0);
+	step(t, "map A[1] and B[3] again: DMA works again");
+	map_granule(t, __LINE__, &t->A, 1);
+	map_granule(t, __LINE__, &t->B, 3);
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->A);
+	check_audit(t, __LINE__, &t->B);
+	check_read_ok(__LINE__, &t->A, 1);
+	check_write_ok(__LINE__, &t->A, 1);
+	check_read_ok(__LINE__, &t->B, 3);
+	check_read_ok(__LINE__, &t->A, 0);
 
-	if (T.ops == &be_iommufd_ops) {
+	if (t->ops == &be_iommufd_ops) {
 		struct utsname u;
-		bool mf = be_iommufd_map_file_used(T.space);
+		bool mf = be_iommufd_map_file_used(t->space);
 
 		uname(&u);
-		printf("be-dma-test[%s]: IOMMU_IOAS_MAP_FILE %s\n", T.be_name,
+		printf("be-dma-test[%s]: IOMMU_IOAS_MAP_FILE %s\n", t->be_name,
 		       mf ? "used" : "absent (ENOTTY), mapped by vaddr");
 		/* 6.12 has no MAP_FILE: a success there would be a wrong ioctl. */
 		if (!strncmp(u.release, "6.12.", 5))
 			CHECK(!mf, "MAP_FILE claimed on a 6.12 kernel");
 	}
 
-	step("detach, destroy: every pin released");
-	T.ops->device_detach(T.space, T.dev_id);
-	close(T.dev_fd);
-	T.ops->space_destroy(T.space);
-	T.ops->close(T.ctx);
-	memset(T.A.mapped, 0, sizeof(T.A.mapped));
-	memset(T.B.mapped, 0, sizeof(T.B.mapped));
-	memset(T.C.mapped, 0, sizeof(T.C.mapped));
-	T.r_mapped = false;
-	check_pinned(__LINE__);
+	step(t, "detach, destroy: every pin released");
+	t->ops->device_detach(t->space, t->dev_id);
+	close(t->dev_fd);
+	t->ops->space_destroy(t->space);
+	t->ops->close(t->ctx);
+	memset(t->A.mapped, 0, sizeof(t->A.mapped));
+	memset(t->B.mapped, 0, sizeof(t->B.mapped));
+	memset(t->C.mapped, 0, sizeof(t->C.mapped));
+	t->r_mapped = false;
+	check_pinned(t, __LINE__);
 }
 
 int main(int argc, char **argv)
 {
+	struct t test = { 0 }, *t = &test;
 	struct utsname u;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	T.be_name = argc > 1 ? argv[1] : "?";
+	t->be_name = argc > 1 ? argv[1] : "?";
 	if (argc == 2 && !strcmp(argv[1], "iommufd"))
-		T.ops = &be_iommufd_ops;
+		t->ops = &be_iommufd_ops;
 	else if (argc == 2 && !strcmp(argv[1], "type1"))
-		T.ops = &be_type1_ops;
-	if (!T.ops) {
+		t->ops = &be_type1_ops;
+	if (!t->ops) {
 		fprintf(stderr, "usage: be-dma-test iommufd|type1\n");
 		return 2;
 	}
 	uname(&u);
-	printf("be-dma-test[%s]: kernel %s\n", T.be_name, u.release);
-	run();
-	printf("be-dma-test[%s]: PASS checks=%u\n", T.be_name, T.checks);
+	printf("be-dma-test[%s]: kernel %s\n", t->be_name, u.release);
+	run(t);
+	printf("be-dma-test[%s]: PASS checks=%u\n", t->be_name, t->checks);
 	return 0;
 }
