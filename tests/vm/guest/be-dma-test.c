@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/iommufd.h>
@@ -58,14 +60,22 @@
 #define R_IOVA 0x3000000ull
 #define R_LEN (4 * KiB)
 #define MEM_SIZE (8 * MiB)
+#define D_IOVA 0x4000000ull
+#define D_SIZE (32 * MiB)
+#define D4_IOVA 0x6000000ull
+#define D4_N 1024
+#define MAX_GRANULES 1024
+#define NR_WORKERS 4
 #define XFER 2048u
 
-/* One region of the test: granules at iova, backed by mem + off. */
+/* One region of the test: granules at iova, backed by mem/fd + off. */
 struct region {
 	const char *name;
 	uint64_t iova, gran, off;
 	unsigned int n;
-	bool mapped[B_N]; /* what this program believes is mapped */
+	uint8_t *mem; /* the memfd's mapping; not owned */
+	int fd;       /* the memfd; not owned */
+	bool mapped[MAX_GRANULES]; /* what this program believes is mapped */
 };
 
 /* One run of the test against one backend; owned by main(). */
@@ -77,9 +87,9 @@ struct t {
 	struct edu edu;
 	int dev_fd;
 	uint32_t dev_id;
-	int memfd, rfd;
-	uint8_t *mem, *r;
-	struct region A, B, C;
+	int memfd, rfd, dfd;
+	uint8_t *mem, *r, *dmem;
+	struct region A, B, C, D, D4;
 	bool r_mapped;
 	unsigned int checks;
 	uint8_t seed;
@@ -145,7 +155,8 @@ static void check_pinned(struct t *t, int line)
 {
 	const char *key = t->ops == &be_type1_ops ? "VmLck:" : "VmPin:";
 	uint64_t want = region_mapped_bytes(&t->A) + region_mapped_bytes(&t->B) +
-			region_mapped_bytes(&t->C) + (t->r_mapped ? R_LEN : 0);
+			region_mapped_bytes(&t->C) + region_mapped_bytes(&t->D) +
+			region_mapped_bytes(&t->D4) + (t->r_mapped ? R_LEN : 0);
 	uint64_t got = status_bytes(key);
 
 	t->checks++;
@@ -154,19 +165,18 @@ static void check_pinned(struct t *t, int line)
 		     got / KiB, want / KiB);
 }
 
-static struct be_map_src src_of(struct t *t,
-		const struct region *g, unsigned int i)
+static struct be_map_src src_of(const struct region *g, unsigned int i)
 {
 	return (struct be_map_src){
-		.vaddr = t->mem + g->off + i * g->gran,
-		.fd = t->memfd,
+		.vaddr = g->mem + g->off + i * g->gran,
+		.fd = g->fd,
 		.fd_offset = g->off + i * g->gran,
 	};
 }
 
 static void map_granule(struct t *t, int line, struct region *g, unsigned int i)
 {
-	struct be_map_src src = src_of(t, g, i);
+	struct be_map_src src = src_of(g, i);
 	int rc = t->ops->map(t->space, g->iova + i * g->gran, g->gran, &src,
 			    BE_PROT_READ | BE_PROT_WRITE);
 
@@ -195,7 +205,7 @@ static void unmap_run(struct t *t,
 
 struct audit_acc {
 	const struct region *g;
-	bool seen[B_N];
+	bool seen[MAX_GRANULES];
 	int bad;
 };
 
@@ -260,9 +270,9 @@ static uint64_t xfer_iova(const struct region *g, unsigned int i)
 	return g->iova + i * g->gran + (g->gran > 2 * XFER ? 64 * KiB : 1024);
 }
 
-static uint8_t *xfer_mem(struct t *t, const struct region *g, unsigned int i)
+static uint8_t *xfer_mem(const struct region *g, unsigned int i)
 {
-	return t->mem + (xfer_iova(g, i) - g->iova) + g->off;
+	return g->mem + (xfer_iova(g, i) - g->iova) + g->off;
 }
 
 /* Put @p (XFER bytes) into the device buffer via R. */
@@ -296,7 +306,7 @@ static void check_read(struct t *t,
 
 	device_read(t, line, g, i, got);
 	t->checks++;
-	if (!memcmp(got, xfer_mem(t, g, i), XFER) != mapped)
+	if (!memcmp(got, xfer_mem(g, i), XFER) != mapped)
 		fail(t, line, "device read of %s %s[%u] %s the memfd bytes",
 		     mapped ? "mapped" : "unmapped", g->name, i,
 		     mapped ? "differs from" : "returned");
@@ -322,13 +332,13 @@ static void check_write(struct t *t,
 {
 	uint8_t before[XFER], pat[XFER];
 
-	memcpy(before, xfer_mem(t, g, i), XFER);
+	memcpy(before, xfer_mem(g, i), XFER);
 	device_write(t, line, g, i, pat);
 	t->checks++;
-	if (mapped && memcmp(pat, xfer_mem(t, g, i), XFER))
+	if (mapped && memcmp(pat, xfer_mem(g, i), XFER))
 		fail(t, line, "device write to mapped %s[%u] did not land in the memfd",
 		     g->name, i);
-	if (!mapped && memcmp(before, xfer_mem(t, g, i), XFER))
+	if (!mapped && memcmp(before, xfer_mem(g, i), XFER))
 		fail(t, line, "device write to unmapped %s[%u] changed the memfd",
 		     g->name, i);
 }
@@ -386,12 +396,23 @@ static void setup(struct t *t)
 	t->rfd = make_memfd("readback", R_LEN, &t->r);
 	CHECK(t->memfd >= 0 && t->rfd >= 0, "memfd: %s", strerror(errno));
 	fill_pattern(t, t->mem, MEM_SIZE); /* populates every page, too */
+	t->dfd = make_memfd("bulk", D_SIZE, &t->dmem);
+	CHECK(t->dfd >= 0, "memfd: %s", strerror(errno));
+	fill_pattern(t, t->dmem, D_SIZE);
 	t->A = (struct region){ .name = "A", .iova = A_IOVA, .gran = A_GRAN,
-			       .off = A_OFF, .n = A_N };
+			       .off = A_OFF, .n = A_N, .mem = t->mem,
+			       .fd = t->memfd };
 	t->B = (struct region){ .name = "B", .iova = B_IOVA, .gran = B_GRAN,
-			       .off = B_OFF, .n = B_N };
+			       .off = B_OFF, .n = B_N, .mem = t->mem,
+			       .fd = t->memfd };
 	t->C = (struct region){ .name = "C", .iova = C_IOVA, .gran = C_LEN,
-			       .off = C_OFF, .n = 1 };
+			       .off = C_OFF, .n = 1, .mem = t->mem,
+			       .fd = t->memfd };
+	t->D = (struct region){ .name = "D", .iova = D_IOVA, .gran = 2 * MiB,
+			       .n = D_SIZE / (2 * MiB), .mem = t->dmem,
+			       .fd = t->dfd };
+	t->D4 = (struct region){ .name = "D4", .iova = D4_IOVA, .gran = 4 * KiB,
+				.n = D4_N, .mem = t->dmem, .fd = t->dfd };
 }
 
 static void check_limits(struct t *t)
@@ -457,6 +478,84 @@ static void check_cut_unmap(struct t *t)
 		check_read_ok(__LINE__, &t->B, 15);
 }
 
+struct worker {
+	struct t *t;
+	struct region *g;
+	unsigned int first; /* maps granules first, first + NR_WORKERS, ... */
+	int rc;             /* first failure, -errno; 0 if all mapped */
+};
+
+static void *worker_map(void *arg)
+{
+	struct worker *w = arg;
+
+	for (unsigned int i = w->first; i < w->g->n && !w->rc; i += NR_WORKERS) {
+		struct be_map_src src = src_of(w->g, i);
+
+		w->rc = w->t->ops->map(w->t->space, w->g->iova + i * w->g->gran,
+				       w->g->gran, &src,
+				       BE_PROT_READ | BE_PROT_WRITE);
+	}
+	return NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/*
+ * Map every granule of @g from NR_WORKERS threads at once (be_ops allows
+ * concurrent maps of disjoint ranges), check pins, audit and DMA, then
+ * unmap the whole region in one call.  Prints the times (TCG: relative
+ * numbers only).
+ */
+static void check_bulk(struct t *t, struct region *g)
+{
+	struct worker w[NR_WORKERS];
+	pthread_t th[NR_WORKERS];
+	uint64_t unmapped = 0;
+	double t0, t1, t2;
+	int rc;
+
+	t0 = now_ms();
+	for (unsigned int k = 0; k < NR_WORKERS; k++) {
+		w[k] = (struct worker){ .t = t, .g = g, .first = k };
+		rc = pthread_create(&th[k], NULL, worker_map, &w[k]);
+		CHECK(rc == 0, "pthread_create: %s", strerror(rc));
+	}
+	for (unsigned int k = 0; k < NR_WORKERS; k++) {
+		pthread_join(th[k], NULL);
+		CHECK(w[k].rc == 0, "concurrent map of %s (worker %u): %s",
+		      g->name, k, strerror(-w[k].rc));
+	}
+	t1 = now_ms();
+	for (unsigned int i = 0; i < g->n; i++)
+		g->mapped[i] = true;
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, g);
+	check_read_ok(__LINE__, g, 0);
+	check_read_ok(__LINE__, g, g->n - 1);
+	check_write_ok(__LINE__, g, g->n / 2);
+
+	t2 = now_ms();
+	rc = t->ops->unmap(t->space, g->iova, g->n * g->gran, &unmapped);
+	CHECK(rc == 0 && unmapped == g->n * g->gran,
+	      "unmap all of %s: rc %d unmapped 0x%" PRIx64, g->name, rc,
+	      unmapped);
+	printf("be-dma-test[%s]: %s: map %u x %" PRIu64 " KiB (%d threads) "
+	       "%.1f ms, one unmap %.1f ms\n", t->be_name, g->name, g->n,
+	       g->gran / KiB, NR_WORKERS, t1 - t0, now_ms() - t2);
+	for (unsigned int i = 0; i < g->n; i++)
+		g->mapped[i] = false;
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, g);
+	check_read_blocked(__LINE__, g, 0);
+}
+
 static void run(struct t *t)
 {
 	struct be_map_src rsrc;
@@ -493,7 +592,7 @@ static void run(struct t *t)
 
 	step(t, "map over a mapped granule: -EEXIST, nothing changes");
 	{
-		struct be_map_src src = src_of(t, &t->A, 0);
+		struct be_map_src src = src_of(&t->A, 0);
 
 		rc = t->ops->map(t->space, A_IOVA, A_GRAN, &src, BE_PROT_READ);
 		CHECK(rc == -EEXIST, "overlapping map: rc %d", rc);
@@ -550,6 +649,10 @@ static void run(struct t *t)
 	check_write_ok(__LINE__, &t->A, 1);
 	check_read_ok(__LINE__, &t->B, 3);
 	check_read_ok(__LINE__, &t->A, 0);
+
+	step(t, "bulk: 16 x 2 MiB and 1024 x 4 KiB from 4 threads, one unmap each");
+	check_bulk(t, &t->D);
+	check_bulk(t, &t->D4);
 
 	if (t->ops == &be_iommufd_ops) {
 		struct utsname u;
