@@ -1,0 +1,847 @@
+/*
+ * dma-service: hand guest RAM to the dmasvc DMA mapping service
+ *
+ * `-object dma-service,id=ds0,socket=PATH[,timeout-ms=N][,reconnect-ms=N]`
+ *
+ * A MemoryListener on address_space_memory tells the service, through
+ * libdmasvc, which guest RAM is there and which of it the guest may use;
+ * the service keeps the IOMMU mappings of its devices equal to that.
+ *
+ * Vocabulary:
+ *   memory   one RAMBlock's fd, sent once (dmasvc_memory_add), refcounted by
+ *            the regions that use it
+ *   region   one RAM MemoryRegionSection: iova = offset_within_address_space,
+ *            mem_offset = ram_block->fd_offset + offset_within_region
+ *   plain    a region without a RamDiscardManager: populated as a whole when
+ *            added, removed as a whole (the service unmaps it) when deleted
+ *   managed  a region with a RamDiscardManager (virtio-mem): a
+ *            RamDiscardListener populates/discards granules as the manager
+ *            plugs and unplugs them; a failed populate vetoes the plug
+ *   online   connected, not broken, not closing: only then are requests sent
+ *   broken   a request failed in a way that leaves the service's state
+ *            unknown (connection lost, timeout, failed discard); nothing is
+ *            sent until the reconnect timer has connected again and handed
+ *            the whole state over again (listener unregistered + registered:
+ *            QEMU's own view is the truth, not a replay log)
+ *
+ * Firmware and option ROMs that aux-ram-share=on puts in unsealed memfds
+ * (created without MFD_ALLOW_SEALING, so they can never get F_SEAL_SHRINK,
+ * which the service requires) are left out with a warning: no device needs
+ * to DMA from them.  RAM owned by a memory backend must be accepted: if it is
+ * not fd-backed or not sealed, creating the object fails with a hint.
+ *
+ * Locking: everything here runs with the BQL held (listener callbacks, the
+ * RamDiscardManager's notifications, the reconnect timer, QOM hooks).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/module.h"
+#include "qemu/notify.h"
+#include "qemu/queue.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qom/object_interfaces.h"
+#include "exec/memory.h"
+#include "exec/address-spaces.h"
+#include "exec/ramblock.h"
+#include "hw/qdev-core.h"
+#include "system/hostmem.h"
+#include "system/system.h"
+#include "trace.h"
+
+#include <dmasvc/dmasvc.h>
+#include <dmasvc/proto.h>
+
+#define TYPE_DMA_SERVICE "dma-service"
+OBJECT_DECLARE_SIMPLE_TYPE(DmaService, DMA_SERVICE)
+
+#define DMA_SERVICE_TIMEOUT_MS 5000
+#define DMA_SERVICE_RECONNECT_MS 1000
+
+typedef struct DmaServiceMemory {
+    RAMBlock *rb;              /* identity; valid while @users > 0 */
+    uint32_t mem_id;
+    unsigned users;            /* regions using it */
+    QLIST_ENTRY(DmaServiceMemory) next;
+} DmaServiceMemory;
+
+typedef struct DmaServiceRegion {
+    DmaService *s;
+    MemoryRegionSection section;  /* copy; holds a reference on .mr */
+    DmaServiceMemory *mem;     /* NULL until registered at the service */
+    uint32_t region_id;        /* valid when @mem != NULL */
+    uint64_t granule;
+    uint32_t flags;            /* DMASVC_REGION_* */
+    bool managed;              /* has a RamDiscardManager */
+    bool rdl_registered;       /* @rdl is registered with the manager */
+    bool populated;            /* plain: populated at the service */
+    RamDiscardListener rdl;
+    QLIST_ENTRY(DmaServiceRegion) next;
+} DmaServiceRegion;
+
+struct DmaService {
+    Object parent_obj;
+
+    /* Properties; fixed once the object is complete. */
+    char *socket;
+    uint32_t timeout_ms;
+    uint32_t reconnect_ms;
+
+    struct dmasvc_client *client;  /* NULL before complete and while broken
+                                      between a failed reconnect and the next */
+    bool complete;             /* user_creatable complete ran successfully */
+    bool discard_disabled;     /* we hold ram_block_uncoordinated_discard_disable */
+    bool broken;               /* see the file header */
+    bool closing;              /* finalize: the BYE unmaps everything */
+    bool replaying;            /* in ram_discard_manager_register_listener */
+    Error *setup_error;        /* first fatal error found before the machine
+                                  was ready; reported by complete or
+                                  machine_done */
+    MemoryListener listener;
+    Notifier machine_done;
+    QEMUTimer *reconnect_timer;
+    GHashTable *warned;        /* RAMBlock idstrs already warned about */
+
+    QLIST_HEAD(, DmaServiceMemory) memories;
+    QLIST_HEAD(, DmaServiceRegion) regions;  /* known to the listener */
+    QLIST_HEAD(, DmaServiceRegion) adds;     /* region_add since begin */
+    QLIST_HEAD(, DmaServiceRegion) dels;     /* region_del since begin */
+};
+
+static bool ds_online(const DmaService *s)
+{
+    return s->client && !s->broken && !s->closing;
+}
+
+/*
+ * ds_set_broken: the service's state is unknown after a failure @err
+ * (-errno); stop talking to it and arm the reconnect timer.
+ */
+static void ds_set_broken(DmaService *s, int err, const char *what)
+{
+    if (s->broken || s->closing) {
+        return;
+    }
+    s->broken = true;
+    trace_dma_service_broken(what, err);
+    warn_report("dma-service '%s': %s failed: %s; %s",
+                object_get_canonical_path_component(OBJECT(s)), what,
+                strerror(-err),
+                s->reconnect_ms ? "reconnecting" : "reconnect-ms=0: giving up");
+    if (s->reconnect_ms && s->reconnect_timer) {
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+    }
+}
+
+/* ds_conn_error: true for errors after which the connection is unusable. */
+static bool ds_conn_error(int err)
+{
+    return err == -ENOTCONN || err == -ECONNRESET || err == -EPIPE ||
+           err == -ETIMEDOUT || err == -EPROTO || err == -EBADF ||
+           err == -ECONNREFUSED;
+}
+
+/*
+ * ds_fail: a configuration error (@err is consumed).  Before the machine is
+ * ready (or while complete runs) the first one fails the object's creation;
+ * later ones are only reported.
+ */
+static void ds_fail(DmaService *s, Error *err)
+{
+    if (!s->complete || !phase_check(PHASE_MACHINE_READY)) {
+        if (!s->setup_error) {
+            s->setup_error = err;
+            return;
+        }
+        error_free(err);
+        return;
+    }
+    error_report_err(err);
+}
+
+/* ---- memories -------------------------------------------------------- */
+
+static const char *ds_fix_hint(void)
+{
+    return "use fd-backed guest RAM: -object memory-backend-memfd,id=ram0,"
+           "size=... -machine memory-backend=ram0,aux-ram-share=on";
+}
+
+/*
+ * ds_memory_get: the service's memory for @rb, sending the fd the first time.
+ * Needs ds_online().  Returns the memory (one more user) or NULL; on NULL,
+ * *@err is -errno (a connection error has already broken the session) and
+ * @errp says why (nothing set for connection errors).
+ */
+static DmaServiceMemory *ds_memory_get(DmaService *s, RAMBlock *rb, int fd,
+                                       int *err, Error **errp)
+{
+    DmaServiceMemory *m;
+    struct stat st;
+    int ret;
+
+    QLIST_FOREACH(m, &s->memories, next) {
+        if (m->rb == rb) {
+            m->users++;
+            return m;
+        }
+    }
+    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+        *err = -EINVAL;
+        error_setg(errp, "dma-service: RAM block '%s': cannot size its fd",
+                   qemu_ram_get_idstr(rb));
+        return NULL;
+    }
+    ret = dmasvc_memory_add(s->client, fd, st.st_size, 0);
+    trace_dma_service_memory_add(qemu_ram_get_idstr(rb), fd, st.st_size, ret);
+    if (ret < 0) {
+        *err = ret;
+        if (ds_conn_error(ret)) {
+            ds_set_broken(s, ret, "memory_add");
+        } else {
+            error_setg(errp, "dma-service: the service refused RAM block '%s'"
+                       " (%s): %s", qemu_ram_get_idstr(rb), strerror(-ret),
+                       dmasvc_last_error(s->client));
+        }
+        return NULL;
+    }
+    m = g_new0(DmaServiceMemory, 1);
+    m->rb = rb;
+    m->mem_id = ret;
+    m->users = 1;
+    QLIST_INSERT_HEAD(&s->memories, m, next);
+    return m;
+}
+
+/* ds_memory_put: drop one user; the last one removes the memory. */
+static void ds_memory_put(DmaService *s, DmaServiceMemory *m)
+{
+    int ret;
+
+    if (--m->users) {
+        return;
+    }
+    if (ds_online(s)) {
+        ret = dmasvc_memory_remove(s->client, m->mem_id);
+        trace_dma_service_memory_remove(m->mem_id, ret);
+        if (ret < 0) {
+            ds_set_broken(s, ret, "memory_remove");
+        }
+    }
+    QLIST_REMOVE(m, next);
+    g_free(m);
+}
+
+/* ---- regions --------------------------------------------------------- */
+
+/*
+ * ds_rdl_range: the region a RamDiscardListener belongs to, and @section's
+ * range inside that region (the manager's sections lie within it).
+ */
+static DmaServiceRegion *ds_rdl_range(RamDiscardListener *rdl,
+                                      const MemoryRegionSection *section,
+                                      uint64_t *off, uint64_t *len)
+{
+    DmaServiceRegion *r = container_of(rdl, DmaServiceRegion, rdl);
+
+    *off = section->offset_within_address_space -
+           r->section.offset_within_address_space;
+    *len = int128_get64(section->size);
+    return r;
+}
+
+static int ds_notify_populate(RamDiscardListener *rdl,
+                              MemoryRegionSection *section)
+{
+    uint64_t off, len;
+    DmaServiceRegion *r = ds_rdl_range(rdl, section, &off, &len);
+    DmaService *s = r->s;
+    int ret;
+
+    if (!ds_online(s) || !r->mem) {
+        /* Offline: veto plugs; a replay is redone by the resync. */
+        ret = s->replaying ? 0 : -ENOTCONN;
+        trace_dma_service_populate(r->region_id, off, len, ret);
+        return ret;
+    }
+    ret = dmasvc_populate(s->client, r->region_id, off, len);
+    trace_dma_service_populate(r->region_id, off, len, ret);
+    if (ret < 0 && ds_conn_error(ret)) {
+        /* The event may still complete later: resync from scratch. */
+        ds_set_broken(s, ret, "populate");
+    }
+    return ret < 0 ? ret : 0;
+}
+
+static void ds_notify_discard(RamDiscardListener *rdl,
+                              MemoryRegionSection *section)
+{
+    uint64_t off, len;
+    DmaServiceRegion *r = ds_rdl_range(rdl, section, &off, &len);
+    DmaService *s = r->s;
+    int ret;
+
+    if (!ds_online(s) || !r->mem) {
+        return;                /* the resync or the BYE covers it */
+    }
+    ret = dmasvc_discard(s->client, r->region_id, off, len);
+    trace_dma_service_discard(r->region_id, off, len, ret);
+    if (ret < 0) {
+        /* A discard cannot be refused: the service's state is wrong now. */
+        ds_set_broken(s, ret, "discard");
+    }
+}
+
+/*
+ * ds_region_check: can @section be handed to the service?  Returns 1 (yes,
+ * *@fd set), 0 (leave it out: traced, or warned about), or -1 with @errp set
+ * (a configuration error).
+ */
+static int ds_region_check(DmaService *s, MemoryRegionSection *section,
+                           int *fd, Error **errp)
+{
+    MemoryRegion *mr = section->mr;
+    RAMBlock *rb = mr->ram_block;
+    uint64_t iova = section->offset_within_address_space;
+    uint64_t size = int128_get64(section->size);
+    bool backend_ram = mr->owner &&
+                       object_dynamic_cast(mr->owner, TYPE_MEMORY_BACKEND);
+    int seals;
+
+    if (!memory_region_is_ram(mr) || memory_region_is_ram_device(mr) ||
+        memory_region_is_protected(mr) || (iova & (1ULL << 63)) || !rb) {
+        return 0;
+    }
+    if (!QEMU_IS_ALIGNED(iova | size | section->offset_within_region,
+                         qemu_real_host_page_size())) {
+        trace_dma_service_skip(memory_region_name(mr), iova, size,
+                               "not page aligned");
+        return 0;
+    }
+    *fd = memory_region_get_fd(mr);
+    if (*fd < 0) {
+        error_setg(errp, "dma-service: RAM '%s' at 0x%" PRIx64 " is not"
+                   " fd-backed; %s", memory_region_name(mr), iova,
+                   ds_fix_hint());
+        return -1;
+    }
+    seals = fcntl(*fd, F_GET_SEALS);
+    if (seals >= 0 && !(seals & F_SEAL_SHRINK)) {
+        if (backend_ram) {
+            error_setg(errp, "dma-service: memory backend RAM '%s' is an"
+                       " unsealed memfd; %s (seal=on, the default)",
+                       memory_region_name(mr), ds_fix_hint());
+            return -1;
+        }
+        /* aux-ram-share's firmware/ROM memfds: see the file header. */
+        if (g_hash_table_add(s->warned, g_strdup(qemu_ram_get_idstr(rb)))) {
+            warn_report("dma-service: leaving out '%s' (an unsealed memfd:"
+                        " firmware or option ROM); devices cannot DMA to or"
+                        " from it", memory_region_name(mr));
+        }
+        trace_dma_service_skip(memory_region_name(mr), iova, size,
+                               "unsealed memfd");
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * ds_region_listen: register the RamDiscardListener of managed region @r.
+ * Online, the manager's replay populates every plugged part now; offline,
+ * the replay is accepted without a request (the resync replays it again)
+ * and the listener is there to veto plugs until the service is back.
+ */
+static void ds_region_listen(DmaService *s, DmaServiceRegion *r)
+{
+    RamDiscardManager *rdm = memory_region_get_ram_discard_manager(r->section.mr);
+
+    ram_discard_listener_init(&r->rdl, ds_notify_populate, ds_notify_discard,
+                              true);
+    s->replaying = true;
+    ram_discard_manager_register_listener(rdm, &r->rdl, &r->section);
+    s->replaying = false;
+    r->rdl_registered = true;
+}
+
+/*
+ * ds_region_register: register @r at the service and populate it (plain:
+ * submit one populate for the whole region, reaped in commit; managed:
+ * register the RamDiscardListener, whose replay populates the plugged
+ * parts now).  Needs ds_online().  Returns true if a populate was
+ * submitted for it.  Failures break the session or go to ds_fail().
+ */
+static bool ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
+                               struct dmasvc_queue *q)
+{
+    MemoryRegionSection *sec = &r->section;
+    RAMBlock *rb = sec->mr->ram_block;
+    struct dmasvc_region_desc d;
+    Error *err = NULL;
+    int ret;
+
+    r->mem = ds_memory_get(s, rb, fd, &ret, &err);
+    if (!r->mem) {
+        if (err) {
+            ds_fail(s, err);
+        }
+        return false;
+    }
+    d = (struct dmasvc_region_desc) {
+        .mem_id = r->mem->mem_id,
+        .flags = r->flags,
+        .mem_offset = rb->fd_offset + sec->offset_within_region,
+        .size = int128_get64(sec->size),
+        .iova = sec->offset_within_address_space,
+        .granule = r->granule,
+    };
+    ret = dmasvc_region_add(s->client, &d);
+    trace_dma_service_region_add(memory_region_name(sec->mr), d.iova, d.size,
+                                 d.mem_offset, d.granule, d.flags, ret);
+    if (ret < 0) {
+        if (ds_conn_error(ret)) {
+            ds_set_broken(s, ret, "region_add");
+        } else {
+            error_setg(&err, "dma-service: the service refused RAM '%s' at"
+                       " 0x%" PRIx64 " size 0x%" PRIx64 " granule 0x%" PRIx64
+                       " (%s): %s", memory_region_name(sec->mr), d.iova,
+                       d.size, d.granule, strerror(-ret),
+                       dmasvc_last_error(s->client));
+            ds_fail(s, err);
+        }
+        ds_memory_put(s, r->mem);
+        r->mem = NULL;
+        return false;
+    }
+    r->region_id = ret;
+
+    if (r->managed) {
+        ds_region_listen(s, r);
+        return false;
+    }
+    /* -EAGAIN cannot happen: commit reaps long before the SQ fills. */
+    ret = dmasvc_submit_populate(q, r->region_id, 0, d.size, (uintptr_t)r);
+    trace_dma_service_populate(r->region_id, 0, d.size, ret);
+    if (ret < 0) {
+        ds_set_broken(s, ret, "populate");
+        return false;
+    }
+    return true;
+}
+
+/* ds_region_destroy: undo ds_region_register and free @r.  Never fails. */
+static void ds_region_destroy(DmaService *s, DmaServiceRegion *r)
+{
+    int ret;
+
+    if (r->rdl_registered) {
+        /* Reports every plugged part as discarded (ds_notify_discard). */
+        ram_discard_manager_unregister_listener(
+            memory_region_get_ram_discard_manager(r->section.mr), &r->rdl);
+    }
+    if (r->mem) {
+        if (ds_online(s)) {
+            ret = dmasvc_region_remove(s->client, r->region_id);
+            trace_dma_service_region_remove(r->region_id, ret);
+            if (ret < 0) {
+                ds_set_broken(s, ret, "region_remove");
+            }
+        }
+        ds_memory_put(s, r->mem);
+    }
+    memory_region_unref(r->section.mr);
+    g_free(r);
+}
+
+/* ---- MemoryListener -------------------------------------------------- */
+
+static void ds_region_add(MemoryListener *listener,
+                          MemoryRegionSection *section)
+{
+    DmaService *s = container_of(listener, DmaService, listener);
+    DmaServiceRegion *r;
+    Error *err = NULL;
+    uint64_t iova = section->offset_within_address_space;
+    uint64_t size = int128_get64(section->size);
+    uint64_t mem_offset;
+    int fd = -1;
+
+    switch (ds_region_check(s, section, &fd, &err)) {
+    case 0:
+        return;
+    case -1:
+        ds_fail(s, err);
+        return;
+    }
+    r = g_new0(DmaServiceRegion, 1);
+    r->s = s;
+    r->section = *section;
+    memory_region_ref(section->mr);
+    r->managed = memory_region_has_ram_discard_manager(section->mr);
+    r->flags = (section->readonly || memory_region_is_rom(section->mr)) ?
+               DMASVC_REGION_READONLY : 0;
+    if (r->managed) {
+        r->granule = ram_discard_manager_get_min_granularity(
+            memory_region_get_ram_discard_manager(section->mr), section->mr);
+    } else {
+        /*
+         * One granule would do, but the service wants a power of two that
+         * divides iova, size and mem_offset: take the largest one.
+         */
+        mem_offset = section->mr->ram_block->fd_offset +
+                     section->offset_within_region;
+        r->granule = 1ULL << ctz64(iova | size | mem_offset);
+    }
+    QLIST_INSERT_HEAD(&s->adds, r, next);
+}
+
+static void ds_region_del(MemoryListener *listener,
+                          MemoryRegionSection *section)
+{
+    DmaService *s = container_of(listener, DmaService, listener);
+    DmaServiceRegion *r;
+
+    QLIST_FOREACH(r, &s->regions, next) {
+        if (r->section.mr == section->mr &&
+            r->section.offset_within_address_space ==
+            section->offset_within_address_space &&
+            int128_eq(r->section.size, section->size)) {
+            QLIST_REMOVE(r, next);
+            QLIST_INSERT_HEAD(&s->dels, r, next);
+            return;
+        }
+    }
+    /* Not ours: left out by ds_region_check. */
+}
+
+static void ds_begin(MemoryListener *listener)
+{
+    DmaService *s = container_of(listener, DmaService, listener);
+
+    assert(QLIST_EMPTY(&s->adds) && QLIST_EMPTY(&s->dels));
+}
+
+/*
+ * ds_reap: wait for @inflight populates of plain regions submitted on @q.
+ * A failed one leaves its region unpopulated and is a configuration error;
+ * a timeout breaks the session.
+ */
+static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
+{
+    struct dmasvc_completion cqe[32];
+    int n, i;
+
+    while (inflight && ds_online(s)) {
+        n = dmasvc_reap(q, cqe, MIN(inflight, ARRAY_SIZE(cqe)),
+                        s->timeout_ms);
+        if (n <= 0) {
+            ds_set_broken(s, n ? n : -ETIMEDOUT, "populate");
+            return;
+        }
+        for (i = 0; i < n; i++) {
+            DmaServiceRegion *r = (DmaServiceRegion *)(uintptr_t)cqe[i].user_data;
+
+            trace_dma_service_populated(r->region_id, cqe[i].res);
+            if (cqe[i].res < 0) {
+                Error *err = NULL;
+
+                error_setg(&err, "dma-service: the service could not map RAM"
+                           " '%s' at 0x%" PRIx64 ": %s",
+                           memory_region_name(r->section.mr),
+                           r->section.offset_within_address_space,
+                           strerror(-cqe[i].res));
+                ds_fail(s, err);
+            } else {
+                r->populated = true;
+            }
+        }
+        inflight -= n;
+    }
+}
+
+/*
+ * ds_commit: apply the transaction: deletions first (a new section may
+ * reuse their IOVA), then additions, whose populates are submitted together
+ * and reaped at the end.
+ */
+static void ds_commit(MemoryListener *listener)
+{
+    DmaService *s = container_of(listener, DmaService, listener);
+    struct dmasvc_queue *q = s->client ? dmasvc_default_queue(s->client) : NULL;
+    DmaServiceRegion *r, *next;
+    unsigned inflight = 0;
+    int fd;
+
+    QLIST_FOREACH_SAFE(r, &s->dels, next, next) {
+        QLIST_REMOVE(r, next);
+        ds_region_destroy(s, r);
+    }
+    QLIST_FOREACH_SAFE(r, &s->adds, next, next) {
+        QLIST_REMOVE(r, next);
+        QLIST_INSERT_HEAD(&s->regions, r, next);
+        if (ds_online(s)) {
+            fd = memory_region_get_fd(r->section.mr);
+            if (ds_region_register(s, r, fd, q)) {
+                inflight++;
+            }
+        }
+        if (r->managed && !r->rdl_registered) {
+            /* Offline or refused: the listener vetoes every plug. */
+            ds_region_listen(s, r);
+        }
+        if (inflight == 128) {  /* well below the default SQ's 256 */
+            ds_reap(s, q, inflight);
+            inflight = 0;
+        }
+    }
+    ds_reap(s, q, inflight);
+}
+
+/* ---- connection ------------------------------------------------------ */
+
+static int ds_connect(DmaService *s)
+{
+    struct dmasvc_connect_opts opts = {
+        .timeout_ms = s->timeout_ms,
+        .client_tag = getpid(),
+    };
+    int ret;
+
+    ret = dmasvc_connect(s->socket, &opts, &s->client);
+    trace_dma_service_connect(s->socket, ret);
+    if (ret < 0) {
+        s->client = NULL;
+    }
+    return ret;
+}
+
+/*
+ * ds_resync: the reconnect timer, armed while the session is broken.
+ * Once a new connection is up, drop every region without a request (the
+ * old session is gone, or BYE closes it and unmaps all of it), then
+ * register the listener again, which hands the current sections and
+ * plugged blocks over from scratch.  Until then, the regions stay as they
+ * are and managed ones veto plugs.
+ */
+static void ds_resync(void *opaque)
+{
+    DmaService *s = opaque;
+    struct dmasvc_client *old = s->client;
+    int ret;
+
+    if (!s->broken || s->closing) {
+        return;
+    }
+    s->client = NULL;
+    ret = ds_connect(s);
+    trace_dma_service_reconnect(ret);
+    if (ret < 0) {
+        s->client = old;
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        return;
+    }
+    memory_listener_unregister(&s->listener);  /* broken: no requests */
+    assert(QLIST_EMPTY(&s->regions) && QLIST_EMPTY(&s->memories));
+    dmasvc_disconnect(old);
+    s->broken = false;
+    memory_listener_register(&s->listener, &address_space_memory);
+    if (!s->broken) {
+        info_report("dma-service '%s': reconnected to %s",
+                    object_get_canonical_path_component(OBJECT(s)), s->socket);
+    }
+}
+
+static void ds_machine_done(Notifier *n, void *unused)
+{
+    DmaService *s = container_of(n, DmaService, machine_done);
+
+    if (s->setup_error) {
+        error_report_err(s->setup_error);
+        s->setup_error = NULL;
+        exit(EXIT_FAILURE);
+    }
+}
+
+/* ---- QOM ------------------------------------------------------------- */
+
+static void ds_complete(UserCreatable *uc, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(uc);
+    int ret;
+
+    if (!s->socket) {
+        error_setg(errp, "dma-service: property 'socket' is required");
+        return;
+    }
+    ret = ram_block_uncoordinated_discard_disable(true);
+    if (ret) {
+        error_setg_errno(errp, -ret, "dma-service: cannot disable"
+                         " uncoordinated RAM discards (virtio-balloon?)");
+        return;
+    }
+    s->discard_disabled = true;
+    ret = ds_connect(s);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "dma-service: cannot connect to the"
+                         " service at '%s'", s->socket);
+        return;
+    }
+    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, ds_resync, s);
+    memory_listener_register(&s->listener, &address_space_memory);
+    if (s->setup_error) {
+        error_propagate(errp, s->setup_error);
+        s->setup_error = NULL;
+        return;  /* finalize undoes the rest */
+    }
+    if (s->broken) {
+        error_setg(errp, "dma-service: the service at '%s' failed while"
+                   " receiving the guest's RAM", s->socket);
+        return;
+    }
+    s->complete = true;
+    if (!phase_check(PHASE_MACHINE_READY)) {
+        qemu_add_machine_init_done_notifier(&s->machine_done);
+    }
+}
+
+static void ds_init(Object *obj)
+{
+    DmaService *s = DMA_SERVICE(obj);
+
+    s->timeout_ms = DMA_SERVICE_TIMEOUT_MS;
+    s->reconnect_ms = DMA_SERVICE_RECONNECT_MS;
+    s->listener = (MemoryListener) {
+        .name = "dma-service",
+        .begin = ds_begin,
+        .commit = ds_commit,
+        .region_add = ds_region_add,
+        .region_del = ds_region_del,
+        .priority = MEMORY_LISTENER_PRIORITY_DEV_BACKEND,
+    };
+    s->machine_done.notify = ds_machine_done;
+    s->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    QLIST_INIT(&s->memories);
+    QLIST_INIT(&s->regions);
+    QLIST_INIT(&s->adds);
+    QLIST_INIT(&s->dels);
+}
+
+static void ds_finalize(Object *obj)
+{
+    DmaService *s = DMA_SERVICE(obj);
+
+    /* The BYE in dmasvc_disconnect unmaps all at once: send nothing else. */
+    s->closing = true;
+    memory_listener_unregister(&s->listener);
+    assert(QLIST_EMPTY(&s->regions) && QLIST_EMPTY(&s->memories));
+    dmasvc_disconnect(s->client);
+    s->client = NULL;
+    if (s->complete && !phase_check(PHASE_MACHINE_READY)) {
+        notifier_remove(&s->machine_done);
+    }
+    if (s->reconnect_timer) {
+        timer_free(s->reconnect_timer);
+    }
+    if (s->discard_disabled) {
+        ram_block_uncoordinated_discard_disable(false);
+    }
+    error_free(s->setup_error);
+    g_hash_table_destroy(s->warned);
+    g_free(s->socket);
+}
+
+static bool ds_check_settable(DmaService *s, const char *name, Error **errp)
+{
+    if (s->client || s->complete) {
+        error_setg(errp, "dma-service: '%s' cannot change after creation",
+                   name);
+        return false;
+    }
+    return true;
+}
+
+static char *ds_get_socket(Object *obj, Error **errp)
+{
+    return g_strdup(DMA_SERVICE(obj)->socket);
+}
+
+static void ds_set_socket(Object *obj, const char *value, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(obj);
+
+    if (ds_check_settable(s, "socket", errp)) {
+        g_free(s->socket);
+        s->socket = g_strdup(value);
+    }
+}
+
+/* timeout-ms and reconnect-ms: @opaque is the field's offset in DmaService. */
+static void ds_get_u32(Object *obj, Visitor *v, const char *name,
+                       void *opaque, Error **errp)
+{
+    uint32_t value = *(uint32_t *)((char *)obj + (uintptr_t)opaque);
+
+    visit_type_uint32(v, name, &value, errp);
+}
+
+static void ds_set_u32(Object *obj, Visitor *v, const char *name,
+                       void *opaque, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(obj);
+    uint32_t value;
+
+    if (!ds_check_settable(s, name, errp) ||
+        !visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (!strcmp(name, "timeout-ms") && value == 0) {
+        error_setg(errp, "dma-service: 'timeout-ms' must be at least 1");
+        return;
+    }
+    *(uint32_t *)((char *)obj + (uintptr_t)opaque) = value;
+}
+
+static void ds_class_init(ObjectClass *oc, void *data)
+{
+    UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+
+    ucc->complete = ds_complete;
+    object_class_property_add_str(oc, "socket", ds_get_socket, ds_set_socket);
+    object_class_property_set_description(oc, "socket",
+        "path of the dmasvc service's control socket");
+    object_class_property_add(oc, "timeout-ms", "uint32", ds_get_u32,
+                              ds_set_u32, NULL,
+                              (void *)offsetof(DmaService, timeout_ms));
+    object_class_property_set_description(oc, "timeout-ms",
+        "time the service gets to complete one request (ms)");
+    object_class_property_add(oc, "reconnect-ms", "uint32", ds_get_u32,
+                              ds_set_u32, NULL,
+                              (void *)offsetof(DmaService, reconnect_ms));
+    object_class_property_set_description(oc, "reconnect-ms",
+        "interval between reconnect attempts after the connection was lost"
+        " (ms); 0 never reconnects");
+}
+
+static const TypeInfo ds_types[] = {
+    {
+        .name = TYPE_DMA_SERVICE,
+        .parent = TYPE_OBJECT,
+        .instance_size = sizeof(DmaService),
+        .instance_init = ds_init,
+        .instance_finalize = ds_finalize,
+        .class_init = ds_class_init,
+        .interfaces = (InterfaceInfo[]) {
+            { TYPE_USER_CREATABLE },
+            { }
+        },
+    },
+};
+
+DEFINE_TYPES(ds_types)
