@@ -12,6 +12,10 @@
  *      after B, so one unmap can cover whole B areas and cut C)
  *   R  4 KiB of a second memfd at iova 0x3000000: where the device leaves
  *      what it read, for the program to look at.
+ *   D  a 32 MiB memfd mapped as 16 x 2 MiB (iova 0x4000000) and then as
+ *      D4, 1024 x 4 KiB (iova 0x6000000), from 4 threads at once, each
+ *      removed by one unmap call.
+ *   H  an 8 MiB hugetlbfs memfd (2 MiB pages), 4 x 2 MiB at 0x8000000.
  * the edu device's DMA must read exactly the memfd's bytes and its writes
  * must land in the memfd while a granule is mapped; once unmapped, reads
  * return something else and writes leave the memfd alone (the data is
@@ -64,6 +68,8 @@
 #define D_SIZE (32 * MiB)
 #define D4_IOVA 0x6000000ull
 #define D4_N 1024
+#define H_IOVA 0x8000000ull
+#define H_SIZE (8 * MiB)
 #define MAX_GRANULES 1024
 #define NR_WORKERS 4
 #define XFER 2048u
@@ -87,9 +93,9 @@ struct t {
 	struct edu edu;
 	int dev_fd;
 	uint32_t dev_id;
-	int memfd, rfd, dfd;
-	uint8_t *mem, *r, *dmem;
-	struct region A, B, C, D, D4;
+	int memfd, rfd, dfd, hfd;
+	uint8_t *mem, *r, *dmem, *hmem;
+	struct region A, B, C, D, D4, H;
 	bool r_mapped;
 	unsigned int checks;
 	uint8_t seed;
@@ -156,7 +162,8 @@ static void check_pinned(struct t *t, int line)
 	const char *key = t->ops == &be_type1_ops ? "VmLck:" : "VmPin:";
 	uint64_t want = region_mapped_bytes(&t->A) + region_mapped_bytes(&t->B) +
 			region_mapped_bytes(&t->C) + region_mapped_bytes(&t->D) +
-			region_mapped_bytes(&t->D4) + (t->r_mapped ? R_LEN : 0);
+			region_mapped_bytes(&t->D4) + region_mapped_bytes(&t->H) +
+			(t->r_mapped ? R_LEN : 0);
 	uint64_t got = status_bytes(key);
 
 	t->checks++;
@@ -346,14 +353,37 @@ static void check_write(struct t *t,
 #define check_write_ok(line, g, i) check_write(t, line, g, i, true)
 #define check_write_blocked(line, g, i) check_write(t, line, g, i, false)
 
-static int make_memfd(const char *name, uint64_t size, uint8_t **map)
+static int make_memfd_flags(const char *name, uint64_t size, uint8_t **map,
+			    unsigned int flags)
 {
-	int fd = memfd_create(name, MFD_CLOEXEC);
+	int fd = memfd_create(name, MFD_CLOEXEC | flags);
 
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 		return -1;
 	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	return *map == MAP_FAILED ? -1 : fd;
+}
+
+static int make_memfd(const char *name, uint64_t size, uint8_t **map)
+{
+	return make_memfd_flags(name, size, map, 0);
+}
+
+/* Reserve enough 2 MiB huge pages for H (the guest boots with none). */
+static int reserve_huge_pages(unsigned long want)
+{
+	FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r+");
+	unsigned long have = 0;
+	int ok;
+
+	if (!f)
+		return -1;
+	ok = fscanf(f, "%lu", &have) == 1;
+	if (ok && have < want) {
+		rewind(f);
+		ok = fprintf(f, "%lu\n", want) > 0;
+	}
+	return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 static void setup(struct t *t)
@@ -399,6 +429,15 @@ static void setup(struct t *t)
 	t->dfd = make_memfd("bulk", D_SIZE, &t->dmem);
 	CHECK(t->dfd >= 0, "memfd: %s", strerror(errno));
 	fill_pattern(t, t->dmem, D_SIZE);
+	CHECK(reserve_huge_pages(2 * H_SIZE / (2 * MiB)) == 0,
+	      "reserving huge pages failed");
+	t->hfd = make_memfd_flags("hugetlb", H_SIZE, &t->hmem,
+				  MFD_HUGETLB); /* default size: 2 MiB */
+	CHECK(t->hfd >= 0, "hugetlb memfd: %s", strerror(errno));
+	fill_pattern(t, t->hmem, H_SIZE);
+	t->H = (struct region){ .name = "H", .iova = H_IOVA, .gran = 2 * MiB,
+			       .n = H_SIZE / (2 * MiB), .mem = t->hmem,
+			       .fd = t->hfd };
 	t->A = (struct region){ .name = "A", .iova = A_IOVA, .gran = A_GRAN,
 			       .off = A_OFF, .n = A_N, .mem = t->mem,
 			       .fd = t->memfd };
@@ -653,6 +692,8 @@ static void run(struct t *t)
 	step(t, "bulk: 16 x 2 MiB and 1024 x 4 KiB from 4 threads, one unmap each");
 	check_bulk(t, &t->D);
 	check_bulk(t, &t->D4);
+	step(t, "hugetlbfs memfd: 4 x 2 MiB huge pages");
+	check_bulk(t, &t->H);
 
 	if (t->ops == &be_iommufd_ops) {
 		struct utsname u;
