@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_options.c - command line parsing, backend choice, --help honesty,
+ * and the test-only fault-injection environment format.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dmasvc/proto.h"
+#include "options_priv.h"
+#include "server_priv.h"
+#include "testhooks_priv.h"
+
+#define ARGV(...) ((char *[]){ "dmasvc", __VA_ARGS__, NULL })
+#define ARGC(...) ((int)(sizeof((char *[]){ "dmasvc", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(o, err, ...) opt_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (o), stdout, (err), sizeof(err))
+
+Test(options, defaults)
+{
+	struct dsvc_options o;
+	char err[256];
+	char *argv[] = { "dmasvc", NULL };
+
+	cr_assert_eq(opt_parse(1, argv, &o, stdout, err, sizeof(err)), OPT_RUN);
+	cr_expect_eq(o.backend, OPT_BACKEND_AUTO);
+	cr_expect_str_eq(o.socket_path, DMASVC_DEFAULT_SOCKET);
+	cr_expect_eq(o.socket_mode, 0600);
+	cr_expect_eq(o.workers, 2);
+	cr_expect_eq(o.max_mappings, 0);
+	cr_expect_eq(o.log_level, DLOG_INFO);
+	cr_expect_eq(o.nr_allow_uids, 0);
+}
+
+Test(options, all_flags)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu", "--socket", "/tmp/x.sock", "--socket-mode", "0660",
+			   "--workers", "4", "--max-mappings", "1000", "--allow-uid", "1000",
+			   "--allow-uid", "0", "--log-level", "debug", "--stats-interval", "5"),
+		     OPT_RUN, "%s", err);
+	cr_expect_eq(o.backend, OPT_BACKEND_SOFT);
+	cr_expect_str_eq(o.socket_path, "/tmp/x.sock");
+	cr_expect_eq(o.socket_mode, 0660);
+	cr_expect_eq(o.workers, 4);
+	cr_expect_eq(o.max_mappings, 1000);
+	cr_expect_eq(o.nr_allow_uids, 2);
+	cr_expect_eq(o.allow_uids[0], 1000);
+	cr_expect_eq(o.allow_uids[1], 0);
+	cr_expect_eq(o.log_level, DLOG_DEBUG);
+	cr_expect_eq(o.stats_interval, 5);
+
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu"), OPT_RUN);
+	cr_expect_eq(o.backend, OPT_BACKEND_IOMMUFD);
+	cr_expect_str_eq(o.iommufd_path, "/dev/iommu");
+}
+
+Test(options, bad_flags_name_the_flag)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_expect_eq(PARSE(&o, err, "--workers", "0"), -EINVAL);
+	cr_expect(strstr(err, "--workers"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--workers", "65"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--workers", "2x"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--workers", "-1"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--max-mappings", "0"), -EINVAL);
+	cr_expect(strstr(err, "--max-mappings"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--socket-mode", "0999"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--allow-uid", "bob"), -EINVAL);
+	cr_expect(strstr(err, "--allow-uid"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--log-level", "loud"), -EINVAL);
+	cr_expect(strstr(err, "--log-level"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--frobnicate"), -EINVAL);
+	cr_expect(strstr(err, "--frobnicate"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--workers"), -EINVAL, "missing argument");
+	cr_expect(strstr(err, "--workers"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "stray"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--soft-iommu", "--iommufd", "/dev/iommu"), -EINVAL);
+	cr_expect(strstr(err, "mutually exclusive"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--soft-fail-map", "3"), -EINVAL, "no fault flags in production");
+}
+
+Test(options, help_and_version)
+{
+	struct dsvc_options o;
+	char err[256], *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	char *argv[] = { "dmasvc", "--help", NULL };
+	char *argv2[] = { "dmasvc", "--version", NULL };
+	const char *flags[] = { "--iommufd", "--soft-iommu", "--socket", "--socket-mode", "--workers",
+				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
+				"--help", "--version" };
+
+	cr_assert_eq(opt_parse(2, argv, &o, f, err, sizeof(err)), OPT_EXIT);
+	cr_assert_eq(opt_parse(2, argv2, &o, f, err, sizeof(err)), OPT_EXIT);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		cr_expect(strstr(text, flags[i]), "--help documents %s", flags[i]);
+	cr_expect(!strstr(text, "fail"), "no fault-injection knob in --help");
+	cr_expect(strstr(text, "protocol 1.0"), "version names the protocol");
+	free(text);
+}
+
+Test(options, backend_choice)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--socket", "/tmp/a"), OPT_RUN);
+	cr_expect_eq(opt_resolve_backend(&o, false, err, sizeof(err)), -ENODEV);
+	cr_expect(strstr(err, "--soft-iommu"), "the message names --soft-iommu: %s", err);
+	cr_expect_eq(opt_resolve_backend(&o, true, err, sizeof(err)), 0);
+	cr_expect_eq(o.backend, OPT_BACKEND_IOMMUFD);
+	cr_expect_str_eq(o.iommufd_path, "/dev/iommu");
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
+	cr_expect_eq(opt_resolve_backend(&o, true, err, sizeof(err)), 0);
+	cr_expect_eq(o.backend, OPT_BACKEND_SOFT, "an explicit flag wins over /dev/iommu");
+}
+
+Test(options, allow_list)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
+	cr_expect(srv_peer_allowed(&o, 1000, 1000), "own uid by default");
+	cr_expect(srv_peer_allowed(&o, 1000, 0), "root by default");
+	cr_expect(!srv_peer_allowed(&o, 1000, 1001));
+	cr_assert_eq(PARSE(&o, err, "--allow-uid", "1001"), OPT_RUN);
+	cr_expect(srv_peer_allowed(&o, 1000, 1001));
+	cr_expect(!srv_peer_allowed(&o, 1000, 1000), "an explicit list replaces the default");
+	cr_expect(srv_peer_admin(1000, 0));
+	cr_expect(srv_peer_admin(1000, 1000));
+	cr_expect(!srv_peer_admin(1000, 1001));
+}
+
+Test(options, soft_faults_env)
+{
+	struct soft_iommu_faults f;
+	char err[256];
+
+	cr_assert_eq(th_parse_soft_faults("map_fail_nth=3,map_errno=12,unmap_fail_nth=2,unmap_errno=5,"
+					  "map_range=0x200000-0x3fffff,map_range_errno=14",
+					  &f, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(f.map_fail_nth, 3);
+	cr_expect_eq(f.map_fail_errno, 12);
+	cr_expect_eq(f.unmap_fail_nth, 2);
+	cr_expect_eq(f.unmap_fail_errno, 5);
+	cr_expect_eq(f.map_fail_start, 0x200000);
+	cr_expect_eq(f.map_fail_last, 0x3fffff);
+	cr_expect_eq(f.map_range_errno, 14);
+	cr_expect_eq(th_parse_soft_faults("", &f, err, sizeof(err)), 0);
+	cr_expect_eq(th_parse_soft_faults("bogus=1", &f, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "bogus"), "%s", err);
+	cr_expect_eq(th_parse_soft_faults("map_errno=0", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(th_parse_soft_faults("map_fail_nth", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(th_parse_soft_faults("map_range=5", &f, err, sizeof(err)), -EINVAL);
+}
+
+Test(options, log_levels)
+{
+	enum dlog_level l;
+
+	cr_expect_eq(dlog_parse_level("warn", &l), 0);
+	cr_expect_eq(l, DLOG_WARN);
+	cr_expect_str_eq(dlog_level_name(DLOG_ERROR), "error");
+	cr_expect_eq(dlog_parse_level("WARN", &l), -EINVAL);
+}
+
+Test(options, log_line_format)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct dlog lg = { .level = DLOG_INFO, .out = f };
+
+	dlog_err(&lg, 3, -ENOMEM, "region %u: map iova 0x%x len 0x%x", 2, 0x200000, 0x200000);
+	dlog(&lg, DLOG_DEBUG, 3, "dropped");
+	dlog(&lg, DLOG_INFO, 0, "plain");
+	fclose(f);
+	cr_expect_str_eq(text,
+			 "dmasvc[error] session 3: region 2: map iova 0x200000 len 0x200000: Cannot allocate memory\n"
+			 "dmasvc[info] plain\n");
+	free(text);
+}

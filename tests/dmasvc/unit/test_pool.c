@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_pool.c - the worker pool runs every item exactly once, in parallel
+ * when it has lanes, and can be reused batch after batch.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "exec_pool_priv.h"
+
+struct batch {
+	atomic_int *hits;
+	atomic_int running, max_running;
+	int sleep_us;
+};
+
+static void item(void *arg, size_t i)
+{
+	struct batch *b = arg;
+	int now = atomic_fetch_add(&b->running, 1) + 1;
+	int m = atomic_load(&b->max_running);
+
+	while (now > m && !atomic_compare_exchange_weak(&b->max_running, &m, now))
+		;
+	if (b->sleep_us)
+		usleep((useconds_t)b->sleep_us);
+	atomic_fetch_add(&b->hits[i], 1);
+	atomic_fetch_sub(&b->running, 1);
+}
+
+ParameterizedTestParameters(pool, every_item_once)
+{
+	static unsigned int lanes[] = { 1, 2, 4 };
+
+	return cr_make_param_array(unsigned int, lanes, sizeof(lanes) / sizeof(lanes[0]));
+}
+
+ParameterizedTest(unsigned int *lanes, pool, every_item_once)
+{
+	struct exec_pool *p;
+	size_t n = 1000;
+	struct batch b = { .hits = calloc(n, sizeof(atomic_int)) };
+
+	cr_assert_eq(pool_create(*lanes, &p), 0);
+	cr_expect_eq(pool_workers(p), *lanes);
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = 0; i < n; i++)
+			atomic_store(&b.hits[i], 0);
+		pool_run(p, item, &b, round == 0 ? 1 : n - (size_t)round);
+		for (size_t i = 0; i < (round == 0 ? 1 : n - (size_t)round); i++)
+			cr_assert_eq(atomic_load(&b.hits[i]), 1, "round %d item %zu", round, i);
+		cr_assert_eq(atomic_load(&b.running), 0, "pool_run returned with items in flight");
+	}
+	pool_destroy(p);
+	free(b.hits);
+}
+
+Test(pool, runs_in_parallel)
+{
+	struct exec_pool *p;
+	struct batch b = { .hits = calloc(16, sizeof(atomic_int)), .sleep_us = 20000 };
+
+	cr_assert_eq(pool_create(4, &p), 0);
+	pool_run(p, item, &b, 16);
+	cr_expect_geq(atomic_load(&b.max_running), 2, "at least two lanes ran at once");
+	cr_expect_leq(atomic_load(&b.max_running), 4, "never more than --workers lanes");
+	pool_destroy(p);
+	free(b.hits);
+	cr_expect_eq(pool_create(0, &p), -EINVAL);
+}

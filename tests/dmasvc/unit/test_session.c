@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_session.c - sessions on the software model, without a socket:
+ * memory and region rules, the area budget, ring setup, SQE validation and
+ * completion, CQ backpressure (nothing dropped, order kept), ring protocol
+ * errors, injected map failures (rolled back, logged with context), the
+ * audit, queries and their access rule, and teardown (no pin, no fd left).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dmasvc/soft_iommu.h"
+#include "query_priv.h"
+#include "ring_service_priv.h"
+#include "session_priv.h"
+#include "unit_util.h"
+
+#define MB (1ull << 20)
+#define GRAN (2 * MB)
+#define IOVA0 (1ull << 30)
+#define BUDGET 64
+
+static struct dsvc_options opt;
+static struct dlog lg;
+static struct dsvc d;
+static struct dsvc_session *s;
+static char *logtext;
+static size_t loglen;
+static int fd_baseline;
+static int peer_fd;
+
+static uint64_t vmlck(void)
+{
+	char line[256];
+	unsigned long long kb = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %llu", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+static void setup(void)
+{
+	struct be_config cfg = { .max_areas = BUDGET };
+	struct ucred cred = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	char *argv[] = { "dmasvc", "--soft-iommu", NULL };
+	char err[256];
+	int sp[2];
+
+	fd_baseline = count_open_fds();
+	cr_assert_eq(opt_parse(2, argv, &opt, stdout, err, sizeof(err)), OPT_RUN);
+	lg.level = DLOG_DEBUG;
+	lg.out = open_memstream(&logtext, &loglen);
+	memset(&d, 0, sizeof(d));
+	d.opt = &opt;
+	d.log = &lg;
+	d.ops = &be_soft_ops;
+	d.start_ns = dsvc_now_ns();
+	cr_assert_eq(d.ops->open(&cfg, &d.be), 0);
+	cr_assert_eq(pool_create(2, &d.pool), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	peer_fd = sp[1];
+	cr_assert_eq(session_create(&d, sp[0], &cred, true, &s), 0);
+	cr_assert_eq(d.nr_sessions, 1);
+}
+
+static void teardown(void)
+{
+	if (s)
+		session_destroy(&d, s);
+	s = NULL;
+	cr_expect_eq(d.nr_sessions, 0);
+	pool_destroy(d.pool);
+	d.ops->close(d.be);
+	close(peer_fd);
+	fclose(lg.out);
+	free(logtext);
+	cr_expect_eq(count_open_fds(), fd_baseline, "fd leak");
+	cr_expect_eq(vmlck(), 0, "pins left after teardown");
+}
+
+TestSuite(session, .init = setup, .fini = teardown, .timeout = 60);
+
+static uint32_t add_mem(uint64_t size, uint32_t flags)
+{
+	struct dmasvc_memory_add req = { .size = size, .flags = flags };
+	int fd = make_memfd(size, F_SEAL_SHRINK);
+	char err[256];
+	uint32_t id;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(session_memory_add(&d, s, fd, &req, &id, err, sizeof(err)), 0, "%s", err);
+	return id;
+}
+
+static int add_region(uint32_t mem, uint64_t off, uint64_t size, uint64_t iova, uint64_t gran,
+		      uint32_t flags, uint32_t *id, char *err)
+{
+	struct dmasvc_region_add req = {
+		.mem_id = mem, .flags = flags, .mem_offset = off, .size = size, .iova = iova, .granule = gran,
+	};
+
+	return session_region_add(&d, s, &req, id, err, 256);
+}
+
+/* A client's view of a ring set up in @s. */
+struct client_ring {
+	struct dsvc_ring *rg;
+	struct ring_mapping map;
+	struct ring_sq_producer sq;
+	struct ring_cq_consumer cq;
+};
+
+static void open_ring(struct client_ring *c, uint32_t sq, uint32_t cq)
+{
+	struct dmasvc_ring_setup req = { .sq_entries = sq, .cq_entries = cq };
+	struct ring_params p = { .sq_entries = sq, .cq_entries = cq };
+	char err[256];
+	int fds[3];
+
+	cr_assert_eq(session_ring_setup(&d, s, &req, &c->rg, fds, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ring_map(&c->map, fds[0], &p), 0);
+	close(fds[0]); /* the daemon's event loop closes its copy after sending */
+	cr_assert_eq(ring_sq_producer_init(&c->sq, &c->map), 0);
+	cr_assert_eq(ring_cq_consumer_init(&c->cq, &c->map), 0);
+}
+
+static void close_ring(struct client_ring *c)
+{
+	ring_unmap(&c->map);
+}
+
+static void post(struct client_ring *c, uint8_t op, uint32_t region, uint64_t off, uint64_t len,
+		 uint64_t ud)
+{
+	struct dmasvc_sqe e = { .opcode = op, .region_id = region, .offset = off, .length = len,
+				.user_data = ud };
+
+	cr_assert_eq(ring_sq_post(&c->sq, &e, 1), 1, "SQ full");
+}
+
+/* Run the service on the ring and reap exactly @n CQEs into @out. */
+static void run_and_reap(struct client_ring *c, struct dmasvc_cqe *out, int n)
+{
+	int got;
+
+	cr_assert_geq(rsv_ring_work(&d, s, c->rg, 16), 0);
+	got = ring_cq_drain(&c->cq, out, (unsigned int)n + 1);
+	cr_assert_eq(got, n, "expected %d completions, got %d", n, got);
+}
+
+static int32_t one_event(struct client_ring *c, uint8_t op, uint32_t region, uint64_t off, uint64_t len)
+{
+	struct dmasvc_cqe cqe;
+
+	post(c, op, region, off, len, 0xabc);
+	run_and_reap(c, &cqe, 1);
+	cr_assert_eq(cqe.user_data, 0xabc);
+	return cqe.res;
+}
+
+static bool mapped(uint64_t iova)
+{
+	void *host;
+
+	return soft_iommu_translate(s->space, iova, 4096, &host) == 0;
+}
+
+Test(session, memory_and_region_rules)
+{
+	uint32_t mem = add_mem(64 * MB, 0), ro = add_mem(4 * MB, DMASVC_MEMORY_READONLY);
+	uint32_t r1, r2;
+	char err[256];
+
+	cr_expect_neq(mem, 0, "ids are never 0");
+	cr_expect_eq(add_region(mem, 0, 32 * MB, IOVA0, GRAN, 0, &r1, err), 0, "%s", err);
+	cr_expect_eq(add_region(mem + 1, 0, 32 * MB, IOVA0 * 2, GRAN, 0, &r2, err), -ENOENT);
+	cr_expect_eq(add_region(mem, 0, 4 * MB, IOVA0 + 30 * MB, GRAN, 0, &r2, err), -EEXIST);
+	cr_expect(strstr(err, "overlaps"), "%s", err);
+	cr_expect_eq(add_region(mem, 62 * MB, 4 * MB, IOVA0 * 2, GRAN, 0, &r2, err), -ERANGE,
+		     "beyond the memory");
+	cr_expect_eq(add_region(ro, 0, 4 * MB, IOVA0 * 3, GRAN, 0, &r2, err), -EINVAL,
+		     "read-only memory needs a READONLY region");
+	cr_expect_eq(add_region(ro, 0, 4 * MB, IOVA0 * 3, GRAN, DMASVC_REGION_READONLY, &r2, err), 0, "%s",
+		     err);
+	cr_expect_eq(session_memory_remove(s, mem, err, sizeof(err)), -EBUSY);
+	cr_expect_eq(session_region_remove(&d, s, r1, err, sizeof(err)), 0);
+	cr_expect_eq(session_region_remove(&d, s, r1, err, sizeof(err)), -ENOENT, "ids are not reused");
+	cr_expect_eq(session_memory_remove(s, mem, err, sizeof(err)), 0);
+	cr_expect_eq(s->nr_regions, 1);
+	cr_expect_eq(s->nr_mems, 1);
+}
+
+Test(session, budget_refusal_names_numbers)
+{
+	uint32_t mem = add_mem(512 * MB, 0), r;
+	char err[256];
+
+	cr_expect_eq(s->max_areas, BUDGET);
+	/* 128 areas at 2 MiB do not fit a budget of 64; 4 MiB would */
+	cr_expect_eq(add_region(mem, 0, 256 * MB, IOVA0, GRAN, 0, &r, err), -ENOSPC);
+	cr_expect(strstr(err, "128"), "names the areas needed: %s", err);
+	cr_expect(strstr(err, "64"), "names the budget: %s", err);
+	cr_expect_eq(add_region(mem, 0, 256 * MB, IOVA0, 4 * MB, 0, &r, err), 0, "%s", err);
+	cr_expect_eq(s->budget.reserved, 64);
+}
+
+Test(session, populate_discard_and_bad_sqes)
+{
+	uint32_t mem = add_mem(64 * MB, 0), r;
+	struct client_ring c;
+	char err[256];
+	void *host;
+
+	cr_assert_eq(add_region(mem, 16 * MB, 32 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 16, 32);
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB), 0);
+	for (uint64_t o = 0; o < 8 * MB; o += GRAN)
+		cr_expect(mapped(IOVA0 + o));
+	cr_expect(!mapped(IOVA0 + 8 * MB));
+	cr_assert_eq(soft_iommu_translate(s->space, IOVA0 + GRAN, 4096, &host), 0);
+	cr_expect_eq(host, (char *)session_memory(s, mem)->vaddr + 16 * MB + GRAN,
+		     "the IOVA reaches the region's bytes of the memory");
+	cr_expect_eq(one_event(&c, DMASVC_OP_DISCARD, r, 2 * MB, 4 * MB), 0);
+	cr_expect(mapped(IOVA0) && !mapped(IOVA0 + 2 * MB) && !mapped(IOVA0 + 4 * MB) &&
+		  mapped(IOVA0 + 6 * MB));
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB), 0, "idempotent");
+
+	cr_expect_eq(one_event(&c, 7, r, 0, GRAN), -EINVAL, "unknown opcode");
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r + 1, 0, GRAN), -ENOENT, "unknown region");
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 4096, GRAN), -EINVAL, "misaligned");
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 0), -EINVAL, "zero length");
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 30 * MB, 4 * MB), -ERANGE, "out of bounds");
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, UINT64_MAX - GRAN + 1, GRAN), -ERANGE,
+		     "offset overflow");
+	cr_expect_eq(one_event(&c, DMASVC_OP_NOP, 0, 0, 0), 0, "NOP");
+	{
+		struct dmasvc_sqe e = { .opcode = DMASVC_OP_POPULATE, .flags = 1, .region_id = r,
+					.length = GRAN, .user_data = 5 };
+		struct dmasvc_cqe cqe[2];
+
+		cr_assert_eq(ring_sq_post(&c.sq, &e, 1), 1);
+		e.flags = 0;
+		e.__reserved = 1;
+		cr_assert_eq(ring_sq_post(&c.sq, &e, 1), 1);
+		run_and_reap(&c, cqe, 2);
+		cr_expect_eq(cqe[0].res, -EINVAL, "flags");
+		cr_expect_eq(cqe[1].res, -EINVAL, "reserved");
+	}
+	cr_expect(!mapped(IOVA0 + 30 * MB), "bad events changed nothing");
+	cr_expect_eq(s->ctr.events, 12);
+	cr_expect_eq(s->ctr.events_failed, 8);
+	cr_expect_eq(s->ctr.map_calls, 6, "4 + 2 re-populated granules");
+	close_ring(&c);
+}
+
+Test(session, mixed_burst_keeps_order)
+{
+	uint32_t mem = add_mem(32 * MB, 0), r;
+	struct client_ring c;
+	struct dmasvc_cqe cqe[4];
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 32 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 16, 16);
+	post(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB, 1);
+	post(&c, DMASVC_OP_DISCARD, r, 0, 4 * MB, 2);
+	post(&c, DMASVC_OP_POPULATE, r, 2 * MB, 2 * MB, 3);
+	post(&c, DMASVC_OP_DISCARD, r, 6 * MB, 2 * MB, 4);
+	run_and_reap(&c, cqe, 4);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(cqe[i].res, 0);
+	cr_expect(!mapped(IOVA0) && mapped(IOVA0 + 2 * MB) && mapped(IOVA0 + 4 * MB) &&
+		  !mapped(IOVA0 + 6 * MB), "events of one burst take effect in order");
+	close_ring(&c);
+}
+
+Test(session, full_cq_waits_and_drops_nothing)
+{
+	uint32_t mem = add_mem(4 * MB, 0), r;
+	struct client_ring c;
+	struct dmasvc_cqe cqe[8];
+	uint64_t next_post = 0, next_reap = 0;
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 4 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 8, 8);
+	for (int i = 0; i < 8; i++)
+		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
+	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 8);
+	for (int i = 0; i < 8; i++)
+		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
+	/* CQ full: the next 8 are drained, kept in the backlog, and the service waits */
+	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 8);
+	cr_expect_eq(c.rg->nr_backlog, 8);
+	cr_expect(c.rg->cq_waiting);
+	for (int i = 0; i < 8; i++)
+		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
+	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 0, "no drain while the backlog waits");
+	cr_expect(!rsv_ring_pending(c.rg));
+	for (int round = 0; round < 3; round++) {
+		bool waiting = c.rg->cq_waiting;
+		int n = ring_cq_drain(&c.cq, cqe, 8);
+
+		cr_assert_eq(n, 8, "round %d", round);
+		cr_expect_eq(ring_cq_drain_should_wake(&c.cq), waiting,
+			     "the client rings the doorbell exactly when the service waits (round %d)", round);
+		for (int i = 0; i < n; i++)
+			cr_assert_eq(cqe[i].user_data, next_reap++, "in order, none lost");
+		rsv_ring_work(&d, s, c.rg, 16);
+	}
+	cr_expect_eq(next_reap, next_post);
+	cr_expect_eq(ring_cq_drain(&c.cq, cqe, 8), 0, "nothing duplicated");
+	cr_expect_eq(c.rg->nr_backlog, 0);
+	close_ring(&c);
+}
+
+Test(session, corrupt_ring_index_is_a_protocol_error)
+{
+	struct client_ring c;
+
+	open_ring(&c, 8, 8);
+	/* the client claims 100 more entries than the ring holds */
+	*c.sq.core.tail_p = c.sq.core.tail + 100;
+	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), RING_EPROTO);
+	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), RING_EPROTO, "sticky");
+	close_ring(&c);
+}
+
+Test(session, failed_map_rolls_back_and_is_logged)
+{
+	uint32_t mem = add_mem(16 * MB, 0), r;
+	struct soft_iommu_faults f = { .map_fail_nth = 3, .map_fail_errno = ENOMEM };
+	struct client_ring c;
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 16 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 8, 8);
+	soft_iommu_set_faults(d.be, &f);
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB), -ENOMEM);
+	for (uint64_t o = 0; o < 8 * MB; o += GRAN)
+		cr_expect(!mapped(IOVA0 + o), "granule 0x%llx left mapped", (unsigned long long)o);
+	cr_expect_eq(gran_region_populated(session_region(s, r)->gr), 0);
+	fflush(lg.out);
+	cr_expect(strstr(logtext, "map iova 0x") && strstr(logtext, "Cannot allocate memory"),
+		  "log: %s", logtext);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "session %u: region %u: map iova", s->id, r);
+		cr_expect(strstr(logtext, want), "log names session and region: %s", logtext);
+	}
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB), 0, "a retry succeeds");
+	close_ring(&c);
+}
+
+struct audit_rec {
+	struct dmasvc_audit_extent x[16];
+	unsigned int n;
+};
+
+static int audit(uint32_t region, struct audit_rec *out)
+{
+	struct dmasvc_query q = { .what = DMASVC_QUERY_AUDIT, .region_id = region };
+	struct dmasvc_query_reply rep;
+	static unsigned char records[QUERY_RECORD_BYTES];
+	char err[256];
+	int ret = query_run(&d, s, &q, &rep, records, err, sizeof(err));
+
+	if (ret)
+		return ret;
+	cr_assert_leq(rep.count, 16);
+	cr_expect_eq(rep.next_cursor, 0);
+	memcpy(out->x, records, rep.count * sizeof(out->x[0]));
+	out->n = rep.count;
+	return 0;
+}
+
+Test(session, audit_finds_missing_and_stray)
+{
+	uint32_t mem = add_mem(32 * MB, 0), r;
+	struct client_ring c;
+	struct audit_rec a;
+	struct be_map_src src;
+	uint64_t unmapped;
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 32 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 8, 8);
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 8 * MB), 0);
+	cr_assert_eq(audit(r, &a), 0);
+	cr_assert_eq(a.n, 1);
+	cr_expect_eq(a.x[0].state, DMASVC_AUDIT_OK);
+	cr_expect_eq(a.x[0].iova, IOVA0);
+	cr_expect_eq(a.x[0].length, 8 * MB);
+
+	/* behind the service's back: drop granule 1, map granule 10 */
+	cr_assert_eq(d.ops->unmap(s->space, IOVA0 + GRAN, GRAN, &unmapped), 0);
+	src = (struct be_map_src){ .vaddr = (char *)session_memory(s, mem)->vaddr + 10 * GRAN, .fd = -1 };
+	cr_assert_eq(d.ops->map(s->space, IOVA0 + 10 * GRAN, GRAN, &src, BE_PROT_READ), 0);
+	cr_assert_eq(audit(r, &a), 0);
+	cr_assert_eq(a.n, 4);
+	cr_expect(a.x[0].state == DMASVC_AUDIT_OK && a.x[0].iova == IOVA0 && a.x[0].length == GRAN);
+	cr_expect(a.x[1].state == DMASVC_AUDIT_MISSING && a.x[1].iova == IOVA0 + GRAN &&
+		  a.x[1].length == GRAN);
+	cr_expect(a.x[2].state == DMASVC_AUDIT_OK && a.x[2].iova == IOVA0 + 2 * GRAN &&
+		  a.x[2].length == 2 * GRAN);
+	cr_expect(a.x[3].state == DMASVC_AUDIT_STRAY && a.x[3].iova == IOVA0 + 10 * GRAN &&
+		  a.x[3].length == GRAN);
+	cr_expect_eq(audit(r + 1, &a), -ENOENT);
+	/* put the stray back under the service's control so teardown releases it */
+	cr_assert_eq(d.ops->unmap(s->space, IOVA0 + 10 * GRAN, GRAN, &unmapped), 0);
+	close_ring(&c);
+}
+
+Test(session, audit_pages_with_a_cursor)
+{
+	uint32_t mem = add_mem(512 * MB, 0), r;
+	struct dmasvc_query q = { .what = DMASVC_QUERY_AUDIT };
+	struct dmasvc_query_reply rep;
+	static unsigned char records[QUERY_RECORD_BYTES];
+	struct client_ring c;
+	uint64_t total = 0, pages = 0, ok_bytes = 0;
+	char err[256];
+
+	/* budget 64: 256 KiB granules would need 2048 areas, so use the model without the test budget */
+	cr_assert_eq(add_region(mem, 0, 512 * MB, IOVA0, 8 * MB, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 64, 64);
+	for (int g = 0; g < 64; g += 2) /* every other granule: 32 separate extents */
+		post(&c, DMASVC_OP_POPULATE, r, (uint64_t)g * 8 * MB, 8 * MB, (uint64_t)g);
+	cr_assert_eq(rsv_ring_work(&d, s, c.rg, 16), 32);
+	q.region_id = r;
+	do {
+		cr_assert_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), 0, "%s", err);
+		for (unsigned int i = 0; i < rep.count; i++) {
+			struct dmasvc_audit_extent *x = (struct dmasvc_audit_extent *)records + i;
+
+			cr_expect_eq(x->state, DMASVC_AUDIT_OK);
+			ok_bytes += x->length;
+		}
+		total += rep.count;
+		pages++;
+		q.cursor = rep.next_cursor;
+	} while (q.cursor);
+	cr_expect_eq(total, 32);
+	cr_expect_eq(ok_bytes, 32 * 8 * MB);
+	cr_expect_eq(pages, 1, "32 extents fit one page");
+	q.cursor = 4096;
+	cr_expect_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), -EINVAL, "cursor not aligned");
+	close_ring(&c);
+}
+
+Test(session, queries_and_access)
+{
+	uint32_t mem = add_mem(16 * MB, 0), r;
+	struct dmasvc_query q = { .what = DMASVC_QUERY_REGIONS, .flags = DMASVC_QUERY_F_ALL_SESSIONS };
+	struct dmasvc_query_reply rep;
+	static unsigned char records[QUERY_RECORD_BYTES];
+	struct dmasvc_stat_region *reg = (struct dmasvc_stat_region *)records;
+	struct dmasvc_stat_service *st = (struct dmasvc_stat_service *)records;
+	struct client_ring c;
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 16 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 8, 8);
+	cr_expect_eq(one_event(&c, DMASVC_OP_POPULATE, r, 0, 6 * MB), 0);
+	cr_assert_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rep.count, 1);
+	cr_expect_eq(rep.record_size, sizeof(*reg));
+	cr_expect_eq(reg->region_id, r);
+	cr_expect_eq(reg->session_id, s->id);
+	cr_expect_eq(reg->populated_bytes, 6 * MB);
+	cr_expect_eq(reg->mapped_bytes, 6 * MB);
+	cr_expect_eq(reg->granule, GRAN);
+
+	q.what = DMASVC_QUERY_STATUS;
+	cr_assert_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(st->backend, "soft");
+	cr_expect_eq(st->sessions, 1);
+	cr_expect_eq(st->areas, 3);
+	cr_expect_eq(st->map_calls, 3);
+	cr_expect_eq(st->events, 1);
+	cr_expect_eq(st->pinned_bytes, 6 * MB);
+	cr_expect_geq(st->vmlck_bytes, 6 * MB);
+	cr_expect_gt(st->latency_p50_ns, 0);
+
+	s->admin = false;
+	cr_expect_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), -EPERM);
+	q.flags = 0;
+	cr_expect_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), 0, "own view is allowed");
+	cr_expect_eq(st->sessions, 1);
+	close_ring(&c);
+}
+
+Test(session, caps_and_devices)
+{
+	struct dmasvc_ring_setup req = { .sq_entries = 4096, .cq_entries = 4096 };
+	struct dsvc_ring *rg;
+	char err[256];
+	int fds[3];
+	uint32_t id;
+	int memfd = make_memfd(4096, 0);
+
+	for (unsigned int i = 0; i < SESSION_MAX_INFLIGHT / 4096; i++) {
+		cr_assert_eq(session_ring_setup(&d, s, &req, &rg, fds, err, sizeof(err)), 0, "%s", err);
+		close(fds[0]);
+	}
+	cr_expect_eq(session_ring_setup(&d, s, &req, &rg, fds, err, sizeof(err)), -ENOSPC);
+	cr_expect(strstr(err, "in-flight"), "%s", err);
+	cr_expect_eq(session_device_attach(&d, s, memfd, &id, err, sizeof(err)), -EOPNOTSUPP);
+	cr_expect(strstr(err, "--iommufd"), "the message says what to do: %s", err);
+	close(memfd);
+}
+
+Test(session, teardown_unmaps_and_unpins)
+{
+	uint32_t mem = add_mem(32 * MB, 0), r;
+	struct client_ring c;
+	char err[256];
+
+	cr_assert_eq(add_region(mem, 0, 32 * MB, IOVA0, GRAN, 0, &r, err), 0, "%s", err);
+	open_ring(&c, 8, 8);
+	post(&c, DMASVC_OP_POPULATE, r, 0, 4 * MB, 1);
+	post(&c, DMASVC_OP_POPULATE, r, 8 * MB, 8 * MB, 2);
+	cr_assert_eq(rsv_ring_work(&d, s, c.rg, 16), 2);
+	cr_expect_eq(vmlck(), 12 * MB, "the model pins what is mapped");
+	close_ring(&c);
+	session_destroy(&d, s);
+	s = NULL;
+	cr_expect_eq(vmlck(), 0);
+	cr_expect_eq(d.gone.map_calls, 6, "freed sessions' counters are kept");
+	cr_expect_eq(d.gone.unmap_calls, 2, "one coalesced unmap per populated run");
+}
