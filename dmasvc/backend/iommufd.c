@@ -80,7 +80,7 @@ struct iofd_ctx {
 
 /* A device bound to the ctx's iommufd and attached to one IOAS. */
 struct iofd_dev {
-	int fd;          /* our dup of the caller's cdev fd; closing unbinds */
+	int fd;          /* our dup of the caller's cdev fd (same file) */
 	uint32_t dev_id; /* the kernel's out_devid; handle for detach */
 };
 
@@ -263,7 +263,7 @@ static void iofd_dev_release(struct iofd_space *sp, unsigned int i)
 	if (rc < 0)
 		kio_report(BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
 			   rc);
-	close(sp->devs[i].fd); /* last reference to our dup: unbinds */
+	close(sp->devs[i].fd); /* unbinds once the caller's fd is closed too */
 	sp->devs[i] = sp->devs[--sp->nr_devs];
 }
 
@@ -467,7 +467,7 @@ static int iofd_device_attach(struct be_space *s, int device_fd,
 	rc = kio_ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
 	if (rc < 0) {
 		kio_report(BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
-		goto err_close; /* closing the last ref of the file unbinds */
+		goto err_close; /* unbinds with the file's last close */
 	}
 	sp->devs[sp->nr_devs++] = (struct iofd_dev){
 		.fd = fd,

@@ -595,6 +595,40 @@ static void check_bulk(struct t *t, struct region *g)
 	check_read_blocked(__LINE__, g, 0);
 }
 
+/*
+ * type1 with an operator budget (be_config.max_areas = 4): limits() says 4
+ * and the fifth map is refused with -ENOSPC before reaching the kernel.
+ */
+static void check_type1_budget(struct t *t)
+{
+	struct be_config cfg = { .path = getenv("EDU_GROUP"), .max_areas = 4 };
+	struct be_limits lim;
+	uint64_t unmapped = 0;
+	int rc;
+
+	rc = t->ops->open(&cfg, &t->ctx);
+	CHECK(rc == 0, "open with max_areas: %s", strerror(-rc));
+	rc = t->ops->space_create(t->ctx, &t->space);
+	CHECK(rc == 0, "space_create: %s", strerror(-rc));
+	rc = t->ops->limits(t->space, &lim);
+	CHECK(rc == 0 && lim.max_areas == 4, "limits: rc %d max_areas %" PRIu64,
+	      rc, lim.max_areas);
+	for (unsigned int i = 0; i < 5; i++) {
+		struct be_map_src src = src_of(&t->B, i);
+
+		rc = t->ops->map(t->space, B_IOVA + i * B_GRAN, B_GRAN, &src,
+				 BE_PROT_READ);
+		CHECK(rc == (i < 4 ? 0 : -ENOSPC), "map #%u with budget 4: rc %d",
+		      i + 1, rc);
+	}
+	rc = t->ops->unmap(t->space, B_IOVA, B_N * B_GRAN, &unmapped);
+	CHECK(rc == 0 && unmapped == 4 * B_GRAN,
+	      "unmap: rc %d unmapped 0x%" PRIx64, rc, unmapped);
+	t->ops->space_destroy(t->space);
+	t->ops->close(t->ctx);
+	check_pinned(t, __LINE__);
+}
+
 static void run(struct t *t)
 {
 	struct be_map_src rsrc;
@@ -717,6 +751,11 @@ static void run(struct t *t)
 	memset(t->C.mapped, 0, sizeof(t->C.mapped));
 	t->r_mapped = false;
 	check_pinned(t, __LINE__);
+
+	if (t->ops == &be_type1_ops) {
+		step(t, "type1 with an operator area budget of 4");
+		check_type1_budget(t);
+	}
 }
 
 int main(int argc, char **argv)
