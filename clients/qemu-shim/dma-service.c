@@ -72,7 +72,7 @@ typedef struct DmaServiceMemory {
 
 typedef struct DmaServiceRegion {
     DmaService *s;
-    MemoryRegionSection section;  /* copy; holds a reference on .mr */
+    MemoryRegionSection section;  /* copy: a reference on .mr, no .fv */
     DmaServiceMemory *mem;     /* NULL until registered at the service */
     uint32_t region_id;        /* valid when @mem != NULL */
     uint64_t granule;
@@ -219,23 +219,37 @@ static DmaServiceMemory *ds_memory_get(DmaService *s, RAMBlock *rb, int fd,
     return m;
 }
 
-/* ds_memory_put: drop one user; the last one removes the memory. */
-static void ds_memory_put(DmaService *s, DmaServiceMemory *m)
+/*
+ * ds_memory_put: drop one user.  The memory stays known (a transaction that
+ * moves sections of a RAM block removes them all before adding the new
+ * ones) until ds_memory_sweep.
+ */
+static void ds_memory_put(DmaServiceMemory *m)
 {
+    assert(m->users);
+    m->users--;
+}
+
+/* ds_memory_sweep: remove the memories no region uses.  Never fails. */
+static void ds_memory_sweep(DmaService *s)
+{
+    DmaServiceMemory *m, *next;
     int ret;
 
-    if (--m->users) {
-        return;
-    }
-    if (ds_online(s)) {
-        ret = dmasvc_memory_remove(s->client, m->mem_id);
-        trace_dma_service_memory_remove(m->mem_id, ret);
-        if (ret < 0) {
-            ds_set_broken(s, ret, "memory_remove");
+    QLIST_FOREACH_SAFE(m, &s->memories, next, next) {
+        if (m->users) {
+            continue;
         }
+        if (ds_online(s)) {
+            ret = dmasvc_memory_remove(s->client, m->mem_id);
+            trace_dma_service_memory_remove(m->mem_id, ret);
+            if (ret < 0) {
+                ds_set_broken(s, ret, "memory_remove");
+            }
+        }
+        QLIST_REMOVE(m, next);
+        g_free(m);
     }
-    QLIST_REMOVE(m, next);
-    g_free(m);
 }
 
 /* ---- regions --------------------------------------------------------- */
@@ -415,7 +429,7 @@ static bool ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
                        dmasvc_last_error(s->client));
             ds_fail(s, err);
         }
-        ds_memory_put(s, r->mem);
+        ds_memory_put(r->mem);
         r->mem = NULL;
         return false;
     }
@@ -453,7 +467,7 @@ static void ds_region_destroy(DmaService *s, DmaServiceRegion *r)
                 ds_set_broken(s, ret, "region_remove");
             }
         }
-        ds_memory_put(s, r->mem);
+        ds_memory_put(r->mem);
     }
     memory_region_unref(r->section.mr);
     g_free(r);
@@ -482,6 +496,7 @@ static void ds_region_add(MemoryListener *listener,
     r = g_new0(DmaServiceRegion, 1);
     r->s = s;
     r->section = *section;
+    r->section.fv = NULL;  /* used after the transaction: no FlatView */
     memory_region_ref(section->mr);
     r->managed = memory_region_has_ram_discard_manager(section->mr);
     r->flags = (section->readonly || memory_region_is_rom(section->mr)) ?
@@ -601,6 +616,7 @@ static void ds_commit(MemoryListener *listener)
         }
     }
     ds_reap(s, q, inflight);
+    ds_memory_sweep(s);
 }
 
 /* ---- connection ------------------------------------------------------ */
