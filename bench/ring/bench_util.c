@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_util.c - process, start-line and statistics helpers for ring-bench.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dmasvc/ring_atomic.h>
+
+#include "bench.h"
+
+struct bench_sync *bench_sync_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct bench_sync), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void bench_sync_free(struct bench_sync *s)
+{
+	munmap(s, sizeof(*s));
+}
+
+void bench_sync_child_ready_wait_go(struct bench_sync *s)
+{
+	/* release/acquire: the child's attach happens before the parent starts */
+	ring_store_release(&s->ready, 1);
+	while (!ring_load_acquire(&s->go))
+		bench_cpu_relax();
+}
+
+void bench_sync_parent_wait_ready_go(struct bench_sync *s)
+{
+	while (!ring_load_acquire(&s->ready))
+		bench_cpu_relax();
+	ring_store_release(&s->go, 1);
+}
+
+pid_t bench_spawn(int (*fn)(void *), void *arg)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		return pid;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(100);
+	_exit(fn(arg) ? 1 : 0);
+}
+
+int bench_reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void bench_percentiles(uint64_t *v, unsigned n, struct bench_lat *lat)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	lat->p50 = (double)v[n / 2];
+	lat->p99 = (double)v[(uint64_t)n * 99 / 100];
+}
+
+void *bench_map_elsewhere(int fd, size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
