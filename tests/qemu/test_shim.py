@@ -1,0 +1,373 @@
+#!/usr/bin/python3
+"""tests/qemu/test_shim.py - the dma-service QEMU shim end to end.
+
+dmasvc --soft-iommu runs on the host; QEMU 10.0.2 with the shim (built by
+clients/qemu-shim/build-qemu.sh) boots Debian's 6.12 kernel under TCG with a
+busybox initramfs that loads virtio_mem (tests/qemu/prepare-guest.sh).  Guest
+RAM is a memfd backend; one virtio-mem device (memfd backend, 1 GiB, 2 MiB
+blocks).  The test drives virtio-mem over QMP and compares, after each step,
+QEMU's view (the device's plugged size) with the service's (dmasvcctl
+regions/status/audit --json):
+
+  boot         boot RAM populated, mapped and pinned; firmware ROM memfds
+               left out with a warning; virtio-mem region registered, empty
+  resize       256 MiB, 128 MiB, 0: region populated == mapped == pinned ==
+               plugged size; service pinned == boot RAM + plugged; audit OK
+  kill         dmasvc SIGKILLed, the guest asks for more: the plug is
+               refused (size does not grow), QEMU keeps running
+  restart      dmasvc started again: the shim reconnects and hands the state
+               over; it matches; a new plug works
+  stall        dmasvc SIGSTOPped, the guest asks for more: the request times
+               out (timeout-ms), the plug is refused, QEMU does not hang;
+               SIGCONT: the shim resyncs and the state matches
+  quit         QEMU quits: its session is gone, nothing mapped or pinned
+  refuse       QEMU with anonymous guest RAM: the shim refuses to start and
+               says how to fix the command line
+
+Exit status 0 = pass, 1 = fail (any missing tool is a failure with a message).
+Environment (set by tests/qemu/meson.build): DMASVC, DMASVCCTL, BUILD_QEMU,
+PREPARE_GUEST; DMASVC_TEST_KEEP=1 keeps the temporary directory.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MiB = 1 << 20
+RAM = 512 * MiB
+VMEM = 1024 * MiB
+BLOCK = 2 * MiB
+
+
+class Fail(Exception):
+    pass
+
+
+def log(msg):
+    print(f"test_shim: {msg}", flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+    log(f"ok: {msg}")
+
+
+def wait_for(what, fn, timeout, interval=0.2):
+    """Poll fn() until it returns a true value; Fail after timeout seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise Fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Qmp:
+    """A minimal QMP client over a Unix socket (one command at a time)."""
+
+    def __init__(self, path, timeout):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.f = self.sock.makefile("rw")
+        json.loads(self.f.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise Fail(f"QMP connection closed during {name}")
+            r = json.loads(line)
+            if "error" in r:
+                raise Fail(f"QMP {name}: {r['error']}")
+            if "return" in r:
+                return r["return"]
+
+    def close(self):
+        self.sock.close()
+
+
+class Service:
+    """dmasvc --soft-iommu on a private socket."""
+
+    def __init__(self, exe, ctl, tmp):
+        self.exe, self.ctl, self.tmp = exe, ctl, tmp
+        self.sock = os.path.join(tmp, "dmasvc.sock")
+        self.proc = None
+        self.n = 0
+
+    def start(self):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.n += 1
+        logf = open(os.path.join(self.tmp, f"dmasvc.{self.n}.log"), "w")
+        self.proc = subprocess.Popen([self.exe, "--soft-iommu", "--socket", self.sock,
+                                      "--stats-interval", "3600"],
+                                     stdout=logf, stderr=subprocess.STDOUT)
+        wait_for("dmasvc to listen", lambda: self.query("status") is not None, 10)
+
+    def query(self, what):
+        r = subprocess.run([self.ctl, "--socket", self.sock, what, "--json"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode not in (0, 1):
+            return None
+        return json.loads(r.stdout)
+
+    def audit_ok(self):
+        r = subprocess.run([self.ctl, "--socket", self.sock, "audit"],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode == 0, r.stdout + r.stderr
+
+    def session_of(self, pid):
+        st = self.query("status")
+        for s in st["sessions"]:
+            if s["pid"] == pid:
+                return s
+        return None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                return self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode if self.proc else None
+
+
+def qemu_cmd(qemu, guest, tmp, sock, extra_ram_args=None, timeout_ms=2000):
+    ram = extra_ram_args or [
+        "-object", f"memory-backend-memfd,id=ram0,size={RAM}",
+        "-machine", "q35,memory-backend=ram0,aux-ram-share=on",
+    ]
+    return [qemu, "-accel", "tcg", "-cpu", "max", "-smp", "1",
+            "-m", f"{RAM // MiB}M,maxmem={(RAM + VMEM) // MiB}M,slots=1",
+            "-nodefaults", "-display", "none", "-no-reboot",
+            "-L", "/usr/share/seabios", "-L", "/usr/share/qemu",
+            *ram,
+            "-object", f"memory-backend-memfd,id=mem1,size={VMEM}",
+            "-device", f"virtio-mem-pci,id=vm0,memdev=mem1,block-size={BLOCK},requested-size=0",
+            "-object", f"dma-service,id=ds0,socket={sock},timeout-ms={timeout_ms},reconnect-ms=500",
+            "-kernel", os.path.join(guest, "vmlinuz"),
+            "-initrd", os.path.join(guest, "initrd.cpio.gz"),
+            "-append", "console=ttyS0 memhp_default_state=online_movable panic=-1",
+            "-serial", "file:" + os.path.join(tmp, "serial.log"),
+            "-qmp", "unix:" + os.path.join(tmp, "qmp.sock") + ",server=on,wait=off"]
+
+
+def regions_of(svc, pid):
+    sess = svc.session_of(pid)
+    if not sess:
+        return None
+    return [r for r in svc.query("regions") if r["session_id"] == sess["session_id"]]
+
+
+def expect_state(svc, qemu_pid, vmem_base, plugged, what):
+    """The service's state for QEMU equals boot RAM + @plugged bytes of virtio-mem."""
+    regs = regions_of(svc, qemu_pid)
+    check(regs is not None, f"{what}: QEMU has a session")
+    vm = [r for r in regs if r["iova"] == vmem_base]
+    check(len(vm) == 1 and vm[0]["size"] == VMEM and vm[0]["granule"] == BLOCK,
+          f"{what}: one virtio-mem region of 1 GiB at 0x{vmem_base:x}, granule 2 MiB")
+    v = vm[0]
+    check(v["populated_bytes"] == plugged and v["mapped_bytes"] == plugged
+          and v["pinned_bytes"] == plugged,
+          f"{what}: virtio-mem populated/mapped/pinned "
+          f"{v['populated_bytes'] // MiB}/{v['mapped_bytes'] // MiB}/{v['pinned_bytes'] // MiB}"
+          f" MiB == plugged {plugged // MiB} MiB")
+    boot = [r for r in regs if r["iova"] != vmem_base]
+    for key in ("populated_bytes", "mapped_bytes", "pinned_bytes"):
+        total = sum(r[key] for r in boot)
+        check(total == RAM, f"{what}: boot RAM {key} {total // MiB} MiB == {RAM // MiB} MiB")
+    check(all(not (r["iova"] <= 0xfffc0000 < r["iova"] + r["size"]) for r in regs),
+          f"{what}: the BIOS ROM (unsealed memfd) is not handed over")
+    st = svc.query("status")
+    check(st["service"]["pinned_bytes"] == RAM + plugged,
+          f"{what}: service pinned {st['service']['pinned_bytes'] // MiB} MiB == "
+          f"{(RAM + plugged) // MiB} MiB")
+    ok, out = svc.audit_ok()
+    check(ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents" + ("" if ok else ":\n" + out))
+
+
+def qmp_connect(path, proc):
+    """A QMP connection once QEMU listens; Fail if QEMU exited."""
+    if proc.poll() is not None:
+        raise Fail(f"QEMU exited with {proc.returncode}")
+    try:
+        return Qmp(path, 60)
+    except OSError:
+        return None
+
+
+def plugged_size(qmp):
+    return qmp.cmd("qom-get", path="/machine/peripheral/vm0", property="size")
+
+
+def resize(qmp, size, timeout=120):
+    qmp.cmd("qom-set", path="/machine/peripheral/vm0", property="requested-size", value=size)
+    wait_for(f"virtio-mem size {size // MiB} MiB", lambda: plugged_size(qmp) == size, timeout)
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_refuse(qemu, guest, tmp, svc):
+    """Anonymous guest RAM: QEMU must refuse to start, with the fix in the message."""
+    cmd = qemu_cmd(qemu, guest, tmp, svc.sock, extra_ram_args=["-machine", "q35"])
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    check(r.returncode != 0, "refuse: QEMU with anonymous RAM exits with an error")
+    check("aux-ram-share=on" in r.stderr and "memory-backend-memfd" in r.stderr,
+          "refuse: the error names memory-backend-memfd and aux-ram-share=on: "
+          + r.stderr.strip().splitlines()[-1])
+
+
+def run(env, tmp):
+    log("building QEMU with the shim (cold: 8+ minutes)")
+    qemu = subprocess.run([env["BUILD_QEMU"]], stdout=subprocess.PIPE, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
+    log("preparing the guest")
+    guest = subprocess.run([env["PREPARE_GUEST"]], stdout=subprocess.PIPE, text=True,
+                           check=True).stdout.strip().splitlines()[-1]
+
+    svc = Service(env["DMASVC"], env["DMASVCCTL"], tmp)
+    svc.start()
+    qemu_log = os.path.join(tmp, "qemu.log")
+    proc = None
+    try:
+        test_refuse(qemu, guest, tmp, svc)
+
+        for name in ("qmp.sock", "serial.log"):
+            if os.path.exists(os.path.join(tmp, name)):
+                os.unlink(os.path.join(tmp, name))
+        with open(qemu_log, "w") as qlog:
+            proc = subprocess.Popen(qemu_cmd(qemu, guest, tmp, svc.sock),
+                                    stdout=qlog, stderr=subprocess.STDOUT)
+        check(proc.poll() is None, "boot: QEMU with the shim started")
+        qmp = wait_for("QMP", lambda: qmp_connect(os.path.join(tmp, "qmp.sock"), proc), 60)
+        wait_for("the guest to load virtio_mem",
+                 lambda: "dmasvc-guest: ready" in read(os.path.join(tmp, "serial.log"))
+                 or proc.poll() is not None, 300, 0.5)
+        check(proc.poll() is None, "boot: the guest booted and loaded virtio_mem")
+        check("insmod virtio_mem failed" not in read(os.path.join(tmp, "serial.log")),
+              "boot: virtio_mem loaded")
+        devs = qmp.cmd("query-memory-devices")
+        vmem = [d["data"] for d in devs if d["type"] == "virtio-mem"]
+        check(len(vmem) == 1, "boot: one virtio-mem device")
+        base = vmem[0]["memaddr"]
+        check("leaving out 'pc.bios'" in read(qemu_log),
+              "boot: the shim warns that it leaves the BIOS ROM memfd out")
+        expect_state(svc, proc.pid, base, 0, "boot")
+
+        for size in (256 * MiB, 128 * MiB, 0):
+            t = time.monotonic()
+            resize(qmp, size)
+            log(f"resize to {size // MiB} MiB took {time.monotonic() - t:.1f} s")
+            expect_state(svc, proc.pid, base, size, f"resize {size // MiB} MiB")
+
+        # kill: the service dies; a plug must be refused, QEMU must go on.
+        svc.proc.kill()
+        svc.proc.wait()
+        qmp.cmd("qom-set", path="/machine/peripheral/vm0", property="requested-size",
+                value=256 * MiB)
+        wait_for("the shim to report the failed populate",
+                 lambda: "populate failed" in read(qemu_log), 60)
+        time.sleep(3)
+        check(plugged_size(qmp) == 0, "kill: the plug was refused (size stays 0)")
+        check(proc.poll() is None and qmp.cmd("query-status")["running"],
+              "kill: QEMU keeps running")
+
+        # restart: the shim reconnects and hands everything over again.
+        svc.start()
+        wait_for("the shim to reconnect", lambda: "reconnected to" in read(qemu_log), 60)
+        # The guest may retry its plug as soon as memory can be mapped again.
+        wait_for("the state to settle", lambda: (regions_of(svc, proc.pid) or []) and
+                 sum(r["populated_bytes"] for r in regions_of(svc, proc.pid)
+                     if r["iova"] == base) == plugged_size(qmp), 30)
+        expect_state(svc, proc.pid, base, plugged_size(qmp), "restart")
+        resize(qmp, 192 * MiB)
+        expect_state(svc, proc.pid, base, 192 * MiB, "restart, then 192 MiB")
+
+        # stall: a service that does not answer is a failure, never a hang.
+        svc.proc.send_signal(signal.SIGSTOP)
+        t = time.monotonic()
+        qmp.cmd("qom-set", path="/machine/peripheral/vm0", property="requested-size",
+                value=320 * MiB)
+        wait_for("the shim to time out", lambda: "populate failed" in
+                 read(qemu_log).split("reconnected to")[-1], 60)
+        log(f"stall: the populate failed after {time.monotonic() - t:.1f} s (timeout-ms=2000)")
+        check(qmp.cmd("query-status")["running"], "stall: QEMU answers QMP and runs")
+        check(plugged_size(qmp) == 192 * MiB, "stall: the plug was refused (size stays 192 MiB)")
+        svc.proc.send_signal(signal.SIGCONT)
+        n_reconnects = read(qemu_log).count("reconnected to")
+        wait_for("the shim to resync", lambda: read(qemu_log).count("reconnected to") > n_reconnects, 60)
+        resize(qmp, 64 * MiB)
+        expect_state(svc, proc.pid, base, 64 * MiB, "stall, resync, then 64 MiB")
+
+        # quit: the session goes, with every mapping and pin.
+        pid = proc.pid
+        qmp.cmd("quit")
+        qmp.close()
+        check(proc.wait(60) == 0, "quit: QEMU exited 0")
+        wait_for("the session to go", lambda: svc.session_of(pid) is None, 30)
+        st = svc.query("status")
+        check(st["service"]["pinned_bytes"] == 0 and st["service"]["areas"] == 0
+              and svc.query("regions") == [],
+              "quit: nothing mapped or pinned, no regions left")
+        check(svc.stop() == 0, "dmasvc exits 0 on SIGTERM")
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        svc.stop()
+
+
+def main():
+    need = ["DMASVC", "DMASVCCTL", "BUILD_QEMU", "PREPARE_GUEST"]
+    env = {k: os.environ.get(k, "") for k in need}
+    missing = [k for k in need if not env[k]]
+    if missing:
+        print(f"test_shim: FAIL: environment {missing} not set (run through meson test)")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="dmasvc-qemu-")
+    ok = False
+    try:
+        run(env, tmp)
+        ok = True
+    except (Fail, subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        print(f"test_shim: FAIL: {e}")
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log"):
+                text = read(os.path.join(tmp, name)).splitlines()
+                print(f"---- {name} (last 30 lines)")
+                print("\n".join(text[-30:]))
+    finally:
+        if os.environ.get("DMASVC_TEST_KEEP") == "1" or not ok:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
