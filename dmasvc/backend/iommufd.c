@@ -22,7 +22,8 @@
  *   part of one, are fine), and -ENOENT otherwise.  It shares the pinned
  *   pages (no second pin) and, into an IOAS with no device, programs no
  *   IOMMU.  audit() uses it as a non-destructive presence probe into a
- *   scratch IOAS that lives only for the audit call.
+ *   scratch IOAS that lives only for the audit call, first over the whole
+ *   range, then over halves of the spans that have holes.
  * - IOMMU_IOAS_MAP_FILE (Linux >= 6.13, command 0x8f, struct checked against
  *   the upstream uapi header) is unknown to 6.12 and fails with ENOTTY; the
  *   first ENOTTY switches this ctx to IOMMU_IOAS_MAP of the vaddr for good.
@@ -530,12 +531,64 @@ static int iofd_probe(struct iofd_space *sp, uint32_t scratch, uint64_t iova,
 	return 1;
 }
 
+/* One audit walk: the probe target and the run of mapped bytes not yet
+ * reported (adjacent mapped spans are merged before fn sees them). */
+struct iofd_audit {
+	struct iofd_space *sp;
+	uint32_t scratch;   /* the scratch IOAS probes copy into */
+	uint64_t gran;      /* probe granule */
+	be_audit_fn fn;
+	void *arg;
+	uint64_t run_start; /* valid while run_len != 0 */
+	uint64_t run_len;
+};
+
+/* Account [@iova, +@len) as @mapped; calls fn when a run ends. */
+static int audit_emit(struct iofd_audit *a, uint64_t iova, uint64_t len,
+		      bool mapped)
+{
+	int rc = 0;
+
+	if (mapped && a->run_len && a->run_start + a->run_len == iova) {
+		a->run_len += len;
+		return 0;
+	}
+	if (a->run_len)
+		rc = a->fn(a->arg, a->run_start, a->run_len);
+	a->run_len = 0;
+	if (!rc && mapped) {
+		a->run_start = iova;
+		a->run_len = len;
+	}
+	return rc;
+}
+
+/*
+ * Audit @n granules from @iova: one probe for the whole span; if it has a
+ * hole, split it in halves down to single granules.  A fully mapped region
+ * costs one probe, a region with h holes about 2 h log2(n).
+ */
+static int audit_span(struct iofd_audit *a, uint64_t iova, uint64_t n)
+{
+	uint64_t half;
+	int rc = iofd_probe(a->sp, a->scratch, iova, n * a->gran);
+
+	if (rc < 0)
+		return rc;
+	if (rc == 1 || n == 1)
+		return audit_emit(a, iova, n * a->gran, rc == 1);
+	half = n / 2;
+	rc = audit_span(a, iova, half);
+	return rc ? rc : audit_span(a, iova + half * a->gran, n - half);
+}
+
 static int iofd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t probe_granule, be_audit_fn fn, void *arg)
 {
-	struct iofd_space *sp = to_space(s);
-	uint64_t end, run_start = 0, run_len = 0;
-	uint32_t scratch;
+	struct iofd_audit a = {
+		.sp = to_space(s), .gran = probe_granule, .fn = fn, .arg = arg,
+	};
+	uint64_t end;
 	int rc;
 
 	rc = kio_range(iova, length, &end);
@@ -544,30 +597,13 @@ static int iofd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	/* Probes step from iova; the range must be whole probe granules. */
 	if (!probe_granule || length % probe_granule)
 		return -EINVAL;
-	rc = iofd_ioas_alloc(sp->ctx->fd, &scratch);
+	rc = iofd_ioas_alloc(a.sp->ctx->fd, &a.scratch);
 	if (rc < 0)
 		return rc;
-
-	for (uint64_t g = iova; g < end; g += probe_granule) {
-		rc = iofd_probe(sp, scratch, g, probe_granule);
-		if (rc < 0)
-			goto out_destroy;
-		if (rc == 1) {
-			if (!run_len)
-				run_start = g;
-			run_len += probe_granule;
-			continue;
-		}
-		if (run_len) {
-			rc = fn(arg, run_start, run_len);
-			if (rc)
-				goto out_destroy;
-			run_len = 0;
-		}
-	}
-	rc = run_len ? fn(arg, run_start, run_len) : 0;
-out_destroy:
-	iofd_destroy_obj(sp->ctx->fd, scratch);
+	rc = audit_span(&a, iova, length / probe_granule);
+	if (!rc)
+		rc = audit_emit(&a, end, 0, false); /* report the last run */
+	iofd_destroy_obj(a.sp->ctx->fd, a.scratch);
 	return rc;
 }
 
