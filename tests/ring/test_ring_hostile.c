@@ -117,6 +117,50 @@ static char *child_map(struct hostile_shared *sh, size_t size)
 	return base;
 }
 
+/* The service side of a hostile test: a guarded mapping, exact-size buffers, the child. */
+struct victim {
+	struct hostile_shared *sh;
+	int fd;
+	void *base;
+	size_t size;
+	struct ring_mapping m;
+	void *bufs[MAX_BURST + 1]; /* bufs[i]: exactly i entries, so ASan sees any overrun */
+	pid_t child;
+};
+
+static void victim_start(struct victim *v, const struct ring_params *p, size_t esize, int (*child_fn)(void *))
+{
+	v->sh = t_shared_alloc(sizeof(*v->sh));
+	cr_assert_not_null(v->sh);
+	v->size = (size_t)ring_mem_size(p->sq_entries, p->cq_entries);
+	v->fd = ring_create(p);
+	cr_assert_geq(v->fd, 0);
+	v->base = t_map_guarded(v->fd, v->size);
+	cr_assert_not_null(v->base);
+	cr_assert_eq(ring_attach(&v->m, v->base, v->size, p), 0);
+	for (uint32_t i = 1; i <= MAX_BURST; i++)
+		cr_assert_not_null(v->bufs[i] = malloc(i * esize));
+	*v->sh = (struct hostile_shared){ .params = *p, .memfd = v->fd, .victim_base = v->base,
+					  .pub_index = p->first_index, .pub_cache = p->first_index };
+	v->child = t_spawn(child_fn, v->sh);
+	cr_assert_gt(v->child, 0);
+}
+
+/* Tell the child the error was seen, collect it, free everything. */
+static void victim_finish(struct victim *v)
+{
+	int rc;
+
+	pub_write(&v->sh->eproto, 1);
+	rc = t_reap(v->child, 30);
+	cr_assert_eq(rc, 0, "child exit %d: %s", rc, v->sh->err);
+	for (uint32_t i = 1; i <= MAX_BURST; i++)
+		free(v->bufs[i]);
+	t_unmap_guarded(v->base, v->size);
+	close(v->fd);
+	t_shared_free(v->sh, sizeof(*v->sh));
+}
+
 /* ---------------------------------------------------------- SQ direction */
 
 static int sq_child(void *arg)
@@ -197,31 +241,19 @@ static void sq_expect_sticky(struct ring_sq_consumer *c, struct dmasvc_sqe *buf)
 
 Test(ring_hostile, sq_producer_lies, .timeout = 120)
 {
-	struct hostile_shared *sh = t_shared_alloc(sizeof(*sh));
 	struct ring_params p = { ENTRIES, ENTRIES, UINT32_MAX - 5000 };
-	struct dmasvc_sqe *bufs[MAX_BURST + 1];
+	struct dmasvc_sqe **bufs;
 	struct t_rng rng = { 77 };
 	struct ring_sq_consumer c;
-	struct ring_mapping m;
+	struct hostile_shared *sh;
+	struct victim v;
 	uint64_t seq = 0, calls = 0, got_chaos = 0, errors = 0, deadline = t_now_ns() + 90 * 1000000000ull;
-	size_t size = (size_t)ring_mem_size(ENTRIES, ENTRIES);
-	void *base;
-	pid_t child;
-	int fd, n, rc;
+	int n;
 
-	cr_assert_not_null(sh);
-	fd = ring_create(&p);
-	cr_assert_geq(fd, 0);
-	base = t_map_guarded(fd, size);
-	cr_assert_not_null(base);
-	cr_assert_eq(ring_attach(&m, base, size, &p), 0);
-	cr_assert_eq(ring_sq_consumer_init(&c, &m), 0);
-	for (uint32_t i = 1; i <= MAX_BURST; i++) /* exact sizes: ASan sees any overrun */
-		cr_assert_not_null(bufs[i] = malloc(i * sizeof(struct dmasvc_sqe)));
-	*sh = (struct hostile_shared){ .params = p, .memfd = fd, .victim_base = base,
-				       .pub_index = p.first_index, .pub_cache = p.first_index };
-	child = t_spawn(sq_child, sh);
-	cr_assert_gt(child, 0);
+	victim_start(&v, &p, sizeof(struct dmasvc_sqe), sq_child);
+	sh = v.sh;
+	bufs = (struct dmasvc_sqe **)v.bufs;
+	cr_assert_eq(ring_sq_consumer_init(&c, &v.m), 0);
 
 	for (;;) {
 		uint32_t b = t_burst(&rng, MAX_BURST), phase = pub_read(&sh->phase);
@@ -252,7 +284,7 @@ Test(ring_hostile, sq_producer_lies, .timeout = 120)
 			if (phase == PHASE_FINAL)
 				break;
 			/* chaos: start over as a fresh session would, and keep going */
-			cr_assert_eq(ring_sq_consumer_init(&c, &m), 0);
+			cr_assert_eq(ring_sq_consumer_init(&c, &v.m), 0);
 			continue;
 		}
 		cr_assert_leq(c.core.tail_cache - c.core.head, ENTRIES, "private invariant");
@@ -269,17 +301,10 @@ Test(ring_hostile, sq_producer_lies, .timeout = 120)
 	}
 	cr_expect_geq(seq, HONEST);
 	cr_expect_gt(errors, 1, "chaos produced protocol errors before the final one");
-	pub_write(&sh->eproto, 1);
-	rc = t_reap(child, 30);
-	cr_assert_eq(rc, 0, "child exit %d: %s", rc, sh->err);
+	victim_finish(&v);
 	cr_log_info("SQ: %llu calls, %llu honest entries, %llu entries accepted and %llu errors in chaos",
 		    (unsigned long long)calls, (unsigned long long)seq, (unsigned long long)got_chaos,
 		    (unsigned long long)errors);
-	for (uint32_t i = 1; i <= MAX_BURST; i++)
-		free(bufs[i]);
-	t_unmap_guarded(base, size);
-	close(fd);
-	t_shared_free(sh, sizeof(*sh));
 }
 
 /* ---------------------------------------------------------- CQ direction */
@@ -361,31 +386,19 @@ static void cq_expect_sticky(struct ring_cq_producer *p, const struct dmasvc_cqe
 
 Test(ring_hostile, cq_consumer_lies, .timeout = 120)
 {
-	struct hostile_shared *sh = t_shared_alloc(sizeof(*sh));
 	struct ring_params p = { ENTRIES, ENTRIES, 0x7fffff00 };
-	struct dmasvc_cqe *bufs[MAX_BURST + 1];
+	struct dmasvc_cqe **bufs;
 	struct t_rng rng = { 78 };
 	struct ring_cq_producer prod;
-	struct ring_mapping m;
+	struct hostile_shared *sh;
+	struct victim v;
 	uint64_t seq = 0, calls = 0, got_chaos = 0, errors = 0, deadline = t_now_ns() + 90 * 1000000000ull;
-	size_t size = (size_t)ring_mem_size(ENTRIES, ENTRIES);
-	void *base;
-	pid_t child;
-	int fd, n, rc;
+	int n;
 
-	cr_assert_not_null(sh);
-	fd = ring_create(&p);
-	cr_assert_geq(fd, 0);
-	base = t_map_guarded(fd, size);
-	cr_assert_not_null(base);
-	cr_assert_eq(ring_attach(&m, base, size, &p), 0);
-	cr_assert_eq(ring_cq_producer_init(&prod, &m), 0);
-	for (uint32_t i = 1; i <= MAX_BURST; i++)
-		cr_assert_not_null(bufs[i] = malloc(i * sizeof(struct dmasvc_cqe)));
-	*sh = (struct hostile_shared){ .params = p, .memfd = fd, .victim_base = base,
-				       .pub_index = p.first_index, .pub_cache = p.first_index };
-	child = t_spawn(cq_child, sh);
-	cr_assert_gt(child, 0);
+	victim_start(&v, &p, sizeof(struct dmasvc_cqe), cq_child);
+	sh = v.sh;
+	bufs = (struct dmasvc_cqe **)v.bufs;
+	cr_assert_eq(ring_cq_producer_init(&prod, &v.m), 0);
 
 	for (;;) {
 		uint32_t b = t_burst(&rng, MAX_BURST), phase = pub_read(&sh->phase);
@@ -423,7 +436,7 @@ Test(ring_hostile, cq_consumer_lies, .timeout = 120)
 			errors++;
 			if (phase == PHASE_FINAL)
 				break;
-			cr_assert_eq(ring_cq_producer_init(&prod, &m), 0);
+			cr_assert_eq(ring_cq_producer_init(&prod, &v.m), 0);
 			continue;
 		}
 		if (phase != PHASE_HONEST)
@@ -434,17 +447,10 @@ Test(ring_hostile, cq_consumer_lies, .timeout = 120)
 		pub_write(&sh->pub_index, prod.core.tail);
 	}
 	cr_expect_gt(errors, 1, "chaos produced protocol errors before the final one");
-	pub_write(&sh->eproto, 1);
-	rc = t_reap(child, 30);
-	cr_assert_eq(rc, 0, "child exit %d: %s", rc, sh->err);
+	victim_finish(&v);
 	cr_log_info("CQ: %llu calls, %llu CQEs posted, %llu accepted and %llu errors in chaos",
 		    (unsigned long long)calls, (unsigned long long)seq, (unsigned long long)got_chaos,
 		    (unsigned long long)errors);
-	for (uint32_t i = 1; i <= MAX_BURST; i++)
-		free(bufs[i]);
-	t_unmap_guarded(base, size);
-	close(fd);
-	t_shared_free(sh, sizeof(*sh));
 }
 
 /* ------------------------------------------- the fence itself is real */
