@@ -62,6 +62,8 @@ struct phase_stats {
 	uint64_t events, failed;
 	struct lat_hist lat;
 	struct dmasvc_stat_service before, after;
+	bool printed;            /* a progress line was printed ... */
+	uint64_t printed_events; /* ... showing this many events */
 };
 
 struct demo {
@@ -74,6 +76,7 @@ struct demo {
 	struct phase_stats plug, storm;
 };
 
+/* The one global: set by the SIGINT/SIGTERM handler, read by the phase loops. */
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
@@ -216,19 +219,28 @@ static int query_status(struct demo *d, struct dmasvc_stat_service *st)
 	return n == 1 ? 0 : -EPROTO;
 }
 
-static void progress(struct demo *d, const struct phase_stats *ps, const char *state,
+/*
+ * The progress line: rewritten in place (\r) on a tty every 0.25 s, a new
+ * line every 5 s otherwise; @last 0 forces one (end of a phase).
+ */
+static void progress(struct demo *d, struct phase_stats *ps, const char *state,
 		     double *last)
 {
 	double t = now_s();
-	char p50[16], p99[16];
+	char p50[16] = "-", p99[16] = "-";
 
-	if (t - *last < (d->tty ? 0.25 : 5.0))
+	if (t - *last < (d->tty ? 0.25 : 5.0) || (!*last && ps->printed && ps->printed_events == ps->events))
 		return;
 	*last = t;
-	printf("%s[%-5s] %5.1fs  %-22s events %9" PRIu64 " (%" PRIu64 " failed)  p50 %s p99 %s%s",
-	       d->tty ? "\r" : "", ps->name, t - d->t0, state, ps->events, ps->failed,
-	       lat_fmt(p50, lat_hist_pct(&ps->lat, 50)), lat_fmt(p99, lat_hist_pct(&ps->lat, 99)),
-	       d->tty ? "   " : "\n");
+	ps->printed = true;
+	ps->printed_events = ps->events;
+	if (ps->lat.count) {
+		lat_fmt(p50, lat_hist_pct(&ps->lat, 50));
+		lat_fmt(p99, lat_hist_pct(&ps->lat, 99));
+	}
+	printf("%s[%-5s] %5.1fs  %-22s events %9" PRIu64 " (%" PRIu64 " failed)  p50 %-8s p99 %-8s%s",
+	       d->tty ? "\r" : "", ps->name, t - d->t0, state, ps->events, ps->failed, p50, p99,
+	       d->tty ? "" : "\n");
 	fflush(stdout);
 }
 
@@ -499,9 +511,9 @@ static void print_table(struct demo *d, const struct end_state *es)
 		s->after.events - s->before.events);
 	row_u64("backend map calls", pc, sc);
 	row_u64("backend unmap calls", pu, su);
-	snprintf(a, sizeof(a), "%.2f", pc + pu ? (double)p->events / (double)(pc + pu) : 0.0);
-	snprintf(b, sizeof(b), "%.2f", sc + su ? (double)s->events / (double)(sc + su) : 0.0);
-	row("events per map/unmap call", a, b);
+	snprintf(a, sizeof(a), "%.2f", p->events ? (double)(pc + pu) / (double)p->events : 0.0);
+	snprintf(b, sizeof(b), "%.2f", s->events ? (double)(sc + su) / (double)s->events : 0.0);
+	row("map+unmap calls per event", a, b);
 	snprintf(a, sizeof(a), "%s / %s", lat_fmt(x, lat_hist_pct(&p->lat, 50)), lat_fmt(y, lat_hist_pct(&p->lat, 99)));
 	snprintf(b, sizeof(b), "%s / %s", lat_fmt(x, lat_hist_pct(&s->lat, 50)), lat_fmt(y, lat_hist_pct(&s->lat, 99)));
 	row("client latency p50 / p99", a, b);

@@ -300,3 +300,64 @@ Test(session, mapping_budget_refuses_region_with_suggestion)
 	dmasvc_disconnect(c);
 	close(fd);
 }
+
+/* ---- several producer threads on one client ---- */
+
+struct producer {
+	struct fixture *f;
+	int idx;
+	bool private_queue;
+	int err;
+};
+
+/* Thread idx owns granules [idx * 16, idx * 16 + 16) of the region. */
+static void *producer_thread(void *arg)
+{
+	struct producer *p = arg;
+	struct fixture *f = p->f;
+	struct dmasvc_queue *q = NULL;
+	unsigned seed = (unsigned)p->idx + 100;
+
+	if (p->private_queue && (p->err = dmasvc_queue_open(f->c, 32, &q)))
+		return NULL;
+	for (int i = 0; i < 200 && !p->err; i++) {
+		uint64_t g = (uint64_t)p->idx * 16 + (uint64_t)rand_r(&seed) % 16;
+		bool pop = rand_r(&seed) % 2;
+		struct dmasvc_completion cqe;
+
+		if (!q) {
+			p->err = pop ? dmasvc_populate(f->c, (uint32_t)f->region, g * f->granule, f->granule)
+				     : dmasvc_discard(f->c, (uint32_t)f->region, g * f->granule, f->granule);
+			continue;
+		}
+		p->err = pop ? dmasvc_submit_populate(q, (uint32_t)f->region, g * f->granule, f->granule, (uint64_t)i)
+			     : dmasvc_submit_discard(q, (uint32_t)f->region, g * f->granule, f->granule, (uint64_t)i);
+		if (!p->err)
+			p->err = dmasvc_reap(q, &cqe, 1, 5000) == 1 ? cqe.res : -ETIMEDOUT;
+		if (!p->err && cqe.user_data != (uint64_t)i)
+			p->err = -EBADMSG;
+	}
+	dmasvc_queue_close(q);
+	return NULL;
+}
+
+Test(session, producer_threads_share_one_client)
+{
+	enum { NT = 6 };
+	struct fixture f;
+	struct producer p[NT];
+	pthread_t t[NT];
+
+	fx_open(&f, NT * 16 * 64 * 1024, 64 * 1024, 1ull << 38);
+	/* Threads 0-3 serialise on the default queue, 4-5 have their own SQ. */
+	for (int i = 0; i < NT; i++) {
+		p[i] = (struct producer){ .f = &f, .idx = i, .private_queue = i >= 4 };
+		cr_assert_eq(pthread_create(&t[i], NULL, producer_thread, &p[i]), 0);
+	}
+	for (int i = 0; i < NT; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < NT; i++)
+		cr_expect_eq(p[i].err, 0, "thread %d: %s", i, strerror(-p[i].err));
+	check(&f);
+	fx_close(&f);
+}
