@@ -24,6 +24,10 @@
  *   IOMMU.  audit() uses it as a non-destructive presence probe into a
  *   scratch IOAS that lives only for the audit call, first over the whole
  *   range, then over halves of the spans that have holes.
+ * - iommufd pins pages while filling a domain: with no device attached a
+ *   map only records the area (nothing pinned, a bad VA not yet noticed);
+ *   the first attach pins every area and may fail for that reason; the
+ *   last detach releases every pin.
  * - IOMMU_IOAS_MAP_FILE (Linux >= 6.13, command 0x8f, struct checked against
  *   the upstream uapi header) is unknown to 6.12 and fails with ENOTTY; the
  *   first ENOTTY switches this ctx to IOMMU_IOAS_MAP of the vaddr for good.

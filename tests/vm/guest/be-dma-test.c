@@ -97,6 +97,7 @@ struct t {
 	uint8_t *mem, *r, *dmem, *hmem;
 	struct region A, B, C, D, D4, H;
 	bool r_mapped;
+	bool detached; /* iommufd only: no device, so the IOAS pins nothing */
 	unsigned int checks;
 	uint8_t seed;
 };
@@ -165,6 +166,10 @@ static void check_pinned(struct t *t, int line)
 			region_mapped_bytes(&t->D4) + region_mapped_bytes(&t->H) +
 			(t->r_mapped ? R_LEN : 0);
 	uint64_t got = status_bytes(key);
+
+	/* iommufd pins an area only while some domain (device) uses it. */
+	if (t->detached)
+		want = 0;
 
 	t->checks++;
 	if (got != want)
@@ -596,6 +601,41 @@ static void check_bulk(struct t *t, struct region *g)
 }
 
 /*
+ * iommufd: a detached device reaches no memory, and with no device left
+ * the IOAS pins nothing (iommufd pins while filling a domain); a fresh cdev
+ * fd attached to the populated IOAS pins and sees every mapping at once.
+ */
+static void check_reattach(struct t *t)
+{
+	const char *cdev = getenv("EDU_CDEV");
+	int rc;
+
+	t->ops->device_detach(t->space, t->dev_id);
+	t->detached = true;
+	check_pinned(t, __LINE__); /* the last domain left: every pin dropped */
+	check_write_blocked(__LINE__, &t->A, 0);
+	/* Maps and unmaps without a domain only edit the IOAS. */
+	unmap_run(t, __LINE__, &t->A, 1, 1);
+	map_granule(t, __LINE__, &t->A, 1);
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->A);
+
+	close(t->dev_fd); /* the file's last fd: the device unbinds */
+	t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
+	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
+	CHECK(rc == 0, "device_attach to a populated space: %s", strerror(-rc));
+	t->detached = false;
+	check_pinned(t, __LINE__); /* attach pinned every area */
+	rc = edu_init(&t->edu, t->dev_fd);
+	CHECK(rc == 0, "edu_init after reattach: %s", strerror(-rc));
+	check_read_ok(__LINE__, &t->A, 0);
+	check_read_ok(__LINE__, &t->B, 5);
+	check_write_ok(__LINE__, &t->A, 1);
+	check_read_blocked(__LINE__, &t->B, 8);
+}
+
+/*
  * type1 with an operator budget (be_config.max_areas = 4): limits() says 4
  * and the fifth map is refused with -ENOSPC before reaching the kernel.
  */
@@ -722,6 +762,11 @@ static void run(struct t *t)
 	check_write_ok(__LINE__, &t->A, 1);
 	check_read_ok(__LINE__, &t->B, 3);
 	check_read_ok(__LINE__, &t->A, 0);
+
+	if (t->ops == &be_iommufd_ops) {
+		step(t, "detach: no DMA; attach a fresh fd to the populated IOAS");
+		check_reattach(t);
+	}
 
 	step(t, "bulk: 16 x 2 MiB and 1024 x 4 KiB from 4 threads, one unmap each");
 	check_bulk(t, &t->D);
