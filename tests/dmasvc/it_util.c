@@ -134,6 +134,14 @@ void it_svc_kill(struct it_svc *s)
 	s->pid = 0;
 }
 
+int it_svc_finish(struct it_svc *s)
+{
+	int rc = s->pid ? it_svc_stop(s) : 0;
+
+	it_svc_cleanup(s);
+	return rc;
+}
+
 void it_svc_cleanup(struct it_svc *s)
 {
 	it_svc_kill(s);

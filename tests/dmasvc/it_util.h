@@ -38,6 +38,10 @@ int it_svc_stop(struct it_svc *s);
 /* it_svc_kill: SIGKILL and reap (never fails). */
 void it_svc_kill(struct it_svc *s);
 
+/* it_svc_finish: the fixture teardown: stop (SIGTERM) if running, clean
+ * up; returns the exit status, 0 if it was not running. */
+int it_svc_finish(struct it_svc *s);
+
 /* it_svc_cleanup: kill if running, remove the temp dir. */
 void it_svc_cleanup(struct it_svc *s);
 

@@ -118,18 +118,16 @@ static void good_finish(void)
 
 static void stop(void)
 {
+	int rc;
+
 	if (good.c) {
 		atomic_store(&good.stop, true);
 		pthread_join(good.thread, NULL);
 		dmasvc_disconnect(good.c);
 		close(good.fd);
 	}
-	if (svc.pid) {
-		int rc = it_svc_stop(&svc);
-
-		cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
-	}
-	it_svc_cleanup(&svc);
+	rc = it_svc_finish(&svc);
+	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
 }
 
 TestSuite(hostile, .init = start, .fini = stop, .timeout = 60);
@@ -387,16 +385,21 @@ Test(hostile, malformed_sqes_get_error_completions)
 	service_intact();
 }
 
+/* A raw session of 8-entry rings with 4 MiB populated (pins to release). */
+static struct ring_shm *raw_ring_open_pinned(struct raw_ring *rr)
+{
+	raw_ring_open(rr, 8);
+	raw_post(rr, (struct dmasvc_sqe){ .opcode = DMASVC_OP_POPULATE, .region_id = (uint32_t)rr->region,
+					    .length = 4 * MiB, .user_data = 1 });
+	cr_assert_eq(raw_wait_cqe(rr).res, 0);
+	return rr->map.base;
+}
+
 Test(hostile, corrupt_sq_tail_disconnects)
 {
 	struct raw_ring rr;
-	struct ring_shm *shm;
+	struct ring_shm *shm = raw_ring_open_pinned(&rr);
 
-	raw_ring_open(&rr, 8);
-	raw_post(&rr, (struct dmasvc_sqe){ .opcode = DMASVC_OP_POPULATE, .region_id = (uint32_t)rr.region,
-					     .length = 4 * MiB, .user_data = 1 });
-	cr_assert_eq(raw_wait_cqe(&rr).res, 0);
-	shm = rr.map.base;
 	/* tail - head > entries: impossible for an honest producer. */
 	shm->sq.tail.value += 8 + 100;
 	cr_assert_eq(ring_eventfd_signal(rr.fds.doorbell), 0);
@@ -408,13 +411,8 @@ Test(hostile, corrupt_sq_tail_disconnects)
 Test(hostile, corrupt_cq_head_disconnects)
 {
 	struct raw_ring rr;
-	struct ring_shm *shm;
+	struct ring_shm *shm = raw_ring_open_pinned(&rr);
 
-	raw_ring_open(&rr, 8);
-	raw_post(&rr, (struct dmasvc_sqe){ .opcode = DMASVC_OP_POPULATE, .region_id = (uint32_t)rr.region,
-					     .length = 4 * MiB, .user_data = 1 });
-	cr_assert_eq(raw_wait_cqe(&rr).res, 0);
-	shm = rr.map.base;
 	/* The client's CQ head jumps past the service's tail. */
 	shm->cq.head.value += 1000;
 	/*

@@ -30,12 +30,9 @@ static struct it_svc svc;
 
 static void stop(void)
 {
-	if (svc.pid) {
-		int rc = it_svc_stop(&svc);
+	int rc = it_svc_finish(&svc);
 
-		cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
-	}
-	it_svc_cleanup(&svc);
+	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
 }
 
 TestSuite(kill, .fini = stop, .timeout = 150);
