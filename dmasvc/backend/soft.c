@@ -203,9 +203,9 @@ static int map_fault(struct be_ctx *ctx, uint64_t iova, uint64_t last)
 	ctx->map_calls++;
 	if (f->map_fail_nth && ctx->map_calls == f->map_fail_nth)
 		ret = -(f->map_fail_errno ? f->map_fail_errno : EIO);
-	else if (f->map_range_errno && iova <= f->map_fail_last &&
-		 last >= f->map_fail_start)
-		ret = -f->map_range_errno;
+	else if ((f->map_fail_start || f->map_fail_last || f->map_range_errno) &&
+		 iova <= f->map_fail_last && last >= f->map_fail_start)
+		ret = -(f->map_range_errno ? f->map_range_errno : EIO);
 	pthread_mutex_unlock(&ctx->lock);
 	return ret;
 }
@@ -253,6 +253,8 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 	pthread_mutex_unlock(&s->lock);
 
 	/* Pin outside the lock, like iommufd's read-locked pin phase. */
+	if (s->ctx->cfg.before_pin)
+		s->ctx->cfg.before_pin(s->ctx->cfg.before_pin_arg, iova, length);
 	ret = soft_pin(a->vaddr, a->length);
 
 	/* Phase 2: publish, or drop the reservation. */

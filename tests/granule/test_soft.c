@@ -267,12 +267,112 @@ Test(soft, fault_injection)
 	cr_assert_eq(unmap_at(0x2000, K4, &un), 0);
 	/* set_faults restarts the counters; NULL clears. */
 	f.map_fail_nth = 1;
+	f.map_fail_start = f.map_fail_last = 0;
 	f.map_range_errno = 0;
 	soft_iommu_set_faults(sm.ctx, &f);
 	cr_assert_eq(map_at(0x5000, 4 * K4, K4), -EFAULT);
 	soft_iommu_set_faults(sm.ctx, NULL);
 	map_ok(0x5000, 4 * K4, K4);
 	map_ok(0x800000, 5 * K4, K4);
+	/* A range with no errno fails with EIO. */
+	f = (struct soft_iommu_faults){ .map_fail_start = 0x900000,
+					.map_fail_last = 0x900fff };
+	soft_iommu_set_faults(sm.ctx, &f);
+	cr_assert_eq(map_at(0x900000, 6 * K4, K4), -EIO);
+	map_ok(0x901000, 6 * K4, K4);
+}
+
+static int audit_cb_count(void *arg, uint64_t iova, uint64_t length)
+{
+	(void)iova;
+	(void)length;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Holds the map of one IOVA in flight between reserve and pin. */
+struct park {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t iova;
+	bool parked, go;
+};
+
+static void park_hook(void *arg, uint64_t iova, uint64_t length)
+{
+	struct park *p = arg;
+
+	(void)length;
+	if (iova != p->iova)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->parked = true;
+	pthread_cond_broadcast(&p->cond);
+	while (!p->go)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct inflight {
+	struct gt_soft *s;
+	int ret;
+};
+
+static void *inflight_map(void *arg)
+{
+	struct inflight *m = arg;
+	struct be_map_src src = { mem.va + 32 * K4, mem.fd, 32 * K4 };
+
+	m->ret = be_soft_ops.map(m->s->space, 0x100000, 4 * K4, &src, 1);
+	return NULL;
+}
+
+Test(soft, two_phase_map_in_flight)
+{
+	struct park pk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   0x100000, false, false };
+	struct soft_iommu_config cfg = { .before_pin = park_hook,
+					 .before_pin_arg = &pk };
+	struct gt_soft s2;
+	struct inflight m = { &s2, 1 };
+	struct be_map_src src = { mem.va, mem.fd, 0 };
+	int ar = 0;
+	uint64_t un = 9, a, l;
+	void *host;
+	pthread_t th;
+
+	gt_soft_open(&s2, &cfg, 0);
+	cr_assert_eq(pthread_create(&th, NULL, inflight_map, &m), 0);
+	pthread_mutex_lock(&pk.lock);
+	while (!pk.parked)
+		pthread_cond_wait(&pk.cond, &pk.lock);
+	pthread_mutex_unlock(&pk.lock);
+
+	/* Reserved, not published. */
+	cr_assert_eq(be_soft_ops.unmap(s2.space, 0x100000, 4 * K4, &un), -EBUSY);
+	cr_assert_eq(un, 0);
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x102000, 4 * K4, &src, 1), -EEXIST);
+	cr_assert_eq(soft_iommu_lookup(s2.space, 0x100000, &a, &l), -ENOENT);
+	cr_assert_eq(soft_iommu_translate(s2.space, 0x100000, 8, &host), -ENOENT);
+	cr_assert_eq(be_soft_ops.audit(s2.space, 0, 1ull << 30, K4, audit_cb_count, &ar), 0);
+	cr_assert_eq(ar, 0);
+	cr_assert_eq(gt_areas(s2.space), 1);
+	cr_assert_eq(gt_pinned(s2.space), 0);
+	/* No lock is held while it pins: a disjoint map goes through. */
+	cr_assert_eq(be_soft_ops.map(s2.space, 0x200000, K4, &src, 1), 0);
+
+	pthread_mutex_lock(&pk.lock);
+	pk.go = true;
+	pthread_cond_broadcast(&pk.cond);
+	pthread_mutex_unlock(&pk.lock);
+	pthread_join(th, NULL);
+	cr_assert_eq(m.ret, 0);
+	cr_assert_eq(soft_iommu_lookup(s2.space, 0x101000, &a, &l), 0);
+	cr_assert_eq(a, 0x100000);
+	cr_assert_eq(l, 4 * K4);
+	cr_assert_eq(gt_pinned(s2.space), 5 * K4);
+	cr_assert_eq(be_soft_ops.unmap(s2.space, 0x100000, 4 * K4, &un), 0);
+	gt_soft_close(&s2);
 }
 
 struct audit_rec {

@@ -45,9 +45,9 @@
 struct soft_iommu_faults {
 	uint64_t map_fail_nth;   /* the Nth map() call fails (1-based); 0 = off */
 	int map_fail_errno;      /* errno for map_fail_nth (default EIO) */
-	uint64_t map_fail_start; /* maps touching [start, last] fail with */
-	uint64_t map_fail_last;  /* map_range_errno ... */
-	int map_range_errno;     /* ... off while 0 */
+	uint64_t map_fail_start; /* maps touching [start, last] fail; off */
+	uint64_t map_fail_last;  /* while start, last and errno are all 0 */
+	int map_range_errno;     /* errno for the range (default EIO) */
 	uint64_t unmap_fail_nth; /* the Nth unmap() call fails, unmapping nothing */
 	int unmap_fail_errno;    /* errno for unmap_fail_nth (default EIO) */
 };
@@ -58,6 +58,13 @@ struct soft_iommu_config {
 	uint32_t nr_ranges;
 	struct be_iova_range ranges[BE_MAX_IOVA_RANGES];
 	struct soft_iommu_faults faults; /* armed at open() */
+	/*
+	 * Test hook, optional (NULL = none): called by map() between its two
+	 * phases, after [iova, iova + length) is reserved and before it is
+	 * pinned, with no lock held.  Lets a test hold a map in flight.
+	 */
+	void (*before_pin)(void *arg, uint64_t iova, uint64_t length);
+	void *before_pin_arg;
 };
 
 /*
