@@ -15,6 +15,12 @@
 
 #include <dmasvc/ring.h>
 
+/* Shared words need natural alignment for the atomics; lines need line alignment. */
+static bool mem_ok(const void *mem)
+{
+	return mem && ((uintptr_t)mem & (RING_CACHE_LINE - 1)) == 0;
+}
+
 static bool entries_ok(uint32_t n)
 {
 	return n >= RING_MIN_ENTRIES && n <= RING_MAX_ENTRIES && (n & (n - 1)) == 0;
@@ -54,7 +60,7 @@ __attribute__((cold)) int ring_format(void *mem, size_t size, const struct ring_
 
 	if (need < 0)
 		return (int)need;
-	if (!mem || size < (size_t)need)
+	if (!mem_ok(mem) || size < (size_t)need)
 		return -EINVAL;
 	/* nobody else sees @mem yet: plain stores are enough */
 	memset(mem, 0, size);
@@ -72,7 +78,7 @@ __attribute__((cold)) int ring_attach(struct ring_mapping *m, void *mem, size_t 
 
 	if (need < 0)
 		return (int)need;
-	if (!mem || size < (size_t)need)
+	if (!mem_ok(mem) || size < (size_t)need)
 		return -EINVAL;
 	/* one copy; the comparison looks only at the copy */
 	memcpy(&got, mem, sizeof(got));

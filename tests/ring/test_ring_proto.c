@@ -90,6 +90,8 @@ Test(ring_setup, format_then_attach_checks_header)
 	cr_expect_eq(m.base, mem);
 	cr_expect_eq(m.size, (size_t)size);
 	cr_expect_eq(ring_attach(&m, mem, (size_t)size - 4096, &p), -EINVAL);
+	cr_expect_eq(ring_attach(&m, mem + 4, (size_t)size - 64, &p), -EINVAL, "misaligned");
+	cr_expect_eq(ring_format(mem + 32, (size_t)size - 64, &p), -EINVAL, "misaligned");
 
 	/* any disagreement with the agreed parameters is a protocol error */
 	q = p, q.sq_entries = 32;

@@ -109,9 +109,9 @@ ssize_t ring_mem_size(uint32_t sq_entries, uint32_t cq_entries);
 
 /*
  * ring_format: write an empty ring described by @p into caller memory @mem of
- * @size bytes (at least ring_mem_size(); the rest is zeroed too).  Must run
- * before any peer can see @mem.  Returns 0, or -EINVAL for bad @p or a short
- * @size.
+ * @size bytes (at least ring_mem_size(); the rest is zeroed too), aligned to
+ * RING_CACHE_LINE.  Must run before any peer can see @mem.  Returns 0, or
+ * -EINVAL for bad @p, a short @size or a misaligned @mem.
  */
 int ring_format(void *mem, size_t size, const struct ring_params *p);
 
@@ -126,8 +126,9 @@ int ring_create(const struct ring_params *p);
  * ring_attach: accept @mem (@size bytes, mapped by the caller) as a ring with
  * parameters @p.  Copies the header once and compares it with @p and the
  * computed layout; never uses a value taken from the header.  On success
- * fills @m (with owned = false).  Returns 0, -EINVAL for bad @p or a short
- * @size, -EPROTO if the header does not match.
+ * fills @m (with owned = false).  Returns 0, -EINVAL for bad @p, a short
+ * @size or @mem not aligned to RING_CACHE_LINE, -EPROTO if the header does
+ * not match.
  */
 int ring_attach(struct ring_mapping *m, void *mem, size_t size, const struct ring_params *p);
 
