@@ -120,7 +120,9 @@ struct be_ops {
 	 * Returns 0; -ENOENT when nothing is mapped there *or* when the range
 	 * cuts an area (areas before the cut may already be gone: see
 	 * *@unmapped; never infer state from -ENOENT); -EBUSY while a map in
-	 * the range is in flight.
+	 * the range is in flight.  iommufd cannot say how much went before a
+	 * failure (the ioctl copies nothing back on error): it reports 0, and
+	 * the caller re-learns the range with audit().
 	 */
 	int (*unmap)(struct be_space *space, uint64_t iova, uint64_t length,
 		     uint64_t *unmapped);
