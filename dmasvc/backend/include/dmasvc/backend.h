@@ -108,7 +108,9 @@ struct be_ops {
 	 * Returns 0; -EEXIST if any byte is already mapped; -ENOSPC when the
 	 * area budget is exhausted; -ERANGE/-EINVAL outside the allowed IOVA
 	 * ranges or misaligned; -ENOMEM/-EFAULT when pinning fails.  On error
-	 * nothing was mapped or pinned.
+	 * nothing was mapped or pinned.  iommufd pins only while a device is
+	 * attached to the space: before the first attach a map records the
+	 * area only, and the attach pins (and may fail with -ENOMEM/-EFAULT).
 	 */
 	int (*map)(struct be_space *space, uint64_t iova, uint64_t length,
 		   const struct be_map_src *src, unsigned int prot);
