@@ -445,6 +445,14 @@ static int iofd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	return rc;
 }
 
+/*
+ * Bind the cdev behind @device_fd to the ctx's iommufd and attach it to the
+ * IOAS.  Attaching the first device pins every area already mapped, so it
+ * fails with -EFAULT/-ENOMEM if one of them is unbacked.  The bind belongs
+ * to the open file and lasts until its last fd closes (there is no unbind
+ * ioctl): after a failed attach that file stays bound and a retry fails in
+ * VFIO_DEVICE_BIND_IOMMUFD with -EINVAL; the caller must open a fresh fd.
+ */
 static int iofd_device_attach(struct be_space *s, int device_fd,
 			      uint32_t *dev_id)
 {

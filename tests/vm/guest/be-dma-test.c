@@ -623,6 +623,32 @@ static void check_reattach(struct t *t)
 	close(t->dev_fd); /* the file's last fd: the device unbinds */
 	t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
 	CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
+
+	/* A VA with nothing behind it maps fine here; the attach must fail. */
+	{
+		void *hole = mmap(NULL, 4 * KiB, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct be_map_src bad = { .vaddr = hole, .fd = -1 };
+		uint64_t unmapped = 0;
+
+		CHECK(hole != MAP_FAILED && munmap(hole, 4 * KiB) == 0,
+		      "mmap/munmap: %s", strerror(errno));
+		rc = t->ops->map(t->space, R_IOVA + R_LEN, 4 * KiB, &bad,
+				 BE_PROT_READ);
+		CHECK(rc == 0, "map of an unbacked VA with no device: rc %d", rc);
+		rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
+		printf("be-dma-test[%s]: attach with an unbacked area: %s\n",
+		       t->be_name, strerror(-rc));
+		CHECK(rc < 0, "attach pinned an unbacked VA");
+		check_pinned(t, __LINE__);
+		rc = t->ops->unmap(t->space, R_IOVA + R_LEN, 4 * KiB, &unmapped);
+		CHECK(rc == 0 && unmapped == 4 * KiB, "unmap of the bad area: rc %d",
+		      rc);
+		/* The failed attach left this file bound: only a new one works. */
+		close(t->dev_fd);
+		t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+		CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
+	}
 	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
 	CHECK(rc == 0, "device_attach to a populated space: %s", strerror(-rc));
 	t->detached = false;
