@@ -72,7 +72,7 @@ static void usage(FILE *f)
 		"200000 (poll) or 20000 (sleep) round trips, or stops after 3 s.\n"
 		"\n"
 		"  --quick      3 repetitions, 200 ms throughput runs, 50000 / 3000 round\n"
-		"               trips capped at 500 ms: at most about 20 s in all\n"
+		"               trips capped at 500 ms: about 10 s at most\n"
 		"  --json       print {\"rows\":[{\"name\":..,\"ours\":..,\"rte\":..,\"ratio\":..}]}\n"
 		"               instead of the table\n"
 		"  --reps N     repetitions (1..%d)\n"
