@@ -164,3 +164,22 @@ uint64_t gran_bm_next_clear(const struct gran_bm *bm, uint64_t from, uint64_t en
 {
 	return next_bit(bm, from, end, false);
 }
+
+bool gran_bm_check(const struct gran_bm *bm, uint64_t from, uint64_t end)
+{
+	uint64_t li, i, n;
+
+	if (from >= end)
+		return true;
+	for (li = from >> GRAN_LEAF_SHIFT; li <= (end - 1) >> GRAN_LEAF_SHIFT; li++) {
+		const struct gran_leaf *l = bm->leaves[li];
+
+		if (!l)
+			continue;
+		for (i = 0, n = 0; i < GRAN_LEAF_WORDS; i++)
+			n += (uint64_t)__builtin_popcountll(l->w[i]);
+		if (n != l->count)
+			return false;
+	}
+	return bm->count <= bm->nbits;
+}

@@ -20,6 +20,11 @@
 
 #include "dmasvc/granule.h"
 
+/* Heavier self-checks run only in debug-check builds (meson debug_checks). */
+#ifndef DMASVC_DEBUG
+#define DMASVC_DEBUG 0
+#endif
+
 #define GRAN_LEAF_SHIFT 15
 #define GRAN_LEAF_BITS (1ull << GRAN_LEAF_SHIFT)
 #define GRAN_LEAF_WORDS (GRAN_LEAF_BITS / 64)
@@ -86,5 +91,11 @@ static inline uint64_t gran_bytes(const struct gran_region *r, uint64_t n)
  */
 int gran_region_resync(struct gran_region *r, const struct be_ops *ops,
 		       struct be_space *space, uint64_t first, uint64_t count);
+
+/*
+ * gran_bm_check - debug self-check of [from, end): every leaf's count
+ * matches its bits.  Returns true when consistent.
+ */
+bool gran_bm_check(const struct gran_bm *bm, uint64_t from, uint64_t end);
 
 #endif /* DMASVC_GRAN_PRIV_H */

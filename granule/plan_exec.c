@@ -6,6 +6,7 @@
  * ordering rules are in plan.h.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "gran_priv.h"
@@ -172,9 +173,14 @@ static void run_stage(struct gran_plan *p, const struct be_ops *ops,
 				     sg->first + sg->count) < sg->first + sg->count)
 			*res = p->st.unmaps[sg->call].res;
 	}
-	for (i = ev_first; i < ev_end; i++)
-		gran_bm_trim(&p->ev[i].region->bm, p->ev[i].first,
-			     p->ev[i].first + p->ev[i].count);
+	for (i = ev_first; i < ev_end; i++) {
+		ev = &p->ev[i];
+		gran_bm_trim(&ev->region->bm, ev->first, ev->first + ev->count);
+		if (DMASVC_DEBUG && !gran_bm_check(&ev->region->bm, ev->first,
+						   ev->first + ev->count))
+			fprintf(stderr, "granule: BUG: bitmap counts inconsistent "
+				"after event %zu\n", i);
+	}
 	p->nr_comp = ev_end;
 	p->next_stage++;
 	plan_stage_release(p);

@@ -39,6 +39,12 @@
  *      still held; the caller may simply retry it;
  *   5. one completion per event, in event order.
  *
+ * Lifetime: a plan points at its events' regions; they must stay
+ * registered until the plan is freed.  Memory: a stage holds one job per
+ * granule it newly maps (56 bytes each), so populating a whole 64 GiB
+ * region at 4 KiB in one event costs about 900 MiB of jobs; callers with
+ * such regions should split huge populates into several events.
+ *
  * Threading: build/execute/free run on the region owner's thread; only the
  * runner's run() may fan the jobs out to other threads, and it returns
  * after all of them finished.
