@@ -287,13 +287,13 @@ static int work_all(struct evl *e)
 	struct dsvc *d = e->d;
 	int total = 0;
 
-	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+	for (unsigned int si = 0; si < d->session_hi; si++) {
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
 		if (!s)
 			continue;
-		for (unsigned int i = 0; i < DMASVC_MAX_RINGS && !closed; i++)
+		for (unsigned int i = 0; i < s->ring_hi && !closed; i++)
 			if (s->rings[i])
 				total += work_ring(e, s, i, &closed);
 	}
@@ -311,10 +311,10 @@ static bool spin(struct evl *e)
 	do {
 		struct io_uring_cqe *cqe;
 
-		for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+		for (unsigned int si = 0; si < e->d->session_hi; si++) {
 			struct dsvc_session *s = e->d->sessions[si];
 
-			for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS; i++)
+			for (unsigned int i = 0; s && i < s->ring_hi; i++)
 				if (s->rings[i] && rsv_ring_pending(s->rings[i]))
 					return true;
 		}
@@ -334,11 +334,11 @@ static bool prepare_sleep(struct evl *e)
 	struct dsvc *d = e->d;
 	bool idle = true;
 
-	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+	for (unsigned int si = 0; si < d->session_hi; si++) {
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
-		for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS && !closed; i++) {
+		for (unsigned int i = 0; s && i < s->ring_hi && !closed; i++) {
 			struct dsvc_ring *rg = s->rings[i];
 			int ret;
 
@@ -359,10 +359,10 @@ static bool prepare_sleep(struct evl *e)
 
 static void wake_rings(struct evl *e)
 {
-	for (unsigned int si = 0; si < DSVC_MAX_SESSIONS; si++) {
+	for (unsigned int si = 0; si < e->d->session_hi; si++) {
 		struct dsvc_session *s = e->d->sessions[si];
 
-		for (unsigned int i = 0; s && i < DMASVC_MAX_RINGS; i++)
+		for (unsigned int i = 0; s && i < s->ring_hi; i++)
 			if (s->rings[i])
 				ring_sq_drain_wait_end(&s->rings[i]->sq);
 	}

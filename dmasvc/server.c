@@ -12,6 +12,23 @@
 
 #include "server_priv.h"
 
+/*
+ * Create the socket's directory (one level, mode 0755) if it is missing,
+ * e.g. /run/dmasvc for the default path.  Failures show up at bind().
+ */
+static void make_parent_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	mkdir(dir, 0755);
+}
+
 int srv_listen(const struct dsvc_options *o, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -24,6 +41,7 @@ int srv_listen(const struct dsvc_options *o, char *err, size_t errlen)
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, o->socket_path);
+	make_parent_dir(o->socket_path);
 	if (lstat(o->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket", o->socket_path);

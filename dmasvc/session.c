@@ -97,6 +97,8 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	s->admin = admin;
 	d->sessions[slot] = s;
 	d->nr_sessions++;
+	if (slot >= d->session_hi)
+		d->session_hi = slot + 1;
 	*out = s;
 	return 0;
 
@@ -369,6 +371,8 @@ int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	rg->sq_entries = req->sq_entries;
 	s->rings[slot] = rg;
 	s->nr_rings++;
+	if (slot >= s->ring_hi)
+		s->ring_hi = slot + 1;
 	s->inflight += req->sq_entries;
 	fds[0] = rf.memfd; /* the caller sends it, then closes it */
 	fds[1] = rf.doorbell;

@@ -103,6 +103,7 @@ struct dsvc_session {
 	uint32_t devices[SESSION_MAX_DEVICES];
 	bool device_used[SESSION_MAX_DEVICES];
 	unsigned int nr_mems, nr_regions, nr_rings, nr_devices;
+	unsigned int ring_hi;      /* slots [ring_hi, DMASVC_MAX_RINGS) are empty */
 	uint32_t inflight;         /* SQ entries over all rings */
 	struct dsvc_counters ctr;
 	struct lat_window lat;
@@ -118,6 +119,7 @@ struct dsvc {
 	uint64_t start_ns;
 	uint32_t next_session_id;
 	unsigned int nr_sessions;
+	unsigned int session_hi;     /* slots [session_hi, DSVC_MAX_SESSIONS) are empty */
 	struct dsvc_session *sessions[DSVC_MAX_SESSIONS];
 	struct dsvc_counters gone;   /* counters of sessions already freed */
 	struct lat_window lat;       /* all sessions */
