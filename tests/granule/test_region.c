@@ -213,9 +213,9 @@ static void check_upfront(uint64_t size, uint64_t granule)
 			  (unsigned long long)granule);
 		gran_region_unregister(r);
 	}
-	cr_log_info("register %llu GiB at %llu KiB: %.3f ms, %zu bytes",
+	cr_log_info("register %llu GiB at %llu KiB: %.1f us, %zu bytes",
 		    (unsigned long long)(size / GiB),
-		    (unsigned long long)(granule / 1024), best, bytes);
+		    (unsigned long long)(granule / 1024), best * 1e3, bytes);
 	cr_assert(best < 1.0, "registration took %.3f ms", best);
 }
 
