@@ -3,6 +3,8 @@
  * gtest_util.c - shared helpers of the granule suite (see gtest_util.h).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -76,4 +78,43 @@ uint64_t gt_pinned(struct be_space *space)
 
 	soft_iommu_get_stats(space, &st);
 	return st.pinned_bytes;
+}
+
+struct pool_arg {
+	const struct be_ops *ops;
+	struct be_space *space;
+	struct gran_map_job *jobs;
+	size_t from, to;
+};
+
+static void *pool_thread(void *p)
+{
+	struct pool_arg *a = p;
+	size_t i;
+
+	for (i = a->from; i < a->to; i++)
+		a->jobs[i].res = a->ops->map(a->space, a->jobs[i].iova,
+					     a->jobs[i].length, &a->jobs[i].src,
+					     a->jobs[i].prot);
+	return NULL;
+}
+
+int gt_pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
+		struct gran_map_job *jobs, size_t n)
+{
+	pthread_t th[3];
+	struct pool_arg a[3];
+	int i, started = 0;
+
+	(void)ctx;
+	for (i = 0; i < 3; i++) {
+		a[i] = (struct pool_arg){ ops, space, jobs, n * (size_t)i / 3,
+					  n * (size_t)(i + 1) / 3 };
+		if (pthread_create(&th[i], NULL, pool_thread, &a[i]))
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	return started == 3 ? 0 : -EAGAIN;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dmasvc/backend.h"
+#include "dmasvc/plan.h"
 #include "dmasvc/soft_iommu.h"
 
 /* A memfd of @size bytes mapped MAP_SHARED read/write (pages untouched). */
@@ -40,5 +41,13 @@ long long gt_vmlck_bytes(void);
 /* Areas and pinned bytes of a space. */
 uint64_t gt_areas(struct be_space *space);
 uint64_t gt_pinned(struct be_space *space);
+
+/*
+ * gt_pool_run - a gran_job_runner.run that splits the jobs over three
+ * threads (like the daemon's worker pool); ctx is unused.  Returns 0, or
+ * -EAGAIN if a thread could not start (its jobs stay -ECANCELED).
+ */
+int gt_pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
+		struct gran_map_job *jobs, size_t n);
 
 #endif /* DMASVC_GTEST_UTIL_H */

@@ -146,46 +146,6 @@ static int log_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 
 static struct be_ops logged_ops;
 
-/* ---- a 3-thread pool runner ---- */
-struct pool_arg {
-	const struct be_ops *ops;
-	struct be_space *space;
-	struct gran_map_job *jobs;
-	size_t from, to;
-};
-
-static void *pool_thread(void *p)
-{
-	struct pool_arg *a = p;
-	size_t i;
-
-	for (i = a->from; i < a->to; i++)
-		a->jobs[i].res = a->ops->map(a->space, a->jobs[i].iova,
-					     a->jobs[i].length, &a->jobs[i].src,
-					     a->jobs[i].prot);
-	return NULL;
-}
-
-static int pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
-		    struct gran_map_job *jobs, size_t n)
-{
-	pthread_t th[3];
-	struct pool_arg a[3];
-	int i, started = 0;
-
-	(void)ctx;
-	for (i = 0; i < 3; i++) {
-		a[i] = (struct pool_arg){ ops, space, jobs, n * (size_t)i / 3,
-					  n * (size_t)(i + 1) / 3 };
-		if (pthread_create(&th[i], NULL, pool_thread, &a[i]))
-			break;
-		started++;
-	}
-	for (i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	return started == 3 ? 0 : -EAGAIN;
-}
-
 /* ---- helpers ---- */
 static uint64_t env_u64(const char *name, uint64_t def)
 {
@@ -586,7 +546,7 @@ static void full_audit(struct world *w)
 Test(diff, million_random_events)
 {
 	static struct world w; /* large: keep it off the stack */
-	struct gran_job_runner pool = { pool_run, NULL };
+	struct gran_job_runner pool = { gt_pool_run, NULL };
 	struct gran_event ev[MAX_BURST];
 	struct gran_completion comp[MAX_BURST];
 	const struct gran_completion *c;

@@ -344,47 +344,9 @@ Test(plan, failed_undo_keeps_what_the_backend_holds)
 	check_region(ra);
 }
 
-/* A runner that fans jobs out to three threads (like the daemon's pool). */
-struct pool_arg {
-	const struct be_ops *ops;
-	struct be_space *space;
-	struct gran_map_job *jobs;
-	size_t from, to;
-};
-
-static void *pool_thread(void *p)
-{
-	struct pool_arg *a = p;
-	size_t i;
-
-	for (i = a->from; i < a->to; i++)
-		a->jobs[i].res = a->ops->map(a->space, a->jobs[i].iova,
-					     a->jobs[i].length, &a->jobs[i].src,
-					     a->jobs[i].prot);
-	return NULL;
-}
-
-static int pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
-		    struct gran_map_job *jobs, size_t n)
-{
-	pthread_t th[3];
-	struct pool_arg a[3];
-	int i;
-
-	(void)ctx;
-	for (i = 0; i < 3; i++) {
-		a[i] = (struct pool_arg){ ops, space, jobs, n * (size_t)i / 3,
-					  n * (size_t)(i + 1) / 3 };
-		cr_assert_eq(pthread_create(&th[i], NULL, pool_thread, &a[i]), 0);
-	}
-	for (i = 0; i < 3; i++)
-		pthread_join(th[i], NULL);
-	return 0;
-}
-
 Test(plan, parallel_runner_hook)
 {
-	struct gran_job_runner pool = { pool_run, NULL };
+	struct gran_job_runner pool = { gt_pool_run, NULL };
 	struct gran_event e[3] = { POP(ra, 0, 100, 1), POP(rb, 0, 64, 2), POP(ra, 200, 50, 3) };
 	struct soft_iommu_faults f = { .map_fail_start = 0x200000 + 40 * K64,
 				       .map_fail_last = 0x200000 + 40 * K64,
