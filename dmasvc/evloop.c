@@ -293,7 +293,8 @@ static int work_all(struct evl *e)
 
 		if (!s)
 			continue;
-		for (unsigned int i = 0; i < s->ring_hi && !closed; i++)
+		/* !closed first: a closed session is freed, s must not be read. */
+		for (unsigned int i = 0; !closed && i < s->ring_hi; i++)
 			if (s->rings[i])
 				total += work_ring(e, s, i, &closed);
 	}
