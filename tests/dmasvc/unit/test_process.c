@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_process.c - the dmasvc and dmasvcctl executables as processes:
+ * exit codes and messages of the CLI, the socket's mode, peer admission,
+ * SIGTERM cleanup (exit 0, nothing pinned, socket removed), and dmasvcctl's
+ * status/regions/audit/metrics output and exit codes against a live client.
+ * Paths come from $DMASVC_BIN and $DMASVCCTL_BIN (set by meson).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dmasvc/dmasvc.h"
+#include "unit_util.h"
+
+#define MB (1ull << 20)
+
+struct proc {
+	pid_t pid;
+	char dir[64];
+	char sock[128];
+	char log[128];
+};
+
+static struct proc svc;
+
+/* Run @argv with stdout and stderr to @out (path); returns the pid. */
+static pid_t spawn(char *const argv[], const char *out, uid_t uid)
+{
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (uid && setuid(uid) < 0)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Run a tool to completion; its output is left in svc.dir/out.txt (truncated first). */
+static int run(uid_t uid, char *const argv[], char **output)
+{
+	char out[160];
+	int ret;
+
+	snprintf(out, sizeof(out), "%s/out.txt", svc.dir);
+	unlink(out);
+	ret = wait_exit(spawn(argv, out, uid));
+	*output = slurp(out);
+	return ret;
+}
+
+static void start(const char *const *extra)
+{
+	char *argv[32] = { getenv("DMASVC_BIN"), "--soft-iommu", "--socket", svc.sock, "--log-level",
+			   "info" };
+	int n = 6;
+
+	cr_assert(argv[0], "DMASVC_BIN not set");
+	for (; extra && *extra; extra++)
+		argv[n++] = (char *)*extra;
+	argv[n] = NULL;
+	svc.pid = spawn(argv, svc.log, 0);
+	for (int i = 0; i < 500; i++) {
+		struct stat st;
+
+		if (stat(svc.sock, &st) == 0 && strstr(slurp(svc.log), "listening"))
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("dmasvc did not start: %s", slurp(svc.log));
+}
+
+static int stop(void)
+{
+	int ret;
+
+	if (!svc.pid)
+		return 0;
+	kill(svc.pid, SIGTERM);
+	ret = wait_exit(svc.pid);
+	svc.pid = 0;
+	return ret;
+}
+
+static void setup(void)
+{
+	snprintf(svc.dir, sizeof(svc.dir), "/tmp/dmasvc-proc-XXXXXX");
+	cr_assert(mkdtemp(svc.dir));
+	chmod(svc.dir, 0755);
+	snprintf(svc.sock, sizeof(svc.sock), "%s/s.sock", svc.dir);
+	snprintf(svc.log, sizeof(svc.log), "%s/log.txt", svc.dir);
+	svc.pid = 0;
+}
+
+static void teardown(void)
+{
+	char cmd[160];
+
+	if (svc.pid) {
+		kill(svc.pid, SIGKILL);
+		wait_exit(svc.pid);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", svc.dir);
+	cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(process, .init = setup, .fini = teardown, .timeout = 60);
+
+static uint64_t vmlck_of(pid_t pid)
+{
+	char path[64], *s, *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	s = slurp(path);
+	p = strstr(s, "VmLck:");
+	return p ? strtoull(p + 6, NULL, 10) * 1024 : 0;
+}
+
+Test(process, cli_exit_codes)
+{
+	char *bin = getenv("DMASVC_BIN"), *out;
+
+	cr_assert(bin);
+	{
+		char *argv[] = { bin, "--bogus", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 2);
+		cr_expect(strstr(out, "--bogus"), "%s", out);
+	}
+	{
+		char *argv[] = { bin, "--workers", "many", "--soft-iommu", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 2);
+		cr_expect(strstr(out, "--workers"), "%s", out);
+	}
+	{
+		char *argv[] = { bin, "--help", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0);
+		cr_expect(strstr(out, "--soft-iommu") && strstr(out, "--allow-uid"), "%s", out);
+	}
+	{
+		char *argv[] = { bin, "--version", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0);
+		cr_expect(strstr(out, "dmasvc "), "%s", out);
+	}
+	if (access("/dev/iommu", F_OK) != 0) {
+		char *argv[] = { bin, "--socket", svc.sock, NULL };
+
+		cr_expect_eq(run(0, argv, &out), 2, "no backend flag and no /dev/iommu");
+		cr_expect(strstr(out, "--soft-iommu"), "%s", out);
+		char *argv2[] = { bin, "--iommufd", "/nonexistent/iommu", "--socket", svc.sock, NULL };
+
+		cr_expect_eq(run(0, argv2, &out), 1, "an iommufd path that does not exist");
+		cr_expect(strstr(out, "/nonexistent/iommu"), "%s", out);
+	}
+}
+
+Test(process, sigterm_unmaps_unpins_and_exits_0)
+{
+	struct dmasvc_region_desc d = { .size = 16 * MB, .iova = 1ull << 30, .granule = 2 * MB };
+	struct dmasvc_client *c;
+	struct stat st;
+	int fd = make_memfd(16 * MB, F_SEAL_SHRINK);
+	int mem;
+
+	start(NULL);
+	cr_assert_eq(stat(svc.sock, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 0777, 0600, "socket mode %o", st.st_mode & 0777);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	mem = dmasvc_memory_add(c, fd, 16 * MB, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(c));
+	d.mem_id = (uint32_t)mem;
+	int r = dmasvc_region_add(c, &d);
+
+	cr_assert_geq(r, 0, "%s", dmasvc_last_error(c));
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 0, 8 * MB), 0);
+	cr_expect_eq(vmlck_of(svc.pid), 8 * MB, "the model pins the populated bytes");
+	cr_expect_eq(stop(), 0, "SIGTERM exits 0");
+	cr_expect_neq(access(svc.sock, F_OK), 0, "socket file removed");
+	cr_expect(strstr(slurp(svc.log), "stopped: all mappings removed"), "%s", slurp(svc.log));
+	cr_expect(strstr(slurp(svc.log), "service stopping"), "the session was torn down");
+	dmasvc_disconnect(c);
+	close(fd);
+}
+
+Test(process, socket_mode_and_admission)
+{
+	const char *extra[] = { "--socket-mode", "0666", "--allow-uid", "0", "--allow-uid", "65534", NULL };
+	char *ctl = getenv("DMASVCCTL_BIN"), *out;
+	struct stat st;
+
+	cr_assert(ctl);
+	start(extra);
+	cr_assert_eq(stat(svc.sock, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0666);
+	{
+		/* allowed to connect, but not an admin: no service-wide view */
+		char *argv[] = { ctl, "--socket", svc.sock, "status", NULL };
+
+		cr_expect_eq(run(65534, argv, &out), 3, "%s", out);
+		cr_expect(strstr(out, "Operation not permitted"), "%s", out);
+		cr_expect_eq(run(0, argv, &out), 0, "root is an admin: %s", out);
+	}
+	cr_expect_eq(stop(), 0);
+
+	/* now 65534 is not on the list */
+	const char *extra2[] = { "--socket-mode", "0666", NULL };
+
+	start(extra2);
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "status", NULL };
+
+		cr_expect_eq(run(65534, argv, &out), 3, "%s", out);
+		cr_expect(strstr(slurp(svc.log), "uid 65534: not on the allow-list"), "%s", slurp(svc.log));
+	}
+}
+
+Test(process, dmasvcctl_views)
+{
+	struct dmasvc_region_desc d = { .size = 16 * MB, .iova = 1ull << 30, .granule = 2 * MB };
+	char *ctl = getenv("DMASVCCTL_BIN"), *out;
+	struct dmasvc_client *c;
+	int fd = make_memfd(16 * MB, F_SEAL_SHRINK);
+	char want[128];
+	int mem, r;
+
+	cr_assert(ctl);
+	start(NULL);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	mem = dmasvc_memory_add(c, fd, 16 * MB, 0);
+	cr_assert_geq(mem, 0);
+	d.mem_id = (uint32_t)mem;
+	r = dmasvc_region_add(c, &d);
+	cr_assert_geq(r, 0);
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 0, 4 * MB), 0);
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 8 * MB, 2 * MB), 0);
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "status", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
+		cr_expect(strstr(out, "backend soft"), "%s", out);
+		cr_expect(strstr(out, "areas: 3 mapped"), "%s", out);
+		cr_expect(strstr(out, "SQE drain to CQE post"), "latency says what it measures: %s", out);
+	}
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "regions", "--json", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
+		cr_expect(strstr(out, "\"populated_bytes\":6291456"), "%s", out);
+		cr_expect(strstr(out, "\"pinned_bytes\":6291456"), "%s", out);
+	}
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "audit", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
+		cr_expect(strstr(out, "OK      iova 0x40000000 len 0x400000"), "%s", out);
+		cr_expect(strstr(out, "OK      iova 0x40800000 len 0x200000"), "%s", out);
+		cr_expect(strstr(out, "audit: all OK"), "%s", out);
+	}
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "metrics", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
+		cr_expect(strstr(out, "# TYPE dmasvc_events_total counter\ndmasvc_events_total 2\n"), "%s", out);
+		cr_expect(strstr(out, "dmasvc_backend_calls_total{op=\"map\"} 3\n"), "%s", out);
+		snprintf(want, sizeof(want), "state=\"pinned\"} %llu\n", 6 * MB);
+		cr_expect(strstr(out, want), "%s", out);
+		cr_expect(strstr(out, "dmasvc_event_latency_seconds{quantile=\"0.99\"}"), "%s", out);
+		cr_expect(strstr(out, "dmasvc_space_budget_left_areas{session="), "%s", out);
+	}
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "frob", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 2);
+	}
+	{
+		char *argv[] = { ctl, "--socket", "/nonexistent.sock", "status", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 3);
+	}
+	dmasvc_disconnect(c);
+	close(fd);
+	cr_expect_eq(stop(), 0);
+}
