@@ -18,8 +18,8 @@
  * A failed event must leave no trace (reference unchanged), except when an
  * unmap failure was injected into the same burst: then the failed event's
  * range follows the region state, which is itself checked against the model.
- * Every 256 bursts (and at the end) a full audit compares all granules and
- * all model areas and pinned bytes.
+ * Every 256 bursts (and at the end) a full audit compares all granules, all
+ * model areas, pinned bytes and the process's VmLck.
  *
  * Environment: GRAN_DIFF_SEED (default: time-based; printed on failure),
  * GRAN_DIFF_EVENTS (default 1000000).  Real pinned memory is capped
@@ -94,6 +94,7 @@ struct world {
 	size_t npunch, punch_cap;
 	unsigned char *mark[NREG]; /* scratch per burst: MARK_* bits */
 	uint64_t ref_pop[NREG];  /* populated granules per the reference */
+	long long vmlck_base;    /* VmLck before anything was mapped */
 };
 
 /* ---- operation log (test-only state: the wrapper ops have no context) ---- */
@@ -174,6 +175,8 @@ static void world_init(struct world *w)
 	*o = be_soft_ops;
 	o->map = log_map;
 	o->unmap = log_unmap;
+	w->vmlck_base = gt_vmlck_bytes();
+	cr_assert(w->vmlck_base >= 0);
 	gt_mem_create(&w->mem, MEM_SIZE);
 	gt_soft_open(&w->sm, NULL, 0);
 	for (i = 0; i < NREG; i++) {
@@ -541,6 +544,10 @@ static void full_audit(struct world *w)
 	cr_assert_eq(a.areas, pop, "seed=%llu", (unsigned long long)w->seed);
 	cr_assert_eq(gt_areas(w->sm.space), pop);
 	cr_assert_eq(gt_pinned(w->sm.space), bytes);
+	/* The pins are real: VmLck moved by exactly the mapped bytes. */
+	cr_assert_eq(gt_vmlck_bytes() - w->vmlck_base, (long long)bytes,
+		     "seed=%llu: VmLck %lld, mapped %llu", (unsigned long long)w->seed,
+		     gt_vmlck_bytes() - w->vmlck_base, (unsigned long long)bytes);
 }
 
 Test(diff, million_random_events)
