@@ -339,7 +339,7 @@ static bool prepare_sleep(struct evl *e)
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
-		for (unsigned int i = 0; s && i < s->ring_hi && !closed; i++) {
+		for (unsigned int i = 0; !closed && s && i < s->ring_hi; i++) {
 			struct dsvc_ring *rg = s->rings[i];
 			int ret;
 
