@@ -151,8 +151,8 @@ reply:
 		char full[DMASVC_TEXT_MAX];
 
 		snprintf(full, sizeof(full), "%s: %s", ctl_cmd_name(req->cmd), err);
-		dlog(d->log, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN, s->id, "%s: %s",
-		     full, strerror(-ret));
+		dlog(d->log, session_log_level(s, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN),
+		     s->id, "%s: %s", full, strerror(-ret));
 		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
 	}
 	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, &body, body_len, "");

@@ -95,6 +95,7 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	s->fd = fd;
 	s->cred = *cred;
 	s->admin = admin;
+	s->log_budget = SESSION_LOG_BUDGET;
 	d->sessions[slot] = s;
 	d->nr_sessions++;
 	if (slot >= d->session_hi)
@@ -422,4 +423,14 @@ int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 	s->device_used[id - 1] = false;
 	s->nr_devices--;
 	return 0;
+}
+
+enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)
+{
+	if (want > DLOG_WARN)
+		return want;
+	if (s->log_budget == 0)
+		return DLOG_DEBUG;
+	s->log_budget--;
+	return want;
 }

@@ -90,7 +90,6 @@ struct dsvc_session {
 	struct ucred cred;         /* SO_PEERCRED at accept */
 	bool admin;                /* uid on the allow-list: may query all sessions */
 	bool hello_done;
-	bool closing;              /* disconnect requested; freed by the loop */
 	uint64_t client_tag;
 	uint16_t minor;
 	struct be_space *space;
@@ -107,7 +106,13 @@ struct dsvc_session {
 	uint32_t inflight;         /* SQ entries over all rings */
 	struct dsvc_counters ctr;
 	struct lat_window lat;
+	/* Warning lines this session may still cause this second (refilled by
+	 * the stats timer); past it, its request errors log at debug only, so
+	 * a hostile client cannot flood the log. */
+	unsigned int log_budget;
 };
+
+#define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
 
 /* The service.  Lock order: none (one thread owns all of it). */
 struct dsvc {
@@ -168,6 +173,13 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 			  size_t errlen);
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
 			  size_t errlen);
+
+/*
+ * session_log_level: the level to log a complaint about @s at: @want while
+ * the session's per-second budget lasts (and always for info/debug), else
+ * DLOG_DEBUG.  Consumes one unit of budget for error/warn lines.
+ */
+enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

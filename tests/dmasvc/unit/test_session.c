@@ -541,3 +541,14 @@ Test(session, teardown_unmaps_and_unpins)
 	cr_expect_eq(d.gone.map_calls, 6, "freed sessions' counters are kept");
 	cr_expect_eq(d.gone.unmap_calls, 2, "one coalesced unmap per populated run");
 }
+
+Test(session, complaints_are_rate_limited)
+{
+	int warn = 0;
+
+	for (int i = 0; i < 100; i++)
+		if (session_log_level(s, DLOG_WARN) == DLOG_WARN)
+			warn++;
+	cr_expect_eq(warn, SESSION_LOG_BUDGET, "a flood of bad requests logs a bounded number of warnings");
+	cr_expect_eq(session_log_level(s, DLOG_INFO), DLOG_INFO, "info is never demoted");
+}
