@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,8 +101,11 @@ static void run_trials(unsigned seed0, uint64_t granule)
 		int n;
 
 		cr_assert_geq(pid, 0);
-		if (pid == 0)
+		if (pid == 0) {
+			/* A failed assert in the parent must not leave it looping. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			client_main(child_seed, granule);
+		}
 		sleep_us(delay_us);
 		if (it_vmlck(svc.pid) > base)
 			pinned_at_kill++;
