@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -341,4 +342,48 @@ Test(control, cmd_names)
 	cr_expect_str_eq(ctl_cmd_name(DMASVC_CMD_BYE), "BYE");
 	cr_expect_str_eq(ctl_cmd_name(0), "?");
 	cr_expect_str_eq(ctl_cmd_name(500), "?");
+}
+
+Test(control, credentials_next_to_fds_are_ignored)
+{
+	int sp[2], one = 1, fd = memfd(), got[CTL_MAX_FDS];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf, rbuf;
+	char data = 'x';
+	struct iovec iov = { .iov_base = &data, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			     .msg_controllen = sizeof(cbuf.buf) };
+	struct ucred cred = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	struct cmsghdr *c;
+	bool saw_creds = false;
+
+	memset(&cbuf, 0, sizeof(cbuf));
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+	cr_assert_eq(setsockopt(sp[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_CREDENTIALS;
+	c->cmsg_len = CMSG_LEN(sizeof(cred));
+	memcpy(CMSG_DATA(c), &cred, sizeof(cred));
+	c = CMSG_NXTHDR(&mh, c);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	cr_assert_eq(sendmsg(sp[0], &mh, 0), 1);
+	close(fd);
+	mh.msg_control = rbuf.buf;
+	mh.msg_controllen = sizeof(rbuf.buf);
+	cr_assert_eq(recvmsg(sp[1], &mh, MSG_CMSG_CLOEXEC), 1);
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_type == SCM_CREDENTIALS)
+			saw_creds = true;
+	cr_expect(saw_creds, "the packet really carried credentials");
+	cr_assert_eq(ctl_collect_fds(&mh, got, CTL_MAX_FDS), 1);
+	cr_expect(fd_is_open(got[0]));
+	close(got[0]);
+	close(sp[0]);
+	close(sp[1]);
 }

@@ -324,3 +324,15 @@ Test(process, dmasvcctl_views)
 	close(fd);
 	cr_expect_eq(stop(), 0);
 }
+
+Test(process, stats_line_every_interval)
+{
+	const char *extra[] = { "--stats-interval", "1", NULL };
+
+	start(extra);
+	for (int i = 0; i < 300 && !strstr(slurp(svc.log), "stats: sessions"); i++)
+		usleep(10000);
+	cr_expect(strstr(slurp(svc.log), "stats: sessions 0 events 0"), "%s", slurp(svc.log));
+	cr_expect(strstr(slurp(svc.log), "(drain to CQE)"), "the latency says what it measures");
+	cr_expect_eq(stop(), 0);
+}
