@@ -98,7 +98,10 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
  * the event (0) or failed it (-errno; the region is as before the call), or
  * -ETIMEDOUT after the connect timeout (the event may still complete
  * later; the bitmap is updated when it does).  -ENOTCONN when the service
- * is gone.
+ * is gone.  Checked locally first: -EINVAL for an unknown region, a zero or
+ * misaligned range; -ERANGE for a range past the region's end.  The default
+ * queue's mutex is held for the whole call, so blocking calls from several
+ * threads run one after the other; open a queue per thread to overlap them.
  */
 int dmasvc_populate(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
 		    uint64_t length);
@@ -109,8 +112,12 @@ int dmasvc_discard(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
 
 /*
  * dmasvc_queue_open: a private SQ/CQ pair for the calling thread (no lock).
- * @sq_entries 0 = the connect default.  Returns 0 and sets *@out or -errno.
- * dmasvc_queue_close waits for the queue's in-flight events first.
+ * @sq_entries 0 = the connect default (a power of two; the CQ gets twice as
+ * many).  Returns 0 and sets *@out or -errno.  dmasvc_queue_close waits
+ * (up to the connect timeout) for the queue's in-flight events first; the
+ * service keeps the ring until the session ends (DMASVC_MAX_RINGS per
+ * session), so open queues per thread, not per request.  Closing the
+ * default queue is a no-op.
  */
 int dmasvc_queue_open(struct dmasvc_client *c, uint32_t sq_entries, struct dmasvc_queue **out);
 void dmasvc_queue_close(struct dmasvc_queue *q);
@@ -126,8 +133,11 @@ struct dmasvc_completion {
 /*
  * dmasvc_submit_populate / dmasvc_submit_discard: post one event.  Returns 0,
  * -EAGAIN when the SQ is full (reap completions and retry), -EINVAL for an
- * unknown region or misaligned range (checked locally first), -ENOTCONN.
- * The doorbell is rung only when the service asked for a wake-up.
+ * unknown region or misaligned range, -ERANGE past the region's end
+ * (checked locally first), -ENOTCONN, -EPROTO once the ring is corrupt.
+ * The doorbell is rung only when the service asked for a wake-up.  Events
+ * in flight on a queue never exceed its CQ size (-EAGAIN beyond), so the
+ * service never has to wait for CQ room.
  */
 int dmasvc_submit_populate(struct dmasvc_queue *q, uint32_t region_id, uint64_t offset,
 			   uint64_t length, uint64_t user_data);
@@ -136,8 +146,11 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
 
 /*
  * dmasvc_reap: copy up to @max completions into @out.  @timeout_ms 0 polls,
- * -1 waits until at least one arrives.  Returns the count (0 on timeout) or
- * -errno (-ENOTCONN, -EPROTO on a corrupt ring).
+ * -1 waits until at least one arrives.  Returns the count (0 on timeout, and
+ * at once when nothing is in flight) or -errno (-ENOTCONN, -EPROTO on a
+ * corrupt ring: a CQE naming no event in flight, or an impossible index).
+ * Waiting spins ~50 us on the CQ, then sleeps on the completion eventfd;
+ * on the default queue it holds the queue's mutex meanwhile.
  */
 int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned max,
 		int timeout_ms);
@@ -150,7 +163,12 @@ int dmasvc_queue_fd(const struct dmasvc_queue *q);
 /*
  * dmasvc_reconnect: after the service went away, connect again, re-add every
  * memory and region (ids unchanged for the caller) and replay every
- * populated range.  Queues are re-created.  Returns 0 or -errno.
+ * populated range.  Queues are re-created (the same pointers stay valid).
+ * Events in flight when the old service died complete with -ECONNRESET
+ * (unless their completion had already been posted) and leave the bitmap
+ * alone, so afterwards the service's state equals the bitmap.  Threads
+ * using private queues must not use them during the call.  Returns 0 or
+ * -errno; it may be retried.
  */
 int dmasvc_reconnect(struct dmasvc_client *c);
 
