@@ -6,6 +6,7 @@
  * errors are reported.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,6 +51,49 @@ static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_
 	     (int)s->cred.pid, (unsigned)s->cred.uid, (unsigned long long)s->client_tag, h->major,
 	     s->minor, s->admin ? " (admin)" : "");
 	return 0;
+}
+
+/* The reply text of a successful request: what was done, with its numbers. */
+static void success_text(const struct dsvc_session *s, const struct ctl_request *req,
+			 const void *body, char *out, size_t len)
+{
+	const struct dmasvc_region_add *ra = &req->u.region_add;
+	uint32_t id;
+
+	memcpy(&id, body, sizeof(id)); /* every reply struct with an id starts with it */
+	switch (req->cmd) {
+	case DMASVC_CMD_HELLO:
+		snprintf(out, len, "session %u, protocol %d.%u", s->id, DMASVC_PROTO_MAJOR, s->minor);
+		break;
+	case DMASVC_CMD_MEMORY_ADD:
+		snprintf(out, len, "memory %u: 0x%llx bytes mapped%s", id,
+			 (unsigned long long)req->u.memory_add.size,
+			 (req->u.memory_add.flags & DMASVC_MEMORY_READONLY) ? " read-only" : "");
+		break;
+	case DMASVC_CMD_REGION_ADD:
+		snprintf(out, len, "region %u: iova 0x%llx size 0x%llx, %llu granules of 0x%llx", id,
+			 (unsigned long long)ra->iova, (unsigned long long)ra->size,
+			 (unsigned long long)(ra->size / ra->granule), (unsigned long long)ra->granule);
+		break;
+	case DMASVC_CMD_RING_SETUP:
+		snprintf(out, len, "ring %u: %u SQ / %u CQ entries", id, req->u.ring_setup.sq_entries,
+			 req->u.ring_setup.cq_entries);
+		break;
+	case DMASVC_CMD_DEVICE_ATTACH:
+		snprintf(out, len, "device %u attached", id);
+		break;
+	case DMASVC_CMD_MEMORY_REMOVE:
+	case DMASVC_CMD_REGION_REMOVE:
+	case DMASVC_CMD_DEVICE_DETACH:
+		snprintf(out, len, "%u removed", req->u.memory_remove.mem_id); /* all three: id first */
+		break;
+	case DMASVC_CMD_BYE:
+		snprintf(out, len, "all mappings removed; goodbye");
+		break;
+	default:
+		out[0] = '\0';
+		break;
+	}
 }
 
 ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
@@ -155,5 +199,7 @@ reply:
 		     s->id, "%s: %s", full, strerror(-ret));
 		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
 	}
-	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, &body, body_len, "");
+	success_text(s, req, &body, err, sizeof(err));
+	dlog(d->log, DLOG_DEBUG, s->id, "%s: %s", ctl_cmd_name(req->cmd), err);
+	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, &body, body_len, err);
 }

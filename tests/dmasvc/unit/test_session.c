@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dmasvc/soft_iommu.h"
+#include "dispatch_priv.h"
 #include "query_priv.h"
 #include "ring_service_priv.h"
 #include "session_priv.h"
@@ -551,4 +552,59 @@ Test(session, complaints_are_rate_limited)
 			warn++;
 	cr_expect_eq(warn, SESSION_LOG_BUDGET, "a flood of bad requests logs a bounded number of warnings");
 	cr_expect_eq(session_log_level(s, DLOG_INFO), DLOG_INFO, "info is never demoted");
+}
+
+/* Dispatch one decoded request; returns the reply's error and copies its text. */
+static int dispatch(struct ctl_request *req, char *text, struct dispatch_out *out)
+{
+	static unsigned char buf[DMASVC_MSG_MAX];
+	struct dmasvc_msg_hdr h;
+	ssize_t n = dispatch_request(&d, s, req, buf, out);
+
+	cr_assert_gt(n, (ssize_t)sizeof(h));
+	memcpy(&h, buf, sizeof(h));
+	cr_assert_eq(h.size, n);
+	cr_assert_eq(buf[n - 1], '\0');
+	/* the text is the last NUL-terminated string: scan back from the end */
+	{
+		ssize_t i = n - 2;
+
+		while (i >= (ssize_t)sizeof(h) && buf[i] != '\0')
+			i--;
+		snprintf(text, 256, "%s", (char *)buf + i + 1);
+	}
+	return -(int)h.error;
+}
+
+Test(session, every_request_gets_a_reply_with_a_message)
+{
+	struct ctl_request req = { .cmd = DMASVC_CMD_MEMORY_ADD, .msg_id = 1, .hdr_ok = true };
+	struct dispatch_out out;
+	char text[256];
+	int fd = make_memfd(4 * MB, F_SEAL_SHRINK);
+
+	req.fd = fd;
+	req.u.memory_add.size = 4 * MB;
+	cr_expect_eq(dispatch(&req, text, &out), -EPROTO, "HELLO must come first");
+	cr_expect(out.disconnect);
+	cr_expect(strstr(text, "HELLO"), "%s", text);
+	cr_expect(!fd_is_open(fd), "the request's fd is closed");
+
+	req = (struct ctl_request){ .cmd = DMASVC_CMD_HELLO, .msg_id = 2, .hdr_ok = true, .fd = -1 };
+	req.u.hello.major = DMASVC_PROTO_MAJOR;
+	cr_expect_eq(dispatch(&req, text, &out), 0);
+	cr_expect(strstr(text, "session"), "%s", text);
+	cr_expect_eq(dispatch(&req, text, &out), -EINVAL, "a second HELLO");
+
+	req = (struct ctl_request){ .cmd = DMASVC_CMD_MEMORY_ADD, .msg_id = 3, .hdr_ok = true };
+	req.fd = make_memfd(4 * MB, F_SEAL_SHRINK);
+	req.u.memory_add.size = 4 * MB;
+	cr_expect_eq(dispatch(&req, text, &out), 0);
+	cr_expect(strstr(text, "0x400000 bytes mapped"), "%s", text);
+
+	req = (struct ctl_request){ .cmd = DMASVC_CMD_REGION_REMOVE, .msg_id = 4, .hdr_ok = true, .fd = -1 };
+	req.u.region_remove.region_id = 77;
+	cr_expect_eq(dispatch(&req, text, &out), -ENOENT);
+	cr_expect(strstr(text, "REGION_REMOVE: no region 77"), "%s", text);
+	cr_expect(!out.disconnect);
 }
