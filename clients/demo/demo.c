@@ -112,7 +112,7 @@ static void usage(FILE *out)
 		"asynchronously.  Prints progress and a summary table; exits 0 only if\n"
 		"every event succeeded and the service's state matched the client's.\n"
 		"  --socket PATH       the service's control socket (default %s)\n"
-		"  --duration SEC      total run time, split between the phases (default 50)\n"
+		"  --duration SEC      total run time, split between the phases (default 40)\n"
 		"  --service-pid PID   read the service's VmLck from /proc/PID/status\n"
 		"  --max-plugged MIB   most memory plugged at once in phase 1 (default 512)\n"
 		"  --seed N            random seed (default 1)\n",
@@ -132,7 +132,7 @@ static int parse_opts(int argc, char **argv, struct demo_opts *o)
 	};
 	int ch;
 
-	*o = (struct demo_opts){ .socket = DMASVC_DEFAULT_SOCKET, .duration = 50,
+	*o = (struct demo_opts){ .socket = DMASVC_DEFAULT_SOCKET, .duration = 40,
 				 .mem_size = 4 * GiB, .max_plugged = 512 * MiB, .seed = 1 };
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		char *end = NULL;

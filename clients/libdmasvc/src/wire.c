@@ -204,16 +204,18 @@ int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t le
 	int err;
 
 	r->nfds = 0;
-	if (c->sock < 0)
-		return -ENOTCONN;
+	if (c->sock < 0) {
+		err = -ENOTCONN;
+		goto err_transport;
+	}
 	id = c->next_msg_id++;
 	err = send_request(c, cmd, id, body, len, fds, nfds);
 	if (err)
-		return err;
+		goto err_transport;
 	for (;;) {
 		err = recv_packet(c, r, deadline);
 		if (err)
-			return err;
+			goto err_transport;
 		/* A late reply to a request that timed out before: drop it. */
 		if ((int32_t)(r->hdr.msg_id - id) < 0) {
 			cl_reply_close_fds(r);
@@ -224,7 +226,8 @@ int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t le
 	if (r->hdr.msg_id != id || r->hdr.cmd != cmd || !(r->hdr.flags & DMASVC_MSG_REPLY) ||
 	    r->hdr.error > CL_MAX_ERRNO) {
 		cl_reply_close_fds(r);
-		return -EPROTO;
+		err = -EPROTO;
+		goto err_transport;
 	}
 	if (r->hdr.error) {
 		cl_reply_close_fds(r);
@@ -233,9 +236,14 @@ int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t le
 	}
 	if (r->body_len < reply_struct) {
 		cl_reply_close_fds(r);
-		return -EPROTO;
+		err = -EPROTO;
+		goto err_transport;
 	}
 	return 0;
+
+err_transport:
+	snprintf(c->last_error, sizeof(c->last_error), "control socket: %s", strerror(-err));
+	return err;
 }
 
 int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
