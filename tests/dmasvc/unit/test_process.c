@@ -14,11 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+#include "dmasvc/ring.h"
 #include "unit_util.h"
 
 #define MB (1ull << 20)
@@ -334,5 +338,120 @@ Test(process, stats_line_every_interval)
 		usleep(10000);
 	cr_expect(strstr(slurp(svc.log), "stats: sessions 0 events 0"), "%s", slurp(svc.log));
 	cr_expect(strstr(slurp(svc.log), "(drain to CQE)"), "the latency says what it measures");
+	cr_expect_eq(stop(), 0);
+}
+
+/* ---- a raw client: HELLO and RING_SETUP by hand, then the ring itself ---- */
+
+static int raw_call(int sock, uint16_t cmd, const void *body, size_t len, void *reply, size_t rlen,
+		    int *fds, int nfds)
+{
+	unsigned char out[DMASVC_MSG_MAX], in[DMASVC_MSG_MAX];
+	struct dmasvc_msg_hdr h = { .size = (uint32_t)(sizeof(h) + len), .cmd = cmd, .msg_id = cmd };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 3)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = in, .iov_len = sizeof(in) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			     .msg_controllen = sizeof(cbuf.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), body, len);
+	cr_assert_eq(send(sock, out, h.size, 0), (ssize_t)h.size);
+	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	cr_assert_gt(n, (ssize_t)sizeof(h));
+	memcpy(&h, in, sizeof(h));
+	if (h.error)
+		return -(int)h.error;
+	memcpy(reply, in + sizeof(h), rlen);
+	c = CMSG_FIRSTHDR(&mh);
+	if (nfds) {
+		cr_assert(c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int) * nfds));
+		memcpy(fds, CMSG_DATA(c), sizeof(int) * nfds);
+	}
+	return 0;
+}
+
+/* Wait for the completion eventfd (the service signals only when we said we sleep). */
+static int reap(struct ring_cq_consumer *cq, int completion, struct dmasvc_cqe *out, unsigned int max)
+{
+	int n = ring_cq_drain(cq, out, max);
+
+	for (int tries = 0; n == 0 && tries < 100; tries++) {
+		if (ring_cq_drain_wait_begin(cq) == 1)
+			ring_eventfd_wait(completion, 50);
+		ring_cq_drain_wait_end(cq);
+		n = ring_cq_drain(cq, out, max);
+	}
+	return n;
+}
+
+Test(process, real_loop_doorbell_and_full_cq)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dmasvc_hello hello = { .major = DMASVC_PROTO_MAJOR };
+	struct dmasvc_hello_reply hr;
+	struct dmasvc_ring_setup rs = { .sq_entries = 8, .cq_entries = 8 };
+	struct dmasvc_ring_setup_reply rr;
+	struct ring_params p = { .sq_entries = 8, .cq_entries = 8 };
+	struct ring_mapping m;
+	struct ring_sq_producer sq;
+	struct ring_cq_consumer cq;
+	struct dmasvc_cqe cqe[8];
+	uint64_t posted = 0, reaped = 0;
+	int sock, fds[3], cq_waits = 0;
+
+	start(NULL);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, svc.sock);
+	cr_assert_eq(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(raw_call(sock, DMASVC_CMD_HELLO, &hello, sizeof(hello), &hr, sizeof(hr), NULL, 0), 0);
+	cr_assert_eq(raw_call(sock, DMASVC_CMD_RING_SETUP, &rs, sizeof(rs), &rr, sizeof(rr), fds, 3), 0);
+	cr_assert_eq(ring_map(&m, fds[0], &p), 0);
+	cr_expect_eq(rr.ring_size, m.size);
+	cr_assert_eq(ring_sq_producer_init(&sq, &m), 0);
+	cr_assert_eq(ring_cq_consumer_init(&cq, &m), 0);
+
+	for (int round = 0; round < 50; round++) {
+		/* post 16 NOPs into an 8-entry SQ and an 8-entry CQ without reaping in between */
+		for (int k = 0; k < 2; k++) {
+			for (int i = 0; i < 8; i++) {
+				struct dmasvc_sqe e = { .opcode = DMASVC_OP_NOP, .user_data = posted };
+				int ret;
+
+				for (int w = 0; (ret = ring_sq_post(&sq, &e, 1)) == 0 && w < 200; w++)
+					usleep(1000); /* SQ full until the service drains */
+				cr_assert_eq(ret, 1, "round %d: SQ stayed full", round);
+				posted++;
+				if (ring_sq_post_should_wake(&sq))
+					ring_eventfd_signal(fds[1]);
+			}
+			usleep(2000);
+		}
+		while (reaped < posted) {
+			int n = reap(&cq, fds[2], cqe, 8);
+
+			cr_assert_gt(n, 0, "round %d: completions stopped at %llu of %llu", round,
+				     (unsigned long long)reaped, (unsigned long long)posted);
+			if (ring_cq_drain_should_wake(&cq)) {
+				ring_eventfd_signal(fds[1]); /* the service waits for CQ space */
+				cq_waits++;
+			}
+			for (int i = 0; i < n; i++) {
+				cr_assert_eq(cqe[i].user_data, reaped, "in order, none lost");
+				cr_assert_eq(cqe[i].res, 0);
+				reaped++;
+			}
+		}
+	}
+	cr_expect_eq(reaped, 800);
+	cr_expect_gt(cq_waits, 0, "the service did wait on a full CQ");
+	ring_unmap(&m);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	close(sock);
 	cr_expect_eq(stop(), 0);
 }
