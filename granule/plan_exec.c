@@ -82,8 +82,9 @@ static int settle_populate(struct gran_plan *p, size_t ei,
 {
 	struct gran_region *r = p->ev[ei].region;
 	size_t k = ei - p->st.ev_first, i;
-	struct gran_map_job *jobs = p->st.jobs + p->st.job_first[k];
 	size_t n = p->st.job_count[k];
+	/* no pointer arithmetic on a stage without jobs (jobs == NULL) */
+	struct gran_map_job *jobs = n ? p->st.jobs + p->st.job_first[k] : NULL;
 	uint64_t g, run_first = 0, run_count = 0;
 	int err = 0;
 
