@@ -79,7 +79,6 @@ typedef struct DmaServiceRegion {
     uint32_t flags;            /* DMASVC_REGION_* */
     bool managed;              /* has a RamDiscardManager */
     bool rdl_registered;       /* @rdl is registered with the manager */
-    bool populated;            /* plain: populated at the service */
     RamDiscardListener rdl;
     QLIST_ENTRY(DmaServiceRegion) next;
 } DmaServiceRegion;
@@ -92,16 +91,22 @@ struct DmaService {
     uint32_t timeout_ms;
     uint32_t reconnect_ms;
 
-    struct dmasvc_client *client;  /* NULL before complete and while broken
-                                      between a failed reconnect and the next */
+    /*
+     * NULL until complete connects; while broken, the old connection until
+     * ds_resync replaces it.
+     */
+    struct dmasvc_client *client;
     bool complete;             /* user_creatable complete ran successfully */
-    bool discard_disabled;     /* we hold ram_block_uncoordinated_discard_disable */
+    bool discard_disabled;     /* uncoordinated discards disabled by us */
     bool broken;               /* see the file header */
     bool closing;              /* finalize: the BYE unmaps everything */
     bool replaying;            /* in ram_discard_manager_register_listener */
-    Error *setup_error;        /* first fatal error found before the machine
-                                  was ready; reported by complete or
-                                  machine_done */
+    bool machine_done_added;   /* @machine_done is in the notifier list */
+    /*
+     * The first fatal error found before the machine was ready; reported by
+     * complete or ds_machine_done.
+     */
+    Error *setup_error;
     MemoryListener listener;
     Notifier machine_done;
     QEMUTimer *reconnect_timer;
@@ -374,7 +379,8 @@ static int ds_region_check(DmaService *s, MemoryRegionSection *section,
  */
 static void ds_region_listen(DmaService *s, DmaServiceRegion *r)
 {
-    RamDiscardManager *rdm = memory_region_get_ram_discard_manager(r->section.mr);
+    RamDiscardManager *rdm =
+        memory_region_get_ram_discard_manager(r->section.mr);
 
     ram_discard_listener_init(&r->rdl, ds_notify_populate, ds_notify_discard,
                               true);
@@ -560,7 +566,11 @@ static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
             return;
         }
         for (i = 0; i < n; i++) {
-            DmaServiceRegion *r = (DmaServiceRegion *)(uintptr_t)cqe[i].user_data;
+            /*
+             * libdmasvc returns only user_data submitted on @q: a region of
+             * this commit, alive until the commit ends.
+             */
+            DmaServiceRegion *r = (void *)(uintptr_t)cqe[i].user_data;
 
             trace_dma_service_populated(r->region_id, cqe[i].res);
             if (cqe[i].res < 0) {
@@ -572,8 +582,6 @@ static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
                            r->section.offset_within_address_space,
                            strerror(-cqe[i].res));
                 ds_fail(s, err);
-            } else {
-                r->populated = true;
             }
         }
         inflight -= n;
@@ -724,6 +732,7 @@ static void ds_complete(UserCreatable *uc, Error **errp)
     s->complete = true;
     if (!phase_check(PHASE_MACHINE_READY)) {
         qemu_add_machine_init_done_notifier(&s->machine_done);
+        s->machine_done_added = true;
     }
 }
 
@@ -759,7 +768,7 @@ static void ds_finalize(Object *obj)
     assert(QLIST_EMPTY(&s->regions) && QLIST_EMPTY(&s->memories));
     dmasvc_disconnect(s->client);
     s->client = NULL;
-    if (s->complete && !phase_check(PHASE_MACHINE_READY)) {
+    if (s->machine_done_added) {
         notifier_remove(&s->machine_done);
     }
     if (s->reconnect_timer) {

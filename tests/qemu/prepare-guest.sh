@@ -24,7 +24,7 @@ for tool in apt-get apt-cache dpkg-deb modinfo cpio gzip xz; do
 	command -v "$tool" >/dev/null || die "'$tool' not found (scripts/setup --qemu)"
 done
 busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+[ -x "$busybox" ] && dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
 	die "$busybox missing or not static: install busybox-static (scripts/setup --qemu)"
 
 pkg=${DMASVC_GUEST_KERNEL_PKG:-$(apt-cache depends linux-image-6.12-amd64 2>/dev/null |
