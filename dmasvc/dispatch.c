@@ -122,11 +122,13 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		snprintf(err, sizeof(err), "the first request must be HELLO");
 		ret = -EPROTO;
 		out->disconnect = true;
+		out->why = "protocol error: a request before HELLO";
 		goto reply;
 	}
 	switch (req->cmd) {
 	case DMASVC_CMD_HELLO:
 		ret = do_hello(d, s, &req->u.hello, &body.hello, err, sizeof(err), &out->disconnect);
+		out->why = "protocol version mismatch";
 		body_len = sizeof(body.hello);
 		break;
 	case DMASVC_CMD_MEMORY_ADD:
@@ -179,7 +181,7 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 	case DMASVC_CMD_BYE:
 		session_unmap_all(d, s);
 		out->disconnect = true;
-		dlog(d->log, DLOG_INFO, s->id, "bye: all mappings removed");
+		out->why = "bye";
 		break;
 	default:
 		snprintf(err, sizeof(err), "unknown command %u", req->cmd);

@@ -17,7 +17,8 @@ struct dispatch_out {
 	int fds[3];          /* fds to send with the reply (SCM_RIGHTS) */
 	unsigned int nfds;
 	bool close_fds_after;/* fds[0] is ours to close once sent (ring memfd) */
-	bool disconnect;     /* close the session after the reply */
+	bool disconnect;     /* close the session after the reply ... */
+	const char *why;     /* ... for this reason (log line) */
 	bool new_ring;       /* a ring was set up: arm its doorbell */
 };
 

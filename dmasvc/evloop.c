@@ -36,6 +36,7 @@
 #define SPIN_MAX_NS 50000ull
 #define BURSTS_PER_TURN 16 /* per ring per loop turn: fairness between rings */
 #define URING_ENTRIES 256
+#define CTL_PER_TURN 32    /* control requests per session per loop turn */
 
 enum tag_kind {
 	TAG_LISTEN = 1,
@@ -155,7 +156,9 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 	unsigned char in[DMASVC_MSG_MAX];
 	unsigned char out[DMASVC_MSG_MAX];
 	char cbuf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+	unsigned int handled = 0;
 
+	s->ctl_pending = false;
 	for (;;) {
 		struct iovec iov = { .iov_base = in, .iov_len = sizeof(in) };
 		struct msghdr mh = {
@@ -193,6 +196,7 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 			     "bad %s request: %s",
 			     req.hdr_ok ? ctl_cmd_name(req.cmd) : "?", err);
 			dout.disconnect = req.fatal;
+			dout.why = "protocol error: malformed packet";
 		} else {
 			rlen = dispatch_request(d, s, &req, out, &dout);
 		}
@@ -200,8 +204,8 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 			ret = send_reply(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
 			if (ret) {
 				dout.disconnect = true;
-				dlog(d->log, DLOG_WARN, s->id, "reply not sent (%s): peer does not read replies",
-				     strerror(-ret));
+				dout.why = ret == -EAGAIN ? "reply not sent: the peer does not read its replies"
+							  : "reply not sent: socket error";
 			}
 		}
 		if (dout.close_fds_after && dout.nfds)
@@ -209,8 +213,13 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		if (dout.new_ring)
 			arm_new_rings(e, s);
 		if (dout.disconnect) {
-			session_close(e, s, req.fatal ? "protocol error" : "closed by request");
+			session_close(e, s, dout.why ? dout.why : "closed");
 			return false;
+		}
+		if (++handled == CTL_PER_TURN) {
+			/* fairness: the rest waits for the next loop turn (see work_all) */
+			s->ctl_pending = true;
+			return true;
 		}
 	}
 }
@@ -294,6 +303,11 @@ static int work_all(struct evl *e)
 
 		if (!s)
 			continue;
+		if (s->ctl_pending) {
+			total++; /* control work counts as progress: keep the loop awake */
+			if (!client_readable(e, s))
+				continue;
+		}
 		/* !closed first: a closed session is freed, s must not be read. */
 		for (unsigned int i = 0; !closed && i < s->ring_hi; i++)
 			if (s->rings[i])

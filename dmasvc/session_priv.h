@@ -90,6 +90,7 @@ struct dsvc_session {
 	struct ucred cred;         /* SO_PEERCRED at accept */
 	bool admin;                /* uid on the allow-list: may query all sessions */
 	bool hello_done;
+	bool ctl_pending;          /* requests left unread after a full turn (evloop.c) */
 	uint64_t client_tag;
 	uint16_t minor;
 	struct be_space *space;

@@ -455,3 +455,34 @@ Test(process, real_loop_doorbell_and_full_cq)
 	close(sock);
 	cr_expect_eq(stop(), 0);
 }
+
+Test(process, a_request_flood_does_not_starve_other_sessions)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct dmasvc_hello hello = { .major = DMASVC_PROTO_MAJOR };
+	struct dmasvc_hello_reply hr;
+	struct dmasvc_query q = { .what = DMASVC_QUERY_STATUS };
+	unsigned char pkt[64];
+	struct dmasvc_msg_hdr h = { .size = sizeof(h) + sizeof(q), .cmd = DMASVC_CMD_QUERY };
+	char *ctl = getenv("DMASVCCTL_BIN"), *out;
+	int flood;
+
+	start(NULL);
+	flood = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, svc.sock);
+	cr_assert_eq(connect(flood, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(raw_call(flood, DMASVC_CMD_HELLO, &hello, sizeof(hello), &hr, sizeof(hr), NULL, 0), 0);
+	/* queue many requests without reading replies: the service answers in turns of 32 */
+	memcpy(pkt, &h, sizeof(h));
+	memcpy(pkt + sizeof(h), &q, sizeof(q));
+	for (int i = 0; i < 100; i++)
+		if (send(flood, pkt, h.size, MSG_DONTWAIT) != (ssize_t)h.size)
+			break;
+	{
+		char *argv[] = { ctl, "--socket", svc.sock, "status", NULL };
+
+		cr_expect_eq(run(0, argv, &out), 0, "another session is served: %s", out);
+	}
+	close(flood);
+	cr_expect_eq(stop(), 0);
+}
