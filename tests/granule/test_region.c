@@ -15,7 +15,16 @@
 #include "dmasvc/granule.h"
 #include "gran_priv.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+/* Under ASan, malloc statistics come from the sanitizer's allocator. */
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define GT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) /* clang */
+#define GT_ASAN 1
+#endif
+#endif
+
+#ifdef GT_ASAN
 /* From the sanitizer runtime (gcc ships no allocator_interface.h). */
 size_t __sanitizer_get_current_allocated_bytes(void);
 #endif
@@ -173,7 +182,7 @@ Test(budget, reserves_and_releases)
 
 static size_t allocated_bytes(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef GT_ASAN
 	return __sanitizer_get_current_allocated_bytes();
 #else
 	struct mallinfo2 mi = mallinfo2();
