@@ -14,7 +14,7 @@ static const char *const api[] = {
 	"dmasvc_discard", "dmasvc_queue_open", "dmasvc_queue_close", "dmasvc_default_queue",
 	"dmasvc_submit_populate", "dmasvc_submit_discard", "dmasvc_reap", "dmasvc_queue_fd",
 	"dmasvc_reconnect", "dmasvc_region_populated_bytes", "dmasvc_region_for_each_populated",
-	"dmasvc_query", "dmasvc_session_id",
+	"dmasvc_query", "dmasvc_session_id", "dmasvc_queue_arm",
 };
 
 static const char *const hidden[] = {

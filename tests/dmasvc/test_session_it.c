@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,5 +356,41 @@ Test(session, producer_threads_share_one_client)
 	for (int i = 0; i < NT; i++)
 		cr_expect_eq(p[i].err, 0, "thread %d: %s", i, strerror(-p[i].err));
 	check(&f);
+	fx_close(&f);
+}
+
+/* ---- the VMM's own poll loop on dmasvc_queue_fd() ---- */
+
+Test(session, queue_fd_in_a_poll_loop)
+{
+	struct fixture f;
+	struct dmasvc_queue *q;
+	struct dmasvc_completion cq[16];
+	const uint64_t G = 64 * 1024;
+	int done = 0, wakeups = 0;
+
+	fx_open(&f, 16 * G, G, 1ull << 39);
+	cr_assert_eq(dmasvc_queue_open(f.c, 16, &q), 0);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f.region, (uint64_t)i * G, G, (uint64_t)i), 0);
+	while (done < 16) {
+		struct pollfd pfd = { .fd = dmasvc_queue_fd(q), .events = POLLIN };
+		int armed = dmasvc_queue_arm(q), n;
+
+		cr_assert_geq(armed, 0);
+		if (armed == 0) {
+			cr_assert_eq(poll(&pfd, 1, 5000), 1, "the armed eventfd fires");
+			wakeups++;
+		}
+		n = dmasvc_reap(q, cq, 16, 0);
+		cr_assert_geq(n, 0);
+		for (int i = 0; i < n; i++)
+			cr_assert_eq(cq[i].res, 0);
+		done += n;
+	}
+	cr_log_info("16 completions, %d eventfd wake-ups", wakeups);
+	cr_assert_eq(dmasvc_reap(q, cq, 16, 0), 0);
+	check(&f);
+	dmasvc_queue_close(q);
 	fx_close(&f);
 }

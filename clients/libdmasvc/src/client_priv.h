@@ -80,6 +80,7 @@ struct dmasvc_queue {
 
 	uint32_t sq_entries, cq_entries;
 	struct cl_ring ring;         /* mapping, roles, eventfds */
+	bool armed;                  /* dmasvc_queue_arm() set the CQ wait flag */
 	bool dead;                   /* service gone or ring corrupt */
 	int dead_err;                /* -ENOTCONN or -EPROTO */
 

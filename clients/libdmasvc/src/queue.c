@@ -71,6 +71,7 @@ int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q)
 		return err;
 	q->dead = false;
 	q->dead_err = 0;
+	q->armed = false;
 	return 0;
 }
 
@@ -437,6 +438,11 @@ int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned 
 	if (!q || (!out && max))
 		return -EINVAL;
 	cl_queue_lock(q);
+	if (q->armed) {
+		/* The caller polled dmasvc_queue_fd(): disarm and drain it. */
+		cl_ring_sleep_finish(&q->ring);
+		q->armed = false;
+	}
 	err = process_cqes(q);
 	if (err >= 0 && !q->ready_count && timeout_ms != 0 && inflight(q))
 		err = queue_wait(q, have_ready, 0, timeout_ms);
@@ -455,6 +461,29 @@ int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned 
 int dmasvc_queue_fd(const struct dmasvc_queue *q)
 {
 	return q ? q->ring.completion_fd : -EINVAL;
+}
+
+int dmasvc_queue_arm(struct dmasvc_queue *q)
+{
+	int ret;
+
+	if (!q)
+		return -EINVAL;
+	cl_queue_lock(q);
+	if (q->dead) {
+		ret = q->dead_err;
+	} else if (q->ready_count) {
+		ret = 1;
+	} else {
+		ret = cl_ring_sleep_prepare(&q->ring);
+		if (ret < 0)
+			ret = queue_kill(q, -EPROTO);
+		else if (ret == 1)
+			cl_ring_sleep_finish(&q->ring);
+		q->armed = ret == 0;
+	}
+	cl_queue_unlock(q);
+	return ret;
 }
 
 int dmasvc_queue_open(struct dmasvc_client *c, uint32_t sq_entries, struct dmasvc_queue **out)

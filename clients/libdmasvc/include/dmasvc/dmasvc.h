@@ -155,8 +155,21 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
 int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned max,
 		int timeout_ms);
 
-/* dmasvc_queue_fd: the completion eventfd, for the VMM's own poll loop. */
+/*
+ * dmasvc_queue_fd: the completion eventfd, for the VMM's own poll loop.
+ * The service signals it only after the queue was armed: call
+ * dmasvc_queue_arm() right before polling, then dmasvc_reap(q, ..., 0) when
+ * the fd is readable (that disarms and drains it).
+ */
 int dmasvc_queue_fd(const struct dmasvc_queue *q);
+
+/*
+ * dmasvc_queue_arm: ask the service to signal dmasvc_queue_fd() when the
+ * next completion is posted.  Returns 0 (armed: poll the fd), 1 when
+ * completions are ready already (do not sleep: reap now), or -errno
+ * (-EPROTO corrupt ring, -ENOTCONN).  (Addition to the first API.)
+ */
+int dmasvc_queue_arm(struct dmasvc_queue *q);
 
 /* ---- state, replay ------------------------------------------------------ */
 
