@@ -98,3 +98,24 @@ Test(memory, readonly_mapping_is_read_only)
 	cr_expect_eq(vec & 1, 0);
 	mem_close(&m);
 }
+
+Test(memory, hugetlbfs_memfd_needs_no_seal_but_huge_page_multiples)
+{
+	int fd = memfd_create("unit-huge", MFD_CLOEXEC | MFD_HUGETLB);
+	uint64_t ps;
+	bool huge;
+	char err[256];
+
+	if (fd < 0) {
+		cr_log_warn("no hugetlbfs memfd on this kernel (%d): check not exercised", errno);
+		return;
+	}
+	cr_assert_eq(ftruncate(fd, 4 * MB), 0);
+	cr_expect_eq(mem_check_fd(fd, 4 * MB, false, &ps, &huge, err, sizeof(err)), 0, "%s", err);
+	cr_expect(huge);
+	cr_expect_geq(ps, 2 * MB, "the huge page size, from fstatfs");
+	cr_expect_eq(mem_check_fd(fd, 4096, false, &ps, &huge, err, sizeof(err)), -EINVAL,
+		     "size must be a multiple of the huge page size");
+	cr_expect(strstr(err, "page size"), "%s", err);
+	close(fd);
+}
