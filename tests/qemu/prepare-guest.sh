@@ -104,5 +104,7 @@ mv "$work/initrd.cpio.gz" "$out.tmp/initrd.cpio.gz"
 printf '%s\n' "${order[@]}" >"$out.tmp/modules"
 rm -rf "$out"
 mv "$out.tmp" "$out"
+# Keep the two newest guests.
+ls -dt "$cache"/qemu-guest-[0-9a-f]* 2>/dev/null | grep -v '\.tmp$' | tail -n +3 | xargs -r rm -rf
 log "guest ready in $out (kernel $kver, modules: ${order[*]})"
 echo "$out"

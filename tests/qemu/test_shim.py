@@ -20,6 +20,8 @@ regions/status/audit --json):
   stall        dmasvc SIGSTOPped, the guest asks for more: the request times
                out (timeout-ms), the plug is refused, QEMU does not hang;
                SIGCONT: the shim resyncs and the state matches
+  object-del   the session goes with all its mappings and pins; object-add
+               hands the current state over again (created at run time)
   quit         QEMU quits: its session is gone, nothing mapped or pinned
   refuse       QEMU with anonymous guest RAM: the shim refuses to start and
                says how to fix the command line
@@ -322,6 +324,18 @@ def run(env, tmp):
         wait_for("the shim to resync", lambda: read(qemu_log).count("reconnected to") > n_reconnects, 60)
         resize(qmp, 64 * MiB)
         expect_state(svc, proc.pid, base, 64 * MiB, "stall, resync, then 64 MiB")
+
+        # object-del: the session goes; object-add: everything handed over again.
+        pid = proc.pid
+        qmp.cmd("object-del", id="ds0")
+        wait_for("the session to go after object-del", lambda: svc.session_of(pid) is None, 30)
+        st = svc.query("status")
+        check(st["service"]["pinned_bytes"] == 0 and svc.query("regions") == [],
+              "object-del: session gone, nothing pinned, no regions")
+        qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "socket": svc.sock})
+        expect_state(svc, pid, base, 64 * MiB, "object-add")
+        resize(qmp, 128 * MiB)
+        expect_state(svc, pid, base, 128 * MiB, "object-add, then 128 MiB")
 
         # quit: the session goes, with every mapping and pin.
         pid = proc.pid
