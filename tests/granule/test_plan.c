@@ -399,6 +399,32 @@ static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t 
 	return 0;
 }
 
+static int stop_at_second(void *arg, struct gran_region *r, uint64_t first,
+			  uint64_t count)
+{
+	(void)r;
+	(void)count;
+	((uint64_t *)arg)[0]++;
+	((uint64_t *)arg)[1] = first;
+	return ((uint64_t *)arg)[0] == 2 ? 7 : 0;
+}
+
+Test(plan, run_walk_clips_and_stops)
+{
+	struct gran_event e[3] = { POP(ra, 0, 3, 1), POP(ra, 50, 100, 2), POP(ra, 255, 1, 3) };
+	struct gran_completion c[3];
+	uint64_t st[2] = { 0, 0 };
+	int runs = 0;
+
+	run(e, 3, c, NULL);
+	cr_assert_eq(gran_region_for_each_run(ra, 0, 256, stop_at_second, st), 7);
+	cr_assert_eq(st[0], 2);
+	cr_assert_eq(st[1], 50);
+	/* Clipped to the range: [1, 60) sees runs 1-2 and 50-59. */
+	cr_assert_eq(gran_region_for_each_run(ra, 1, 59, count_run, &runs), 0);
+	cr_assert_eq(runs, 2);
+}
+
 Test(plan, unmap_all_in_runs)
 {
 	struct gran_event e[3] = { POP(ra, 0, 3, 1), POP(ra, 50, 100, 2), POP(ra, 255, 1, 3) };
