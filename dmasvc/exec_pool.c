@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exec_pool.c - a fixed pool of worker threads for pool_run() batches (see
- * exec_pool_priv.h).  One mutex and two condition variables; a batch is
- * published under the mutex with a new generation number so a worker never
- * mistakes an old batch for a new one.
+ * exec_pool.c - a fixed pool of worker threads shared by concurrent
+ * pool_run() batches (see exec_pool_priv.h).
+ *
+ * Vocabulary: a batch lives on its caller's stack for the duration of
+ * pool_run(); while it has unclaimed items it sits on the pool's "open"
+ * list.  Workers claim items from the oldest open batch; the caller claims
+ * items of its own batch only, then waits until every claimed item of it
+ * finished.  One mutex guards the list and every batch's counters.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,53 +16,74 @@
 
 #include "exec_pool_priv.h"
 
+struct pool_batch {
+	pool_item_fn fn;          /* immutable while queued */
+	void *arg;
+	size_t n;
+	size_t next;              /* next unclaimed item (pool lock) */
+	size_t done;              /* finished items (pool lock) */
+	struct pool_batch *link;  /* next open batch (pool lock) */
+};
+
 struct exec_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t work;   /* signalled: a batch was published, or stop */
-	pthread_cond_t idle;   /* signalled: the last item of a batch finished */
+	pthread_cond_t work;      /* signalled: a batch was opened, or stop */
+	pthread_cond_t idle;      /* broadcast: some batch finished its last item */
 	/* Guarded by lock: */
-	pool_item_fn fn;
-	void *arg;
-	size_t n;              /* items in the current batch */
-	size_t next;           /* next unclaimed item */
-	size_t done;           /* finished items */
-	unsigned long gen;     /* batch generation */
+	struct pool_batch *head;  /* open batches, oldest first */
+	struct pool_batch *tail;
 	bool stop;
 	/* Immutable after create: */
-	unsigned int workers;  /* lanes, the caller included */
-	unsigned int nthreads; /* started threads (workers - 1 once created) */
+	unsigned int workers;     /* lanes: the threads plus each caller */
+	unsigned int nthreads;    /* started threads (workers - 1 once created) */
 	pthread_t *threads;
 };
 
-/* Claim and run items until the batch has none left; called with lock held. */
-static void __pool_drain(struct exec_pool *p)
+/* Claim the next item of @b; drops @b from the open list once all are claimed.  Lock held. */
+static size_t __pool_claim(struct exec_pool *p, struct pool_batch *b)
 {
-	while (p->next < p->n) {
-		size_t i = p->next++;
-		pool_item_fn fn = p->fn;
-		void *arg = p->arg;
+	size_t i = b->next++;
 
-		pthread_mutex_unlock(&p->lock);
-		fn(arg, i);
-		pthread_mutex_lock(&p->lock);
-		if (++p->done == p->n)
-			pthread_cond_signal(&p->idle);
+	if (b->next == b->n) {
+		struct pool_batch **pp = &p->head, *prev = NULL;
+
+		while (*pp && *pp != b) {
+			prev = *pp;
+			pp = &(*pp)->link;
+		}
+		if (*pp) {
+			*pp = b->link;
+			if (p->tail == b)
+				p->tail = prev;
+		}
 	}
+	return i;
+}
+
+/* Run item @i of @b outside the lock and count it done.  Lock held on entry and exit. */
+static void __pool_run_item(struct exec_pool *p, struct pool_batch *b, size_t i)
+{
+	pthread_mutex_unlock(&p->lock);
+	b->fn(b->arg, i);
+	pthread_mutex_lock(&p->lock);
+	if (++b->done == b->n)
+		pthread_cond_broadcast(&p->idle);
 }
 
 static void *pool_thread(void *opaque)
 {
 	struct exec_pool *p = opaque;
-	unsigned long seen = 0;
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->stop && (p->gen == seen || p->next >= p->n))
+		struct pool_batch *b;
+
+		while (!p->stop && !p->head)
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->stop)
 			break;
-		seen = p->gen;
-		__pool_drain(p);
+		b = p->head;
+		__pool_run_item(p, b, __pool_claim(p, b));
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -121,6 +146,8 @@ unsigned int pool_workers(const struct exec_pool *p)
 
 void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n)
 {
+	struct pool_batch b = { .fn = fn, .arg = arg, .n = n };
+
 	if (n == 0)
 		return;
 	if (n == 1 || p->nthreads == 0) {
@@ -130,17 +157,15 @@ void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n)
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
-	p->fn = fn;
-	p->arg = arg;
-	p->n = n;
-	p->next = 0;
-	p->done = 0;
-	p->gen++;
+	if (p->tail)
+		p->tail->link = &b;
+	else
+		p->head = &b;
+	p->tail = &b;
 	pthread_cond_broadcast(&p->work);
-	__pool_drain(p); /* the caller is lane 0 */
-	while (p->done < p->n)
+	while (b.next < b.n) /* the caller is a lane of its own batch */
+		__pool_run_item(p, &b, __pool_claim(p, &b));
+	while (b.done < b.n)
 		pthread_cond_wait(&p->idle, &p->lock);
-	p->n = 0;
-	p->next = 0;
 	pthread_mutex_unlock(&p->lock);
 }

@@ -4,13 +4,15 @@
  * Do not include from outside dmasvc/.
  *
  * Vocabulary: a "batch" is one call of pool_run(): @n items, each handled
- * once by fn(arg, i).  The pool has `workers` lanes: the calling thread is
- * lane 0 and workers - 1 threads are the others, so --workers N means at
- * most N maps in flight.  Items are claimed one at a time (a map is a
+ * once by fn(arg, i).  The pool has `workers` lanes: workers - 1 threads
+ * plus the calling thread, so --workers N means at most N maps in flight
+ * for one batch (concurrent batches each add their caller).  Items are claimed one at a time (a map is a
  * pin + ioctl, far costlier than the claim).
  *
- * Threading: pool_run() is called by one thread at a time (the event
- * loop); it returns after every item finished.
+ * Threading: pool_run() may be called from several threads at once (the
+ * event loop and session executors); their batches share the worker
+ * threads, oldest batch first, and each caller also runs items of its own
+ * batch.  pool_run() returns after every item of its batch finished.
  */
 #ifndef DMASVC_EXEC_POOL_PRIV_H
 #define DMASVC_EXEC_POOL_PRIV_H

@@ -73,3 +73,40 @@ Test(pool, runs_in_parallel)
 	free(b.hits);
 	cr_expect_eq(pool_create(0, &p), -EINVAL);
 }
+
+struct concurrent {
+	struct exec_pool *p;
+	struct batch b;
+	size_t n;
+};
+
+static void *concurrent_caller(void *arg)
+{
+	struct concurrent *c = arg;
+
+	for (int round = 0; round < 50; round++)
+		pool_run(c->p, item, &c->b, c->n);
+	return NULL;
+}
+
+Test(pool, concurrent_callers_share_the_lanes)
+{
+	struct exec_pool *p;
+	struct concurrent c[3];
+	pthread_t t[3];
+
+	cr_assert_eq(pool_create(3, &p), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i] = (struct concurrent){ .p = p, .n = 100 + (size_t)i * 37 };
+		c[i].b.hits = calloc(c[i].n, sizeof(atomic_int));
+		cr_assert_eq(pthread_create(&t[i], NULL, concurrent_caller, &c[i]), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		for (size_t k = 0; k < c[i].n; k++)
+			cr_assert_eq(atomic_load(&c[i].b.hits[k]), 50, "caller %d item %zu", i, k);
+		cr_expect_eq(atomic_load(&c[i].b.running), 0);
+		free(c[i].b.hits);
+	}
+	pool_destroy(p);
+}
