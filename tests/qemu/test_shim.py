@@ -22,6 +22,8 @@ regions/status/audit --json):
                SIGCONT: the shim resyncs and the state matches
   object-del   the session goes with all its mappings and pins; object-add
                hands the current state over again (created at run time)
+  fault        the service fails the maps of one block (injected ENOMEM): the
+               plug stops there, the session is not broken, state matches
   quit         QEMU quits: its session is gone, nothing mapped or pinned
   refuse       QEMU with anonymous guest RAM: the shim refuses to start and
                says how to fix the command line
@@ -45,6 +47,14 @@ MiB = 1 << 20
 RAM = 512 * MiB
 VMEM = 1024 * MiB
 BLOCK = 2 * MiB
+
+
+# With fault injection compiled in, every map of the virtio-mem block at
+# 768 MiB (IOVA 0x100000000 + 768 MiB: device memory starts at 4 GiB here)
+# fails with ENOMEM; the other steps never plug that far.
+FAULT_IOVA = 0x100000000 + 768 * MiB
+FAULTS = (f"map_range=0x{FAULT_IOVA:x}-0x{FAULT_IOVA + BLOCK - 1:x},map_range_errno=12"
+          if os.environ.get("DMASVC_FAULT_INJECTION") == "1" else "")
 
 
 class Fail(Exception):
@@ -115,9 +125,12 @@ class Service:
             os.unlink(self.sock)
         self.n += 1
         logf = open(os.path.join(self.tmp, f"dmasvc.{self.n}.log"), "w")
+        env = dict(os.environ)
+        if FAULTS:
+            env["DMASVC_TEST_SOFT_FAULTS"] = FAULTS
         self.proc = subprocess.Popen([self.exe, "--soft-iommu", "--socket", self.sock,
                                       "--stats-interval", "3600"],
-                                     stdout=logf, stderr=subprocess.STDOUT)
+                                     stdout=logf, stderr=subprocess.STDOUT, env=env)
         wait_for("dmasvc to listen", lambda: self.query("status") is not None, 10)
 
     def query(self, what):
@@ -336,6 +349,33 @@ def run(env, tmp):
         expect_state(svc, pid, base, 64 * MiB, "object-add")
         resize(qmp, 128 * MiB)
         expect_state(svc, pid, base, 128 * MiB, "object-add, then 128 MiB")
+
+        # fault: the service fails a map; the plug is refused, the session stays.
+        if FAULTS:
+            check(base == 0x100000000, "fault: virtio-mem at 4 GiB, where the fault is armed")
+            sess = svc.session_of(pid)["session_id"]
+            n_reconnects = read(qemu_log).count("reconnected to")
+            qmp.cmd("qom-set", path="/machine/peripheral/vm0", property="requested-size",
+                    value=VMEM)
+            last = [None, time.monotonic()]
+
+            def settled():
+                size = plugged_size(qmp)
+                if size != last[0]:
+                    last[:] = [size, time.monotonic()]
+                return time.monotonic() - last[1] > 5 and size
+
+            size = wait_for("the plugged size to settle", settled, 180, 0.5)
+            check(128 * MiB <= size <= 768 * MiB,
+                  f"fault: plugging stopped at the failing block ({size // MiB} MiB plugged)")
+            check(svc.session_of(pid)["session_id"] == sess
+                  and read(qemu_log).count("reconnected to") == n_reconnects,
+                  "fault: a refused map does not break the session")
+            expect_state(svc, pid, base, size, "fault")
+            resize(qmp, 256 * MiB)
+            expect_state(svc, pid, base, 256 * MiB, "fault, then 256 MiB")
+        else:
+            log("fault: skipped (dmasvc built without fault injection)")
 
         # quit: the session goes, with every mapping and pin.
         pid = proc.pid
