@@ -86,7 +86,7 @@ Test(session, populate_discard_matches_backend_and_vmlck)
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 20 * G, 4 * G), 0);
 	cr_assert_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(12 * G));
 	check(&f);
-	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(12 * G), 1000),
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(12 * G), 3000),
 		     base_vmlck + (int64_t)(12 * G), "VmLck follows the pins");
 
 	/* Idempotent populate, discard across a hole and a populated run. */
@@ -94,12 +94,12 @@ Test(session, populate_discard_matches_backend_and_vmlck)
 	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 6 * G, 16 * G), 0);
 	cr_assert_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(8 * G));
 	check(&f);
-	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(8 * G), 1000),
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(8 * G), 3000),
 		     base_vmlck + (int64_t)(8 * G));
 
 	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 0, f.size), 0);
 	check(&f);
-	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 1000), base_vmlck);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 3000), base_vmlck);
 	fx_close(&f);
 }
 
@@ -187,7 +187,7 @@ Test(session, async_4k_events_coalesce_and_match)
 	cr_assert_eq(dmasvc_reap(q, cq, 64, 0), 0, "no extra completions");
 	check(&f);
 	cr_assert_eq(it_wait_vmlck(svc.pid,
-				   base_vmlck + dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 1000),
+				   base_vmlck + dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 3000),
 		     base_vmlck + dmasvc_region_populated_bytes(f.c, (uint32_t)f.region));
 	dmasvc_queue_close(q);
 	fx_close(&f);
