@@ -51,7 +51,12 @@ void bench_sync_free(struct bench_sync *s);
 void bench_sync_child_ready_wait_go(struct bench_sync *s);
 void bench_sync_parent_wait_ready_go(struct bench_sync *s);
 
-/* fork @fn(@arg) in a child that dies with the parent; returns the pid or -errno */
+/* pin the calling process to @cpu; 0 or -errno */
+int bench_pin_self(int cpu);
+/*
+ * fork @fn(@arg) in a child that dies with the parent; if the parent is
+ * pinned to one CPU the child runs on the next one.  Returns the pid or -errno.
+ */
 pid_t bench_spawn(int (*fn)(void *), void *arg);
 /* wait for @pid; 0 if it exited 0, -ECHILD otherwise */
 int bench_reap(pid_t pid);

@@ -3,6 +3,7 @@
  * bench_util.c - process, start-line and statistics helpers for ring-bench.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -42,6 +43,31 @@ void bench_sync_parent_wait_ready_go(struct bench_sync *s)
 	ring_store_release(&s->go, 1);
 }
 
+int bench_pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) < 0 ? -errno : 0;
+}
+
+/* A child of a process pinned to one CPU moves to the next online CPU. */
+static void pin_child(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	if (n < 2 || sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1)
+		return;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (CPU_ISSET(cpu, &set)) {
+			bench_pin_self((int)((cpu + 1) % n));
+			return;
+		}
+	}
+}
+
 pid_t bench_spawn(int (*fn)(void *), void *arg)
 {
 	pid_t parent = getpid(), pid = fork();
@@ -52,6 +78,7 @@ pid_t bench_spawn(int (*fn)(void *), void *arg)
 		return pid;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(100);
+	pin_child();
 	_exit(fn(arg) ? 1 : 0);
 }
 

@@ -53,13 +53,16 @@ static int tp_child(void *p)
 			bench_cpu_relax();
 			continue;
 		}
-		if (buf[n - 1].user_data == STOP)
-			break;
-		if (buf[n - 1].user_data != got + n - 1) {
+		bool stop = buf[n - 1].user_data == STOP;
+
+		n -= stop; /* STOP is the last event of a run, not counted */
+		if (n && buf[n - 1].user_data != got + n - 1) {
 			a->sync->err = -EBADMSG;
 			return 1;
 		}
 		got += n;
+		if (stop)
+			break;
 	}
 	a->sync->t_end = bench_now_ns();
 	a->sync->count = got;

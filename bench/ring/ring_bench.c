@@ -44,7 +44,7 @@ static const struct {
 };
 
 struct opts {
-	bool json, quick;
+	bool json, quick, pin;
 	unsigned reps;
 	uint64_t tp_ms;       /* length of one throughput run */
 	unsigned poll_iters, sleep_iters;
@@ -54,7 +54,7 @@ struct opts {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ring-bench [--quick] [--json] [--reps N]\n"
+		"usage: ring-bench [--quick] [--json] [--reps N] [--no-pin]\n"
 		"\n"
 		"Compares the dmasvc SQ/CQ ring with DPDK rte_ring (SP/SC, _elem burst API,\n"
 		"rte_ring_init on a memfd, no EAL) between two processes that map each ring\n"
@@ -76,6 +76,8 @@ static void usage(FILE *f)
 		"  --json       print {\"rows\":[{\"name\":..,\"ours\":..,\"rte\":..,\"ratio\":..}]}\n"
 		"               instead of the table\n"
 		"  --reps N     repetitions (1..%d)\n"
+		"  --no-pin     do not pin; by default the parent (producer) runs on CPU 0\n"
+		"               and each child (consumer) on CPU 1\n"
 		"  --help       this text\n",
 		BENCH_SLOTS, MAX_REPS);
 }
@@ -84,10 +86,11 @@ static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
 		{ "quick", no_argument, NULL, 'q' }, { "json", no_argument, NULL, 'j' },
-		{ "reps", required_argument, NULL, 'r' },
+		{ "reps", required_argument, NULL, 'r' }, { "no-pin", no_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	long reps = 0;
+	bool nopin = false;
 	int c;
 
 	*o = (struct opts){ .reps = 5, .tp_ms = 1000, .poll_iters = 200000, .sleep_iters = 20000, .pp_ms = 3000 };
@@ -95,6 +98,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'q': o->quick = true; break;
 		case 'j': o->json = true; break;
+		case 'p': nopin = true; break;
 		case 'r': reps = strtol(optarg, NULL, 10); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -107,6 +111,7 @@ static void parse(int argc, char **argv, struct opts *o)
 	if (o->quick)
 		*o = (struct opts){ .json = o->json, .quick = true, .reps = 3, .tp_ms = 200,
 				    .poll_iters = 50000, .sleep_iters = 3000, .pp_ms = 500 };
+	o->pin = !nopin && sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 	if (reps) {
 		if (reps < 1 || reps > MAX_REPS) {
 			fprintf(stderr, "ring-bench: --reps must be 1..%d\n", MAX_REPS);
@@ -206,6 +211,10 @@ int main(int argc, char **argv)
 	struct opts o;
 
 	parse(argc, argv, &o);
+	if (o.pin && bench_pin_self(0) < 0) {
+		fprintf(stderr, "ring-bench: cannot pin to CPU 0; use --no-pin\n");
+		return 1;
+	}
 	loadavg(load0, sizeof(load0));
 	for (unsigned r = 0; r < o.reps; r++) {
 		for (int w = 0; w < 4; w++) {
@@ -238,6 +247,7 @@ int main(int argc, char **argv)
 	printf("ring-bench: dmasvc ring vs DPDK rte_ring (SP/SC _elem burst), %u slots, two processes\n", BENCH_SLOTS);
 	printf("machine: %s, %ld cores, kernel %s\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), un.release);
 	printf("load average: %s (start) / %s (end)\n", load0, load1);
+	printf("pinning: %s\n", o.pin ? "producer CPU 0, consumer CPU 1" : "none");
 	printf("command:");
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
