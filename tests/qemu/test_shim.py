@@ -407,8 +407,8 @@ def main():
     try:
         run(env, tmp)
         ok = True
-    except (Fail, subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        print(f"test_shim: FAIL: {e}")
+    except Exception as e:  # every failure: report it with the logs
+        print(f"test_shim: FAIL: {type(e).__name__}: {e}")
         for name in sorted(os.listdir(tmp)):
             if name.endswith(".log"):
                 text = read(os.path.join(tmp, name)).splitlines()
