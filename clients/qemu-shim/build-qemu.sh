@@ -145,6 +145,13 @@ for p in "${patches[@]}"; do
 		die "patch $(basename "$p") does not apply to QEMU 10.0.2"
 done
 for f in "${patched[@]}"; do put_file "$stage/$f" "$src/$f"; done
+# A file no patch touches any more goes back to its pristine content.
+if [ -e "$tree/patched.list" ]; then
+	printf '%s\n' "${patched[@]}" | LC_ALL=C sort >"$stage/patched.list"
+	LC_ALL=C sort "$tree/patched.list" | comm -23 - "$stage/patched.list" |
+		while read -r f; do put_file "$tree/pristine/$f" "$src/$f"; done
+fi
+printf '%s\n' "${patched[@]}" >"$tree/patched.list"
 
 # ---- shim and client sources ------------------------------------------------
 put_file "$here/dma-service.c" "$src/backends/dma-service.c"
