@@ -51,7 +51,7 @@ static void stop(void)
 	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
 }
 
-TestSuite(faults, .fini = stop, .timeout = 120);
+TestSuite(faults, .fini = stop, .timeout = 240);
 
 /* One client, one memory, one region of NR_G granules. */
 struct fx {
@@ -179,7 +179,7 @@ Test(faults, map_fails_at_last_granule)
  * The fail-nth sweep over a burst of two 4-granule populates on one queue:
  * the Nth map call of the service fails with EIO.
  */
-Test(faults, fail_nth_map_sweep, .timeout = 240)
+Test(faults, fail_nth_map_sweep)
 {
 	for (unsigned int n = 1;; n++) {
 		struct dmasvc_completion cq[2];
@@ -349,7 +349,8 @@ Test(faults, failed_undo_keeps_service_truthful)
 	fx_start(&f, "map_fail_nth=3,map_errno=12,unmap_fail_nth=1,unmap_errno=5");
 	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 4 * G), -ENOMEM);
 	held = service_consistent(&f, "after the failed undo");
-	cr_assert_leq(held, 2 * G, "at most the two granules mapped before the failure are held");
+	/* The worker lanes map in parallel: every granule but the failed one may be held. */
+	cr_assert_leq(held, 3 * G, "at most the granules whose maps succeeded are held");
 	cr_assert_eq(dmasvc_discard(f.c, f.region, 0, 4 * G), 0, "a discard removes them");
 	cr_assert_eq(service_consistent(&f, "after the discard"), 0);
 	fx_check(&f, 0, "client and service agree again");
