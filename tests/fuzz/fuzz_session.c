@@ -116,17 +116,33 @@ void fz_check_consistent(const struct fz_session *f)
 		 (unsigned long long)areas, (unsigned long long)bytes);
 }
 
-void fz_session_close(struct fz_session *f)
+void fz_session_reset(struct fz_session *f)
 {
-	struct dsvc *d = fz_service();
 	struct soft_iommu_stats st;
 
-	session_unmap_all(d, f->s);
+	session_unmap_all(fz_service(), f->s);
 	soft_iommu_get_stats(f->s->space, &st);
 	FZ_CHECK(st.areas == 0 && st.pinned_bytes == 0, "%llu areas left after unmapping all",
 		 (unsigned long long)st.areas);
-	session_destroy(d, f->s);
+	for (unsigned int i = 0; i < FZ_NR_REGIONS; i++)
+		FZ_CHECK(gran_region_populated(session_region(f->s, f->region_ids[i])->gr) == 0,
+			 "region %u still has populated granules after unmapping all", i);
+}
+
+void fz_session_close(struct fz_session *f)
+{
+	fz_session_reset(f);
+	session_destroy(fz_service(), f->s);
 	f->s = NULL;
+}
+
+void fz_session_shared(struct fz_session *f)
+{
+	static struct fz_session shared;
+
+	if (!shared.s)
+		fz_session_open(&shared);
+	*f = shared;
 }
 
 uint32_t fz_steer_region(const struct fz_session *f, uint32_t raw)

@@ -42,6 +42,15 @@ void fz_session_open(struct fz_session *f);
 void fz_session_close(struct fz_session *f);
 
 /*
+ * fz_session_shared: the process-wide session (made on first use) for
+ * targets that need no per-input objects beyond region state; pair each
+ * use with fz_session_reset(), which brings it back to the same state
+ * (every granule unmapped, nothing pinned), so inputs stay reproducible.
+ */
+void fz_session_shared(struct fz_session *f);
+void fz_session_reset(struct fz_session *f);
+
+/*
  * fz_check_consistent: every region's granule state equals what the
  * software model holds (the audit invariant), granule by granule.
  */

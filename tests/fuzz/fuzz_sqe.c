@@ -143,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > RING_BURST)
 		n = RING_BURST;
 
-	fz_session_open(&f);
+	fz_session_shared(&f);
 	for (size_t i = 0; i < n; i++) {
 		struct dmasvc_sqe q;
 		struct gran_event e;
@@ -172,7 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!(mode & 8))
 			soft_iommu_set_faults(fz_service()->be, &none);
 	}
-	fz_session_close(&f);
+	fz_session_reset(&f);
 	soft_iommu_set_faults(fz_service()->be, &none);
 	return 0;
 }
