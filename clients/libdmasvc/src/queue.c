@@ -297,10 +297,10 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		if (prep < 0)
 			return queue_kill(q, -EPROTO);
 		if (prep == 0) {
-			err = poll(pfd, 2, wait);
-			if (err < 0 && errno != EINTR) {
+			if (poll(pfd, 2, wait) < 0 && errno != EINTR) {
+				err = -errno; /* before sleep_finish's read can change errno */
 				cl_ring_sleep_finish(&q->ring);
-				return -errno;
+				return err;
 			}
 		}
 		cl_ring_sleep_finish(&q->ring);
