@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * map_bench.c - map-bench: dmasvc against the in-process per-granule method
+ * QEMU's VFIO listener uses today, side by side in one run.
+ *
+ * Each scenario (mb_scen.h) is replayed on every target: "direct" and the
+ * dmasvc paths ("ring": the daemon over its ring; "engine": its planner and
+ * worker pool in-process) with each worker count.  Repetitions interleave
+ * the targets, rotating their order, so load on the machine hits all of
+ * them; mb_report.h says what each printed number is.
+ *
+ * Memory: a plug really populates and pins `size` bytes (the model mlocks,
+ * iommufd pins); a size that does not fit in MemAvailable (with 512 MiB to
+ * spare) is skipped with a line saying so.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mb.h"
+#include "mb_report.h"
+#include "mb_scen.h"
+
+#ifndef MB_DAEMON_PATH
+#define MB_DAEMON_PATH "dmasvc"
+#endif
+
+#define MAX_LIST 8
+#define MAX_INST 16
+#define REGION_IOVA (4 * GiB)
+#define MEM_SPARE (512 * MiB)
+
+struct opts {
+	struct mb_env env;
+	bool json, quick;
+	bool path_engine, path_ring;
+	unsigned int workers[MAX_LIST], nr_workers;
+	uint64_t sizes[MAX_LIST];
+	unsigned int nr_sizes;
+	uint64_t granules[MAX_LIST];
+	unsigned int nr_granules;
+	uint64_t burst_pages[MAX_LIST];
+	unsigned int nr_burst;
+	bool sc_plug, sc_storm, sc_burst;
+	uint64_t storm_size;
+	unsigned int storm_conv;
+	unsigned int reps;
+	uint64_t seed;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: map-bench [options]\n"
+"\n"
+"Replays VMM memory notifications on the in-process per-granule method QEMU's\n"
+"VFIO listener uses today (\"direct\": one map call per granule, synchronous,\n"
+"one unmap per discarded range) and on dmasvc with 1, 2 and N workers, on the\n"
+"same backend, in one run, repetitions interleaved.\n"
+"\n"
+"Scenarios:\n"
+"  plug   virtio-mem plug of SIZE at GRANULE in 128 MiB requests (one blocking\n"
+"         populate each), then unplug the same way\n"
+"  storm  guest_memfd conversions at 4 KiB: runs of 1..256 pages turned\n"
+"         shared (populate) or private (discard); a mixed run is notified page\n"
+"         by page (QEMU RamBlockAttributes); one batch per conversion\n"
+"  burst  N contiguous 4 KiB pages discarded page by page in one batch\n"
+"         (counts how many unmap calls that costs)\n"
+"\n"
+"Paths:\n"
+"  direct  always run: in-process be_ops on this thread\n"
+"  ring    the dmasvc daemon (--daemon), started once per worker count,\n"
+"          driven through libdmasvc over its SQ/CQ ring\n"
+"  engine  dmasvc's planner + worker pool in-process (no socket, no ring)\n"
+"\n"
+"Reported per scenario phase and path: wall time (median) and ratio\n"
+"direct/path, note latency p50/p99, backend map and unmap calls, pinned\n"
+"bytes (VmLck on the model, VmPin on iommufd, of the process that pins)\n"
+"against populated bytes, and the whole-region pin a VMM without discard\n"
+"tracking causes (the region's size).\n"
+"\n"
+"Options:\n"
+"  --backend soft|iommufd   soft: the software model, pins with mlock (default);\n"
+"                           iommufd: the real kernel (needs /dev/iommu)\n"
+"  --iommu PATH             iommufd node (default /dev/iommu)\n"
+"  --device PATH            VFIO cdev attached to the in-process spaces\n"
+"                           (iommufd pins only with a device attached;\n"
+"                           default $EDU_CDEV with --backend iommufd)\n"
+"  --paths LIST             dmasvc paths: ring,engine (default: ring on soft,\n"
+"                           engine on iommufd, where the daemon cannot take a\n"
+"                           device yet)\n"
+"  --daemon PATH            dmasvc binary (default %s)\n"
+"  --workers LIST           worker counts (default 1,2,4)\n"
+"  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G)\n"
+"  --granules LIST          plug granules (default 2M,128M)\n"
+"  --scenarios LIST         plug,storm,burst (default all)\n"
+"  --storm-size SIZE        storm region (default 64M)\n"
+"  --storm-conversions N    (default 2000)\n"
+"  --burst-pages LIST       (default 64,512)\n"
+"  --reps N                 repetitions, 1..%d (default 3)\n"
+"  --seed N                 storm sequence seed (default 1)\n"
+"  --quick                  1 repetition, plug 1G only, storm 16M x 300,\n"
+"                           burst 64: under a minute on the model\n"
+"  --json                   one JSON document instead of the tables\n"
+"  --help                   this text\n",
+		MB_DAEMON_PATH, MB_MAX_REPS);
+}
+
+/* Parse "a,b,c" with @fn into @out; returns the count or -1. */
+static int parse_list_u64(const char *s, uint64_t *out, bool sizes)
+{
+	char buf[256], *save = NULL, *tok;
+	int n = 0;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v = sizes ? mb_parse_size(tok) : strtoull(tok, NULL, 10);
+
+		if (!v || n == MAX_LIST)
+			return -1;
+		out[n++] = v;
+	}
+	return n ? n : -1;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "backend", required_argument, NULL, 'b' },
+		{ "iommu", required_argument, NULL, 'i' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "paths", required_argument, NULL, 'p' },
+		{ "daemon", required_argument, NULL, 'D' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "sizes", required_argument, NULL, 's' },
+		{ "granules", required_argument, NULL, 'g' },
+		{ "scenarios", required_argument, NULL, 'S' },
+		{ "storm-size", required_argument, NULL, 'z' },
+		{ "storm-conversions", required_argument, NULL, 'c' },
+		{ "burst-pages", required_argument, NULL, 'B' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "seed", required_argument, NULL, 'e' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	const char *paths = NULL, *scen = "plug,storm,burst";
+	bool set_sizes = false, set_storm = false, set_conv = false, set_burst = false,
+	     set_reps = false;
+	uint64_t tmp[MAX_LIST];
+	int c, n;
+
+	*o = (struct opts){
+		.env = { .backend = MB_SOFT, .iommu_path = "/dev/iommu",
+			 .daemon_path = MB_DAEMON_PATH },
+		.workers = { 1, 2, 4 }, .nr_workers = 3,
+		.sizes = { 1 * GiB, 4 * GiB, 16 * GiB }, .nr_sizes = 3,
+		.granules = { 2 * MiB, 128 * MiB }, .nr_granules = 2,
+		.burst_pages = { 64, 512 }, .nr_burst = 2,
+		.storm_size = 64 * MiB, .storm_conv = 2000, .reps = 3, .seed = 1,
+	};
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (!strcmp(optarg, "soft"))
+				o->env.backend = MB_SOFT;
+			else if (!strcmp(optarg, "iommufd"))
+				o->env.backend = MB_IOMMUFD;
+			else
+				return -1;
+			break;
+		case 'i': o->env.iommu_path = optarg; break;
+		case 'd': o->env.device_path = optarg; break;
+		case 'p': paths = optarg; break;
+		case 'D': o->env.daemon_path = optarg; break;
+		case 'w':
+			n = parse_list_u64(optarg, tmp, false);
+			if (n < 0)
+				return -1;
+			for (int i = 0; i < n; i++) {
+				if (tmp[i] > 64)
+					return -1;
+				o->workers[i] = (unsigned int)tmp[i];
+			}
+			o->nr_workers = (unsigned int)n;
+			break;
+		case 's':
+			n = parse_list_u64(optarg, o->sizes, true);
+			if (n < 0)
+				return -1;
+			o->nr_sizes = (unsigned int)n;
+			set_sizes = true;
+			break;
+		case 'g':
+			n = parse_list_u64(optarg, o->granules, true);
+			if (n < 0)
+				return -1;
+			o->nr_granules = (unsigned int)n;
+			break;
+		case 'S': scen = optarg; break;
+		case 'z':
+			o->storm_size = mb_parse_size(optarg);
+			if (!o->storm_size)
+				return -1;
+			set_storm = true;
+			break;
+		case 'c':
+			o->storm_conv = (unsigned int)strtoul(optarg, NULL, 10);
+			if (!o->storm_conv)
+				return -1;
+			set_conv = true;
+			break;
+		case 'B':
+			n = parse_list_u64(optarg, o->burst_pages, false);
+			if (n < 0)
+				return -1;
+			o->nr_burst = (unsigned int)n;
+			set_burst = true;
+			break;
+		case 'r':
+			o->reps = (unsigned int)strtoul(optarg, NULL, 10);
+			if (o->reps < 1 || o->reps > MB_MAX_REPS)
+				return -1;
+			set_reps = true;
+			break;
+		case 'e': o->seed = strtoull(optarg, NULL, 0); break;
+		case 'q': o->quick = true; break;
+		case 'j': o->json = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -1;
+		}
+	}
+	if (optind != argc)
+		return -1;
+	if (o->quick) {
+		if (!set_sizes) {
+			o->sizes[0] = 1 * GiB;
+			o->nr_sizes = 1;
+		}
+		if (!set_storm)
+			o->storm_size = 16 * MiB;
+		if (!set_conv)
+			o->storm_conv = 300;
+		if (!set_burst) {
+			o->burst_pages[0] = 64;
+			o->nr_burst = 1;
+		}
+		if (!set_reps)
+			o->reps = 1;
+	}
+	if (!paths)
+		paths = o->env.backend == MB_IOMMUFD ? "engine" : "ring";
+	o->path_ring = strstr(paths, "ring") != NULL;
+	o->path_engine = strstr(paths, "engine") != NULL;
+	o->sc_plug = strstr(scen, "plug") != NULL;
+	o->sc_storm = strstr(scen, "storm") != NULL;
+	o->sc_burst = strstr(scen, "burst") != NULL;
+	if (o->env.backend == MB_IOMMUFD && !o->env.device_path)
+		o->env.device_path = getenv("EDU_CDEV");
+	return 0;
+}
+
+static void machine_info(struct mb_machine *m, const struct opts *o, int argc, char **argv)
+{
+	struct utsname u;
+	char line[256];
+	FILE *f;
+	time_t now = time(NULL);
+	size_t len = 0;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->cpu, sizeof(m->cpu), "unknown cpu");
+	f = fopen("/proc/cpuinfo", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *v = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && v) {
+			snprintf(m->cpu, sizeof(m->cpu), "%s", v + 2);
+			m->cpu[strcspn(m->cpu, "\n")] = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	m->ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (!uname(&u))
+		snprintf(m->kernel, sizeof(m->kernel), "%s %s %s", u.sysname, u.release, u.machine);
+	getloadavg(m->load_start, 3);
+	m->mem_avail = (uint64_t)(mb_meminfo_bytes("MemAvailable") > 0 ? mb_meminfo_bytes("MemAvailable") : 0);
+	if (o->env.backend == MB_IOMMUFD)
+		snprintf(m->backend, sizeof(m->backend),
+			 "iommufd (real kernel IOMMU: %s, device %s attached to the in-process spaces)",
+			 o->env.iommu_path, o->env.device_path ? o->env.device_path : "NONE");
+	else
+		snprintf(m->backend, sizeof(m->backend),
+			 "soft (the software IOMMU model be_soft_ops: userspace tables, pins = mlock)");
+	snprintf(m->pin_field, sizeof(m->pin_field), "%s",
+		 o->env.backend == MB_IOMMUFD ? "VmPin" : "VmLck");
+	for (int i = 0; i < argc && len + 2 < sizeof(m->command); i++)
+		len += (size_t)snprintf(m->command + len, sizeof(m->command) - len, "%s%s",
+					i ? " " : "", argv[i]);
+	strftime(m->started, sizeof(m->started), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+	m->reps = o->reps;
+}
+
+/* One run of @sc on @in: appends one repetition to res[phase].  0 or -errno. */
+static int run_one(const struct mb_scen *sc, struct mb_inst *in,
+		   struct mb_result *res, const char *pin_field)
+{
+	struct mb_region r = { .size = sc->size, .granule = sc->granule, .iova = REGION_IOVA };
+	const struct mb_path_ops *ops = in->ops;
+	int64_t base;
+	int ret;
+
+	r.fd = mb_memfd(sc->size);
+	if (r.fd < 0)
+		return r.fd;
+	if (ops != &mb_ring_ops) {
+		r.vaddr = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+		if (r.vaddr == MAP_FAILED) {
+			ret = -errno;
+			goto out_close;
+		}
+	}
+	base = mb_proc_bytes(ops->pin_pid(in->t), pin_field);
+	ret = ops->region_add(in->t, &r);
+	if (ret)
+		goto out_unmap;
+	for (unsigned int p = 0; p < sc->nr_phases; p++) {
+		const struct mb_phase *ph = &sc->ph[p];
+		struct mb_result *rs = &res[p];
+		struct mb_counts c0, c1;
+		uint64_t t0, t1, *lat;
+		int64_t pinned;
+		size_t from = 0;
+
+		lat = realloc(rs->lat_ns, (rs->nr_lat + ph->nr_notes) * sizeof(*lat));
+		if (!lat) {
+			ret = -ENOMEM;
+			break;
+		}
+		rs->lat_ns = lat;
+		ops->counts(in->t, &c0);
+		t0 = mb_now_ns();
+		for (size_t b = 0; b < ph->nr_batches; b++) {
+			int e = ops->notify(in->t, ph->notes + from, ph->batch_end[b] - from,
+					    lat + rs->nr_lat + from);
+
+			if (e && !rs->err)
+				rs->err = e;
+			from = ph->batch_end[b];
+		}
+		t1 = mb_now_ns();
+		ops->counts(in->t, &c1);
+		pinned = mb_proc_bytes(ops->pin_pid(in->t), pin_field);
+		if (rs->reps < MB_MAX_REPS) {
+			rs->wall_ms[rs->reps] = (double)(t1 - t0) / 1e6;
+			rs->maps[rs->reps] = c1.map_calls - c0.map_calls;
+			rs->unmaps[rs->reps] = c1.unmap_calls - c0.unmap_calls;
+			rs->pinned[rs->reps] = pinned >= base && base >= 0 ? (uint64_t)(pinned - base) : 0;
+			rs->reps++;
+		}
+		rs->nr_lat += ph->nr_notes;
+	}
+	ops->region_del(in->t);
+out_unmap:
+	if (r.vaddr)
+		munmap(r.vaddr, sc->size);
+out_close:
+	close(r.fd);
+	return ret;
+}
+
+/* Run @sc on every target, interleaved, and print its tables. */
+static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_scen *sc,
+		    struct mb_inst *inst, size_t ni, bool *first_row)
+{
+	struct mb_result (*res)[MB_MAX_PHASES] = calloc(ni, sizeof(*res));
+	int ret = 0;
+
+	if (!res)
+		return -ENOMEM;
+	/* Warm-up, not recorded: the first run after a size change pays for
+	 * the kernel finding free memory (compaction, reclaim). */
+	ret = run_one(sc, &inst[0], res[0], m->pin_field);
+	for (unsigned int p = 0; p < MB_MAX_PHASES; p++) {
+		free(res[0][p].lat_ns);
+		res[0][p] = (struct mb_result){ 0 };
+	}
+	for (unsigned int rep = 0; rep < o->reps && !ret; rep++) {
+		for (size_t k = 0; k < ni && !ret; k++) {
+			size_t i = (k + rep) % ni;
+
+			ret = run_one(sc, &inst[i], res[i], m->pin_field);
+			if (ret)
+				fprintf(stderr, "map-bench: %s on %s: %s\n", sc->title,
+					inst[i].label, strerror(-ret));
+		}
+	}
+	for (unsigned int p = 0; p < sc->nr_phases; p++) {
+		struct mb_result row[MAX_INST];
+
+		if (!sc->ph[p].report)
+			continue;
+		for (size_t i = 0; i < ni; i++)
+			row[i] = res[i][p];
+		if (o->json)
+			mb_json_rows(stdout, first_row, sc, p, inst, row, ni);
+		else
+			mb_report_table(stdout, m, sc, p, inst, row, ni);
+		fflush(stdout);
+	}
+	for (size_t i = 0; i < ni; i++)
+		for (unsigned int p = 0; p < MB_MAX_PHASES; p++)
+			free(res[i][p].lat_ns);
+	free(res);
+	return ret;
+}
+
+/* Whether a region of @size fits in memory now; else writes why. */
+static bool fits(uint64_t size, char *why, size_t len)
+{
+	int64_t avail = mb_meminfo_bytes("MemAvailable");
+	char a[24], b[24];
+
+	if (avail >= 0 && (uint64_t)avail >= size + MEM_SPARE)
+		return true;
+	snprintf(why, len, "needs %s + %s spare, MemAvailable is %.1f GiB",
+		 mb_fmt_size(a, size), mb_fmt_size(b, MEM_SPARE),
+		 avail < 0 ? 0.0 : (double)avail / (double)GiB);
+	return false;
+}
+
+static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
+{
+	const struct mb_path_ops *paths[2] = { NULL, NULL };
+	size_t n = 0;
+	int ret;
+
+	inst[n] = (struct mb_inst){ .ops = &mb_direct_ops, .label = "direct" };
+	ret = mb_direct_ops.open(&o->env, 0, &inst[n].t);
+	if (ret)
+		return ret;
+	n++;
+	if (o->path_engine)
+		paths[0] = &mb_engine_ops;
+	if (o->path_ring)
+		paths[1] = &mb_ring_ops;
+	for (unsigned int p = 0; p < 2; p++) {
+		for (unsigned int w = 0; paths[p] && w < o->nr_workers && n < MAX_INST; w++) {
+			struct mb_inst *in = &inst[n];
+
+			*in = (struct mb_inst){ .ops = paths[p], .workers = o->workers[w] };
+			snprintf(in->label, sizeof(in->label), "dmasvc %s w%u", paths[p]->name,
+				 o->workers[w]);
+			ret = paths[p]->open(&o->env, o->workers[w], &in->t);
+			if (ret) {
+				fprintf(stderr, "map-bench: starting %s: %s\n", in->label,
+					strerror(-ret));
+				*ni = n;
+				return ret;
+			}
+			n++;
+		}
+	}
+	*ni = n;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct mb_inst inst[MAX_INST];
+	struct mb_machine m;
+	char tmpl[] = "/tmp/map-bench.XXXXXX", why[160], what[160], sz[24], gr[24];
+	bool first_row = true;
+	struct opts o;
+	struct mb_scen sc;
+	size_t ni = 0;
+	int ret;
+
+	if (parse_opts(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	if (!mkdtemp(tmpl)) {
+		perror("map-bench: mkdtemp");
+		return 1;
+	}
+	o.env.tmpdir = tmpl;
+	machine_info(&m, &o, argc, argv);
+	ret = open_targets(&o, inst, &ni);
+	if (ret)
+		goto out;
+	if (o.json)
+		mb_json_begin(stdout, &m);
+	else
+		mb_report_header(stdout, &m);
+
+	for (unsigned int s = 0; o.sc_plug && s < o.nr_sizes && !ret; s++) {
+		for (unsigned int g = 0; g < o.nr_granules && !ret; g++) {
+			snprintf(what, sizeof(what), "plug %s at %s", mb_fmt_size(sz, o.sizes[s]),
+				 mb_fmt_size(gr, o.granules[g]));
+			if (!fits(o.sizes[s], why, sizeof(why))) {
+				mb_report_skip(stdout, o.json, &first_row, what, why);
+				continue;
+			}
+			ret = mb_scen_plug(&sc, o.sizes[s], o.granules[g]);
+			if (ret) {
+				fprintf(stderr, "map-bench: %s: bad size or granule\n", what);
+				break;
+			}
+			ret = run_scen(&o, &m, &sc, inst, ni, &first_row);
+			mb_scen_free(&sc);
+		}
+	}
+	if (o.sc_storm && !ret) {
+		ret = mb_scen_storm(&sc, o.storm_size, o.storm_conv, o.seed);
+		if (!ret) {
+			ret = run_scen(&o, &m, &sc, inst, ni, &first_row);
+			mb_scen_free(&sc);
+		} else {
+			fprintf(stderr, "map-bench: storm: bad size (>= 1 MiB, 4 KiB multiple)\n");
+		}
+	}
+	for (unsigned int b = 0; o.sc_burst && b < o.nr_burst && !ret; b++) {
+		ret = mb_scen_burst(&sc, o.burst_pages[b]);
+		if (!ret) {
+			ret = run_scen(&o, &m, &sc, inst, ni, &first_row);
+			mb_scen_free(&sc);
+		}
+	}
+	getloadavg(m.load_end, 3);
+	if (o.json)
+		mb_json_end(stdout, &m);
+	else
+		printf("load at end: %.2f %.2f %.2f\n", m.load_end[0], m.load_end[1],
+		       m.load_end[2]);
+out:
+	for (size_t i = 0; i < ni; i++)
+		inst[i].ops->close(inst[i].t);
+	if (!ret) {
+		char path[300];
+
+		for (size_t i = 0; i < ni; i++) {
+			snprintf(path, sizeof(path), "%s/dmasvc-w%u.log", tmpl, inst[i].workers);
+			unlink(path);
+		}
+		rmdir(tmpl);
+	} else {
+		fprintf(stderr, "map-bench: failed (%s); daemon logs in %s\n", strerror(-ret), tmpl);
+	}
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * path_ring.c - the "ring" path: the real dmasvc daemon, started by the
+ * bench as a child process (one per worker count, for the whole run), and
+ * driven like a VMM drives it, through libdmasvc over the control socket
+ * and the shared SQ/CQ ring.
+ *
+ *   batch of 1 note   a blocking dmasvc_populate/discard (QEMU's
+ *                     RamDiscardListener waits for each notification);
+ *   batch of n notes  n asynchronous submits on the default queue, then
+ *                     reap until all n completed (a guest_memfd conversion
+ *                     posts its page-by-page notes and waits once).
+ *
+ * Each region gets a fresh connection (memory_add + region_add); removing it
+ * disconnects, and the daemon drops every pin of the session.  Backend call
+ * counts come from the daemon (QUERY STATUS of the own session); pins are
+ * read from the daemon's /proc/PID/status.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+#include "mb.h"
+
+#define RING_SQ 256
+#define DAEMON_START_MS 30000
+
+struct mb_target {
+	pid_t daemon;
+	char sock[256];
+	struct dmasvc_client *c; /* NULL when no region */
+	uint32_t region_id;
+	struct mb_counts base;   /* the session's counters at region_add */
+	uint64_t *t_sub;         /* per-note submit time of the batch */
+	size_t t_cap;
+};
+
+/* Start the daemon; wait until its socket exists.  0 or -errno. */
+static int daemon_start(const struct mb_env *env, unsigned int workers,
+			struct mb_target *t)
+{
+	char wbuf[16], logpath[300];
+	struct stat st;
+	int logfd;
+
+	snprintf(t->sock, sizeof(t->sock), "%s/w%u.sock", env->tmpdir, workers);
+	snprintf(logpath, sizeof(logpath), "%s/dmasvc-w%u.log", env->tmpdir, workers);
+	snprintf(wbuf, sizeof(wbuf), "%u", workers);
+	unlink(t->sock);
+	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0)
+		return -errno;
+	t->daemon = fork();
+	if (t->daemon < 0) {
+		close(logfd);
+		return -errno;
+	}
+	if (t->daemon == 0) {
+		const char *backend = env->backend == MB_IOMMUFD ? "--iommufd" : "--soft-iommu";
+		const char *argv[12];
+		int a = 0;
+
+		argv[a++] = env->daemon_path;
+		argv[a++] = backend;
+		if (env->backend == MB_IOMMUFD)
+			argv[a++] = env->iommu_path;
+		argv[a++] = "--socket";
+		argv[a++] = t->sock;
+		argv[a++] = "--workers";
+		argv[a++] = wbuf;
+		argv[a++] = "--log-level";
+		argv[a++] = "warn";
+		argv[a] = NULL;
+		dup2(logfd, STDERR_FILENO);
+		dup2(logfd, STDOUT_FILENO);
+		execv(env->daemon_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(logfd);
+	for (int ms = 0; ms < DAEMON_START_MS; ms += 10) {
+		int status;
+
+		if (stat(t->sock, &st) == 0 && S_ISSOCK(st.st_mode))
+			return 0;
+		if (waitpid(t->daemon, &status, WNOHANG) == t->daemon) {
+			t->daemon = 0;
+			fprintf(stderr, "map-bench: %s exited at start-up (log %s)\n",
+				env->daemon_path, logpath);
+			return -ECHILD;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+static void daemon_stop(struct mb_target *t)
+{
+	int status;
+
+	if (t->daemon <= 0)
+		return;
+	kill(t->daemon, SIGTERM);
+	waitpid(t->daemon, &status, 0);
+	t->daemon = 0;
+}
+
+static int ring_open(const struct mb_env *env, unsigned int workers,
+		     struct mb_target **out)
+{
+	struct mb_target *t = calloc(1, sizeof(*t));
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	ret = daemon_start(env, workers ? workers : 1, t);
+	if (ret) {
+		daemon_stop(t);
+		free(t);
+		return ret;
+	}
+	*out = t;
+	return 0;
+}
+
+static void ring_close(struct mb_target *t)
+{
+	daemon_stop(t);
+	free(t->t_sub);
+	free(t);
+}
+
+/* The session's own map/unmap counters from the daemon.  0 or -errno. */
+static int session_counts(struct mb_target *t, struct mb_counts *out)
+{
+	struct dmasvc_stat_service st;
+	int ret = dmasvc_query(t->c, DMASVC_QUERY_STATUS, 0, 0, &st, sizeof(st), 1);
+
+	if (ret < 0)
+		return ret;
+	if (ret != 1)
+		return -EPROTO;
+	out->map_calls = st.map_calls;
+	out->unmap_calls = st.unmap_calls;
+	return 0;
+}
+
+static int ring_region_add(struct mb_target *t, const struct mb_region *r)
+{
+	struct dmasvc_connect_opts o = { .sq_entries = RING_SQ, .timeout_ms = 600000 };
+	struct dmasvc_region_desc d = {
+		.size = r->size,
+		.iova = r->iova,
+		.granule = r->granule,
+	};
+	int ret, mem;
+
+	ret = dmasvc_connect(t->sock, &o, &t->c);
+	if (ret)
+		return ret;
+	mem = dmasvc_memory_add(t->c, r->fd, r->size, 0);
+	if (mem < 0) {
+		ret = mem;
+		goto err_disconnect;
+	}
+	d.mem_id = (uint32_t)mem;
+	ret = dmasvc_region_add(t->c, &d);
+	if (ret < 0)
+		goto err_disconnect;
+	t->region_id = (uint32_t)ret;
+	ret = session_counts(t, &t->base);
+	if (ret)
+		goto err_disconnect;
+	return 0;
+
+err_disconnect:
+	fprintf(stderr, "map-bench: ring: %s\n", dmasvc_last_error(t->c));
+	dmasvc_disconnect(t->c);
+	t->c = NULL;
+	return ret;
+}
+
+static void ring_region_del(struct mb_target *t)
+{
+	if (!t->c)
+		return;
+	dmasvc_disconnect(t->c); /* BYE: the daemon unmaps and unpins it all */
+	t->c = NULL;
+}
+
+static int submit_one(struct dmasvc_queue *q, uint32_t region, const struct mb_note *no,
+		      uint64_t user_data)
+{
+	if (no->populate)
+		return dmasvc_submit_populate(q, region, no->offset, no->length, user_data);
+	return dmasvc_submit_discard(q, region, no->offset, no->length, user_data);
+}
+
+/* Reap what is there (wait for at least one if @wait); record latencies. */
+static int reap_some(struct mb_target *t, struct dmasvc_queue *q, bool wait,
+		     size_t n, uint64_t *lat_ns, size_t *done, int *first_err)
+{
+	struct dmasvc_completion comp[64];
+	int got = dmasvc_reap(q, comp, 64, wait ? -1 : 0);
+	uint64_t now = mb_now_ns();
+
+	if (got < 0)
+		return got;
+	for (int i = 0; i < got; i++) {
+		uint64_t k = comp[i].user_data;
+
+		if (k >= n)
+			return -EPROTO;
+		lat_ns[k] = now - t->t_sub[k];
+		if (comp[i].res && !*first_err)
+			*first_err = comp[i].res;
+	}
+	*done += (size_t)got;
+	return 0;
+}
+
+static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t n,
+		       uint64_t *lat_ns)
+{
+	struct dmasvc_queue *q = dmasvc_default_queue(t->c);
+	size_t sent = 0, done = 0;
+	int first_err = 0, ret;
+
+	if (n == 1) {
+		uint64_t t0 = mb_now_ns();
+
+		ret = notes[0].populate ?
+			dmasvc_populate(t->c, t->region_id, notes[0].offset, notes[0].length) :
+			dmasvc_discard(t->c, t->region_id, notes[0].offset, notes[0].length);
+		lat_ns[0] = mb_now_ns() - t0;
+		return ret;
+	}
+	if (n > t->t_cap) {
+		uint64_t *p = realloc(t->t_sub, n * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		t->t_sub = p;
+		t->t_cap = n;
+	}
+	while (done < n) {
+		while (sent < n) {
+			t->t_sub[sent] = mb_now_ns();
+			ret = submit_one(q, t->region_id, &notes[sent], sent);
+			if (ret == -EAGAIN)
+				break;
+			if (ret)
+				return ret;
+			sent++;
+		}
+		ret = reap_some(t, q, true, n, lat_ns, &done, &first_err);
+		if (ret)
+			return ret;
+	}
+	return first_err;
+}
+
+static void ring_counts(struct mb_target *t, struct mb_counts *out)
+{
+	struct mb_counts now = { 0 };
+
+	if (session_counts(t, &now)) {
+		*out = (struct mb_counts){ UINT64_MAX, UINT64_MAX };
+		return;
+	}
+	out->map_calls = now.map_calls - t->base.map_calls;
+	out->unmap_calls = now.unmap_calls - t->base.unmap_calls;
+}
+
+static pid_t ring_pin_pid(struct mb_target *t)
+{
+	return t->daemon;
+}
+
+const struct mb_path_ops mb_ring_ops = {
+	.name = "ring",
+	.open = ring_open,
+	.close = ring_close,
+	.region_add = ring_region_add,
+	.region_del = ring_region_del,
+	.notify = ring_notify,
+	.counts = ring_counts,
+	.pin_pid = ring_pin_pid,
+};
