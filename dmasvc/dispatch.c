@@ -12,6 +12,7 @@
 
 #include "dispatch_priv.h"
 #include "query_priv.h"
+#include "ring_service_priv.h"
 
 ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf)
 {
@@ -174,6 +175,8 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		ret = session_device_detach(d, s, req->u.device_detach.dev_id, err, sizeof(err));
 		break;
 	case DMASVC_CMD_QUERY:
+		if (req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS)
+			rsv_quiesce(d, NULL); /* other sessions' state must be at rest */
 		ret = query_run(d, s, &req->u.query, &body.q.rep, body.q.records, err, sizeof(err));
 		if (!ret)
 			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <liburing.h>
 
+#include "burst_exec_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
 #include "query_priv.h"
@@ -44,6 +45,7 @@ enum tag_kind {
 	TAG_TIMER = 3,
 	TAG_CLIENT = 4,
 	TAG_DOORBELL = 5,
+	TAG_EXEC = 6,     /* async bursts finished (burst_exec.c) */
 };
 
 static uint64_t make_tag(enum tag_kind k, uint32_t sid, uint32_t ring)
@@ -98,6 +100,7 @@ static void session_close(struct evl *e, struct dsvc_session *s, const char *why
 {
 	struct dsvc *d = e->d;
 
+	rsv_quiesce(d, s); /* its executor must be done with it */
 	dlog(d->log, DLOG_INFO, s->id, "disconnect: %s", why);
 	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
@@ -301,8 +304,12 @@ static int work_all(struct evl *e)
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
-		if (!s)
+		if (!s || s->busy)
 			continue;
+		if (s->broken) {
+			session_close(e, s, "ring protocol error");
+			continue;
+		}
 		if (s->ctl_pending) {
 			total++; /* control work counts as progress: keep the loop awake */
 			if (!client_readable(e, s))
@@ -330,6 +337,8 @@ static bool spin(struct evl *e)
 		for (unsigned int si = 0; si < e->d->session_hi; si++) {
 			struct dsvc_session *s = e->d->sessions[si];
 
+			if (s && s->busy)
+				continue;
 			for (unsigned int i = 0; s && i < s->ring_hi; i++)
 				if (s->rings[i] && rsv_ring_pending(s->rings[i]))
 					return true;
@@ -354,6 +363,10 @@ static bool prepare_sleep(struct evl *e)
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
+		if (s && (s->busy || s->broken || s->ctl_pending)) {
+			idle = idle && s->busy; /* busy: its completion wakes us */
+			continue;
+		}
 		for (unsigned int i = 0; !closed && s && i < s->ring_hi; i++) {
 			struct dsvc_ring *rg = s->rings[i];
 			int ret;
@@ -447,10 +460,21 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 		if (!more && e->lfd >= 0)
 			arm_poll(e, e->lfd, tag);
 		return true;
+	case TAG_EXEC:
+		rsv_complete(d);
+		if (!more)
+			arm_poll(e, bx_queue_fd(d->bx), tag);
+		return true;
 	case TAG_CLIENT:
 		s = session_find(d, sid);
 		if (!s)
 			return true;
+		if (s->busy && res > 0 && !(res & (POLLERR | POLLHUP | POLLNVAL))) {
+			s->ctl_pending = true; /* read once its burst finished (work_all) */
+			if (!more)
+				arm_poll(e, s->fd, tag);
+			return true;
+		}
 		if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {
 			/* still answer what is queued before the hang-up */
 			if (res > 0 && (res & POLLIN) && !client_readable(e, s))
@@ -469,7 +493,7 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 			return true;
 		ring_eventfd_consume(s->rings[ring]->doorbell);
 		ring_sq_drain_wait_end(&s->rings[ring]->sq);
-		{
+		if (!s->busy) { /* busy: work_all drains it after the finish */
 			bool closed = false;
 
 			work_ring(e, s, ring, &closed);
@@ -515,8 +539,10 @@ static void shutdown_all(struct evl *e)
 		close(e->lfd);
 		e->lfd = -1;
 	}
+	rsv_quiesce(d, NULL);
 	wake_rings(e);
 	work_all(e); /* complete what clients already posted */
+	rsv_quiesce(d, NULL);
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i])
 			session_close(e, d->sessions[i], "service stopping");
@@ -542,6 +568,8 @@ int evl_run(struct dsvc *d, int lfd)
 	arm_poll(&e, e.sfd, make_tag(TAG_SIGNAL, 0, 0));
 	arm_poll(&e, e.tfd, make_tag(TAG_TIMER, 0, 0));
 	arm_poll(&e, e.lfd, make_tag(TAG_LISTEN, 0, 0));
+	if (d->bx)
+		arm_poll(&e, bx_queue_fd(d->bx), make_tag(TAG_EXEC, 0, 0));
 	while (running) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, seen = 0;

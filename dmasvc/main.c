@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "burst_exec_priv.h"
 #include "evloop_priv.h"
 #include "server_priv.h"
 #include "session_priv.h"
@@ -99,11 +100,19 @@ int main(int argc, char **argv)
 		dlog_err(&lg, 0, ret, "cannot start %u workers", opt.workers);
 		goto err_backend;
 	}
+	ret = bx_queue_create(&d.bx);
+	if (ret) {
+		dlog_err(&lg, 0, ret, "cannot create the executor queue");
+		goto err_pool;
+	}
+	d.async_bytes = BX_ASYNC_BYTES;
+	if (getenv(BX_TEST_ASYNC_ENV) && !strcmp(getenv(BX_TEST_ASYNC_ENV), "1"))
+		d.async_bytes = 0; /* tests: every burst with events takes the executor path */
 	lfd = srv_listen(&opt, err, sizeof(err));
 	if (lfd < 0) {
 		dlog_err(&lg, 0, lfd, "%s", err);
 		ret = lfd;
-		goto err_pool;
+		goto err_bx;
 	}
 	dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o), backend %s, %u workers", opt.socket_path,
 	     opt.socket_mode, d.ops->name, opt.workers);
@@ -111,6 +120,8 @@ int main(int argc, char **argv)
 	unlink(opt.socket_path);
 	if (!ret)
 		dlog(&lg, DLOG_INFO, 0, "stopped: all mappings removed");
+err_bx:
+	bx_queue_destroy(d.bx); /* every executor was joined with its session */
 err_pool:
 	pool_destroy(d.pool);
 err_backend:

@@ -116,8 +116,13 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 		if (!s)
 			continue;
 		counters_add(&c, &s->ctr);
-		st->areas += session_areas(s);
-		st->pinned_bytes += session_mapped_bytes(s);
+		if (s->busy) { /* its executor owns the regions now: use the last snapshot */
+			st->areas += s->cached_areas;
+			st->pinned_bytes += s->cached_mapped;
+		} else {
+			st->areas += session_areas(s);
+			st->pinned_bytes += session_mapped_bytes(s);
+		}
 		if (s->max_areas == UINT64_MAX)
 			unlimited = true;
 		else

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "burst_exec_priv.h"
 #include "ring_service_priv.h"
 
 int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
@@ -135,102 +136,128 @@ bool rsv_ring_pending(struct dsvc_ring *rg)
 	return __ring_cons_avail(&rg->sq.core, 1) != 0; /* EPROTO counts: the caller will see it */
 }
 
-/* Run the valid events of a burst; fills res[] per event.  Never fails. */
-static void run_events(struct dsvc *d, struct dsvc_session *s, const struct gran_event *ev,
-		       const uint32_t *region_ids, size_t n, int32_t *res)
+void rsv_burst_execute(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 {
 	struct pool_runner pr = { .pool = d->pool };
 	struct gran_job_runner runner = { .run = pool_runner_run, .ctx = &pr };
 	const struct gran_completion *c;
-	struct gran_exec_stats st;
 	struct gran_plan *plan;
 	size_t nc;
 	int ret;
 
-	ret = gran_plan_build(ev, n, &plan);
+	memset(&b->st, 0, sizeof(b->st));
+	b->err = 0;
+	ret = gran_plan_build(b->ev, b->nev, &plan);
 	if (ret) {
-		dlog_err(d->log, s->id, ret, "planning a burst of %zu events", n);
-		for (size_t i = 0; i < n; i++)
-			res[i] = ret;
+		b->err = ret;
+		for (size_t i = 0; i < b->nev; i++)
+			b->res[i] = ret;
 		return;
 	}
-	ret = gran_plan_execute(plan, d->ops, s->space, &runner);
-	if (ret)
-		dlog_err(d->log, s->id, ret, "executing a burst of %zu events", n);
+	b->err = gran_plan_execute(plan, d->ops, s->space, &runner);
 	c = gran_plan_completions(plan, &nc);
-	for (size_t i = 0; i < n; i++)
-		res[i] = i < nc ? c[i].res : -ENOMEM;
-	gran_plan_stats(plan, &st);
-	s->ctr.map_calls += st.map_calls;
-	s->ctr.unmap_calls += st.unmap_calls + st.undo_calls;
-	if (pr.failed)
-		dlog_err(d->log, s->id, pr.first_fail.res, "region %u: map iova 0x%llx len 0x%llx",
-			 pr.first_fail.event < n ? region_ids[pr.first_fail.event] : 0,
-			 (unsigned long long)pr.first_fail.iova,
-			 (unsigned long long)pr.first_fail.length);
-	if (st.first_unmap_err)
-		dlog_err(d->log, s->id, st.first_unmap_err, "unmap iova 0x%llx len 0x%llx",
-			 (unsigned long long)st.first_unmap_iova,
-			 (unsigned long long)st.first_unmap_length);
+	for (size_t i = 0; i < b->nev; i++)
+		b->res[i] = i < nc ? c[i].res : -ENOMEM;
+	gran_plan_stats(plan, &b->st);
+	b->map_failed = pr.failed;
+	b->first_fail = pr.first_fail;
 	gran_plan_free(plan);
 }
 
-/* Drain and complete one burst.  Returns SQEs completed or RING_EPROTO. */
-static int one_burst(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg)
+/*
+ * Drain one burst of @rg into s->burst and validate it; bad SQEs get their
+ * CQE now.  Returns the SQEs drained (0: none) or RING_EPROTO.
+ */
+static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg)
 {
+	struct dsvc_burst *b = &s->burst;
 	struct dmasvc_sqe sqes[RING_BURST];
-	struct dmasvc_cqe cqes[RING_BURST];
-	struct gran_event ev[RING_BURST];
-	uint32_t region_ids[RING_BURST];
-	int32_t res[RING_BURST];
-	unsigned int ev_sqe[RING_BURST]; /* event index -> sqe index */
-	size_t nev = 0;
-	uint64_t t0, t1;
-	int n, posted;
+	int n;
 
 	n = ring_sq_drain(&rg->sq, sqes, RING_BURST);
 	if (n <= 0)
 		return n;
-	t0 = dsvc_now_ns();
+	b->rg = rg;
+	b->n = (unsigned int)n;
+	b->nev = 0;
+	b->bytes = 0;
+	b->granules = 0;
+	b->t0 = dsvc_now_ns();
 	if (ring_sq_drain_should_wake(&rg->sq))
 		ring_eventfd_signal(rg->completion); /* the client waits for SQ space */
 	for (int i = 0; i < n; i++) {
-		int v = sqe_validate(&sqes[i], s, &ev[nev]);
+		struct gran_event *ev = &b->ev[b->nev];
+		int v = sqe_validate(&sqes[i], s, ev);
 
-		cqes[i] = (struct dmasvc_cqe){ .user_data = sqes[i].user_data, .res = 0 };
+		b->cqes[i] = (struct dmasvc_cqe){ .user_data = sqes[i].user_data, .res = 0 };
 		if (v == 1) {
-			region_ids[nev] = sqes[i].region_id;
-			ev_sqe[nev++] = (unsigned int)i;
+			b->region_ids[b->nev] = sqes[i].region_id;
+			b->ev_sqe[b->nev++] = (unsigned int)i;
+			b->granules += ev->count;
+			b->bytes += ev->count * gran_region_granule(ev->region); /* <= region size: no overflow */
 		} else if (v < 0) {
-			cqes[i].res = v;
+			b->cqes[i].res = v;
 			dlog(d->log, DLOG_DEBUG, s->id, "bad SQE op %u region %u off 0x%llx len 0x%llx: %d",
 			     sqes[i].opcode, sqes[i].region_id, (unsigned long long)sqes[i].offset,
 			     (unsigned long long)sqes[i].length, v);
 		}
 	}
-	if (nev) {
-		run_events(d, s, ev, region_ids, nev, res);
-		for (size_t e = 0; e < nev; e++)
-			cqes[ev_sqe[e]].res = res[e];
+	return n;
+}
+
+/*
+ * Complete s->burst after it was executed (or had no events): counters,
+ * the one log line per failure, CQEs (the overflow goes to the backlog),
+ * latency.  Returns the SQEs completed, or RING_EPROTO.
+ */
+static int burst_finish(struct dsvc *d, struct dsvc_session *s)
+{
+	struct dsvc_burst *b = &s->burst;
+	struct dsvc_ring *rg = b->rg;
+	uint64_t lat;
+	int posted;
+
+	if (b->nev) {
+		for (size_t e = 0; e < b->nev; e++)
+			b->cqes[b->ev_sqe[e]].res = b->res[e];
+		s->ctr.map_calls += b->st.map_calls;
+		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls;
+		if (b->err)
+			dlog_err(d->log, s->id, b->err, "running a burst of %zu events", b->nev);
+		if (b->map_failed)
+			dlog_err(d->log, s->id, b->first_fail.res, "region %u: map iova 0x%llx len 0x%llx",
+				 b->first_fail.event < b->nev ? b->region_ids[b->first_fail.event] : 0,
+				 (unsigned long long)b->first_fail.iova,
+				 (unsigned long long)b->first_fail.length);
+		if (b->st.first_unmap_err)
+			dlog_err(d->log, s->id, b->st.first_unmap_err, "unmap iova 0x%llx len 0x%llx",
+				 (unsigned long long)b->st.first_unmap_iova,
+				 (unsigned long long)b->st.first_unmap_length);
+		session_refresh_cache(s);
 	}
-	posted = ring_cq_post(&rg->cq, cqes, (unsigned int)n);
+	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
 	if (posted < 0)
 		return posted;
 	if (posted > 0 && ring_cq_post_should_wake(&rg->cq))
 		ring_eventfd_signal(rg->completion);
-	if (posted < n) {
-		memcpy(rg->backlog, cqes + posted, (size_t)(n - posted) * sizeof(cqes[0]));
-		rg->nr_backlog = (unsigned int)(n - posted);
+	if ((unsigned int)posted < b->n) {
+		memcpy(rg->backlog, b->cqes + posted, (b->n - (unsigned int)posted) * sizeof(b->cqes[0]));
+		rg->nr_backlog = b->n - (unsigned int)posted;
 	}
-	t1 = dsvc_now_ns();
-	for (int i = 0; i < n; i++) {
-		lat_record(&s->lat, t1 - t0);
-		lat_record(&d->lat, t1 - t0);
+	lat = dsvc_now_ns() - b->t0;
+	for (unsigned int i = 0; i < b->n; i++) {
+		lat_record(&s->lat, lat);
+		lat_record(&d->lat, lat);
 		s->ctr.events++;
-		if (cqes[i].res)
+		if (b->cqes[i].res)
 			s->ctr.events_failed++;
 	}
-	return n;
+	return (int)b->n;
+}
+
+static bool burst_is_big(const struct dsvc *d, const struct dsvc_burst *b)
+{
+	return d->bx && b->nev && (b->bytes >= d->async_bytes || b->granules >= BX_ASYNC_GRANULES);
 }
 
 int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
@@ -238,18 +265,68 @@ int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 {
 	int total = 0, ret;
 
-	for (unsigned int b = 0; b < max_bursts; b++) {
+	if (s->busy)
+		return 0;
+	for (unsigned int i = 0; i < max_bursts; i++) {
 		ret = settle_backlog(rg);
 		if (ret <= 0)
 			return ret < 0 ? ret : total;
-		ret = one_burst(d, s, rg);
+		ret = burst_prepare(d, s, rg);
+		if (ret <= 0) {
+			if (ret < 0)
+				return ret;
+			break;
+		}
+		if (burst_is_big(d, &s->burst) && bx_submit(d, s) == 0)
+			return total; /* finished later by rsv_complete() */
+		rsv_burst_execute(d, s, &s->burst);
+		ret = burst_finish(d, s);
 		if (ret < 0)
 			return ret;
-		if (ret == 0)
-			break;
 		total += ret;
 	}
 	if (settle_backlog(rg) < 0)
 		return RING_EPROTO;
 	return total;
+}
+
+/* Finish the async bursts that are done.  Returns how many. */
+static unsigned int complete_ready(struct dsvc *d)
+{
+	uint32_t ids[DSVC_MAX_SESSIONS];
+	unsigned int n = bx_reap(d, ids, DSVC_MAX_SESSIONS);
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct dsvc_session *s = session_find(d, ids[i]);
+
+		if (!s || !s->busy)
+			continue; /* cannot happen: a busy session is never freed */
+		s->busy = false;
+		if (burst_finish(d, s) < 0 || settle_backlog(s->burst.rg) < 0)
+			s->broken = true;
+	}
+	return n;
+}
+
+unsigned int rsv_complete(struct dsvc *d)
+{
+	return d->bx ? complete_ready(d) : 0;
+}
+
+static bool any_busy(const struct dsvc *d)
+{
+	for (unsigned int i = 0; i < d->session_hi; i++)
+		if (d->sessions[i] && d->sessions[i]->busy)
+			return true;
+	return false;
+}
+
+void rsv_quiesce(struct dsvc *d, struct dsvc_session *s)
+{
+	if (!d->bx)
+		return;
+	while (s ? s->busy : any_busy(d)) {
+		bx_wait(d);
+		complete_ready(d);
+	}
 }

@@ -32,12 +32,35 @@ int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 
 /*
  * rsv_ring_work: process ring @rg of @s: post any backlog, then drain and
- * run up to @max_bursts bursts.  Returns the number of SQEs completed
- * (0 when the SQ was empty or the CQ is full), or RING_EPROTO (disconnect
- * the session).
+ * run up to @max_bursts bursts.  A big burst (d->async_bytes) is handed to
+ * the session's executor and the session becomes busy; it is finished by
+ * rsv_complete().  Does nothing while @s is busy.  Returns the number of
+ * SQEs completed here (0 when the SQ was empty, the CQ is full or the
+ * session went busy), or RING_EPROTO (disconnect the session).
  */
 int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 		  unsigned int max_bursts);
+
+/*
+ * rsv_burst_execute: plan and run the events of @b against @s's space
+ * (map jobs on the worker pool) and store the results in @b.  Runs on the
+ * loop or on @s's executor; touches only @b, the space and the regions the
+ * events name.  Never fails (failures are per-event results).
+ */
+void rsv_burst_execute(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
+
+/*
+ * rsv_complete: finish every async burst that is done (CQEs, counters,
+ * logs); their sessions stop being busy, or are marked broken on a ring
+ * protocol error.  Never blocks.  Returns how many were finished.
+ */
+unsigned int rsv_complete(struct dsvc *d);
+
+/*
+ * rsv_quiesce: wait until @s (NULL: every session) has no burst in flight,
+ * finishing bursts as they complete.  Never closes a session.
+ */
+void rsv_quiesce(struct dsvc *d, struct dsvc_session *s);
 
 /* rsv_ring_pending: whether @rg has SQEs waiting (peeks the tail; false while the CQ backlog blocks). */
 bool rsv_ring_pending(struct dsvc_ring *rg);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log_priv.h"
+#include "burst_exec_priv.h"
 #include "session_priv.h"
 
 uint64_t dsvc_now_ns(void)
@@ -140,6 +141,7 @@ void session_unmap_all(struct dsvc *d, struct dsvc_session *s)
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
 		if (s->regions[i])
 			region_unmap_all(d, s, s->regions[i]);
+	session_refresh_cache(s);
 }
 
 static void ring_free(struct dsvc_ring *rg)
@@ -152,8 +154,23 @@ static void ring_free(struct dsvc_ring *rg)
 	free(rg);
 }
 
+void session_refresh_cache(struct dsvc_session *s)
+{
+	s->cached_areas = 0;
+	s->cached_mapped = 0;
+	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+		if (!s->regions[i])
+			continue;
+		s->cached_areas += gran_region_populated(s->regions[i]->gr);
+		s->cached_mapped += gran_region_mapped_bytes(s->regions[i]->gr);
+	}
+}
+
 void session_destroy(struct dsvc *d, struct dsvc_session *s)
 {
+	if (s->busy)
+		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session with a burst in flight");
+	bx_thread_stop(s); /* joins; the loop waited for the burst (rsv_quiesce) */
 	session_unmap_all(d, s);
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
 		if (!s->regions[i])
@@ -311,6 +328,7 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	s->regions[slot] = r;
 	s->nr_regions++;
 	*id = r->id;
+	session_refresh_cache(s);
 	return 0;
 }
 
@@ -327,6 +345,7 @@ int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 	s->regions[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_regions--;
 	free(r);
+	session_refresh_cache(s);
 	return 0;
 }
 

@@ -38,6 +38,7 @@
 #include "dmasvc/backend.h"
 #include "dmasvc/budget.h"
 #include "dmasvc/granule.h"
+#include "dmasvc/plan.h"
 #include "dmasvc/proto.h"
 #include "dmasvc/ring.h"
 
@@ -84,6 +85,32 @@ struct dsvc_ring {
 	bool doorbell_armed;       /* a multishot poll on doorbell is live */
 };
 
+/*
+ * One drained burst on its way from an SQ to the CQ (ring_service.c).  Built
+ * and finished on the event-loop thread; executed there or, for big bursts,
+ * on the session's executor thread (burst_exec.c) while the session is busy.
+ */
+struct dsvc_burst {
+	struct dsvc_ring *rg;                /* the ring it came from */
+	unsigned int n;                      /* SQEs drained */
+	size_t nev;                          /* valid events among them */
+	uint64_t t0;                         /* drain time: latency starts here */
+	uint64_t bytes, granules;            /* work the events name (upper bound) */
+	struct dmasvc_cqe cqes[RING_BURST];  /* one per SQE, in SQE order */
+	struct gran_event ev[RING_BURST];
+	uint32_t region_ids[RING_BURST];     /* per event, for log lines */
+	unsigned int ev_sqe[RING_BURST];     /* event index -> SQE index */
+	/* Results, written by whoever executes it: */
+	int32_t res[RING_BURST];             /* per event */
+	int err;                             /* plan build/execute error, or 0 */
+	struct gran_exec_stats st;
+	bool map_failed;
+	struct gran_map_job first_fail;      /* the first failed map job */
+};
+
+struct bx_thread;
+struct bx_queue;
+
 struct dsvc_session {
 	uint32_t id;
 	int fd;                    /* the control socket */
@@ -111,6 +138,20 @@ struct dsvc_session {
 	 * the stats timer); past it, its request errors log at debug only, so
 	 * a hostile client cannot flood the log. */
 	unsigned int log_budget;
+	/*
+	 * busy: s->burst is being executed by s->exec.  While busy, the loop
+	 * touches none of the session's regions, rings or control socket: it
+	 * defers them (ctl_pending, doorbells re-checked after the finish)
+	 * and waits for the burst (rsv_quiesce) before anything that must see
+	 * or change the session's state.  broken: the finish found a ring
+	 * protocol error; the loop closes the session.
+	 */
+	bool busy;
+	bool broken;
+	struct bx_thread *exec;    /* created on the first big burst, joined at destroy */
+	struct dsvc_burst burst;
+	uint64_t cached_areas;     /* areas/mapped bytes as of the last finish or region op, */
+	uint64_t cached_mapped;    /* for the stats timer while the session is busy */
 };
 
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
@@ -130,7 +171,13 @@ struct dsvc {
 	struct dsvc_counters gone;   /* counters of sessions already freed */
 	struct lat_window lat;       /* all sessions */
 	bool stopping;
+	struct bx_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
+	uint64_t async_bytes;        /* bursts naming at least this many bytes (or
+					BX_ASYNC_GRANULES granules) run on the session's executor */
 };
+
+#define BX_ASYNC_BYTES (16ull << 20)
+#define BX_ASYNC_GRANULES 256
 
 /* dsvc_now_ns: CLOCK_MONOTONIC in ns. */
 uint64_t dsvc_now_ns(void);
@@ -181,6 +228,9 @@ int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
  * DLOG_DEBUG.  Consumes one unit of budget for error/warn lines.
  */
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want);
+
+/* session_refresh_cache: recompute s->cached_areas and s->cached_mapped. */
+void session_refresh_cache(struct dsvc_session *s);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

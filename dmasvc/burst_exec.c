@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * burst_exec.c - per-session executor threads and the done queue (see
+ * burst_exec_priv.h).  One mutex + condvar per executor for the hand-off,
+ * one mutex for the done queue; the eventfd only wakes the loop.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "burst_exec_priv.h"
+#include "ring_service_priv.h"
+
+struct bx_queue {
+	pthread_mutex_t lock;
+	/* Guarded by lock; at most one entry per session (one burst in flight each). */
+	uint32_t ids[DSVC_MAX_SESSIONS];
+	unsigned int n;
+	int efd;                  /* immutable */
+};
+
+struct bx_thread {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	/* Guarded by lock: */
+	bool job;                 /* s->burst is waiting to be executed */
+	bool stop;
+	/* Immutable: */
+	struct dsvc *d;
+	struct dsvc_session *s;
+};
+
+int bx_queue_create(struct bx_queue **out)
+{
+	struct bx_queue *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return -ENOMEM;
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) {
+		int ret = -errno;
+
+		free(q);
+		return ret;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	*out = q;
+	return 0;
+}
+
+void bx_queue_destroy(struct bx_queue *q)
+{
+	if (!q)
+		return;
+	close(q->efd);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+int bx_queue_fd(const struct bx_queue *q)
+{
+	return q->efd;
+}
+
+static void bx_done(struct bx_queue *q, uint32_t sid)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->n < DSVC_MAX_SESSIONS)
+		q->ids[q->n++] = sid;
+	pthread_mutex_unlock(&q->lock);
+	while (write(q->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+static void *bx_main(void *arg)
+{
+	struct bx_thread *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->job && !t->stop)
+			pthread_cond_wait(&t->cv, &t->lock);
+		if (t->stop)
+			break;
+		pthread_mutex_unlock(&t->lock);
+		rsv_burst_execute(t->d, t->s, &t->s->burst);
+		pthread_mutex_lock(&t->lock);
+		t->job = false;
+		bx_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int bx_submit(struct dsvc *d, struct dsvc_session *s)
+{
+	struct bx_thread *t = s->exec;
+	int ret;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		t->d = d;
+		t->s = s;
+		pthread_mutex_init(&t->lock, NULL);
+		pthread_cond_init(&t->cv, NULL);
+		ret = -pthread_create(&t->thread, NULL, bx_main, t);
+		if (ret) {
+			pthread_cond_destroy(&t->cv);
+			pthread_mutex_destroy(&t->lock);
+			free(t);
+			return ret;
+		}
+		s->exec = t;
+	}
+	s->busy = true;
+	pthread_mutex_lock(&t->lock);
+	t->job = true;
+	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+unsigned int bx_reap(struct dsvc *d, uint32_t *ids, unsigned int max)
+{
+	struct bx_queue *q = d->bx;
+	unsigned int n;
+	uint64_t v;
+
+	while (read(q->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&q->lock);
+	n = q->n < max ? q->n : max;
+	for (unsigned int i = 0; i < n; i++)
+		ids[i] = q->ids[i];
+	for (unsigned int i = n; i < q->n; i++)
+		q->ids[i - n] = q->ids[i];
+	q->n -= n;
+	if (q->n) { /* more than max: keep the eventfd readable */
+		v = 1;
+		while (write(q->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+void bx_wait(struct dsvc *d)
+{
+	struct pollfd p = { .fd = d->bx->efd, .events = POLLIN };
+
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+}
+
+void bx_thread_stop(struct dsvc_session *s)
+{
+	struct bx_thread *t = s->exec;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_signal(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+	s->exec = NULL;
+}
