@@ -608,3 +608,26 @@ Test(session, every_request_gets_a_reply_with_a_message)
 	cr_expect(strstr(text, "REGION_REMOVE: no region 77"), "%s", text);
 	cr_expect(!out.disconnect);
 }
+
+Test(session, memory_and_region_caps)
+{
+	struct dmasvc_memory_add req = { .size = 4096 };
+	uint32_t mem = 0, id;
+	char err[256];
+	int fd;
+
+	gran_budget_init(&s->budget, 0); /* unlimited: the count caps must bite first */
+	for (int i = 0; i < SESSION_MAX_MEMORIES; i++)
+		mem = add_mem(4096 * 256, 0);
+	fd = make_memfd(4096, F_SEAL_SHRINK);
+	cr_expect_eq(session_memory_add(&d, s, fd, &req, &id, err, sizeof(err)), -EMFILE);
+	cr_expect(strstr(err, "256"), "%s", err);
+	close(fd); /* on failure the caller keeps the fd */
+	for (int i = 0; i < SESSION_MAX_REGIONS; i++) {
+		cr_assert_eq(add_region(mem, (uint64_t)(i % 256) * 4096, 4096,
+					(1ull << 32) + (uint64_t)i * 4096, 4096, 0, &id, err), 0,
+			     "region %d: %s", i, err);
+	}
+	cr_expect_eq(add_region(mem, 0, 4096, 1ull << 40, 4096, 0, &id, err), -EMFILE);
+	cr_expect(strstr(err, "1024"), "%s", err);
+}
