@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fake_service.c - libdmasvc facing a scripted, sometimes hostile,
+ * fake service (a thread in this test).  The real daemon is tested in the
+ * *_it tests; here the point is what the library does with replies and
+ * completions the real daemon would never send: wrong msg_id, impossible
+ * errno, missing fds, a ring whose header does not match, CQEs naming no
+ * event, duplicated, with a positive res, a corrupt CQ tail.  And one
+ * thing the daemon may do but rarely: completing events out of order,
+ * which the bitmap must still apply in submission order.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+#include "dmasvc/ring.h"
+#include "it_util.h"
+
+#define MiB (1ull << 20)
+
+enum fake_fault {
+	FAKE_OK = 0,
+	FAKE_BAD_MSG_ID,     /* MEMORY_ADD reply echoes another msg_id */
+	FAKE_BAD_ERRNO,      /* MEMORY_ADD reply error 99999 */
+	FAKE_RING_TWO_FDS,   /* RING_SETUP reply carries 2 fds */
+	FAKE_RING_MISMATCH,  /* RING_SETUP ring made with other entry counts */
+};
+
+struct fake {
+	enum fake_fault fault;
+	char dir[48], path[64];
+	int lfd, cfd;
+	pthread_t thread;
+	pthread_mutex_t lock;        /* guards the ring fields below */
+	bool have_ring;
+	struct ring_fds fds;
+	struct ring_mapping map;
+	struct ring_sq_consumer sq;
+	struct ring_cq_producer cq;
+};
+
+static void reply(struct fake *f, const struct dmasvc_msg_hdr *req, uint32_t error,
+		  const void *body, uint32_t len, const int *fds, unsigned nfds)
+{
+	char pkt[DMASVC_MSG_MAX];
+	struct dmasvc_msg_hdr h = { .size = (uint32_t)sizeof(h) + len + 1, .cmd = req->cmd,
+				    .flags = DMASVC_MSG_REPLY, .msg_id = req->msg_id, .error = error };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { pkt, h.size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (f->fault == FAKE_BAD_MSG_ID && req->cmd == DMASVC_CMD_MEMORY_ADD)
+		h.msg_id += 7;
+	if (f->fault == FAKE_BAD_ERRNO && req->cmd == DMASVC_CMD_MEMORY_ADD)
+		h.error = 99999;
+	memcpy(pkt, &h, sizeof(h));
+	memcpy(pkt + sizeof(h), body, len);
+	pkt[sizeof(h) + len] = '\0';
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	sendmsg(f->cfd, &mh, MSG_NOSIGNAL);
+}
+
+static void ring_setup(struct fake *f, const struct dmasvc_msg_hdr *h, const struct dmasvc_ring_setup *rs)
+{
+	struct ring_params p = { .sq_entries = rs->sq_entries, .cq_entries = rs->cq_entries };
+	struct dmasvc_ring_setup_reply rep = { .ring_id = 0 };
+	int fds[3];
+
+	if (f->fault == FAKE_RING_MISMATCH)
+		p.sq_entries *= 2;
+	pthread_mutex_lock(&f->lock);
+	cr_assert_eq(ring_fds_create(&f->fds, &p), 0);
+	cr_assert_eq(ring_map(&f->map, f->fds.memfd, &p), 0);
+	cr_assert_eq(ring_sq_consumer_init(&f->sq, &f->map), 0);
+	cr_assert_eq(ring_cq_producer_init(&f->cq, &f->map), 0);
+	rep.ring_size = (uint64_t)ring_mem_size(rs->sq_entries, rs->cq_entries);
+	f->have_ring = true;
+	pthread_mutex_unlock(&f->lock);
+	fds[0] = f->fds.memfd;
+	fds[1] = f->fds.doorbell;
+	fds[2] = f->fds.completion;
+	reply(f, h, 0, &rep, sizeof(rep), fds, f->fault == FAKE_RING_TWO_FDS ? 2 : 3);
+}
+
+/* The control loop: answers until the client hangs up. */
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+
+	f->cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+	for (;;) {
+		char buf[DMASVC_MSG_MAX];
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+			struct cmsghdr align;
+		} ctl;
+		struct iovec iov = { buf, sizeof(buf) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+				     .msg_controllen = sizeof(ctl.b) };
+		struct dmasvc_msg_hdr h;
+		ssize_t n = recvmsg(f->cfd, &mh, MSG_CMSG_CLOEXEC);
+		uint32_t id_reply[2] = { 0, 0 };
+
+		if (n < (ssize_t)sizeof(h))
+			break;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+			close(fd); /* the fake keeps no memory */
+		}
+		memcpy(&h, buf, sizeof(h));
+		switch (h.cmd) {
+		case DMASVC_CMD_HELLO: {
+			struct dmasvc_hello_reply r = { .major = 1, .session_id = 7,
+							.max_sq_entries = 1024, .max_cq_entries = 2048 };
+
+			reply(f, &h, 0, &r, sizeof(r), NULL, 0);
+			break;
+		}
+		case DMASVC_CMD_MEMORY_ADD:
+			id_reply[0] = 5;
+			reply(f, &h, 0, id_reply, sizeof(id_reply), NULL, 0);
+			break;
+		case DMASVC_CMD_REGION_ADD:
+			id_reply[0] = 9;
+			reply(f, &h, 0, id_reply, sizeof(id_reply), NULL, 0);
+			break;
+		case DMASVC_CMD_RING_SETUP: {
+			struct dmasvc_ring_setup rs;
+
+			memcpy(&rs, buf + sizeof(h), sizeof(rs));
+			ring_setup(f, &h, &rs);
+			break;
+		}
+		default:
+			reply(f, &h, 0, NULL, 0, NULL, 0);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void fake_start(struct fake *f, enum fake_fault fault)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(f, 0, sizeof(*f));
+	f->fault = fault;
+	pthread_mutex_init(&f->lock, NULL);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/dmasvc-fake.XXXXXX");
+	cr_assert_not_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/s", f->dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+	f->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(f->lfd, 1), 0);
+	cr_assert_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	shutdown(f->lfd, SHUT_RDWR);
+	if (f->cfd > 0)
+		shutdown(f->cfd, SHUT_RDWR);
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	if (f->cfd > 0)
+		close(f->cfd);
+	if (f->have_ring) {
+		ring_unmap(&f->map);
+		ring_fds_close(&f->fds);
+	}
+	unlink(f->path);
+	rmdir(f->dir);
+}
+
+/* Client with one 8-granule region on the fake. */
+static struct dmasvc_client *client_on(struct fake *f, int *region, int *memfd)
+{
+	struct dmasvc_connect_opts o = { .sq_entries = 8, .timeout_ms = 2000 };
+	struct dmasvc_region_desc d = { .size = 16 * MiB, .granule = 2 * MiB };
+	struct dmasvc_client *c;
+	int mem;
+
+	cr_assert_eq(dmasvc_connect(f->path, &o, &c), 0);
+	*memfd = it_memfd(16 * MiB, true);
+	mem = dmasvc_memory_add(c, *memfd, 16 * MiB, 0);
+	cr_assert_geq(mem, 0);
+	d.mem_id = (uint32_t)mem;
+	*region = dmasvc_region_add(c, &d);
+	cr_assert_geq(*region, 0);
+	return c;
+}
+
+/* The fake drains @n SQEs (waiting up to 2 s). */
+static void fake_drain(struct fake *f, struct dmasvc_sqe *out, unsigned n)
+{
+	unsigned got = 0;
+
+	for (int i = 0; i < 2000 && got < n; i++) {
+		int k = ring_sq_drain(&f->sq, out + got, n - got);
+
+		cr_assert_geq(k, 0);
+		got += (unsigned)k;
+		if (got < n)
+			usleep(1000);
+	}
+	cr_assert_eq(got, n);
+}
+
+static void fake_complete(struct fake *f, uint64_t user_data, int32_t res)
+{
+	struct dmasvc_cqe cqe = { .user_data = user_data, .res = res };
+
+	cr_assert_eq(ring_cq_post(&f->cq, &cqe, 1), 1);
+	ring_eventfd_signal(f->fds.completion);
+}
+
+Test(fake, completions_out_of_order_apply_in_order)
+{
+	struct fake f;
+	struct dmasvc_completion cq[4];
+	struct dmasvc_sqe sqe[2];
+	int region, memfd;
+	struct dmasvc_client *c;
+
+	fake_start(&f, FAKE_OK);
+	c = client_on(&f, &region, &memfd);
+	struct dmasvc_queue *q = dmasvc_default_queue(c);
+
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 4 * MiB, 100), 0);
+	cr_assert_eq(dmasvc_submit_discard(q, (uint32_t)region, 0, 4 * MiB, 101), 0);
+	fake_drain(&f, sqe, 2);
+	cr_assert_eq(sqe[0].region_id, 9, "the service's region id goes on the wire");
+	/* The discard completes first: the bitmap must wait for the populate. */
+	fake_complete(&f, sqe[1].user_data, 0);
+	cr_assert_eq(dmasvc_reap(q, cq, 4, 1000), 1);
+	cr_assert_eq(cq[0].user_data, 101);
+	cr_assert_eq(dmasvc_region_populated_bytes(c, (uint32_t)region), 0);
+	fake_complete(&f, sqe[0].user_data, 0);
+	cr_assert_eq(dmasvc_reap(q, cq, 4, 1000), 1);
+	cr_assert_eq(cq[0].user_data, 100);
+	cr_assert_eq(dmasvc_region_populated_bytes(c, (uint32_t)region), 0,
+		     "populate then discard, in submission order: nothing populated");
+
+	/* And a failed populate leaves the bitmap alone. */
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 2 * MiB, 102), 0);
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 2 * MiB, 2 * MiB, 103), 0);
+	fake_drain(&f, sqe, 2);
+	fake_complete(&f, sqe[0].user_data, -ENOMEM);
+	fake_complete(&f, sqe[1].user_data, 0);
+	cr_assert_eq(dmasvc_reap(q, cq, 4, 1000), 2);
+	cr_assert_eq(dmasvc_region_populated_bytes(c, (uint32_t)region), (int64_t)(2 * MiB));
+	dmasvc_disconnect(c);
+	close(memfd);
+	fake_stop(&f);
+}
+
+/* One hostile CQE kind: the queue must report -EPROTO and stay dead. */
+static void hostile_cqe(int kind)
+{
+	struct fake f;
+	struct dmasvc_completion cq[4];
+	struct dmasvc_sqe sqe;
+	int region, memfd, r;
+	struct dmasvc_client *c;
+	struct dmasvc_queue *q;
+
+	fake_start(&f, FAKE_OK);
+	c = client_on(&f, &region, &memfd);
+	q = dmasvc_default_queue(c);
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 2 * MiB, 1), 0);
+	fake_drain(&f, &sqe, 1);
+	switch (kind) {
+	case 0: /* names no event in flight */
+		fake_complete(&f, sqe.user_data + 1000, 0);
+		break;
+	case 1: /* completes the event twice */
+		fake_complete(&f, sqe.user_data, 0);
+		cr_assert_eq(dmasvc_reap(q, cq, 4, 1000), 1);
+		fake_complete(&f, sqe.user_data, 0);
+		break;
+	case 2: /* positive res */
+		fake_complete(&f, sqe.user_data, 5);
+		break;
+	case 3: { /* CQ tail far beyond what the ring holds */
+		struct ring_shm *shm = f.map.base;
+
+		shm->cq.tail.value += 100000;
+		ring_eventfd_signal(f.fds.completion);
+		break;
+	}
+	}
+	r = dmasvc_reap(q, cq, 4, 1000);
+	cr_assert_eq(r, -EPROTO, "kind %d: reap %d", kind, r);
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 2 * MiB, 2), -EPROTO, "stays dead");
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)region, 0, 2 * MiB), -EPROTO);
+	cr_assert_eq(dmasvc_region_populated_bytes(c, (uint32_t)region), kind == 1 ? (int64_t)(2 * MiB) : 0);
+	dmasvc_disconnect(c);
+	close(memfd);
+	fake_stop(&f);
+}
+
+Test(fake, cqe_for_no_event) { hostile_cqe(0); }
+Test(fake, cqe_twice) { hostile_cqe(1); }
+Test(fake, cqe_positive_res) { hostile_cqe(2); }
+Test(fake, cq_tail_corrupt) { hostile_cqe(3); }
+
+static void bad_reply(enum fake_fault fault, bool at_connect)
+{
+	struct dmasvc_connect_opts o = { .sq_entries = 8, .timeout_ms = 1000 };
+	struct fake f;
+	struct dmasvc_client *c = NULL;
+	int memfd = it_memfd(16 * MiB, true), r;
+
+	fake_start(&f, fault);
+	r = dmasvc_connect(f.path, &o, &c);
+	if (at_connect) {
+		cr_assert_eq(r, -EPROTO, "connect: %d", r);
+	} else {
+		cr_assert_eq(r, 0);
+		r = dmasvc_memory_add(c, memfd, 16 * MiB, 0);
+		cr_assert(r == -EPROTO || r == -ETIMEDOUT, "memory_add: %d", r);
+		cr_assert_neq(dmasvc_last_error(c)[0], '\0');
+		dmasvc_disconnect(c);
+	}
+	close(memfd);
+	fake_stop(&f);
+}
+
+Test(fake, reply_with_wrong_msg_id) { bad_reply(FAKE_BAD_MSG_ID, false); }
+Test(fake, reply_with_impossible_errno) { bad_reply(FAKE_BAD_ERRNO, false); }
+Test(fake, ring_setup_missing_fd) { bad_reply(FAKE_RING_TWO_FDS, true); }
+Test(fake, ring_header_mismatch) { bad_reply(FAKE_RING_MISMATCH, true); }
