@@ -39,6 +39,7 @@
 struct opts {
 	struct mb_env env;
 	bool json, quick;
+	FILE *json_file;         /* --json-file: JSON here besides the tables */
 	bool path_engine, path_ring;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
@@ -79,6 +80,8 @@ static void usage(FILE *f)
 "          driven through libdmasvc over its SQ/CQ ring\n"
 "  engine  dmasvc's planner + worker pool in-process (no socket, no ring)\n"
 "\n"
+"Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
+"times on every target, the order rotated each repetition.\n"
 "Reported per scenario phase and path: wall time (median) and ratio\n"
 "direct/path, note latency p50/p99, backend map and unmap calls, pinned\n"
 "bytes (VmLck on the model, VmPin on iommufd, of the process that pins)\n"
@@ -96,7 +99,7 @@ static void usage(FILE *f)
 "                           engine on iommufd, where the daemon cannot take a\n"
 "                           device yet)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
-"  --workers LIST           worker counts (default 1,2,4)\n"
+"  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G)\n"
 "  --granules LIST          plug granules (default 2M,128M)\n"
 "  --scenarios LIST         plug,storm,burst (default all)\n"
@@ -108,6 +111,7 @@ static void usage(FILE *f)
 "  --quick                  1 repetition, plug 1G only, storm 16M x 300,\n"
 "                           burst 64: under a minute on the model\n"
 "  --json                   one JSON document instead of the tables\n"
+"  --json-file PATH         the tables on stdout and the JSON into PATH\n"
 "  --help                   this text\n",
 		MB_DAEMON_PATH, MB_MAX_REPS);
 }
@@ -148,6 +152,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "seed", required_argument, NULL, 'e' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "json-file", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -233,12 +238,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'e': o->seed = strtoull(optarg, NULL, 0); break;
 		case 'q': o->quick = true; break;
 		case 'j': o->json = true; break;
+		case 'J':
+			o->json_file = fopen(optarg, "we");
+			if (!o->json_file) {
+				perror(optarg);
+				return -1;
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: return -1;
 		}
 	}
-	if (optind != argc)
-		return -1;
+	if (optind != argc || (o->json && o->json_file))
+		return -1; /* --json and --json-file exclude each other */
 	if (o->quick) {
 		if (!set_sizes) {
 			o->sizes[0] = 1 * GiB;
@@ -415,6 +427,8 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 			mb_json_rows(stdout, first_row, sc, p, inst, row, ni);
 		else
 			mb_report_table(stdout, m, sc, p, inst, row, ni);
+		if (o->json_file)
+			mb_json_rows(o->json_file, first_row, sc, p, inst, row, ni);
 		fflush(stdout);
 	}
 	for (size_t i = 0; i < ni; i++)
@@ -502,6 +516,8 @@ int main(int argc, char **argv)
 		mb_json_begin(stdout, &m);
 	else
 		mb_report_header(stdout, &m);
+	if (o.json_file)
+		mb_json_begin(o.json_file, &m);
 
 	for (unsigned int s = 0; o.sc_plug && s < o.nr_sizes && !ret; s++) {
 		for (unsigned int g = 0; g < o.nr_granules && !ret; g++) {
@@ -509,6 +525,8 @@ int main(int argc, char **argv)
 				 mb_fmt_size(gr, o.granules[g]));
 			if (!fits(o.sizes[s], why, sizeof(why))) {
 				mb_report_skip(stdout, o.json, &first_row, what, why);
+				if (o.json_file)
+					mb_report_skip(o.json_file, true, &first_row, what, why);
 				continue;
 			}
 			ret = mb_scen_plug(&sc, o.sizes[s], o.granules[g]);
@@ -542,7 +560,11 @@ int main(int argc, char **argv)
 	else
 		printf("load at end: %.2f %.2f %.2f\n", m.load_end[0], m.load_end[1],
 		       m.load_end[2]);
+	if (o.json_file)
+		mb_json_end(o.json_file, &m);
 out:
+	if (o.json_file)
+		fclose(o.json_file);
 	for (size_t i = 0; i < ni; i++)
 		inst[i].ops->close(inst[i].t);
 	if (!ret) {

@@ -11,6 +11,8 @@
 # Exit status 0 only if exactly one such line appeared and it is the PASS
 # line; a FAIL line, no line, a QEMU error or the timeout (default 600 s)
 # all fail.  The full console log is kept in $DMASVC_VM_LOG if set.
+# DMASVC_VM_MEM sets the guest RAM (default 1G) and DMASVC_VM_APPEND adds
+# kernel arguments (bench/map/run-vm.sh uses both).
 set -euo pipefail
 
 kernel=${1:?usage: run-guest.sh BZIMAGE INITRD [TIMEOUT]}
@@ -25,12 +27,12 @@ command -v timeout >/dev/null || { echo "run-guest: timeout(1) not found" >&2; e
 start=$(date +%s)
 set +e
 timeout --kill-after=10 "$limit" "$qemu" \
-	-accel tcg -cpu max -smp 2 -m 1G \
+	-accel tcg -cpu max -smp 2 -m "${DMASVC_VM_MEM:-1G}" \
 	-machine q35,kernel-irqchip=split \
 	-device intel-iommu,intremap=on,caching-mode=on \
 	-device edu \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 no_timer_check" \
+	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 no_timer_check ${DMASVC_VM_APPEND:-}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
 	</dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

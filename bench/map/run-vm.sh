@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# bench/map/run-vm.sh - run map-bench on a real iommufd inside the tests/vm
+# guest (TCG, emulated Intel IOMMU, edu bound to vfio-pci and attached).
+#
+# Usage: run-vm.sh BUILD_DIR OUT_PREFIX [MAP-BENCH ARG]...
+#   BUILD_DIR   a meson build of this tree without sanitizers, with
+#               bench/map/map-bench-static and tests/vm/dmasvc-static built
+#   OUT_PREFIX  writes OUT_PREFIX.txt (tables), .json, .console.log
+#   args        passed to map-bench in the guest (no ':' or spaces inside
+#               one argument)
+# Environment: DMASVC_VM_MEM (guest RAM, default 3G here),
+#   DMASVC_VM_TIMEOUT (default 3000 s).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+vm=$here/../../tests/vm
+build=${1:?usage: run-vm.sh BUILD_DIR OUT_PREFIX [ARG]...}
+out=${2:?usage: run-vm.sh BUILD_DIR OUT_PREFIX [ARG]...}
+shift 2
+bench=$build/bench/map/map-bench-static
+daemon=$build/tests/vm/dmasvc-static
+for f in "$bench" "$daemon"; do
+	[ -x "$f" ] || { echo "run-vm: $f missing (ninja -C $build ${f#"$build"/})" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+kernel=$("$vm/build-kernel.sh" | tail -n 1)
+"$vm/build-initramfs.sh" -o "$work/initrd.cpio.gz" -b "$bench" -b "$daemon" \
+	-t "$here/../../tests/vm/guest/bench/50-map-bench"
+
+joined=$(IFS=:; echo "$*")
+export DMASVC_VM_MEM=${DMASVC_VM_MEM:-3G}
+export DMASVC_VM_APPEND="loglevel=1 mapbench_args=$joined"
+export DMASVC_VM_LOG=$out.console.log
+rc=0
+"$vm/run-guest.sh" "$kernel" "$work/initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-3000}" >/dev/null || rc=$?
+tr -d '\r' <"$out.console.log" | sed -n '/^MAPBENCH-TABLE-BEGIN/,/^MAPBENCH-TABLE-END/p' |
+	sed '1d;$d' >"$out.txt"
+tr -d '\r' <"$out.console.log" | sed -n '/^MAPBENCH-JSON-BEGIN/,/^MAPBENCH-JSON-END/p' |
+	sed '1d;$d' >"$out.json"
+{
+	echo "guest: qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m $DMASVC_VM_MEM, intel-iommu, edu"
+	grep -a '^guest:' "$out.console.log" | tr -d '\r' || true
+} >"$out.guest.txt"
+cat "$out.txt"
+echo "run-vm: guest rc $rc; tables $out.txt, JSON $out.json, console $out.console.log" >&2
+exit "$rc"
