@@ -177,6 +177,20 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 	n = ring_sq_drain(&rg->sq, sqes, RING_BURST);
 	if (n <= 0)
 		return n;
+	/*
+	 * A client posting one SQE at a time is often still posting: take
+	 * what arrived meanwhile too, so adjacent discards share one unmap
+	 * (no waiting; stops at the first empty re-check).
+	 */
+	while (n < RING_BURST) {
+		int more = ring_sq_drain(&rg->sq, sqes + n, RING_BURST - (unsigned int)n);
+
+		if (more < 0)
+			return more;
+		if (more == 0)
+			break;
+		n += more;
+	}
 	b->rg = rg;
 	b->n = (unsigned int)n;
 	b->nev = 0;

@@ -54,7 +54,7 @@
 #define SESSION_MAX_DEVICES 16
 #define SESSION_MAX_INFLIGHT 16384u /* SQ entries over all rings of a session */
 #define DSVC_MAX_SESSIONS 256
-#define RING_BURST 64               /* SQEs drained per burst */
+#define RING_BURST 128              /* SQEs drained per burst (one plan) */
 
 static_assert(SESSION_MAX_REGIONS <= (1u << ID_SLOT_BITS), "slot bits");
 static_assert(SESSION_MAX_MEMORIES <= (1u << ID_SLOT_BITS), "slot bits");
