@@ -16,9 +16,12 @@
  * and lookup is one array index plus a compare.  Ring ids are the slot.
  * Session ids count up from 1 and are never reused while the service runs.
  *
- * Threading: every field here belongs to the event-loop thread.  Worker
- * threads only see map jobs (granule/plan.h) and the backend space, which
- * backend.h allows to be mapped concurrently.
+ * Threading: every field here belongs to the event-loop thread, with one
+ * exception: while a session is busy (see struct dsvc_session), its
+ * executor thread owns s->burst and the regions that burst names, and the
+ * loop does not touch them.  The hand-over is a mutex in each direction
+ * (burst_exec.c).  Worker threads only see map jobs (granule/plan.h) and
+ * the backend space, which backend.h allows to be mapped concurrently.
  *
  * Caps (per session; -EMFILE for counts, -ENOSPC for in-flight entries and
  * the area budget): SESSION_MAX_MEMORIES, SESSION_MAX_REGIONS,
