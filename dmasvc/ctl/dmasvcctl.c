@@ -31,7 +31,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: dmasvcctl [--socket PATH] COMMAND [--json]\n"
 		"Commands:\n"
-		"  status    service totals and one line per session\n"
+		"  status    service totals and one line per session (this tool's own\n"
+		"            session is not counted)\n"
 		"  regions   every region: populated, mapped and pinned bytes\n"
 		"  audit     compare the service's per-granule state with what the backend\n"
 		"            holds; prints OK/MISSING/STRAY extents\n"
@@ -82,6 +83,18 @@ static int report(struct ctlw *w, const char *what, int ret)
 	return EXIT_SERVICE;
 }
 
+/* Remove this tool's own (query-only) session from a SESSIONS listing. */
+static void drop_own_session(const struct ctlw *w, struct vec *ss)
+{
+	struct dmasvc_stat_session *r = ss->data;
+	size_t k = 0;
+
+	for (size_t i = 0; i < ss->n; i++)
+		if (r[i].session_id != w->session_id)
+			r[k++] = r[i];
+	ss->n = k;
+}
+
 /* ---- status -------------------------------------------------------- */
 
 static const char *fmt_left(uint64_t left, char *buf, size_t len)
@@ -106,9 +119,12 @@ static int cmd_status(struct ctlw *w, bool json)
 	memcpy(&st, sv.data, sizeof(st));
 	free(sv.data);
 	st.backend[sizeof(st.backend) - 1] = '\0';
+	if (st.sessions)
+		st.sessions--; /* not counting this dmasvcctl's own session */
 	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, &ss, sizeof(struct dmasvc_stat_session));
 	if (ret)
 		return report(w, "sessions", ret);
+	drop_own_session(w, &ss);
 	if (json) {
 		printf("{\"service\":{\"backend\":\"%s\",\"uptime_ns\":%" PRIu64 ",\"sessions\":%u,"
 		       "\"workers\":%u,\"events\":%" PRIu64 ",\"events_failed\":%" PRIu64
@@ -294,9 +310,12 @@ static int cmd_metrics(struct ctlw *w)
 	memcpy(&st, sv.data, sizeof(st));
 	free(sv.data);
 	st.backend[sizeof(st.backend) - 1] = '\0';
+	if (st.sessions)
+		st.sessions--; /* not counting this dmasvcctl's own session */
 	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, &ss, sizeof(struct dmasvc_stat_session));
 	if (ret)
 		return report(w, "sessions", ret);
+	drop_own_session(w, &ss);
 	ret = fetch(w, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
 	if (ret) {
 		free(ss.data);

@@ -288,6 +288,9 @@ Test(process, dmasvcctl_views)
 		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
 		cr_expect(strstr(out, "backend soft"), "%s", out);
 		cr_expect(strstr(out, "areas: 3 mapped"), "%s", out);
+		cr_expect(strstr(out, "1 sessions"), "the tool's own session is not counted: %s", out);
+		cr_expect(strstr(out, "session ") && !strstr(strstr(out, "session ") + 1, "\nsession "),
+			  "one session line: %s", out);
 		cr_expect(strstr(out, "SQE drain to CQE post"), "latency says what it measures: %s", out);
 	}
 	{
@@ -315,6 +318,7 @@ Test(process, dmasvcctl_views)
 		cr_expect(strstr(out, want), "%s", out);
 		cr_expect(strstr(out, "dmasvc_event_latency_seconds{quantile=\"0.99\"}"), "%s", out);
 		cr_expect(strstr(out, "dmasvc_space_budget_left_areas{session="), "%s", out);
+		cr_expect(strstr(out, "dmasvc_sessions 1\n"), "%s", out);
 	}
 	{
 		char *argv[] = { ctl, "--socket", svc.sock, "frob", NULL };
