@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmasvc/soft_iommu.h"
@@ -630,4 +631,43 @@ Test(session, memory_and_region_caps)
 	}
 	cr_expect_eq(add_region(mem, 0, 4096, 1ull << 40, 4096, 0, &id, err), -EMFILE);
 	cr_expect(strstr(err, "1024"), "%s", err);
+}
+
+/* Random SQEs: the validator answers only with the documented results, and
+ * every accepted event lies inside its region. */
+Test(session, random_sqes_validate_safely)
+{
+	uint32_t mem = add_mem(64 * MB, 0), r[2];
+	unsigned int seed = (unsigned int)time(NULL);
+	char err[256];
+
+	gran_budget_init(&s->budget, 0); /* unlimited: a 4 KiB-granule region below */
+	cr_assert_eq(add_region(mem, 0, 32 * MB, IOVA0, GRAN, 0, &r[0], err), 0, "%s", err);
+	cr_assert_eq(add_region(mem, 32 * MB, 32 * MB, 2 * IOVA0, 4096, 0, &r[1], err), 0, "%s", err);
+	srand(seed);
+	for (int i = 0; i < 200000; i++) {
+		static const uint64_t lens[] = { 0, 4096, GRAN, 32 * MB, 64 * MB, UINT64_MAX };
+		struct dmasvc_sqe e = {
+			.opcode = (uint8_t)(rand() % 4),
+			.flags = (uint8_t)(rand() % 16 ? 0 : rand()),
+			.__reserved = (uint16_t)(rand() % 16 ? 0 : rand()),
+			.region_id = rand() % 8 ? r[rand() % 2] : (uint32_t)rand(),
+			.offset = rand() % 2 ? (uint64_t)(rand() % 64) * 4096 * (rand() % 2 ? 512 : 1)
+					     : ((uint64_t)rand() << 32 | (uint64_t)rand()),
+			.length = rand() % 2 ? lens[rand() % 6] : (uint64_t)rand() * 4096,
+		};
+		struct gran_event ev;
+		int v = sqe_validate(&e, s, &ev);
+
+		cr_assert(v == 1 || v == 0 || v == -EINVAL || v == -ERANGE || v == -ENOENT,
+			  "seed %u: result %d", seed, v);
+		if (v == 1) {
+			cr_assert_geq(ev.count, 1);
+			cr_assert_leq(ev.first + ev.count, gran_region_nr_granules(ev.region),
+				      "seed %u: event beyond its region", seed);
+			cr_assert(e.flags == 0 && e.__reserved == 0 && e.opcode != DMASVC_OP_NOP);
+		}
+		if (v == 0)
+			cr_assert_eq(e.opcode, DMASVC_OP_NOP);
+	}
 }
