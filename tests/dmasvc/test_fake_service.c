@@ -66,7 +66,8 @@ static void reply(struct fake *f, const struct dmasvc_msg_hdr *req, uint32_t err
 	if (f->fault == FAKE_BAD_ERRNO && req->cmd == DMASVC_CMD_MEMORY_ADD)
 		h.error = 99999;
 	memcpy(pkt, &h, sizeof(h));
-	memcpy(pkt + sizeof(h), body, len);
+	if (len)
+		memcpy(pkt + sizeof(h), body, len);
 	pkt[sizeof(h) + len] = '\0';
 	if (nfds) {
 		struct cmsghdr *cm;
