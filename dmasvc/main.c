@@ -23,7 +23,6 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
 	struct be_config cfg = { .max_areas = o->max_mappings };
 	const char *env;
-	char err[256];
 	int ret;
 
 	if (o->backend == OPT_BACKEND_SOFT) {
@@ -32,6 +31,8 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 		env = getenv(TESTHOOK_SOFT_FAULTS_ENV);
 		if (env && *env) {
 #ifdef DMASVC_FAULT_INJECTION
+			char err[256];
+
 			ret = th_parse_soft_faults(env, &soft.faults, err, sizeof(err));
 			if (ret) {
 				dlog(lg, DLOG_ERROR, 0, "%s", err);
