@@ -2,11 +2,14 @@
 /*
  * ring_service.c - drain, validate, plan, execute, complete (see
  * ring_service_priv.h for the rules).  Map jobs run on the worker pool
- * through a gran_job_runner; everything else runs on the event loop.
+ * through a gran_job_runner.  Draining, validation and the finish (CQEs)
+ * run on the event loop; execution runs there too, or on the session's
+ * executor for a big burst (burst_exec.c).
  *
- * Vocabulary: a "burst" is what one ring_sq_drain() returned (<= RING_BURST
- * SQEs); "events" are its valid populate/discard SQEs in order; "backlog"
- * holds CQEs the CQ had no room for.
+ * Vocabulary: a "burst" is what one drain pass took from an SQ (<=
+ * RING_BURST SQEs); "events" are its valid populate/discard SQEs in order;
+ * "backlog" holds CQEs the CQ had no room for; "finish" turns results into
+ * CQEs, counters and log lines.
  */
 #include <errno.h>
 #include <string.h>
