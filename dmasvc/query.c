@@ -81,8 +81,19 @@ static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_sessio
 	r->latency_p99_ns = lat_percentile(&s->lat, 99);
 }
 
-static void fill_region(const struct dsvc_session *s, const struct dsvc_region *rg,
-			struct dmasvc_stat_region *r)
+/*
+ * Whether @s's mapped bytes are pinned now.  Every area pins exactly its
+ * bytes and areas never share pages, except that iommufd pins only while a
+ * device is attached to the space (backend.h, map): before that, mapped
+ * bytes are recorded, not pinned.
+ */
+static bool session_pins(const struct dsvc *d, const struct dsvc_session *s)
+{
+	return strcmp(d->ops->name, "iommufd") != 0 || s->nr_devices > 0;
+}
+
+static void fill_region(const struct dsvc *d, const struct dsvc_session *s,
+			const struct dsvc_region *rg, struct dmasvc_stat_region *r)
 {
 	const struct gran_region *g = rg->gr;
 
@@ -96,8 +107,7 @@ static void fill_region(const struct dsvc_session *s, const struct dsvc_region *
 	r->granule = gran_region_granule(g);
 	r->populated_bytes = gran_region_populated(g) * gran_region_granule(g);
 	r->mapped_bytes = gran_region_mapped_bytes(g);
-	/* every area pins exactly its bytes; no area shares pages with another */
-	r->pinned_bytes = r->mapped_bytes;
+	r->pinned_bytes = session_pins(d, s) ? r->mapped_bytes : 0;
 }
 
 void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
@@ -118,10 +128,10 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 		counters_add(&c, &s->ctr);
 		if (s->busy) { /* its executor owns the regions now: use the last snapshot */
 			st->areas += s->cached_areas;
-			st->pinned_bytes += s->cached_mapped;
+			st->pinned_bytes += session_pins(d, s) ? s->cached_mapped : 0;
 		} else {
 			st->areas += session_areas(s);
-			st->pinned_bytes += session_mapped_bytes(s);
+			st->pinned_bytes += session_pins(d, s) ? session_mapped_bytes(s) : 0;
 		}
 		if (s->max_areas == UINT64_MAX)
 			unlimited = true;
@@ -152,7 +162,7 @@ static void fill_service_own(struct dsvc *d, const struct dsvc_session *s,
 	st->events_failed = s->ctr.events_failed;
 	st->map_calls = s->ctr.map_calls;
 	st->unmap_calls = s->ctr.unmap_calls;
-	st->pinned_bytes = session_mapped_bytes(s);
+	st->pinned_bytes = session_pins(d, s) ? session_mapped_bytes(s) : 0;
 	st->latency_p50_ns = lat_percentile(&s->lat, 50);
 	st->latency_p99_ns = lat_percentile(&s->lat, 99);
 	st->areas = session_areas(s);
@@ -330,7 +340,7 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 					rep->next_cursor = idx - 1;
 					break;
 				}
-				fill_region(o, o->regions[j],
+				fill_region(d, o, o->regions[j],
 					    (struct dmasvc_stat_region *)records + rep->count++);
 			}
 		}
