@@ -14,6 +14,7 @@
  * spare) is skipped with a line saying so.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@
 struct opts {
 	struct mb_env env;
 	bool json, quick;
+	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
 	bool path_engine, path_ring;
 	unsigned int workers[MAX_LIST], nr_workers;
@@ -108,6 +110,10 @@ static void usage(FILE *f)
 "  --burst-pages LIST       (default 64,512)\n"
 "  --reps N                 repetitions, 1..%d (default 3)\n"
 "  --seed N                 storm sequence seed (default 1)\n"
+"  --prefault               allocate each region's memfd (fallocate) before\n"
+"                           it is registered, untimed: pins then find the\n"
+"                           pages present, as in a pre-populated guest;\n"
+"                           default: the pin allocates them (virtio-mem plug)\n"
 "  --quick                  1 repetition, plug 1G only, storm 16M x 300,\n"
 "                           burst 64: under a minute on the model\n"
 "  --json                   one JSON document instead of the tables\n"
@@ -151,6 +157,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 'e' },
 		{ "quick", no_argument, NULL, 'q' },
+		{ "prefault", no_argument, NULL, 'P' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-file", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -237,6 +244,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'e': o->seed = strtoull(optarg, NULL, 0); break;
 		case 'q': o->quick = true; break;
+		case 'P': o->prefault = true; break;
 		case 'j': o->json = true; break;
 		case 'J':
 			o->json_file = fopen(optarg, "we");
@@ -320,11 +328,12 @@ static void machine_info(struct mb_machine *m, const struct opts *o, int argc, c
 					i ? " " : "", argv[i]);
 	strftime(m->started, sizeof(m->started), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
 	m->reps = o->reps;
+	m->prefault = o->prefault;
 }
 
 /* One run of @sc on @in: appends one repetition to res[phase].  0 or -errno. */
 static int run_one(const struct mb_scen *sc, struct mb_inst *in,
-		   struct mb_result *res, const char *pin_field)
+		   struct mb_result *res, const char *pin_field, bool prefault)
 {
 	struct mb_region r = { .size = sc->size, .granule = sc->granule, .iova = REGION_IOVA };
 	const struct mb_path_ops *ops = in->ops;
@@ -334,6 +343,10 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 	r.fd = mb_memfd(sc->size);
 	if (r.fd < 0)
 		return r.fd;
+	if (prefault && fallocate(r.fd, 0, 0, (off_t)sc->size)) {
+		ret = -errno;
+		goto out_close;
+	}
 	if (ops != &mb_ring_ops) {
 		r.vaddr = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 		if (r.vaddr == MAP_FAILED) {
@@ -401,7 +414,7 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 		return -ENOMEM;
 	/* Warm-up, not recorded: the first run after a size change pays for
 	 * the kernel finding free memory (compaction, reclaim). */
-	ret = run_one(sc, &inst[0], res[0], m->pin_field);
+	ret = run_one(sc, &inst[0], res[0], m->pin_field, o->prefault);
 	for (unsigned int p = 0; p < MB_MAX_PHASES; p++) {
 		free(res[0][p].lat_ns);
 		res[0][p] = (struct mb_result){ 0 };
@@ -410,7 +423,7 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 		for (size_t k = 0; k < ni && !ret; k++) {
 			size_t i = (k + rep) % ni;
 
-			ret = run_one(sc, &inst[i], res[i], m->pin_field);
+			ret = run_one(sc, &inst[i], res[i], m->pin_field, o->prefault);
 			if (ret)
 				fprintf(stderr, "map-bench: %s on %s: %s\n", sc->title,
 					inst[i].label, strerror(-ret));

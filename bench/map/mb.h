@@ -31,9 +31,9 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-/* Burst the daemon drains at once (dmasvc/session_priv.h RING_BURST); the
+/* Burst the daemon drains at once (dmasvc/session_priv.h RING_BURST, 128); the
  * engine path cuts batches into bursts of this size to do the same. */
-#define MB_BURST 64
+#define MB_BURST 128
 
 enum mb_backend { MB_SOFT, MB_IOMMUFD };
 

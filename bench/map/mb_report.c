@@ -13,7 +13,7 @@ struct summary {
 	double wall_ms;
 	double ratio;        /* direct / this; 0 when unknown */
 	double p50_us, p99_us;
-	uint64_t maps, unmaps;
+	uint64_t maps, unmaps, unmaps_min, unmaps_max;
 	uint64_t pinned, populated, whole;
 	double pin_ratio;    /* pinned / populated; -1 when populated is 0 */
 	uint64_t pages_discarded;
@@ -32,7 +32,9 @@ static void summarise(const struct mb_scen *s, unsigned int phase,
 	out->p50_us = (double)mb_percentile(r->lat_ns, r->nr_lat, 50) / 1e3;
 	out->p99_us = (double)mb_percentile(r->lat_ns, r->nr_lat, 99) / 1e3;
 	out->maps = mb_median_u64(r->maps, r->reps);
-	out->unmaps = mb_median_u64(r->unmaps, r->reps);
+	out->unmaps = mb_median_u64(r->unmaps, r->reps); /* sorts: [0] min, [reps-1] max */
+	out->unmaps_min = r->unmaps[0];
+	out->unmaps_max = r->reps ? r->unmaps[r->reps - 1] : 0;
 	out->pinned = mb_median_u64(r->pinned, r->reps);
 	out->populated = ph->populated_after;
 	out->whole = s->size;
@@ -66,8 +68,11 @@ void mb_report_header(FILE *f, const struct mb_machine *m)
 	fprintf(f, "method:    %u repetitions, targets interleaved (order rotated each\n"
 		   "           repetition); wall = median; ratio = direct / target (> 1: faster\n"
 		   "           than direct); p50/p99 over every note of every repetition;\n"
-		   "           pinned = %s of the pinning process over its baseline\n\n",
+		   "           pinned = %s of the pinning process over its baseline\n",
 		m->reps, m->pin_field);
+	fprintf(f, "memory:    %s\n\n", m->prefault ?
+		"--prefault: each memfd is allocated before the timed part (pins find the pages)" :
+		"each memfd starts empty: the pin allocates and zeroes the pages (as a plug does)");
 }
 
 void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *s,
@@ -79,12 +84,12 @@ void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *
 	char a[24], b[24], c[24];
 
 	fprintf(f, "== %s: %s ==\n", ph->name, s->title);
-	fprintf(f, "%-16s %10s %8s %9s %9s %9s %9s %17s %12s\n", "path", "wall ms",
-		"ratio", "p50 us", "p99 us", "maps", "unmaps", "pinned/populated",
+	fprintf(f, "%-16s %10s %8s %9s %9s %9s %15s %17s %12s\n", "path", "wall ms",
+		"ratio", "p50 us", "p99 us", "maps", "unmaps (range)", "pinned/populated",
 		"whole-region");
 	for (size_t i = 0; i < n; i++) {
 		struct summary sm;
-		char pr[24];
+		char pr[24], um[48];
 
 		if (!res[i].reps)
 			continue;
@@ -93,10 +98,14 @@ void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *
 			snprintf(pr, sizeof(pr), "%s / 0", mb_fmt_size(c, sm.pinned));
 		else
 			snprintf(pr, sizeof(pr), "%.3f", sm.pin_ratio);
-		fprintf(f, "%-16s %10.3f %8.3f %9.1f %9.1f %9" PRIu64
-			   " %9" PRIu64 " %17s %12s%s\n",
+		if (sm.unmaps_min == sm.unmaps_max)
+			snprintf(um, sizeof(um), "%" PRIu64, sm.unmaps);
+		else
+			snprintf(um, sizeof(um), "%" PRIu64 " (%" PRIu64 "-%" PRIu64 ")",
+				 sm.unmaps, sm.unmaps_min, sm.unmaps_max);
+		fprintf(f, "%-16s %10.3f %8.3f %9.1f %9.1f %9" PRIu64 " %15s %17s %12s%s\n",
 			inst[i].label, sm.wall_ms, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
-			sm.unmaps, pr, mb_fmt_size(a, sm.whole),
+			um, pr, mb_fmt_size(a, sm.whole),
 			sm.err ? "  FAILED" : "");
 		if (sm.err)
 			fprintf(f, "    ^ error: %s\n", strerror(-sm.err));
@@ -142,10 +151,11 @@ void mb_json_begin(FILE *f, const struct mb_machine *m)
 	fputs(", \"backend\": ", f);
 	json_str(f, m->backend);
 	fprintf(f, ", \"pin_field\": \"%s\", \"load_start\": [%.2f, %.2f, %.2f], "
-		   "\"mem_available\": %" PRIu64 ", \"started\": \"%s\", \"reps\": %u},\n"
+		   "\"mem_available\": %" PRIu64 ", \"started\": \"%s\", \"reps\": %u, "
+		   "\"prefault\": %s},\n"
 		   " \"command\": ",
 		m->pin_field, m->load_start[0], m->load_start[1], m->load_start[2],
-		m->mem_avail, m->started, m->reps);
+		m->mem_avail, m->started, m->reps, m->prefault ? "true" : "false");
 	json_str(f, m->command);
 	fputs(",\n \"rows\": [", f);
 }
@@ -167,14 +177,15 @@ void mb_json_rows(FILE *f, bool *first_row, const struct mb_scen *s,
 			   "\"workers\": %u, \"label\": \"%s\", \"reps\": %u, \"wall_ms\": %.3f, "
 			   "\"ratio_direct_over_path\": %.4f, \"lat_p50_us\": %.3f"
 			   ", \"lat_p99_us\": %.3f, \"map_calls\": %" PRIu64
-			   ", \"unmap_calls\": %" PRIu64 ", \"pages_discarded\": %" PRIu64
+			   ", \"unmap_calls\": %" PRIu64 ", \"unmap_calls_min\": %" PRIu64
+			   ", \"unmap_calls_max\": %" PRIu64 ", \"pages_discarded\": %" PRIu64
 			   ", \"pinned_bytes\": %" PRIu64 ", \"populated_bytes\": %" PRIu64
 			   ", \"pinned_over_populated\": %.4f, \"whole_region_pin_bytes\": %" PRIu64
 			   ", \"error\": %d}",
 			*first_row ? "" : ",", s->kind, s->ph[phase].name, s->size, s->granule,
 			s->ph[phase].nr_notes, inst[i].ops->name, inst[i].workers, inst[i].label,
 			res[i].reps, sm.wall_ms, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
-			sm.unmaps, sm.pages_discarded, sm.pinned, sm.populated,
+			sm.unmaps, sm.unmaps_min, sm.unmaps_max, sm.pages_discarded, sm.pinned, sm.populated,
 			sm.pin_ratio, sm.whole, sm.err);
 		*first_row = false;
 	}

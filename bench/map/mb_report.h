@@ -5,7 +5,8 @@
  * A result is one (scenario phase, target) over all repetitions: wall time
  * per repetition (the table shows the median), every note's latency pooled
  * over repetitions (p50/p99 by nearest rank), backend call counts and the
- * pinned bytes once the phase ran (medians).  ratio = median wall of direct
+ * pinned bytes once the phase ran (medians; unmap calls also min-max, as
+ * the ring path's coalescing depends on how the daemon's drains fall).  ratio = median wall of direct
  * / median wall of the target (> 1: the target is faster).
  */
 #ifndef MAPBENCH_MB_REPORT_H
@@ -47,6 +48,7 @@ struct mb_machine {
 	char command[1024];
 	char started[32];        /* UTC time */
 	unsigned int reps;
+	bool prefault;           /* memfds allocated before the timed part */
 };
 
 /* mb_report_header: the machine block (table mode). */

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench/map/run-host.sh - the host (software model) runs behind
+# bench/RESULTS.md "## map-bench", one after the other:
+#   A  plug/unplug 1 and 4 GiB, direct vs dmasvc ring and engine, 5 reps
+#   B  plug/unplug 16 GiB, direct vs dmasvc ring, 3 reps (skipped by
+#      map-bench itself when MemAvailable is short)
+#   C  storm and discard bursts, direct vs ring and engine, 5 reps
+#
+# Usage: run-host.sh BUILD_DIR OUT_DIR [EXTRA MAP-BENCH ARG]...
+# Writes OUT_DIR/host-{A,B,C}.txt (tables) and .json.
+set -euo pipefail
+
+build=${1:?usage: run-host.sh BUILD_DIR OUT_DIR [ARG]...}
+out=${2:?usage: run-host.sh BUILD_DIR OUT_DIR [ARG]...}
+shift 2
+bench=$build/bench/map/map-bench
+[ -x "$bench" ] || { echo "run-host: $bench missing" >&2; exit 1; }
+mkdir -p "$out"
+
+run() {
+	local name=$1
+	shift
+	echo "run-host: $name: map-bench $*" >&2
+	"$bench" --json-file "$out/host-$name.json" "$@" "${extra[@]}" | tee "$out/host-$name.txt"
+}
+extra=("$@")
+run A --scenarios plug --sizes 1G,4G --paths ring,engine --reps 5
+run B --scenarios plug --sizes 16G --paths ring --reps 3
+run C --scenarios storm,burst --paths ring,engine --reps 5
