@@ -7,7 +7,11 @@
  * The service code is rsv_ring_work(), exactly what the event loop calls.
  *
  * Input layout:
- *   byte 0   ring shape: sq_entries = 2 << (b & 3), cq_entries = sq << ((b >> 2) & 1)
+ *   byte 0   ring shape: sq_entries = 2 << (b & 3), cq_entries = sq << ((b >> 2) & 1);
+ *            bit 3: async mode, every burst with events goes to the
+ *            session's executor thread (d->bx set, d->async_bytes = 0) and
+ *            each service turn ends with rsv_quiesce(), as the loop would
+ *            finish it with rsv_complete()
  *   then     commands, each an opcode byte (low 3 bits) and its arguments:
  *     0 d8      SQ tail = client tail + (int8)d     (small lies)
  *     1 u32     SQ tail = u32                       (any value)
@@ -98,6 +102,12 @@ static bool service_turn(struct fz_session *f, struct fz_ring *r, unsigned int b
 	memcpy(snap, r->sqes, r->sq_entries * sizeof(snap[0]));
 	ret = rsv_ring_work(fz_service(), f->s, r->rg, bursts);
 	FZ_CHECK(ret >= 0 || ret == RING_EPROTO, "rsv_ring_work returned %d", ret);
+	if (ret >= 0) {
+		rsv_quiesce(fz_service(), f->s); /* finish an async burst */
+		if (f->s->broken)
+			ret = RING_EPROTO;
+	}
+	FZ_CHECK(!f->s->busy, "session still busy after rsv_quiesce");
 	if (ret < 0) {
 		/* The session is dropped now: completions owed are moot, but
 		 * the state must still match the model for the teardown. */
@@ -163,6 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	fz_service()->bx = (data[0] & 8) ? fz_bx_queue() : NULL;
+	fz_service()->async_bytes = 0;
 	fz_session_open(&f);
 	ring_open(&f, &r, rd8(&p, end));
 	while (alive && p < end) {
@@ -213,5 +225,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (alive)
 		service_turn(&f, &r, 4);
 	fz_session_close(&f);
+	fz_service()->bx = NULL;
 	return 0;
 }

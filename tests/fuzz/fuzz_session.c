@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "burst_exec_priv.h"
 #include "dmasvc/soft_iommu.h"
 #include "fuzz_session.h"
 
@@ -31,6 +32,7 @@ static const struct {
 struct fz_global {
 	struct dsvc_options opt;
 	struct dsvc d;
+	struct bx_queue *bx; /* d.bx is set per input by the targets that want it */
 	int memfd;
 	bool ready;
 };
@@ -48,6 +50,7 @@ static struct fz_global *fz_get(void)
 	g.d.start_ns = dsvc_now_ns();
 	FZ_CHECK(g.d.ops->open(&cfg, &g.d.be) == 0, "soft model open");
 	FZ_CHECK(pool_create(1, &g.d.pool) == 0, "pool");
+	FZ_CHECK(bx_queue_create(&g.bx) == 0, "executor queue");
 	g.memfd = memfd_create("fuzz-mem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	FZ_CHECK(g.memfd >= 0, "memfd");
 	FZ_CHECK(ftruncate(g.memfd, MEM_SIZE) == 0, "ftruncate");
@@ -59,6 +62,11 @@ static struct fz_global *fz_get(void)
 struct dsvc *fz_service(void)
 {
 	return &fz_get()->d;
+}
+
+struct bx_queue *fz_bx_queue(void)
+{
+	return fz_get()->bx;
 }
 
 void fz_session_open(struct fz_session *f)

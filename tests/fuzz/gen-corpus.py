@@ -65,3 +65,7 @@ ring('tail_jump', 2, [0, 40, 6, 0])
 ring('tail_raw', 3, [1, 0xff, 0xff, 0xff, 0xff, 6, 1])
 ring('slot_write', 1, [4, 0] + list(sqe(1, 0, 0, 2, 77)) + [0, 1, 6, 0, 2, 1, 6, 0])
 ring('wait_flags', 5, [5, 15, 7, 3, 6, 0, 5, 0, 7, 2, 6, 2])
+# The same shapes on the async path (byte 0 bit 3: the session's executor).
+ring('honest_async', 1 | 8, [7, 5, 6, 0, 7, 7, 6, 3])
+ring('cq_full_async', 0 | 8, [7, 7, 6, 0, 7, 7, 6, 0, 2, 1, 6, 0])
+ring('tail_raw_async', 3 | 8, [7, 4, 1, 0xff, 0xff, 0xff, 0xff, 6, 1])
