@@ -333,17 +333,18 @@ int it_count_all_regions(const char *sock)
 
 /* ---- raw protocol ---- */
 
-int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_t len,
-		const int *fds, unsigned nfds)
+int it_send_packet(int fd, const struct dmasvc_msg_hdr *hdr, const void *body, uint32_t len,
+		   const int *fds, unsigned nfds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * 8)];
 		struct cmsghdr align;
 	} ctl;
-	struct dmasvc_msg_hdr hdr = { .size = (uint32_t)sizeof(hdr) + len, .cmd = cmd, .msg_id = msg_id };
-	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)body, len } };
+	struct iovec iov[2] = { { (void *)hdr, sizeof(*hdr) }, { (void *)body, len } };
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 
+	if (nfds > 8)
+		return -EINVAL;
 	if (nfds) {
 		struct cmsghdr *cm;
 
@@ -357,6 +358,14 @@ int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_
 		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
 	}
 	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_t len,
+		const int *fds, unsigned nfds)
+{
+	struct dmasvc_msg_hdr hdr = { .size = (uint32_t)sizeof(hdr) + len, .cmd = cmd, .msg_id = msg_id };
+
+	return it_send_packet(fd, &hdr, body, len, fds, nfds);
 }
 
 int it_raw_recv(int fd, struct dmasvc_msg_hdr *hdr, void *body, uint32_t cap, int *fds,

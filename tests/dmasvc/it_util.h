@@ -76,6 +76,11 @@ int it_count_all_regions(const char *sock);
 /* it_raw_connect: a connected SOCK_SEQPACKET fd to @sock, or -errno. */
 int it_raw_connect(const char *sock);
 
+/* it_send_packet: send @hdr as given, then @len body bytes and @nfds (<= 8)
+ * fds in one packet.  Returns 0 or -errno. */
+int it_send_packet(int fd, const struct dmasvc_msg_hdr *hdr, const void *body, uint32_t len,
+		   const int *fds, unsigned nfds);
+
 /* it_raw_send: one request; @fds may be NULL.  Returns 0 or -errno. */
 int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_t len,
 		const int *fds, unsigned nfds);

@@ -51,37 +51,19 @@ struct fake {
 static void reply(struct fake *f, const struct dmasvc_msg_hdr *req, uint32_t error,
 		  const void *body, uint32_t len, const int *fds, unsigned nfds)
 {
-	char pkt[DMASVC_MSG_MAX];
+	char text_after[DMASVC_MSG_MAX];
 	struct dmasvc_msg_hdr h = { .size = (uint32_t)sizeof(h) + len + 1, .cmd = req->cmd,
 				    .flags = DMASVC_MSG_REPLY, .msg_id = req->msg_id, .error = error };
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 4)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { pkt, h.size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (f->fault == FAKE_BAD_MSG_ID && req->cmd == DMASVC_CMD_MEMORY_ADD)
 		h.msg_id += 7;
 	if (f->fault == FAKE_BAD_ERRNO && req->cmd == DMASVC_CMD_MEMORY_ADD)
 		h.error = 99999;
-	memcpy(pkt, &h, sizeof(h));
+	/* body, then an empty reply text */
 	if (len)
-		memcpy(pkt + sizeof(h), body, len);
-	pkt[sizeof(h) + len] = '\0';
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	sendmsg(f->cfd, &mh, MSG_NOSIGNAL);
+		memcpy(text_after, body, len);
+	text_after[len] = '\0';
+	it_send_packet(f->cfd, &h, text_after, len + 1, fds, nfds);
 }
 
 static void ring_setup(struct fake *f, const struct dmasvc_msg_hdr *h, const struct dmasvc_ring_setup *rs)
