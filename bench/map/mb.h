@@ -120,7 +120,9 @@ uint64_t mb_now_ns(void);
 int64_t mb_proc_bytes(pid_t pid, const char *field);
 /* mb_meminfo_bytes: a /proc/meminfo field in bytes, or -errno. */
 int64_t mb_meminfo_bytes(const char *field);
-/* mb_memfd: a sealed (F_SEAL_SHRINK) memfd of @size bytes. fd or -errno. */
+/* mb_memfd: a sealed (F_SEAL_SHRINK) memfd of @size bytes named
+ * MB_MEMFD_NAME.  fd or -errno. */
+#define MB_MEMFD_NAME "map-bench"
 int mb_memfd(uint64_t size);
 /* mb_percentile: @pct-th percentile of @v[0..n) (sorts @v); 0 if n == 0. */
 uint64_t mb_percentile(uint64_t *v, size_t n, double pct);

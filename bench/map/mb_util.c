@@ -57,7 +57,7 @@ int64_t mb_meminfo_bytes(const char *field)
 
 int mb_memfd(uint64_t size)
 {
-	int fd = memfd_create("map-bench", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create(MB_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int ret;
 
 	if (fd < 0)

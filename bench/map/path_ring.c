@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,7 @@
 
 #define RING_SQ 256
 #define DAEMON_START_MS 30000
+#define DAEMON_RELEASE_MS 30000
 
 struct mb_target {
 	pid_t daemon;
@@ -80,6 +82,7 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 		argv[a++] = "--log-level";
 		argv[a++] = "warn";
 		argv[a] = NULL;
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
 		dup2(logfd, STDERR_FILENO);
 		dup2(logfd, STDOUT_FILENO);
 		execv(env->daemon_path, (char *const *)argv);
@@ -188,12 +191,36 @@ err_disconnect:
 	return ret;
 }
 
+/* Whether the daemon still maps one of the bench's memfds. */
+static bool daemon_maps_memfd(pid_t pid)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "/memfd:" MB_MEMFD_NAME) != NULL;
+	fclose(f);
+	return found;
+}
+
 static void ring_region_del(struct mb_target *t)
 {
 	if (!t->c)
 		return;
 	dmasvc_disconnect(t->c); /* BYE: the daemon unmaps and unpins it all */
 	t->c = NULL;
+	/*
+	 * The daemon may drop its mapping of the memory after it answered BYE.
+	 * Wait for that, so that freeing the pages happens now (when the
+	 * bench closes its fd) and not during the next target's run.
+	 */
+	for (int ms = 0; ms < DAEMON_RELEASE_MS && daemon_maps_memfd(t->daemon); ms++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 }
 
 static int submit_one(struct dmasvc_queue *q, uint32_t region, const struct mb_note *no,
