@@ -62,6 +62,7 @@ struct phase_stats {
 	uint64_t events, failed;
 	struct lat_hist lat;
 	struct dmasvc_stat_service before, after;
+	double t_start, t_end;   /* seconds, CLOCK_MONOTONIC */
 	bool printed;            /* a progress line was printed ... */
 	uint64_t printed_events; /* ... showing this many events */
 };
@@ -507,6 +508,9 @@ static void print_table(struct demo *d, const struct end_state *es)
 	row("", "plug 128M @2M", "storm 4K @4K");
 	row_u64("events", p->events, s->events);
 	row_u64("events failed", p->failed, s->failed);
+	snprintf(a, sizeof(a), "%.0f/s", p->t_end > p->t_start ? (double)p->events / (p->t_end - p->t_start) : 0.0);
+	snprintf(b, sizeof(b), "%.0f/s", s->t_end > s->t_start ? (double)s->events / (s->t_end - s->t_start) : 0.0);
+	row("event rate", a, b);
 	row_u64("service events", p->after.events - p->before.events,
 		s->after.events - s->before.events);
 	row_u64("backend map calls", pc, sc);
@@ -554,11 +558,15 @@ int main(int argc, char **argv)
 
 	if (query_status(&d, &d.plug.before))
 		goto out;
+	d.plug.t_start = now_s();
 	err = phase_plug(&d, d.t0 + half);
+	d.plug.t_end = now_s();
 	if (query_status(&d, &d.plug.after) || err)
 		goto out;
 	d.storm.before = d.plug.after;
+	d.storm.t_start = now_s();
 	err = phase_storm(&d, d.t0 + d.o.duration);
+	d.storm.t_end = now_s();
 	if (query_status(&d, &d.storm.after) || err)
 		goto out;
 	collect_end_state(&d, &es);
