@@ -25,8 +25,12 @@ struct bench_lat {
 
 struct bench_impl {
 	const char *name;
-	/* 32-byte events fwd in bursts of @burst for @ms; returns 0 and events/s, or -errno */
-	int (*throughput)(unsigned burst, uint64_t ms, double *per_s);
+	/*
+	 * 32-byte events fwd in bursts of @burst for @ms; returns 0 and
+	 * events/s over the whole run (@whole) and the median window rate
+	 * (@window, see BENCH_WINDOW_SHIFT), or -errno.
+	 */
+	int (*throughput)(unsigned burst, uint64_t ms, double *whole, double *window);
 	/*
 	 * Up to @iters round trips (1 SQE fwd, 1 CQE back), at most @ms long,
 	 * after iters/100 + 1 warm-up ones; @sleep: idle sides sleep on eventfds.
@@ -37,6 +41,15 @@ struct bench_impl {
 extern const struct bench_impl bench_ours;
 extern const struct bench_impl bench_rte;
 
+/*
+ * Throughput is measured in windows of BENCH_WINDOW events: the consumer
+ * stamps the time at each window boundary, and a run's rate is the median
+ * window rate.  On a loaded machine a window in which either process was
+ * preempted is an outlier that the median ignores.
+ */
+#define BENCH_WINDOW_SHIFT 12 /* 4096 events: 4 rings full, so a catch-up drain is at most 1/4 of one */
+#define BENCH_MAX_WINDOWS (1u << 18)
+
 /* Cross-process start line and result slot, in MAP_SHARED memory. */
 struct bench_sync {
 	uint32_t ready; /* child: attached and waiting */
@@ -44,7 +57,12 @@ struct bench_sync {
 	uint64_t t_end; /* child: CLOCK_MONOTONIC ns when it finished (read after waitpid) */
 	uint64_t count; /* child: events received (read after waitpid) */
 	int err;        /* child: 0 or -errno */
+	uint32_t nwin;  /* child: window stamps taken */
+	uint64_t win[BENCH_MAX_WINDOWS]; /* child: time at each window boundary */
 };
+
+/* median events/s over the windows in @s; 0 if fewer than 3 stamps */
+double bench_window_rate(const struct bench_sync *s);
 
 struct bench_sync *bench_sync_new(void);
 void bench_sync_free(struct bench_sync *s);
@@ -69,16 +87,22 @@ void bench_percentiles(uint64_t *v, unsigned n, struct bench_lat *lat);
 void *bench_map_elsewhere(int fd, size_t size);
 
 /*
- * One round of a spin-wait: PAUSE, and every 4096 rounds a sched_yield() so
- * that on an overloaded machine a spinner does not burn its peer's slice
- * (on an idle machine the yield never comes into play).
+ * A spin-wait: PAUSE each round; a process that may run on more than one
+ * CPU (--no-pin) also yields every 4096 rounds, so that two spinners sharing
+ * a CPU do not burn each other's slices.  Pinned processes never yield: on
+ * a loaded machine a yield gives away a whole time slice.
  */
-static inline void bench_cpu_relax(void)
-{
-	static __thread unsigned spins;
+struct bench_spinner {
+	unsigned rounds;
+	bool yield;
+};
 
+void bench_spinner_init(struct bench_spinner *sp);
+
+static inline void bench_spin(struct bench_spinner *sp)
+{
 	__builtin_ia32_pause();
-	if ((++spins & 4095) == 0)
+	if (sp->yield && (++sp->rounds & 4095) == 0)
 		sched_yield();
 }
 

@@ -28,18 +28,32 @@ void bench_sync_free(struct bench_sync *s)
 	munmap(s, sizeof(*s));
 }
 
+void bench_spinner_init(struct bench_spinner *sp)
+{
+	cpu_set_t set;
+
+	sp->rounds = 0;
+	sp->yield = sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) != 1;
+}
+
 void bench_sync_child_ready_wait_go(struct bench_sync *s)
 {
+	struct bench_spinner sp;
+
+	bench_spinner_init(&sp);
 	/* release/acquire: the child's attach happens before the parent starts */
 	ring_store_release(&s->ready, 1);
 	while (!ring_load_acquire(&s->go))
-		bench_cpu_relax();
+		bench_spin(&sp);
 }
 
 void bench_sync_parent_wait_ready_go(struct bench_sync *s)
 {
+	struct bench_spinner sp;
+
+	bench_spinner_init(&sp);
 	while (!ring_load_acquire(&s->ready))
-		bench_cpu_relax();
+		bench_spin(&sp);
 	ring_store_release(&s->go, 1);
 }
 
@@ -106,6 +120,26 @@ static int cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+double bench_window_rate(const struct bench_sync *s)
+{
+	uint64_t *d;
+	double rate = 0;
+	unsigned n = s->nwin < BENCH_MAX_WINDOWS ? s->nwin : BENCH_MAX_WINDOWS;
+
+	if (n < 3)
+		return 0;
+	d = malloc((n - 1) * sizeof(*d));
+	if (!d)
+		return 0;
+	for (unsigned i = 1; i < n; i++)
+		d[i - 1] = s->win[i] - s->win[i - 1];
+	qsort(d, n - 1, sizeof(*d), cmp_u64);
+	if (d[(n - 1) / 2])
+		rate = (double)(1u << BENCH_WINDOW_SHIFT) * 1e9 / (double)d[(n - 1) / 2];
+	free(d);
+	return rate;
 }
 
 void bench_percentiles(uint64_t *v, unsigned n, struct bench_lat *lat)

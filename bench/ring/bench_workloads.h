@@ -40,8 +40,10 @@ static int tp_child(void *p)
 {
 	struct tp_arg *a = p;
 	struct dmasvc_sqe buf[MAX_BURST];
+	struct bench_spinner sp;
 	uint64_t got = 0;
 
+	bench_spinner_init(&sp);
 	a->sync->err = impl_attach_child(a->x);
 	if (a->sync->err)
 		return 1;
@@ -50,7 +52,7 @@ static int tp_child(void *p)
 		unsigned n = impl_fwd_drain(a->x, buf, a->burst);
 
 		if (n == 0) {
-			bench_cpu_relax();
+			bench_spin(&sp);
 			continue;
 		}
 		bool stop = buf[n - 1].user_data == STOP;
@@ -60,6 +62,9 @@ static int tp_child(void *p)
 			a->sync->err = -EBADMSG;
 			return 1;
 		}
+		if ((got >> BENCH_WINDOW_SHIFT) != ((got + n) >> BENCH_WINDOW_SHIFT) &&
+		    a->sync->nwin < BENCH_MAX_WINDOWS)
+			a->sync->win[a->sync->nwin++] = bench_now_ns();
 		got += n;
 		if (stop)
 			break;
@@ -69,17 +74,19 @@ static int tp_child(void *p)
 	return 0;
 }
 
-static int throughput(unsigned burst, uint64_t ms, double *per_s)
+static int throughput(unsigned burst, uint64_t ms, double *whole, double *window)
 {
 	struct dmasvc_sqe buf[MAX_BURST] = { 0 };
 	struct impl x;
 	struct tp_arg a = { .x = &x, .burst = burst };
 	uint64_t sent = 0, t0, t_stop;
+	struct bench_spinner sp;
 	pid_t child;
 	int ret;
 
 	if (burst == 0 || burst > MAX_BURST)
 		return -EINVAL;
+	bench_spinner_init(&sp);
 	a.sync = bench_sync_new();
 	if (!a.sync)
 		return -ENOMEM;
@@ -101,7 +108,7 @@ static int throughput(unsigned burst, uint64_t ms, double *per_s)
 			buf[i].user_data = sent + i;
 		got = impl_fwd_post(&x, buf, burst);
 		if (got == 0)
-			bench_cpu_relax();
+			bench_spin(&sp);
 		sent += got;
 		/* the clock read is amortised: once per 256 events */
 		if ((sent & ~255ull) != ((sent - got) & ~255ull) && bench_now_ns() > t_stop)
@@ -109,14 +116,18 @@ static int throughput(unsigned burst, uint64_t ms, double *per_s)
 	}
 	buf[0].user_data = STOP;
 	while (impl_fwd_post(&x, buf, 1) == 0)
-		bench_cpu_relax();
+		bench_spin(&sp);
 	ret = bench_reap(child);
 	if (ret == 0 && a.sync->err)
 		ret = a.sync->err;
 	if (ret == 0 && a.sync->count != sent)
 		ret = -EBADMSG;
-	if (ret == 0)
-		*per_s = (double)sent * 1e9 / (double)(a.sync->t_end - t0);
+	if (ret == 0) {
+		*whole = (double)sent * 1e9 / (double)(a.sync->t_end - t0);
+		*window = bench_window_rate(a.sync);
+		if (*window == 0) /* fewer than 3 windows: use the whole run */
+			*window = *whole;
+	}
 out_teardown:
 	impl_teardown(&x);
 out_sync:
@@ -135,7 +146,9 @@ static int pp_child(void *p)
 	struct pp_arg *a = p;
 	struct dmasvc_sqe sqe;
 	struct dmasvc_cqe cqe = { 0 };
+	struct bench_spinner sp;
 
+	bench_spinner_init(&sp);
 	a->sync->err = impl_attach_child(a->x);
 	if (a->sync->err)
 		return 1;
@@ -145,13 +158,13 @@ static int pp_child(void *p)
 			if (a->sleep)
 				impl_fwd_sleep(a->x);
 			else
-				bench_cpu_relax();
+				bench_spin(&sp);
 		}
 		if (sqe.user_data == STOP)
 			break;
 		cqe.user_data = sqe.user_data;
 		while (impl_back_post(a->x, &cqe, 1) == 0)
-			bench_cpu_relax();
+			bench_spin(&sp);
 		if (a->sleep)
 			impl_back_wake(a->x);
 	}
@@ -166,9 +179,11 @@ static int pingpong(bool sleep, unsigned iters, uint64_t ms, struct bench_lat *l
 	struct dmasvc_sqe sqe = { 0 };
 	struct dmasvc_cqe cqe;
 	uint64_t *v, t0, t_stop;
+	struct bench_spinner sp;
 	pid_t child;
 	int ret;
 
+	bench_spinner_init(&sp);
 	v = calloc(iters, sizeof(*v));
 	a.sync = bench_sync_new();
 	if (!v || !a.sync) {
@@ -191,14 +206,14 @@ static int pingpong(bool sleep, unsigned iters, uint64_t ms, struct bench_lat *l
 			break;
 		sqe.user_data = i;
 		while (impl_fwd_post(&x, &sqe, 1) == 0)
-			bench_cpu_relax();
+			bench_spin(&sp);
 		if (sleep)
 			impl_fwd_wake(&x);
 		while (impl_back_drain(&x, &cqe, 1) == 0) {
 			if (sleep)
 				impl_back_sleep(&x);
 			else
-				bench_cpu_relax();
+				bench_spin(&sp);
 		}
 		if (cqe.user_data != i)
 			ret = -EBADMSG;
@@ -207,7 +222,7 @@ static int pingpong(bool sleep, unsigned iters, uint64_t ms, struct bench_lat *l
 	}
 	sqe.user_data = STOP;
 	while (impl_fwd_post(&x, &sqe, 1) == 0)
-		bench_cpu_relax();
+		bench_spin(&sp);
 	if (sleep)
 		impl_fwd_wake(&x);
 	if (bench_reap(child) < 0 && ret == 0)
