@@ -18,7 +18,7 @@
 
 #define CL_DEFAULT_SQ 256u
 #define CL_DEFAULT_TIMEOUT_MS 10000
-#define CL_MAX_IDS 4096u /* memories or regions per client (service caps it lower) */
+#define CL_MAX_IDS 65536u /* ids ever used per client: never reused (see region_remove) */
 
 static void set_error(struct dmasvc_client *c, const char *what, int err)
 {
@@ -344,10 +344,14 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id)
 	req.region_id = r->svc_id;
 	err = cl_call_simple(c, DMASVC_CMD_REGION_REMOVE, &req, sizeof(req), NULL, 0, NULL, 0);
 	if (!err || err == -ENOTCONN) {
-		/* The entry stays allocated (queues may still name it); only dead. */
+		/*
+		 * The entry stays, dead: ids are never reused, so a completion
+		 * still in flight for it cannot land on a newer region.  Its
+		 * bitmap is freed now.
+		 */
 		pthread_mutex_lock(&c->state_lock);
 		r->live = false;
-		cl_bitmap_clear(&r->populated, 0, r->populated.nbits);
+		cl_bitmap_destroy(&r->populated);
 		pthread_mutex_unlock(&c->state_lock);
 		err = 0;
 	}
