@@ -84,8 +84,9 @@ static void usage(FILE *f)
 "\n"
 "Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
 "times on every target, the order rotated each repetition.\n"
-"Reported per scenario phase and path: wall time (median) and ratio\n"
-"direct/path, note latency p50/p99, backend map and unmap calls, pinned\n"
+"Reported per scenario phase and path: wall time (median, min-max) and\n"
+"ratio = median over repetitions of direct/path (paired within each\n"
+"repetition), note latency p50/p99, backend map and unmap calls, pinned\n"
 "bytes (VmLck on the model, VmPin on iommufd, of the process that pins)\n"
 "against populated bytes, and the whole-region pin a VMM without discard\n"
 "tracking causes (the region's size).\n"
@@ -118,7 +119,8 @@ static void usage(FILE *f)
 "                           burst 64: under a minute on the model\n"
 "  --json                   one JSON document instead of the tables\n"
 "  --json-file PATH         the tables on stdout and the JSON into PATH\n"
-"  --help                   this text\n",
+"  --help                   this text\n"
+"Environment: MB_TRACE=1 prints every run's wall time on stderr.\n",
 		MB_DAEMON_PATH, MB_MAX_REPS);
 }
 
@@ -387,6 +389,8 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 		pinned = mb_proc_bytes(ops->pin_pid(in->t), pin_field);
 		if (rs->reps < MB_MAX_REPS) {
 			rs->wall_ms[rs->reps] = (double)(t1 - t0) / 1e6;
+			if (getenv("MB_TRACE"))
+				fprintf(stderr, "trace: %s %s rep %u: %.1f ms\n", in->label, ph->name, rs->reps, rs->wall_ms[rs->reps]);
 			rs->maps[rs->reps] = c1.map_calls - c0.map_calls;
 			rs->unmaps[rs->reps] = c1.unmap_calls - c0.unmap_calls;
 			rs->pinned[rs->reps] = pinned >= base && base >= 0 ? (uint64_t)(pinned - base) : 0;

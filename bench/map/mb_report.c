@@ -10,8 +10,8 @@
 
 /* One result reduced to what is printed. */
 struct summary {
-	double wall_ms;
-	double ratio;        /* direct / this; 0 when unknown */
+	double wall_ms, wall_min, wall_max;
+	double ratio;        /* median over reps of direct / this; 0 when unknown */
 	double p50_us, p99_us;
 	uint64_t maps, unmaps, unmaps_min, unmaps_max;
 	uint64_t pinned, populated, whole;
@@ -20,15 +20,27 @@ struct summary {
 	int err;
 };
 
+/*
+ * @direct: direct's result of the same phase (wall_ms[] in repetition
+ * order), or NULL.  The ratio pairs the two runs of each repetition (they
+ * ran minutes apart at most, under the same load) and takes the median.
+ */
 static void summarise(const struct mb_scen *s, unsigned int phase,
-		      struct mb_result *r, double direct_ms, struct summary *out)
+		      struct mb_result *r, const struct mb_result *direct,
+		      struct summary *out)
 {
 	const struct mb_phase *ph = &s->ph[phase];
-	double w[MB_MAX_REPS];
+	double w[MB_MAX_REPS], q[MB_MAX_REPS];
+	unsigned int nq = 0;
 
 	memcpy(w, r->wall_ms, sizeof(w));
-	out->wall_ms = mb_median_d(w, r->reps);
-	out->ratio = out->wall_ms > 0 && direct_ms > 0 ? direct_ms / out->wall_ms : 0;
+	out->wall_ms = mb_median_d(w, r->reps); /* sorts w */
+	out->wall_min = r->reps ? w[0] : 0;
+	out->wall_max = r->reps ? w[r->reps - 1] : 0;
+	for (unsigned int i = 0; direct && i < r->reps && i < direct->reps; i++)
+		if (r->wall_ms[i] > 0)
+			q[nq++] = direct->wall_ms[i] / r->wall_ms[i];
+	out->ratio = mb_median_d(q, nq);
 	out->p50_us = (double)mb_percentile(r->lat_ns, r->nr_lat, 50) / 1e3;
 	out->p99_us = (double)mb_percentile(r->lat_ns, r->nr_lat, 99) / 1e3;
 	out->maps = mb_median_u64(r->maps, r->reps);
@@ -43,17 +55,13 @@ static void summarise(const struct mb_scen *s, unsigned int phase,
 	out->err = r->err;
 }
 
-static double direct_wall(struct mb_result *res, const struct mb_inst *inst, size_t n)
+static const struct mb_result *direct_of(const struct mb_result *res,
+					 const struct mb_inst *inst, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (!inst[i].workers && !strcmp(inst[i].ops->name, "direct") && res[i].reps) {
-			double w[MB_MAX_REPS];
-
-			memcpy(w, res[i].wall_ms, sizeof(w));
-			return mb_median_d(w, res[i].reps);
-		}
-	}
-	return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(inst[i].ops->name, "direct") && res[i].reps)
+			return &res[i];
+	return NULL;
 }
 
 void mb_report_header(FILE *f, const struct mb_machine *m)
@@ -66,8 +74,9 @@ void mb_report_header(FILE *f, const struct mb_machine *m)
 		m->load_start[0], m->load_start[1], m->load_start[2],
 		(double)m->mem_avail / (double)GiB);
 	fprintf(f, "method:    %u repetitions, targets interleaved (order rotated each\n"
-		   "           repetition); wall = median; ratio = direct / target (> 1: faster\n"
-		   "           than direct); p50/p99 over every note of every repetition;\n"
+		   "           repetition); wall = median (min-max); ratio = median over\n"
+		   "           repetitions of direct / target in the same repetition (> 1:\n"
+		   "           faster than direct); p50/p99 over every note of every repetition;\n"
 		   "           pinned = %s of the pinning process over its baseline\n",
 		m->reps, m->pin_field);
 	fprintf(f, "memory:    %s\n\n", m->prefault ?
@@ -80,20 +89,20 @@ void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *
 		     struct mb_result *res, size_t n)
 {
 	const struct mb_phase *ph = &s->ph[phase];
-	double dms = direct_wall(res, inst, n);
+	const struct mb_result *d = direct_of(res, inst, n);
 	char a[24], b[24], c[24];
 
 	fprintf(f, "== %s: %s ==\n", ph->name, s->title);
-	fprintf(f, "%-16s %10s %8s %9s %9s %9s %15s %17s %12s\n", "path", "wall ms",
-		"ratio", "p50 us", "p99 us", "maps", "unmaps (range)", "pinned/populated",
+	fprintf(f, "%-16s %10s %19s %7s %9s %9s %9s %15s %17s %12s\n", "path", "wall ms",
+		"(min-max)", "ratio", "p50 us", "p99 us", "maps", "unmaps (range)", "pinned/populated",
 		"whole-region");
 	for (size_t i = 0; i < n; i++) {
 		struct summary sm;
-		char pr[24], um[48];
+		char pr[24], um[48], mm[48];
 
 		if (!res[i].reps)
 			continue;
-		summarise(s, phase, &res[i], dms, &sm);
+		summarise(s, phase, &res[i], d, &sm);
 		if (sm.pin_ratio < 0)
 			snprintf(pr, sizeof(pr), "%s / 0", mb_fmt_size(c, sm.pinned));
 		else
@@ -103,8 +112,9 @@ void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *
 		else
 			snprintf(um, sizeof(um), "%" PRIu64 " (%" PRIu64 "-%" PRIu64 ")",
 				 sm.unmaps, sm.unmaps_min, sm.unmaps_max);
-		fprintf(f, "%-16s %10.3f %8.3f %9.1f %9.1f %9" PRIu64 " %15s %17s %12s%s\n",
-			inst[i].label, sm.wall_ms, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
+		snprintf(mm, sizeof(mm), "(%.4g-%.4g)", sm.wall_min, sm.wall_max);
+		fprintf(f, "%-16s %10.3f %19s %7.3f %9.1f %9.1f %9" PRIu64 " %15s %17s %12s%s\n",
+			inst[i].label, sm.wall_ms, mm, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
 			um, pr, mb_fmt_size(a, sm.whole),
 			sm.err ? "  FAILED" : "");
 		if (sm.err)
@@ -164,17 +174,18 @@ void mb_json_rows(FILE *f, bool *first_row, const struct mb_scen *s,
 		  unsigned int phase, const struct mb_inst *inst,
 		  struct mb_result *res, size_t n)
 {
-	double dms = direct_wall(res, inst, n);
+	const struct mb_result *d = direct_of(res, inst, n);
 
 	for (size_t i = 0; i < n; i++) {
 		struct summary sm;
 
 		if (!res[i].reps)
 			continue;
-		summarise(s, phase, &res[i], dms, &sm);
+		summarise(s, phase, &res[i], d, &sm);
 		fprintf(f, "%s\n  {\"scenario\": \"%s\", \"phase\": \"%s\", \"size\": %" PRIu64
 			   ", \"granule\": %" PRIu64 ", \"notes\": %zu, \"path\": \"%s\", "
 			   "\"workers\": %u, \"label\": \"%s\", \"reps\": %u, \"wall_ms\": %.3f, "
+			   "\"wall_ms_min\": %.3f, \"wall_ms_max\": %.3f, "
 			   "\"ratio_direct_over_path\": %.4f, \"lat_p50_us\": %.3f"
 			   ", \"lat_p99_us\": %.3f, \"map_calls\": %" PRIu64
 			   ", \"unmap_calls\": %" PRIu64 ", \"unmap_calls_min\": %" PRIu64
@@ -184,7 +195,7 @@ void mb_json_rows(FILE *f, bool *first_row, const struct mb_scen *s,
 			   ", \"error\": %d}",
 			*first_row ? "" : ",", s->kind, s->ph[phase].name, s->size, s->granule,
 			s->ph[phase].nr_notes, inst[i].ops->name, inst[i].workers, inst[i].label,
-			res[i].reps, sm.wall_ms, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
+			res[i].reps, sm.wall_ms, sm.wall_min, sm.wall_max, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
 			sm.unmaps, sm.unmaps_min, sm.unmaps_max, sm.pages_discarded, sm.pinned, sm.populated,
 			sm.pin_ratio, sm.whole, sm.err);
 		*first_row = false;

@@ -3,11 +3,13 @@
  * mb_report.h - what map-bench measured, and its table and JSON output.
  *
  * A result is one (scenario phase, target) over all repetitions: wall time
- * per repetition (the table shows the median), every note's latency pooled
- * over repetitions (p50/p99 by nearest rank), backend call counts and the
- * pinned bytes once the phase ran (medians; unmap calls also min-max, as
- * the ring path's coalescing depends on how the daemon's drains fall).  ratio = median wall of direct
- * / median wall of the target (> 1: the target is faster).
+ * per repetition (the table shows median and min-max), every note's latency
+ * pooled over repetitions (p50/p99 by nearest rank), backend call counts
+ * and the pinned bytes once the phase ran (medians; unmap calls also
+ * min-max, as the ring path's coalescing depends on how the daemon's drains
+ * fall).  ratio: for each repetition, direct's wall / the target's wall
+ * (the two ran close in time, under the same load); the median of those
+ * (> 1: the target is faster than direct).
  */
 #ifndef MAPBENCH_MB_REPORT_H
 #define MAPBENCH_MB_REPORT_H
