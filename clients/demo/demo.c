@@ -191,11 +191,15 @@ static int make_memfd(const char *name, uint64_t size)
 	return fd;
 }
 
-/* The service's VmLck in bytes: /proc if we know its pid, else QUERY STATUS. */
+/*
+ * The service's locked + pinned memory in bytes: VmLck (the software model
+ * mlock()s) plus VmPin (iommufd pins) from /proc if we know its pid, else
+ * QUERY STATUS's vmlck_bytes.
+ */
 static uint64_t service_vmlck(struct demo *d, const struct dmasvc_stat_service *st)
 {
 	char path[64], line[256];
-	uint64_t kb = 0;
+	uint64_t kb, total = 0;
 	FILE *f;
 
 	if (!d->o.service_pid)
@@ -205,10 +209,11 @@ static uint64_t service_vmlck(struct demo *d, const struct dmasvc_stat_service *
 	if (!f)
 		return st->vmlck_bytes;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %" SCNu64 " kB", &kb) == 1)
-			break;
+		if (sscanf(line, "VmLck: %" SCNu64 " kB", &kb) == 1 ||
+		    sscanf(line, "VmPin: %" SCNu64 " kB", &kb) == 1)
+			total += kb * 1024;
 	fclose(f);
-	return kb * 1024;
+	return total;
 }
 
 static int query_status(struct demo *d, struct dmasvc_stat_service *st)
@@ -529,7 +534,7 @@ static void print_table(struct demo *d, const struct end_state *es)
 	printf("  %-34s %20.1f MiB\n", "populated (service)", (double)es->populated_svc / MiB);
 	printf("  %-34s %20.1f MiB\n", "mapped (backend areas)", (double)es->mapped / MiB);
 	printf("  %-34s %20.1f MiB\n", "pinned (backend)", (double)es->pinned / MiB);
-	printf("  %-34s %20.1f MiB%s\n", "service VmLck", (double)es->vmlck / MiB,
+	printf("  %-34s %20.1f MiB%s\n", "service VmLck + VmPin", (double)es->vmlck / MiB,
 	       d->o.service_pid ? "" : " (QUERY)");
 	printf("  %-34s %20s\n", "client == service == backend",
 	       es->match && es->audit_bad == 0 ? "yes (audit OK)" : "NO");
@@ -582,7 +587,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dmasvc-demo: cleanup: %s\n", strerror(-err));
 		goto out;
 	}
-	printf("  %-34s %20.1f MiB\n", "service VmLck after region removal", (double)service_vmlck(&d, &st) / MiB);
+	printf("  %-34s %20.1f MiB\n", "VmLck + VmPin after region removal", (double)service_vmlck(&d, &st) / MiB);
 	rc = 0;
 out:
 	dmasvc_disconnect(d.c);
