@@ -8,8 +8,13 @@
  * Input layout:
  *   byte 0   bit 0: execute the valid events; bits 1..2: faults
  *            (1: the Nth map fails, 2: the Nth unmap fails, 3: both);
- *            bit 3: keep the faults armed while the session is torn down
- *   byte 1   N for the faults (1..256)
+ *            bit 3: arm the faults again for the reset (session_unmap_all);
+ *            bits 6..7: the first audit cursor is byte 1 << (4 * bits)
+ *            bit 4: map one granule behind the service's back (a STRAY for
+ *            the audit); bit 5: unmap one populated granule behind its back
+ *            (a MISSING); both are undone before the reset
+ *   byte 1   N for the faults (1..256); also picks the STRAY/MISSING granules
+ *            and the first audit cursor
  *   then     up to RING_BURST SQEs of 32 bytes, steered by fz_steer_sqe()
  *            so that valid events are common.
  *
@@ -22,6 +27,14 @@
  *     equals a sequential model of the burst (successful events applied in
  *     order; a failed populate changes nothing; a failed discard leaves
  *     its granules unknown);
+ *   - QUERY AUDIT (query_run, as the control socket runs it), followed page
+ *     by page from a fuzzed cursor (one page holds every extent these small
+ *     regions can have; paging itself is unit-tested in test_session.c): misaligned or out-of-range cursors are
+ *     -EINVAL; otherwise the extents are ordered, disjoint, granule-aligned
+ *     and inside the region, the cursor always advances, OK covers exactly
+ *     the populated granules from the cursor on, and STRAY/MISSING appear
+ *     exactly where they were planted; QUERY REGIONS/SESSIONS/STATUS with
+ *     fuzzed cursors stay within their page;
  *   - teardown unmaps everything even with an unmap fault armed.
  */
 #include <errno.h>
@@ -30,6 +43,7 @@
 #include "dmasvc/plan.h"
 #include "dmasvc/soft_iommu.h"
 #include "fuzz_session.h"
+#include "query_priv.h"
 #include "ring_service_priv.h"
 
 #define MODEL_MAX 64 /* granules per region in the layout, at most */
@@ -120,6 +134,149 @@ static void run_burst(struct fz_session *f, const struct gran_event *ev, const i
 	gran_plan_free(plan);
 }
 
+/* A granule planted behind the service's back, or none (region < 0). */
+struct plant {
+	int region;
+	uint64_t granule;
+};
+
+/* The backend-side map/unmap of one granule of region @ri, as the planner would do it. */
+static int plant_op(struct fz_session *f, int ri, uint64_t k, bool map)
+{
+	const struct dsvc_region *r = session_region(f->s, f->region_ids[ri]);
+	const struct gran_region_desc *d = gran_region_desc(r->gr);
+	uint64_t g = d->granule, iova = d->iova + k * g, unmapped = 0;
+	struct be_map_src src = {
+		.vaddr = (char *)d->mem_vaddr + d->mem_offset + k * g,
+		.fd = d->mem_fd, .fd_offset = d->mem_offset + k * g,
+	};
+	const struct be_ops *ops = fz_service()->ops;
+
+	return map ? ops->map(f->s->space, iova, g, &src, d->prot)
+		   : ops->unmap(f->s->space, iova, g, &unmapped);
+}
+
+/* Plant a STRAY (@map) or MISSING (!@map) granule picked by @pick; region -1 when none fits. */
+static struct plant plant(struct fz_session *f, unsigned int pick, bool map)
+{
+	struct plant p = { .region = -1 };
+	int ri = (int)(pick % FZ_NR_REGIONS);
+	const struct dsvc_region *r = session_region(f->s, f->region_ids[ri]);
+	uint64_t nr = gran_region_nr_granules(r->gr);
+
+	for (uint64_t i = 0; i < nr; i++) {
+		uint64_t k = (pick / FZ_NR_REGIONS + i) % nr;
+
+		if (gran_region_test(r->gr, k) != map) {
+			FZ_CHECK(plant_op(f, ri, k, map) == 0, "planting %s at granule %llu",
+				 map ? "a stray map" : "a missing unmap", (unsigned long long)k);
+			p.region = ri;
+			p.granule = k;
+			break;
+		}
+	}
+	return p;
+}
+
+static void unplant(struct fz_session *f, struct plant p, bool was_map)
+{
+	if (p.region >= 0)
+		FZ_CHECK(plant_op(f, p.region, p.granule, !was_map) == 0, "undoing a plant");
+}
+
+/* Follow QUERY AUDIT of region @ri from @cursor to the end and check it. */
+static void audit_region(struct fz_session *f, int ri, uint64_t cursor, struct plant stray,
+			 struct plant missing)
+{
+	static unsigned char records[QUERY_RECORD_BYTES];
+	const struct dsvc_region *r = session_region(f->s, f->region_ids[ri]);
+	uint64_t g = gran_region_granule(r->gr), iova = gran_region_iova(r->gr);
+	uint64_t size = gran_region_size(r->gr), ok = 0, want_ok = 0, next_iova;
+	bool saw_stray = false, saw_missing = false;
+	struct dmasvc_query q = { .what = DMASVC_QUERY_AUDIT, .region_id = f->region_ids[ri],
+				  .cursor = cursor };
+	struct dmasvc_query_reply rep;
+	char err[DMASVC_TEXT_MAX];
+	int ret, pages = 0;
+
+	ret = query_run(fz_service(), f->s, &q, &rep, records, err, sizeof(err));
+	if (cursor % g || cursor >= size) {
+		FZ_CHECK(ret == -EINVAL, "audit cursor 0x%llx of a 0x%llx region: %d",
+			 (unsigned long long)cursor, (unsigned long long)size, ret);
+		return;
+	}
+	next_iova = iova + cursor;
+	for (uint64_t k = cursor / g; k < size / g; k++)
+		if (gran_region_test(r->gr, k) && !(missing.region == ri && missing.granule == k))
+			want_ok += g;
+	for (;;) {
+		const struct dmasvc_audit_extent *e = (const void *)records;
+
+		FZ_CHECK(ret == 0, "audit page %d: %d %s", pages, ret, err);
+		FZ_CHECK(rep.record_size == sizeof(*e) && rep.count * sizeof(*e) <= sizeof(records),
+			 "audit page of %u records of %u bytes", rep.count, rep.record_size);
+		for (unsigned int i = 0; i < rep.count; i++) {
+			uint64_t k = (e[i].iova - iova) / g;
+
+			FZ_CHECK(e[i].iova >= next_iova && e[i].length && !(e[i].iova % g) &&
+				 !(e[i].length % g) && e[i].iova + e[i].length <= iova + size,
+				 "extent 0x%llx+0x%llx (next 0x%llx)", (unsigned long long)e[i].iova,
+				 (unsigned long long)e[i].length, (unsigned long long)next_iova);
+			next_iova = e[i].iova + e[i].length;
+			if (e[i].state == DMASVC_AUDIT_OK) {
+				ok += e[i].length;
+				continue;
+			}
+			FZ_CHECK(e[i].length == g, "a %s extent of 0x%llx bytes",
+				 e[i].state == DMASVC_AUDIT_STRAY ? "STRAY" : "MISSING",
+				 (unsigned long long)e[i].length);
+			if (e[i].state == DMASVC_AUDIT_STRAY) {
+				FZ_CHECK(stray.region == ri && stray.granule == k, "unplanted STRAY at %llu",
+					 (unsigned long long)k);
+				saw_stray = true;
+			} else {
+				FZ_CHECK(e[i].state == DMASVC_AUDIT_MISSING && missing.region == ri &&
+					 missing.granule == k, "unplanted state %u at %llu", e[i].state,
+					 (unsigned long long)k);
+				saw_missing = true;
+			}
+		}
+		if (!rep.next_cursor)
+			break;
+		FZ_CHECK(rep.next_cursor > q.cursor && !(rep.next_cursor % g) && rep.next_cursor < size,
+			 "cursor 0x%llx after 0x%llx", (unsigned long long)rep.next_cursor,
+			 (unsigned long long)q.cursor);
+		FZ_CHECK(++pages < 1024, "audit does not end");
+		q.cursor = rep.next_cursor;
+		ret = query_run(fz_service(), f->s, &q, &rep, records, err, sizeof(err));
+	}
+	FZ_CHECK(ok == want_ok, "audit OK covers 0x%llx bytes, populated 0x%llx",
+		 (unsigned long long)ok, (unsigned long long)want_ok);
+	FZ_CHECK(saw_stray == (stray.region == ri && stray.granule * g >= cursor),
+		 "planted STRAY reported %d", saw_stray);
+	FZ_CHECK(saw_missing == (missing.region == ri && missing.granule * g >= cursor),
+		 "planted MISSING reported %d", saw_missing);
+}
+
+/* The other queries with a fuzzed cursor: bounded pages, no crash. */
+static void other_queries(struct fz_session *f, uint64_t cursor)
+{
+	static unsigned char records[QUERY_RECORD_BYTES];
+	struct dmasvc_query_reply rep;
+	char err[DMASVC_TEXT_MAX];
+
+	for (uint32_t what = DMASVC_QUERY_STATUS; what <= DMASVC_QUERY_REGIONS; what++) {
+		struct dmasvc_query q = { .what = what, .cursor = cursor };
+		int ret = query_run(fz_service(), f->s, &q, &rep, records, err, sizeof(err));
+
+		FZ_CHECK(ret == 0 && (uint64_t)rep.count * rep.record_size <= sizeof(records),
+			 "query %u: %d, %u records", what, ret, rep.count);
+		FZ_CHECK(what != DMASVC_QUERY_REGIONS ||
+			 rep.count == (cursor < FZ_NR_REGIONS ? FZ_NR_REGIONS - cursor : 0),
+			 "REGIONS from %llu: %u records", (unsigned long long)cursor, rep.count);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -128,11 +285,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct soft_iommu_faults faults = { 0 }, none = { 0 };
 	struct fz_session f;
 	size_t n, nev = 0;
-	unsigned int mode;
+	unsigned int mode, pick;
 
 	if (size < 2)
 		return 0;
 	mode = data[0];
+	pick = data[1];
 	if (mode & 2)
 		faults.map_fail_nth = (uint64_t)data[1] + 1;
 	if (mode & 4)
@@ -169,9 +327,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((mode & 1) && nev) {
 		soft_iommu_set_faults(fz_service()->be, &faults);
 		run_burst(&f, ev, ridx, nev, faults.map_fail_nth || faults.unmap_fail_nth);
-		if (!(mode & 8))
-			soft_iommu_set_faults(fz_service()->be, &none);
+		soft_iommu_set_faults(fz_service()->be, &none);
 	}
+	if (mode & 0x30) {
+		struct plant stray = { .region = -1 }, missing = { .region = -1 };
+		uint64_t cursor = (uint64_t)pick << ((mode >> 6) * 4);
+
+		if (mode & 0x10)
+			stray = plant(&f, pick, true);
+		if (mode & 0x20)
+			missing = plant(&f, pick * 7u + 3, false);
+		for (int i = 0; i < FZ_NR_REGIONS; i++)
+			audit_region(&f, i, (unsigned int)i == pick % FZ_NR_REGIONS ? cursor : 0, stray, missing);
+		other_queries(&f, pick & 7);
+		unplant(&f, missing, false);
+		unplant(&f, stray, true);
+	}
+	if (mode & 8)
+		soft_iommu_set_faults(fz_service()->be, &faults); /* the teardown meets the faults */
 	fz_session_reset(&f);
 	soft_iommu_set_faults(fz_service()->be, &none);
 	return 0;

@@ -69,3 +69,6 @@ ring('wait_flags', 5, [5, 15, 7, 3, 6, 0, 5, 0, 7, 2, 6, 2])
 ring('honest_async', 1 | 8, [7, 5, 6, 0, 7, 7, 6, 3])
 ring('cq_full_async', 0 | 8, [7, 7, 6, 0, 7, 7, 6, 0, 2, 1, 6, 0])
 ring('tail_raw_async', 3 | 8, [7, 4, 1, 0xff, 0xff, 0xff, 0xff, 6, 1])
+# Audit and queries with a planted STRAY and MISSING granule (bits 4 and 5).
+put('sqe', 'audit_planted', bytes([1 | 0x30, 5]) + sqe(1, 0, 0, 12, 1) + sqe(1, 8, 3, 9, 2))
+put('sqe', 'audit_bad_cursor', bytes([0x10 | 0x40, 3]))
