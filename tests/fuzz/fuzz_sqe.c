@@ -9,10 +9,10 @@
  *   byte 0   bit 0: execute the valid events; bits 1..2: faults
  *            (1: the Nth map fails, 2: the Nth unmap fails, 3: both);
  *            bit 3: arm the faults again for the reset (session_unmap_all);
- *            bits 6..7: the first audit cursor is byte 1 << (4 * bits)
  *            bit 4: map one granule behind the service's back (a STRAY for
  *            the audit); bit 5: unmap one populated granule behind its back
- *            (a MISSING); both are undone before the reset
+ *            (a MISSING), both undone before the reset; bits 6..7: the
+ *            first audit cursor is byte 1 << (4 * bits)
  *   byte 1   N for the faults (1..256); also picks the STRAY/MISSING granules
  *            and the first audit cursor
  *   then     up to RING_BURST SQEs of 32 bytes, steered by fz_steer_sqe()
@@ -25,17 +25,17 @@
  *     fault armed every event succeeds;
  *   - final state: each granule's state equals what the model holds, and
  *     equals a sequential model of the burst (successful events applied in
- *     order; a failed populate changes nothing; a failed discard leaves
- *     its granules unknown);
+ *     order; a failed populate changes nothing unless an unmap failed too;
+ *     a failed discard leaves its granules unknown);
  *   - QUERY AUDIT (query_run, as the control socket runs it), followed page
- *     by page from a fuzzed cursor (one page holds every extent these small
- *     regions can have; paging itself is unit-tested in test_session.c): misaligned or out-of-range cursors are
+ *     by page from a fuzzed cursor: misaligned or out-of-range cursors are
  *     -EINVAL; otherwise the extents are ordered, disjoint, granule-aligned
  *     and inside the region, the cursor always advances, OK covers exactly
  *     the populated granules from the cursor on, and STRAY/MISSING appear
- *     exactly where they were planted; QUERY REGIONS/SESSIONS/STATUS with
- *     fuzzed cursors stay within their page;
- *   - teardown unmaps everything even with an unmap fault armed.
+ *     exactly where they were planted (one page holds every extent these
+ *     small regions can have; paging is unit-tested in test_session.c);
+ *     QUERY REGIONS/SESSIONS/STATUS with fuzzed cursors stay in their page;
+ *   - the reset unmaps everything even with an unmap fault armed.
  */
 #include <errno.h>
 #include <string.h>
