@@ -211,8 +211,10 @@ static void start_memlock_limited(uint64_t limit, const char *log)
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* Not root: no CAP_IPC_LOCK to drop, the rlimit applies anyway. */
 		if (getppid() != parent || fd < 0 || dup2(fd, 2) < 0 ||
-		    setrlimit(RLIMIT_MEMLOCK, &rl) || prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0))
+		    setrlimit(RLIMIT_MEMLOCK, &rl) ||
+		    (prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) && geteuid() == 0))
 			_exit(126);
 		execl(bin, bin, "--soft-iommu", "--socket", svc.sock, "--log-level", "warn", (char *)NULL);
 		_exit(127);
