@@ -10,6 +10,7 @@
 
 #include <dmasvc/ring.h>
 
+/* Contracts of the four helpers: ring.h, section "eventfd". */
 int ring_eventfd_open(bool nonblock)
 {
 	int fd = eventfd(0, EFD_CLOEXEC | (nonblock ? EFD_NONBLOCK : 0));

@@ -8,11 +8,13 @@
  */
 #include <dmasvc/ring.h>
 
+/* Start of the SQE array of an attached mapping (layout: ring_layout.h). */
 static void *sqes_of(const struct ring_mapping *m)
 {
 	return (char *)m->base + RING_SQES_OFF;
 }
 
+/* Start of the CQE array, right after the S SQEs. */
 static void *cqes_of(const struct ring_mapping *m)
 {
 	return (char *)m->base + RING_SQES_OFF + (size_t)m->params.sq_entries * sizeof(struct dmasvc_sqe);
@@ -29,6 +31,7 @@ static struct ring_queue_shm *queue_of(const struct ring_mapping *m, bool sq, ui
 	return sq ? &shm->sq : &shm->cq;
 }
 
+/* Point @p at queue @sq's words of @m; private state from @m only. 0 or -EINVAL. */
 static int prod_init(struct __ring_prod *p, const struct ring_mapping *m, bool sq)
 {
 	uint32_t entries;
@@ -51,6 +54,7 @@ static int prod_init(struct __ring_prod *p, const struct ring_mapping *m, bool s
 	return 0;
 }
 
+/* The consumer twin of prod_init(). */
 static int cons_init(struct __ring_cons *c, const struct ring_mapping *m, bool sq)
 {
 	uint32_t entries;

@@ -21,6 +21,7 @@ static bool mem_ok(const void *mem)
 	return mem && ((uintptr_t)mem & (RING_CACHE_LINE - 1)) == 0;
 }
 
+/* A queue size the protocol allows: a power of two in [MIN, MAX]. */
 static bool entries_ok(uint32_t n)
 {
 	return n >= RING_MIN_ENTRIES && n <= RING_MAX_ENTRIES && (n & (n - 1)) == 0;

@@ -10,6 +10,7 @@
  */
 #include <dmasvc/ring.h>
 
+/* Contract: ring_{sq,cq}_post_wait_begin() in ring.h. */
 int __ring_prod_wait_begin(struct __ring_prod *p)
 {
 	int space;
@@ -33,12 +34,14 @@ int __ring_prod_wait_begin(struct __ring_prod *p)
 	return 0;
 }
 
+/* Contract: ring_*_wait_end() in ring.h. */
 void __ring_prod_wait_end(struct __ring_prod *p)
 {
 	/* relaxed: a late clear only costs the consumer one extra signal */
 	ring_write_once(p->wait_p, 0);
 }
 
+/* Contract: ring_{sq,cq}_drain_wait_begin() in ring.h. */
 int __ring_cons_wait_begin(struct __ring_cons *c)
 {
 	int avail;
@@ -61,6 +64,7 @@ int __ring_cons_wait_begin(struct __ring_cons *c)
 	return 0;
 }
 
+/* Contract: ring_*_wait_end() in ring.h. */
 void __ring_cons_wait_end(struct __ring_cons *c)
 {
 	ring_write_once(c->wait_p, 0);

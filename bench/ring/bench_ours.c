@@ -24,12 +24,14 @@ struct impl {
 	struct ring_cq_producer cqp; /* child */
 };
 
+/* An honest peer never breaks the protocol: if it happens the numbers are void. */
 static void die_proto(const char *what)
 {
 	fprintf(stderr, "ring-bench: %s: ring protocol error\n", what);
 	exit(2);
 }
 
+/* impl_* contracts: bench_workloads.h. */
 static int impl_setup(struct impl *x)
 {
 	int ret;

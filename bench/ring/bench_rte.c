@@ -27,6 +27,7 @@ struct impl {
 	struct rte_dir fwd, back;
 };
 
+/* One direction: memfd of rte_ring_get_memsize_elem() bytes, rte_ring_init() on it, an eventfd. */
 static int dir_setup(struct rte_dir *d, const char *name, unsigned esize)
 {
 	ssize_t size = rte_ring_get_memsize_elem(esize, BENCH_SLOTS);
@@ -65,6 +66,7 @@ err_close:
 	return ret;
 }
 
+/* Undo dir_setup(). */
 static void dir_teardown(struct rte_dir *d)
 {
 	munmap(d->r, d->size);
@@ -72,6 +74,7 @@ static void dir_teardown(struct rte_dir *d)
 	close(d->efd);
 }
 
+/* In the child: map the ring again elsewhere and drop the inherited mapping. */
 static int dir_remap(struct rte_dir *d)
 {
 	void *base = bench_map_elsewhere(d->memfd, d->size);
@@ -83,6 +86,7 @@ static int dir_remap(struct rte_dir *d)
 	return 0;
 }
 
+/* impl_* contracts: bench_workloads.h. */
 static int impl_setup(struct impl *x)
 {
 	int ret = dir_setup(&x->fwd, "rte-fwd", sizeof(struct dmasvc_sqe));

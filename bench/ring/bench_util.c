@@ -16,6 +16,7 @@
 
 #include "bench.h"
 
+/* Contracts of the exported helpers: bench.h. */
 struct bench_sync *bench_sync_new(void)
 {
 	void *p = mmap(NULL, sizeof(struct bench_sync), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -115,6 +116,7 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* qsort order for uint64_t. */
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -36,6 +36,7 @@ struct tp_arg {
 	unsigned burst;
 };
 
+/* Throughput consumer (child): drain until STOP, check order, stamp windows. */
 static int tp_child(void *p)
 {
 	struct tp_arg *a = p;
@@ -74,6 +75,7 @@ static int tp_child(void *p)
 	return 0;
 }
 
+/* bench_impl.throughput (bench.h): the parent is the producer. */
 static int throughput(unsigned burst, uint64_t ms, double *whole, double *window)
 {
 	struct dmasvc_sqe buf[MAX_BURST] = { 0 };
@@ -141,6 +143,7 @@ struct pp_arg {
 	bool sleep;
 };
 
+/* Ping-pong echo (child): each SQE comes back as a CQE with its user_data. */
 static int pp_child(void *p)
 {
 	struct pp_arg *a = p;
@@ -171,6 +174,7 @@ static int pp_child(void *p)
 	return 0;
 }
 
+/* bench_impl.pingpong (bench.h): the parent sends and times each round trip. */
 static int pingpong(bool sleep, unsigned iters, uint64_t ms, struct bench_lat *lat)
 {
 	unsigned warm = iters / 100 + 1, total = warm + iters, done = 0;

@@ -55,6 +55,7 @@ struct opts {
 	uint64_t pp_ms;       /* cap on one ping-pong run */
 };
 
+/* The --help text; it must match what the program does. */
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -89,6 +90,7 @@ static void usage(FILE *f)
 		BENCH_SLOTS, 1u << BENCH_WINDOW_SHIFT, MAX_REPS);
 }
 
+/* Fill @o from the command line; exits with usage on a bad option. */
 static void parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -164,6 +166,7 @@ static void run_one(const struct bench_impl *impl, int workload, const struct op
 	}
 }
 
+/* qsort order for double. */
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -171,6 +174,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Median of @n values (@v is left unsorted). */
 static double median(const double *v, unsigned n)
 {
 	double tmp[MAX_REPS];
@@ -180,6 +184,7 @@ static double median(const double *v, unsigned n)
 	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
+/* "model name" of the first CPU in /proc/cpuinfo. */
 static void cpu_model(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/cpuinfo", "r");
@@ -199,6 +204,7 @@ static void cpu_model(char *buf, size_t len)
 		fclose(f);
 }
 
+/* The line of /proc/loadavg. */
 static void loadavg(char *buf, size_t len)
 {
 	FILE *f = fopen("/proc/loadavg", "r");

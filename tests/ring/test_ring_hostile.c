@@ -94,6 +94,7 @@ struct region {
 	size_t off, len;
 };
 
+/* Write one random byte or word at a random place inside one of @regs. */
 static void scribble(struct t_rng *rng, char *base, const struct region *regs, size_t nregs)
 {
 	const struct region *r = &regs[t_rng_range(rng, 0, (uint32_t)nregs - 1)];

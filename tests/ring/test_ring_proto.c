@@ -29,6 +29,7 @@ struct fix {
 	struct ring_cq_consumer cqc;
 };
 
+/* Format a private ring with these sizes and first index and set up all four roles. */
 static void fix_init(struct fix *f, uint32_t sq, uint32_t cq, uint32_t first)
 {
 	struct ring_params p = { .sq_entries = sq, .cq_entries = cq, .first_index = first };
@@ -47,6 +48,7 @@ static void fix_init(struct fix *f, uint32_t sq, uint32_t cq, uint32_t first)
 	cr_assert_eq(ring_cq_consumer_init(&f->cqc, &f->m), 0);
 }
 
+/* Undo fix_init(). */
 static void fix_fini(struct fix *f)
 {
 	ring_unmap(&f->m); /* not owned: clears only */

@@ -59,6 +59,7 @@ struct stress_shared {
 	int client_fds[3];
 };
 
+/* Count a post/drain of @n entries that started at index @index_before. */
 static void note_transfer(struct role_stats *st, uint32_t index_before, int n, uint32_t entries)
 {
 	uint32_t slot = index_before & (entries - 1);
@@ -91,6 +92,7 @@ static uint32_t wrap_misses(const struct role_stats *st, uint32_t entries)
 		return 1; \
 	} while (0)
 
+/* The client (child): post SQEs, check CQEs, sleep when idle; 0 = pass. */
 static int client_main(void *arg)
 {
 	struct stress_shared *sh = arg;
@@ -304,6 +306,7 @@ static void service_run(struct stress_shared *sh, struct ring_mapping *m, const 
 	cr_expect_eq(drained, cfg->n);
 }
 
+/* One two-process run with @cfg, and every assertion on its counters. */
 static void stress(const struct stress_cfg *cfg)
 {
 	struct stress_shared *sh = t_shared_alloc(sizeof(*sh));
