@@ -141,7 +141,11 @@ int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint
 
 void cl_reply_close_fds(struct cl_reply *r);
 
-/* cl_socket_connect: a connected SOCK_SEQPACKET socket to @path, or -errno. */
+/*
+ * cl_socket_connect: a connected, non-blocking SOCK_SEQPACKET socket to
+ * @path, or -errno (-EAGAIN when the service's listen backlog is full: it
+ * is not accepting).  Never blocks.
+ */
 int cl_socket_connect(const char *path);
 
 /* ---- client.c ------------------------------------------------------------- */

@@ -45,7 +45,16 @@ int cl_socket_connect(const char *path)
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	/*
+	 * Non-blocking, for good: a service that is alive but not accepting
+	 * (stopped, wedged) leaves connections in its listen backlog; once
+	 * the backlog is full a blocking connect() would wait forever (a QEMU
+	 * main loop holding its big lock with it).  A Unix socket never
+	 * returns EINPROGRESS: connect() succeeds at once or fails with
+	 * EAGAIN when the backlog is full.  Sends use the same fd and fail
+	 * with -ETIMEDOUT instead of blocking (send_request); receives poll.
+	 */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -100,6 +109,8 @@ static int send_request(struct dmasvc_client *c, uint16_t cmd, uint32_t msg_id,
 	do
 		n = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -ETIMEDOUT; /* the service has not read its socket for a long time */
 	if (n < 0)
 		return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
 	return n == (ssize_t)hdr.size ? 0 : -EPROTO;

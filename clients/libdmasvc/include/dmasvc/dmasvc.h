@@ -48,8 +48,11 @@ struct dmasvc_connect_opts {
 /*
  * dmasvc_connect: connect to the service at @socket_path (NULL = the
  * default), do the HELLO handshake and set up the default queue.
- * Returns 0 and sets *@out, or -errno (-ECONNREFUSED / -ENOENT when no
- * service listens, -EPROTO on a version mismatch).
+ * Never blocks longer than the timeout, even against a service that is
+ * alive but not accepting.  Returns 0 and sets *@out, or -errno
+ * (-ECONNREFUSED / -ENOENT when no service listens, -EAGAIN when its
+ * listen backlog is full, -ETIMEDOUT when it does not answer the
+ * handshake in time, -EPROTO on a version mismatch).
  */
 int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
 		   struct dmasvc_client **out);
