@@ -458,6 +458,22 @@ static inline int ring_cq_drain(struct ring_cq_consumer *r, struct dmasvc_cqe *o
 }
 
 /*
+ * ring_{sq,cq}_ready: how many entries a drain of up to @max would copy now,
+ * without copying or releasing any; re-reads the producer's tail (checked)
+ * only when the cached one shows fewer than @max.  Returns 0..max, or
+ * RING_EPROTO (sticky, as for a drain).
+ */
+static inline int ring_sq_ready(struct ring_sq_consumer *r, unsigned max)
+{
+	return __ring_cons_avail(&r->core, max);
+}
+
+static inline int ring_cq_ready(struct ring_cq_consumer *r, unsigned max)
+{
+	return __ring_cons_avail(&r->core, max);
+}
+
+/*
  * ring_{sq,cq}_post_should_wake: call after a post that returned > 0.
  * True if the consumer announced it sleeps: signal its eventfd (SQ:
  * doorbell, CQ: completion).  Costs a full barrier.  False once in error.
