@@ -72,3 +72,22 @@ ring('tail_raw_async', 3 | 8, [7, 4, 1, 0xff, 0xff, 0xff, 0xff, 6, 1])
 # Audit and queries with a planted STRAY and MISSING granule (bits 4 and 5).
 put('sqe', 'audit_planted', bytes([1 | 0x30, 5]) + sqe(1, 0, 0, 12, 1) + sqe(1, 8, 3, 9, 2))
 put('sqe', 'audit_bad_cursor', bytes([0x10 | 0x40, 3]))
+
+
+# fuzz-session: requests as (op byte, body).  op: cmd | 16 (steer) | fd kind << 5.
+def req(cmd, body=b'', steer=True, fd=0):
+    return bytes([cmd | (16 if steer else 0) | (fd << 5), len(body)]) + body
+
+
+mem_add = struct.pack('<QII', 255, 0, 0)          # steered to 1 MiB
+region = struct.pack('<IIQQQQ', 0, 0, 0, 7, 3, 0)  # steered geometry
+ring_setup = struct.pack('<IIII', 8, 16, 0, 0)
+query = struct.pack('<IIQII', 3, 0, 0, 0, 0)
+put('session', 'objects', bytes([0]) + req(2, mem_add, fd=1) + req(4, region) + req(4, region)
+    + req(6, ring_setup) + req(9, query) + req(5, struct.pack('<II', 0, 0)) + req(3, struct.pack('<II', 0, 0))
+    + req(10))
+put('session', 'bad_fds', bytes([0]) + req(2, mem_add, fd=2) + req(2, mem_add, fd=3) + req(2, mem_add, fd=4)
+    + req(2, mem_add, fd=5) + req(2, mem_add, fd=6) + req(7, struct.pack('<II', 0, 0), fd=7) + req(9, query, fd=1))
+put('session', 'no_hello', bytes([0xff]) + req(9, query))
+put('session', 'remove_busy', bytes([1]) + req(2, mem_add, fd=7) + req(4, region) + req(3, struct.pack('<II', 8, 0))
+    + req(5, struct.pack('<II', 0, 0)) + req(3, struct.pack('<II', 0, 0)) + req(2, mem_add, fd=1))

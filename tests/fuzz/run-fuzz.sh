@@ -11,14 +11,14 @@
 #
 # Fails (exit 1) on any crash, leak, timeout or sanitizer report, or if a
 # target cannot be built.  Environment:
-#   DMASVC_FUZZ_SECONDS   seconds per target (default 50)
-#   DMASVC_FUZZ_TARGETS   space-separated target names (default: all three)
+#   DMASVC_FUZZ_SECONDS   seconds per target (default 45)
+#   DMASVC_FUZZ_TARGETS   space-separated target names (default: all four)
 #   DMASVC_FUZZ_JOBS      libFuzzer -jobs/-workers per target (default 1)
 set -euo pipefail
 src=$(cd "$1" && pwd)
 build=$2
-secs=${DMASVC_FUZZ_SECONDS:-50}
-targets=${DMASVC_FUZZ_TARGETS:-control sqe ring}
+secs=${DMASVC_FUZZ_SECONDS:-45}
+targets=${DMASVC_FUZZ_TARGETS:-control sqe ring session}
 jobs=${DMASVC_FUZZ_JOBS:-1}
 
 if ! command -v clang >/dev/null; then
