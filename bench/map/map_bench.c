@@ -36,6 +36,7 @@
 #define MAX_INST 16
 #define REGION_IOVA (4 * GiB)
 #define MEM_SPARE (512 * MiB)
+#define MEM_WAIT_S 20
 
 struct opts {
 	struct mb_env env;
@@ -455,14 +456,22 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 	return ret;
 }
 
-/* Whether a region of @size fits in memory now; else writes why. */
+/*
+ * Whether a region of @size fits in memory now (waiting up to
+ * MEM_WAIT_S for memory the previous run freed to come back); else
+ * writes why.
+ */
 static bool fits(uint64_t size, char *why, size_t len)
 {
 	int64_t avail = mb_meminfo_bytes("MemAvailable");
 	char a[24], b[24];
 
-	if (avail >= 0 && (uint64_t)avail >= size + MEM_SPARE)
-		return true;
+	for (int i = 0; i < MEM_WAIT_S * 10; i++) {
+		if (avail >= 0 && (uint64_t)avail >= size + MEM_SPARE)
+			return true;
+		nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
+		avail = mb_meminfo_bytes("MemAvailable");
+	}
 	snprintf(why, len, "needs %s + %s spare, MemAvailable is %.1f GiB",
 		 mb_fmt_size(a, size), mb_fmt_size(b, MEM_SPARE),
 		 avail < 0 ? 0.0 : (double)avail / (double)GiB);

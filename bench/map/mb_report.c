@@ -112,7 +112,8 @@ void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *
 		else
 			snprintf(um, sizeof(um), "%" PRIu64 " (%" PRIu64 "-%" PRIu64 ")",
 				 sm.unmaps, sm.unmaps_min, sm.unmaps_max);
-		snprintf(mm, sizeof(mm), "(%.4g-%.4g)", sm.wall_min, sm.wall_max);
+		snprintf(mm, sizeof(mm), sm.wall_max >= 100 ? "(%.0f-%.0f)" : "(%.3g-%.3g)",
+			 sm.wall_min, sm.wall_max);
 		fprintf(f, "%-16s %10.3f %19s %7.3f %9.1f %9.1f %9" PRIu64 " %15s %17s %12s%s\n",
 			inst[i].label, sm.wall_ms, mm, sm.ratio, sm.p50_us, sm.p99_us, sm.maps,
 			um, pr, mb_fmt_size(a, sm.whole),

@@ -16,6 +16,7 @@
  * counts come from the daemon (QUERY STATUS of the own session); pins are
  * read from the daemon's /proc/PID/status.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -191,12 +192,14 @@ err_disconnect:
 	return ret;
 }
 
-/* Whether the daemon still maps one of the bench's memfds. */
-static bool daemon_maps_memfd(pid_t pid)
+/* Whether the daemon still maps, or holds an fd of, one of the bench's memfds. */
+static bool daemon_holds_memfd(pid_t pid)
 {
-	char path[64], line[512];
+	char path[64], line[512], link[300];
 	bool found = false;
+	struct dirent *de;
 	FILE *f;
+	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
@@ -205,6 +208,18 @@ static bool daemon_maps_memfd(pid_t pid)
 	while (!found && fgets(line, sizeof(line), f))
 		found = strstr(line, "/memfd:" MB_MEMFD_NAME) != NULL;
 	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	while (!found && d && (de = readdir(d))) {
+		ssize_t n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+
+		if (n > 0) {
+			link[n] = 0;
+			found = strstr(link, "/memfd:" MB_MEMFD_NAME) != NULL;
+		}
+	}
+	if (d)
+		closedir(d);
 	return found;
 }
 
@@ -219,7 +234,7 @@ static void ring_region_del(struct mb_target *t)
 	 * Wait for that, so that freeing the pages happens now (when the
 	 * bench closes its fd) and not during the next target's run.
 	 */
-	for (int ms = 0; ms < DAEMON_RELEASE_MS && daemon_maps_memfd(t->daemon); ms++)
+	for (int ms = 0; ms < DAEMON_RELEASE_MS && daemon_holds_memfd(t->daemon); ms++)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 }
 
