@@ -46,20 +46,56 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 		}
 		dlog(lg, DLOG_WARN, 0,
 		     "using the software IOMMU model: mappings are enforced and pinned in userspace only; no device is protected");
+	} else if (o->backend == OPT_BACKEND_TYPE1) {
+		*ops = &be_type1_ops;
+		cfg.path = o->group_path;
 	} else {
 		*ops = &be_iommufd_ops;
 		cfg.path = o->iommufd_path;
 	}
 	ret = (*ops)->open(&cfg, ctx);
 	if (ret) {
-		if (o->backend == OPT_BACKEND_IOMMUFD)
-			dlog_err(lg, 0, ret, "cannot open the iommufd backend at %s%s", o->iommufd_path,
+		if (o->backend != OPT_BACKEND_SOFT)
+			dlog_err(lg, 0, ret, "cannot open the %s backend at %s%s", (*ops)->name, cfg.path,
 				 ret == -ENOENT ? " (no such device; --soft-iommu runs the software model)"
 						: "");
 		else
 			dlog_err(lg, 0, ret, "cannot open the %s backend", (*ops)->name);
 	}
 	return ret;
+}
+
+/*
+ * probe_single_space: type1 has one container per service, so sessions get
+ * their space only when they register a region (d->lazy_space).  Create it
+ * once here, to fail early on a group that cannot be used and to learn the
+ * budget sessions announce in HELLO.  Returns 0 or -errno (logged).
+ */
+static int probe_single_space(struct dsvc *d)
+{
+	struct be_space *sp;
+	struct be_limits lim;
+	int ret;
+
+	d->lazy_space = true;
+	ret = d->ops->space_create(d->be, &sp);
+	if (ret) {
+		dlog_err(d->log, 0, ret, "cannot set up the %s container for %s", d->ops->name,
+			 d->opt->group_path);
+		return ret;
+	}
+	ret = d->ops->limits(sp, &lim);
+	d->ops->space_destroy(sp);
+	if (ret) {
+		dlog_err(d->log, 0, ret, "cannot read the %s container's limits", d->ops->name);
+		return ret;
+	}
+	d->lazy_max_areas = lim.max_areas;
+	if (d->opt->max_mappings && d->opt->max_mappings < lim.max_areas)
+		d->lazy_max_areas = d->opt->max_mappings;
+	dlog(d->log, DLOG_INFO, 0, "%s: group %s, budget %llu mappings (one session maps at a time)",
+	     d->ops->name, d->opt->group_path, (unsigned long long)d->lazy_max_areas);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -90,6 +126,10 @@ int main(int argc, char **argv)
 	d.start_ns = dsvc_now_ns();
 	if (open_backend(&opt, &lg, &d.ops, &d.be))
 		return 1;
+	if (opt.backend == OPT_BACKEND_TYPE1 && probe_single_space(&d)) {
+		d.ops->close(d.be);
+		return 1;
+	}
 	/* SIGTERM/SIGINT arrive through the loop's signalfd; worker threads inherit the mask. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -20,6 +20,8 @@
 enum {
 	OPT_SOFT = 256,
 	OPT_IOMMUFD,
+	OPT_VFIO_GROUP,
+	OPT_DEVICE,
 	OPT_SOCKET,
 	OPT_SOCKET_MODE,
 	OPT_WORKERS,
@@ -34,6 +36,8 @@ enum {
 static const struct option long_opts[] = {
 	{ "soft-iommu", no_argument, NULL, OPT_SOFT },
 	{ "iommufd", required_argument, NULL, OPT_IOMMUFD },
+	{ "vfio-group", required_argument, NULL, OPT_VFIO_GROUP },
+	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "socket", required_argument, NULL, OPT_SOCKET },
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
@@ -55,9 +59,19 @@ void opt_usage(FILE *out)
 		"\n"
 		"Backend (exactly one; with neither flag, /dev/iommu is used if it exists):\n"
 		"  --iommufd PATH        the kernel iommufd backend (normally /dev/iommu)\n"
+		"  --vfio-group PATH     the VFIO type1 backend: /dev/vfio/vfio with this group\n"
+		"                        (e.g. /dev/vfio/3); one container, so one session at a\n"
+		"                        time maps (the first to register a region)\n"
 		"  --soft-iommu          the software IOMMU model: enforces the iommufd rules and\n"
 		"                        pins memory, but protects no device (for machines\n"
 		"                        without an IOMMU, and for tests)\n"
+		"\n"
+		"Devices (clients may also attach their own over the socket):\n"
+		"  --device SPEC         attach this device to the space of the first session that\n"
+		"                        registers a region (again to the next one when that\n"
+		"                        session ends); iommufd: a cdev such as\n"
+		"                        /dev/vfio/devices/vfio0, type1: a PCI address in the\n"
+		"                        group such as 0000:00:03.0; repeatable, up to %d\n"
 		"\n"
 		"Options:\n"
 		"  --socket PATH         control socket (default %s)\n"
@@ -67,7 +81,8 @@ void opt_usage(FILE *out)
 		"                        (dmasvcctl) are for root and the service's own uid\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
 		"  --max-mappings N      area budget of each session's space (default: the\n"
-		"                        backend's own limit)\n"
+		"                        backend's own limit; type1: the container's\n"
+		"                        dma_entry_limit, 65535 by default)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
 		"  --help                print this help and exit\n"
@@ -75,7 +90,7 @@ void opt_usage(FILE *out)
 		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
 		"error, 2 on bad usage or no usable backend.\n",
-		DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS);
+		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS);
 }
 
 /* Parse all of @s as an unsigned number in [min, max] with @base. */
@@ -116,12 +131,12 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_SOFT:
-			if (o->backend == OPT_BACKEND_IOMMUFD)
+			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_SOFT)
 				goto err_both;
 			o->backend = OPT_BACKEND_SOFT;
 			break;
 		case OPT_IOMMUFD:
-			if (o->backend == OPT_BACKEND_SOFT)
+			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_IOMMUFD)
 				goto err_both;
 			if (!*optarg) {
 				snprintf(err, errlen, "--iommufd needs a path (e.g. /dev/iommu)");
@@ -129,6 +144,27 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 			}
 			o->backend = OPT_BACKEND_IOMMUFD;
 			o->iommufd_path = optarg;
+			break;
+		case OPT_VFIO_GROUP:
+			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_TYPE1)
+				goto err_both;
+			if (!*optarg) {
+				snprintf(err, errlen, "--vfio-group needs a path (e.g. /dev/vfio/3)");
+				return -EINVAL;
+			}
+			o->backend = OPT_BACKEND_TYPE1;
+			o->group_path = optarg;
+			break;
+		case OPT_DEVICE:
+			if (!*optarg) {
+				snprintf(err, errlen, "--device needs a cdev path or a PCI address");
+				return -EINVAL;
+			}
+			if (o->nr_devices == OPT_MAX_DEVICES) {
+				snprintf(err, errlen, "--device: at most %d devices", OPT_MAX_DEVICES);
+				return -EINVAL;
+			}
+			o->devices[o->nr_devices++] = optarg;
 			break;
 		case OPT_SOCKET:
 			if (!*optarg || strlen(optarg) >= 108) {
@@ -204,10 +240,16 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 		snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
+	if (o->nr_devices && o->backend == OPT_BACKEND_SOFT) {
+		snprintf(err, errlen, "--device needs a kernel backend (--iommufd or --vfio-group): "
+			 "the software model has no devices");
+		return -EINVAL;
+	}
 	return OPT_RUN;
 
 err_both:
-	snprintf(err, errlen, "--soft-iommu and --iommufd are mutually exclusive");
+	snprintf(err, errlen,
+		 "--soft-iommu, --iommufd and --vfio-group are mutually exclusive (one backend)");
 	return -EINVAL;
 }
 

@@ -22,16 +22,25 @@
 #define OPT_MAX_WORKERS 64
 #define OPT_DEFAULT_WORKERS 2
 #define OPT_DEFAULT_IOMMUFD "/dev/iommu"
+#define OPT_MAX_DEVICES 8
 
 enum opt_backend {
 	OPT_BACKEND_AUTO = 0, /* no flag: iommufd if /dev/iommu exists, else refuse */
 	OPT_BACKEND_SOFT,     /* --soft-iommu: the software model */
 	OPT_BACKEND_IOMMUFD,  /* --iommufd PATH */
+	OPT_BACKEND_TYPE1,    /* --vfio-group PATH: VFIO type1 container + this group */
 };
 
 struct dsvc_options {
 	enum opt_backend backend;
 	const char *iommufd_path;    /* --iommufd PATH (points into argv) */
+	const char *group_path;      /* --vfio-group PATH (points into argv) */
+	/* --device SPEC (repeatable): operator-configured devices, attached to
+	 * the space of the first session that registers a region while no
+	 * session holds them.  iommufd: a cdev path; type1: a PCI address of
+	 * a device in the group.  Point into argv. */
+	unsigned int nr_devices;
+	const char *devices[OPT_MAX_DEVICES];
 	const char *socket_path;     /* --socket; default DMASVC_DEFAULT_SOCKET */
 	unsigned int socket_mode;    /* --socket-mode OCTAL; default 0600 */
 	unsigned int workers;        /* --workers N, 1..OPT_MAX_WORKERS */

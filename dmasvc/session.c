@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * session.c - session objects: creation, the per-command operations on
- * memories, regions, rings and devices, and teardown (see session_priv.h
- * for ownership, ids and caps).
+ * memories, regions and rings, and teardown (see session_priv.h for
+ * ownership, ids and caps; the space and devices are in session_device.c).
  *
  * Vocabulary: "slot" is an index into one of the session's fixed tables;
  * "end" is exclusive, "last" inclusive (iova + size - 1, overflow-checked
@@ -69,7 +69,6 @@ struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out)
 {
-	struct be_limits lim;
 	struct dsvc_session *s;
 	unsigned int slot;
 	int ret;
@@ -82,16 +81,9 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	ret = d->ops->space_create(d->be, &s->space);
+	ret = session_space_open(d, s);
 	if (ret)
 		goto err_free;
-	ret = d->ops->limits(s->space, &lim);
-	if (ret)
-		goto err_space;
-	s->max_areas = lim.max_areas;
-	if (d->opt->max_mappings && d->opt->max_mappings < s->max_areas)
-		s->max_areas = d->opt->max_mappings;
-	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
 	s->id = ++d->next_session_id;
 	s->fd = fd;
 	s->cred = *cred;
@@ -104,8 +96,6 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	*out = s;
 	return 0;
 
-err_space:
-	d->ops->space_destroy(s->space);
 err_free:
 	free(s);
 	return ret;
@@ -184,10 +174,9 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 			ring_free(s->rings[i]);
 		s->rings[i] = NULL;
 	}
-	for (unsigned int i = 0; i < SESSION_MAX_DEVICES; i++)
-		if (s->device_used[i] && d->ops->device_detach)
-			d->ops->device_detach(s->space, s->devices[i]);
-	d->ops->space_destroy(s->space);
+	session_devices_release(d, s);
+	if (s->space)
+		d->ops->space_destroy(s->space);
 	for (unsigned int i = 0; i < SESSION_MAX_MEMORIES; i++) {
 		if (!s->mems[i])
 			continue;
@@ -276,6 +265,9 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	m = session_memory(s, req->mem_id);
 	if (!m)
 		return errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
+	ret = session_space_get(d, s, err, errlen);
+	if (ret)
+		return ret;
 	if (m->readonly && !(req->flags & DMASVC_REGION_READONLY))
 		return errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
 			     req->mem_id);
@@ -406,42 +398,6 @@ err_fds:
 	ring_fds_close(&rf);
 	free(rg);
 	return errf(ret, err, errlen, "mapping the new ring failed");
-}
-
-int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
-			  size_t errlen)
-{
-	unsigned int slot;
-	int ret;
-
-	if (!d->ops->device_attach)
-		return errf(-EOPNOTSUPP, err, errlen,
-			     "the %s backend has no devices (the software model protects none; run dmasvc --iommufd)",
-			     d->ops->name);
-	for (slot = 0; slot < SESSION_MAX_DEVICES; slot++)
-		if (!s->device_used[slot])
-			break;
-	if (slot == SESSION_MAX_DEVICES)
-		return errf(-EMFILE, err, errlen, "session already has %d devices (the cap)",
-			     SESSION_MAX_DEVICES);
-	ret = d->ops->device_attach(s->space, fd, &s->devices[slot]);
-	if (ret)
-		return errf(ret, err, errlen, "attaching the device failed");
-	s->device_used[slot] = true;
-	s->nr_devices++;
-	*id = slot + 1;
-	return 0;
-}
-
-int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
-			  size_t errlen)
-{
-	if (id == 0 || id > SESSION_MAX_DEVICES || !s->device_used[id - 1])
-		return errf(-ENOENT, err, errlen, "no device %u", id);
-	d->ops->device_detach(s->space, s->devices[id - 1]);
-	s->device_used[id - 1] = false;
-	s->nr_devices--;
-	return 0;
 }
 
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)

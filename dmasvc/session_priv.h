@@ -123,15 +123,18 @@ struct dsvc_session {
 	bool ctl_pending;          /* requests left unread after a full turn (evloop.c) */
 	uint64_t client_tag;
 	uint16_t minor;
-	struct be_space *space;
+	struct be_space *space;    /* see devices[] below for when it is NULL */
 	struct gran_budget budget;
 	uint64_t max_areas;
 	uint32_t mem_gen, region_gen;
 	struct dsvc_memory *mems[SESSION_MAX_MEMORIES];
 	struct dsvc_region *regions[SESSION_MAX_REGIONS];
 	struct dsvc_ring *rings[DMASVC_MAX_RINGS];
+	/* NULL only while d->lazy_space and before the first REGION_ADD or
+	 * DEVICE_ATTACH (session_space_get); set once, destroyed with the session. */
 	uint32_t devices[SESSION_MAX_DEVICES];
 	bool device_used[SESSION_MAX_DEVICES];
+	bool device_cfg[SESSION_MAX_DEVICES]; /* an operator --device: clients cannot detach it */
 	unsigned int nr_mems, nr_regions, nr_rings, nr_devices;
 	unsigned int ring_hi;      /* slots [ring_hi, DMASVC_MAX_RINGS) are empty */
 	uint32_t inflight;         /* SQ entries over all rings */
@@ -177,6 +180,16 @@ struct dsvc {
 	struct bx_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
 	uint64_t async_bytes;        /* bursts naming at least this many bytes (or
 					BX_ASYNC_GRANULES granules) run on the session's executor */
+	/*
+	 * lazy_space: a session gets its space at its first REGION_ADD or
+	 * DEVICE_ATTACH, not at connect (type1: one container per service, so
+	 * a query-only connection such as dmasvcctl must not take it); set by
+	 * main() before the loop, with lazy_max_areas = the budget a space
+	 * will have (reported in HELLO before the space exists).
+	 */
+	bool lazy_space;
+	uint64_t lazy_max_areas;
+	uint32_t cfg_dev_owner;      /* session holding the --device devices; 0 = none */
 };
 
 #define BX_ASYNC_BYTES (16ull << 20)
@@ -187,7 +200,8 @@ uint64_t dsvc_now_ns(void);
 
 /*
  * session_create: a new session for connected socket @fd (ownership moves
- * to the session) with peer credentials @cred.  Creates its space.
+ * to the session) with peer credentials @cred.  Creates its space (with
+ * d->lazy_space only its budget: session_space_get() creates the space).
  * Returns 0 and *@out (registered in @d), or -errno (fd left open).
  */
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
@@ -224,6 +238,29 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 			  size_t errlen);
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
 			  size_t errlen);
+
+/*
+ * session_space_open: at session creation, the space and budget of @s: the
+ * space itself, or (d->lazy_space) only the budget d->lazy_max_areas until
+ * session_space_get().  Returns 0 or -errno.
+ */
+int session_space_open(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * session_devices_release: detach every device of @s (before its space is
+ * destroyed) and give up the operator's devices if @s held them.  Never fails.
+ */
+void session_devices_release(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * session_space_get: make sure @s has a space (creating it when
+ * d->lazy_space), and hand it the operator's --device devices if no
+ * session holds them yet.  A configured device that fails to attach is
+ * logged and skipped (the session still gets its space).  Returns 0, or
+ * -errno with a reason in @err (-EBUSY: type1's one container is used by
+ * another session).
+ */
+int session_space_get(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen);
 
 /*
  * session_log_level: the level to log a complaint about @s at: @want while

@@ -4,9 +4,10 @@
 # binaries in /bin and test scripts in /tests.  Cheap (< 1 s): rebuilt on
 # every run, no cache.
 #
-# Usage: build-initramfs.sh -o OUT.cpio.gz [-b BINARY]... [-t SCRIPT]...
+# Usage: build-initramfs.sh -o OUT.cpio.gz [-b BINARY]... [-s SCRIPT]... [-t SCRIPT]...
 #   -b BINARY  a statically linked executable, installed as /bin/<name>
 #              (refused if it has a program interpreter, i.e. is dynamic)
+#   -s SCRIPT  a shell helper for the tests, installed as /bin/<name>
 #   -t SCRIPT  a test, installed as /tests/<name>; guest/init runs every
 #              /tests/* in name order (so prefix names with 10-, 20-, ...)
 #              and each must exit 0
@@ -16,13 +17,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=
 bins=()
+helpers=()
 tests=()
-while getopts "o:b:t:" opt; do
+while getopts "o:b:s:t:" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
 	b) bins+=("$OPTARG") ;;
+	s) helpers+=("$OPTARG") ;;
 	t) tests+=("$OPTARG") ;;
-	*) echo "usage: $0 -o OUT.cpio.gz [-b BINARY]... [-t SCRIPT]..." >&2; exit 2 ;;
+	*) echo "usage: $0 -o OUT.cpio.gz [-b BINARY]... [-s SCRIPT]... [-t SCRIPT]..." >&2; exit 2 ;;
 	esac
 done
 [ -n "$out" ] || { echo "build-initramfs: -o OUT is required" >&2; exit 2; }
@@ -50,6 +53,10 @@ for b in "${bins[@]}"; do
 		die "$b is dynamically linked; guest binaries must be static"
 	fi
 	install -m 0755 "$b" "$root/bin/$(basename "$b")"
+done
+for h in "${helpers[@]}"; do
+	head -n 1 "$h" | grep -q '^#!/bin/sh' || die "$h: not a /bin/sh script"
+	install -m 0755 "$h" "$root/bin/$(basename "$h")"
 done
 for t in "${tests[@]}"; do
 	[ -r "$t" ] || die "$t: not readable"

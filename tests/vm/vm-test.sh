@@ -2,7 +2,8 @@
 # tests/vm/vm-test.sh - the vm tier end to end, as one meson test:
 # build (or reuse) the guest kernel, pack the initramfs with the static
 # guest binaries given as arguments and every script in guest/tests/, boot
-# it under TCG and accept only the guest's PASS line.
+# it under TCG and accept only the guest's PASS line.  Shell helpers in
+# guest/bin/ go to the guest's /bin.
 #
 # Usage: vm-test.sh STATIC_BINARY...
 # Environment: DMASVC_VM_TIMEOUT (guest time limit, default 900 s),
@@ -18,6 +19,7 @@ kernel=$("$here/build-kernel.sh" | tail -n 1)
 
 args=()
 for b in "$@"; do args+=(-b "$b"); done
+for h in "$here"/guest/bin/*; do args+=(-s "$h"); done
 for t in "$here"/guest/tests/*; do args+=(-t "$t"); done
 "$here/build-initramfs.sh" -o "$work/initrd.cpio.gz" "${args[@]}"
 

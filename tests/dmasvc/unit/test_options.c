@@ -94,7 +94,7 @@ Test(options, help_and_version)
 	FILE *f = open_memstream(&text, &len);
 	char *argv[] = { "dmasvc", "--help", NULL };
 	char *argv2[] = { "dmasvc", "--version", NULL };
-	const char *flags[] = { "--iommufd", "--soft-iommu", "--socket", "--socket-mode", "--workers",
+	const char *flags[] = { "--iommufd", "--vfio-group", "--device", "--soft-iommu", "--socket", "--socket-mode", "--workers",
 				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
 				"--help", "--version" };
 
@@ -123,6 +123,39 @@ Test(options, backend_choice)
 	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
 	cr_expect_eq(opt_resolve_backend(&o, true, err, sizeof(err)), 0);
 	cr_expect_eq(o.backend, OPT_BACKEND_SOFT, "an explicit flag wins over /dev/iommu");
+}
+
+Test(options, type1_and_devices)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--vfio-group", "/dev/vfio/3", "--device", "0000:00:03.0"), OPT_RUN,
+		     "%s", err);
+	cr_expect_eq(o.backend, OPT_BACKEND_TYPE1);
+	cr_expect_str_eq(o.group_path, "/dev/vfio/3");
+	cr_expect_eq(o.nr_devices, 1);
+	cr_expect_str_eq(o.devices[0], "0000:00:03.0");
+	cr_expect_eq(opt_resolve_backend(&o, true, err, sizeof(err)), 0);
+	cr_expect_eq(o.backend, OPT_BACKEND_TYPE1, "an explicit flag wins over /dev/iommu");
+
+	cr_assert_eq(PARSE(&o, err, "--device", "/dev/vfio/devices/vfio0", "--device",
+			   "/dev/vfio/devices/vfio1"), OPT_RUN, "%s", err);
+	cr_expect_eq(o.nr_devices, 2);
+	cr_expect_eq(o.backend, OPT_BACKEND_AUTO, "--device alone picks no backend");
+
+	cr_expect_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--vfio-group", "/dev/vfio/3"), -EINVAL);
+	cr_expect(strstr(err, "mutually exclusive"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--vfio-group", "/dev/vfio/3", "--soft-iommu"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--vfio-group", ""), -EINVAL);
+	cr_expect(strstr(err, "--vfio-group"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--soft-iommu", "--device", "/dev/vfio/devices/vfio0"), -EINVAL);
+	cr_expect(strstr(err, "--device") && strstr(err, "kernel backend"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--device", ""), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--device", "a", "--device", "b", "--device", "c", "--device", "d",
+			   "--device", "e", "--device", "f", "--device", "g", "--device", "h",
+			   "--device", "i"), -EINVAL, "more than OPT_MAX_DEVICES");
+	cr_expect(strstr(err, "at most 8"), "%s", err);
 }
 
 Test(options, allow_list)

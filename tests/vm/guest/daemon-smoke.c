@@ -25,12 +25,12 @@
 
 #include "dmasvc/dmasvc.h"
 #include "dmasvc/proto.h"
+#include "svc-audit.h"
 
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
 #define MEM_SIZE (16 * MiB)
 #define MAX_GRAN 256
-#define MAX_EXT 512
 
 struct region {
 	const char *name;
@@ -50,35 +50,12 @@ static int die(const char *step, int rc, struct dmasvc_client *c)
 static void check_audit(struct dmasvc_client *c, const struct region *g,
 			const char *step)
 {
-	static struct dmasvc_audit_extent ext[MAX_EXT];
-	bool seen[MAX_GRAN] = { false };
-	uint64_t n_gran = g->d.size / g->d.granule;
-	int n = dmasvc_query(c, DMASVC_QUERY_AUDIT, 0, (uint32_t)g->id, ext,
-			     sizeof(ext[0]), MAX_EXT);
+	char why[160];
+	int n = svc_audit_check(c, g->id, &g->d, g->pop, why, sizeof(why));
 
-	if (n < 0)
-		die(step, n, c);
-	for (int i = 0; i < n; i++) {
-		uint64_t off = ext[i].iova - g->d.iova;
-
-		if (ext[i].state != DMASVC_AUDIT_OK || ext[i].iova < g->d.iova ||
-		    off % g->d.granule || ext[i].length % g->d.granule ||
-		    off + ext[i].length > g->d.size) {
-			printf("daemon-smoke: FAIL %s: %s extent 0x%" PRIx64
-			       "+0x%" PRIx64 " state %u\n", step, g->name,
-			       ext[i].iova, ext[i].length, ext[i].state);
-			exit(1);
-		}
-		for (uint64_t o = off; o < off + ext[i].length; o += g->d.granule)
-			seen[o / g->d.granule] = true;
-	}
-	for (uint64_t i = 0; i < n_gran; i++) {
-		if (seen[i] != g->pop[i]) {
-			printf("daemon-smoke: FAIL %s: %s granule %" PRIu64
-			       " audit %d populated %d\n", step, g->name, i,
-			       seen[i], g->pop[i]);
-			exit(1);
-		}
+	if (n < 0) {
+		printf("daemon-smoke: FAIL %s: %s: %s\n", step, g->name, why);
+		exit(1);
 	}
 	printf("daemon-smoke: %s: audit of %s agrees (%d extents)\n", step,
 	       g->name, n);

@@ -227,6 +227,28 @@ int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_
 /* dmasvc_session_id: the service's id of the current session (for logs). */
 uint32_t dmasvc_session_id(const struct dmasvc_client *c);
 
+/* ---- devices (src/device.c) ---------------------------------------------- */
+
+/*
+ * dmasvc_device_attach: send the VFIO device fd @device_fd (an iommufd-style
+ * cdev, /dev/vfio/devices/vfioN, opened O_RDWR and not yet bound) to the
+ * service, which binds it to its iommufd and attaches it to this session's
+ * space: from then on the device sees exactly the populated granules.  The
+ * caller keeps its own @device_fd (the same open file, so it may use the
+ * device's regions once the call returned) and closes it when done.
+ * A failed attach may leave the file bound to the service's iommufd: open
+ * the cdev again before retrying.  Attached devices are not replayed by
+ * dmasvc_reconnect().  Returns the device id (> 0) for
+ * dmasvc_device_detach(), or -errno (the service's: -EOPNOTSUPP on the
+ * software model, -EMFILE over 16 devices, -EBUSY when the service's one
+ * type1 container belongs to another session, or the kernel's errno).
+ */
+int dmasvc_device_attach(struct dmasvc_client *c, int device_fd);
+
+/* dmasvc_device_detach: detach device @dev_id.  Returns 0 or -errno
+ * (-ENOENT unknown id). */
+int dmasvc_device_detach(struct dmasvc_client *c, uint32_t dev_id);
+
 #ifdef __cplusplus
 }
 #endif

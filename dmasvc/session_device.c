@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * session_device.c - a session's space and its devices: creating the space
+ * on demand (type1's one container), client devices (DEVICE_ATTACH), and
+ * the operator's --device devices, which follow one session at a time.
+ *
+ * Vocabulary: a "configured" device is one named by --device (a cdev path
+ * for iommufd, a PCI address in the group for type1); the "owner" is the
+ * session whose space they are attached to (d->cfg_dev_owner).  They go to
+ * the first session that registers a region while no session owns them, and
+ * are released with that session; the next session to register a region
+ * takes them.  Each hand-over opens the device afresh: an iommufd cdev's
+ * bind lasts as long as its open file, so a file is never attached twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dmasvc/backend_kernel.h"
+#include "session_priv.h"
+
+/* Open a space for @s and set its budget from the space's limits. */
+static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen)
+{
+	struct be_limits lim;
+	int ret;
+
+	ret = d->ops->space_create(d->be, &s->space);
+	if (ret == -EBUSY) {
+		uint32_t holder = 0;
+
+		for (unsigned int i = 0; i < d->session_hi; i++)
+			if (d->sessions[i] && d->sessions[i]->space)
+				holder = d->sessions[i]->id;
+		return errf(ret, err, errlen,
+			     "the %s backend has one IOMMU space and session %u holds it",
+			     d->ops->name, holder);
+	}
+	if (ret)
+		return errf(ret, err, errlen, "creating the %s space failed", d->ops->name);
+	ret = d->ops->limits(s->space, &lim);
+	if (ret) {
+		d->ops->space_destroy(s->space);
+		s->space = NULL;
+		return errf(ret, err, errlen, "backend limits query failed");
+	}
+	s->max_areas = lim.max_areas;
+	if (d->opt->max_mappings && d->opt->max_mappings < s->max_areas)
+		s->max_areas = d->opt->max_mappings;
+	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
+	return 0;
+}
+
+int session_space_open(struct dsvc *d, struct dsvc_session *s)
+{
+	char err[128];
+
+	if (d->lazy_space) {
+		s->max_areas = d->lazy_max_areas;
+		gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
+		return 0;
+	}
+	return space_open(d, s, err, sizeof(err));
+}
+
+/* A free device slot of @s, or -EMFILE with a reason. */
+static int device_slot(const struct dsvc_session *s, char *err, size_t errlen)
+{
+	for (unsigned int slot = 0; slot < SESSION_MAX_DEVICES; slot++)
+		if (!s->device_used[slot])
+			return (int)slot;
+	return errf(-EMFILE, err, errlen, "session already has %d devices (the cap)",
+		    SESSION_MAX_DEVICES);
+}
+
+/* Attach device fd @fd (not consumed) to @s's space in slot @slot. */
+static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot, int fd, bool cfg)
+{
+	int ret = d->ops->device_attach(s->space, fd, &s->devices[slot]);
+
+	if (ret)
+		return ret;
+	s->device_used[slot] = true;
+	s->device_cfg[slot] = cfg;
+	s->nr_devices++;
+	return 0;
+}
+
+/* A fresh fd for configured device @spec: opened (iommufd) or from the group (type1). */
+static int cfg_device_open(struct dsvc *d, struct dsvc_session *s, const char *spec)
+{
+	int fd;
+
+	if (d->opt->backend == OPT_BACKEND_TYPE1)
+		return be_type1_device_open(s->space, spec);
+	fd = open(spec, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Give the operator's devices to @s; failures are logged, not returned. */
+static void cfg_devices_take(struct dsvc *d, struct dsvc_session *s)
+{
+	for (unsigned int i = 0; i < d->opt->nr_devices; i++) {
+		const char *spec = d->opt->devices[i];
+		char err[128];
+		int slot = device_slot(s, err, sizeof(err));
+		int fd, ret;
+
+		if (slot < 0) {
+			dlog_err(d->log, s->id, slot, "--device %s: %s", spec, err);
+			continue;
+		}
+		fd = cfg_device_open(d, s, spec);
+		if (fd < 0) {
+			dlog_err(d->log, s->id, fd, "--device %s: cannot open it", spec);
+			continue;
+		}
+		ret = device_add(d, s, (unsigned int)slot, fd, true);
+		close(fd); /* the backend keeps its own reference */
+		if (ret) {
+			dlog_err(d->log, s->id, ret, "--device %s: attaching it failed", spec);
+			continue;
+		}
+		dlog(d->log, DLOG_INFO, s->id, "--device %s attached to this session's space (device %d)",
+		     spec, slot + 1);
+	}
+	d->cfg_dev_owner = s->id;
+}
+
+int session_space_get(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!s->space) {
+		ret = space_open(d, s, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (d->opt->nr_devices && d->cfg_dev_owner == 0 && d->ops->device_attach)
+		cfg_devices_take(d, s);
+	return 0;
+}
+
+void session_devices_release(struct dsvc *d, struct dsvc_session *s)
+{
+	for (unsigned int i = 0; i < SESSION_MAX_DEVICES; i++) {
+		if (!s->device_used[i])
+			continue;
+		d->ops->device_detach(s->space, s->devices[i]);
+		s->device_used[i] = false;
+		s->device_cfg[i] = false;
+	}
+	s->nr_devices = 0;
+	if (d->cfg_dev_owner == s->id) {
+		d->cfg_dev_owner = 0;
+		if (d->opt->nr_devices)
+			dlog(d->log, DLOG_INFO, s->id,
+			     "--device devices released; the next session to register a region takes them");
+	}
+}
+
+int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
+			  size_t errlen)
+{
+	int slot, ret;
+
+	if (!d->ops->device_attach)
+		return errf(-EOPNOTSUPP, err, errlen,
+			     "the %s backend has no devices (the software model protects none; run dmasvc --iommufd)",
+			     d->ops->name);
+	ret = session_space_get(d, s, err, errlen);
+	if (ret)
+		return ret;
+	slot = device_slot(s, err, errlen);
+	if (slot < 0)
+		return slot;
+	ret = device_add(d, s, (unsigned int)slot, fd, false);
+	if (ret)
+		return errf(ret, err, errlen,
+			     "attaching the device failed (the kernel's error; an iommufd cdev fd that failed once cannot be bound again: open it anew)");
+	*id = (uint32_t)slot + 1;
+	return 0;
+}
+
+int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
+			  size_t errlen)
+{
+	if (id == 0 || id > SESSION_MAX_DEVICES || !s->device_used[id - 1])
+		return errf(-ENOENT, err, errlen, "no device %u", id);
+	if (s->device_cfg[id - 1])
+		return errf(-EPERM, err, errlen, "device %u was configured by the operator (--device)", id);
+	d->ops->device_detach(s->space, s->devices[id - 1]);
+	s->device_used[id - 1] = false;
+	s->nr_devices--;
+	return 0;
+}

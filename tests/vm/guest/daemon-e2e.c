@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: MIT
+/*
+ * daemon-e2e.c - the dmasvc daemon end to end in the guest: a libdmasvc
+ * client populates and discards, and the edu device's DMA shows that the
+ * IOMMU follows, through the daemon, on the real kernel backend.
+ *
+ * Usage: daemon-e2e iommufd|type1 SOCKET   (env: DMASVC_PID, the daemon's
+ * pid, as set by with-daemon; EDU_CDEV)
+ *
+ * How the device reaches both the daemon and this test:
+ *   iommufd  this program opens the cdev and sends the fd with
+ *            DEVICE_ATTACH; the daemon binds and attaches its copy, and
+ *            the test drives BAR0/config through its own fd (the same open
+ *            file: SCM_RIGHTS passes the file, and the bind is per file).
+ *   type1    the daemon runs with --vfio-group G --device BDF and holds the
+ *            group (a group node can be open once); the client takes a copy
+ *            of the daemon's device fd with pidfd_getfd(2), no protocol
+ *            change.  It closes the copy before it is killed, since an open
+ *            device fd keeps the container busy at the daemon's teardown.
+ *
+ * Layout (one sealed 16 MiB memfd, shared by the client and the checker):
+ *   A  4 x 2 MiB granules  memfd [0, 8 MiB)      iova 0x1000000
+ *   B  16 x 4 KiB granules memfd [8 MiB, +64 KiB) iova 0x2000000
+ *   S  1 x 4 KiB scratch   memfd [9 MiB, +4 KiB)  iova 0x3000000, always
+ *      populated: where the device shows what it read.
+ * The client (a child process) walks populate -> discard -> populate over
+ * A[1] and B[3] and checks after each step: a mapped granule's DMA read
+ * returns exactly the memfd bytes and a DMA write lands in the memfd; a
+ * discarded one's read does not and its write leaves the memfd alone; the
+ * other region keeps working; the daemon's VmPin (iommufd) or VmLck (type1)
+ * equals the populated bytes; AUDIT reports exactly the populated granules.
+ * Then the checker SIGKILLs the client and requires, within 20 s, the
+ * daemon's pin counter back at 0, no session but its own, no region and no
+ * area in the service-wide STATUS, and (iommufd) a DMA write to A[1] from
+ * its own device fd that no longer lands.
+ *
+ * Prints "daemon-e2e[<backend>]: PASS checks=<n>" and exits 0, or the
+ * failed check and exits 1.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
+#include "edu.h"
+#include "svc-audit.h"
+
+#define KiB ((uint64_t)1 << 10)
+#define MiB ((uint64_t)1 << 20)
+#define MEM_SIZE (16 * MiB)
+#define XFER 2048u
+#define NREG 3
+#define MAX_GRAN 16
+
+struct reg {
+	const char *name;
+	struct dmasvc_region_desc d;
+	int id;
+	bool pop[MAX_GRAN];
+};
+
+/* The test's world; owned by main(), inherited by the client child. */
+struct e2e {
+	const char *be;
+	const char *pin_key;  /* "VmPin:" (iommufd) or "VmLck:" (type1) */
+	pid_t daemon;
+	uint8_t *mem;         /* the memfd, MAP_SHARED */
+	int memfd;
+	struct reg r[NREG];   /* A, B, S */
+	struct dmasvc_client *c;
+	struct edu edu;
+	unsigned int checks;
+	uint8_t seed;
+};
+
+enum { A, B, S };
+
+static void __attribute__((format(printf, 2, 3), noreturn))
+fail(struct e2e *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("daemon-e2e[%s]: FAIL ", t->be);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	if (t->c)
+		printf(" (service: %s)", dmasvc_last_error(t->c));
+	putchar('\n');
+	fflush(stdout);
+	_exit(1);
+}
+
+static void note(struct e2e *t, const char *what)
+{
+	printf("daemon-e2e[%s]: %s\n", t->be, what);
+}
+
+/* kB field @key of /proc/@pid/status in bytes, or UINT64_MAX. */
+static uint64_t proc_bytes(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	uint64_t v = UINT64_MAX;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtoull(line + strlen(key), NULL, 10) * 1024;
+	fclose(f);
+	return v;
+}
+
+static uint64_t populated_bytes(const struct e2e *t)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < NREG; i++)
+		for (uint64_t g = 0; g < t->r[i].d.size / t->r[i].d.granule; g++)
+			sum += t->r[i].pop[g] ? t->r[i].d.granule : 0;
+	return sum;
+}
+
+/* The daemon's pins and its AUDIT both equal what is populated. */
+static void check_state(struct e2e *t, const char *step)
+{
+	uint64_t want = populated_bytes(t), got = proc_bytes(t->daemon, t->pin_key);
+	char why[160];
+
+	t->checks++;
+	if (got != want)
+		fail(t, "%s: daemon %s %" PRIu64 " bytes, populated %" PRIu64, step, t->pin_key,
+		     got, want);
+	for (int i = 0; i < NREG; i++) {
+		t->checks++;
+		if (svc_audit_check(t->c, t->r[i].id, &t->r[i].d, t->r[i].pop, why, sizeof(why)) < 0)
+			fail(t, "%s: audit of %s: %s", step, t->r[i].name, why);
+	}
+}
+
+static void event(struct e2e *t, int ri, uint64_t g, bool populate)
+{
+	struct reg *r = &t->r[ri];
+	uint64_t off = g * r->d.granule;
+	int rc = populate ? dmasvc_populate(t->c, (uint32_t)r->id, off, r->d.granule)
+			  : dmasvc_discard(t->c, (uint32_t)r->id, off, r->d.granule);
+	char step[64];
+
+	snprintf(step, sizeof(step), "%s %s[%" PRIu64 "]", populate ? "populate" : "discard",
+		 r->name, g);
+	if (rc)
+		fail(t, "%s: %s", step, strerror(-rc));
+	r->pop[g] = populate;
+	check_state(t, step);
+	note(t, step);
+}
+
+static void dma(struct e2e *t, uint64_t iova, int to_ram)
+{
+	int rc = edu_dma(&t->edu, iova, XFER, to_ram);
+
+	if (rc)
+		fail(t, "edu DMA %s 0x%" PRIx64 ": %s", to_ram ? "to" : "from", iova, strerror(-rc));
+}
+
+/* Where the transfers of granule @g of region @ri go, and its memfd bytes. */
+static uint64_t probe_iova(const struct e2e *t, int ri, uint64_t g)
+{
+	return t->r[ri].d.iova + g * t->r[ri].d.granule + 1024;
+}
+
+static uint8_t *probe_mem(const struct e2e *t, int ri, uint64_t g)
+{
+	return t->mem + t->r[ri].d.mem_offset + g * t->r[ri].d.granule + 1024;
+}
+
+/* Fresh bytes, never all zero, different on every call. */
+static void pattern(struct e2e *t, uint8_t *p)
+{
+	t->seed++;
+	for (unsigned int i = 0; i < XFER; i++)
+		p[i] = (uint8_t)((i * 131u) ^ (t->seed * 29u) ^ 0xa5u) | 0x10;
+}
+
+/* Put @p into edu's buffer through the scratch granule. */
+static void to_device(struct e2e *t, const uint8_t *p)
+{
+	memcpy(probe_mem(t, S, 0), p, XFER);
+	dma(t, probe_iova(t, S, 0), 0);
+}
+
+/*
+ * The device reads granule @g of @ri and writes it back out through the
+ * scratch granule; then it writes a fresh pattern to @g.  With @mapped,
+ * the read must return the memfd's bytes and the write must land; without,
+ * the read must not and the memfd must keep its bytes.
+ */
+static void check_dma(struct e2e *t, int ri, uint64_t g, bool mapped, const char *step)
+{
+	uint8_t fill[XFER], pat[XFER], before[XFER];
+	uint8_t *m = probe_mem(t, ri, g);
+	bool same;
+
+	pattern(t, m); /* the client's bytes at that IOVA */
+	pattern(t, fill);
+	to_device(t, fill);
+	dma(t, probe_iova(t, ri, g), 0);
+	memset(probe_mem(t, S, 0), 0, XFER);
+	dma(t, probe_iova(t, S, 0), 1);
+	same = !memcmp(probe_mem(t, S, 0), m, XFER);
+	t->checks++;
+	if (same != mapped)
+		fail(t, "%s: device read of %s %s[%" PRIu64 "] %s the client's bytes", step,
+		     mapped ? "populated" : "discarded", t->r[ri].name, g,
+		     mapped ? "differs from" : "returned");
+
+	memcpy(before, m, XFER);
+	pattern(t, pat);
+	to_device(t, pat);
+	dma(t, probe_iova(t, ri, g), 1);
+	t->checks++;
+	if (memcmp(m, mapped ? pat : before, XFER))
+		fail(t, "%s: device write to %s %s[%" PRIu64 "] %s", step,
+		     mapped ? "populated" : "discarded", t->r[ri].name, g,
+		     mapped ? "did not land in the client's memory" : "changed the client's memory");
+}
+
+static void make_memory(struct e2e *t)
+{
+	t->memfd = memfd_create("guest-ram", MFD_ALLOW_SEALING);
+	if (t->memfd < 0 || ftruncate(t->memfd, MEM_SIZE) < 0 ||
+	    fcntl(t->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		fail(t, "sealed memfd: %s", strerror(errno));
+	t->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+	if (t->mem == MAP_FAILED)
+		fail(t, "mmap memfd: %s", strerror(errno));
+	t->r[A] = (struct reg){ .name = "A", .d = { .mem_offset = 0, .size = 8 * MiB,
+		.iova = 0x1000000, .granule = 2 * MiB } };
+	t->r[B] = (struct reg){ .name = "B", .d = { .mem_offset = 8 * MiB, .size = 64 * KiB,
+		.iova = 0x2000000, .granule = 4 * KiB } };
+	t->r[S] = (struct reg){ .name = "S", .d = { .mem_offset = 9 * MiB, .size = 4 * KiB,
+		.iova = 0x3000000, .granule = 4 * KiB } };
+}
+
+/* A copy of the daemon's fd whose link reads "anon_inode:[vfio-device]". */
+static int steal_device_fd(struct e2e *t)
+{
+	char dir[64], path[320], link[128];
+	int pidfd, fd = -ENOENT;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->daemon);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && fd == -ENOENT) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[vfio-device]"))
+			continue;
+		pidfd = (int)syscall(SYS_pidfd_open, t->daemon, 0);
+		if (pidfd < 0) {
+			fd = -errno;
+			break;
+		}
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+		if (fd < 0)
+			fd = -errno;
+		close(pidfd);
+	}
+	closedir(d);
+	return fd;
+}
+
+/* The client: everything but the kill.  Writes 'R' to @ready, then waits. */
+static void client(struct e2e *t, int devfd, int ready)
+{
+	struct dmasvc_connect_opts opts = { .timeout_ms = 30000 };
+	const char *sock = getenv("E2E_SOCKET");
+	int mem, rc;
+
+	rc = dmasvc_connect(sock, &opts, &t->c);
+	if (rc)
+		fail(t, "connect %s: %s", sock, strerror(-rc));
+	if (devfd >= 0) {
+		rc = dmasvc_device_attach(t->c, devfd);
+		if (rc <= 0)
+			fail(t, "DEVICE_ATTACH: %s", strerror(-rc));
+		note(t, "device attached by the client (DEVICE_ATTACH)");
+	}
+	mem = dmasvc_memory_add(t->c, t->memfd, MEM_SIZE, 0);
+	if (mem < 0)
+		fail(t, "memory_add: %s", strerror(-mem));
+	for (int i = 0; i < NREG; i++) {
+		t->r[i].d.mem_id = (uint32_t)mem;
+		t->r[i].id = dmasvc_region_add(t->c, &t->r[i].d);
+		if (t->r[i].id < 0)
+			fail(t, "region_add %s: %s", t->r[i].name, strerror(-t->r[i].id));
+	}
+	if (devfd < 0) {
+		devfd = steal_device_fd(t);
+		if (devfd < 0)
+			fail(t, "the daemon holds no vfio device fd (--device): %s", strerror(-devfd));
+		note(t, "device from the daemon's --device (pidfd_getfd)");
+	}
+	rc = edu_init(&t->edu, devfd);
+	if (rc)
+		fail(t, "edu_init: %s", strerror(-rc));
+	check_state(t, "registered, nothing populated");
+
+	event(t, S, 0, true);
+	event(t, A, 1, true);
+	event(t, B, 3, true);
+	check_dma(t, A, 1, true, "A[1] populated");
+	check_dma(t, B, 3, true, "B[3] populated");
+	event(t, A, 1, false);
+	check_dma(t, A, 1, false, "A[1] discarded");
+	check_dma(t, B, 3, true, "B[3] beside discarded A[1]");
+	event(t, A, 1, true);
+	check_dma(t, A, 1, true, "A[1] populated again");
+	event(t, B, 3, false);
+	check_dma(t, B, 3, false, "B[3] discarded");
+	check_dma(t, A, 1, true, "A[1] beside discarded B[3]");
+	event(t, B, 3, true);
+	check_dma(t, B, 3, true, "B[3] populated again");
+	event(t, B, 4, true);
+	event(t, A, 2, true);
+	check_state(t, "before the kill");
+
+	close(devfd); /* type1: see the file comment */
+	printf("daemon-e2e[%s]: client done, checks=%u, pinned %" PRIu64 "\n", t->be, t->checks,
+	       populated_bytes(t));
+	fflush(stdout);
+	if (write(ready, &t->checks, sizeof(t->checks)) != sizeof(t->checks))
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+/* Service-wide view from a second (admin) connection after the kill. */
+static void check_forgotten(struct e2e *t)
+{
+	struct dmasvc_connect_opts opts = { .timeout_ms = 30000 };
+	struct dmasvc_stat_service st;
+	struct dmasvc_stat_region rg[4];
+	struct dmasvc_client *c;
+	int rc, n;
+
+	rc = dmasvc_connect(getenv("E2E_SOCKET"), &opts, &c);
+	if (rc)
+		fail(t, "admin connect: %s", strerror(-rc));
+	rc = dmasvc_query(c, DMASVC_QUERY_STATUS, DMASVC_QUERY_F_ALL_SESSIONS, 0, &st, sizeof(st), 1);
+	n = dmasvc_query(c, DMASVC_QUERY_REGIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, rg, sizeof(rg[0]), 4);
+	t->checks += 4;
+	if (rc != 1 || n < 0)
+		fail(t, "admin QUERY: %s", strerror(-(rc < 0 ? rc : n)));
+	if (st.sessions != 1 || n != 0 || st.areas != 0 || st.pinned_bytes != 0)
+		fail(t, "after the kill: %u sessions, %d regions, %" PRIu64 " areas, %" PRIu64
+		     " pinned bytes", st.sessions, n, st.areas, st.pinned_bytes);
+	dmasvc_disconnect(c);
+}
+
+int main(int argc, char **argv)
+{
+	struct e2e t = { .be = "?", .memfd = -1 };
+	unsigned int client_checks = 0;
+	int devfd = -1, pipefd[2], status;
+	uint64_t pinned = UINT64_MAX;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc != 3 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "type1")) ||
+	    !getenv("DMASVC_PID")) {
+		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|type1 SOCKET\n");
+		return 2;
+	}
+	t.be = argv[1];
+	t.pin_key = strcmp(t.be, "iommufd") ? "VmLck:" : "VmPin:";
+	t.daemon = (pid_t)atoi(getenv("DMASVC_PID"));
+	setenv("E2E_SOCKET", argv[2], 1);
+	make_memory(&t);
+	if (!strcmp(t.be, "iommufd")) {
+		const char *cdev = getenv("EDU_CDEV");
+
+		devfd = cdev ? open(cdev, O_RDWR) : -1;
+		if (devfd < 0)
+			fail(&t, "open EDU_CDEV %s: %s", cdev ? cdev : "(unset)", strerror(errno));
+	}
+	if (pipe(pipefd) < 0)
+		fail(&t, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		fail(&t, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(pipefd[0]);
+		client(&t, devfd, pipefd[1]);
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], &client_checks, sizeof(client_checks)) != sizeof(client_checks)) {
+		waitpid(pid, &status, 0);
+		fail(&t, "the client failed (status 0x%x)", status);
+	}
+	t.checks += client_checks;
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	t.checks++;
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail(&t, "the client was not killed by SIGKILL (status 0x%x)", status);
+	note(&t, "client SIGKILLed");
+	for (int ms = 0; ms < 20000; ms += 50) {
+		pinned = proc_bytes(t.daemon, t.pin_key);
+		if (pinned == 0)
+			break;
+		usleep(50000);
+	}
+	t.checks++;
+	if (pinned != 0)
+		fail(&t, "20 s after the kill the daemon still has %s %" PRIu64, t.pin_key, pinned);
+	check_forgotten(&t);
+	if (devfd >= 0) {
+		/* iommufd: our fd is the file the daemon attached; now detached. */
+		uint8_t before[XFER];
+
+		if (edu_init(&t.edu, devfd))
+			fail(&t, "edu_init after the kill");
+		memcpy(before, probe_mem(&t, A, 1), XFER);
+		dma(&t, probe_iova(&t, A, 1), 1);
+		t.checks++;
+		if (memcmp(before, probe_mem(&t, A, 1), XFER))
+			fail(&t, "a DMA write to A[1] landed after the client died");
+		close(devfd);
+	}
+	printf("daemon-e2e[%s]: PASS checks=%u\n", t.be, t.checks);
+	return 0;
+}

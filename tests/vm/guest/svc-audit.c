@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+/*
+ * svc-audit.c - compare the service's AUDIT of a region with the guest
+ * test's own per-granule record (see svc-audit.h).  Offsets are relative
+ * to the region's iova; "end" is exclusive.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dmasvc/proto.h"
+#include "svc-audit.h"
+
+#define MAX_EXTENTS 4096
+#define MAX_GRANULES 65536
+
+int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_region_desc *d,
+		    const bool *pop, char *why, size_t whylen)
+{
+	static struct dmasvc_audit_extent ext[MAX_EXTENTS];
+	static bool seen[MAX_GRANULES];
+	uint64_t n_gran = d->size / d->granule;
+	int n;
+
+	if (n_gran > MAX_GRANULES) {
+		snprintf(why, whylen, "region of %" PRIu64 " granules is too big to check", n_gran);
+		return -EINVAL;
+	}
+	n = dmasvc_query(c, DMASVC_QUERY_AUDIT, 0, (uint32_t)region_id, ext, sizeof(ext[0]),
+			 MAX_EXTENTS);
+	if (n < 0) {
+		snprintf(why, whylen, "AUDIT query: %s (%s)", strerror(-n), dmasvc_last_error(c));
+		return n;
+	}
+	memset(seen, 0, n_gran * sizeof(seen[0]));
+	for (int i = 0; i < n; i++) {
+		uint64_t off = ext[i].iova - d->iova, end = off + ext[i].length;
+
+		if (ext[i].state != DMASVC_AUDIT_OK || ext[i].iova < d->iova ||
+		    off % d->granule || ext[i].length % d->granule || end < off ||
+		    end > d->size) {
+			snprintf(why, whylen, "extent 0x%" PRIx64 "+0x%" PRIx64 " state %u",
+				 ext[i].iova, ext[i].length, ext[i].state);
+			return -1;
+		}
+		for (uint64_t o = off; o < end; o += d->granule)
+			seen[o / d->granule] = true;
+	}
+	for (uint64_t i = 0; i < n_gran; i++) {
+		if (seen[i] != pop[i]) {
+			snprintf(why, whylen, "granule %" PRIu64 ": audit %d, populated %d", i,
+				 seen[i], pop[i]);
+			return -1;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * svc-audit.h - the guest tests' check of one region's AUDIT against what
+ * the test believes is populated (one bool per granule).
+ */
+#ifndef DMASVC_VM_SVC_AUDIT_H
+#define DMASVC_VM_SVC_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dmasvc/dmasvc.h"
+
+/*
+ * svc_audit_check - QUERY AUDIT of the caller's region @region_id (described
+ * by @d) and compare: every extent must be OK, granule-aligned and inside
+ * the region, and the OK extents must cover exactly the granules with
+ * @pop[i] set (@pop has d->size / d->granule entries, at most 65536).
+ * Returns the number of extents (>= 0) when they agree; -1 with a reason in
+ * @why when not; -errno when the query fails (reason in @why too).
+ */
+int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_region_desc *d,
+		    const bool *pop, char *why, size_t whylen);
+
+#endif /* DMASVC_VM_SVC_AUDIT_H */
