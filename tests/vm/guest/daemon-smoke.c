@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * daemon-smoke.c - the dmasvc daemon on the real iommufd backend, in the
- * guest, driven through libdmasvc.  No device is attached (libdmasvc has
- * no DEVICE_ATTACH call yet), so this checks the daemon's map/unmap/audit
- * path against the kernel's IOAS, not DMA; be-dma-test covers DMA.
+ * guest, driven through libdmasvc.  No device is attached, so this checks
+ * the daemon's map/unmap/audit path against the kernel's IOAS, not DMA;
+ * daemon-e2e and be-dma-test cover DMA.
  *
  * Usage: daemon-smoke SOCKET
  *
