@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * plan_build.c - the planner: copy a burst, cut it into stages of disjoint
- * events, and prepare one stage's map jobs, undo slices and coalesced unmap
- * calls from the current region state (see plan.h for the rules).
+ * events, and prepare one stage from the current region state: per-event
+ * job counts, the windows of map jobs (filled one at a time, so memory does
+ * not grow with the granules) and the coalesced unmap calls (see plan.h for
+ * the rules).
  *
  * Vocabulary: granule ranges [first, first + count) = [first, end).
  */
@@ -53,6 +55,7 @@ int gran_plan_build(const struct gran_event *events, size_t n,
 	}
 	memcpy(p->ev, events, n * sizeof(*p->ev));
 	p->n = n;
+	p->window = GRAN_PLAN_WINDOW_JOBS;
 
 	/* A new stage begins at an event that overlaps one of the current
 	 * stage's events: inside a stage every event is disjoint. */
@@ -68,6 +71,11 @@ int gran_plan_build(const struct gran_event *events, size_t n,
 	p->stage_start[p->nr_stages] = n;
 	*out = p;
 	return 0;
+}
+
+void gran_plan_set_window(struct gran_plan *p, size_t max_jobs)
+{
+	p->window = max_jobs ? max_jobs : GRAN_PLAN_WINDOW_JOBS;
 }
 
 size_t gran_plan_nr_stages(const struct gran_plan *p)
@@ -133,31 +141,66 @@ static uint64_t count_runs(const struct gran_region *r, uint64_t first,
 	return n;
 }
 
-/* Fill the jobs of populate event @ei at @jobs; returns how many. */
-static size_t fill_jobs(const struct gran_event *e, size_t ei,
-			struct gran_map_job *jobs)
+/*
+ * Fill at most @cap jobs of populate event @ei (event @e) at @jobs, from
+ * granule *@cursor on; moves *@cursor past them (to the event's end once no
+ * unmapped granule is left).  Returns how many.
+ */
+static size_t fill_jobs(const struct gran_event *e, size_t ei, uint64_t *cursor,
+			struct gran_map_job *jobs, size_t cap)
 {
 	const struct gran_region *r = e->region;
-	uint64_t s, x, g, end = e->first + e->count;
+	uint64_t s = *cursor, x, end = e->first + e->count;
 	size_t n = 0;
 
-	for (s = gran_bm_next_clear(&r->bm, e->first, end); s < end;
-	     s = gran_bm_next_clear(&r->bm, x, end)) {
+	while (n < cap) {
+		s = gran_bm_next_clear(&r->bm, s, end);
+		if (s >= end)
+			break;
 		x = gran_bm_next_set(&r->bm, s, end);
-		for (g = s; g < x; g++) {
+		for (; s < x && n < cap; s++) {
 			struct gran_map_job *j = &jobs[n++];
 
-			j->iova = gran_iova_of(r, g);
+			j->iova = gran_iova_of(r, s);
 			j->length = r->d.granule;
 			j->src.vaddr = (char *)r->d.mem_vaddr + r->d.mem_offset +
-				       gran_bytes(r, g);
+				       gran_bytes(r, s);
 			j->src.fd = r->d.mem_fd;
-			j->src.fd_offset = r->d.mem_offset + gran_bytes(r, g);
+			j->src.fd_offset = r->d.mem_offset + gran_bytes(r, s);
 			j->prot = r->d.prot;
 			j->event = (uint32_t)ei;
 			j->res = -ECANCELED;
 		}
 	}
+	*cursor = s;
+	return n;
+}
+
+/* Move the window cursor to event @ei (or past the stage). */
+static void fill_seek(struct gran_plan *p, size_t ei)
+{
+	p->fill_ev = ei;
+	p->fill_g = ei < p->st.ev_end ? p->ev[ei].first : 0;
+}
+
+size_t plan_fill_window(struct gran_plan *p)
+{
+	const struct gran_event *ev;
+	size_t n = 0;
+
+	while (p->fill_ev < p->st.ev_end && n < p->window) {
+		ev = &p->ev[p->fill_ev];
+		if (ev->op == GRAN_OP_POPULATE &&
+		    p->st.job_count[p->fill_ev - p->st.ev_first] &&
+		    !p->comp[p->fill_ev].res)
+			n += fill_jobs(ev, p->fill_ev, &p->fill_g, p->st.jobs + n,
+				       p->window - n);
+		if (ev->op != GRAN_OP_POPULATE || p->comp[p->fill_ev].res ||
+		    p->fill_g >= ev->first + ev->count ||
+		    !p->st.job_count[p->fill_ev - p->st.ev_first])
+			fill_seek(p, p->fill_ev + 1);
+	}
+	p->st.nr_jobs = n;
 	return n;
 }
 
@@ -225,7 +268,8 @@ static int prepare_unmaps(struct gran_plan *p, size_t ev_first, size_t ev_end)
 	return 0;
 }
 
-/* Jobs, undo slices and leaf reservations of the stage's populates. */
+/* Job counts, leaf reservations and the first window of the stage's
+ * populates; resets their results (comp res) to 0. */
 static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
 {
 	size_t i, n = ev_end - ev_first, total = 0;
@@ -238,8 +282,10 @@ static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
 	for (i = ev_first; i < ev_end; i++) {
 		struct gran_event *ev = &p->ev[i];
 
+		p->comp[i] = (struct gran_completion){ ev->user_data, 0 };
 		if (ev->op != GRAN_OP_POPULATE)
 			continue;
+		p->st.job_first[i - ev_first] = total;
 		p->st.job_count[i - ev_first] =
 			count_clear(ev->region, ev->first, ev->first + ev->count);
 		total += p->st.job_count[i - ev_first];
@@ -251,17 +297,15 @@ static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
 				return ret;
 		}
 	}
+	p->st.total_jobs = total;
+	fill_seek(p, ev_first);
 	if (!total)
 		return 0;
-	p->st.jobs = malloc(total * sizeof(*p->st.jobs));
+	p->st.jobs = malloc((total < p->window ? total : p->window) *
+			    sizeof(*p->st.jobs));
 	if (!p->st.jobs)
 		return -ENOMEM;
-	for (i = ev_first; i < ev_end; i++) {
-		if (p->ev[i].op != GRAN_OP_POPULATE)
-			continue;
-		p->st.job_first[i - ev_first] = p->st.nr_jobs;
-		p->st.nr_jobs += fill_jobs(&p->ev[i], i, p->st.jobs + p->st.nr_jobs);
-	}
+	plan_fill_window(p);
 	return 0;
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * plan_exec.c - the executor: run a plan's stages against a backend space
- * (map jobs through the job runner, undo of failed populates, coalesced
- * unmaps), commit region state truthfully and produce completions.  The
- * ordering rules are in plan.h.
+ * (windows of map jobs through the job runner, undo of failed populates as
+ * granule runs, coalesced unmaps, an audit after a failed unmap),
+ * commit region state truthfully and produce completions.  The ordering
+ * rules are in plan.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,38 +56,71 @@ static void resync(struct gran_plan *p, struct gran_region *r,
 		p->stats.audit_failures++;
 }
 
-/* Unmap one contiguous run of granules an event mapped before failing. */
-static void undo_run(struct gran_plan *p, struct gran_region *r,
-		     const struct be_ops *ops, struct be_space *space,
-		     uint64_t first, uint64_t count)
+/*
+ * After unmap of [first, first+count) of @r failed with @err: audit the
+ * range so the bits follow what the backend holds.  Returns 0 when nothing
+ * of the range is held any more, else @err.
+ */
+static int unmap_failed(struct gran_plan *p, struct gran_region *r,
+			const struct be_ops *ops, struct be_space *space,
+			uint64_t first, uint64_t count, int err)
+{
+	note_unmap_failure(p, err, gran_iova_of(r, first), gran_bytes(r, count));
+	resync(p, r, ops, space, first, count);
+	return gran_bm_next_set(&r->bm, first, first + count) < first + count ? err : 0;
+}
+
+/* Undo accumulator: granule runs an event mapped, merged when adjacent. */
+struct undo_acc {
+	struct gran_region *r;
+	uint64_t first, count;
+};
+
+/* Unmap the accumulated run (the granules' bits are clear). */
+static void undo_flush(struct gran_plan *p, struct undo_acc *u,
+		       const struct be_ops *ops, struct be_space *space)
 {
 	uint64_t unmapped;
 	int ret;
 
+	if (!u->count)
+		return;
 	p->stats.undo_calls++;
-	ret = ops->unmap(space, gran_iova_of(r, first), gran_bytes(r, count),
-			 &unmapped);
-	if (ret) {
-		note_unmap_failure(p, ret, gran_iova_of(r, first),
-				   gran_bytes(r, count));
-		resync(p, r, ops, space, first, count);
+	ret = ops->unmap(space, gran_iova_of(u->r, u->first),
+			 gran_bytes(u->r, u->count), &unmapped);
+	if (ret)
+		unmap_failed(p, u->r, ops, space, u->first, u->count, ret);
+	u->count = 0;
+}
+
+static void undo_add(struct gran_plan *p, struct undo_acc *u, uint64_t first,
+		     uint64_t count, const struct be_ops *ops,
+		     struct be_space *space)
+{
+	if (u->count && u->first + u->count == first) {
+		u->count += count;
+		return;
 	}
+	undo_flush(p, u, ops, space);
+	u->first = first;
+	u->count = count;
 }
 
 /*
- * Settle populate event @ei: commit its granules if all jobs worked, else
- * undo the successful ones.  Returns the event's result.
+ * Settle the @n jobs of event @ei in the current window: count them; on a
+ * failure, fail the event and unmap exactly what it mapped (its earlier
+ * windows: the granules of its range before @jobs[0] whose bits are clear;
+ * this window: its successful jobs).
  */
-static int settle_populate(struct gran_plan *p, size_t ei,
-			   const struct be_ops *ops, struct be_space *space)
+static void settle_group(struct gran_plan *p, size_t ei,
+			 const struct gran_map_job *jobs, size_t n,
+			 const struct be_ops *ops, struct be_space *space)
 {
-	struct gran_region *r = p->ev[ei].region;
-	size_t k = ei - p->st.ev_first, i;
-	size_t n = p->st.job_count[k];
-	/* no pointer arithmetic on a stage without jobs (jobs == NULL) */
-	struct gran_map_job *jobs = n ? p->st.jobs + p->st.job_first[k] : NULL;
-	uint64_t g, run_first = 0, run_count = 0;
+	struct gran_event *ev = &p->ev[ei];
+	struct undo_acc u = { .r = ev->region };
+	uint64_t s, x, g0 = plan_job_granule(ev->region, &jobs[0]), g;
 	int err = 0;
+	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if (jobs[i].res != -ECANCELED)
@@ -96,31 +130,37 @@ static int settle_populate(struct gran_plan *p, size_t ei,
 		if (jobs[i].res && (!err || err == -ECANCELED))
 			err = jobs[i].res;
 	}
-	if (!err) {
-		for (i = 0; i < n; i++) {
-			g = plan_job_granule(r, &jobs[i]);
-			gran_bm_set(&r->bm, g, g + 1);
-		}
-		return 0;
+	if (!err)
+		return;
+	p->comp[ei].res = err;
+	for (s = gran_bm_next_clear(&u.r->bm, ev->first, g0); s < g0;
+	     s = gran_bm_next_clear(&u.r->bm, x, g0)) {
+		x = gran_bm_next_set(&u.r->bm, s, g0);
+		undo_add(p, &u, s, x - s, ops, space);
 	}
-	/* Undo: unmap exactly the granules this event mapped, contiguous
-	 * successful jobs in one call. */
 	for (i = 0; i < n; i++) {
 		if (jobs[i].res)
 			continue;
-		g = plan_job_granule(r, &jobs[i]);
-		if (run_count && run_first + run_count == g) {
-			run_count++;
-			continue;
-		}
-		if (run_count)
-			undo_run(p, r, ops, space, run_first, run_count);
-		run_first = g;
-		run_count = 1;
+		g = plan_job_granule(u.r, &jobs[i]);
+		undo_add(p, &u, g, 1, ops, space);
 	}
-	if (run_count)
-		undo_run(p, r, ops, space, run_first, run_count);
-	return err;
+	undo_flush(p, &u, ops, space);
+}
+
+/* Settle the window just run, event by event (an event's jobs are
+ * contiguous in a window). */
+static void settle_window(struct gran_plan *p, const struct be_ops *ops,
+			  struct be_space *space)
+{
+	const struct gran_map_job *jobs = p->st.jobs;
+	size_t i = 0, j, n = p->st.nr_jobs;
+
+	while (i < n) {
+		for (j = i + 1; j < n && jobs[j].event == jobs[i].event; j++)
+			;
+		settle_group(p, jobs[i].event, jobs + i, j - i, ops, space);
+		i = j;
+	}
 }
 
 /* Run the stage's coalesced unmap calls and commit their bits. */
@@ -140,8 +180,8 @@ static void run_unmaps(struct gran_plan *p, const struct be_ops *ops,
 			gran_bm_clear(&c->region->bm, c->first, c->first + c->count);
 			continue;
 		}
-		note_unmap_failure(p, c->res, c->iova, c->length);
-		resync(p, c->region, ops, space, c->first, c->count);
+		c->res = unmap_failed(p, c->region, ops, space, c->first,
+				     c->count, c->res);
 	}
 }
 
@@ -156,14 +196,18 @@ static void run_stage(struct gran_plan *p, const struct be_ops *ops,
 	int *res;
 
 	p->stats.stages++;
-	if (p->st.nr_jobs)
+	/* comp[ev_first..ev_end) were reset by the preparation; res aliases
+	 * comp[i].res. */
+	while (p->st.nr_jobs) {
 		runner->run(runner->ctx, ops, space, p->st.jobs, p->st.nr_jobs);
-	/* Completions are written in place; res aliases comp[i].res. */
+		settle_window(p, ops, space);
+		plan_fill_window(p);
+	}
 	for (i = ev_first; i < ev_end; i++) {
 		ev = &p->ev[i];
-		p->comp[i].user_data = ev->user_data;
-		p->comp[i].res = ev->op == GRAN_OP_POPULATE ?
-					 settle_populate(p, i, ops, space) : 0;
+		if (ev->op == GRAN_OP_POPULATE && !p->comp[i].res &&
+		    p->st.job_count[i - ev_first])
+			gran_bm_set(&ev->region->bm, ev->first, ev->first + ev->count);
 	}
 	run_unmaps(p, ops, space);
 	for (i = 0; i < p->nr_segs; i++) {

@@ -23,6 +23,9 @@ struct plan_seg {
  * A plan.  Stage i is events [stage_start[i], stage_start[i + 1]).
  * Stages before next_stage have run and their completions are in comp.
  * When prepared is true, st/segs describe stage next_stage and have not run.
+ * While a stage runs, comp[e].res of its events holds each populate's
+ * first map error (0 while fine), and fill_ev/fill_g say where the next
+ * window starts: event fill_ev (burst index), its granule fill_g.
  * Owned by the thread that built it.
  */
 struct gran_plan {
@@ -37,12 +40,21 @@ struct gran_plan {
 	size_t nr_segs;
 	struct gran_completion *comp; /* n entries, nr_comp filled */
 	size_t nr_comp;
+	size_t window; /* max jobs per window, >= 1 */
+	size_t fill_ev;
+	uint64_t fill_g;
 	struct gran_exec_stats stats;
 };
 
 /* Granule index of job @j of region @r. */
 uint64_t plan_job_granule(const struct gran_region *r,
 			  const struct gran_map_job *j);
+
+/*
+ * Fill st.jobs with the next window of the prepared stage (skipping events
+ * whose comp res is already an error).  Returns st.nr_jobs (0: no job left).
+ */
+size_t plan_fill_window(struct gran_plan *p);
 
 /* Free the prepared stage's arrays of @p and mark it unprepared. */
 void plan_stage_release(struct gran_plan *p);

@@ -5,7 +5,8 @@
  *
  * Six regions in one space (granules 4 KiB .. 1 GiB, some IOVA-adjacent,
  * one of 64 GiB), bursts of 1..64 random populate/discard events, injected
- * map and unmap failures, and two job runners (serial and a 3-thread pool).
+ * map and unmap failures, two job runners (serial and a 3-thread pool), and
+ * the default or tiny (1..8 job) windows.
  * After every burst, for every granule an event touched:
  *   - the model holds exactly one area of exactly that granule iff the
  *     reference says populated, and the region's bit agrees;
@@ -576,6 +577,8 @@ Test(diff, million_random_events)
 		n = gen_burst(&w, ev, &ud);
 		arm_faults(&w, &unmap_armed);
 		cr_assert_eq(gran_plan_build(ev, n, &p), 0);
+		/* Every fourth burst in tiny windows: undo across windows. */
+		gran_plan_set_window(p, bursts % 4 == 1 ? 1 + rng_below(&w.rng, 8) : 0);
 		cr_assert_eq(gran_plan_execute(p, &logged_ops, w.sm.space,
 					       bursts % 8 == 7 ? &pool : NULL), 0,
 			     "seed=%llu", (unsigned long long)w.seed);

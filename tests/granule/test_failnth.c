@@ -103,6 +103,7 @@ static int run_burst(struct run *w, const struct gran_event *ev, size_t n, int *
 	ret = gran_plan_build(ev, n, &p);
 	if (ret)
 		return ret;
+	gran_plan_set_window(p, 7); /* several windows per stage */
 	gran_plan_execute(p, &be_soft_ops, w->sm.space, NULL);
 	c = gran_plan_completions(p, &nc);
 	cr_assert_eq(nc, n);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_plan.c - planner and executor: one job per newly populated granule,
- * idempotency, coalesced unmaps (one call per run, never across regions),
- * stages (populate + discard of one granule in a burst), undo of a failed
- * event, truthful state after unmap/undo failures, the runner hook, the
+ * handed to the runner in bounded windows, idempotency, coalesced unmaps
+ * (one call per run, never across regions), stages (populate + discard of
+ * one granule in a burst), undo of a failed event (also across windows),
+ * truthful state after unmap/undo failures, the runner hook, the
  * never-failing unmap of a whole region, and input validation.
  */
 #include <criterion/criterion.h>
@@ -69,10 +70,12 @@ static struct gran_event ev(struct gran_region *r, uint32_t op, uint64_t first,
 #define POP(r, f, c, ud) ev(r, GRAN_OP_POPULATE, f, c, ud)
 #define DIS(r, f, c, ud) ev(r, GRAN_OP_DISCARD, f, c, ud)
 
-/* Execute a burst with @runner; copies completions into @comp[n]. */
-static struct gran_exec_stats run(const struct gran_event *e, size_t n,
-				  struct gran_completion *comp,
-				  const struct gran_job_runner *runner)
+/* Execute a burst with @ops, @runner and a @window (0: default); copies
+ * completions into @comp[n]. */
+static struct gran_exec_stats run_with(const struct gran_event *e, size_t n,
+				       struct gran_completion *comp,
+				       const struct gran_job_runner *runner,
+				       const struct be_ops *ops, size_t window)
 {
 	struct gran_plan *p;
 	const struct gran_completion *c;
@@ -80,13 +83,22 @@ static struct gran_exec_stats run(const struct gran_event *e, size_t n,
 	size_t nc;
 
 	cr_assert_eq(gran_plan_build(e, n, &p), 0);
-	cr_assert_eq(gran_plan_execute(p, &be_soft_ops, sm.space, runner), 0);
+	gran_plan_set_window(p, window);
+	cr_assert_eq(gran_plan_execute(p, ops, sm.space, runner), 0);
 	c = gran_plan_completions(p, &nc);
 	cr_assert_eq(nc, n);
 	memcpy(comp, c, n * sizeof(*c));
 	gran_plan_stats(p, &st);
 	gran_plan_free(p);
 	return st;
+}
+
+/* Execute a burst on the soft model with @runner and the default window. */
+static struct gran_exec_stats run(const struct gran_event *e, size_t n,
+				  struct gran_completion *comp,
+				  const struct gran_job_runner *runner)
+{
+	return run_with(e, n, comp, runner, &be_soft_ops, 0);
 }
 
 /* Every granule of @r agrees with the model: one exact area or nothing. */
@@ -341,6 +353,51 @@ Test(plan, failed_undo_keeps_what_the_backend_holds)
 	cr_assert_eq(xs.unmap_failures, 1);
 	/* The undo failed: the three mapped granules are still held and say so. */
 	cr_assert_eq(gran_region_populated(ra), 3);
+	check_region(ra);
+}
+
+Test(plan, windows_bound_the_jobs_and_undo_spans_them)
+{
+	struct gran_event e0[1] = { POP(ra, 5, 1, 0) };
+	struct gran_event e[2] = { POP(ra, 0, 10, 1), POP(rb, 0, 4, 2) };
+	struct soft_iommu_faults f = { .map_fail_nth = 8, .map_fail_errno = ENOMEM };
+	struct gran_completion c[2];
+	const struct gran_stage *st;
+	struct gran_exec_stats xs;
+	struct gran_plan *p;
+
+	run(e0, 1, c, NULL); /* granule 5 was mapped before: undo must keep it */
+	cr_assert_eq(gran_plan_build(e, 2, &p), 0);
+	gran_plan_set_window(p, 3);
+	cr_assert_eq(gran_plan_prepare_stage(p, &st), 1);
+	cr_assert_eq(st->total_jobs, 13);
+	cr_assert_eq(st->nr_jobs, 3, "one window");
+	cr_assert_eq(st->job_count[0], 9);
+	cr_assert_eq(st->job_first[1], 9);
+	gran_plan_free(p);
+
+	/* Jobs of ra: 0 1 2 | 3 4 6 | 7 8 9 -- map 8 (granule 8) fails in the
+	 * third window: the undo unmaps 0-4 and 6-7 (two calls), 9 never runs,
+	 * and rb's event, in the two windows after, succeeds. */
+	soft_iommu_set_faults(sm.ctx, &f);
+	xs = run_with(e, 2, c, NULL, &be_soft_ops, 3);
+	cr_assert_eq(c[0].res, -ENOMEM);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(xs.map_calls, 12);
+	cr_assert_eq(xs.map_failures, 1);
+	cr_assert_eq(xs.undo_calls, 2);
+	cr_assert_eq(gran_region_populated(ra), 1);
+	cr_assert(gran_region_test(ra, 5));
+	cr_assert_eq(gran_region_populated(rb), 4);
+	cr_assert_eq(gt_areas(sm.space), 5);
+	check_region(ra);
+	check_region(rb);
+
+	/* Without failures, a window of 1 maps all of it. */
+	xs = run_with(e, 2, c, NULL, &be_soft_ops, 1);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(xs.map_calls, 9);
+	cr_assert_eq(gran_region_populated(ra), 10);
 	check_region(ra);
 }
 

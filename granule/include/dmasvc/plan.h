@@ -16,10 +16,19 @@
  *   map jobs     one per granule a populate finds unmapped, in event order
  *                and, inside an event, in granule order (iommufd and type1
  *                cannot split an area, so one area per granule is what lets
- *                any granule be unmapped alone later);
- *   undo plan    an event's jobs are the slice job_first[e]..+job_count[e];
- *                if any of them fails, exactly its successful ones are
- *                unmapped again (contiguous ones in one call);
+ *                any granule be unmapped alone later).  They are never all
+ *                materialised: the stage hands them to the runner in
+ *                windows of at most the plan's window size
+ *                (GRAN_PLAN_WINDOW_JOBS by default), each window the next
+ *                jobs in that order, skipping the events that already
+ *                failed;
+ *   undo plan    stored as ranges, not jobs: if a window has a failed job
+ *                of event e, what e mapped is its unmapped-at-start
+ *                granules before its first job of that window (all earlier
+ *                windows of e succeeded, and e's bits are committed only at
+ *                the end of the stage) plus its successful jobs of this
+ *                window; exactly those are unmapped again (contiguous ones
+ *                in one call) and e takes no further jobs;
  *   unmap calls  one per maximal run of contiguous mapped granules that the
  *                stage discards in one region (adjacent discards of several
  *                events share a call; a call never spans two regions).
@@ -27,9 +36,11 @@
  * operation (idempotent) and succeeds.
  *
  * Execution of a stage, in this order:
- *   1. the job runner runs the map jobs (each job records its own result);
- *   2. every populate event with a failed job is undone and fails with the
- *      first job error; the others succeed;
+ *   1. window by window, the job runner runs the window's map jobs (each
+ *      job records its own result), then every event with a failed job in
+ *      the window is undone and fails with its first job error;
+ *   2. every populate event with no failed job gets its granules marked
+ *      mapped;
  *   3. the unmap calls run;
  *   4. state is committed: a granule is marked unmapped only when the
  *      backend no longer holds it.  After a failed unmap (or undo) the range
@@ -40,10 +51,12 @@
  *   5. one completion per event, in event order.
  *
  * Lifetime: a plan points at its events' regions; they must stay
- * registered until the plan is freed.  Memory: a stage holds one job per
- * granule it newly maps (56 bytes each), so populating a whole 64 GiB
- * region at 4 KiB in one event costs about 900 MiB of jobs; callers with
- * such regions should split huge populates into several events.
+ * registered until the plan is freed.  Memory, whatever the events: the
+ * copied burst, O(events) per stage, one window of jobs (56 bytes each,
+ * about 0.9 MiB by default), one unmap call per mapped run a stage
+ * discards (bounded by the regions' bitmaps), and the bitmap leaves of the
+ * populated ranges (one bit per granule).  A populate of a whole 64 GiB
+ * region at 4 KiB costs one window plus 2 MiB of leaves, not 16 M jobs.
  *
  * Threading: build/execute/free run on the region owner's thread; only the
  * runner's run() may fan the jobs out to other threads, and it returns
@@ -98,13 +111,19 @@ struct gran_unmap_call {
 	int res;        /* unmap()'s result once run, else 0 */
 };
 
+/* Default and test-settable bound on the jobs of one window. */
+#define GRAN_PLAN_WINDOW_JOBS 16384u
+
 /* A prepared stage (read-only view for runners and tests). */
 struct gran_stage {
 	size_t ev_first, ev_end; /* events [ev_first, ev_end) of the burst */
+	/* The current window: the next nr_jobs (<= the plan's window) jobs
+	 * of the stage; after preparation, the first window. */
 	struct gran_map_job *jobs;
 	size_t nr_jobs;
-	/* Undo plan: jobs of event e are jobs[job_first[i]..+job_count[i]]
-	 * with i = e - ev_first. */
+	size_t total_jobs; /* jobs of the whole stage (all windows) */
+	/* With i = e - ev_first: event e has job_count[i] jobs, the ones
+	 * numbered job_first[i].. in the stage's job order. */
 	size_t *job_first;
 	size_t *job_count;
 	struct gran_unmap_call *unmaps;
@@ -113,8 +132,9 @@ struct gran_stage {
 
 /*
  * struct gran_job_runner - how map jobs run.
- * @run: run @jobs[0..@n) against @space with @ops->map(), in any order and
- * on any threads, and store each job's result in its res; a job it skips
+ * @run: called once per window (@n <= the plan's window; an event's jobs
+ * are contiguous and in granule order): run @jobs[0..@n) against @space
+ * with @ops->map(), in any order and on any threads, and store each job's result in its res; a job it skips
  * keeps -ECANCELED (a runner may skip the remaining jobs of an event once
  * one of them failed).  Must return only after every job it started has
  * finished.  Returns 0, or -errno if it could not run everything (jobs not
@@ -155,6 +175,13 @@ struct gran_plan;
  */
 int gran_plan_build(const struct gran_event *events, size_t n,
 		    struct gran_plan **out);
+
+/*
+ * gran_plan_set_window - bound the jobs handed to the runner at once to
+ * @max_jobs (>= 1; 0 restores GRAN_PLAN_WINDOW_JOBS).  Call before the
+ * first stage is prepared; tests use tiny windows to cross boundaries.
+ */
+void gran_plan_set_window(struct gran_plan *p, size_t max_jobs);
 
 /* Number of stages of @p. */
 size_t gran_plan_nr_stages(const struct gran_plan *p);
