@@ -20,9 +20,9 @@
  *     two events fails; exactly the event that made it fails and the other
  *     one's granules are populated; the first N the burst never reaches
  *     runs clean (the loop's end);
- *   - a discard whose unmap fails is reported (CQE error, events_failed)
- *     and leaves the granules populated in the service; the client's retry
- *     succeeds;
+ *   - a discard whose unmap fails once is either retried by the service
+ *     (and succeeds) or reported (CQE error, events_failed) with the
+ *     granules still populated, and then the client's retry succeeds;
  *   - an unmap failing during session teardown (BYE or a SIGKILLed client)
  *     is retried by the service: nothing stays pinned.
  */
@@ -224,19 +224,32 @@ Test(faults, fail_nth_map_sweep)
 	}
 }
 
-Test(faults, failed_discard_is_reported_and_retried)
+/*
+ * The first unmap of a discard fails once.  Either the service retries it
+ * itself (granule/plan_exec.c unmap_retry) and the discard succeeds, or it
+ * reports the error (CQE, events_failed) with the granules still populated
+ * and the client's retry succeeds.  Both end truthful; which one happens
+ * is the executor's policy, so the test accepts either and checks each.
+ */
+Test(faults, failed_discard_is_reported_or_retried)
 {
 	uint64_t failed0;
 	struct fx f;
+	int ret;
 
-	fx_start(&f, "unmap_fail_nth=1,unmap_errno=5");
+	fx_start(&f, "unmap_fail_nth=1,unmap_fail_count=2,unmap_errno=5");
 	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 8 * G), 0);
 	failed0 = service_events_failed(&f);
-	cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), -EIO, "the unmap error is reported");
-	cr_assert_eq(service_events_failed(&f), failed0 + 1, "and counted");
-	fx_check(&f, 8 * G, "after the failed discard: the granules are still populated");
-	cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), 0, "the retry unmaps them");
-	fx_check(&f, 4 * G, "after the retry");
+	ret = dmasvc_discard(f.c, f.region, 2 * G, 4 * G);
+	if (ret == 0) {
+		cr_assert_eq(service_events_failed(&f), failed0, "a retried discard is no failure");
+	} else {
+		cr_assert_eq(ret, -EIO, "the unmap error is reported");
+		cr_assert_eq(service_events_failed(&f), failed0 + 1, "and counted");
+		fx_check(&f, 8 * G, "after the failed discard: the granules are still populated");
+		cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), 0, "the client's retry");
+	}
+	fx_check(&f, 4 * G, "after the discard");
 	fx_stop(&f);
 }
 
