@@ -96,12 +96,13 @@ static void usage(FILE *f)
 "  --backend soft|iommufd   soft: the software model, pins with mlock (default);\n"
 "                           iommufd: the real kernel (needs /dev/iommu)\n"
 "  --iommu PATH             iommufd node (default /dev/iommu)\n"
-"  --device PATH            VFIO cdev attached to the in-process spaces\n"
+"  --device PATH            VFIO cdev attached to every space (in-process, or\n"
+"                           the daemon's session through libdmasvc)\n"
 "                           (iommufd pins only with a device attached;\n"
 "                           default $EDU_CDEV with --backend iommufd)\n"
 "  --paths LIST             dmasvc paths: ring,engine (default: ring on soft,\n"
-"                           engine on iommufd, where the daemon cannot take a\n"
-"                           device yet)\n"
+"                           engine,ring on iommufd; the ring path sends the\n"
+"                           --device to the daemon with dmasvc_device_attach)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G)\n"
@@ -279,7 +280,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->reps = 1;
 	}
 	if (!paths)
-		paths = o->env.backend == MB_IOMMUFD ? "engine" : "ring";
+		paths = o->env.backend == MB_IOMMUFD ? "engine,ring" : "ring";
 	o->path_ring = strstr(paths, "ring") != NULL;
 	o->path_engine = strstr(paths, "engine") != NULL;
 	o->sc_plug = strstr(scen, "plug") != NULL;
@@ -319,7 +320,7 @@ static void machine_info(struct mb_machine *m, const struct opts *o, int argc, c
 	m->mem_avail = (uint64_t)(mb_meminfo_bytes("MemAvailable") > 0 ? mb_meminfo_bytes("MemAvailable") : 0);
 	if (o->env.backend == MB_IOMMUFD)
 		snprintf(m->backend, sizeof(m->backend),
-			 "iommufd (real kernel IOMMU: %s, device %s attached to the in-process spaces)",
+			 "iommufd (real kernel IOMMU: %s, device %s attached to every space)",
 			 o->env.iommu_path, o->env.device_path ? o->env.device_path : "NONE");
 	else
 		snprintf(m->backend, sizeof(m->backend),

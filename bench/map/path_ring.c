@@ -11,8 +11,9 @@
  *                     reap until all n completed (a guest_memfd conversion
  *                     posts its page-by-page notes and waits once).
  *
- * Each region gets a fresh connection (memory_add + region_add); removing it
- * disconnects, and the daemon drops every pin of the session.  Backend call
+ * Each region gets a fresh connection (device_attach when the bench has a
+ * device, memory_add, region_add); removing it disconnects, and the daemon
+ * drops every pin and the device of the session.  Backend call
  * counts come from the daemon (QUERY STATUS of the own session); pins are
  * read from the daemon's /proc/PID/status.
  */
@@ -38,7 +39,9 @@
 #define DAEMON_RELEASE_MS 30000
 
 struct mb_target {
+	const struct mb_env *env;
 	pid_t daemon;
+	int dev_fd;              /* our fd of the device sent to the daemon, or -1 */
 	char sock[256];
 	struct dmasvc_client *c; /* NULL when no region */
 	uint32_t region_id;
@@ -125,6 +128,8 @@ static int ring_open(const struct mb_env *env, unsigned int workers,
 
 	if (!t)
 		return -ENOMEM;
+	t->env = env;
+	t->dev_fd = -1;
 	ret = daemon_start(env, workers ? workers : 1, t);
 	if (ret) {
 		daemon_stop(t);
@@ -170,6 +175,18 @@ static int ring_region_add(struct mb_target *t, const struct mb_region *r)
 	ret = dmasvc_connect(t->sock, &o, &t->c);
 	if (ret)
 		return ret;
+	if (t->env->device_path) {
+		/* attached first, so that every map pins (iommufd pins only
+		 * while a device is attached) */
+		t->dev_fd = open(t->env->device_path, O_RDWR | O_CLOEXEC);
+		if (t->dev_fd < 0) {
+			ret = -errno;
+			goto err_disconnect;
+		}
+		ret = dmasvc_device_attach(t->c, t->dev_fd);
+		if (ret < 0)
+			goto err_disconnect;
+	}
 	mem = dmasvc_memory_add(t->c, r->fd, r->size, 0);
 	if (mem < 0) {
 		ret = mem;
@@ -189,11 +206,14 @@ err_disconnect:
 	fprintf(stderr, "map-bench: ring: %s\n", dmasvc_last_error(t->c));
 	dmasvc_disconnect(t->c);
 	t->c = NULL;
+	if (t->dev_fd >= 0)
+		close(t->dev_fd);
+	t->dev_fd = -1;
 	return ret;
 }
 
-/* Whether the daemon still maps, or holds an fd of, one of the bench's memfds. */
-static bool daemon_holds_memfd(pid_t pid)
+/* Whether the daemon still maps, or holds an fd of, a file whose name has @needle. */
+static bool daemon_holds(pid_t pid, const char *needle)
 {
 	char path[64], line[512], link[300];
 	bool found = false;
@@ -206,7 +226,7 @@ static bool daemon_holds_memfd(pid_t pid)
 	if (!f)
 		return false;
 	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/memfd:" MB_MEMFD_NAME) != NULL;
+		found = strstr(line, needle) != NULL;
 	fclose(f);
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	d = opendir(path);
@@ -215,7 +235,7 @@ static bool daemon_holds_memfd(pid_t pid)
 
 		if (n > 0) {
 			link[n] = 0;
-			found = strstr(link, "/memfd:" MB_MEMFD_NAME) != NULL;
+			found = strstr(link, needle) != NULL;
 		}
 	}
 	if (d)
@@ -230,12 +250,21 @@ static void ring_region_del(struct mb_target *t)
 	dmasvc_disconnect(t->c); /* BYE: the daemon unmaps and unpins it all */
 	t->c = NULL;
 	/*
-	 * The daemon may drop its mapping of the memory after it answered BYE.
-	 * Wait for that, so that freeing the pages happens now (when the
-	 * bench closes its fd) and not during the next target's run.
+	 * The daemon may drop its mapping of the memory (and the device) after
+	 * it answered BYE.  Wait for that, so that freeing the pages happens
+	 * now (when the bench closes its fd) and not during the next target's
+	 * run, and so that the cdev is free for the next space.
 	 */
-	for (int ms = 0; ms < DAEMON_RELEASE_MS && daemon_holds_memfd(t->daemon); ms++)
+	for (int ms = 0; ms < DAEMON_RELEASE_MS; ms++) {
+		if (!daemon_holds(t->daemon, "/memfd:" MB_MEMFD_NAME) &&
+		    (!t->env->device_path || !daemon_holds(t->daemon, t->env->device_path)))
+			break;
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	/* Only now may the in-process paths bind the device again. */
+	if (t->dev_fd >= 0)
+		close(t->dev_fd);
+	t->dev_fd = -1;
 }
 
 static int submit_one(struct dmasvc_queue *q, uint32_t region, const struct mb_note *no,

@@ -8,6 +8,7 @@
 #
 # Usage: run-host.sh BUILD_DIR OUT_DIR [EXTRA MAP-BENCH ARG]...
 # Writes OUT_DIR/host-{A,B,C}.txt (tables) and .json.
+# MAPBENCH_RUNS="A C" runs only those.
 set -euo pipefail
 
 build=${1:?usage: run-host.sh BUILD_DIR OUT_DIR [ARG]...}
@@ -24,6 +25,11 @@ run() {
 	"$bench" --json-file "$out/host-$name.json" "$@" "${extra[@]}" | tee "$out/host-$name.txt"
 }
 extra=("$@")
-run A --scenarios plug --sizes 1G,4G --paths ring,engine --reps 5
-run B --scenarios plug --sizes 16G --paths ring --reps 3
-run C --scenarios storm,burst --paths ring,engine --reps 5
+for r in ${MAPBENCH_RUNS:-A B C}; do
+	case $r in
+	A) run A --scenarios plug --sizes 1G,4G --paths ring,engine --reps 5 ;;
+	B) run B --scenarios plug --sizes 16G --paths ring --reps 3 ;;
+	C) run C --scenarios storm,burst --paths ring,engine --reps 5 ;;
+	*) echo "run-host: unknown run $r" >&2; exit 2 ;;
+	esac
+done
