@@ -34,7 +34,11 @@ export DMASVC_VM_MEM=${DMASVC_VM_MEM:-3G}
 export DMASVC_VM_APPEND="loglevel=1 mapbench_args=$joined"
 export DMASVC_VM_LOG=$out.console.log
 rc=0
-"$vm/run-guest.sh" "$kernel" "$work/initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-3000}" >/dev/null || rc=$?
+# How much host CPU the emulator got: with 2 vCPUs, user+sys below 2x the
+# wall time means the vCPUs did not both run all the time.
+TIMEFORMAT='host: qemu wall %R s, cpu user %U s + sys %S s (both vCPU threads and the emulator)'
+{ time "$vm/run-guest.sh" "$kernel" "$work/initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-3000}" \
+	>/dev/null 2>&3 || rc=$?; } 3>&2 2>"$work/time.txt"
 tr -d '\r' <"$out.console.log" | sed -n '/^MAPBENCH-TABLE-BEGIN/,/^MAPBENCH-TABLE-END/p' |
 	sed '1d;$d' >"$out.txt"
 tr -d '\r' <"$out.console.log" | sed -n '/^MAPBENCH-JSON-BEGIN/,/^MAPBENCH-JSON-END/p' |
@@ -42,6 +46,8 @@ tr -d '\r' <"$out.console.log" | sed -n '/^MAPBENCH-JSON-BEGIN/,/^MAPBENCH-JSON-
 {
 	echo "guest: qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m $DMASVC_VM_MEM, intel-iommu, edu"
 	grep -a '^guest:' "$out.console.log" | tr -d '\r' || true
+	cat "$work/time.txt"
+	echo "host: load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out.guest.txt"
 cat "$out.txt"
 echo "run-vm: guest rc $rc; tables $out.txt, JSON $out.json, console $out.console.log" >&2
