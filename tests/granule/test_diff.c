@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "dmasvc/plan.h"
+#include "diff_gen.h"
 #include "gtest_util.h"
 
 #define K4 4096ull
@@ -47,20 +48,9 @@
 #define MAX_BURST 64
 #define AUDIT_EVERY 256
 
-/* ---- random numbers (splitmix64) ---- */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return n ? rng_next(s) % n : 0;
-}
+/* ---- random numbers: the shared stream (diff_gen.h) ---- */
+#define rng_next dg_next
+#define rng_below dg_below
 
 /* ---- the world ---- */
 struct reg_spec {
@@ -95,6 +85,7 @@ struct world {
 	size_t npunch, punch_cap;
 	unsigned char *mark[NREG]; /* scratch per burst: MARK_* bits */
 	uint64_t ref_pop[NREG];  /* populated granules per the reference */
+	unsigned int weight[NREG]; /* specs[].weight, for dg_weighted() */
 	long long vmlck_base;    /* VmLck before anything was mapped */
 };
 
@@ -192,6 +183,7 @@ static void world_init(struct world *w)
 
 		cr_assert_eq(gran_region_register(&d, NULL, &w->r[i], msg, sizeof(msg)),
 			     0, "%s", msg);
+		w->weight[i] = s->weight;
 		w->ref[i] = calloc(n, 1);
 		w->mark[i] = calloc(n, 1);
 		cr_assert(w->ref[i] && w->mark[i]);
@@ -237,22 +229,11 @@ static size_t gen_burst(struct world *w, struct gran_event *ev, uint64_t *ud)
 	int ri;
 
 	for (i = 0; i < n; i++) {
-		uint64_t pick = rng_below(&w->rng, 100000), acc = 0, ng, first, count, k;
+		uint64_t first, count;
 
-		for (ri = 0; ri < NREG - 1; ri++) {
-			acc += specs[ri].weight;
-			if (pick < acc)
-				break;
-		}
-		ng = specs[ri].size / specs[ri].granule;
+		ri = dg_weighted(&w->rng, w->weight, NREG);
 		/* Mostly small ranges; 1 in 5000 covers the whole region. */
-		k = rng_below(&w->rng, 10000);
-		count = k < 8000 ? 1 + rng_below(&w->rng, 4) :
-			k < 9700 ? 1 + rng_below(&w->rng, 16) :
-			k < 9998 ? 1 + rng_below(&w->rng, 64) : ng;
-		first = count >= ng ? 0 : rng_below(&w->rng, ng - count + 1);
-		if (count > ng - first)
-			count = ng - first;
+		dg_range(&w->rng, specs[ri].size / specs[ri].granule, &first, &count);
 		ev[i] = (struct gran_event){ w->r[ri], first, count,
 					     rng_below(&w->rng, 2) ? GRAN_OP_POPULATE
 								  : GRAN_OP_DISCARD,
