@@ -100,22 +100,6 @@ fail(const struct world *w, const char *fmt, ...)
 	exit(1);
 }
 
-static uint64_t vmpin(pid_t pid)
-{
-	char path[64], line[256];
-	uint64_t v = UINT64_MAX;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmPin:", 6))
-			v = strtoull(line + 6, NULL, 10) * 1024;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 static void audit_region(struct world *w, int ri)
 {
 	char why[160];
@@ -145,7 +129,7 @@ static void full_check(struct world *w)
 		audit_region(w, ri);
 		want += ref_bytes(w, ri);
 	}
-	pin = vmpin(w->daemon);
+	pin = svc_status_bytes(w->daemon, "VmPin:");
 	if (pin != want)
 		fail(w, "daemon VmPin %" PRIu64 ", reference populated %" PRIu64, pin, want);
 	n = dmasvc_query(w->c, DMASVC_QUERY_REGIONS, 0, 0, st, sizeof(st[0]), NREG + 1);

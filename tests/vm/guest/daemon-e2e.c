@@ -29,6 +29,8 @@
  * discarded one's read does not and its write leaves the memfd alone; the
  * other region keeps working; the daemon's VmPin (iommufd) or VmLck (type1)
  * equals the populated bytes; AUDIT reports exactly the populated granules.
+ * type1 also: the session's budget is the container's dma_entry_limit
+ * (65535) and a region of 65536 granules is refused with ENOSPC.
  * Then the checker SIGKILLs the client and requires, within 20 s, the
  * daemon's pin counter back at 0, no session but its own, no region and no
  * area in the service-wide STATUS, and (iommufd) a DMA write to A[1] from
@@ -109,24 +111,6 @@ static void note(struct e2e *t, const char *what)
 	printf("daemon-e2e[%s]: %s\n", t->be, what);
 }
 
-/* kB field @key of /proc/@pid/status in bytes, or UINT64_MAX. */
-static uint64_t proc_bytes(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	uint64_t v = UINT64_MAX;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return UINT64_MAX;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)))
-			v = strtoull(line + strlen(key), NULL, 10) * 1024;
-	fclose(f);
-	return v;
-}
-
 static uint64_t populated_bytes(const struct e2e *t)
 {
 	uint64_t sum = 0;
@@ -140,7 +124,7 @@ static uint64_t populated_bytes(const struct e2e *t)
 /* The daemon's pins and its AUDIT both equal what is populated. */
 static void check_state(struct e2e *t, const char *step)
 {
-	uint64_t want = populated_bytes(t), got = proc_bytes(t->daemon, t->pin_key);
+	uint64_t want = populated_bytes(t), got = svc_status_bytes(t->daemon, t->pin_key);
 	char why[160];
 
 	t->checks++;
@@ -294,6 +278,40 @@ static int steal_device_fd(struct e2e *t)
 	return fd;
 }
 
+/*
+ * type1: the session's budget is the container's dma_entry_limit (65535 by
+ * default, from VFIO_IOMMU_GET_INFO), and a region whose worst case does
+ * not fit in what is left is refused at registration with -ENOSPC.
+ */
+static void check_type1_budget(struct e2e *t)
+{
+	struct dmasvc_stat_session ss;
+	struct dmasvc_region_desc big = { .size = 65536 * 4 * KiB, .iova = 0x40000000,
+					  .granule = 4 * KiB };
+	int fd = memfd_create("big", MFD_ALLOW_SEALING), mem, rc;
+
+	if (fd < 0 || ftruncate(fd, (off_t)big.size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
+		fail(t, "big memfd: %s", strerror(errno));
+	rc = dmasvc_query(t->c, DMASVC_QUERY_SESSIONS, 0, 0, &ss, sizeof(ss), 1);
+	t->checks += 2;
+	if (rc != 1 || ss.max_areas != 65535 || ss.reserved_areas != 4 + 16 + 1)
+		fail(t, "type1 budget: query %d, max_areas %" PRIu64 " (want 65535), reserved %"
+		     PRIu64 " (want 21)", rc, ss.max_areas, ss.reserved_areas);
+	mem = dmasvc_memory_add(t->c, fd, big.size, 0);
+	if (mem < 0)
+		fail(t, "memory_add big: %s", strerror(-mem));
+	big.mem_id = (uint32_t)mem;
+	rc = dmasvc_region_add(t->c, &big);
+	if (rc != -ENOSPC)
+		fail(t, "a region of 65536 granules over a budget of 65535 - 21: %s, want ENOSPC",
+		     rc < 0 ? strerror(-rc) : "accepted");
+	if (dmasvc_memory_remove(t->c, (uint32_t)mem))
+		fail(t, "memory_remove big");
+	close(fd);
+	note(t, "budget = dma_entry_limit 65535; a region beyond it refused with ENOSPC");
+}
+
 /* The client: everything but the kill.  Writes 'R' to @ready, then waits. */
 static void client(struct e2e *t, int devfd, int ready)
 {
@@ -319,6 +337,8 @@ static void client(struct e2e *t, int devfd, int ready)
 		if (t->r[i].id < 0)
 			fail(t, "region_add %s: %s", t->r[i].name, strerror(-t->r[i].id));
 	}
+	if (devfd < 0)
+		check_type1_budget(t);
 	if (devfd < 0) {
 		devfd = steal_device_fd(t);
 		if (devfd < 0)
@@ -430,7 +450,7 @@ int main(int argc, char **argv)
 		fail(&t, "the client was not killed by SIGKILL (status 0x%x)", status);
 	note(&t, "client SIGKILLed");
 	for (int ms = 0; ms < 20000; ms += 50) {
-		pinned = proc_bytes(t.daemon, t.pin_key);
+		pinned = svc_status_bytes(t.daemon, t.pin_key);
 		if (pinned == 0)
 			break;
 		usleep(50000);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * svc-audit.c - compare the service's AUDIT of a region with the guest
- * test's own per-granule record (see svc-audit.h).  Offsets are relative
- * to the region's iova; "end" is exclusive.
+ * test's own per-granule record, and read the daemon's pin counters (see
+ * svc-audit.h).  Offsets are relative to the region's iova; "end" is
+ * exclusive.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -57,4 +58,21 @@ int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_
 		}
 	}
 	return n;
+}
+
+uint64_t svc_status_bytes(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	uint64_t v = UINT64_MAX;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtoull(line + strlen(key), NULL, 10) * 1024;
+	fclose(f);
+	return v;
 }

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * svc-audit.h - the guest tests' check of one region's AUDIT against what
- * the test believes is populated (one bool per granule).
+ * svc-audit.h - the guest tests' checks of the service's state: one
+ * region's AUDIT against what the test believes is populated (one bool per
+ * granule), and the daemon's pin counters from /proc.
  */
 #ifndef DMASVC_VM_SVC_AUDIT_H
 #define DMASVC_VM_SVC_AUDIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "dmasvc/dmasvc.h"
 
@@ -21,5 +24,11 @@
  */
 int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_region_desc *d,
 		    const bool *pop, char *why, size_t whylen);
+
+/*
+ * svc_status_bytes - the kB field @key ("VmPin:", "VmLck:") of
+ * /proc/@pid/status in bytes, or UINT64_MAX when it cannot be read.
+ */
+uint64_t svc_status_bytes(pid_t pid, const char *key);
 
 #endif /* DMASVC_VM_SVC_AUDIT_H */
