@@ -238,7 +238,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 		for (size_t e = 0; e < b->nev; e++)
 			b->cqes[b->ev_sqe[e]].res = b->res[e];
 		s->ctr.map_calls += b->st.map_calls;
-		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls;
+		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls + b->st.unmap_retries;
 		if (b->err)
 			dlog_err(d->log, s->id, b->err, "running a burst of %zu events", b->nev);
 		if (b->map_failed)

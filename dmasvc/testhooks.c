@@ -61,6 +61,8 @@ int th_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, 
 			bad = v == 0 || v > 4095;
 		} else if (klen == 14 && !strncmp(s, "unmap_fail_nth", 14)) {
 			f->unmap_fail_nth = v;
+		} else if (klen == 16 && !strncmp(s, "unmap_fail_count", 16)) {
+			f->unmap_fail_count = v;
 		} else if (klen == 11 && !strncmp(s, "unmap_errno", 11)) {
 			f->unmap_fail_errno = (int)v;
 			bad = v == 0 || v > 4095;

@@ -10,6 +10,7 @@
  *   map_range=A-L       maps touching IOVA [A, L] fail (hex or decimal)
  *   map_range_errno=E   their errno (default EIO)
  *   unmap_fail_nth=N    the Nth unmap() call fails
+ *   unmap_fail_count=C  and the C - 1 calls after it (default 1)
  *   unmap_errno=E       its errno (default EIO)
  */
 #ifndef DMASVC_TESTHOOKS_PRIV_H

@@ -2,7 +2,7 @@
 /*
  * plan_exec.c - the executor: run a plan's stages against a backend space
  * (windows of map jobs through the job runner, undo of failed populates as
- * granule runs, coalesced unmaps, an audit after a failed unmap),
+ * granule runs, coalesced unmaps, one audited retry of a failed unmap),
  * commit region state truthfully and produce completions.  The ordering
  * rules are in plan.h.
  */
@@ -58,16 +58,35 @@ static void resync(struct gran_plan *p, struct gran_region *r,
 
 /*
  * After unmap of [first, first+count) of @r failed with @err: audit the
- * range so the bits follow what the backend holds.  Returns 0 when nothing
- * of the range is held any more, else @err.
+ * range, then unmap each run the bits still say mapped once more (a run
+ * whose retry fails is audited again).  Bits end truthful either way.
+ * Returns 0 when nothing of the range is held any more, else the last
+ * unmap error.
  */
-static int unmap_failed(struct gran_plan *p, struct gran_region *r,
-			const struct be_ops *ops, struct be_space *space,
-			uint64_t first, uint64_t count, int err)
+static int unmap_retry(struct gran_plan *p, struct gran_region *r,
+		       const struct be_ops *ops, struct be_space *space,
+		       uint64_t first, uint64_t count, int err)
 {
+	uint64_t s, e, end = first + count, unmapped;
+	int ret;
+
 	note_unmap_failure(p, err, gran_iova_of(r, first), gran_bytes(r, count));
 	resync(p, r, ops, space, first, count);
-	return gran_bm_next_set(&r->bm, first, first + count) < first + count ? err : 0;
+	for (s = gran_bm_next_set(&r->bm, first, end); s < end;
+	     s = gran_bm_next_set(&r->bm, e, end)) {
+		e = gran_bm_next_clear(&r->bm, s, end);
+		p->stats.unmap_retries++;
+		ret = ops->unmap(space, gran_iova_of(r, s), gran_bytes(r, e - s),
+				 &unmapped);
+		if (!ret) {
+			gran_bm_clear(&r->bm, s, e);
+			continue;
+		}
+		note_unmap_failure(p, ret, gran_iova_of(r, s), gran_bytes(r, e - s));
+		resync(p, r, ops, space, s, e - s);
+		err = ret;
+	}
+	return gran_bm_next_set(&r->bm, first, end) < end ? err : 0;
 }
 
 /* Undo accumulator: granule runs an event mapped, merged when adjacent. */
@@ -89,7 +108,7 @@ static void undo_flush(struct gran_plan *p, struct undo_acc *u,
 	ret = ops->unmap(space, gran_iova_of(u->r, u->first),
 			 gran_bytes(u->r, u->count), &unmapped);
 	if (ret)
-		unmap_failed(p, u->r, ops, space, u->first, u->count, ret);
+		unmap_retry(p, u->r, ops, space, u->first, u->count, ret);
 	u->count = 0;
 }
 
@@ -180,7 +199,7 @@ static void run_unmaps(struct gran_plan *p, const struct be_ops *ops,
 			gran_bm_clear(&c->region->bm, c->first, c->first + c->count);
 			continue;
 		}
-		c->res = unmap_failed(p, c->region, ops, space, c->first,
+		c->res = unmap_retry(p, c->region, ops, space, c->first,
 				     c->count, c->res);
 	}
 }

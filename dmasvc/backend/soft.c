@@ -281,7 +281,9 @@ static int unmap_fault(struct be_ctx *ctx)
 	pthread_mutex_lock(&ctx->lock);
 	ctx->unmap_calls++;
 	if (ctx->faults.unmap_fail_nth &&
-	    ctx->unmap_calls == ctx->faults.unmap_fail_nth)
+	    ctx->unmap_calls >= ctx->faults.unmap_fail_nth &&
+	    ctx->unmap_calls - ctx->faults.unmap_fail_nth <
+		    (ctx->faults.unmap_fail_count ? ctx->faults.unmap_fail_count : 1))
 		ret = -(ctx->faults.unmap_fail_errno ?
 			ctx->faults.unmap_fail_errno : EIO);
 	pthread_mutex_unlock(&ctx->lock);

@@ -4,8 +4,9 @@
  * handed to the runner in bounded windows, idempotency, coalesced unmaps
  * (one call per run, never across regions), stages (populate + discard of
  * one granule in a burst), undo of a failed event (also across windows),
- * truthful state after unmap/undo failures, the runner hook, the
- * never-failing unmap of a whole region, and input validation.
+ * the audited retry of a failed unmap and truthful state when the retry
+ * fails too, the runner hook, the never-failing unmap of a whole region,
+ * and input validation.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -69,6 +70,43 @@ static struct gran_event ev(struct gran_region *r, uint32_t op, uint64_t first,
 
 #define POP(r, f, c, ud) ev(r, GRAN_OP_POPULATE, f, c, ud)
 #define DIS(r, f, c, ud) ev(r, GRAN_OP_DISCARD, f, c, ud)
+
+/*
+ * A soft model whose unmap() can be made to fail: the next fl.fail_left
+ * calls fail with -EIO, after unmapping the first half of their range
+ * (granule-rounded, by @fl.half_granule) when that is non-zero.
+ */
+static struct {
+	int fail_left;
+	uint64_t half_granule;
+	unsigned int calls;
+	uint64_t last_iova, last_len;
+} fl;
+
+static int flaky_unmap(struct be_space *space, uint64_t iova, uint64_t length,
+		       uint64_t *unmapped)
+{
+	uint64_t half;
+
+	fl.calls++;
+	fl.last_iova = iova;
+	fl.last_len = length;
+	if (!fl.fail_left)
+		return be_soft_ops.unmap(space, iova, length, unmapped);
+	fl.fail_left--;
+	half = fl.half_granule ? length / 2 / fl.half_granule * fl.half_granule : 0;
+	if (half)
+		cr_assert_eq(be_soft_ops.unmap(space, iova, half, unmapped), 0);
+	return -EIO;
+}
+
+static struct be_ops flaky_ops(void)
+{
+	struct be_ops o = be_soft_ops;
+
+	o.unmap = flaky_unmap;
+	return o;
+}
 
 /* Execute a burst with @ops, @runner and a @window (0: default); copies
  * completions into @comp[n]. */
@@ -312,34 +350,117 @@ Test(plan, failed_map_undoes_exactly_that_event)
 	check_region(ra);
 }
 
-Test(plan, failed_unmap_keeps_state_truthful_and_retry_works)
+Test(plan, failed_unmap_is_audited_and_retried)
 {
 	struct gran_event e1[1] = { POP(ra, 0, 10, 1) };
 	struct gran_event e2[2] = { DIS(ra, 0, 5, 2), DIS(ra, 5, 5, 3) };
 	struct soft_iommu_faults f = { .unmap_fail_nth = 1, .unmap_fail_errno = EINTR };
 	struct gran_completion c[2];
 	struct gran_exec_stats xs;
+	struct soft_iommu_stats ss0, ss1;
 
 	run(e1, 1, c, NULL);
 	soft_iommu_set_faults(sm.ctx, &f);
+	soft_iommu_get_stats(sm.space, &ss0);
 	xs = run(e2, 2, c, NULL);
-	cr_assert_eq(c[0].res, -EINTR);
-	cr_assert_eq(c[1].res, -EINTR);
-	cr_assert_eq(xs.unmap_failures, 1);
+	soft_iommu_get_stats(sm.space, &ss1);
+	cr_assert_eq(c[0].res, 0, "the retry unmapped them");
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(xs.unmap_calls, 1);
+	cr_assert_eq(xs.unmap_failures, 1, "the failure is still reported");
+	cr_assert_eq(xs.unmap_retries, 1, "one retry for the one held run");
+	cr_assert_eq(ss1.unmap_calls - ss0.unmap_calls, 2, "exactly one extra unmap call");
 	cr_assert_eq(xs.first_unmap_err, -EINTR);
 	cr_assert_eq(xs.first_unmap_iova, 0x100000);
 	cr_assert_eq(xs.first_unmap_length, 10 * K4);
 	cr_assert_eq(xs.audits, 1);
-	cr_assert_eq(gran_region_populated(ra), 10);
+	cr_assert_eq(gran_region_populated(ra), 0);
+	cr_assert_eq(gt_areas(sm.space), 0);
 	check_region(ra);
-	xs = run(e2, 2, c, NULL);
+}
+
+Test(plan, retry_unmaps_only_what_the_audit_finds_held)
+{
+	struct gran_event e1[1] = { POP(ra, 0, 10, 1) };
+	struct gran_event e2[1] = { DIS(ra, 0, 10, 2) };
+	struct be_ops ops = flaky_ops();
+	struct gran_completion c[1];
+	struct gran_exec_stats xs;
+
+	run(e1, 1, c, NULL);
+	fl = (typeof(fl)){ .fail_left = 1, .half_granule = K4 };
+	xs = run_with(e2, 1, c, NULL, &ops, 0);
 	cr_assert_eq(c[0].res, 0);
-	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(fl.calls, 2);
+	cr_assert_eq(xs.unmap_retries, 1);
+	cr_assert_eq(fl.last_iova, 0x100000 + 5 * K4, "the retry covers the held half");
+	cr_assert_eq(fl.last_len, 5 * K4);
 	cr_assert_eq(gran_region_populated(ra), 0);
 	check_region(ra);
 }
 
-Test(plan, failed_undo_keeps_what_the_backend_holds)
+Test(plan, failed_retry_fails_the_discard_and_keeps_state_truthful)
+{
+	struct gran_event e1[2] = { POP(ra, 0, 10, 1), POP(ra, 20, 2, 2) };
+	struct gran_event e2[2] = { DIS(ra, 0, 5, 3), DIS(ra, 5, 20, 4) };
+	struct be_ops ops = flaky_ops();
+	struct gran_completion c[2];
+	struct gran_exec_stats xs;
+
+	run(e1, 2, c, NULL);
+	/* Calls: [0,10) fails, its retry fails, [20,22) works. */
+	fl = (typeof(fl)){ .fail_left = 2 };
+	xs = run_with(e2, 2, c, NULL, &ops, 0);
+	cr_assert_eq(c[0].res, -EIO);
+	cr_assert_eq(c[1].res, -EIO, "granules 5-9 are still held");
+	cr_assert_eq(fl.calls, 3);
+	cr_assert_eq(xs.unmap_calls, 2);
+	cr_assert_eq(xs.unmap_retries, 1);
+	cr_assert_eq(xs.unmap_failures, 2);
+	cr_assert_eq(xs.audits, 2);
+	cr_assert_eq(gran_region_populated(ra), 10, "bits still set where held");
+	check_region(ra); /* the model (the audit's source) agrees */
+
+	/* Half held after a failed retry: exactly that half stays marked. */
+	fl = (typeof(fl)){ .fail_left = 2, .half_granule = K4 };
+	xs = run_with(e2, 2, c, NULL, &ops, 0);
+	cr_assert_eq(c[0].res, 0, "granules 0-4 went with the first call");
+	cr_assert_eq(c[1].res, -EIO);
+	cr_assert_eq(gran_region_populated(ra), 3, "5-6 went with the retry, 7-9 held");
+	cr_assert(gran_region_test(ra, 7) && gran_region_test(ra, 9));
+	check_region(ra);
+
+	xs = run(e2, 2, c, NULL);
+	cr_assert_eq(c[0].res, 0);
+	cr_assert_eq(c[1].res, 0, "a later discard removes the rest");
+	cr_assert_eq(gran_region_populated(ra), 0);
+	check_region(ra);
+}
+
+Test(plan, persistent_unmap_fault_outlasts_the_retry)
+{
+	struct gran_event e1[1] = { POP(ra, 0, 4, 1) };
+	struct gran_event e2[1] = { DIS(ra, 0, 4, 2) };
+	struct soft_iommu_faults f = { .unmap_fail_nth = 1, .unmap_fail_count = 2,
+				       .unmap_fail_errno = EBUSY };
+	struct gran_completion c[1];
+	struct gran_exec_stats xs;
+
+	run(e1, 1, c, NULL);
+	soft_iommu_set_faults(sm.ctx, &f);
+	xs = run(e2, 1, c, NULL);
+	cr_assert_eq(c[0].res, -EBUSY);
+	cr_assert_eq(xs.unmap_retries, 1);
+	cr_assert_eq(xs.unmap_failures, 2);
+	cr_assert_eq(gran_region_populated(ra), 4);
+	check_region(ra);
+	xs = run(e2, 1, c, NULL);
+	cr_assert_eq(c[0].res, 0, "the third call works");
+	cr_assert_eq(xs.unmap_retries, 0);
+	check_region(ra);
+}
+
+Test(plan, failed_undo_is_retried)
 {
 	struct gran_event e[1] = { POP(ra, 0, 6, 1) };
 	struct soft_iommu_faults f = { .map_fail_nth = 4, .map_fail_errno = EFAULT,
@@ -350,8 +471,28 @@ Test(plan, failed_undo_keeps_what_the_backend_holds)
 	soft_iommu_set_faults(sm.ctx, &f);
 	xs = run(e, 1, c, NULL);
 	cr_assert_eq(c[0].res, -EFAULT);
+	cr_assert_eq(xs.undo_calls, 1);
 	cr_assert_eq(xs.unmap_failures, 1);
-	/* The undo failed: the three mapped granules are still held and say so. */
+	cr_assert_eq(xs.unmap_retries, 1);
+	cr_assert_eq(gran_region_populated(ra), 0);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	check_region(ra);
+}
+
+Test(plan, failed_undo_keeps_what_the_backend_holds)
+{
+	struct gran_event e[1] = { POP(ra, 0, 6, 1) };
+	struct soft_iommu_faults f = { .map_fail_nth = 4, .map_fail_errno = EFAULT };
+	struct be_ops ops = flaky_ops();
+	struct gran_completion c[1];
+	struct gran_exec_stats xs;
+
+	soft_iommu_set_faults(sm.ctx, &f);
+	fl = (typeof(fl)){ .fail_left = 2 };
+	xs = run_with(e, 1, c, NULL, &ops, 0);
+	cr_assert_eq(c[0].res, -EFAULT);
+	cr_assert_eq(xs.unmap_failures, 2);
+	/* Undo and retry failed: the three mapped granules are still held and say so. */
 	cr_assert_eq(gran_region_populated(ra), 3);
 	check_region(ra);
 }

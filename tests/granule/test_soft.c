@@ -280,6 +280,14 @@ Test(soft, fault_injection)
 	soft_iommu_set_faults(sm.ctx, &f);
 	cr_assert_eq(map_at(0x900000, 6 * K4, K4), -EIO);
 	map_ok(0x901000, 6 * K4, K4);
+	/* unmap_fail_count: consecutive unmap failures from the Nth call. */
+	f = (struct soft_iommu_faults){ .unmap_fail_nth = 2, .unmap_fail_count = 2 };
+	soft_iommu_set_faults(sm.ctx, &f);
+	cr_assert_eq(unmap_at(0x5000, K4, &un), 0);
+	cr_assert_eq(unmap_at(0x800000, K4, &un), -EIO);
+	cr_assert_eq(unmap_at(0x800000, K4, &un), -EIO);
+	cr_assert(mapped(0x800000));
+	cr_assert_eq(unmap_at(0x800000, K4, &un), 0);
 }
 
 static int audit_cb_count(void *arg, uint64_t iova, uint64_t length)

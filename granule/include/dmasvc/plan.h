@@ -43,11 +43,13 @@
  *      mapped;
  *   3. the unmap calls run;
  *   4. state is committed: a granule is marked unmapped only when the
- *      backend no longer holds it.  After a failed unmap (or undo) the range
- *      is audited (be_ops.audit) and the bits follow what the backend really
- *      holds; if the audit fails too, the granules stay marked mapped.  A
- *      discard event fails (with the unmap error) iff one of its granules is
- *      still held; the caller may simply retry it;
+ *      backend no longer holds it.  A failed unmap (discard or undo) is
+ *      retried once: the range is audited (be_ops.audit), the bits follow
+ *      what the backend really holds (if the audit fails too, the granules
+ *      stay marked mapped), and each maximal run still marked mapped gets
+ *      one more unmap call; a run whose retry fails is audited again.  A
+ *      discard event fails (with the last unmap error) iff one of its
+ *      granules is still held after the retry; the caller may retry it;
  *   5. one completion per event, in event order.
  *
  * Lifetime: a plan points at its events' regions; they must stay
@@ -157,7 +159,9 @@ struct gran_exec_stats {
 	uint64_t map_failures;
 	uint64_t undo_calls;      /* unmaps made to roll back failed events */
 	uint64_t unmap_calls;     /* coalesced discard unmaps */
-	uint64_t unmap_failures;  /* failed undo or discard unmaps */
+	uint64_t unmap_failures;  /* failed undo or discard unmaps (retries too) */
+	uint64_t unmap_retries;   /* retry unmaps after a failure (in neither
+				   * count above unless they fail) */
 	uint64_t audits;
 	uint64_t audit_failures;
 	int first_unmap_err;      /* first failed unmap: -errno, else 0 */

@@ -50,6 +50,8 @@ struct soft_iommu_faults {
 	int map_range_errno;     /* errno for the range (default EIO) */
 	uint64_t unmap_fail_nth; /* the Nth unmap() call fails, unmapping nothing */
 	int unmap_fail_errno;    /* errno for unmap_fail_nth (default EIO) */
+	uint64_t unmap_fail_count; /* calls N .. N + count - 1 fail (0 = 1): a
+				    * failure that outlasts the executor's retry */
 };
 
 /* be_config.backend_private for be_soft_ops (NULL = all defaults). */
