@@ -91,8 +91,8 @@ Test(faults, failed_discard_keeps_bits_and_replays)
 {
 	struct fx f;
 
-	/* The second unmap call of the backend fails. */
-	fx_start(&f, "unmap_fail_nth=2,unmap_errno=5");
+	/* The second unmap call of the backend fails, and so does the service's retry. */
+	fx_start(&f, "unmap_fail_nth=2,unmap_fail_count=2,unmap_errno=5");
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 8 * G), 0);
 	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 0, 2 * G), 0, "first unmap works");
 	fx_check(&f, (int64_t)(6 * G));
