@@ -4,14 +4,20 @@
  * client populates and discards, and the edu device's DMA shows that the
  * IOMMU follows, through the daemon, on the real kernel backend.
  *
- * Usage: daemon-e2e iommufd|type1 SOCKET   (env: DMASVC_PID, the daemon's
- * pid, as set by with-daemon; EDU_CDEV)
+ * Usage: daemon-e2e iommufd|iommufd-device|type1 SOCKET
+ *   (env: DMASVC_PID, the daemon's pid, as set by with-daemon; EDU_CDEV)
  *
  * How the device reaches both the daemon and this test:
  *   iommufd  this program opens the cdev and sends the fd with
  *            DEVICE_ATTACH; the daemon binds and attaches its copy, and
  *            the test drives BAR0/config through its own fd (the same open
  *            file: SCM_RIGHTS passes the file, and the bind is per file).
+ *   iommufd-device  the daemon runs with --device EDU_CDEV and opens and
+ *            binds the cdev itself when the client registers its first
+ *            region; the client takes a copy of the daemon's file with
+ *            pidfd_getfd(2) (the /proc link naming the cdev).  It also
+ *            checks that a second open file of the cdev cannot be bound to
+ *            another iommufd meanwhile.
  *   type1    the daemon runs with --vfio-group G --device BDF and holds the
  *            group (a group node can be open once); the client takes a copy
  *            of the daemon's device fd with pidfd_getfd(2), no protocol
@@ -50,10 +56,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/vfio.h>
 
 #include "dmasvc/dmasvc.h"
 #include "dmasvc/proto.h"
@@ -78,6 +87,7 @@ struct reg {
 struct e2e {
 	const char *be;
 	const char *pin_key;  /* "VmPin:" (iommufd) or "VmLck:" (type1) */
+	bool type1;
 	pid_t daemon;
 	uint8_t *mem;         /* the memfd, MAP_SHARED */
 	int memfd;
@@ -242,8 +252,8 @@ static void make_memory(struct e2e *t)
 		.iova = 0x3000000, .granule = 4 * KiB } };
 }
 
-/* A copy of the daemon's fd whose link reads "anon_inode:[vfio-device]". */
-static int steal_device_fd(struct e2e *t)
+/* A copy of the daemon's fd whose /proc link reads @want. */
+static int steal_device_fd(struct e2e *t, const char *want)
 {
 	char dir[64], path[320], link[128];
 	int pidfd, fd = -ENOENT;
@@ -262,7 +272,7 @@ static int steal_device_fd(struct e2e *t)
 		if (n <= 0)
 			continue;
 		link[n] = '\0';
-		if (strcmp(link, "anon_inode:[vfio-device]"))
+		if (strcmp(link, want))
 			continue;
 		pidfd = (int)syscall(SYS_pidfd_open, t->daemon, 0);
 		if (pidfd < 0) {
@@ -276,6 +286,35 @@ static int steal_device_fd(struct e2e *t)
 	}
 	closedir(d);
 	return fd;
+}
+
+/*
+ * iommufd with --device: while the daemon holds the cdev bound, another
+ * open file of it cannot be bound to another iommufd (the device is taken).
+ */
+static void check_second_bind(struct e2e *t, const char *cdev)
+{
+	int fd = open(cdev, O_RDWR), ictx = open("/dev/iommu", O_RDWR), rc;
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .iommufd = ictx };
+
+	if (fd < 0 || ictx < 0) {
+		printf("daemon-e2e[%s]: a second open of %s: %s\n", t->be, cdev,
+		       fd < 0 ? strerror(errno) : "ok, but /dev/iommu failed");
+		t->checks++;
+		if (ictx < 0)
+			fail(t, "open /dev/iommu: %s", strerror(errno));
+	} else {
+		rc = ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
+		t->checks++;
+		if (rc == 0)
+			fail(t, "a second file of %s could be bound while the daemon holds it", cdev);
+		printf("daemon-e2e[%s]: a second open of %s works, its bind fails: %s\n", t->be,
+		       cdev, strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ictx >= 0)
+		close(ictx);
 }
 
 /*
@@ -337,10 +376,14 @@ static void client(struct e2e *t, int devfd, int ready)
 		if (t->r[i].id < 0)
 			fail(t, "region_add %s: %s", t->r[i].name, strerror(-t->r[i].id));
 	}
-	if (devfd < 0)
+	if (t->type1)
 		check_type1_budget(t);
 	if (devfd < 0) {
-		devfd = steal_device_fd(t);
+		const char *cdev = getenv("EDU_CDEV");
+
+		if (!t->type1)
+			check_second_bind(t, cdev);
+		devfd = steal_device_fd(t, t->type1 ? "anon_inode:[vfio-device]" : cdev);
 		if (devfd < 0)
 			fail(t, "the daemon holds no vfio device fd (--device): %s", strerror(-devfd));
 		note(t, "device from the daemon's --device (pidfd_getfd)");
@@ -411,13 +454,15 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc != 3 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "type1")) ||
+	if (argc != 3 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "iommufd-device") &&
+			  strcmp(argv[1], "type1")) ||
 	    !getenv("DMASVC_PID")) {
-		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|type1 SOCKET\n");
+		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|iommufd-device|type1 SOCKET\n");
 		return 2;
 	}
 	t.be = argv[1];
-	t.pin_key = strcmp(t.be, "iommufd") ? "VmLck:" : "VmPin:";
+	t.type1 = !strcmp(t.be, "type1");
+	t.pin_key = t.type1 ? "VmLck:" : "VmPin:";
 	t.daemon = (pid_t)atoi(getenv("DMASVC_PID"));
 	setenv("E2E_SOCKET", argv[2], 1);
 	make_memory(&t);
