@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "dmasvc/ring_atomic.h"
+
 #include "burst_exec_priv.h"
 #include "ring_service_priv.h"
 
@@ -44,12 +46,19 @@ int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 	return 1;
 }
 
-/* The pool runner: each job's map() on some lane; remembers the first failure. */
+/*
+ * The pool runner: each job's map() on some lane, one window of jobs per
+ * run(); remembers the first failure.  Once a job of an event failed, lanes
+ * skip that event's later jobs (they keep -ECANCELED; the event fails and
+ * is undone anyway), so a huge populate whose first map fails does not pin
+ * the rest of its window first.
+ */
 struct pool_runner {
 	struct exec_pool *pool;
 	const struct be_ops *ops;
 	struct be_space *space;
 	struct gran_map_job *jobs;
+	uint32_t failed_event; /* 1 + event of the latest failed job of this window, 0: none */
 	bool failed;
 	struct gran_map_job first_fail;
 };
@@ -59,7 +68,13 @@ static void run_one_job(void *arg, size_t i)
 	struct pool_runner *pr = arg;
 	struct gran_map_job *j = &pr->jobs[i];
 
+	/* Relaxed on both sides: a stale value only costs one map more, which
+	 * the event's undo removes; pool_run()'s join orders it for the caller. */
+	if (ring_read_once(&pr->failed_event) == j->event + 1)
+		return;
 	j->res = pr->ops->map(pr->space, j->iova, j->length, &j->src, j->prot);
+	if (j->res)
+		ring_write_once(&pr->failed_event, j->event + 1);
 }
 
 static int pool_runner_run(void *ctx, const struct be_ops *ops, struct be_space *space,
@@ -70,9 +85,10 @@ static int pool_runner_run(void *ctx, const struct be_ops *ops, struct be_space 
 	pr->ops = ops;
 	pr->space = space;
 	pr->jobs = jobs;
+	pr->failed_event = 0;
 	pool_run(pr->pool, run_one_job, pr, n);
 	for (size_t i = 0; i < n && !pr->failed; i++) {
-		if (jobs[i].res) {
+		if (jobs[i].res && jobs[i].res != -ECANCELED) {
 			pr->failed = true;
 			pr->first_fail = jobs[i];
 		}

@@ -151,14 +151,20 @@ static void teardown(void)
 
 TestSuite(process, .init = setup, .fini = teardown, .timeout = 60);
 
-static uint64_t vmlck_of(pid_t pid)
+/* Bytes of the /proc/PID/status line @key (a "kB" field, e.g. "VmLck:"), or 0. */
+static uint64_t status_bytes(pid_t pid, const char *key)
 {
 	char path[64], *s, *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	s = slurp(path);
-	p = strstr(s, "VmLck:");
-	return p ? strtoull(p + 6, NULL, 10) * 1024 : 0;
+	p = strstr(s, key);
+	return p ? strtoull(p + strlen(key), NULL, 10) * 1024 : 0;
+}
+
+static uint64_t vmlck_of(pid_t pid)
+{
+	return status_bytes(pid, "VmLck:");
 }
 
 Test(process, cli_exit_codes)
@@ -577,5 +583,40 @@ Test(process, a_big_burst_does_not_hold_up_other_sessions)
 	dmasvc_disconnect(b);
 	close(fa);
 	close(fb);
+	cr_expect_eq(stop(), 0);
+}
+
+/*
+ * One POPULATE over a 64 GiB region at 4 KiB (16 Mi granules) whose first
+ * map fails: the service's memory stays bounded (the planner hands map jobs
+ * over in windows; one job per granule would be ~900 MiB), the event fails
+ * with the map error and nothing stays pinned.
+ */
+Test(process, a_huge_failing_populate_costs_little_memory)
+{
+	const uint64_t size = 64ull << 30;
+	struct dmasvc_client *c;
+	struct dmasvc_connect_opts o = { .timeout_ms = 60000 };
+	struct dmasvc_region_desc d = { .size = size, .iova = 1ull << 40, .granule = 4096 };
+	int fd = make_memfd(size, F_SEAL_SHRINK), mem, r;
+	uint64_t hwm0, hwm1;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(setenv("DMASVC_TEST_SOFT_FAULTS", "map_fail_nth=1", 1), 0);
+	start(NULL);
+	cr_assert_eq(dmasvc_connect(svc.sock, &o, &c), 0);
+	mem = dmasvc_memory_add(c, fd, size, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(c));
+	d.mem_id = (uint32_t)mem;
+	r = dmasvc_region_add(c, &d);
+	cr_assert_geq(r, 0, "%s", dmasvc_last_error(c));
+	hwm0 = status_bytes(svc.pid, "VmHWM:");
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 0, size), -EIO);
+	hwm1 = status_bytes(svc.pid, "VmHWM:");
+	cr_log_info("service peak RSS grew by %llu KiB", (unsigned long long)(hwm1 - hwm0) >> 10);
+	cr_assert_lt(hwm1 - hwm0, 64 * MB, "peak RSS grew by %llu bytes", (unsigned long long)(hwm1 - hwm0));
+	cr_assert_eq(vmlck_of(svc.pid), 0, "nothing stays pinned");
+	dmasvc_disconnect(c);
+	close(fd);
 	cr_expect_eq(stop(), 0);
 }
