@@ -105,7 +105,9 @@ static void usage(FILE *f)
 "                           --device to the daemon with dmasvc_device_attach)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
-"  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G)\n"
+"  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G);\n"
+"                           a size that does not fit (MemAvailable - 512M,\n"
+"                           after waiting up to 20 s) is skipped, saying so\n"
 "  --granules LIST          plug granules (default 2M,128M)\n"
 "  --scenarios LIST         plug,storm,burst (default all)\n"
 "  --storm-size SIZE        storm region (default 64M)\n"
@@ -465,9 +467,12 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 static bool fits(uint64_t size, char *why, size_t len)
 {
 	int64_t avail = mb_meminfo_bytes("MemAvailable");
+	int64_t total = mb_meminfo_bytes("MemTotal");
 	char a[24], b[24];
 
-	for (int i = 0; i < MEM_WAIT_S * 10; i++) {
+	/* no point waiting for what the machine does not have */
+	for (int i = 0; total >= 0 && (uint64_t)total >= size + MEM_SPARE &&
+			i < MEM_WAIT_S * 10; i++) {
 		if (avail >= 0 && (uint64_t)avail >= size + MEM_SPARE)
 			return true;
 		nanosleep(&(struct timespec){ .tv_nsec = 100000000 }, NULL);
