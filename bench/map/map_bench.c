@@ -371,6 +371,7 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 		uint64_t t0, t1, *lat;
 		int64_t pinned;
 		size_t from = 0;
+		int e;
 
 		lat = realloc(rs->lat_ns, (rs->nr_lat + ph->nr_notes) * sizeof(*lat));
 		if (!lat) {
@@ -378,18 +379,22 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 			break;
 		}
 		rs->lat_ns = lat;
-		ops->counts(in->t, &c0);
+		e = ops->counts(in->t, &c0);
+		if (e && !rs->err)
+			rs->err = e;
 		t0 = mb_now_ns();
 		for (size_t b = 0; b < ph->nr_batches; b++) {
-			int e = ops->notify(in->t, ph->notes + from, ph->batch_end[b] - from,
-					    lat + rs->nr_lat + from);
+			e = ops->notify(in->t, ph->notes + from, ph->batch_end[b] - from,
+					lat + rs->nr_lat + from);
 
 			if (e && !rs->err)
 				rs->err = e;
 			from = ph->batch_end[b];
 		}
 		t1 = mb_now_ns();
-		ops->counts(in->t, &c1);
+		e = ops->counts(in->t, &c1);
+		if (e && !rs->err)
+			rs->err = e;
 		pinned = mb_proc_bytes(ops->pin_pid(in->t), pin_field);
 		if (rs->reps < MB_MAX_REPS) {
 			rs->wall_ms[rs->reps] = (double)(t1 - t0) / 1e6;

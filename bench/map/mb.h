@@ -87,8 +87,8 @@ struct mb_path_ops {
 	 */
 	int (*notify)(struct mb_target *t, const struct mb_note *notes, size_t n,
 		      uint64_t *lat_ns);
-	/* counts: backend calls since region_add. */
-	void (*counts)(struct mb_target *t, struct mb_counts *out);
+	/* counts: backend calls since region_add.  0 or -errno (then *out is 0). */
+	int (*counts)(struct mb_target *t, struct mb_counts *out);
 	/* pin_pid: the process whose VmLck/VmPin shows this target's pins. */
 	pid_t (*pin_pid)(struct mb_target *t);
 };

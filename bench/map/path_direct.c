@@ -114,9 +114,10 @@ static int direct_notify(struct mb_target *t, const struct mb_note *notes,
 	return first_err;
 }
 
-static void direct_counts(struct mb_target *t, struct mb_counts *out)
+static int direct_counts(struct mb_target *t, struct mb_counts *out)
 {
 	*out = t->n;
+	return 0;
 }
 
 static pid_t direct_pin_pid(struct mb_target *t)

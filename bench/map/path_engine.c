@@ -174,9 +174,10 @@ static int engine_notify(struct mb_target *t, const struct mb_note *notes,
 	return first_err;
 }
 
-static void engine_counts(struct mb_target *t, struct mb_counts *out)
+static int engine_counts(struct mb_target *t, struct mb_counts *out)
 {
 	*out = t->n;
+	return 0;
 }
 
 static pid_t engine_pin_pid(struct mb_target *t)

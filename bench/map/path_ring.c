@@ -339,16 +339,17 @@ static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t 
 	return first_err;
 }
 
-static void ring_counts(struct mb_target *t, struct mb_counts *out)
+static int ring_counts(struct mb_target *t, struct mb_counts *out)
 {
 	struct mb_counts now = { 0 };
+	int ret = session_counts(t, &now);
 
-	if (session_counts(t, &now)) {
-		*out = (struct mb_counts){ UINT64_MAX, UINT64_MAX };
-		return;
-	}
+	*out = (struct mb_counts){ 0 };
+	if (ret)
+		return ret;
 	out->map_calls = now.map_calls - t->base.map_calls;
 	out->unmap_calls = now.unmap_calls - t->base.unmap_calls;
+	return 0;
 }
 
 static pid_t ring_pin_pid(struct mb_target *t)
