@@ -38,7 +38,7 @@ json.dump({"machine": machine, "rows": rows}, open(os.path.join(d, "host-AB.json
 PY
 	plot_args+=("model (host), direct vs dmasvc ring" "$dir/host-AB.json")
 fi
-[ -s "$dir/vm.json" ] && plot_args+=("real iommufd (TCG guest), direct vs dmasvc engine" "$dir/vm.json")
+[ -s "$dir/vm.json" ] && plot_args+=("real iommufd (TCG guest), direct vs dmasvc engine and ring" "$dir/vm.json")
 "$here/plot.sh" "$png" "${plot_args[@]}" 2>/dev/null
 
 gen=$(mktemp)
