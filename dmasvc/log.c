@@ -29,6 +29,7 @@ const char *dlog_level_name(enum dlog_level lvl)
 	return level_names[lvl];
 }
 
+__attribute__((format(printf, 5, 0)))
 static void dlog_v(const struct dlog *lg, enum dlog_level lvl, uint32_t sid, int err,
 		   const char *fmt, va_list ap)
 {
