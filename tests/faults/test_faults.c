@@ -20,9 +20,10 @@
  *     two events fails; exactly the event that made it fails and the other
  *     one's granules are populated; the first N the burst never reaches
  *     runs clean (the loop's end);
- *   - a discard whose unmap fails once is either retried by the service
- *     (and succeeds) or reported (CQE error, events_failed) with the
- *     granules still populated, and then the client's retry succeeds;
+ *   - a discard whose unmap fails once is retried by the service and
+ *     succeeds; if the retry fails too, the error is reported (CQE,
+ *     events_failed) with the granules still populated, and the client's
+ *     retry succeeds;
  *   - an unmap failing during session teardown (BYE or a SIGKILLed client)
  *     is retried by the service: nothing stays pinned.
  */
@@ -225,31 +226,42 @@ Test(faults, fail_nth_map_sweep)
 }
 
 /*
- * The first unmap of a discard fails once.  Either the service retries it
- * itself (granule/plan_exec.c unmap_retry) and the discard succeeds, or it
- * reports the error (CQE, events_failed) with the granules still populated
- * and the client's retry succeeds.  Both end truthful; which one happens
- * is the executor's policy, so the test accepts either and checks each.
+ * The first unmap of a discard fails once: the service audits the range
+ * and unmaps what is still held once more (granule/plan_exec.c
+ * unmap_retry), so the discard succeeds and is no failure.
  */
-Test(faults, failed_discard_is_reported_or_retried)
+Test(faults, failed_discard_unmap_is_retried_by_the_service)
 {
 	uint64_t failed0;
 	struct fx f;
-	int ret;
+
+	fx_start(&f, "unmap_fail_nth=1,unmap_errno=5");
+	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 8 * G), 0);
+	failed0 = service_events_failed(&f);
+	cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), 0, "the service's retry unmaps");
+	cr_assert_eq(service_events_failed(&f), failed0, "a retried discard is no failure");
+	fx_check(&f, 4 * G, "after the retried discard");
+	fx_stop(&f);
+}
+
+/*
+ * The unmap and the service's retry both fail: the error is reported (CQE,
+ * events_failed), the granules stay populated in the service and the
+ * client's bitmap, and the client's own retry succeeds.
+ */
+Test(faults, failed_discard_retry_failure_is_reported)
+{
+	uint64_t failed0;
+	struct fx f;
 
 	fx_start(&f, "unmap_fail_nth=1,unmap_fail_count=2,unmap_errno=5");
 	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 8 * G), 0);
 	failed0 = service_events_failed(&f);
-	ret = dmasvc_discard(f.c, f.region, 2 * G, 4 * G);
-	if (ret == 0) {
-		cr_assert_eq(service_events_failed(&f), failed0, "a retried discard is no failure");
-	} else {
-		cr_assert_eq(ret, -EIO, "the unmap error is reported");
-		cr_assert_eq(service_events_failed(&f), failed0 + 1, "and counted");
-		fx_check(&f, 8 * G, "after the failed discard: the granules are still populated");
-		cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), 0, "the client's retry");
-	}
-	fx_check(&f, 4 * G, "after the discard");
+	cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), -EIO, "the unmap error is reported");
+	cr_assert_eq(service_events_failed(&f), failed0 + 1, "and counted");
+	fx_check(&f, 8 * G, "after the failed discard: the granules are still populated");
+	cr_assert_eq(dmasvc_discard(f.c, f.region, 2 * G, 4 * G), 0, "the client's retry");
+	fx_check(&f, 4 * G, "after the client's retry");
 	fx_stop(&f);
 }
 
