@@ -360,8 +360,8 @@ static uint64_t service_consistent(struct fx *f, const char *step)
 }
 
 /*
- * A populate fails at its 3rd map and the undo's unmap fails too: the
- * service must not claim unmapped what the backend still holds.  The
+ * A populate fails at its 3rd map and the undo's unmap and its retry fail
+ * too: the service must not claim unmapped what the backend still holds.  The
  * granules the undo could not remove stay marked populated in the service
  * (plan.h step 4), the audit agrees, and a discard or the teardown removes
  * them.
@@ -371,7 +371,7 @@ Test(faults, failed_undo_keeps_service_truthful)
 	uint64_t held;
 	struct fx f;
 
-	fx_start(&f, "map_fail_nth=3,map_errno=12,unmap_fail_nth=1,unmap_errno=5");
+	fx_start(&f, "map_fail_nth=3,map_errno=12,unmap_fail_nth=1,unmap_fail_count=2,unmap_errno=5");
 	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 4 * G), -ENOMEM);
 	held = service_consistent(&f, "after the failed undo");
 	/* The worker lanes map in parallel: every granule but the failed one may be held. */
