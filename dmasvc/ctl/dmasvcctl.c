@@ -105,26 +105,42 @@ static const char *fmt_left(uint64_t left, char *buf, size_t len)
 	return buf;
 }
 
-static int cmd_status(struct ctlw *w, bool json)
+/*
+ * fetch_status_sessions: the service record (@st, backend NUL-terminated)
+ * and the session records (@ss, caller frees ss->data), both without this
+ * dmasvcctl's own session.  Returns 0, or report()'s exit code.
+ */
+static int fetch_status_sessions(struct ctlw *w, struct dmasvc_stat_service *st, struct vec *ss)
 {
-	struct dmasvc_stat_service st;
-	struct vec sv, ss;
+	struct vec sv;
 	int ret;
 
-	ret = fetch(w, DMASVC_QUERY_STATUS, 0, 0, &sv, sizeof(st));
+	ret = fetch(w, DMASVC_QUERY_STATUS, 0, 0, &sv, sizeof(*st));
 	if (!ret && sv.n != 1)
 		ret = -EPROTO;
 	if (ret)
 		return report(w, "status", ret);
-	memcpy(&st, sv.data, sizeof(st));
+	memcpy(st, sv.data, sizeof(*st));
 	free(sv.data);
-	st.backend[sizeof(st.backend) - 1] = '\0';
-	if (st.sessions)
-		st.sessions--; /* not counting this dmasvcctl's own session */
-	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, &ss, sizeof(struct dmasvc_stat_session));
+	st->backend[sizeof(st->backend) - 1] = '\0';
+	if (st->sessions)
+		st->sessions--; /* not counting this dmasvcctl's own session */
+	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, ss, sizeof(struct dmasvc_stat_session));
 	if (ret)
 		return report(w, "sessions", ret);
-	drop_own_session(w, &ss);
+	drop_own_session(w, ss);
+	return 0;
+}
+
+static int cmd_status(struct ctlw *w, bool json)
+{
+	struct dmasvc_stat_service st;
+	struct vec ss;
+	int ret;
+
+	ret = fetch_status_sessions(w, &st, &ss);
+	if (ret)
+		return ret;
 	if (json) {
 		printf("{\"service\":{\"backend\":\"%s\",\"uptime_ns\":%" PRIu64 ",\"sessions\":%u,"
 		       "\"workers\":%u,\"events\":%" PRIu64 ",\"events_failed\":%" PRIu64
@@ -299,23 +315,12 @@ static void metric(const char *name, const char *type, const char *help)
 static int cmd_metrics(struct ctlw *w)
 {
 	struct dmasvc_stat_service st;
-	struct vec sv, ss, rv;
+	struct vec ss, rv;
 	int ret;
 
-	ret = fetch(w, DMASVC_QUERY_STATUS, 0, 0, &sv, sizeof(st));
-	if (!ret && sv.n != 1)
-		ret = -EPROTO;
+	ret = fetch_status_sessions(w, &st, &ss);
 	if (ret)
-		return report(w, "status", ret);
-	memcpy(&st, sv.data, sizeof(st));
-	free(sv.data);
-	st.backend[sizeof(st.backend) - 1] = '\0';
-	if (st.sessions)
-		st.sessions--; /* not counting this dmasvcctl's own session */
-	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, &ss, sizeof(struct dmasvc_stat_session));
-	if (ret)
-		return report(w, "sessions", ret);
-	drop_own_session(w, &ss);
+		return ret;
 	ret = fetch(w, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
 	if (ret) {
 		free(ss.data);
