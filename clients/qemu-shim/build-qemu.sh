@@ -14,7 +14,7 @@
 #            to pristine copies of the files they touch), dma-service.c,
 #            trace-events, and the client sources QEMU compiles in
 #            (clients/libdmasvc/{include,src}, ring/{*.c,include},
-#            dmasvc/include).  A file is rewritten only when its content
+#            proto/include).  A file is rewritten only when its content
 #            changed, so ninja rebuilds only what depends on it (seconds
 #            for the shim, ~50 s for qapi/qom.json).
 #   output   ~/.cache/dmasvc/qemu-<key>/qemu-system-x86_64, where <key>
@@ -47,7 +47,7 @@ configure_args=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
 # The client code compiled into QEMU (backends/dmasvc-client/): *.c and *.h
 # directly in these directories, and everything under the include/ ones.
 client_dirs=(clients/libdmasvc/src ring)
-client_incs=(clients/libdmasvc/include ring/include dmasvc/include)
+client_incs=(clients/libdmasvc/include ring/include proto/include)
 
 log() { echo "build-qemu: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -176,7 +176,7 @@ while read -r f; do put_file "$top/$f" "$dc/$f"; done <"$stage/files"
 	echo "  c_args: ['-D_GNU_SOURCE', '-Wno-missing-prototypes', '-Wno-undef'],"
 	echo "  dependencies: [threads], build_by_default: false)"
 	echo "dmasvc_client_dep = declare_dependency(link_with: dmasvc_client_lib,"
-	echo "  include_directories: include_directories('clients/libdmasvc/include', 'dmasvc/include'))"
+	echo "  include_directories: include_directories('clients/libdmasvc/include', 'proto/include'))"
 } >"$stage/meson.build"
 put_file "$stage/meson.build" "$dc/meson.build"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * soft_priv.h - private to the software IOMMU model; do not include directly
- * from outside dmasvc/backend/.
+ * from outside backend/.
  *
  * The model's area store is an AVL tree keyed by IOVA.  Areas never overlap,
  * so ordering by iova also orders by last; every lookup is O(log n) (a 64 GiB
