@@ -43,34 +43,6 @@ const char *ctl_cmd_name(uint16_t cmd)
 	return cmds[cmd].name;
 }
 
-unsigned int ctl_collect_fds(const struct msghdr *msg, int *fds, unsigned int cap)
-{
-	unsigned int n = 0;
-	struct cmsghdr *c;
-
-	for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-		size_t bytes, count;
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue; /* SCM_CREDENTIALS and others: nothing to release */
-		if (c->cmsg_len < CMSG_LEN(0))
-			continue;
-		bytes = c->cmsg_len - CMSG_LEN(0);
-		count = bytes / sizeof(int);
-		for (size_t i = 0; i < count; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (n < cap)
-				fds[n] = fd;
-			else if (fd >= 0)
-				close(fd);
-			n++;
-		}
-	}
-	return n;
-}
-
 static void close_fds(int *fds, unsigned int nfds)
 {
 	if (nfds > CTL_MAX_FDS)

@@ -28,7 +28,7 @@
 
 #include "dmasvc/proto.h"
 
-#define CTL_MAX_FDS 8            /* fds collected per packet; more are closed */
+#define CTL_MAX_FDS 8            /* fds collected per packet (proto_recv); more are closed */
 #define CTL_MIN_GRANULE 4096ull
 #define CTL_MAX_SQ_ENTRIES 4096u /* RING_SETUP bounds announced in HELLO */
 #define CTL_MAX_CQ_ENTRIES 8192u
@@ -53,15 +53,6 @@ struct ctl_request {
 		struct dmasvc_query query;
 	} u;
 };
-
-/*
- * ctl_collect_fds: take every SCM_RIGHTS fd out of @msg's control data into
- * @fds (at most @cap; extra ones are closed at once and counted in the
- * return value anyway so the decoder rejects the packet).  Other control
- * messages (SCM_CREDENTIALS, unknown types) are ignored.  Returns the number
- * of fds received (may exceed @cap; only min(ret, cap) are open in @fds).
- */
-unsigned int ctl_collect_fds(const struct msghdr *msg, int *fds, unsigned int cap);
 
 /*
  * ctl_decode: decode one packet of @len bytes (@msg_flags from recvmsg)

@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <liburing.h>
 
+#include "dmasvc/proto_fd.h"
+
 #include "burst_exec_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
@@ -124,28 +126,11 @@ static void arm_new_rings(struct evl *e, struct dsvc_session *s)
 /* Send one reply with optional fds.  Returns 0 or -errno (-EAGAIN: the peer reads no replies). */
 static int send_reply(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 3)];
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	ssize_t n;
+	ssize_t n = proto_send(fd, &iov, 1, fds, nfds, MSG_DONTWAIT);
 
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		mh.msg_control = cbuf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	do {
-		n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return -errno;
+		return (int)n;
 	return (size_t)n == len ? 0 : -EPROTO;
 }
 
@@ -158,17 +143,11 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 	struct dsvc *d = e->d;
 	unsigned char in[DMASVC_MSG_MAX];
 	unsigned char out[DMASVC_MSG_MAX];
-	char cbuf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
 	unsigned int handled = 0;
 
 	s->ctl_pending = false;
 	for (;;) {
-		struct iovec iov = { .iov_base = in, .iov_len = sizeof(in) };
-		struct msghdr mh = {
-			.msg_iov = &iov, .msg_iovlen = 1,
-			.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
-		};
-		int fds[CTL_MAX_FDS];
+		int fds[CTL_MAX_FDS], msg_flags;
 		struct dispatch_out dout = { .nfds = 0 };
 		struct ctl_request req;
 		char err[DMASVC_TEXT_MAX];
@@ -176,23 +155,21 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		ssize_t n, rlen;
 		int ret;
 
-		n = recvmsg(s->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		n = proto_recv(s->fd, in, sizeof(in), fds, CTL_MAX_FDS, &nfds, &msg_flags,
+			       MSG_DONTWAIT);
+		if (n == -EAGAIN || n == -EWOULDBLOCK)
 			return true;
 		if (n < 0) {
 			session_close(e, s, "socket error");
 			return false;
 		}
-		nfds = ctl_collect_fds(&mh, fds, CTL_MAX_FDS);
-		if (n == 0 && !(mh.msg_flags & MSG_TRUNC)) {
+		if (n == 0 && !(msg_flags & MSG_TRUNC)) {
 			for (unsigned int i = 0; i < nfds && i < CTL_MAX_FDS; i++)
 				close(fds[i]);
 			session_close(e, s, "peer closed the socket");
 			return false;
 		}
-		ret = ctl_decode(in, (size_t)n, mh.msg_flags, fds, nfds, &req, err, sizeof(err));
+		ret = ctl_decode(in, (size_t)n, msg_flags, fds, nfds, &req, err, sizeof(err));
 		if (ret) {
 			rlen = dispatch_error(&req, ret, err, out);
 			dlog(d->log, req.fatal ? session_log_level(s, DLOG_WARN) : DLOG_DEBUG, s->id,

@@ -14,7 +14,7 @@
 #            to pristine copies of the files they touch), dma-service.c,
 #            trace-events, and the client sources QEMU compiles in
 #            (clients/libdmasvc/{include,src}, ring/{*.c,include},
-#            proto/include).  A file is rewritten only when its content
+#            proto/{*.c,include}).  A file is rewritten only when its content
 #            changed, so ninja rebuilds only what depends on it (seconds
 #            for the shim, ~50 s for qapi/qom.json).
 #   output   ~/.cache/dmasvc/qemu-<key>/qemu-system-x86_64, where <key>
@@ -46,7 +46,7 @@ configure_args=(--python=/usr/bin/python3 --target-list=x86_64-softmmu
 	--disable-install-blobs)
 # The client code compiled into QEMU (backends/dmasvc-client/): *.c and *.h
 # directly in these directories, and everything under the include/ ones.
-client_dirs=(clients/libdmasvc/src ring)
+client_dirs=(clients/libdmasvc/src ring proto)
 client_incs=(clients/libdmasvc/include ring/include proto/include)
 
 log() { echo "build-qemu: $*" >&2; }

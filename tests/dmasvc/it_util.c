@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dmasvc/proto_fd.h"
+
 #include "it_util.h"
 
 static void sleep_ms(int ms)
@@ -336,28 +338,10 @@ int it_count_all_regions(const char *sock)
 int it_send_packet(int fd, const struct dmasvc_msg_hdr *hdr, const void *body, uint32_t len,
 		   const int *fds, unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} ctl;
 	struct iovec iov[2] = { { (void *)hdr, sizeof(*hdr) }, { (void *)body, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	ssize_t n = proto_send(fd, iov, len ? 2 : 1, fds, nfds, 0);
 
-	if (nfds > 8)
-		return -EINVAL;
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+	return n < 0 ? (int)n : 0;
 }
 
 int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_t len,
@@ -371,39 +355,27 @@ int it_raw_send(int fd, uint16_t cmd, uint32_t msg_id, const void *body, uint32_
 int it_raw_recv(int fd, struct dmasvc_msg_hdr *hdr, void *body, uint32_t cap, int *fds,
 		unsigned *nfds, int ms)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} ctl;
 	char pkt[DMASVC_MSG_MAX + 64];
-	struct iovec iov = { pkt, sizeof(pkt) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			     .msg_controllen = sizeof(ctl.buf) };
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int got[4], msg_flags;
+	unsigned int ngot;
 	ssize_t n;
 
 	if (nfds)
 		*nfds = 0;
 	if (poll(&pfd, 1, ms) <= 0)
 		return -ETIMEDOUT;
-	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	n = proto_recv(fd, pkt, sizeof(pkt), got, 4, &ngot, &msg_flags, MSG_DONTWAIT);
 	if (n < 0)
-		return errno == ECONNRESET ? -ENOTCONN : -errno;
+		return n == -ECONNRESET ? -ENOTCONN : (int)n;
+	for (unsigned int i = 0; i < ngot && i < 4; i++) {
+		if (fds && nfds)
+			fds[(*nfds)++] = got[i];
+		else
+			close(got[i]);
+	}
 	if (n == 0)
 		return -ENOTCONN;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-
-		for (size_t i = 0; i < k; i++) {
-			int f;
-
-			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(f));
-			if (fds && nfds && *nfds < 4)
-				fds[(*nfds)++] = f;
-			else
-				close(f);
-		}
-	}
 	if ((size_t)n < sizeof(*hdr))
 		return -EPROTO;
 	memcpy(hdr, pkt, sizeof(*hdr));

@@ -22,6 +22,7 @@
 
 #include "dmasvc/dmasvc.h"
 #include "dmasvc/proto.h"
+#include "dmasvc/proto_fd.h"
 #include "dmasvc/ring.h"
 #include "it_util.h"
 
@@ -96,25 +97,16 @@ static void *fake_main(void *arg)
 	f->cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
 	for (;;) {
 		char buf[DMASVC_MSG_MAX];
-		union {
-			char b[CMSG_SPACE(sizeof(int) * 4)];
-			struct cmsghdr align;
-		} ctl;
-		struct iovec iov = { buf, sizeof(buf) };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-				     .msg_controllen = sizeof(ctl.b) };
+		int fds[4], msg_flags;
+		unsigned int nfds;
 		struct dmasvc_msg_hdr h;
-		ssize_t n = recvmsg(f->cfd, &mh, MSG_CMSG_CLOEXEC);
+		ssize_t n = proto_recv(f->cfd, buf, sizeof(buf), fds, 4, &nfds, &msg_flags, 0);
 		uint32_t id_reply[2] = { 0, 0 };
 
+		for (unsigned int i = 0; i < nfds && i < 4; i++)
+			close(fds[i]); /* the fake keeps no memory */
 		if (n < (ssize_t)sizeof(h))
 			break;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
-			close(fd); /* the fake keeps no memory */
-		}
 		memcpy(&h, buf, sizeof(h));
 		switch (h.cmd) {
 		case DMASVC_CMD_HELLO: {

@@ -2,7 +2,7 @@
 /*
  * fuzz_control.c - libFuzzer target: one control packet as the daemon's
  * event loop sees it after recvmsg(): the SCM_RIGHTS ancillary data
- * (ctl_collect_fds) and the packet bytes (ctl_decode), then the reply
+ * (proto_collect_fds) and the packet bytes (ctl_decode), then the reply
  * encoder on the decoder's error text.
  *
  * Input layout (see fuzz_control_gen below):
@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+#include "dmasvc/proto_fd.h"
 
 #include "control_priv.h"
 #include "fuzz_check.h"
@@ -189,8 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      .msg_control = controllen ? cbuf.b : NULL, .msg_controllen = controllen,
 			      .msg_flags = flags };
 	memset(fds, 0xff, sizeof(fds));
-	nfds = ctl_collect_fds(&mh, fds, CTL_MAX_FDS);
-	FZ_CHECK(fk.foreign == 0, "ctl_collect_fds closed something it was not given");
+	nfds = proto_collect_fds(&mh, fds, CTL_MAX_FDS);
+	FZ_CHECK(fk.foreign == 0, "proto_collect_fds closed something it was not given");
 	for (unsigned int i = 0; i < nfds && i < CTL_MAX_FDS; i++)
 		FZ_CHECK(fds[i] < FAKE_FD_BASE || fk.closed[fds[i] - FAKE_FD_BASE] == 0,
 		      "fd %d both returned and closed", fds[i]);

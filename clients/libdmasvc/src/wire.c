@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dmasvc/proto_fd.h"
+
 #include "client_priv.h"
 
 #define CL_MAX_ERRNO 4095
@@ -76,10 +78,6 @@ void cl_reply_close_fds(struct cl_reply *r)
 static int send_request(struct dmasvc_client *c, uint16_t cmd, uint32_t msg_id,
 			const void *body, uint32_t len, const int *fds, unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * CL_MAX_REPLY_FDS)];
-		struct cmsghdr align;
-	} ctl;
 	struct dmasvc_msg_hdr hdr = {
 		.size = (uint32_t)sizeof(hdr) + len,
 		.cmd = cmd,
@@ -89,51 +87,28 @@ static int send_request(struct dmasvc_client *c, uint16_t cmd, uint32_t msg_id,
 		{ .iov_base = &hdr, .iov_len = sizeof(hdr) },
 		{ .iov_base = (void *)body, .iov_len = len },
 	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
 	ssize_t n;
 
 	if (len > DMASVC_MSG_MAX - sizeof(hdr) || nfds > CL_MAX_REPLY_FDS)
 		return -EINVAL;
-	if (nfds) {
-		struct cmsghdr *cm;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
-	}
-	do
-		n = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	n = proto_send(c->sock, iov, len ? 2 : 1, fds, nfds, 0);
+	if (n == -EAGAIN || n == -EWOULDBLOCK)
 		return -ETIMEDOUT; /* the service has not read its socket for a long time */
 	if (n < 0)
-		return errno == EPIPE || errno == ECONNRESET ? -ENOTCONN : -errno;
+		return n == -EPIPE || n == -ECONNRESET ? -ENOTCONN : (int)n;
 	return n == (ssize_t)hdr.size ? 0 : -EPROTO;
 }
 
 /* Receive one packet into @r (fds included).  0, -ETIMEDOUT, -ENOTCONN, -EPROTO. */
 static int recv_packet(struct dmasvc_client *c, struct cl_reply *r, int64_t deadline)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} ctl;
 	struct {
 		struct dmasvc_msg_hdr hdr;
 		uint8_t body[DMASVC_MSG_MAX];
 	} pkt;
-	struct iovec iov = { .iov_base = &pkt, .iov_len = sizeof(pkt) };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
-	};
 	struct pollfd pfd = { .fd = c->sock, .events = POLLIN };
-	bool bad = false;
+	unsigned int nfds;
+	int msg_flags;
 	ssize_t n;
 
 	r->nfds = 0;
@@ -154,34 +129,16 @@ static int recv_packet(struct dmasvc_client *c, struct cl_reply *r, int64_t dead
 			return -ETIMEDOUT;
 		break;
 	}
-	do
-		n = recvmsg(c->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
+	n = proto_recv(c->sock, &pkt, sizeof(pkt), r->fds, CL_MAX_REPLY_FDS, &nfds, &msg_flags,
+		       MSG_DONTWAIT);
 	if (n < 0)
-		return errno == ECONNRESET ? -ENOTCONN : -errno;
-	if (n == 0)
+		return n == -ECONNRESET ? -ENOTCONN : (int)n;
+	r->nfds = nfds < CL_MAX_REPLY_FDS ? nfds : CL_MAX_REPLY_FDS;
+	if (n == 0) {
+		cl_reply_close_fds(r);
 		return -ENOTCONN;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t nf;
-		int *fp = (int *)CMSG_DATA(cm);
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		nf = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < nf; i++) {
-			int fd;
-
-			memcpy(&fd, fp + i, sizeof(fd));
-			if (r->nfds < CL_MAX_REPLY_FDS) {
-				r->fds[r->nfds++] = fd;
-			} else {
-				close(fd);
-				bad = true;
-			}
-		}
 	}
-	if (bad || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	if (nfds > CL_MAX_REPLY_FDS || (msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    (size_t)n < sizeof(pkt.hdr) || pkt.hdr.size != (uint32_t)n) {
 		cl_reply_close_fds(r);
 		return -EPROTO;

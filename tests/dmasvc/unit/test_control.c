@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dmasvc/proto_fd.h"
+
 #include "control_priv.h"
 #include "unit_util.h"
 
@@ -329,7 +331,7 @@ Test(control, collect_fds_over_a_socket)
 	mh.msg_controllen = sizeof(rbuf);
 	cr_assert_eq(recvmsg(sp[1], &mh, MSG_CMSG_CLOEXEC), 1);
 	cr_expect_eq(count_open_fds(), before + CTL_MAX_FDS + 2);
-	n = ctl_collect_fds(&mh, got, CTL_MAX_FDS);
+	n = proto_collect_fds(&mh, got, CTL_MAX_FDS);
 	cr_expect_eq(n, CTL_MAX_FDS + 2, "all fds counted");
 	cr_expect_eq(count_open_fds(), before + CTL_MAX_FDS, "extra fds closed at once");
 	for (unsigned int i = 0; i < CTL_MAX_FDS; i++)
@@ -383,7 +385,7 @@ Test(control, credentials_next_to_fds_are_ignored)
 		if (c->cmsg_type == SCM_CREDENTIALS)
 			saw_creds = true;
 	cr_expect(saw_creds, "the packet really carried credentials");
-	cr_assert_eq(ctl_collect_fds(&mh, got, CTL_MAX_FDS), 1);
+	cr_assert_eq(proto_collect_fds(&mh, got, CTL_MAX_FDS), 1);
 	cr_expect(fd_is_open(got[0]));
 	close(got[0]);
 	close(sp[0]);
