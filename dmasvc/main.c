@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "burst_exec_priv.h"
+#include "burst_priv.h"
 #include "evloop_priv.h"
+#include "exec_pool_priv.h"
 #include "server_priv.h"
 #include "session_priv.h"
 #include "testhooks_priv.h"

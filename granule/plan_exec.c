@@ -129,11 +129,14 @@ static void undo_add(struct gran_plan *p, struct undo_acc *u, uint64_t first,
  * Settle the @n jobs of event @ei in the current window: count them; on a
  * failure, fail the event and unmap exactly what it mapped (its earlier
  * windows: the granules of its range before @jobs[0] whose bits are clear;
- * this window: its successful jobs).
+ * this window: its successful jobs).  @run_err is the runner's error for
+ * the window (0 or -errno): an event whose only failure is a job the
+ * runner did not run fails with it rather than with -ECANCELED.
  */
 static void settle_group(struct gran_plan *p, size_t ei,
 			 const struct gran_map_job *jobs, size_t n,
-			 const struct be_ops *ops, struct be_space *space)
+			 const struct be_ops *ops, struct be_space *space,
+			 int run_err)
 {
 	struct gran_event *ev = &p->ev[ei];
 	struct undo_acc u = { .r = ev->region };
@@ -151,6 +154,8 @@ static void settle_group(struct gran_plan *p, size_t ei,
 	}
 	if (!err)
 		return;
+	if (err == -ECANCELED && run_err < 0)
+		err = run_err;
 	p->comp[ei].res = err;
 	for (s = gran_bm_next_clear(&u.r->bm, ev->first, g0); s < g0;
 	     s = gran_bm_next_clear(&u.r->bm, x, g0)) {
@@ -169,7 +174,7 @@ static void settle_group(struct gran_plan *p, size_t ei,
 /* Settle the window just run, event by event (an event's jobs are
  * contiguous in a window). */
 static void settle_window(struct gran_plan *p, const struct be_ops *ops,
-			  struct be_space *space)
+			  struct be_space *space, int run_err)
 {
 	const struct gran_map_job *jobs = p->st.jobs;
 	size_t i = 0, j, n = p->st.nr_jobs;
@@ -177,7 +182,7 @@ static void settle_window(struct gran_plan *p, const struct be_ops *ops,
 	while (i < n) {
 		for (j = i + 1; j < n && jobs[j].event == jobs[i].event; j++)
 			;
-		settle_group(p, jobs[i].event, jobs + i, j - i, ops, space);
+		settle_group(p, jobs[i].event, jobs + i, j - i, ops, space, run_err);
 		i = j;
 	}
 }
@@ -212,14 +217,14 @@ static void run_stage(struct gran_plan *p, const struct be_ops *ops,
 	size_t i, ev_first = p->st.ev_first, ev_end = p->st.ev_end;
 	struct gran_event *ev;
 	struct plan_seg *sg;
-	int *res;
+	int *res, run_err;
 
 	p->stats.stages++;
 	/* comp[ev_first..ev_end) were reset by the preparation; res aliases
 	 * comp[i].res. */
 	while (p->st.nr_jobs) {
-		runner->run(runner->ctx, ops, space, p->st.jobs, p->st.nr_jobs);
-		settle_window(p, ops, space);
+		run_err = runner->run(runner->ctx, ops, space, p->st.jobs, p->st.nr_jobs);
+		settle_window(p, ops, space, run_err);
 		plan_fill_window(p);
 	}
 	for (i = ev_first; i < ev_end; i++) {

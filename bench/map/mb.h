@@ -31,7 +31,7 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-/* Burst the daemon drains at once (dmasvc/session_priv.h RING_BURST, 128); the
+/* Burst the daemon drains at once (dmasvc/session/session_priv.h RING_BURST, 128); the
  * engine path cuts batches into bursts of this size to do the same. */
 #define MB_BURST 128
 

@@ -89,36 +89,12 @@ static void engine_region_del(struct mb_target *t)
 	mb_space_close(&t->sp);
 }
 
-struct engine_run {
-	const struct be_ops *ops;
-	struct be_space *space;
-	struct gran_map_job *jobs;
-};
-
-static void engine_one_job(void *arg, size_t i)
-{
-	struct engine_run *er = arg;
-	struct gran_map_job *j = &er->jobs[i];
-
-	j->res = er->ops->map(er->space, j->iova, j->length, &j->src, j->prot);
-}
-
-/* gran_job_runner.run over the pool (the daemon's runner does the same). */
-static int engine_runner_run(void *ctx, const struct be_ops *ops,
-			     struct be_space *space, struct gran_map_job *jobs,
-			     size_t n)
-{
-	struct engine_run er = { .ops = ops, .space = space, .jobs = jobs };
-
-	pool_run(ctx, engine_one_job, &er, n);
-	return 0;
-}
-
 /* One burst of @n events; completion results into @res. */
 static int engine_burst(struct mb_target *t, const struct gran_event *ev,
 			size_t n, int *res)
 {
-	struct gran_job_runner runner = { .run = engine_runner_run, .ctx = t->pool };
+	struct pool_job_runner pr;
+	struct gran_job_runner runner;
 	const struct gran_completion *c;
 	struct gran_exec_stats st;
 	struct gran_plan *plan;
@@ -128,6 +104,7 @@ static int engine_burst(struct mb_target *t, const struct gran_event *ev,
 	ret = gran_plan_build(ev, n, &plan);
 	if (ret)
 		return ret;
+	pool_job_runner_init(&pr, t->pool, &runner); /* the daemon's runner */
 	ret = gran_plan_execute(plan, t->sp.ops, t->sp.space, &runner);
 	c = gran_plan_completions(plan, &nc);
 	for (size_t i = 0; i < n; i++)

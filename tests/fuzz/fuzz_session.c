@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "burst_exec_priv.h"
+#include "exec_pool_priv.h"
+#include "ring_service_priv.h"
 #include "dmasvc/soft_iommu.h"
 #include "fuzz_session.h"
 
@@ -140,6 +142,7 @@ void fz_session_reset(struct fz_session *f)
 void fz_session_close(struct fz_session *f)
 {
 	fz_session_reset(f);
+	rsv_session_release(fz_service(), f->s);
 	session_destroy(fz_service(), f->s);
 	f->s = NULL;
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "dispatch_priv.h"
+#include "ring_service_priv.h"
 #include "fuzz_session.h"
 
 #define KiB (1ull << 10)
@@ -237,6 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dout.disconnect)
 			break;
 	}
+	rsv_session_release(d, s);
 	session_destroy(d, s);
 	for (int i = 0; i < FD_SCAN; i++)
 		FZ_CHECK((fcntl(fd_base + i, F_GETFD) >= 0) == open_before[i], "fd %d leaked or closed",

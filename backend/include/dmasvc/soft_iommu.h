@@ -11,7 +11,7 @@
  * allocated.  Tests use soft_iommu_translate() to see what a device would
  * read at an IOVA.
  *
- * Rules it enforces (iommufd's, see shared/REFERENCE.md):
+ * Rules it enforces (iommufd's, see docs/design.md "Facts"):
  *   map    one area per call; any overlap -> -EEXIST; a range outside the
  *          allowed IOVA ranges or misaligned (4 KiB) -> -EINVAL; overflow
  *          -> -EOVERFLOW; more than max_areas areas -> -ENOSPC; mlock

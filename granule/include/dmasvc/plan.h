@@ -140,7 +140,8 @@ struct gran_stage {
  * keeps -ECANCELED (a runner may skip the remaining jobs of an event once
  * one of them failed).  Must return only after every job it started has
  * finished.  Returns 0, or -errno if it could not run everything (jobs not
- * run keep -ECANCELED and their events fail).
+ * run keep -ECANCELED; an event that has no other failed job fails with
+ * this -errno).
  */
 struct gran_job_runner {
 	int (*run)(void *ctx, const struct be_ops *ops, struct be_space *space,

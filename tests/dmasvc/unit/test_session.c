@@ -18,6 +18,7 @@
 
 #include "dmasvc/soft_iommu.h"
 #include "dispatch_priv.h"
+#include "exec_pool_priv.h"
 #include "query_priv.h"
 #include "ring_service_priv.h"
 #include "session_priv.h"
@@ -78,8 +79,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	if (s)
+	if (s) {
+		rsv_session_release(&d, s);
 		session_destroy(&d, s);
+	}
 	s = NULL;
 	cr_expect_eq(d.nr_sessions, 0);
 	pool_destroy(d.pool);
@@ -537,6 +540,7 @@ Test(session, teardown_unmaps_and_unpins)
 	cr_assert_eq(rsv_ring_work(&d, s, c.rg, 16), 2);
 	cr_expect_eq(vmlck(), 12 * MB, "the model pins what is mapped");
 	close_ring(&c);
+	rsv_session_release(&d, s);
 	session_destroy(&d, s);
 	s = NULL;
 	cr_expect_eq(vmlck(), 0);

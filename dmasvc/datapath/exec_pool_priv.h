@@ -17,7 +17,12 @@
 #ifndef DMASVC_EXEC_POOL_PRIV_H
 #define DMASVC_EXEC_POOL_PRIV_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "dmasvc/plan.h"
 
 struct exec_pool;
 
@@ -38,5 +43,34 @@ unsigned int pool_workers(const struct exec_pool *p);
 
 /* pool_run: call @fn(@arg, i) for i in [0, @n) on all lanes; returns when all are done. */
 void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n);
+
+/*
+ * struct pool_job_runner - granule/'s map jobs (plan.h) on the pool: each
+ * window's jobs are the items of one batch.  Once a job of an event failed,
+ * lanes skip that event's later jobs of the window (they keep -ECANCELED:
+ * the event fails and is undone anyway), so a huge populate whose first map
+ * fails does not pin the rest of its window first.  The fields are the
+ * runner's; read only failed and first_fail, after gran_plan_execute().
+ */
+struct pool_job_runner {
+	struct exec_pool *pool;
+	const struct be_ops *ops;        /* of the window being run */
+	struct be_space *space;
+	struct gran_map_job *jobs;
+	/* 1 + event of the latest failed job of this window, 0: none.
+	 * Relaxed on both sides: a stale value only costs one map more, which
+	 * the event's undo removes; pool_run()'s join orders it for the caller. */
+	_Atomic uint32_t failed_event;
+	bool failed;                     /* some job failed (not -ECANCELED) */
+	struct gran_map_job first_fail;  /* the first such job, in window order */
+};
+
+/*
+ * pool_job_runner_init: set up *@pr to run map jobs on @p and *@out as the
+ * gran_job_runner to pass to gran_plan_execute() (its run() always runs or
+ * skips every job it is given and returns 0).  Never fails.
+ */
+void pool_job_runner_init(struct pool_job_runner *pr, struct exec_pool *p,
+			  struct gran_job_runner *out);
 
 #endif /* DMASVC_EXEC_POOL_PRIV_H */

@@ -4,7 +4,7 @@
  * bursts, validate them, plan and execute with granule/, post CQEs.
  * Do not include from outside dmasvc/ (tests and fuzzers may).
  *
- * Rules (DESIGN.md "Data path"):
+ * Rules (docs/design.md "Data path"):
  *   - each SQE is copied once by the ring, then validated here: opcode,
  *     flags, reserved, region, alignment, bounds.  A bad SQE completes with
  *     -EINVAL (opcode, flags, reserved, alignment, zero length), -ERANGE
@@ -20,6 +20,7 @@
 #define DMASVC_RING_SERVICE_PRIV_H
 
 #include "dmasvc/plan.h"
+
 #include "session_priv.h"
 
 /*
@@ -41,13 +42,6 @@ int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 		  unsigned int max_bursts);
 
-/*
- * rsv_burst_execute: plan and run the events of @b against @s's space
- * (map jobs on the worker pool) and store the results in @b.  Runs on the
- * loop or on @s's executor; touches only @b, the space and the regions the
- * events name.  Never fails (failures are per-event results).
- */
-void rsv_burst_execute(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
 
 /*
  * rsv_complete: finish every async burst that is done (CQEs, counters,
@@ -61,6 +55,13 @@ unsigned int rsv_complete(struct dsvc *d);
  * finishing bursts as they complete.  Never closes a session.
  */
 void rsv_quiesce(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * rsv_session_release: wait for @s's burst in flight, stop its executor and
+ * free what the data path keeps for @s; call it before session_destroy().
+ * Idempotent; never fails.
+ */
+void rsv_session_release(struct dsvc *d, struct dsvc_session *s);
 
 /* rsv_ring_pending: whether @rg has SQEs waiting (peeks the tail; false while the CQ backlog blocks). */
 bool rsv_ring_pending(struct dsvc_ring *rg);

@@ -169,3 +169,41 @@ void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 }
+
+static void run_one_job(void *arg, size_t i)
+{
+	struct pool_job_runner *pr = arg;
+	struct gran_map_job *j = &pr->jobs[i];
+
+	if (atomic_load_explicit(&pr->failed_event, memory_order_relaxed) == j->event + 1)
+		return;
+	j->res = pr->ops->map(pr->space, j->iova, j->length, &j->src, j->prot);
+	if (j->res)
+		atomic_store_explicit(&pr->failed_event, j->event + 1, memory_order_relaxed);
+}
+
+static int pool_job_runner_run(void *ctx, const struct be_ops *ops, struct be_space *space,
+			       struct gran_map_job *jobs, size_t n)
+{
+	struct pool_job_runner *pr = ctx;
+
+	pr->ops = ops;
+	pr->space = space;
+	pr->jobs = jobs;
+	atomic_store_explicit(&pr->failed_event, 0, memory_order_relaxed);
+	pool_run(pr->pool, run_one_job, pr, n);
+	for (size_t i = 0; i < n && !pr->failed; i++) {
+		if (jobs[i].res && jobs[i].res != -ECANCELED) {
+			pr->failed = true;
+			pr->first_fail = jobs[i];
+		}
+	}
+	return 0;
+}
+
+void pool_job_runner_init(struct pool_job_runner *pr, struct exec_pool *p,
+			  struct gran_job_runner *out)
+{
+	*pr = (struct pool_job_runner){ .pool = p };
+	*out = (struct gran_job_runner){ .run = pool_job_runner_run, .ctx = pr };
+}

@@ -20,6 +20,7 @@
 
 #include <stdint.h>
 
+#include "service_priv.h"
 #include "session_priv.h"
 
 #define BX_TEST_ASYNC_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs async (tests) */

@@ -3,8 +3,8 @@
  * ring_service.c - drain, validate, plan, execute, complete (see
  * ring_service_priv.h for the rules).  Map jobs run on the worker pool
  * through a gran_job_runner.  Draining, validation and the finish (CQEs)
- * run on the event loop; execution runs there too, or on the session's
- * executor for a big burst (burst_exec.c).
+ * run on the event loop; the run (burst_run.c) happens there too, or on
+ * the session's executor for a big burst (burst_exec.c).
  *
  * Vocabulary: a "burst" is what one drain pass took from an SQ (<=
  * RING_BURST SQEs); "events" are its valid populate/discard SQEs in order;
@@ -12,11 +12,11 @@
  * CQEs, counters and log lines.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "dmasvc/ring_atomic.h"
-
 #include "burst_exec_priv.h"
+#include "burst_priv.h"
 #include "ring_service_priv.h"
 
 int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
@@ -44,56 +44,6 @@ int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 		.user_data = sqe->user_data,
 	};
 	return 1;
-}
-
-/*
- * The pool runner: each job's map() on some lane, one window of jobs per
- * run(); remembers the first failure.  Once a job of an event failed, lanes
- * skip that event's later jobs (they keep -ECANCELED; the event fails and
- * is undone anyway), so a huge populate whose first map fails does not pin
- * the rest of its window first.
- */
-struct pool_runner {
-	struct exec_pool *pool;
-	const struct be_ops *ops;
-	struct be_space *space;
-	struct gran_map_job *jobs;
-	uint32_t failed_event; /* 1 + event of the latest failed job of this window, 0: none */
-	bool failed;
-	struct gran_map_job first_fail;
-};
-
-static void run_one_job(void *arg, size_t i)
-{
-	struct pool_runner *pr = arg;
-	struct gran_map_job *j = &pr->jobs[i];
-
-	/* Relaxed on both sides: a stale value only costs one map more, which
-	 * the event's undo removes; pool_run()'s join orders it for the caller. */
-	if (ring_read_once(&pr->failed_event) == j->event + 1)
-		return;
-	j->res = pr->ops->map(pr->space, j->iova, j->length, &j->src, j->prot);
-	if (j->res)
-		ring_write_once(&pr->failed_event, j->event + 1);
-}
-
-static int pool_runner_run(void *ctx, const struct be_ops *ops, struct be_space *space,
-			   struct gran_map_job *jobs, size_t n)
-{
-	struct pool_runner *pr = ctx;
-
-	pr->ops = ops;
-	pr->space = space;
-	pr->jobs = jobs;
-	pr->failed_event = 0;
-	pool_run(pr->pool, run_one_job, pr, n);
-	for (size_t i = 0; i < n && !pr->failed; i++) {
-		if (jobs[i].res && jobs[i].res != -ECANCELED) {
-			pr->failed = true;
-			pr->first_fail = jobs[i];
-		}
-	}
-	return 0;
 }
 
 /* Post as much of the backlog as fits.  Returns 0, or RING_EPROTO. */
@@ -155,41 +105,13 @@ bool rsv_ring_pending(struct dsvc_ring *rg)
 	return __ring_cons_avail(&rg->sq.core, 1) != 0; /* EPROTO counts: the caller will see it */
 }
 
-void rsv_burst_execute(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
-{
-	struct pool_runner pr = { .pool = d->pool };
-	struct gran_job_runner runner = { .run = pool_runner_run, .ctx = &pr };
-	const struct gran_completion *c;
-	struct gran_plan *plan;
-	size_t nc;
-	int ret;
-
-	memset(&b->st, 0, sizeof(b->st));
-	b->err = 0;
-	ret = gran_plan_build(b->ev, b->nev, &plan);
-	if (ret) {
-		b->err = ret;
-		for (size_t i = 0; i < b->nev; i++)
-			b->res[i] = ret;
-		return;
-	}
-	b->err = gran_plan_execute(plan, d->ops, s->space, &runner);
-	c = gran_plan_completions(plan, &nc);
-	for (size_t i = 0; i < b->nev; i++)
-		b->res[i] = i < nc ? c[i].res : -ENOMEM;
-	gran_plan_stats(plan, &b->st);
-	b->map_failed = pr.failed;
-	b->first_fail = pr.first_fail;
-	gran_plan_free(plan);
-}
-
 /*
  * Drain one burst of @rg into s->burst and validate it; bad SQEs get their
  * CQE now.  Returns the SQEs drained (0: none) or RING_EPROTO.
  */
 static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg)
 {
-	struct dsvc_burst *b = &s->burst;
+	struct dsvc_burst *b = s->burst;
 	struct dmasvc_sqe sqes[RING_BURST];
 	int n;
 
@@ -245,7 +167,7 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
  */
 static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 {
-	struct dsvc_burst *b = &s->burst;
+	struct dsvc_burst *b = s->burst;
 	struct dsvc_ring *rg = b->rg;
 	uint64_t lat;
 	int posted;
@@ -266,7 +188,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 			dlog_err(d->log, s->id, b->st.first_unmap_err, "unmap iova 0x%llx len 0x%llx",
 				 (unsigned long long)b->st.first_unmap_iova,
 				 (unsigned long long)b->st.first_unmap_length);
-		session_refresh_cache(s);
+		session_usage_snapshot(s);
 	}
 	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
 	if (posted < 0)
@@ -300,6 +222,14 @@ int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 
 	if (s->busy)
 		return 0;
+	if (!s->burst) {
+		s->burst = calloc(1, sizeof(*s->burst));
+		if (!s->burst) {
+			dlog_err(d->log, s->id, -ENOMEM, "ring %u: no memory to drain it (retried next turn)",
+				 rg->id);
+			return 0;
+		}
+	}
 	for (unsigned int i = 0; i < max_bursts; i++) {
 		ret = settle_backlog(rg);
 		if (ret <= 0)
@@ -310,9 +240,9 @@ int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 				return ret;
 			break;
 		}
-		if (burst_is_big(d, &s->burst) && bx_submit(d, s) == 0)
+		if (burst_is_big(d, s->burst) && bx_submit(d, s) == 0)
 			return total; /* finished later by rsv_complete() */
-		rsv_burst_execute(d, s, &s->burst);
+		burst_run(d, s, s->burst);
 		ret = burst_finish(d, s);
 		if (ret < 0)
 			return ret;
@@ -335,7 +265,7 @@ static unsigned int complete_ready(struct dsvc *d)
 		if (!s || !s->busy)
 			continue; /* cannot happen: a busy session is never freed */
 		s->busy = false;
-		if (burst_finish(d, s) < 0 || settle_backlog(s->burst.rg) < 0)
+		if (burst_finish(d, s) < 0 || settle_backlog(s->burst->rg) < 0)
 			s->broken = true;
 	}
 	return n;
@@ -362,4 +292,12 @@ void rsv_quiesce(struct dsvc *d, struct dsvc_session *s)
 		bx_wait(d);
 		complete_ready(d);
 	}
+}
+
+void rsv_session_release(struct dsvc *d, struct dsvc_session *s)
+{
+	rsv_quiesce(d, s);
+	bx_thread_stop(s);
+	free(s->burst);
+	s->burst = NULL;
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * session_priv.h - the daemon object, sessions and what they own.
- * Do not include from outside dmasvc/.
+ * session_priv.h - sessions and what they own.  Do not include from
+ * outside dmasvc/ (tests and fuzzers may).
  *
  * Ownership (each object owned by exactly the one above it):
- *   struct dsvc            the service: backend, worker pool, sessions
+ *   struct dsvc            the service (service_priv.h)
  *     struct dsvc_session  one connected client: socket, space, budget
  *       dsvc_memory        guest-memory fds, mapped once (memory_priv.h)
  *       dsvc_region        a window of a memory + its granule state
@@ -20,8 +20,9 @@
  * exception: while a session is busy (see struct dsvc_session), its
  * executor thread owns s->burst and the regions that burst names, and the
  * loop does not touch them.  The hand-over is a mutex in each direction
- * (burst_exec.c).  Worker threads only see map jobs (granule/plan.h) and
- * the backend space, which backend.h allows to be mapped concurrently.
+ * (datapath/burst_exec.c).  Worker threads only see map jobs
+ * (granule/plan.h) and the backend space, which backend.h allows to be
+ * mapped concurrently.
  *
  * Caps (per session; -EMFILE for counts, -ENOSPC for in-flight entries and
  * the area budget): SESSION_MAX_MEMORIES, SESSION_MAX_REGIONS,
@@ -38,26 +39,20 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "dmasvc/backend.h"
 #include "dmasvc/budget.h"
 #include "dmasvc/granule.h"
-#include "dmasvc/plan.h"
 #include "dmasvc/proto.h"
 #include "dmasvc/ring.h"
 
-#include "exec_pool_priv.h"
-#include "log_priv.h"
 #include "memory_priv.h"
-#include "options_priv.h"
-#include "stats_priv.h"
+#include "service_priv.h"
 
 #define ID_SLOT_BITS 12
 #define SESSION_MAX_MEMORIES 256
 #define SESSION_MAX_REGIONS 1024
 #define SESSION_MAX_DEVICES 16
 #define SESSION_MAX_INFLIGHT 16384u /* SQ entries over all rings of a session */
-#define DSVC_MAX_SESSIONS 256
-#define RING_BURST 128              /* SQEs drained per burst (one plan) */
+#define RING_BURST 128              /* SQEs drained per burst (one plan; datapath/) */
 
 static_assert(SESSION_MAX_REGIONS <= (1u << ID_SLOT_BITS), "slot bits");
 static_assert(SESSION_MAX_MEMORIES <= (1u << ID_SLOT_BITS), "slot bits");
@@ -88,31 +83,14 @@ struct dsvc_ring {
 	bool doorbell_armed;       /* a multishot poll on doorbell is live */
 };
 
-/*
- * One drained burst on its way from an SQ to the CQ (ring_service.c).  Built
- * and finished on the event-loop thread; executed there or, for big bursts,
- * on the session's executor thread (burst_exec.c) while the session is busy.
- */
-struct dsvc_burst {
-	struct dsvc_ring *rg;                /* the ring it came from */
-	unsigned int n;                      /* SQEs drained */
-	size_t nev;                          /* valid events among them */
-	uint64_t t0;                         /* drain time: latency starts here */
-	uint64_t bytes, granules;            /* work the events name (upper bound) */
-	struct dmasvc_cqe cqes[RING_BURST];  /* one per SQE, in SQE order */
-	struct gran_event ev[RING_BURST];
-	uint32_t region_ids[RING_BURST];     /* per event, for log lines */
-	unsigned int ev_sqe[RING_BURST];     /* event index -> SQE index */
-	/* Results, written by whoever executes it: */
-	int32_t res[RING_BURST];             /* per event */
-	int err;                             /* plan build/execute error, or 0 */
-	struct gran_exec_stats st;
-	bool map_failed;
-	struct gran_map_job first_fail;      /* the first failed map job */
-};
-
 struct bx_thread;
-struct bx_queue;
+struct dsvc_burst;
+
+/* What a session has mapped: one area per mapped granule, and its bytes. */
+struct session_usage {
+	uint64_t areas;
+	uint64_t mapped_bytes;
+};
 
 struct dsvc_session {
 	uint32_t id;
@@ -145,6 +123,10 @@ struct dsvc_session {
 	 * a hostile client cannot flood the log. */
 	unsigned int log_budget;
 	/*
+	 * The data path's state of this session (datapath/), which the
+	 * session only carries: datapath/ allocates burst and exec on first
+	 * use and frees them in rsv_session_release(), which must run before
+	 * session_destroy().
 	 * busy: s->burst is being executed by s->exec.  While busy, the loop
 	 * touches none of the session's regions, rings or control socket: it
 	 * defers them (ctl_pending, doorbells re-checked after the finish)
@@ -154,49 +136,14 @@ struct dsvc_session {
 	 */
 	bool busy;
 	bool broken;
-	struct bx_thread *exec;    /* created on the first big burst, joined at destroy */
-	struct dsvc_burst burst;
-	uint64_t cached_areas;     /* areas/mapped bytes as of the last finish or region op, */
-	uint64_t cached_mapped;    /* for the stats timer while the session is busy */
+	struct bx_thread *exec;
+	struct dsvc_burst *burst;
+	/* Usage as of the last finish or region op, for readers while the
+	 * session is busy (session_usage()). */
+	struct session_usage usage_snapshot;
 };
 
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
-
-/* The service.  Lock order: none (one thread owns all of it). */
-struct dsvc {
-	const struct dsvc_options *opt;
-	const struct dlog *log;
-	const struct be_ops *ops;
-	struct be_ctx *be;
-	struct exec_pool *pool;
-	uint64_t start_ns;
-	uint32_t next_session_id;
-	unsigned int nr_sessions;
-	unsigned int session_hi;     /* slots [session_hi, DSVC_MAX_SESSIONS) are empty */
-	struct dsvc_session *sessions[DSVC_MAX_SESSIONS];
-	struct dsvc_counters gone;   /* counters of sessions already freed */
-	struct lat_window lat;       /* all sessions */
-	bool stopping;
-	struct bx_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
-	uint64_t async_bytes;        /* bursts naming at least this many bytes (or
-					BX_ASYNC_GRANULES granules) run on the session's executor */
-	/*
-	 * lazy_space: a session gets its space at its first REGION_ADD or
-	 * DEVICE_ATTACH, not at connect (type1: one container per service, so
-	 * a query-only connection such as dmasvcctl must not take it); set by
-	 * main() before the loop, with lazy_max_areas = the budget a space
-	 * will have (reported in HELLO before the space exists).
-	 */
-	bool lazy_space;
-	uint64_t lazy_max_areas;
-	uint32_t cfg_dev_owner;      /* session holding the --device devices; 0 = none */
-};
-
-#define BX_ASYNC_BYTES (16ull << 20)
-#define BX_ASYNC_GRANULES 256
-
-/* dsvc_now_ns: CLOCK_MONOTONIC in ns. */
-uint64_t dsvc_now_ns(void);
 
 /*
  * session_create: a new session for connected socket @fd (ownership moves
@@ -210,7 +157,8 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 /*
  * session_destroy: unmap every mapping of @s (coalesced, per region), free
  * rings, memories, devices and the space, close the socket and drop it from
- * @d.  Never fails; anything the backend still holds is logged as a bug.
+ * @d.  The data path must have released @s (rsv_session_release()).  Never
+ * fails; anything the backend still holds is logged as a bug.
  */
 void session_destroy(struct dsvc *d, struct dsvc_session *s);
 
@@ -269,8 +217,16 @@ int session_space_get(struct dsvc *d, struct dsvc_session *s, char *err, size_t 
  */
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want);
 
-/* session_refresh_cache: recompute s->cached_areas and s->cached_mapped. */
-void session_refresh_cache(struct dsvc_session *s);
+/*
+ * session_usage: what @s has mapped, read from its regions' granule state;
+ * while @s is busy (its executor owns the regions), the snapshot taken by
+ * the last session_usage_snapshot().  The one place a session's areas and
+ * mapped bytes are counted.
+ */
+struct session_usage session_usage(const struct dsvc_session *s);
+
+/* session_usage_snapshot: store session_usage() of @s (not busy) for the time it is busy. */
+void session_usage_snapshot(struct dsvc_session *s);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

@@ -40,26 +40,6 @@ static uint64_t read_vm_kb(const char *key)
 	return kb * 1024;
 }
 
-static uint64_t session_areas(const struct dsvc_session *s)
-{
-	uint64_t areas = 0;
-
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
-		if (s->regions[i])
-			areas += gran_region_populated(s->regions[i]->gr);
-	return areas;
-}
-
-static uint64_t session_mapped_bytes(const struct dsvc_session *s)
-{
-	uint64_t b = 0;
-
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
-		if (s->regions[i])
-			b += gran_region_mapped_bytes(s->regions[i]->gr);
-	return b;
-}
-
 static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_session *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -74,7 +54,7 @@ static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_sessio
 	r->events_failed = s->ctr.events_failed;
 	r->map_calls = s->ctr.map_calls;
 	r->unmap_calls = s->ctr.unmap_calls;
-	r->areas = session_areas(s);
+	r->areas = session_usage(s).areas;
 	r->max_areas = s->max_areas;
 	r->reserved_areas = s->budget.reserved;
 	r->latency_p50_ns = lat_percentile(&s->lat, 50);
@@ -113,6 +93,7 @@ static void fill_region(const struct dsvc *d, const struct dsvc_session *s,
 void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 {
 	struct dsvc_counters c = d->gone;
+	struct session_usage u;
 	bool unlimited = false;
 
 	memset(st, 0, sizeof(*st));
@@ -126,13 +107,9 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 		if (!s)
 			continue;
 		counters_add(&c, &s->ctr);
-		if (s->busy) { /* its executor owns the regions now: use the last snapshot */
-			st->areas += s->cached_areas;
-			st->pinned_bytes += session_pins(d, s) ? s->cached_mapped : 0;
-		} else {
-			st->areas += session_areas(s);
-			st->pinned_bytes += session_pins(d, s) ? session_mapped_bytes(s) : 0;
-		}
+		u = session_usage(s);
+		st->areas += u.areas;
+		st->pinned_bytes += session_pins(d, s) ? u.mapped_bytes : 0;
 		if (s->max_areas == UINT64_MAX)
 			unlimited = true;
 		else
@@ -153,6 +130,8 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 static void fill_service_own(struct dsvc *d, const struct dsvc_session *s,
 			     struct dmasvc_stat_service *st)
 {
+	struct session_usage u;
+
 	memset(st, 0, sizeof(*st));
 	st->uptime_ns = dsvc_now_ns() - d->start_ns;
 	st->sessions = 1;
@@ -162,10 +141,11 @@ static void fill_service_own(struct dsvc *d, const struct dsvc_session *s,
 	st->events_failed = s->ctr.events_failed;
 	st->map_calls = s->ctr.map_calls;
 	st->unmap_calls = s->ctr.unmap_calls;
-	st->pinned_bytes = session_pins(d, s) ? session_mapped_bytes(s) : 0;
+	u = session_usage(s);
+	st->pinned_bytes = session_pins(d, s) ? u.mapped_bytes : 0;
 	st->latency_p50_ns = lat_percentile(&s->lat, 50);
 	st->latency_p99_ns = lat_percentile(&s->lat, 99);
-	st->areas = session_areas(s);
+	st->areas = u.areas;
 	st->max_areas = s->max_areas;
 }
 

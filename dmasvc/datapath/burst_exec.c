@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "burst_exec_priv.h"
-#include "ring_service_priv.h"
+#include "burst_priv.h"
 
 struct bx_queue {
 	pthread_mutex_t lock;
@@ -90,7 +90,7 @@ static void *bx_main(void *arg)
 		if (t->stop)
 			break;
 		pthread_mutex_unlock(&t->lock);
-		rsv_burst_execute(t->d, t->s, &t->s->burst);
+		burst_run(t->d, t->s, t->s->burst);
 		pthread_mutex_lock(&t->lock);
 		t->job = false;
 		bx_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "log_priv.h"
-#include "burst_exec_priv.h"
 #include "session_priv.h"
 
 uint64_t dsvc_now_ns(void)
@@ -131,7 +130,7 @@ void session_unmap_all(struct dsvc *d, struct dsvc_session *s)
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
 		if (s->regions[i])
 			region_unmap_all(d, s, s->regions[i]);
-	session_refresh_cache(s);
+	session_usage_snapshot(s);
 }
 
 static void ring_free(struct dsvc_ring *rg)
@@ -144,23 +143,30 @@ static void ring_free(struct dsvc_ring *rg)
 	free(rg);
 }
 
-void session_refresh_cache(struct dsvc_session *s)
+struct session_usage session_usage(const struct dsvc_session *s)
 {
-	s->cached_areas = 0;
-	s->cached_mapped = 0;
+	struct session_usage u = { 0, 0 };
+
+	if (s->busy)
+		return s->usage_snapshot;
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
 		if (!s->regions[i])
 			continue;
-		s->cached_areas += gran_region_populated(s->regions[i]->gr);
-		s->cached_mapped += gran_region_mapped_bytes(s->regions[i]->gr);
+		u.areas += gran_region_populated(s->regions[i]->gr);
+		u.mapped_bytes += gran_region_mapped_bytes(s->regions[i]->gr);
 	}
+	return u;
+}
+
+void session_usage_snapshot(struct dsvc_session *s)
+{
+	s->usage_snapshot = session_usage(s);
 }
 
 void session_destroy(struct dsvc *d, struct dsvc_session *s)
 {
-	if (s->busy)
-		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session with a burst in flight");
-	bx_thread_stop(s); /* joins; the loop waited for the burst (rsv_quiesce) */
+	if (s->busy || s->exec || s->burst)
+		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session the data path did not release");
 	session_unmap_all(d, s);
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
 		if (!s->regions[i])
@@ -320,7 +326,7 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	s->regions[slot] = r;
 	s->nr_regions++;
 	*id = r->id;
-	session_refresh_cache(s);
+	session_usage_snapshot(s);
 	return 0;
 }
 
@@ -337,7 +343,7 @@ int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 	s->regions[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_regions--;
 	free(r);
-	session_refresh_cache(s);
+	session_usage_snapshot(s);
 	return 0;
 }
 

@@ -14,7 +14,7 @@
  *   spin     the polling window before sleeping: up to SPIN_MAX_NS, twice
  *            the recent mean gap between SQ bursts; no spin when bursts come
  *            further apart than that (sleeping costs ~33 us here, see
- *            REFERENCE.md, so spinning pays only for closely spaced bursts).
+ *            docs/design.md "Facts", so spinning pays only for closely spaced bursts).
  */
 #include <errno.h>
 #include <poll.h>
@@ -102,7 +102,7 @@ static void session_close(struct evl *e, struct dsvc_session *s, const char *why
 {
 	struct dsvc *d = e->d;
 
-	rsv_quiesce(d, s); /* its executor must be done with it */
+	rsv_session_release(d, s); /* its executor must be done with it */
 	dlog(d->log, DLOG_INFO, s->id, "disconnect: %s", why);
 	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)

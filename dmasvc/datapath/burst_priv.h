@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * burst_priv.h - one drained burst on its way from an SQ to the CQ, and
+ * running it: plan the events with granule/, map on the worker pool.  Do
+ * not include from outside dmasvc/ (tests and fuzzers may).
+ *
+ * A burst is built and finished on the event-loop thread (ring_service.c);
+ * it is run there or, when big, on the session's executor thread
+ * (burst_exec.c) while the session is busy.
+ */
+#ifndef DMASVC_BURST_PRIV_H
+#define DMASVC_BURST_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmasvc/plan.h"
+
+#include "session_priv.h"
+
+/* A burst naming at least this many bytes or granules is big: it runs on the
+ * session's executor, not on the loop (d->async_bytes starts at the bytes). */
+#define BX_ASYNC_BYTES (16ull << 20)
+#define BX_ASYNC_GRANULES 256
+
+struct dsvc_burst {
+	struct dsvc_ring *rg;                /* the ring it came from */
+	unsigned int n;                      /* SQEs drained */
+	size_t nev;                          /* valid events among them */
+	uint64_t t0;                         /* drain time: latency starts here */
+	uint64_t bytes, granules;            /* work the events name (upper bound) */
+	struct dmasvc_cqe cqes[RING_BURST];  /* one per SQE, in SQE order */
+	struct gran_event ev[RING_BURST];
+	uint32_t region_ids[RING_BURST];     /* per event, for log lines */
+	unsigned int ev_sqe[RING_BURST];     /* event index -> SQE index */
+	/* Results, written by whoever runs it: */
+	int32_t res[RING_BURST];             /* per event */
+	int err;                             /* plan build/execute error, or 0 */
+	struct gran_exec_stats st;
+	bool map_failed;
+	struct gran_map_job first_fail;      /* the first failed map job */
+};
+
+/*
+ * burst_run: plan and run the events of @b against @s's space (map jobs
+ * on d->pool) and store the results in @b.  Runs on the loop or on @s's
+ * executor; touches only @b, the space and the regions the events name.
+ * Never fails (failures are per-event results and b->err).
+ */
+void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
+
+#endif /* DMASVC_BURST_PRIV_H */

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * service_priv.h - the service object: what one dmasvc process serves with
+ * (options, log, backend, worker pool) and the sessions it holds.  Do not
+ * include from outside dmasvc/ (tests and fuzzers may).
+ *
+ * Owned by main(), which fills it before the event loop runs; the parts
+ * below main keep only what the field comments say.  Lock order: none
+ * (the event-loop thread owns all of it; executors and workers use only
+ * the fields that do not change while the loop runs: opt, log, ops, be,
+ * pool, and bx, which has a lock of its own).
+ */
+#ifndef DMASVC_SERVICE_PRIV_H
+#define DMASVC_SERVICE_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmasvc/backend.h"
+
+#include "log_priv.h"
+#include "options_priv.h"
+#include "stats_priv.h"
+
+#define DSVC_MAX_SESSIONS 256
+
+struct dsvc_session;
+struct exec_pool;   /* datapath/exec_pool_priv.h */
+struct bx_queue;    /* datapath/burst_exec_priv.h */
+
+struct dsvc {
+	const struct dsvc_options *opt;
+	const struct dlog *log;
+	const struct be_ops *ops;
+	struct be_ctx *be;
+	struct exec_pool *pool;
+	uint64_t start_ns;
+	uint32_t next_session_id;
+	unsigned int nr_sessions;
+	unsigned int session_hi;     /* slots [session_hi, DSVC_MAX_SESSIONS) are empty */
+	struct dsvc_session *sessions[DSVC_MAX_SESSIONS];
+	struct dsvc_counters gone;   /* counters of sessions already freed */
+	struct lat_window lat;       /* all sessions */
+	bool stopping;
+	struct bx_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
+	uint64_t async_bytes;        /* bursts naming at least this many bytes (or
+					BX_ASYNC_GRANULES granules) run on the session's executor */
+	/*
+	 * lazy_space: a session gets its space at its first REGION_ADD or
+	 * DEVICE_ATTACH, not at connect (type1: one container per service, so
+	 * a query-only connection such as dmasvcctl must not take it); set by
+	 * main() before the loop, with lazy_max_areas = the budget a space
+	 * will have (reported in HELLO before the space exists).
+	 */
+	bool lazy_space;
+	uint64_t lazy_max_areas;
+	uint32_t cfg_dev_owner;      /* session holding the --device devices; 0 = none */
+};
+
+/* dsvc_now_ns: CLOCK_MONOTONIC in ns. */
+uint64_t dsvc_now_ns(void);
+
+#endif /* DMASVC_SERVICE_PRIV_H */
