@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "burst_exec_priv.h"
+#include "executor_priv.h"
 #include "burst_priv.h"
 #include "evloop_priv.h"
 #include "exec_pool_priv.h"
@@ -35,7 +35,7 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 #ifdef DMASVC_FAULT_INJECTION
 			char err[256];
 
-			ret = th_parse_soft_faults(env, &soft.faults, err, sizeof(err));
+			ret = testhook_parse_soft_faults(env, &soft.faults, err, sizeof(err));
 			if (ret) {
 				dlog(lg, DLOG_ERROR, 0, "%s", err);
 				return ret;
@@ -143,15 +143,15 @@ int main(int argc, char **argv)
 		dlog_err(&lg, 0, ret, "cannot start %u workers", opt.workers);
 		goto err_backend;
 	}
-	ret = bx_queue_create(&d.bx);
+	ret = executor_queue_create(&d.bx);
 	if (ret) {
 		dlog_err(&lg, 0, ret, "cannot create the executor queue");
 		goto err_pool;
 	}
-	d.async_bytes = BX_ASYNC_BYTES;
-	if (getenv(BX_TEST_ASYNC_ENV) && !strcmp(getenv(BX_TEST_ASYNC_ENV), "1"))
+	d.async_bytes = BURST_ASYNC_BYTES;
+	if (getenv(TESTHOOK_ASYNC_ALL_ENV) && !strcmp(getenv(TESTHOOK_ASYNC_ALL_ENV), "1"))
 		d.async_bytes = 0; /* tests: every burst with events takes the executor path */
-	lfd = srv_listen(&opt, err, sizeof(err));
+	lfd = server_listen(&opt, err, sizeof(err));
 	if (lfd < 0) {
 		dlog_err(&lg, 0, lfd, "%s", err);
 		ret = lfd;
@@ -164,7 +164,7 @@ int main(int argc, char **argv)
 	if (!ret)
 		dlog(&lg, DLOG_INFO, 0, "stopped: all mappings removed");
 err_bx:
-	bx_queue_destroy(d.bx); /* every executor was joined with its session */
+	executor_queue_destroy(d.bx); /* every executor was joined with its session */
 err_pool:
 	pool_destroy(d.pool);
 err_backend:

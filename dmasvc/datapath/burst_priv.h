@@ -6,7 +6,7 @@
  *
  * A burst is built and finished on the event-loop thread (ring_service.c);
  * it is run there or, when big, on the session's executor thread
- * (burst_exec.c) while the session is busy.
+ * (executor.c) while the session is busy.
  */
 #ifndef DMASVC_BURST_PRIV_H
 #define DMASVC_BURST_PRIV_H
@@ -20,8 +20,8 @@
 
 /* A burst naming at least this many bytes or granules is big: it runs on the
  * session's executor, not on the loop (d->async_bytes starts at the bytes). */
-#define BX_ASYNC_BYTES (16ull << 20)
-#define BX_ASYNC_GRANULES 256
+#define BURST_ASYNC_BYTES (16ull << 20)
+#define BURST_ASYNC_GRANULES 256
 
 struct dsvc_burst {
 	struct dsvc_ring *rg;                /* the ring it came from */

@@ -4,7 +4,7 @@
  * ring_service_priv.h for the rules).  Map jobs run on the worker pool
  * through a gran_job_runner.  Draining, validation and the finish (CQEs)
  * run on the event loop; the run (burst_run.c) happens there too, or on
- * the session's executor for a big burst (burst_exec.c).
+ * the session's executor for a big burst (executor.c).
  *
  * Vocabulary: a "burst" is what one drain pass took from an SQ (<=
  * RING_BURST SQEs); "events" are its valid populate/discard SQEs in order;
@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "burst_exec_priv.h"
+#include "executor_priv.h"
 #include "burst_priv.h"
 #include "ring_service_priv.h"
 
-int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
+int ringsvc_sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 		 struct gran_event *ev)
 {
 	const struct dsvc_region *r;
@@ -98,7 +98,7 @@ static int settle_backlog(struct dsvc_ring *rg)
 	}
 }
 
-bool rsv_ring_pending(struct dsvc_ring *rg)
+bool ringsvc_ring_pending(struct dsvc_ring *rg)
 {
 	if (rg->nr_backlog)
 		return false;
@@ -142,7 +142,7 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 		ring_eventfd_signal(rg->completion); /* the client waits for SQ space */
 	for (int i = 0; i < n; i++) {
 		struct gran_event *ev = &b->ev[b->nev];
-		int v = sqe_validate(&sqes[i], s, ev);
+		int v = ringsvc_sqe_validate(&sqes[i], s, ev);
 
 		b->cqes[i] = (struct dmasvc_cqe){ .user_data = sqes[i].user_data, .res = 0 };
 		if (v == 1) {
@@ -212,10 +212,10 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 
 static bool burst_is_big(const struct dsvc *d, const struct dsvc_burst *b)
 {
-	return d->bx && b->nev && (b->bytes >= d->async_bytes || b->granules >= BX_ASYNC_GRANULES);
+	return d->bx && b->nev && (b->bytes >= d->async_bytes || b->granules >= BURST_ASYNC_GRANULES);
 }
 
-int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
+int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 		  unsigned int max_bursts)
 {
 	int total = 0, ret;
@@ -240,8 +240,8 @@ int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 				return ret;
 			break;
 		}
-		if (burst_is_big(d, s->burst) && bx_submit(d, s) == 0)
-			return total; /* finished later by rsv_complete() */
+		if (burst_is_big(d, s->burst) && executor_submit(d, s) == 0)
+			return total; /* finished later by ringsvc_complete() */
 		burst_run(d, s, s->burst);
 		ret = burst_finish(d, s);
 		if (ret < 0)
@@ -257,7 +257,7 @@ int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 static unsigned int complete_ready(struct dsvc *d)
 {
 	uint32_t ids[DSVC_MAX_SESSIONS];
-	unsigned int n = bx_reap(d, ids, DSVC_MAX_SESSIONS);
+	unsigned int n = executor_reap(d, ids, DSVC_MAX_SESSIONS);
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct dsvc_session *s = session_find(d, ids[i]);
@@ -271,7 +271,7 @@ static unsigned int complete_ready(struct dsvc *d)
 	return n;
 }
 
-unsigned int rsv_complete(struct dsvc *d)
+unsigned int ringsvc_complete(struct dsvc *d)
 {
 	return d->bx ? complete_ready(d) : 0;
 }
@@ -284,20 +284,20 @@ static bool any_busy(const struct dsvc *d)
 	return false;
 }
 
-void rsv_quiesce(struct dsvc *d, struct dsvc_session *s)
+void ringsvc_quiesce(struct dsvc *d, struct dsvc_session *s)
 {
 	if (!d->bx)
 		return;
 	while (s ? s->busy : any_busy(d)) {
-		bx_wait(d);
+		executor_wait(d);
 		complete_ready(d);
 	}
 }
 
-void rsv_session_release(struct dsvc *d, struct dsvc_session *s)
+void ringsvc_session_release(struct dsvc *d, struct dsvc_session *s)
 {
-	rsv_quiesce(d, s);
-	bx_thread_stop(s);
+	ringsvc_quiesce(d, s);
+	executor_thread_stop(s);
 	free(s->burst);
 	s->burst = NULL;
 }

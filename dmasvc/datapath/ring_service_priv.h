@@ -24,46 +24,46 @@
 #include "session_priv.h"
 
 /*
- * sqe_validate: check @sqe against @s.  Returns 1 and fills *@ev for a
+ * ringsvc_sqe_validate: check @sqe against @s.  Returns 1 and fills *@ev for a
  * populate/discard, 0 for a valid NOP (complete it with 0), or -errno for
  * the CQE (-EINVAL, -ERANGE, -ENOENT).  Pure: reads @s, changes nothing.
  */
-int sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
+int ringsvc_sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session *s,
 		 struct gran_event *ev);
 
 /*
- * rsv_ring_work: process ring @rg of @s: post any backlog, then drain and
+ * ringsvc_ring_work: process ring @rg of @s: post any backlog, then drain and
  * run up to @max_bursts bursts.  A big burst (d->async_bytes) is handed to
  * the session's executor and the session becomes busy; it is finished by
- * rsv_complete().  Does nothing while @s is busy.  Returns the number of
+ * ringsvc_complete().  Does nothing while @s is busy.  Returns the number of
  * SQEs completed here (0 when the SQ was empty, the CQ is full or the
  * session went busy), or RING_EPROTO (disconnect the session).
  */
-int rsv_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
+int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg,
 		  unsigned int max_bursts);
 
 
 /*
- * rsv_complete: finish every async burst that is done (CQEs, counters,
+ * ringsvc_complete: finish every async burst that is done (CQEs, counters,
  * logs); their sessions stop being busy, or are marked broken on a ring
  * protocol error.  Never blocks.  Returns how many were finished.
  */
-unsigned int rsv_complete(struct dsvc *d);
+unsigned int ringsvc_complete(struct dsvc *d);
 
 /*
- * rsv_quiesce: wait until @s (NULL: every session) has no burst in flight,
+ * ringsvc_quiesce: wait until @s (NULL: every session) has no burst in flight,
  * finishing bursts as they complete.  Never closes a session.
  */
-void rsv_quiesce(struct dsvc *d, struct dsvc_session *s);
+void ringsvc_quiesce(struct dsvc *d, struct dsvc_session *s);
 
 /*
- * rsv_session_release: wait for @s's burst in flight, stop its executor and
+ * ringsvc_session_release: wait for @s's burst in flight, stop its executor and
  * free what the data path keeps for @s; call it before session_destroy().
  * Idempotent; never fails.
  */
-void rsv_session_release(struct dsvc *d, struct dsvc_session *s);
+void ringsvc_session_release(struct dsvc *d, struct dsvc_session *s);
 
-/* rsv_ring_pending: whether @rg has SQEs waiting (peeks the tail; false while the CQ backlog blocks). */
-bool rsv_ring_pending(struct dsvc_ring *rg);
+/* ringsvc_ring_pending: whether @rg has SQEs waiting (peeks the tail; false while the CQ backlog blocks). */
+bool ringsvc_ring_pending(struct dsvc_ring *rg);
 
 #endif /* DMASVC_RING_SERVICE_PRIV_H */

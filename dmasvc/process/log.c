@@ -72,7 +72,7 @@ void dlog_err(const struct dlog *lg, uint32_t sid, int err, const char *fmt, ...
 	va_end(ap);
 }
 
-int errf(int res, char *err, size_t errlen, const char *fmt, ...)
+int dlog_errf(int res, char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -51,10 +51,10 @@ __attribute__((format(printf, 4, 5)))
 void dlog_err(const struct dlog *lg, uint32_t sid, int err, const char *fmt, ...);
 
 /*
- * errf: write a one-line reason into @err (@errlen bytes, NUL terminated)
- * and return @res, so a failing check is `return errf(-EINVAL, ...)`.
+ * dlog_errf: write a one-line reason into @err (@errlen bytes, NUL terminated)
+ * and return @res, so a failing check is `return dlog_errf(-EINVAL, ...)`.
  */
 __attribute__((format(printf, 4, 5)))
-int errf(int res, char *err, size_t errlen, const char *fmt, ...);
+int dlog_errf(int res, char *err, size_t errlen, const char *fmt, ...);
 
 #endif /* DMASVC_LOG_PRIV_H */

@@ -24,7 +24,7 @@ static int parse_num(const char *s, size_t len, uint64_t *out)
 	return errno || *end ? -EINVAL : 0;
 }
 
-int th_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen)
+int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
 	while (s && *s) {

@@ -23,9 +23,9 @@
 #define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
 
 /*
- * th_parse_soft_faults: parse @s (the format above) into *@f (zeroed
+ * testhook_parse_soft_faults: parse @s (the format above) into *@f (zeroed
  * first).  Returns 0 or -EINVAL with the bad item named in @err.
  */
-int th_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen);
+int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen);
 
 #endif /* DMASVC_TESTHOOKS_PRIV_H */

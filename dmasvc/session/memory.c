@@ -25,41 +25,41 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 	int fl, seals;
 
 	if (fstat(fd, &st) < 0)
-		return errf(-errno, err, errlen, "fstat of the memory fd failed");
+		return dlog_errf(-errno, err, errlen, "fstat of the memory fd failed");
 	if (!S_ISREG(st.st_mode))
-		return errf(-EINVAL, err, errlen,
+		return dlog_errf(-EINVAL, err, errlen,
 				"memory fd is not a regular file (want a memfd or a hugetlbfs file)");
 	if (fstatfs(fd, &sfs) < 0)
-		return errf(-errno, err, errlen, "fstatfs of the memory fd failed");
+		return dlog_errf(-errno, err, errlen, "fstatfs of the memory fd failed");
 	*hugetlb = (sfs.f_type == HUGETLBFS_MAGIC);
 	*page_size = *hugetlb ? (uint64_t)sfs.f_bsize : 4096;
 	if (!*hugetlb) {
 		seals = fcntl(fd, F_GET_SEALS);
 		if (seals < 0)
-			return errf(-EINVAL, err, errlen,
+			return dlog_errf(-EINVAL, err, errlen,
 					"memory fd is neither a memfd nor a hugetlbfs file");
 		if (!(seals & F_SEAL_SHRINK))
-			return errf(-EPERM, err, errlen,
+			return dlog_errf(-EPERM, err, errlen,
 					"memfd is not sealed with F_SEAL_SHRINK (it could shrink under a pinned mapping)");
 	}
 	if (*page_size == 0 || (*page_size & (*page_size - 1)))
-		return errf(-EINVAL, err, errlen, "memory has an odd page size %llu",
+		return dlog_errf(-EINVAL, err, errlen, "memory has an odd page size %llu",
 				(unsigned long long)*page_size);
 	if (size % *page_size)
-		return errf(-EINVAL, err, errlen, "size 0x%llx is not a multiple of the page size 0x%llx",
+		return dlog_errf(-EINVAL, err, errlen, "size 0x%llx is not a multiple of the page size 0x%llx",
 				(unsigned long long)size, (unsigned long long)*page_size);
 	if (st.st_size < 0 || (uint64_t)st.st_size < size)
-		return errf(-ERANGE, err, errlen, "memory file has 0x%llx bytes, fewer than size 0x%llx",
+		return dlog_errf(-ERANGE, err, errlen, "memory file has 0x%llx bytes, fewer than size 0x%llx",
 				(unsigned long long)st.st_size, (unsigned long long)size);
 	if (size > (uint64_t)SIZE_MAX / 2)
-		return errf(-ERANGE, err, errlen, "size 0x%llx too large", (unsigned long long)size);
+		return dlog_errf(-ERANGE, err, errlen, "size 0x%llx too large", (unsigned long long)size);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
-		return errf(-errno, err, errlen, "F_GETFL of the memory fd failed");
+		return dlog_errf(-errno, err, errlen, "F_GETFL of the memory fd failed");
 	if ((fl & O_ACCMODE) == O_WRONLY)
-		return errf(-EACCES, err, errlen, "memory fd is write-only");
+		return dlog_errf(-EACCES, err, errlen, "memory fd is write-only");
 	if (!readonly && (fl & O_ACCMODE) != O_RDWR)
-		return errf(-EACCES, err, errlen,
+		return dlog_errf(-EACCES, err, errlen,
 				"memory fd is read-only but the memory is not DMASVC_MEMORY_READONLY");
 	return 0;
 }
@@ -76,7 +76,7 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
 		return ret;
 	p = mmap(NULL, (size_t)size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
-		return errf(-errno, err, errlen, "mmap of 0x%llx bytes failed", (unsigned long long)size);
+		return dlog_errf(-errno, err, errlen, "mmap of 0x%llx bytes failed", (unsigned long long)size);
 	m->fd = fd;
 	m->vaddr = p;
 	m->size = size;

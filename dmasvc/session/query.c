@@ -241,7 +241,7 @@ static int query_audit(struct dsvc *d, struct dsvc_session *owner, const struct 
 	int ret;
 
 	if (!rg)
-		return errf(-ENOENT, err, errlen, "session %u has no region %u", owner->id, q->region_id);
+		return dlog_errf(-ENOENT, err, errlen, "session %u has no region %u", owner->id, q->region_id);
 	memset(&w, 0, sizeof(w));
 	w.gr = rg->gr;
 	w.iova = gran_region_iova(rg->gr);
@@ -250,13 +250,13 @@ static int query_audit(struct dsvc *d, struct dsvc_session *owner, const struct 
 	w.out = records;
 	w.cap = (unsigned int)(QUERY_RECORD_BYTES / sizeof(struct dmasvc_audit_extent));
 	if (q->cursor % w.granule || q->cursor >= gran_region_size(rg->gr))
-		return errf(-EINVAL, err, errlen, "bad audit cursor 0x%llx", (unsigned long long)q->cursor);
+		return dlog_errf(-EINVAL, err, errlen, "bad audit cursor 0x%llx", (unsigned long long)q->cursor);
 	start = q->cursor / w.granule;
 	w.pos = start;
 	ret = d->ops->audit(owner->space, w.iova + start * w.granule, (w.nr - start) * w.granule,
 			    w.granule, audit_extent, &w);
 	if (ret < 0)
-		return errf(ret, err, errlen, "backend audit of region %u failed", rg->id);
+		return dlog_errf(ret, err, errlen, "backend audit of region %u failed", rg->id);
 	if (!w.full && w.pos < w.nr)
 		gran_region_for_each_run(w.gr, w.pos, w.nr - w.pos, emit_missing, &w);
 	rep->count = w.n;
@@ -275,7 +275,7 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 	unsigned int cap;
 
 	if (all && !s->admin)
-		return errf(-EPERM, err, errlen,
+		return dlog_errf(-EPERM, err, errlen,
 			     "uid %u is not on the allow-list: no service-wide queries", (unsigned)s->cred.uid);
 	memset(rep, 0, sizeof(*rep));
 	rep->what = q->what;
@@ -331,11 +331,11 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 		if (all && q->session_id) {
 			owner = session_find(d, q->session_id);
 			if (!owner)
-				return errf(-ENOENT, err, errlen, "no session %u", q->session_id);
+				return dlog_errf(-ENOENT, err, errlen, "no session %u", q->session_id);
 		}
 		return query_audit(d, owner, q, rep, records, err, errlen);
 	}
 	default:
-		return errf(-EINVAL, err, errlen, "unknown query %u", q->what);
+		return dlog_errf(-EINVAL, err, errlen, "unknown query %u", q->what);
 	}
 }

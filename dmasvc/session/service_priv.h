@@ -26,7 +26,7 @@
 
 struct dsvc_session;
 struct exec_pool;   /* datapath/exec_pool_priv.h */
-struct bx_queue;    /* datapath/burst_exec_priv.h */
+struct executor_queue;    /* datapath/executor_priv.h */
 
 struct dsvc {
 	const struct dsvc_options *opt;
@@ -42,9 +42,9 @@ struct dsvc {
 	struct dsvc_counters gone;   /* counters of sessions already freed */
 	struct lat_window lat;       /* all sessions */
 	bool stopping;
-	struct bx_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
+	struct executor_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
 	uint64_t async_bytes;        /* bursts naming at least this many bytes (or
-					BX_ASYNC_GRANULES granules) run on the session's executor */
+					BURST_ASYNC_GRANULES granules) run on the session's executor */
 	/*
 	 * lazy_space: a session gets its space at its first REGION_ADD or
 	 * DEVICE_ATTACH, not at connect (type1: one container per service, so

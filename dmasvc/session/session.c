@@ -214,11 +214,11 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 		if (!s->mems[slot])
 			break;
 	if (slot == SESSION_MAX_MEMORIES)
-		return errf(-EMFILE, err, errlen, "session already has %d memories (the cap)",
+		return dlog_errf(-EMFILE, err, errlen, "session already has %d memories (the cap)",
 			     SESSION_MAX_MEMORIES);
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return errf(-ENOMEM, err, errlen, "out of memory");
+		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
 	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY, err, errlen);
 	if (ret) {
 		free(m);
@@ -236,9 +236,9 @@ int session_memory_remove(struct dsvc_session *s, uint32_t id, char *err, size_t
 	struct dsvc_memory *m = session_memory(s, id);
 
 	if (!m)
-		return errf(-ENOENT, err, errlen, "no memory %u", id);
+		return dlog_errf(-ENOENT, err, errlen, "no memory %u", id);
 	if (m->users)
-		return errf(-EBUSY, err, errlen, "memory %u is used by %u regions", id, m->users);
+		return dlog_errf(-EBUSY, err, errlen, "memory %u is used by %u regions", id, m->users);
 	s->mems[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_mems--;
 	mem_close(m);
@@ -270,38 +270,38 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 
 	m = session_memory(s, req->mem_id);
 	if (!m)
-		return errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
+		return dlog_errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
 	ret = session_space_get(d, s, err, errlen);
 	if (ret)
 		return ret;
 	if (m->readonly && !(req->flags & DMASVC_REGION_READONLY))
-		return errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
+		return dlog_errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
 			     req->mem_id);
 	for (slot = 0; slot < SESSION_MAX_REGIONS; slot++)
 		if (!s->regions[slot])
 			break;
 	if (slot == SESSION_MAX_REGIONS)
-		return errf(-EMFILE, err, errlen, "session already has %d regions (the cap)",
+		return dlog_errf(-EMFILE, err, errlen, "session already has %d regions (the cap)",
 			     SESSION_MAX_REGIONS);
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
 		const struct gran_region *o = s->regions[i] ? s->regions[i]->gr : NULL;
 
 		if (o && req->iova <= gran_region_iova(o) + gran_region_size(o) - 1 &&
 		    gran_region_iova(o) <= last)
-			return errf(-EEXIST, err, errlen,
+			return dlog_errf(-EEXIST, err, errlen,
 				     "iova 0x%llx..0x%llx overlaps region %u",
 				     (unsigned long long)req->iova, (unsigned long long)last,
 				     s->regions[i]->id);
 	}
 	ret = d->ops->limits(s->space, &lim);
 	if (ret)
-		return errf(ret, err, errlen, "backend limits query failed");
+		return dlog_errf(ret, err, errlen, "backend limits query failed");
 	if (!iova_allowed(&lim, req->iova, last))
-		return errf(-ERANGE, err, errlen, "iova 0x%llx..0x%llx is outside the space's IOVA ranges",
+		return dlog_errf(-ERANGE, err, errlen, "iova 0x%llx..0x%llx is outside the space's IOVA ranges",
 			     (unsigned long long)req->iova, (unsigned long long)last);
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return errf(-ENOMEM, err, errlen, "out of memory");
+		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
 	desc = (struct gran_region_desc){
 		.mem_offset = req->mem_offset,
 		.size = req->size,
@@ -336,7 +336,7 @@ int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 	struct dsvc_region *r = session_region(s, id);
 
 	if (!r)
-		return errf(-ENOENT, err, errlen, "no region %u", id);
+		return dlog_errf(-ENOENT, err, errlen, "no region %u", id);
 	region_unmap_all(d, s, r);
 	gran_region_unregister(r->gr);
 	r->mem->users--;
@@ -361,19 +361,19 @@ int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmas
 		if (!s->rings[slot])
 			break;
 	if (slot == DMASVC_MAX_RINGS)
-		return errf(-EMFILE, err, errlen, "session already has %d rings (the cap)",
+		return dlog_errf(-EMFILE, err, errlen, "session already has %d rings (the cap)",
 			     DMASVC_MAX_RINGS);
 	if (s->inflight + req->sq_entries > SESSION_MAX_INFLIGHT)
-		return errf(-ENOSPC, err, errlen,
+		return dlog_errf(-ENOSPC, err, errlen,
 			     "%u more SQ entries would exceed the session's in-flight cap %u (%u used)",
 			     req->sq_entries, SESSION_MAX_INFLIGHT, s->inflight);
 	rg = calloc(1, sizeof(*rg));
 	if (!rg)
-		return errf(-ENOMEM, err, errlen, "out of memory");
+		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
 	ret = ring_fds_create(&rf, &p);
 	if (ret) {
 		free(rg);
-		return errf(ret, err, errlen, "creating the ring failed");
+		return dlog_errf(ret, err, errlen, "creating the ring failed");
 	}
 	ret = ring_map(&rg->map, rf.memfd, &p);
 	if (ret)
@@ -403,7 +403,7 @@ err_unmap:
 err_fds:
 	ring_fds_close(&rf);
 	free(rg);
-	return errf(ret, err, errlen, "mapping the new ring failed");
+	return dlog_errf(ret, err, errlen, "mapping the new ring failed");
 }
 
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)

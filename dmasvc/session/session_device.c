@@ -34,17 +34,17 @@ static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t 
 		for (unsigned int i = 0; i < d->session_hi; i++)
 			if (d->sessions[i] && d->sessions[i]->space)
 				holder = d->sessions[i]->id;
-		return errf(ret, err, errlen,
+		return dlog_errf(ret, err, errlen,
 			     "the %s backend has one IOMMU space and session %u holds it",
 			     d->ops->name, holder);
 	}
 	if (ret)
-		return errf(ret, err, errlen, "creating the %s space failed", d->ops->name);
+		return dlog_errf(ret, err, errlen, "creating the %s space failed", d->ops->name);
 	ret = d->ops->limits(s->space, &lim);
 	if (ret) {
 		d->ops->space_destroy(s->space);
 		s->space = NULL;
-		return errf(ret, err, errlen, "backend limits query failed");
+		return dlog_errf(ret, err, errlen, "backend limits query failed");
 	}
 	s->max_areas = lim.max_areas;
 	if (d->opt->max_mappings && d->opt->max_mappings < s->max_areas)
@@ -71,7 +71,7 @@ static int device_slot(const struct dsvc_session *s, char *err, size_t errlen)
 	for (unsigned int slot = 0; slot < SESSION_MAX_DEVICES; slot++)
 		if (!s->device_used[slot])
 			return (int)slot;
-	return errf(-EMFILE, err, errlen, "session already has %d devices (the cap)",
+	return dlog_errf(-EMFILE, err, errlen, "session already has %d devices (the cap)",
 		    SESSION_MAX_DEVICES);
 }
 
@@ -167,7 +167,7 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 	int slot, ret;
 
 	if (!d->ops->device_attach)
-		return errf(-EOPNOTSUPP, err, errlen,
+		return dlog_errf(-EOPNOTSUPP, err, errlen,
 			     "the %s backend has no devices (the software model protects none; run dmasvc --iommufd)",
 			     d->ops->name);
 	ret = session_space_get(d, s, err, errlen);
@@ -178,7 +178,7 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 		return slot;
 	ret = device_add(d, s, (unsigned int)slot, fd, false);
 	if (ret)
-		return errf(ret, err, errlen,
+		return dlog_errf(ret, err, errlen,
 			     "attaching the device failed (the kernel's error; an iommufd cdev fd that failed once cannot be bound again: open it anew)");
 	*id = (uint32_t)slot + 1;
 	return 0;
@@ -188,9 +188,9 @@ int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 			  size_t errlen)
 {
 	if (id == 0 || id > SESSION_MAX_DEVICES || !s->device_used[id - 1])
-		return errf(-ENOENT, err, errlen, "no device %u", id);
+		return dlog_errf(-ENOENT, err, errlen, "no device %u", id);
 	if (s->device_cfg[id - 1])
-		return errf(-EPERM, err, errlen, "device %u was configured by the operator (--device)", id);
+		return dlog_errf(-EPERM, err, errlen, "device %u was configured by the operator (--device)", id);
 	d->ops->device_detach(s->space, s->devices[id - 1]);
 	s->device_used[id - 1] = false;
 	s->nr_devices--;

@@ -20,7 +20,7 @@
  * exception: while a session is busy (see struct dsvc_session), its
  * executor thread owns s->burst and the regions that burst names, and the
  * loop does not touch them.  The hand-over is a mutex in each direction
- * (datapath/burst_exec.c).  Worker threads only see map jobs
+ * (datapath/executor.c).  Worker threads only see map jobs
  * (granule/plan.h) and the backend space, which backend.h allows to be
  * mapped concurrently.
  *
@@ -83,7 +83,7 @@ struct dsvc_ring {
 	bool doorbell_armed;       /* a multishot poll on doorbell is live */
 };
 
-struct bx_thread;
+struct executor_thread;
 struct dsvc_burst;
 
 /* What a session has mapped: one area per mapped granule, and its bytes. */
@@ -125,18 +125,18 @@ struct dsvc_session {
 	/*
 	 * The data path's state of this session (datapath/), which the
 	 * session only carries: datapath/ allocates burst and exec on first
-	 * use and frees them in rsv_session_release(), which must run before
+	 * use and frees them in ringsvc_session_release(), which must run before
 	 * session_destroy().
 	 * busy: s->burst is being executed by s->exec.  While busy, the loop
 	 * touches none of the session's regions, rings or control socket: it
 	 * defers them (ctl_pending, doorbells re-checked after the finish)
-	 * and waits for the burst (rsv_quiesce) before anything that must see
+	 * and waits for the burst (ringsvc_quiesce) before anything that must see
 	 * or change the session's state.  broken: the finish found a ring
 	 * protocol error; the loop closes the session.
 	 */
 	bool busy;
 	bool broken;
-	struct bx_thread *exec;
+	struct executor_thread *exec;
 	struct dsvc_burst *burst;
 	/* Usage as of the last finish or region op, for readers while the
 	 * session is busy (session_usage()). */
@@ -157,7 +157,7 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 /*
  * session_destroy: unmap every mapping of @s (coalesced, per region), free
  * rings, memories, devices and the space, close the socket and drop it from
- * @d.  The data path must have released @s (rsv_session_release()).  Never
+ * @d.  The data path must have released @s (ringsvc_session_release()).  Never
  * fails; anything the backend still holds is logged as a bug.
  */
 void session_destroy(struct dsvc *d, struct dsvc_session *s);

@@ -68,23 +68,23 @@ static int check_region_add(const struct dmasvc_region_add *r, char *err, size_t
 	uint64_t end;
 
 	if (r->flags & ~(uint32_t)DMASVC_REGION_READONLY)
-		return errf(-EINVAL, err, errlen, "unknown region flags 0x%x", r->flags);
+		return dlog_errf(-EINVAL, err, errlen, "unknown region flags 0x%x", r->flags);
 	if (!ctl_is_pow2(r->granule) || r->granule < CTL_MIN_GRANULE)
-		return errf(-EINVAL, err, errlen,
+		return dlog_errf(-EINVAL, err, errlen,
 			    "granule 0x%llx is not a power of two >= 4096",
 			    (unsigned long long)r->granule);
 	if (r->size == 0)
-		return errf(-EINVAL, err, errlen, "region size is 0");
+		return dlog_errf(-EINVAL, err, errlen, "region size is 0");
 	if ((r->iova | r->size | r->mem_offset) & (r->granule - 1))
-		return errf(-EINVAL, err, errlen,
+		return dlog_errf(-EINVAL, err, errlen,
 			    "iova 0x%llx, size 0x%llx and mem_offset 0x%llx must be multiples of the granule 0x%llx",
 			    (unsigned long long)r->iova, (unsigned long long)r->size,
 			    (unsigned long long)r->mem_offset, (unsigned long long)r->granule);
 	if (__builtin_add_overflow(r->iova, r->size - 1, &end))
-		return errf(-ERANGE, err, errlen, "iova 0x%llx + size 0x%llx overflows",
+		return dlog_errf(-ERANGE, err, errlen, "iova 0x%llx + size 0x%llx overflows",
 			    (unsigned long long)r->iova, (unsigned long long)r->size);
 	if (__builtin_add_overflow(r->mem_offset, r->size, &end))
-		return errf(-ERANGE, err, errlen, "mem_offset 0x%llx + size 0x%llx overflows",
+		return dlog_errf(-ERANGE, err, errlen, "mem_offset 0x%llx + size 0x%llx overflows",
 			    (unsigned long long)r->mem_offset, (unsigned long long)r->size);
 	return 0;
 }
@@ -92,14 +92,14 @@ static int check_region_add(const struct dmasvc_region_add *r, char *err, size_t
 static int check_ring_setup(const struct dmasvc_ring_setup *r, char *err, size_t errlen)
 {
 	if (r->flags || r->__reserved)
-		return errf(-EINVAL, err, errlen, "ring flags/reserved must be 0");
+		return dlog_errf(-EINVAL, err, errlen, "ring flags/reserved must be 0");
 	if (!ctl_is_pow2(r->sq_entries) || r->sq_entries < CTL_MIN_ENTRIES ||
 	    r->sq_entries > CTL_MAX_SQ_ENTRIES)
-		return errf(-EINVAL, err, errlen, "sq_entries %u is not a power of two in %u..%u",
+		return dlog_errf(-EINVAL, err, errlen, "sq_entries %u is not a power of two in %u..%u",
 			    r->sq_entries, CTL_MIN_ENTRIES, CTL_MAX_SQ_ENTRIES);
 	if (!ctl_is_pow2(r->cq_entries) || r->cq_entries < r->sq_entries ||
 	    r->cq_entries > CTL_MAX_CQ_ENTRIES)
-		return errf(-EINVAL, err, errlen,
+		return dlog_errf(-EINVAL, err, errlen,
 			    "cq_entries %u is not a power of two in sq_entries (%u)..%u",
 			    r->cq_entries, r->sq_entries, CTL_MAX_CQ_ENTRIES);
 	return 0;
@@ -111,43 +111,43 @@ static int check_body(struct ctl_request *req, char *err, size_t errlen)
 	switch (req->cmd) {
 	case DMASVC_CMD_HELLO:
 		if (req->u.hello.flags)
-			return errf(-EINVAL, err, errlen, "hello flags must be 0");
+			return dlog_errf(-EINVAL, err, errlen, "hello flags must be 0");
 		return 0;
 	case DMASVC_CMD_MEMORY_ADD:
 		if (req->u.memory_add.flags & ~(uint32_t)DMASVC_MEMORY_READONLY)
-			return errf(-EINVAL, err, errlen, "unknown memory flags 0x%x",
+			return dlog_errf(-EINVAL, err, errlen, "unknown memory flags 0x%x",
 				    req->u.memory_add.flags);
 		if (req->u.memory_add.__reserved)
-			return errf(-EINVAL, err, errlen, "memory reserved field must be 0");
+			return dlog_errf(-EINVAL, err, errlen, "memory reserved field must be 0");
 		if (req->u.memory_add.size == 0)
-			return errf(-EINVAL, err, errlen, "memory size is 0");
+			return dlog_errf(-EINVAL, err, errlen, "memory size is 0");
 		return 0;
 	case DMASVC_CMD_MEMORY_REMOVE:
 		return req->u.memory_remove.__reserved ?
-			errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
+			dlog_errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
 	case DMASVC_CMD_REGION_ADD:
 		return check_region_add(&req->u.region_add, err, errlen);
 	case DMASVC_CMD_REGION_REMOVE:
 		return req->u.region_remove.__reserved ?
-			errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
+			dlog_errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
 	case DMASVC_CMD_RING_SETUP:
 		return check_ring_setup(&req->u.ring_setup, err, errlen);
 	case DMASVC_CMD_DEVICE_ATTACH:
 		if (req->u.device_attach.flags || req->u.device_attach.__reserved)
-			return errf(-EINVAL, err, errlen, "device flags/reserved must be 0");
+			return dlog_errf(-EINVAL, err, errlen, "device flags/reserved must be 0");
 		return 0;
 	case DMASVC_CMD_DEVICE_DETACH:
 		return req->u.device_detach.__reserved ?
-			errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
+			dlog_errf(-EINVAL, err, errlen, "reserved field must be 0") : 0;
 	case DMASVC_CMD_QUERY:
 		if (req->u.query.what == 0 || req->u.query.what >= DMASVC_QUERY_MAX)
-			return errf(-EINVAL, err, errlen, "unknown query %u", req->u.query.what);
+			return dlog_errf(-EINVAL, err, errlen, "unknown query %u", req->u.query.what);
 		if (req->u.query.flags & ~(uint32_t)DMASVC_QUERY_F_ALL_SESSIONS)
-			return errf(-EINVAL, err, errlen, "unknown query flags 0x%x", req->u.query.flags);
+			return dlog_errf(-EINVAL, err, errlen, "unknown query flags 0x%x", req->u.query.flags);
 		if (req->u.query.session_id &&
 		    !(req->u.query.what == DMASVC_QUERY_AUDIT &&
 		      (req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS)))
-			return errf(-EINVAL, err, errlen,
+			return dlog_errf(-EINVAL, err, errlen,
 				    "session_id is only valid for AUDIT with ALL_SESSIONS");
 		return 0;
 	default:
@@ -176,53 +176,53 @@ int ctl_decode(const void *buf, size_t len, int msg_flags, int *fds, unsigned in
 	}
 	req->fatal = true; /* until the framing checks pass */
 	if (msg_flags & MSG_TRUNC) {
-		ret = errf(-EPROTO, err, errlen, "packet truncated (more than %d bytes)", DMASVC_MSG_MAX);
+		ret = dlog_errf(-EPROTO, err, errlen, "packet truncated (more than %d bytes)", DMASVC_MSG_MAX);
 		goto err_close;
 	}
 	if (msg_flags & MSG_CTRUNC) {
-		ret = errf(-EPROTO, err, errlen, "ancillary data truncated (too many fds)");
+		ret = dlog_errf(-EPROTO, err, errlen, "ancillary data truncated (too many fds)");
 		goto err_close;
 	}
 	if (!req->hdr_ok) {
-		ret = errf(-EPROTO, err, errlen, "packet of %zu bytes is shorter than the header", len);
+		ret = dlog_errf(-EPROTO, err, errlen, "packet of %zu bytes is shorter than the header", len);
 		goto err_close;
 	}
 	if (hdr.size != len) {
-		ret = errf(-EPROTO, err, errlen, "header size %u but packet has %zu bytes", hdr.size, len);
+		ret = dlog_errf(-EPROTO, err, errlen, "header size %u but packet has %zu bytes", hdr.size, len);
 		goto err_close;
 	}
 	if ((hdr.flags & DMASVC_MSG_REPLY) || hdr.error) {
-		ret = errf(-EPROTO, err, errlen, "request with reply flag or error set");
+		ret = dlog_errf(-EPROTO, err, errlen, "request with reply flag or error set");
 		goto err_close;
 	}
 	req->fatal = false;
 
 	if (hdr.flags) {
-		ret = errf(-EINVAL, err, errlen, "unknown header flags 0x%x", hdr.flags);
+		ret = dlog_errf(-EINVAL, err, errlen, "unknown header flags 0x%x", hdr.flags);
 		goto err_close;
 	}
 	if (hdr.cmd == 0 || hdr.cmd >= DMASVC_CMD_MAX || !cmds[hdr.cmd].name) {
-		ret = errf(-EOPNOTSUPP, err, errlen, "unknown command %u", hdr.cmd);
+		ret = dlog_errf(-EOPNOTSUPP, err, errlen, "unknown command %u", hdr.cmd);
 		goto err_close;
 	}
 	d = &cmds[hdr.cmd];
 	body_len = len - sizeof(hdr);
 	if (body_len < d->body) {
-		ret = errf(-EINVAL, err, errlen, "%s body of %zu bytes, needs %zu", d->name, body_len, d->body);
+		ret = dlog_errf(-EINVAL, err, errlen, "%s body of %zu bytes, needs %zu", d->name, body_len, d->body);
 		goto err_close;
 	}
 	if (!all_zero(p + sizeof(hdr) + d->body, body_len - d->body)) {
-		ret = errf(-E2BIG, err, errlen, "%s body has %zu unknown non-zero trailing bytes",
+		ret = dlog_errf(-E2BIG, err, errlen, "%s body has %zu unknown non-zero trailing bytes",
 			   d->name, body_len - d->body);
 		goto err_close;
 	}
 	if (nfds > CTL_MAX_FDS || nfds != (d->takes_fd ? 1u : 0u)) {
-		ret = errf(-EBADF, err, errlen, "%s takes %d fds, got %u", d->name, d->takes_fd ? 1 : 0,
+		ret = dlog_errf(-EBADF, err, errlen, "%s takes %d fds, got %u", d->name, d->takes_fd ? 1 : 0,
 			   nfds);
 		goto err_close;
 	}
 	if (d->takes_fd && fds[0] < 0) {
-		ret = errf(-EBADF, err, errlen, "%s: invalid fd", d->name);
+		ret = dlog_errf(-EBADF, err, errlen, "%s: invalid fd", d->name);
 		goto err_close;
 	}
 	memcpy(&req->u, p + sizeof(hdr), d->body);

@@ -176,7 +176,7 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		break;
 	case DMASVC_CMD_QUERY:
 		if (req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS)
-			rsv_quiesce(d, NULL); /* other sessions' state must be at rest */
+			ringsvc_quiesce(d, NULL); /* other sessions' state must be at rest */
 		ret = query_run(d, s, &req->u.query, &body.q.rep, body.q.records, err, sizeof(err));
 		if (!ret)
 			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;

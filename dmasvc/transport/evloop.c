@@ -29,7 +29,7 @@
 
 #include "dmasvc/proto_fd.h"
 
-#include "burst_exec_priv.h"
+#include "executor_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
 #include "query_priv.h"
@@ -47,7 +47,7 @@ enum tag_kind {
 	TAG_TIMER = 3,
 	TAG_CLIENT = 4,
 	TAG_DOORBELL = 5,
-	TAG_EXEC = 6,     /* async bursts finished (burst_exec.c) */
+	TAG_EXEC = 6,     /* async bursts finished (executor.c) */
 };
 
 static uint64_t make_tag(enum tag_kind k, uint32_t sid, uint32_t ring)
@@ -102,7 +102,7 @@ static void session_close(struct evl *e, struct dsvc_session *s, const char *why
 {
 	struct dsvc *d = e->d;
 
-	rsv_session_release(d, s); /* its executor must be done with it */
+	ringsvc_session_release(d, s); /* its executor must be done with it */
 	dlog(d->log, DLOG_INFO, s->id, "disconnect: %s", why);
 	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
@@ -213,7 +213,7 @@ static void do_accept(struct evl *e)
 		struct ucred cred;
 		int fd, ret;
 
-		fd = srv_accept(e->lfd, &cred);
+		fd = server_accept(e->lfd, &cred);
 		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
 			return;
 		if (fd < 0) {
@@ -222,13 +222,13 @@ static void do_accept(struct evl *e)
 			dlog_err(d->log, 0, fd, "accept");
 			return;
 		}
-		if (!srv_peer_allowed(d->opt, e->self, cred.uid)) {
+		if (!server_peer_allowed(d->opt, e->self, cred.uid)) {
 			dlog(d->log, DLOG_WARN, 0, "refused peer pid %d uid %u: not on the allow-list",
 			     (int)cred.pid, (unsigned)cred.uid);
 			close(fd);
 			continue;
 		}
-		ret = session_create(d, fd, &cred, srv_peer_admin(e->self, cred.uid), &s);
+		ret = session_create(d, fd, &cred, server_peer_admin(e->self, cred.uid), &s);
 		if (ret) {
 			dlog_err(d->log, 0, ret, "refused peer pid %d uid %u: cannot create a session",
 				 (int)cred.pid, (unsigned)cred.uid);
@@ -258,7 +258,7 @@ static void note_burst(struct evl *e, uint64_t now)
  */
 static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool *closed)
 {
-	int n = rsv_ring_work(e->d, s, s->rings[i], BURSTS_PER_TURN);
+	int n = ringsvc_ring_work(e->d, s, s->rings[i], BURSTS_PER_TURN);
 
 	if (n == RING_EPROTO) {
 		dlog(e->d->log, DLOG_WARN, s->id, "ring %u: protocol error (impossible ring index)", i);
@@ -317,7 +317,7 @@ static bool spin(struct evl *e)
 			if (s && s->busy)
 				continue;
 			for (unsigned int i = 0; s && i < s->ring_hi; i++)
-				if (s->rings[i] && rsv_ring_pending(s->rings[i]))
+				if (s->rings[i] && ringsvc_ring_pending(s->rings[i]))
 					return true;
 		}
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
@@ -438,9 +438,9 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 			arm_poll(e, e->lfd, tag);
 		return true;
 	case TAG_EXEC:
-		rsv_complete(d);
+		ringsvc_complete(d);
 		if (!more)
-			arm_poll(e, bx_queue_fd(d->bx), tag);
+			arm_poll(e, executor_queue_fd(d->bx), tag);
 		return true;
 	case TAG_CLIENT:
 		s = session_find(d, sid);
@@ -516,10 +516,10 @@ static void shutdown_all(struct evl *e)
 		close(e->lfd);
 		e->lfd = -1;
 	}
-	rsv_quiesce(d, NULL);
+	ringsvc_quiesce(d, NULL);
 	wake_rings(e);
 	work_all(e); /* complete what clients already posted */
-	rsv_quiesce(d, NULL);
+	ringsvc_quiesce(d, NULL);
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i])
 			session_close(e, d->sessions[i], "service stopping");
@@ -546,7 +546,7 @@ int evl_run(struct dsvc *d, int lfd)
 	arm_poll(&e, e.tfd, make_tag(TAG_TIMER, 0, 0));
 	arm_poll(&e, e.lfd, make_tag(TAG_LISTEN, 0, 0));
 	if (d->bx)
-		arm_poll(&e, bx_queue_fd(d->bx), make_tag(TAG_EXEC, 0, 0));
+		arm_poll(&e, executor_queue_fd(d->bx), make_tag(TAG_EXEC, 0, 0));
 	while (running) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, seen = 0;

@@ -29,7 +29,7 @@ static void make_parent_dir(const char *path)
 	mkdir(dir, 0755);
 }
 
-int srv_listen(const struct dsvc_options *o, char *err, size_t errlen)
+int server_listen(const struct dsvc_options *o, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -81,7 +81,7 @@ err_close:
 	return ret;
 }
 
-bool srv_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid)
+bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid)
 {
 	if (o->nr_allow_uids == 0)
 		return uid == self || uid == 0;
@@ -91,12 +91,12 @@ bool srv_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid)
 	return false;
 }
 
-bool srv_peer_admin(uid_t self, uid_t uid)
+bool server_peer_admin(uid_t self, uid_t uid)
 {
 	return uid == 0 || uid == self;
 }
 
-int srv_accept(int lfd, struct ucred *cred)
+int server_accept(int lfd, struct ucred *cred)
 {
 	socklen_t len = sizeof(*cred);
 	int fd;

@@ -19,27 +19,27 @@
 #include "options_priv.h"
 
 /*
- * srv_listen: create the SOCK_SEQPACKET socket at @o->socket_path with mode
+ * server_listen: create the SOCK_SEQPACKET socket at @o->socket_path with mode
  * @o->socket_mode (a stale socket file is replaced; any other file there is
  * an error) and listen.  Returns the fd (non-blocking, cloexec) or -errno
  * with a reason in @err.
  */
-int srv_listen(const struct dsvc_options *o, char *err, size_t errlen);
+int server_listen(const struct dsvc_options *o, char *err, size_t errlen);
 
 /*
- * srv_peer_allowed: whether @uid may connect under @o (@self is the
+ * server_peer_allowed: whether @uid may connect under @o (@self is the
  * service's euid).
  */
-bool srv_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid);
+bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid);
 
-/* srv_peer_admin: whether @uid may use service-wide queries. */
-bool srv_peer_admin(uid_t self, uid_t uid);
+/* server_peer_admin: whether @uid may use service-wide queries. */
+bool server_peer_admin(uid_t self, uid_t uid);
 
 /*
- * srv_accept: accept one connection on @lfd and read its credentials.
+ * server_accept: accept one connection on @lfd and read its credentials.
  * Returns the new fd (non-blocking, cloexec) or -errno (-EAGAIN: none
  * pending).
  */
-int srv_accept(int lfd, struct ucred *cred);
+int server_accept(int lfd, struct ucred *cred);
 
 #endif /* DMASVC_SERVER_PRIV_H */

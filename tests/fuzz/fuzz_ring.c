@@ -4,14 +4,14 @@
  * consumer, validation, execution on the software model, CQ producer with
  * its backlog and wait flag) driven by a hostile client that writes
  * arbitrary values into the shared mapping between the service's turns.
- * The service code is rsv_ring_work(), exactly what the event loop calls.
+ * The service code is ringsvc_ring_work(), exactly what the event loop calls.
  *
  * Input layout:
  *   byte 0   ring shape: sq_entries = 2 << (b & 3), cq_entries = sq << ((b >> 2) & 1);
  *            bit 3: async mode, every burst with events goes to the
  *            session's executor thread (d->bx set, d->async_bytes = 0) and
- *            each service turn ends with rsv_quiesce(), as the loop would
- *            finish it with rsv_complete()
+ *            each service turn ends with ringsvc_quiesce(), as the loop would
+ *            finish it with ringsvc_complete()
  *   then     commands, each an opcode byte (low 3 bits) and its arguments:
  *     0 d8      SQ tail = client tail + (int8)d     (small lies)
  *     1 u32     SQ tail = u32                       (any value)
@@ -20,7 +20,7 @@
  *     4 s8 sqe  write SQE slot s (32 bytes, steered: fz_steer_sqe)
  *     5 w8      wait flags: bit0 SQ cons_wait, bit1 SQ prod_wait,
  *               bit2 CQ cons_wait, bit3 CQ prod_wait (set/clear)
- *     6 b8      the service works: rsv_ring_work(.., 1 + b % 4 bursts)
+ *     6 b8      the service works: ringsvc_ring_work(.., 1 + b % 4 bursts)
  *     7 n8      an honest client: post up to n % 8 + 1 NOPs and populates
  *               (each with a new user_data) and consume every CQE posted
  *   a final service turn runs after the last command.
@@ -100,14 +100,14 @@ static bool service_turn(struct fz_session *f, struct fz_ring *r, unsigned int b
 	int ret;
 
 	memcpy(snap, r->sqes, r->sq_entries * sizeof(snap[0]));
-	ret = rsv_ring_work(fz_service(), f->s, r->rg, bursts);
-	FZ_CHECK(ret >= 0 || ret == RING_EPROTO, "rsv_ring_work returned %d", ret);
+	ret = ringsvc_ring_work(fz_service(), f->s, r->rg, bursts);
+	FZ_CHECK(ret >= 0 || ret == RING_EPROTO, "ringsvc_ring_work returned %d", ret);
 	if (ret >= 0) {
-		rsv_quiesce(fz_service(), f->s); /* finish an async burst */
+		ringsvc_quiesce(fz_service(), f->s); /* finish an async burst */
 		if (f->s->broken)
 			ret = RING_EPROTO;
 	}
-	FZ_CHECK(!f->s->busy, "session still busy after rsv_quiesce");
+	FZ_CHECK(!f->s->busy, "session still busy after ringsvc_quiesce");
 	if (ret < 0) {
 		/* The session is dropped now: completions owed are moot, but
 		 * the state must still match the model for the teardown. */

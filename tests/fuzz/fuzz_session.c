@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "burst_exec_priv.h"
+#include "executor_priv.h"
 #include "exec_pool_priv.h"
 #include "ring_service_priv.h"
 #include "dmasvc/soft_iommu.h"
@@ -34,7 +34,7 @@ static const struct {
 struct fz_global {
 	struct dsvc_options opt;
 	struct dsvc d;
-	struct bx_queue *bx; /* d.bx is set per input by the targets that want it */
+	struct executor_queue *bx; /* d.bx is set per input by the targets that want it */
 	int memfd;
 	bool ready;
 };
@@ -52,7 +52,7 @@ static struct fz_global *fz_get(void)
 	g.d.start_ns = dsvc_now_ns();
 	FZ_CHECK(g.d.ops->open(&cfg, &g.d.be) == 0, "soft model open");
 	FZ_CHECK(pool_create(1, &g.d.pool) == 0, "pool");
-	FZ_CHECK(bx_queue_create(&g.bx) == 0, "executor queue");
+	FZ_CHECK(executor_queue_create(&g.bx) == 0, "executor queue");
 	g.memfd = memfd_create("fuzz-mem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	FZ_CHECK(g.memfd >= 0, "memfd");
 	FZ_CHECK(ftruncate(g.memfd, MEM_SIZE) == 0, "ftruncate");
@@ -66,7 +66,7 @@ struct dsvc *fz_service(void)
 	return &fz_get()->d;
 }
 
-struct bx_queue *fz_bx_queue(void)
+struct executor_queue *fz_bx_queue(void)
 {
 	return fz_get()->bx;
 }
@@ -142,7 +142,7 @@ void fz_session_reset(struct fz_session *f)
 void fz_session_close(struct fz_session *f)
 {
 	fz_session_reset(f);
-	rsv_session_release(fz_service(), f->s);
+	ringsvc_session_release(fz_service(), f->s);
 	session_destroy(fz_service(), f->s);
 	f->s = NULL;
 }

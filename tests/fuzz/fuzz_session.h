@@ -34,7 +34,7 @@ struct dsvc *fz_service(void);
 
 /* fz_bx_queue: the service's executor done-queue (made once), for targets
  * that switch d->bx on to take the daemon's async burst path. */
-struct bx_queue *fz_bx_queue(void);
+struct executor_queue *fz_bx_queue(void);
 
 /* fz_session_open: a new session with its memory and regions; aborts on failure. */
 void fz_session_open(struct fz_session *f);

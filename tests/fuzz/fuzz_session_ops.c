@@ -238,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (dout.disconnect)
 			break;
 	}
-	rsv_session_release(d, s);
+	ringsvc_session_release(d, s);
 	session_destroy(d, s);
 	for (int i = 0; i < FD_SCAN; i++)
 		FZ_CHECK((fcntl(fd_base + i, F_GETFD) >= 0) == open_before[i], "fd %d leaked or closed",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_sqe.c - libFuzzer target: a burst of arbitrary SQEs through the
- * daemon's validator (sqe_validate), then, for the valid ones, the planner
+ * daemon's validator (ringsvc_sqe_validate), then, for the valid ones, the planner
  * and executor against the software model with injected map/unmap
  * failures.
  *
@@ -19,7 +19,7 @@
  *            so that valid events are common.
  *
  * Oracles:
- *   - sqe_validate() agrees with an independent re-implementation of the
+ *   - ringsvc_sqe_validate() agrees with an independent re-implementation of the
  *     SQE rules (ring_service_priv.h), error code and granule range;
  *   - one completion per valid event, in order, user_data kept; with no
  *     fault armed every event succeeds;
@@ -312,8 +312,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_steer_sqe(&f, &q);
 		want = expect_sqe(&f, &q, &ri, &first, &count);
 		memset(&e, 0, sizeof(e));
-		got = sqe_validate(&q, f.s, &e);
-		FZ_CHECK(got == want, "sqe_validate says %d, the rules say %d (op %u region %u off 0x%llx len 0x%llx)",
+		got = ringsvc_sqe_validate(&q, f.s, &e);
+		FZ_CHECK(got == want, "ringsvc_sqe_validate says %d, the rules say %d (op %u region %u off 0x%llx len 0x%llx)",
 			 got, want, q.opcode, q.region_id, (unsigned long long)q.offset,
 			 (unsigned long long)q.length);
 		if (got != 1)

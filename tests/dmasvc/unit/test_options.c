@@ -164,15 +164,15 @@ Test(options, allow_list)
 	char err[256];
 
 	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
-	cr_expect(srv_peer_allowed(&o, 1000, 1000), "own uid by default");
-	cr_expect(srv_peer_allowed(&o, 1000, 0), "root by default");
-	cr_expect(!srv_peer_allowed(&o, 1000, 1001));
+	cr_expect(server_peer_allowed(&o, 1000, 1000), "own uid by default");
+	cr_expect(server_peer_allowed(&o, 1000, 0), "root by default");
+	cr_expect(!server_peer_allowed(&o, 1000, 1001));
 	cr_assert_eq(PARSE(&o, err, "--allow-uid", "1001"), OPT_RUN);
-	cr_expect(srv_peer_allowed(&o, 1000, 1001));
-	cr_expect(!srv_peer_allowed(&o, 1000, 1000), "an explicit list replaces the default");
-	cr_expect(srv_peer_admin(1000, 0));
-	cr_expect(srv_peer_admin(1000, 1000));
-	cr_expect(!srv_peer_admin(1000, 1001));
+	cr_expect(server_peer_allowed(&o, 1000, 1001));
+	cr_expect(!server_peer_allowed(&o, 1000, 1000), "an explicit list replaces the default");
+	cr_expect(server_peer_admin(1000, 0));
+	cr_expect(server_peer_admin(1000, 1000));
+	cr_expect(!server_peer_admin(1000, 1001));
 }
 
 Test(options, soft_faults_env)
@@ -180,7 +180,7 @@ Test(options, soft_faults_env)
 	struct soft_iommu_faults f;
 	char err[256];
 
-	cr_assert_eq(th_parse_soft_faults("map_fail_nth=3,map_errno=12,unmap_fail_nth=2,unmap_errno=5,"
+	cr_assert_eq(testhook_parse_soft_faults("map_fail_nth=3,map_errno=12,unmap_fail_nth=2,unmap_errno=5,"
 					  "map_range=0x200000-0x3fffff,map_range_errno=14",
 					  &f, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(f.map_fail_nth, 3);
@@ -190,12 +190,12 @@ Test(options, soft_faults_env)
 	cr_expect_eq(f.map_fail_start, 0x200000);
 	cr_expect_eq(f.map_fail_last, 0x3fffff);
 	cr_expect_eq(f.map_range_errno, 14);
-	cr_expect_eq(th_parse_soft_faults("", &f, err, sizeof(err)), 0);
-	cr_expect_eq(th_parse_soft_faults("bogus=1", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_faults("", &f, err, sizeof(err)), 0);
+	cr_expect_eq(testhook_parse_soft_faults("bogus=1", &f, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "bogus"), "%s", err);
-	cr_expect_eq(th_parse_soft_faults("map_errno=0", &f, err, sizeof(err)), -EINVAL);
-	cr_expect_eq(th_parse_soft_faults("map_fail_nth", &f, err, sizeof(err)), -EINVAL);
-	cr_expect_eq(th_parse_soft_faults("map_range=5", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_faults("map_errno=0", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_faults("map_fail_nth", &f, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_faults("map_range=5", &f, err, sizeof(err)), -EINVAL);
 }
 
 Test(options, log_levels)

@@ -80,7 +80,7 @@ static void setup(void)
 static void teardown(void)
 {
 	if (s) {
-		rsv_session_release(&d, s);
+		ringsvc_session_release(&d, s);
 		session_destroy(&d, s);
 	}
 	s = NULL;
@@ -159,7 +159,7 @@ static void run_and_reap(struct client_ring *c, struct dmasvc_cqe *out, int n)
 {
 	int got;
 
-	cr_assert_geq(rsv_ring_work(&d, s, c->rg, 16), 0);
+	cr_assert_geq(ringsvc_ring_work(&d, s, c->rg, 16), 0);
 	got = ring_cq_drain(&c->cq, out, (unsigned int)n + 1);
 	cr_assert_eq(got, n, "expected %d completions, got %d", n, got);
 }
@@ -302,17 +302,17 @@ Test(session, full_cq_waits_and_drops_nothing)
 	open_ring(&c, 8, 8);
 	for (int i = 0; i < 8; i++)
 		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
-	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 8);
+	cr_expect_eq(ringsvc_ring_work(&d, s, c.rg, 16), 8);
 	for (int i = 0; i < 8; i++)
 		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
 	/* CQ full: the next 8 are drained, kept in the backlog, and the service waits */
-	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 8);
+	cr_expect_eq(ringsvc_ring_work(&d, s, c.rg, 16), 8);
 	cr_expect_eq(c.rg->nr_backlog, 8);
 	cr_expect(c.rg->cq_waiting);
 	for (int i = 0; i < 8; i++)
 		post(&c, DMASVC_OP_NOP, 0, 0, 0, next_post++);
-	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), 0, "no drain while the backlog waits");
-	cr_expect(!rsv_ring_pending(c.rg));
+	cr_expect_eq(ringsvc_ring_work(&d, s, c.rg, 16), 0, "no drain while the backlog waits");
+	cr_expect(!ringsvc_ring_pending(c.rg));
 	for (int round = 0; round < 3; round++) {
 		bool waiting = c.rg->cq_waiting;
 		int n = ring_cq_drain(&c.cq, cqe, 8);
@@ -322,7 +322,7 @@ Test(session, full_cq_waits_and_drops_nothing)
 			     "the client rings the doorbell exactly when the service waits (round %d)", round);
 		for (int i = 0; i < n; i++)
 			cr_assert_eq(cqe[i].user_data, next_reap++, "in order, none lost");
-		rsv_ring_work(&d, s, c.rg, 16);
+		ringsvc_ring_work(&d, s, c.rg, 16);
 	}
 	cr_expect_eq(next_reap, next_post);
 	cr_expect_eq(ring_cq_drain(&c.cq, cqe, 8), 0, "nothing duplicated");
@@ -337,8 +337,8 @@ Test(session, corrupt_ring_index_is_a_protocol_error)
 	open_ring(&c, 8, 8);
 	/* the client claims 100 more entries than the ring holds */
 	*c.sq.core.tail_p = c.sq.core.tail + 100;
-	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), RING_EPROTO);
-	cr_expect_eq(rsv_ring_work(&d, s, c.rg, 16), RING_EPROTO, "sticky");
+	cr_expect_eq(ringsvc_ring_work(&d, s, c.rg, 16), RING_EPROTO);
+	cr_expect_eq(ringsvc_ring_work(&d, s, c.rg, 16), RING_EPROTO, "sticky");
 	close_ring(&c);
 }
 
@@ -443,7 +443,7 @@ Test(session, audit_pages_with_a_cursor)
 	open_ring(&c, 64, 64);
 	for (int g = 0; g < 64; g += 2) /* every other granule: 32 separate extents */
 		post(&c, DMASVC_OP_POPULATE, r, (uint64_t)g * 8 * MB, 8 * MB, (uint64_t)g);
-	cr_assert_eq(rsv_ring_work(&d, s, c.rg, 16), 32);
+	cr_assert_eq(ringsvc_ring_work(&d, s, c.rg, 16), 32);
 	q.region_id = r;
 	do {
 		cr_assert_eq(query_run(&d, s, &q, &rep, records, err, sizeof(err)), 0, "%s", err);
@@ -537,10 +537,10 @@ Test(session, teardown_unmaps_and_unpins)
 	open_ring(&c, 8, 8);
 	post(&c, DMASVC_OP_POPULATE, r, 0, 4 * MB, 1);
 	post(&c, DMASVC_OP_POPULATE, r, 8 * MB, 8 * MB, 2);
-	cr_assert_eq(rsv_ring_work(&d, s, c.rg, 16), 2);
+	cr_assert_eq(ringsvc_ring_work(&d, s, c.rg, 16), 2);
 	cr_expect_eq(vmlck(), 12 * MB, "the model pins what is mapped");
 	close_ring(&c);
-	rsv_session_release(&d, s);
+	ringsvc_session_release(&d, s);
 	session_destroy(&d, s);
 	s = NULL;
 	cr_expect_eq(vmlck(), 0);
@@ -661,7 +661,7 @@ Test(session, random_sqes_validate_safely)
 			.length = rand() % 2 ? lens[rand() % 6] : (uint64_t)rand() * 4096,
 		};
 		struct gran_event ev;
-		int v = sqe_validate(&e, s, &ev);
+		int v = ringsvc_sqe_validate(&e, s, &ev);
 
 		cr_assert(v == 1 || v == 0 || v == -EINVAL || v == -ERANGE || v == -ENOENT,
 			  "seed %u: result %d", seed, v);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * burst_exec.c - per-session executor threads and the done queue (see
- * burst_exec_priv.h).  One mutex + condvar per executor for the hand-off,
+ * executor.c - per-session executor threads and the done queue (see
+ * executor_priv.h).  One mutex + condvar per executor for the hand-off,
  * one mutex for the done queue; the eventfd only wakes the loop.
  */
 #include <errno.h>
@@ -12,10 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "burst_exec_priv.h"
+#include "executor_priv.h"
 #include "burst_priv.h"
 
-struct bx_queue {
+struct executor_queue {
 	pthread_mutex_t lock;
 	/* Guarded by lock; at most one entry per session (one burst in flight each). */
 	uint32_t ids[DSVC_MAX_SESSIONS];
@@ -23,7 +23,7 @@ struct bx_queue {
 	int efd;                  /* immutable */
 };
 
-struct bx_thread {
+struct executor_thread {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
@@ -35,9 +35,9 @@ struct bx_thread {
 	struct dsvc_session *s;
 };
 
-int bx_queue_create(struct bx_queue **out)
+int executor_queue_create(struct executor_queue **out)
 {
-	struct bx_queue *q = calloc(1, sizeof(*q));
+	struct executor_queue *q = calloc(1, sizeof(*q));
 
 	if (!q)
 		return -ENOMEM;
@@ -53,7 +53,7 @@ int bx_queue_create(struct bx_queue **out)
 	return 0;
 }
 
-void bx_queue_destroy(struct bx_queue *q)
+void executor_queue_destroy(struct executor_queue *q)
 {
 	if (!q)
 		return;
@@ -62,12 +62,12 @@ void bx_queue_destroy(struct bx_queue *q)
 	free(q);
 }
 
-int bx_queue_fd(const struct bx_queue *q)
+int executor_queue_fd(const struct executor_queue *q)
 {
 	return q->efd;
 }
 
-static void bx_done(struct bx_queue *q, uint32_t sid)
+static void executor_done(struct executor_queue *q, uint32_t sid)
 {
 	uint64_t one = 1;
 
@@ -79,9 +79,9 @@ static void bx_done(struct bx_queue *q, uint32_t sid)
 		;
 }
 
-static void *bx_main(void *arg)
+static void *executor_main(void *arg)
 {
-	struct bx_thread *t = arg;
+	struct executor_thread *t = arg;
 
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
@@ -93,15 +93,15 @@ static void *bx_main(void *arg)
 		burst_run(t->d, t->s, t->s->burst);
 		pthread_mutex_lock(&t->lock);
 		t->job = false;
-		bx_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */
+		executor_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
 }
 
-int bx_submit(struct dsvc *d, struct dsvc_session *s)
+int executor_submit(struct dsvc *d, struct dsvc_session *s)
 {
-	struct bx_thread *t = s->exec;
+	struct executor_thread *t = s->exec;
 	int ret;
 
 	if (!t) {
@@ -112,7 +112,7 @@ int bx_submit(struct dsvc *d, struct dsvc_session *s)
 		t->s = s;
 		pthread_mutex_init(&t->lock, NULL);
 		pthread_cond_init(&t->cv, NULL);
-		ret = -pthread_create(&t->thread, NULL, bx_main, t);
+		ret = -pthread_create(&t->thread, NULL, executor_main, t);
 		if (ret) {
 			pthread_cond_destroy(&t->cv);
 			pthread_mutex_destroy(&t->lock);
@@ -129,9 +129,9 @@ int bx_submit(struct dsvc *d, struct dsvc_session *s)
 	return 0;
 }
 
-unsigned int bx_reap(struct dsvc *d, uint32_t *ids, unsigned int max)
+unsigned int executor_reap(struct dsvc *d, uint32_t *ids, unsigned int max)
 {
-	struct bx_queue *q = d->bx;
+	struct executor_queue *q = d->bx;
 	unsigned int n;
 	uint64_t v;
 
@@ -153,7 +153,7 @@ unsigned int bx_reap(struct dsvc *d, uint32_t *ids, unsigned int max)
 	return n;
 }
 
-void bx_wait(struct dsvc *d)
+void executor_wait(struct dsvc *d)
 {
 	struct pollfd p = { .fd = d->bx->efd, .events = POLLIN };
 
@@ -161,9 +161,9 @@ void bx_wait(struct dsvc *d)
 		;
 }
 
-void bx_thread_stop(struct dsvc_session *s)
+void executor_thread_stop(struct dsvc_session *s)
 {
-	struct bx_thread *t = s->exec;
+	struct executor_thread *t = s->exec;
 
 	if (!t)
 		return;
