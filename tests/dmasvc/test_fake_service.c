@@ -5,9 +5,11 @@
  * *_it tests; here the point is what the library does with replies and
  * completions the real daemon would never send: wrong msg_id, impossible
  * errno, missing fds, a ring whose header does not match, CQEs naming no
- * event, duplicated, with a positive res, a corrupt CQ tail.  And one
- * thing the daemon may do but rarely: completing events out of order,
- * which the bitmap must still apply in submission order.
+ * event, duplicated, with a positive res, a corrupt CQ tail, a QUERY
+ * cursor that does not advance.  And things the daemon may do but rarely:
+ * completing events out of order, which the bitmap must still apply in
+ * submission order; QUERY pages that are empty or carry records of another
+ * size.  Also what a query-only client sends (HELLO, QUERY, BYE: no ring).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -34,7 +36,12 @@ enum fake_fault {
 	FAKE_BAD_ERRNO,      /* MEMORY_ADD reply error 99999 */
 	FAKE_RING_TWO_FDS,   /* RING_SETUP reply carries 2 fds */
 	FAKE_RING_MISMATCH,  /* RING_SETUP ring made with other entry counts */
+	FAKE_QUERY_STUCK,    /* QUERY pages: next_cursor 5, also when asked for 5 */
+	FAKE_QUERY_FAILS,    /* QUERY #1: EPERM "not for you"; later ones: no reply */
 };
+
+/* QUERY pages of the fake (cursor 0, 10, 20): 8-byte records {id, 100 + id}. */
+#define FAKE_PAGES 3
 
 struct fake {
 	enum fake_fault fault;
@@ -47,7 +54,56 @@ struct fake {
 	struct ring_mapping map;
 	struct ring_sq_consumer sq;
 	struct ring_cq_producer cq;
+	unsigned ring_setups, queries, byes; /* requests seen (the fake thread writes) */
 };
+
+/* Reply to @req: @body, then the NUL-terminated @text. */
+static void reply_text(struct fake *f, const struct dmasvc_msg_hdr *req, uint32_t error,
+		       const void *body, uint32_t len, const char *text)
+{
+	char pkt[DMASVC_MSG_MAX];
+	size_t tl = strlen(text) + 1;
+	struct dmasvc_msg_hdr h = { .size = (uint32_t)(sizeof(h) + len + tl), .cmd = req->cmd,
+				    .flags = DMASVC_MSG_REPLY, .msg_id = req->msg_id, .error = error };
+
+	cr_assert_leq(h.size, sizeof(pkt));
+	if (len)
+		memcpy(pkt, body, len);
+	memcpy(pkt + len, text, tl);
+	it_send_packet(f->cfd, &h, pkt, (uint32_t)(len + tl), NULL, 0);
+}
+
+/* A page of QUERY records (see FAKE_PAGES), or the faults' replies. */
+static void query_page(struct fake *f, const struct dmasvc_msg_hdr *h, const struct dmasvc_query *q)
+{
+	struct {
+		struct dmasvc_query_reply rep;
+		uint32_t rec[4][2];
+	} body = { .rep = { .what = q->what, .record_size = 8 } };
+
+	f->queries++;
+	if (f->fault == FAKE_QUERY_FAILS) {
+		if (f->queries == 1)
+			reply_text(f, h, EPERM, NULL, 0, "not for you");
+		return; /* later queries: no reply at all */
+	}
+	if (f->fault == FAKE_QUERY_STUCK) {
+		body.rep.count = 1;
+		body.rep.next_cursor = 5;
+	} else if (q->cursor == 0) {  /* two records */
+		body.rep.count = 2;
+		body.rep.next_cursor = 10;
+	} else if (q->cursor == 10) { /* an empty page that is not the last */
+		body.rep.next_cursor = 20;
+	} else {                      /* the last page: one record */
+		body.rep.count = 1;
+	}
+	for (uint32_t i = 0; i < body.rep.count; i++) {
+		body.rec[i][0] = (uint32_t)q->cursor + i + 1;
+		body.rec[i][1] = 100 + body.rec[i][0];
+	}
+	reply_text(f, h, 0, &body, (uint32_t)(sizeof(body.rep) + body.rep.count * 8), "");
+}
 
 static void reply(struct fake *f, const struct dmasvc_msg_hdr *req, uint32_t error,
 		  const void *body, uint32_t len, const int *fds, unsigned nfds)
@@ -127,10 +183,22 @@ static void *fake_main(void *arg)
 		case DMASVC_CMD_RING_SETUP: {
 			struct dmasvc_ring_setup rs;
 
+			f->ring_setups++;
 			memcpy(&rs, buf + sizeof(h), sizeof(rs));
 			ring_setup(f, &h, &rs);
 			break;
 		}
+		case DMASVC_CMD_QUERY: {
+			struct dmasvc_query q;
+
+			memcpy(&q, buf + sizeof(h), sizeof(q));
+			query_page(f, &h, &q);
+			break;
+		}
+		case DMASVC_CMD_BYE:
+			f->byes++;
+			reply(f, &h, 0, NULL, 0, NULL, 0);
+			break;
 		default:
 			reply(f, &h, 0, NULL, 0, NULL, 0);
 			break;
@@ -331,3 +399,107 @@ Test(fake, reply_with_wrong_msg_id) { bad_reply(FAKE_BAD_MSG_ID, false); }
 Test(fake, reply_with_impossible_errno) { bad_reply(FAKE_BAD_ERRNO, false); }
 Test(fake, ring_setup_missing_fd) { bad_reply(FAKE_RING_TWO_FDS, true); }
 Test(fake, ring_header_mismatch) { bad_reply(FAKE_RING_MISMATCH, true); }
+
+/* ---- a query-only client ---- */
+
+struct seen {
+	struct dmasvc_stat_session rec[8];
+	size_t size;
+	unsigned n;
+};
+
+static int see(void *arg, const void *rec)
+{
+	struct seen *k = arg;
+
+	if (k->n == 8)
+		return -ENOSPC;
+	memcpy(&k->rec[k->n++], rec, k->size);
+	return 0;
+}
+
+Test(fake, query_only_client_pages_and_pads_records)
+{
+	struct dmasvc_connect_opts o = { .timeout_ms = 2000 };
+	struct dmasvc_stat_session arr[4];
+	struct seen k = { .size = sizeof(k.rec[0]) };
+	struct fake f;
+	struct dmasvc_client *c;
+
+	fake_start(&f, FAKE_OK);
+	cr_assert_eq(dmasvc_connect_query_only(f.path, &o, &c), 0);
+	cr_expect_eq(dmasvc_session_id(c), 7);
+	memset(k.rec, 0xa5, sizeof(k.rec));
+	cr_assert_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, see, &k), 0);
+	cr_expect_eq(f.queries, FAKE_PAGES, "every page, the empty one too");
+	cr_assert_eq(k.n, 3);
+	cr_expect_eq(k.rec[0].session_id, 1);
+	cr_expect_eq(k.rec[1].session_id, 2);
+	cr_expect_eq(k.rec[2].session_id, 21);
+	cr_expect_eq(k.rec[2].pid, 121);
+	cr_expect_eq(k.rec[2].uid, 0, "an 8-byte record is zero-padded");
+	cr_expect_eq(k.rec[2].latency_p99_ns, 0);
+
+	/* A smaller caller record gets the head of each wire record. */
+	k = (struct seen){ .size = 4 };
+	memset(k.rec, 0xa5, sizeof(k.rec));
+	cr_assert_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, see, &k), 0);
+	cr_expect_eq(k.n, 3);
+	cr_expect_eq(k.rec[1].session_id, 2);
+	cr_expect_eq(k.rec[1].pid, 0xa5a5a5a5u, "nothing past the caller's size is written");
+
+	/* dmasvc_query stops asking once the array is full. */
+	f.queries = 0;
+	cr_expect_eq(dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, arr, sizeof(arr[0]), 2), 2);
+	cr_expect_eq(f.queries, 1);
+	cr_expect_eq(dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, arr, sizeof(arr[0]), 4), 3);
+	cr_expect_eq(arr[2].session_id, 21);
+
+	dmasvc_disconnect(c);
+	fake_stop(&f);
+	cr_expect_eq(f.ring_setups, 0, "a query-only client sets up no ring");
+	cr_expect_eq(f.byes, 1, "and says BYE");
+}
+
+Test(fake, query_cursor_that_does_not_advance)
+{
+	struct dmasvc_connect_opts o = { .timeout_ms = 2000 };
+	struct dmasvc_stat_session arr[16];
+	struct seen k = { .size = sizeof(k.rec[0]) };
+	struct fake f;
+	struct dmasvc_client *c;
+
+	fake_start(&f, FAKE_QUERY_STUCK);
+	cr_assert_eq(dmasvc_connect_query_only(f.path, &o, &c), 0);
+	cr_expect_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, see, &k), -EPROTO);
+	cr_expect_eq(k.n, 1, "the first page's record; the repeated page is refused whole");
+	cr_expect_eq(f.queries, 2);
+	cr_expect_eq(dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, arr, sizeof(arr[0]), 16), -EPROTO,
+		     "no endless walk");
+	dmasvc_disconnect(c);
+	fake_stop(&f);
+}
+
+Test(fake, service_error_text_only_from_an_error_reply)
+{
+	struct dmasvc_connect_opts o = { .timeout_ms = 300 };
+	struct seen k = { .size = sizeof(k.rec[0]) };
+	struct fake f;
+	struct dmasvc_client *c;
+
+	fake_start(&f, FAKE_QUERY_FAILS);
+	cr_assert_eq(dmasvc_connect_query_only(f.path, &o, &c), 0);
+	cr_expect_str_empty(dmasvc_last_service_error(c));
+	cr_expect_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, 0,
+				       k.size, see, &k), -EPERM);
+	cr_expect_str_eq(dmasvc_last_service_error(c), "not for you");
+	cr_expect_str_eq(dmasvc_last_error(c), "not for you");
+	/* No reply at all: the library's own text, no service text. */
+	cr_expect_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, see, &k), -ETIMEDOUT);
+	cr_expect_str_empty(dmasvc_last_service_error(c));
+	cr_expect_str_neq(dmasvc_last_error(c), "not for you");
+	cr_expect_str_not_empty(dmasvc_last_error(c));
+	cr_expect_eq(k.n, 0);
+	dmasvc_disconnect(c);
+	fake_stop(&f);
+}

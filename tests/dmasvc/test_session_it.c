@@ -4,7 +4,9 @@
  * populate/discard correctness checked against what the service's backend
  * holds (QUERY REGIONS + AUDIT) and against its VmLck; blocking and
  * asynchronous events; several concurrent sessions; the mapping budget;
- * local argument checks.
+ * local argument checks; a query-only connection (dmasvc_connect_query_only)
+ * walking service-wide queries over several pages (dmasvc_query_each) and
+ * the service's error text (dmasvc_last_service_error).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -393,4 +395,172 @@ Test(session, queue_fd_in_a_poll_loop)
 	check(&f);
 	dmasvc_queue_close(q);
 	fx_close(&f);
+}
+
+/* ---- a query-only connection (dmasvcctl's) and service-wide paged queries ---- */
+
+struct collected {
+	unsigned char *buf;
+	size_t size, n, cap;
+	size_t stop_after; /* fn returns 42 after this many records (0: never) */
+};
+
+static int collect(void *arg, const void *rec)
+{
+	struct collected *k = arg;
+
+	if (k->n == k->cap)
+		return -ENOSPC;
+	memcpy(k->buf + k->n * k->size, rec, k->size);
+	k->n++;
+	return k->stop_after && k->n == k->stop_after ? 42 : 0;
+}
+
+static void collect_init(struct collected *k, size_t size, size_t cap)
+{
+	*k = (struct collected){ .buf = calloc(cap, size), .size = size, .cap = cap };
+	cr_assert_not_null(k->buf);
+}
+
+Test(session, query_only_connection_and_paged_service_wide_queries)
+{
+	enum { NREG = 80, NEXT = 400 };  /* > 1 page of REGIONS, > 2 pages of AUDIT extents */
+	const uint64_t P = 4096, small = 64 * 1024;
+	struct fixture f;
+	struct dmasvc_client *q;
+	struct dmasvc_queue *qq = NULL;
+	struct dmasvc_region_desc d = { .size = small, .granule = P };
+	struct dmasvc_stat_session *ss;
+	struct dmasvc_stat_region *rg;
+	struct dmasvc_audit_extent *ext, local[NEXT + 1];
+	struct collected k;
+	uint32_t fsid, qsid, svc_region = UINT32_MAX;
+	int fd2, mem2;
+
+	/* A VMM session: one region with NEXT separate populated pages, NREG more. */
+	fx_open(&f, 2 * NEXT * P, P, 1ull << 40);
+	for (uint64_t i = 0; i < NEXT; i++)
+		cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * i * P, P), 0);
+	fd2 = it_memfd(NREG * small, true);
+	mem2 = dmasvc_memory_add(f.c, fd2, NREG * small, 0);
+	cr_assert_geq(mem2, 0, "%s", dmasvc_last_error(f.c));
+	d.mem_id = (uint32_t)mem2;
+	for (int i = 0; i < NREG; i++) {
+		d.mem_offset = (uint64_t)i * small;
+		d.iova = (1ull << 41) + (uint64_t)i * small;
+		cr_assert_geq(dmasvc_region_add(f.c, &d), 0, "%s", dmasvc_last_error(f.c));
+	}
+	fsid = dmasvc_session_id(f.c);
+
+	cr_assert_eq(dmasvc_connect_query_only(svc.sock, NULL, &q), 0);
+	qsid = dmasvc_session_id(q);
+	cr_assert(qsid != 0 && qsid != fsid);
+
+	/* Nothing that would give the session resources, and nothing sent. */
+	cr_expect_null(dmasvc_default_queue(q));
+	cr_expect_eq(dmasvc_memory_add(q, fd2, NREG * small, 0), -EOPNOTSUPP);
+	cr_expect_eq(dmasvc_region_add(q, &d), -EOPNOTSUPP);
+	cr_expect_eq(dmasvc_populate(q, 0, 0, P), -EOPNOTSUPP);
+	cr_expect_eq(dmasvc_discard(q, 0, 0, P), -EOPNOTSUPP);
+	cr_expect_eq(dmasvc_queue_open(q, 8, &qq), -EOPNOTSUPP);
+	cr_expect_null(qq);
+	cr_expect_eq(dmasvc_device_attach(q, fd2), -EOPNOTSUPP);
+	cr_expect_eq(dmasvc_reconnect(q), -EOPNOTSUPP);
+
+	/* SESSIONS: the query-only session holds no ring and no region. */
+	collect_init(&k, sizeof(*ss), 16);
+	cr_assert_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, 0,
+				       k.size, collect, &k), 0, "%s", dmasvc_last_service_error(q));
+	cr_assert_eq(k.n, 2);
+	ss = (struct dmasvc_stat_session *)k.buf;
+	for (size_t i = 0; i < k.n; i++) {
+		if (ss[i].session_id == qsid) {
+			cr_expect_eq(ss[i].rings, 0, "query-only: no ring");
+			cr_expect_eq(ss[i].regions, 0);
+		} else {
+			cr_expect_eq(ss[i].session_id, fsid);
+			cr_expect_eq(ss[i].rings, 1);
+			cr_expect_eq(ss[i].regions, NREG + 1);
+		}
+	}
+	free(k.buf);
+
+	/* REGIONS over two pages, with the service's ids. */
+	collect_init(&k, sizeof(*rg), 4 * NREG);
+	cr_assert_eq(dmasvc_query_each(q, DMASVC_QUERY_REGIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, 0,
+				       k.size, collect, &k), 0);
+	cr_assert_eq(k.n, NREG + 1, "every region, past the first page");
+	rg = (struct dmasvc_stat_region *)k.buf;
+	for (size_t i = 0; i < k.n; i++) {
+		cr_expect_eq(rg[i].session_id, fsid);
+		for (size_t j = 0; j < i; j++)
+			cr_expect_neq(rg[i].region_id, rg[j].region_id, "each region once");
+		if (rg[i].iova == f.iova) {
+			svc_region = rg[i].region_id;
+			cr_expect_eq(rg[i].populated_bytes, NEXT * P);
+		}
+	}
+	cr_assert_neq(svc_region, UINT32_MAX);
+	free(k.buf);
+
+	/* AUDIT of the other session's region by its service ids, over three pages. */
+	collect_init(&k, sizeof(*ext), 2 * NEXT);
+	cr_assert_eq(dmasvc_query_each(q, DMASVC_QUERY_AUDIT, DMASVC_QUERY_F_ALL_SESSIONS, svc_region,
+				       fsid, k.size, collect, &k), 0, "%s", dmasvc_last_service_error(q));
+	cr_assert_eq(k.n, NEXT);
+	ext = (struct dmasvc_audit_extent *)k.buf;
+	for (size_t i = 0; i < k.n; i++) {
+		cr_expect_eq(ext[i].state, DMASVC_AUDIT_OK);
+		cr_expect_eq(ext[i].iova, f.iova + 2 * i * P);
+		cr_expect_eq(ext[i].length, P);
+	}
+	/* The same through the owner's local id, and through dmasvc_query(). */
+	k.n = 0;
+	cr_assert_eq(dmasvc_query_each(f.c, DMASVC_QUERY_AUDIT, 0, (uint32_t)f.region, 0, k.size,
+				       collect, &k), 0);
+	cr_expect_eq(k.n, NEXT);
+	cr_expect_eq(dmasvc_query(f.c, DMASVC_QUERY_AUDIT, 0, (uint32_t)f.region, local,
+				  sizeof(local[0]), NEXT + 1), NEXT);
+	cr_expect_eq(memcmp(local, k.buf, NEXT * sizeof(local[0])), 0);
+	cr_expect_eq(dmasvc_query(f.c, DMASVC_QUERY_AUDIT, 0, (uint32_t)f.region, local,
+				  sizeof(local[0]), 170), 170, "dmasvc_query stops at max");
+	/* A non-zero return of fn stops the walk and is returned. */
+	k.n = 0;
+	k.stop_after = 3;
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_AUDIT, DMASVC_QUERY_F_ALL_SESSIONS, svc_region,
+				       fsid, k.size, collect, &k), 42);
+	cr_expect_eq(k.n, 3);
+	free(k.buf);
+
+	/* Local argument checks. */
+	collect_init(&k, sizeof(*ss), 16);
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, fsid,
+				       k.size, collect, &k), -EINVAL, "session id only for AUDIT");
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_AUDIT, 0, svc_region, fsid, k.size, collect, &k),
+		     -EINVAL, "session id only service-wide");
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, 0, 0, 0, 0, collect, &k), -EINVAL);
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, 0, 0, 0, DMASVC_MSG_MAX + 1, collect,
+				       &k), -EINVAL);
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, NULL, &k), -EINVAL);
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_AUDIT, 0, 0, 0, k.size, collect, &k), -ENOENT,
+		     "no local region 0 on a query-only client");
+
+	/* The service's reason, and only for the request that failed. */
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_AUDIT, DMASVC_QUERY_F_ALL_SESSIONS, svc_region,
+				       0x7ffffff0, k.size, collect, &k), -ENOENT);
+	cr_expect_neq(strstr(dmasvc_last_service_error(q), "no session"), NULL, "'%s'",
+		      dmasvc_last_service_error(q));
+	k.n = 0;
+	cr_expect_eq(dmasvc_query_each(q, DMASVC_QUERY_SESSIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, 0,
+				       k.size, collect, &k), 0);
+	cr_expect_str_empty(dmasvc_last_service_error(q), "cleared by the next request");
+	cr_expect_str_empty(dmasvc_last_service_error(NULL));
+	free(k.buf);
+
+	dmasvc_disconnect(q);
+	cr_expect_eq(it_count_sessions(svc.sock), 1, "the query-only session is gone");
+	cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(NEXT * P));
+	check(&f);
+	fx_close(&f);
+	close(fd2);
 }

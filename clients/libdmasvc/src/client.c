@@ -69,8 +69,9 @@ static void client_free(struct dmasvc_client *c)
 	free(c);
 }
 
-int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
-		   struct dmasvc_client **out)
+/* dmasvc_connect and dmasvc_connect_query_only; the latter sets up no queue. */
+static int client_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
+			  bool query_only, struct dmasvc_client **out)
 {
 	struct dmasvc_client *c;
 	struct dmasvc_queue *q;
@@ -88,6 +89,7 @@ int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *op
 	pthread_mutex_init(&c->state_lock, NULL);
 	c->sock = -1;
 	c->next_msg_id = 1;
+	c->query_only = query_only;
 	memcpy(c->path, path, strlen(path) + 1);
 	if (opts)
 		c->opts = *opts;
@@ -103,6 +105,10 @@ int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *op
 	err = cl_session_open(c);
 	if (err)
 		goto err_free;
+	if (query_only) {
+		*out = c;
+		return 0;
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		err = -ENOMEM;
@@ -127,6 +133,18 @@ err_close:
 err_free:
 	client_free(c);
 	return err;
+}
+
+int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
+		   struct dmasvc_client **out)
+{
+	return client_connect(socket_path, opts, false, out);
+}
+
+int dmasvc_connect_query_only(const char *socket_path, const struct dmasvc_connect_opts *opts,
+			      struct dmasvc_client **out)
+{
+	return client_connect(socket_path, opts, true, out);
 }
 
 static void queue_free(struct dmasvc_queue *q)
@@ -161,6 +179,11 @@ void dmasvc_disconnect(struct dmasvc_client *c)
 const char *dmasvc_last_error(const struct dmasvc_client *c)
 {
 	return c ? c->last_error : "";
+}
+
+const char *dmasvc_last_service_error(const struct dmasvc_client *c)
+{
+	return c ? c->service_error : "";
 }
 
 /* ---- memories ------------------------------------------------------------ */
@@ -199,6 +222,8 @@ int dmasvc_memory_add(struct dmasvc_client *c, int fd, uint64_t size, uint32_t f
 
 	if (!c || fd < 0 || size == 0)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP;
 	m.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (m.fd < 0)
 		return -errno;
@@ -287,6 +312,8 @@ int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *
 
 	if (!c || !d)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP;
 	err = cl_region_geom_check(d->mem_offset, d->size, d->iova, d->granule);
 	if (err)
 		return err;

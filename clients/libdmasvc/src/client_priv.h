@@ -101,7 +101,9 @@ struct dmasvc_client {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct dmasvc_connect_opts opts; /* defaults filled in */
 	struct dmasvc_hello_reply hello;
+	bool query_only;             /* dmasvc_connect_query_only(): HELLO, no queue */
 	char last_error[DMASVC_TEXT_MAX];
+	char service_error[DMASVC_TEXT_MAX]; /* error reply text of the last request, or "" */
 
 	pthread_mutex_t state_lock;  /* regions[i]->populated and ->live */
 	struct cl_memory *mems;      /* under ctl_lock */
@@ -127,7 +129,8 @@ struct cl_reply {
  * cl_call: send request @cmd with @body (and @nfds fds) and wait for its
  * reply into @r (caller holds ctl_lock).  On return 0, r->hdr.error is the
  * service's errno (0 = success; then the body holds at least @reply_struct
- * bytes); on an error reply last_error holds the service's text.  The reply's fds must be
+ * bytes); on an error reply last_error and service_error hold the service's
+ * text (service_error is "" otherwise).  The reply's fds must be
  * taken or closed with cl_reply_close_fds().  Returns 0 or -errno for a
  * transport failure (-ENOTCONN peer gone, -ETIMEDOUT, -EPROTO malformed).
  */

@@ -22,6 +22,8 @@ int dmasvc_device_attach(struct dmasvc_client *c, int device_fd)
 
 	if (!c || device_fd < 0)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&c->ctl_lock);
 	err = cl_call_simple(c, DMASVC_CMD_DEVICE_ATTACH, &req, sizeof(req), &device_fd, 1, &rep,
 			     sizeof(rep));

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * query.c - dmasvc_query(): QUERY pages walked with the service's cursor,
- * records copied into the caller's layout (truncated or zero-padded, so
- * either side may have grown a record).  Region ids are translated between
- * the caller's local ids and the service's.
+ * query.c - dmasvc_query() and dmasvc_query_each(): QUERY pages walked with
+ * the service's cursor (query_walk), records copied into the caller's
+ * layout (truncated or zero-padded, so either side may have grown a
+ * record).  Region ids are translated between the caller's local ids and
+ * the service's, except in service-wide calls naming another session.
  */
 #include <errno.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "client_priv.h"
@@ -19,64 +22,163 @@ static uint32_t region_local_id(struct dmasvc_client *c, uint32_t svc_id)
 	return UINT32_MAX;
 }
 
-int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
-		 void *records, size_t record_size, unsigned max)
+/*
+ * Fill in @req's region id for AUDIT (ctl_lock held): the caller's local
+ * @region_id unless req->session_id names a session, in which case it is
+ * the service's id already.  0 or -ENOENT (unknown local region).
+ */
+static int query_target(struct dmasvc_client *c, struct dmasvc_query *req, uint32_t region_id)
 {
-	struct dmasvc_query req = { .what = what, .flags = flags };
-	unsigned got = 0;
-	struct cl_reply r;
-	int err = 0;
+	struct cl_region *reg;
 
-	if (!c || (max && (!records || !record_size)))
-		return -EINVAL;
-	pthread_mutex_lock(&c->ctl_lock);
-	if (what == DMASVC_QUERY_AUDIT) {
-		pthread_mutex_lock(&c->state_lock);
-		struct cl_region *reg = cl_region_get(c, region_id);
-
-		req.region_id = reg ? reg->svc_id : 0;
-		pthread_mutex_unlock(&c->state_lock);
-		if (!reg) {
-			err = -ENOENT;
-			goto out_unlock;
-		}
+	if (req->what != DMASVC_QUERY_AUDIT)
+		return 0;
+	if (req->session_id) {
+		req->region_id = region_id;
+		return 0;
 	}
+	pthread_mutex_lock(&c->state_lock);
+	reg = cl_region_get(c, region_id);
+	req->region_id = reg ? reg->svc_id : 0;
+	pthread_mutex_unlock(&c->state_lock);
+	return reg ? 0 : -ENOENT;
+}
+
+/* Wire record @src (@wire_size bytes) into @dst (@size bytes) as the caller sees it. */
+static void record_copy(struct dmasvc_client *c, const struct dmasvc_query *req, void *dst,
+			size_t size, const uint8_t *src, uint32_t wire_size)
+{
+	size_t n = wire_size < size ? wire_size : size;
+
+	memcpy(dst, src, n);
+	memset((char *)dst + n, 0, size - n);
+	if (req->what == DMASVC_QUERY_REGIONS && !(req->flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
+	    size >= DMASVC_OFFSETOFEND(struct dmasvc_stat_region, region_id)) {
+		struct dmasvc_stat_region *sr = dst;
+
+		sr->region_id = region_local_id(c, sr->region_id);
+	}
+}
+
+typedef int (*wire_record_fn)(void *arg, const uint8_t *rec, uint32_t wire_size);
+
+/*
+ * Run @req from its cursor to the last page (ctl_lock held), calling @fn per
+ * wire record once its page is validated.  Returns 0, @fn's non-zero return,
+ * the service's -errno, or -EPROTO (malformed page, or a cursor that does
+ * not advance).
+ */
+static int query_walk(struct dmasvc_client *c, struct dmasvc_query *req, wire_record_fn fn,
+		      void *arg)
+{
+	struct cl_reply r;
+	int err;
+
 	do {
 		struct dmasvc_query_reply rep;
 		uint64_t bytes;
 
-		err = cl_call(c, DMASVC_CMD_QUERY, &req, sizeof(req), NULL, 0, &r, sizeof(rep));
+		err = cl_call(c, DMASVC_CMD_QUERY, req, sizeof(*req), NULL, 0, &r, sizeof(rep));
 		if (err)
-			goto out_unlock;
+			return err;
 		cl_reply_close_fds(&r);
-		if (r.hdr.error) {
-			err = -(int)r.hdr.error;
-			goto out_unlock;
-		}
+		if (r.hdr.error)
+			return -(int)r.hdr.error;
 		memcpy(&rep, r.buf, sizeof(rep));
 		bytes = (uint64_t)rep.count * rep.record_size;
-		if (rep.what != what || rep.record_size == 0 ||
-		    bytes > r.body_len - sizeof(rep)) {
-			err = -EPROTO;
-			goto out_unlock;
+		if (rep.what != req->what || rep.record_size == 0 ||
+		    bytes > r.body_len - sizeof(rep) ||
+		    (rep.next_cursor && rep.next_cursor == req->cursor))
+			return -EPROTO;
+		for (uint32_t i = 0; i < rep.count; i++) {
+			err = fn(arg, r.buf + sizeof(rep) + (size_t)i * rep.record_size,
+				 rep.record_size);
+			if (err)
+				return err;
 		}
-		for (uint32_t i = 0; i < rep.count && got < max; i++, got++) {
-			char *dst = (char *)records + (size_t)got * record_size;
-			size_t n = rep.record_size < record_size ? rep.record_size : record_size;
+		req->cursor = rep.next_cursor;
+	} while (req->cursor);
+	return 0;
+}
 
-			memcpy(dst, r.buf + sizeof(rep) + (size_t)i * rep.record_size, n);
-			memset(dst + n, 0, record_size - n);
-			if (what == DMASVC_QUERY_REGIONS && !(flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
-			    record_size >= DMASVC_OFFSETOFEND(struct dmasvc_stat_region, region_id)) {
-				struct dmasvc_stat_region *sr = (struct dmasvc_stat_region *)dst;
+/* ---- dmasvc_query: into the caller's array, up to max records ---- */
 
-				sr->region_id = region_local_id(c, sr->region_id);
-			}
-		}
-		req.cursor = rep.next_cursor;
-	} while (req.cursor && got < max);
-	err = (int)got;
-out_unlock:
+struct array_ctx {
+	struct dmasvc_client *c;
+	const struct dmasvc_query *req;
+	char *records;
+	size_t record_size;
+	unsigned max, got;
+};
+
+/* Returns 1 (stop) once the array is full. */
+static int array_push(void *arg, const uint8_t *rec, uint32_t wire_size)
+{
+	struct array_ctx *a = arg;
+
+	if (a->got == a->max)
+		return 1;
+	record_copy(a->c, a->req, a->records + (size_t)a->got * a->record_size, a->record_size,
+		    rec, wire_size);
+	return ++a->got == a->max;
+}
+
+int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
+		 void *records, size_t record_size, unsigned max)
+{
+	struct dmasvc_query req = { .what = what, .flags = flags };
+	struct array_ctx a = {
+		.c = c, .req = &req, .records = records, .record_size = record_size, .max = max,
+	};
+	int err;
+
+	if (!c || (max && (!records || !record_size)))
+		return -EINVAL;
+	pthread_mutex_lock(&c->ctl_lock);
+	err = query_target(c, &req, region_id);
+	if (!err)
+		err = query_walk(c, &req, array_push, &a);
+	pthread_mutex_unlock(&c->ctl_lock);
+	return err < 0 ? err : (int)a.got;
+}
+
+/* ---- dmasvc_query_each: one caller-layout record at a time ---- */
+
+struct each_ctx {
+	struct dmasvc_client *c;
+	const struct dmasvc_query *req;
+	size_t record_size;
+	int (*fn)(void *arg, const void *record);
+	void *arg;
+	alignas(max_align_t) unsigned char rec[DMASVC_MSG_MAX];
+};
+
+static int each_record(void *arg, const uint8_t *rec, uint32_t wire_size)
+{
+	struct each_ctx *e = arg;
+
+	record_copy(e->c, e->req, e->rec, e->record_size, rec, wire_size);
+	return e->fn(e->arg, e->rec);
+}
+
+int dmasvc_query_each(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
+		      uint32_t session_id, size_t record_size,
+		      int (*fn)(void *arg, const void *record), void *arg)
+{
+	struct dmasvc_query req = { .what = what, .flags = flags, .session_id = session_id };
+	struct each_ctx e = {
+		.c = c, .req = &req, .record_size = record_size, .fn = fn, .arg = arg,
+	};
+	int err;
+
+	if (!c || !fn || record_size == 0 || record_size > sizeof(e.rec))
+		return -EINVAL;
+	if (session_id && (what != DMASVC_QUERY_AUDIT || !(flags & DMASVC_QUERY_F_ALL_SESSIONS)))
+		return -EINVAL;
+	pthread_mutex_lock(&c->ctl_lock);
+	err = query_target(c, &req, region_id);
+	if (!err)
+		err = query_walk(c, &req, each_record, &e);
 	pthread_mutex_unlock(&c->ctl_lock);
 	return err;
 }

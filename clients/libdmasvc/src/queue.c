@@ -364,6 +364,8 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 
 	if (!c)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP;
 	q = c->defq;
 	cl_queue_lock(q);
 	for (;;) {
@@ -493,6 +495,8 @@ int dmasvc_queue_open(struct dmasvc_client *c, uint32_t sq_entries, struct dmasv
 
 	if (!c || !out)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;

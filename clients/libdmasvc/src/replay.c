@@ -71,6 +71,8 @@ int dmasvc_reconnect(struct dmasvc_client *c)
 
 	if (!c)
 		return -EINVAL;
+	if (c->query_only)
+		return -EOPNOTSUPP; /* nothing to replay: disconnect and connect again */
 	pthread_mutex_lock(&c->ctl_lock);
 	cl_queue_lock(c->defq);
 	for (q = c->queues; q; q = q->next) {

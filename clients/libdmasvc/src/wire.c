@@ -149,19 +149,23 @@ static int recv_packet(struct dmasvc_client *c, struct cl_reply *r, int64_t dead
 	return 0;
 }
 
-/* Copy the reply text (NUL-terminated or not) at body offset @off into last_error. */
+/*
+ * Copy the reply text (NUL-terminated or not) at body offset @off into
+ * service_error and last_error.
+ */
 static void take_text(struct dmasvc_client *c, const struct cl_reply *r, uint32_t off)
 {
+	char *t = c->service_error;
 	size_t len = 0;
 
 	if (off < r->body_len) {
 		len = r->body_len - off;
-		if (len > sizeof(c->last_error) - 1)
-			len = sizeof(c->last_error) - 1;
-		memcpy(c->last_error, r->buf + off, len);
+		if (len > sizeof(c->service_error) - 1)
+			len = sizeof(c->service_error) - 1;
+		memcpy(t, r->buf + off, len);
 	}
-	c->last_error[len] = '\0';
-	c->last_error[strnlen(c->last_error, len)] = '\0';
+	t[strnlen(t, len)] = '\0';
+	memcpy(c->last_error, t, strlen(t) + 1);
 }
 
 int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
@@ -172,6 +176,7 @@ int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t le
 	int err;
 
 	r->nfds = 0;
+	c->service_error[0] = '\0';
 	if (c->sock < 0) {
 		err = -ENOTCONN;
 		goto err_transport;

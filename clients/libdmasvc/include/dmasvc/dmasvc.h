@@ -21,7 +21,9 @@
  *
  * Errors: every function returns 0 (or a count/id) on success and -errno on
  * failure; errno is not used.  dmasvc_last_error() returns the service's
- * message for the last failed control call on this client.
+ * message for the last failed control call on this client;
+ * dmasvc_last_service_error() only the service's own reason, for callers
+ * that print it after their own strerror().
  */
 #ifndef DMASVC_DMASVC_H
 #define DMASVC_DMASVC_H
@@ -63,8 +65,42 @@ int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *op
  */
 void dmasvc_disconnect(struct dmasvc_client *c);
 
+/*
+ * dmasvc_connect_query_only: connect to the service at @socket_path (NULL =
+ * the default) for queries only: the HELLO handshake and nothing else.
+ *   needs:      @opts NULL or its client_tag and timeout_ms (sq_entries and
+ *               cq_entries are ignored); service-wide queries need an admin
+ *               peer (root or the service's uid, docs/protocol.md).
+ *   guarantees: the session holds no ring, memory or region and never takes
+ *               the service's configured devices.  dmasvc_query(),
+ *               dmasvc_query_each(), dmasvc_session_id(), the error texts
+ *               and dmasvc_disconnect() work as on any client; the calls
+ *               that would give the session resources (dmasvc_memory_add,
+ *               dmasvc_region_add, dmasvc_populate, dmasvc_discard,
+ *               dmasvc_queue_open, dmasvc_device_attach, dmasvc_reconnect)
+ *               return -EOPNOTSUPP and send nothing; dmasvc_default_queue()
+ *               is NULL.
+ *   returns:    0 and sets *@out, or -errno as dmasvc_connect().
+ */
+int dmasvc_connect_query_only(const char *socket_path, const struct dmasvc_connect_opts *opts,
+			      struct dmasvc_client **out);
+
 /* dmasvc_last_error: the service's text for the last failed call ("" if none). */
 const char *dmasvc_last_error(const struct dmasvc_client *c);
+
+/*
+ * dmasvc_last_service_error: the text of the service's error reply to the
+ * most recent control request sent on this client.
+ *   guarantees: "" when that request succeeded, or failed without an error
+ *               reply (transport failure, timeout, malformed reply); never a
+ *               text made up by the library and never one left over from an
+ *               earlier request (unlike dmasvc_last_error(), which is meant
+ *               to be shown alone).  Calls that fail their local checks send
+ *               nothing and leave it as it was.  Valid until the next call
+ *               on @c.
+ *   returns:    a NUL-terminated string ("" for NULL @c).
+ */
+const char *dmasvc_last_service_error(const struct dmasvc_client *c);
 
 /*
  * dmasvc_memory_add: give the service guest memory: a memfd sealed with
@@ -208,7 +244,7 @@ int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id
 				     int (*fn)(void *arg, uint64_t offset, uint64_t length),
 				     void *arg);
 
-/* ---- queries (additions to the lead's API, used by the demo and tests) ---- */
+/* ---- queries (additions to the lead's API: the demo, dmasvcctl, tests) ---- */
 
 /*
  * dmasvc_query: run QUERY @what (enum dmasvc_query_what in proto.h) with
@@ -223,6 +259,34 @@ int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id
  */
 int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
 		 void *records, size_t record_size, unsigned max);
+
+/*
+ * dmasvc_query_each: run QUERY @what (with @flags) over every page the
+ * service returns, following its cursor, and call @fn once per record in
+ * the service's order.
+ *   needs:      @fn; 0 < @record_size <= DMASVC_MSG_MAX.  @fn gets @record_size
+ *               bytes (a record larger on the wire is truncated, a smaller
+ *               one zero-padded), valid during the call only; it runs with
+ *               the client's control lock held and must not call into @c.
+ *               Ids: with @session_id 0, as dmasvc_query() (for
+ *               DMASVC_QUERY_AUDIT @region_id is the caller's region id;
+ *               REGIONS of the own session report the caller's ids).  A
+ *               non-zero @session_id, only for DMASVC_QUERY_AUDIT with
+ *               DMASVC_QUERY_F_ALL_SESSIONS, names another session and
+ *               @region_id is then the service's id of its region: both as
+ *               REGIONS with DMASVC_QUERY_F_ALL_SESSIONS reports them.
+ *   guarantees: each page is validated before @fn sees its records; a cursor
+ *               that does not advance ends the walk with -EPROTO.
+ *   returns:    0 after the last page, @fn's non-zero return (which stops the
+ *               walk), or -errno: -EINVAL bad arguments, -ENOENT unknown
+ *               local region or (from the service) a session or region that
+ *               is gone, -EPERM a service-wide query from a non-admin peer,
+ *               -EPROTO a malformed reply, the service's other errors, or
+ *               transport errors as for any control call.
+ */
+int dmasvc_query_each(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
+		      uint32_t session_id, size_t record_size,
+		      int (*fn)(void *arg, const void *record), void *arg);
 
 /* dmasvc_session_id: the service's id of the current session (for logs). */
 uint32_t dmasvc_session_id(const struct dmasvc_client *c);
