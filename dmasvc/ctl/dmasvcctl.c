@@ -11,6 +11,11 @@
  * Latency figures are service-side: from the SQE drain to the CQE post, over
  * the last one to two seconds (a log-linear histogram; values are bucket
  * upper bounds, at most 12.5% high).
+ *
+ * It talks to the service through libdmasvc, on a query-only connection
+ * (dmasvc_connect_query_only: HELLO and nothing else, so it holds no ring
+ * and never takes the service's devices).  Errors are -errno up to report()
+ * (or main() for the connect), which prints them with the service's reason.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,7 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl_wire.h"
+#include "dmasvc/dmasvc.h"
+#include "dmasvc/proto.h"
 
 #define EXIT_MISMATCH 1
 #define EXIT_USAGE 2
@@ -54,12 +60,11 @@ struct vec {
 	size_t n, size;
 };
 
-static int vec_push(void *arg, const void *rec, size_t size)
+static int vec_push(void *arg, const void *rec)
 {
 	struct vec *v = arg;
 	void *p = realloc(v->data, (v->n + 1) * v->size);
 
-	(void)size;
 	if (!p)
 		return -ENOMEM;
 	v->data = p;
@@ -68,29 +73,48 @@ static int vec_push(void *arg, const void *rec, size_t size)
 	return 0;
 }
 
-static int fetch(struct ctlw *w, uint32_t what, uint32_t region, uint32_t session, struct vec *v,
-		 size_t size)
+/*
+ * fetch: every record of a service-wide QUERY @what into @v (records of
+ * @size bytes; the caller frees v->data).  For AUDIT, @region and @session
+ * are the service's ids from a REGIONS record.  Returns 0 or -errno (then
+ * @v is empty).
+ */
+static int fetch(struct dmasvc_client *c, uint32_t what, uint32_t region, uint32_t session,
+		 struct vec *v, size_t size)
 {
+	int ret;
+
 	v->data = NULL;
 	v->n = 0;
 	v->size = size;
-	return ctlw_query_all(w, what, DMASVC_QUERY_F_ALL_SESSIONS, region, session, size, vec_push, v);
+	ret = dmasvc_query_each(c, what, DMASVC_QUERY_F_ALL_SESSIONS, region, session, size,
+				vec_push, v);
+	if (ret) {
+		free(v->data);
+		v->data = NULL;
+		v->n = 0;
+	}
+	return ret;
 }
 
-static int report(struct ctlw *w, const char *what, int ret)
+/* The one report of a failed query: what, the errno, the service's reason. */
+static int report(struct dmasvc_client *c, const char *what, int ret)
 {
-	fprintf(stderr, "dmasvcctl: %s: %s%s%s\n", what, strerror(-ret), w->text[0] ? ": " : "", w->text);
+	const char *text = dmasvc_last_service_error(c);
+
+	fprintf(stderr, "dmasvcctl: %s: %s%s%s\n", what, strerror(-ret), text[0] ? ": " : "", text);
 	return EXIT_SERVICE;
 }
 
 /* Remove this tool's own (query-only) session from a SESSIONS listing. */
-static void drop_own_session(const struct ctlw *w, struct vec *ss)
+static void drop_own_session(const struct dmasvc_client *c, struct vec *ss)
 {
 	struct dmasvc_stat_session *r = ss->data;
+	uint32_t own = dmasvc_session_id(c);
 	size_t k = 0;
 
 	for (size_t i = 0; i < ss->n; i++)
-		if (r[i].session_id != w->session_id)
+		if (r[i].session_id != own)
 			r[k++] = r[i];
 	ss->n = k;
 }
@@ -110,35 +134,36 @@ static const char *fmt_left(uint64_t left, char *buf, size_t len)
  * and the session records (@ss, caller frees ss->data), both without this
  * dmasvcctl's own session.  Returns 0, or report()'s exit code.
  */
-static int fetch_status_sessions(struct ctlw *w, struct dmasvc_stat_service *st, struct vec *ss)
+static int fetch_status_sessions(struct dmasvc_client *c, struct dmasvc_stat_service *st,
+				 struct vec *ss)
 {
 	struct vec sv;
 	int ret;
 
-	ret = fetch(w, DMASVC_QUERY_STATUS, 0, 0, &sv, sizeof(*st));
+	ret = fetch(c, DMASVC_QUERY_STATUS, 0, 0, &sv, sizeof(*st));
 	if (!ret && sv.n != 1)
 		ret = -EPROTO;
 	if (ret)
-		return report(w, "status", ret);
+		return report(c, "status", ret);
 	memcpy(st, sv.data, sizeof(*st));
 	free(sv.data);
 	st->backend[sizeof(st->backend) - 1] = '\0';
 	if (st->sessions)
 		st->sessions--; /* not counting this dmasvcctl's own session */
-	ret = fetch(w, DMASVC_QUERY_SESSIONS, 0, 0, ss, sizeof(struct dmasvc_stat_session));
+	ret = fetch(c, DMASVC_QUERY_SESSIONS, 0, 0, ss, sizeof(struct dmasvc_stat_session));
 	if (ret)
-		return report(w, "sessions", ret);
-	drop_own_session(w, ss);
+		return report(c, "sessions", ret);
+	drop_own_session(c, ss);
 	return 0;
 }
 
-static int cmd_status(struct ctlw *w, bool json)
+static int cmd_status(struct dmasvc_client *c, bool json)
 {
 	struct dmasvc_stat_service st;
 	struct vec ss;
 	int ret;
 
-	ret = fetch_status_sessions(w, &st, &ss);
+	ret = fetch_status_sessions(c, &st, &ss);
 	if (ret)
 		return ret;
 	if (json) {
@@ -198,14 +223,14 @@ static int cmd_status(struct ctlw *w, bool json)
 
 /* ---- regions ------------------------------------------------------- */
 
-static int cmd_regions(struct ctlw *w, bool json)
+static int cmd_regions(struct dmasvc_client *c, bool json)
 {
 	struct vec rv;
 	int ret;
 
-	ret = fetch(w, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
+	ret = fetch(c, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
 	if (ret)
-		return report(w, "regions", ret);
+		return report(c, "regions", ret);
 	if (json)
 		printf("[");
 	else
@@ -249,15 +274,15 @@ static const char *state_name(uint32_t s)
 	}
 }
 
-static int cmd_audit(struct ctlw *w, bool json)
+static int cmd_audit(struct dmasvc_client *c, bool json)
 {
 	struct vec rv;
 	bool all_ok = true;
 	int ret;
 
-	ret = fetch(w, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
+	ret = fetch(c, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
 	if (ret)
-		return report(w, "regions", ret);
+		return report(c, "regions", ret);
 	if (json)
 		printf("{\"regions\":[");
 	for (size_t i = 0; i < rv.n; i++) {
@@ -265,13 +290,13 @@ static int cmd_audit(struct ctlw *w, bool json)
 		struct vec ev;
 		size_t bad = 0;
 
-		ret = fetch(w, DMASVC_QUERY_AUDIT, r->region_id, r->session_id, &ev,
+		ret = fetch(c, DMASVC_QUERY_AUDIT, r->region_id, r->session_id, &ev,
 			    sizeof(struct dmasvc_audit_extent));
 		if (ret == -ENOENT)
 			continue; /* removed since the listing */
 		if (ret) {
 			free(rv.data);
-			return report(w, "audit", ret);
+			return report(c, "audit", ret);
 		}
 		if (json)
 			printf("%s{\"session_id\":%u,\"region_id\":%u,\"extents\":[", i ? "," : "",
@@ -312,19 +337,19 @@ static void metric(const char *name, const char *type, const char *help)
 	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static int cmd_metrics(struct ctlw *w)
+static int cmd_metrics(struct dmasvc_client *c)
 {
 	struct dmasvc_stat_service st;
 	struct vec ss, rv;
 	int ret;
 
-	ret = fetch_status_sessions(w, &st, &ss);
+	ret = fetch_status_sessions(c, &st, &ss);
 	if (ret)
 		return ret;
-	ret = fetch(w, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
+	ret = fetch(c, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
 	if (ret) {
 		free(ss.data);
-		return report(w, "regions", ret);
+		return report(c, "regions", ret);
 	}
 	metric("dmasvc_info", "gauge", "Service information (always 1).");
 	printf("dmasvc_info{backend=\"%s\",workers=\"%u\"} 1\n", st.backend, st.workers);
@@ -388,13 +413,13 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = DMASVC_DEFAULT_SOCKET, *cmd;
-	struct ctlw w;
+	struct dmasvc_client *c;
 	bool json = false;
-	int c, ret;
+	int opt, ret;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
 		case 's':
 			path = optarg;
 			break;
@@ -433,21 +458,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "dmasvcctl: metrics has no --json (it is Prometheus text)\n");
 		return EXIT_USAGE;
 	}
-	ret = ctlw_open(&w, path);
+	ret = dmasvc_connect_query_only(path, NULL, &c);
 	if (ret) {
-		fprintf(stderr, "dmasvcctl: cannot talk to dmasvc at %s: %s%s%s\n", path, strerror(-ret),
-			w.text[0] ? ": " : "", w.text);
+		fprintf(stderr, "dmasvcctl: cannot talk to dmasvc at %s: %s\n", path, strerror(-ret));
 		return EXIT_SERVICE;
 	}
 	if (!strcmp(cmd, "status"))
-		ret = cmd_status(&w, json);
+		ret = cmd_status(c, json);
 	else if (!strcmp(cmd, "regions"))
-		ret = cmd_regions(&w, json);
+		ret = cmd_regions(c, json);
 	else if (!strcmp(cmd, "audit"))
-		ret = cmd_audit(&w, json);
+		ret = cmd_audit(c, json);
 	else
-		ret = cmd_metrics(&w);
+		ret = cmd_metrics(c);
 	fflush(stdout);
-	ctlw_close(&w);
+	dmasvc_disconnect(c);
 	return ret;
 }
