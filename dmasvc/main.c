@@ -24,15 +24,15 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 {
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
 	struct be_config cfg = { .max_areas = o->max_mappings };
-	const char *env;
 	int ret;
 
 	if (o->backend == OPT_BACKEND_SOFT) {
 		*ops = &be_soft_ops;
 		cfg.backend_private = &soft;
-		env = getenv(TESTHOOK_SOFT_FAULTS_ENV);
-		if (env && *env) {
 #ifdef DMASVC_FAULT_INJECTION
+		const char *env = getenv(TESTHOOK_SOFT_FAULTS_ENV);
+
+		if (env && *env) {
 			char err[256];
 
 			ret = testhook_parse_soft_faults(env, &soft.faults, err, sizeof(err));
@@ -41,11 +41,8 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 				return ret;
 			}
 			dlog(lg, DLOG_WARN, 0, "test fault injection armed: %s", env);
-#else
-			dlog(lg, DLOG_WARN, 0, "%s ignored: built without fault injection",
-			     TESTHOOK_SOFT_FAULTS_ENV);
-#endif
 		}
+#endif
 		dlog(lg, DLOG_WARN, 0,
 		     "using the software IOMMU model: mappings are enforced and pinned in userspace only; no device is protected");
 	} else if (o->backend == OPT_BACKEND_TYPE1) {
@@ -149,8 +146,14 @@ int main(int argc, char **argv)
 		goto err_pool;
 	}
 	d.async_bytes = BURST_ASYNC_BYTES;
-	if (getenv(TESTHOOK_ASYNC_ALL_ENV) && !strcmp(getenv(TESTHOOK_ASYNC_ALL_ENV), "1"))
-		d.async_bytes = 0; /* tests: every burst with events takes the executor path */
+#ifdef DMASVC_FAULT_INJECTION
+	{
+		const char *env = getenv(TESTHOOK_ASYNC_ALL_ENV);
+
+		if (env && !strcmp(env, "1"))
+			d.async_bytes = 0; /* tests: every burst takes the executor path */
+	}
+#endif
 	lfd = server_listen(&opt, err, sizeof(err));
 	if (lfd < 0) {
 		dlog_err(&lg, 0, lfd, "%s", err);

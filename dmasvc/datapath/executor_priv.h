@@ -23,7 +23,6 @@
 #include "service_priv.h"
 #include "session_priv.h"
 
-#define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs async (tests) */
 
 /* executor_queue_create: the done queue and its eventfd.  Returns 0 or -errno. */
 int executor_queue_create(struct executor_queue **out);

@@ -12,6 +12,8 @@
  *   unmap_fail_nth=N    the Nth unmap() call fails
  *   unmap_fail_count=C  and the C - 1 calls after it (default 1)
  *   unmap_errno=E       its errno (default EIO)
+ * DMASVC_TEST_ASYNC_ALL=1: every burst with events runs on the session's
+ *   executor thread, however small (the executor paths under test).
  */
 #ifndef DMASVC_TESTHOOKS_PRIV_H
 #define DMASVC_TESTHOOKS_PRIV_H
@@ -21,6 +23,7 @@
 #include "dmasvc/soft_iommu.h"
 
 #define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
+#define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
 
 /*
  * testhook_parse_soft_faults: parse @s (the format above) into *@f (zeroed
