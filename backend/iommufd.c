@@ -46,6 +46,7 @@
 
 #include "dmasvc/backend.h"
 #include "dmasvc/backend_kernel.h"
+#include "iommufd_test_priv.h"
 #include "kernel_priv.h"
 
 #ifndef IOMMU_IOAS_MAP_FILE

@@ -98,4 +98,8 @@ int gran_region_resync(struct gran_region *r, const struct be_ops *ops,
  */
 bool gran_bm_check(const struct gran_bm *bm, uint64_t from, uint64_t end);
 
+/* Test access (no production caller): */
+/* gran_region_test - whether granule @idx (< nr_granules) is mapped. */
+bool gran_region_test(const struct gran_region *r, uint64_t idx);
+
 #endif /* DMASVC_GRAN_PRIV_H */

@@ -30,7 +30,7 @@ static int check_desc(const struct gran_region_desc *d, char *msg, size_t msglen
 	if (g < GRAN_MIN_GRANULE || (g & (g - 1)))
 		FAIL(-EINVAL, "granule %" PRIu64 " is not a power of two >= %llu",
 		     g, GRAN_MIN_GRANULE);
-	if (d->flags & ~(unsigned int)GRAN_REGION_POPULATED)
+	if (d->flags)
 		FAIL(-EINVAL, "unknown region flags 0x%x", d->flags);
 	if (!d->mem_vaddr)
 		FAIL(-EINVAL, "region has no memory mapping");
@@ -276,14 +276,3 @@ uint64_t gran_region_unmap_all(struct gran_region *r, const struct be_ops *ops,
 	return c.refused;
 }
 
-bool gran_region_initial_event(struct gran_region *r, struct gran_event *ev)
-{
-	if (!(r->d.flags & GRAN_REGION_POPULATED))
-		return false;
-	ev->region = r;
-	ev->first = 0;
-	ev->count = r->nr_granules;
-	ev->op = GRAN_OP_POPULATE;
-	ev->user_data = 0;
-	return true;
-}

@@ -59,4 +59,18 @@ size_t plan_fill_window(struct gran_plan *p);
 /* Free the prepared stage's arrays of @p and mark it unprepared. */
 void plan_stage_release(struct gran_plan *p);
 
+/*
+ * Test access: what the suites inspect or tune and no production caller
+ * needs (not in the public plan.h / granule.h).
+ */
+/*
+ * gran_plan_set_window - bound the jobs handed to the runner at once to
+ * @max_jobs (>= 1; 0 restores GRAN_PLAN_WINDOW_JOBS).  Call before the
+ * first stage is prepared; tests use tiny windows to cross boundaries.
+ */
+void gran_plan_set_window(struct gran_plan *p, size_t max_jobs);
+
+/* Number of stages of @p. */
+size_t gran_plan_nr_stages(const struct gran_plan *p);
+
 #endif /* DMASVC_PLAN_PRIV_H */

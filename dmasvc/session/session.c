@@ -100,7 +100,7 @@ err_free:
 	return ret;
 }
 
-/* Unmap everything of @r (coalesced runs) and count the calls; never fails. */
+/* gran_region_for_each_run callback: count one mapped run into *@arg. */
 static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t count)
 {
 	(void)r;
@@ -110,6 +110,11 @@ static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t 
 	return 0;
 }
 
+/*
+ * Unmap everything of @r in coalesced runs (one backend call each, counted
+ * in the session's unmap_calls); never fails, a granule the backend may
+ * still hold is logged as a bug.
+ */
 static void region_unmap_all(struct dsvc *d, struct dsvc_session *s, struct dsvc_region *r)
 {
 	uint64_t runs = 0, held;

@@ -15,6 +15,8 @@
 #include "ring_service_priv.h"
 #include "dmasvc/soft_iommu.h"
 #include "fuzz_session.h"
+#include "gran_priv.h" /* test access: gran_region_test */
+#include "plan_priv.h" /* test access: window, stages */
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)

@@ -45,6 +45,8 @@
 #include "fuzz_session.h"
 #include "query_priv.h"
 #include "ring_service_priv.h"
+#include "gran_priv.h" /* test access: gran_region_test */
+#include "plan_priv.h" /* test access: window, stages */
 
 #define MODEL_MAX 64 /* granules per region in the layout, at most */
 

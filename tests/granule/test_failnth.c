@@ -18,6 +18,8 @@
 
 #include "dmasvc/plan.h"
 #include "gtest_util.h"
+#include "gran_priv.h" /* test access: gran_region_test */
+#include "plan_priv.h" /* test access: window, stages */
 
 #define K4 4096ull
 #define K64 65536ull

@@ -15,6 +15,8 @@
 
 #include "dmasvc/plan.h"
 #include "gtest_util.h"
+#include "gran_priv.h" /* test access: gran_region_test */
+#include "plan_priv.h" /* test access: window, stages */
 
 #define K4 4096ull
 #define K64 65536ull
@@ -654,26 +656,6 @@ Test(plan, unmap_all_never_fails)
 	cr_assert_eq(gran_region_unmap_all(ra, &be_soft_ops, sm.space), 0);
 	cr_assert_eq(gt_areas(sm.space), 0);
 	cr_assert_eq(gran_region_populated(ra), 0);
-}
-
-Test(plan, initial_event)
-{
-	struct gran_region *rc = reg(8 * MiB, 4 * MiB, 0x40000000, 2 * MiB,
-				     GRAN_REGION_POPULATED);
-	struct gran_event e;
-	struct gran_completion c[1];
-
-	cr_assert(!gran_region_initial_event(ra, &e));
-	cr_assert(gran_region_initial_event(rc, &e));
-	cr_assert_eq(e.first, 0);
-	cr_assert_eq(e.count, 2);
-	cr_assert_eq(e.op, GRAN_OP_POPULATE);
-	cr_assert_eq(gran_region_populated(rc), 0, "registration maps nothing");
-	run(&e, 1, c, NULL);
-	cr_assert_eq(c[0].res, 0);
-	cr_assert_eq(gran_region_populated(rc), 2);
-	cr_assert_eq(gran_region_unmap_all(rc, &be_soft_ops, sm.space), 0);
-	gran_region_unregister(rc);
 }
 
 Test(plan, build_validates_events)

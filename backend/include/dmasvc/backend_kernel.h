@@ -32,22 +32,6 @@ struct be_iommufd_config {
 };
 
 /*
- * be_iommufd_get_option - read an iommufd option back (IOMMU_OPTION_OP_GET).
- * @space: a space of an iommufd backend; @option: IOMMU_OPTION_*; for the
- * per-IOAS option (HUGE_PAGES) the space's IOAS is asked, for the global
- * one (RLIMIT_MODE) object 0.  Returns 0 and sets *@val, or -errno.
- */
-int be_iommufd_get_option(struct be_space *space, uint32_t option,
-			  uint64_t *val);
-
-/*
- * be_iommufd_map_file_used - whether map() of this backend has used
- * IOMMU_IOAS_MAP_FILE successfully at least once (kernels >= 6.13; on 6.12
- * the ioctl is unknown, ENOTTY, and map() falls back to IOMMU_IOAS_MAP).
- */
-bool be_iommufd_map_file_used(struct be_space *space);
-
-/*
  * be_type1_device_open - a device fd for @name (a PCI address such as
  * "0000:00:03.0") from the VFIO group the type1 backend holds
  * (VFIO_GROUP_GET_DEVICE_FD).  Type1 has no per-device attach: the whole

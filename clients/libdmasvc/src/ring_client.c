@@ -19,8 +19,6 @@ struct cl_ring_roles {
 
 void cl_ring_init_empty(struct cl_ring *r)
 {
-	r->map = NULL;
-	r->map_size = 0;
 	r->memfd = -1;
 	r->doorbell_fd = -1;
 	r->completion_fd = -1;
@@ -58,8 +56,6 @@ int cl_ring_attach(struct cl_ring *r, int memfd, int doorbell_fd, int completion
 		err = ring_cq_consumer_init(&r->roles->cq, &r->roles->map);
 	if (err)
 		goto err_unmap;
-	r->map = r->roles->map.base;
-	r->map_size = r->roles->map.size;
 	return 0;
 
 err_unmap:

@@ -21,8 +21,6 @@
 struct cl_ring_roles; /* ring/'s role structs, private to ring_client.c */
 
 struct cl_ring {
-	void *map;             /* MAP_SHARED mapping of memfd, map_size bytes */
-	size_t map_size;
 	int memfd;             /* -1 when not attached; all three owned */
 	int doorbell_fd;       /* we write: SQ has entries */
 	int completion_fd;     /* service writes: CQ has entries */

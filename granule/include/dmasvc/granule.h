@@ -36,14 +36,6 @@
 
 struct gran_region;
 
-enum gran_region_flags {
-	/*
-	 * The client says the region starts populated.  Registration itself
-	 * maps nothing: run the event from gran_region_initial_event().
-	 */
-	GRAN_REGION_POPULATED = 1u << 0,
-};
-
 /* What a client asks for; validated by gran_region_register(). */
 struct gran_region_desc {
 	uint64_t mem_offset; /* byte offset of the region inside its memory */
@@ -54,7 +46,7 @@ struct gran_region_desc {
 	void *mem_vaddr;     /* service's mapping of the memory at offset 0 */
 	int mem_fd;          /* the memory's fd for MAP_FILE backends, or -1 */
 	unsigned int prot;   /* enum be_prot bits for every map */
-	unsigned int flags;  /* enum gran_region_flags */
+	unsigned int flags;  /* none defined yet: must be 0 */
 };
 
 /*
@@ -99,8 +91,6 @@ const struct gran_region_desc *gran_region_desc(const struct gran_region *r);
 uint64_t gran_region_populated(const struct gran_region *r);
 uint64_t gran_region_mapped_bytes(const struct gran_region *r);
 
-/* gran_region_test - whether granule @idx (< nr_granules) is mapped. */
-bool gran_region_test(const struct gran_region *r, uint64_t idx);
 
 /*
  * gran_region_run_fn - called with one maximal run of mapped granules;

@@ -35,22 +35,19 @@
  * Populating a mapped granule or discarding an unmapped one makes no
  * operation (idempotent) and succeeds.
  *
- * Execution of a stage, in this order:
- *   1. window by window, the job runner runs the window's map jobs (each
- *      job records its own result), then every event with a failed job in
- *      the window is undone and fails with its first job error;
- *   2. every populate event with no failed job gets its granules marked
- *      mapped;
- *   3. the unmap calls run;
- *   4. state is committed: a granule is marked unmapped only when the
- *      backend no longer holds it.  A failed unmap (discard or undo) is
- *      retried once: the range is audited (be_ops.audit), the bits follow
- *      what the backend really holds (if the audit fails too, the granules
- *      stay marked mapped), and each maximal run still marked mapped gets
- *      one more unmap call; a run whose retry fails is audited again.  A
- *      discard event fails (with the last unmap error) iff one of its
- *      granules is still held after the retry; the caller may retry it;
- *   5. one completion per event, in event order.
+ * What execution guarantees, per stage:
+ *   - a populate event succeeds iff every map job it needed succeeded;
+ *     then all its granules are mapped.  If one failed, the event fails
+ *     with its first job error and exactly what it mapped is unmapped
+ *     again: it changes nothing.
+ *   - a discard event's granules are unmapped in coalesced calls shared
+ *     with the stage's other discards.  It fails (with the last unmap
+ *     error) iff one of its granules is still held by the backend after
+ *     one audited retry; the caller may retry it.
+ *   - region state is the truth afterwards: a granule is marked unmapped
+ *     only when the backend no longer holds it (after a failed unmap, the
+ *     bits follow be_ops.audit; if the audit fails too, they stay mapped).
+ *   - one completion per event, in event order.
  *
  * Lifetime: a plan points at its events' regions; they must stay
  * registered until the plan is freed.  Memory, whatever the events: the
@@ -182,16 +179,6 @@ int gran_plan_build(const struct gran_event *events, size_t n,
 		    struct gran_plan **out);
 
 /*
- * gran_plan_set_window - bound the jobs handed to the runner at once to
- * @max_jobs (>= 1; 0 restores GRAN_PLAN_WINDOW_JOBS).  Call before the
- * first stage is prepared; tests use tiny windows to cross boundaries.
- */
-void gran_plan_set_window(struct gran_plan *p, size_t max_jobs);
-
-/* Number of stages of @p. */
-size_t gran_plan_nr_stages(const struct gran_plan *p);
-
-/*
  * gran_plan_prepare_stage - prepare the next stage of @p from the current
  * region state (idempotent until that stage runs) and set *@out to it.
  * Returns 1, 0 when every stage has run, or -ENOMEM.
@@ -219,11 +206,5 @@ void gran_plan_stats(const struct gran_plan *p, struct gran_exec_stats *out);
 /* gran_plan_free - free @p (NULL is a no-op). */
 void gran_plan_free(struct gran_plan *p);
 
-/*
- * gran_region_initial_event - for a region registered with
- * GRAN_REGION_POPULATED, fill *@ev with a populate of the whole region
- * (user_data 0) and return true; otherwise return false.
- */
-bool gran_region_initial_event(struct gran_region *r, struct gran_event *ev);
 
 #endif /* DMASVC_PLAN_H */

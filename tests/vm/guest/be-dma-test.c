@@ -45,6 +45,7 @@
 
 #include "dmasvc/backend.h"
 #include "dmasvc/backend_kernel.h"
+#include "iommufd_test_priv.h" /* test access: options, MAP_FILE use */
 #include "edu.h"
 
 #define KiB ((uint64_t)1 << 10)
