@@ -99,6 +99,7 @@ struct dsvc_session {
 	bool admin;                /* uid on the allow-list: may query all sessions */
 	bool hello_done;
 	bool ctl_pending;          /* requests left unread after a full turn (evloop.c) */
+	bool hung_up;              /* the socket hung up while busy: close after the finish */
 	uint64_t client_tag;
 	uint16_t minor;
 	struct be_space *space;    /* see devices[] below for when it is NULL */

@@ -145,6 +145,13 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 	unsigned char out[DMASVC_MSG_MAX];
 	unsigned int handled = 0;
 
+	/* Busy: the executor owns the session's regions, so no request may run
+	 * (a REGION_REMOVE would free what the burst uses): read them after
+	 * the finish (work_all). */
+	if (s->busy) {
+		s->ctl_pending = true;
+		return true;
+	}
 	s->ctl_pending = false;
 	for (;;) {
 		int fds[CTL_MAX_FDS], msg_flags;
@@ -287,6 +294,11 @@ static int work_all(struct evl *e)
 			session_close(e, s, "ring protocol error");
 			continue;
 		}
+		if (s->hung_up) { /* answer what came before the hang-up, then close */
+			if (client_readable(e, s))
+				session_close(e, s, "socket hung up");
+			continue;
+		}
 		if (s->ctl_pending) {
 			total++; /* control work counts as progress: keep the loop awake */
 			if (!client_readable(e, s))
@@ -340,7 +352,7 @@ static bool prepare_sleep(struct evl *e)
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
-		if (s && (s->busy || s->broken || s->ctl_pending)) {
+		if (s && (s->busy || s->broken || s->ctl_pending || s->hung_up)) {
 			idle = idle && s->busy; /* busy: its completion wakes us */
 			continue;
 		}
@@ -446,8 +458,15 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 		s = session_find(d, sid);
 		if (!s)
 			return true;
-		if (s->busy && res > 0 && !(res & (POLLERR | POLLHUP | POLLNVAL))) {
-			s->ctl_pending = true; /* read once its burst finished (work_all) */
+		if (s->busy) {
+			/* Requests and the hang-up itself wait for the burst's finish
+			 * (work_all): closing now would block the loop on it. */
+			if (res > 0 && (res & POLLIN))
+				s->ctl_pending = true;
+			if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {
+				s->hung_up = true;
+				return true; /* the poll ends with the session */
+			}
 			if (!more)
 				arm_poll(e, s->fd, tag);
 			return true;

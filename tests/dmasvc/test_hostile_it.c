@@ -290,10 +290,11 @@ struct raw_ring {
 	struct ring_cq_consumer cq;
 };
 
-static void raw_ring_open(struct raw_ring *rr, uint32_t entries)
+/* A raw session with one memory and region of @size bytes (2 MiB granules) and one ring. */
+static void raw_ring_open_sized(struct raw_ring *rr, uint32_t entries, uint64_t size)
 {
-	struct dmasvc_memory_add ma = { .size = 16 * MiB };
-	struct dmasvc_region_add ra = { .size = 16 * MiB, .iova = 1ull << 41, .granule = 2 * MiB };
+	struct dmasvc_memory_add ma = { .size = size };
+	struct dmasvc_region_add ra = { .size = size, .iova = 1ull << 41, .granule = 2 * MiB };
 	struct dmasvc_ring_setup rs = { .sq_entries = entries, .cq_entries = entries };
 	struct ring_params p = { .sq_entries = entries, .cq_entries = entries };
 	uint32_t rep[8];
@@ -302,7 +303,7 @@ static void raw_ring_open(struct raw_ring *rr, uint32_t entries)
 
 	rr->sock = it_raw_connect(svc.sock);
 	cr_assert_eq(it_raw_hello(rr->sock), 0);
-	rr->memfd = it_memfd(16 * MiB, true);
+	rr->memfd = it_memfd(size, true);
 	cr_assert_eq(it_raw_call(rr->sock, DMASVC_CMD_MEMORY_ADD, &ma, sizeof(ma), &rr->memfd, 1, rep,
 				 sizeof(rep), NULL, NULL), 0);
 	ra.mem_id = rep[0];
@@ -316,6 +317,11 @@ static void raw_ring_open(struct raw_ring *rr, uint32_t entries)
 	cr_assert_eq(ring_map(&rr->map, rr->fds.memfd, &p), 0);
 	cr_assert_eq(ring_sq_producer_init(&rr->sq, &rr->map), 0);
 	cr_assert_eq(ring_cq_consumer_init(&rr->cq, &rr->map), 0);
+}
+
+static void raw_ring_open(struct raw_ring *rr, uint32_t entries)
+{
+	raw_ring_open_sized(rr, entries, 16 * MiB);
 }
 
 static void raw_ring_close(struct raw_ring *rr)
@@ -465,3 +471,29 @@ Test(hostile, sq_garbage_entries_then_good_ones)
 	raw_ring_close(&rr);
 	service_intact();
 }
+
+/*
+ * A session hangs up while its big populate runs on its executor, with a
+ * REGION_REMOVE of that very region queued on the socket.  The service must
+ * not run the request while the executor uses the region (that was a
+ * use-after-free: the hang-up skipped the busy guard); it closes the
+ * session after the burst, unpins everything and serves the others.
+ */
+Test(hostile, hangup_with_region_remove_while_busy)
+{
+	for (int round = 0; round < 12; round++) {
+		struct dmasvc_region_remove rm;
+		struct raw_ring rr;
+
+		raw_ring_open_sized(&rr, 8, 64 * MiB); /* 64 MiB: a big burst, run on the executor */
+		rm = (struct dmasvc_region_remove){ .region_id = (uint32_t)rr.region };
+		raw_post(&rr, (struct dmasvc_sqe){ .opcode = DMASVC_OP_POPULATE,
+						    .region_id = (uint32_t)rr.region,
+						    .length = 64 * MiB, .user_data = 1 });
+		cr_assert_eq(it_raw_send(rr.sock, DMASVC_CMD_REGION_REMOVE, 7, &rm, sizeof(rm), NULL, 0), 0);
+		raw_ring_close(&rr); /* hang up at once, the request unanswered */
+	}
+	cr_assert(it_svc_alive(&svc), "the service survives");
+	service_intact(); /* and no pin or fd of the hung-up sessions is left */
+}
+
