@@ -23,7 +23,7 @@
 
 #include "dmasvc/backend.h"
 #include "dmasvc/soft_iommu.h"
-#include "soft_priv.h"
+#include "soft_tree_priv.h"
 
 #define SOFT_PAGE 4096ull
 #define SOFT_DEFAULT_LAST ((1ull << 48) - 1)

@@ -7,7 +7,7 @@
  */
 #include <stddef.h>
 
-#include "soft_priv.h"
+#include "soft_tree_priv.h"
 
 static int height(const struct soft_area *a)
 {

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 
 #define CL_DEFAULT_SQ 256u
 #define CL_DEFAULT_TIMEOUT_MS 10000
@@ -296,13 +296,6 @@ int cl_region_send(struct dmasvc_client *c, struct cl_region *r)
 	if (!err)
 		r->svc_id = rep.region_id;
 	return err;
-}
-
-struct cl_region *cl_region_get(struct dmasvc_client *c, uint32_t id)
-{
-	if (id >= c->nregions || !c->regions[id] || !c->regions[id]->live)
-		return NULL;
-	return c->regions[id];
 }
 
 int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *d)

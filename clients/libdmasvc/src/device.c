@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 #include "dmasvc/dmasvc.h"
 #include "dmasvc/proto.h"
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 
 /* Local id of the region the service calls @svc_id, or UINT32_MAX. */
 static uint32_t region_local_id(struct dmasvc_client *c, uint32_t svc_id)

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 
 #define CL_REAP_BATCH 64
 #define CL_SPIN_US 50 /* poll the CQ this long before sleeping on the eventfd */

@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 
 /* Post every populated run of region @id on @q as SLOT_REPLAY events. */
 static int replay_region(struct dmasvc_queue *q, uint32_t id)

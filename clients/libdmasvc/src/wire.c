@@ -19,7 +19,7 @@
 
 #include "dmasvc/proto_fd.h"
 
-#include "client_priv.h"
+#include "libdmasvc_priv.h"
 
 #define CL_MAX_ERRNO 4095
 

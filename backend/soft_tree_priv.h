@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * soft_priv.h - private to the software IOMMU model; do not include directly
+ * soft_tree_priv.h - private to the software IOMMU model; do not include directly
  * from outside backend/.
  *
  * The model's area store is an AVL tree keyed by IOVA.  Areas never overlap,
@@ -10,8 +10,8 @@
  *
  * Vocabulary: last is inclusive (iova + length - 1).
  */
-#ifndef DMASVC_SOFT_PRIV_H
-#define DMASVC_SOFT_PRIV_H
+#ifndef DMASVC_SOFT_TREE_PRIV_H
+#define DMASVC_SOFT_TREE_PRIV_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,4 +65,4 @@ struct soft_area *soft_tree_first_overlap(struct soft_area *root,
 struct soft_area *soft_tree_pop_any(struct soft_area *root,
 				    struct soft_area **out);
 
-#endif /* DMASVC_SOFT_PRIV_H */
+#endif /* DMASVC_SOFT_TREE_PRIV_H */

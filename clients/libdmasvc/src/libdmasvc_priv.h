@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client_priv.h - libdmasvc internal objects.  Do not include directly from
+ * libdmasvc_priv.h - libdmasvc internal objects.  Do not include directly from
  * outside clients/libdmasvc.
  *
  * Vocabulary:
@@ -16,8 +16,8 @@
  *
  * Lock order: ctl_lock -> queue lock (default queue only) -> state_lock.
  */
-#ifndef DMASVC_CLIENT_PRIV_H
-#define DMASVC_CLIENT_PRIV_H
+#ifndef DMASVC_LIBDMASVC_PRIV_H
+#define DMASVC_LIBDMASVC_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -161,8 +161,14 @@ int cl_session_open(struct dmasvc_client *c);
 int cl_memory_send(struct dmasvc_client *c, struct cl_memory *m);
 int cl_region_send(struct dmasvc_client *c, struct cl_region *r);
 
-/* cl_region_get: live region @id or NULL; state_lock held. */
-struct cl_region *cl_region_get(struct dmasvc_client *c, uint32_t id);
+/* cl_region_get: live region @id or NULL; state_lock held.  Inline: the
+ * submit path (queue.c) looks regions up without a call into client.c. */
+static inline struct cl_region *cl_region_get(struct dmasvc_client *c, uint32_t id)
+{
+	if (id >= c->nregions || !c->regions[id] || !c->regions[id]->live)
+		return NULL;
+	return c->regions[id];
+}
 
 /* ---- queue.c -------------------------------------------------------------- */
 
@@ -201,4 +207,4 @@ int cl_replay(struct dmasvc_client *c);
 int64_t cl_now_ms(void);
 int64_t cl_now_us(void);
 
-#endif /* DMASVC_CLIENT_PRIV_H */
+#endif /* DMASVC_LIBDMASVC_PRIV_H */
