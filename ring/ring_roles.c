@@ -32,14 +32,14 @@ static struct ring_queue_shm *queue_of(const struct ring_mapping *m, bool sq, ui
 }
 
 /* Point @p at queue @sq's words of @m; private state from @m only. 0 or -EINVAL. */
-static int prod_init(struct __ring_prod *p, const struct ring_mapping *m, bool sq)
+static int prod_init(struct ring_pvt_prod *p, const struct ring_mapping *m, bool sq)
 {
 	uint32_t entries;
 	struct ring_queue_shm *q = queue_of(m, sq, &entries);
 
 	if (!q)
 		return -EINVAL;
-	*p = (struct __ring_prod){
+	*p = (struct ring_pvt_prod){
 		.tail_p = &q->tail.value,
 		.head_p = &q->head.value,
 		.wait_p = &q->prod_wait.value,
@@ -55,14 +55,14 @@ static int prod_init(struct __ring_prod *p, const struct ring_mapping *m, bool s
 }
 
 /* The consumer twin of prod_init(). */
-static int cons_init(struct __ring_cons *c, const struct ring_mapping *m, bool sq)
+static int cons_init(struct ring_pvt_cons *c, const struct ring_mapping *m, bool sq)
 {
 	uint32_t entries;
 	struct ring_queue_shm *q = queue_of(m, sq, &entries);
 
 	if (!q)
 		return -EINVAL;
-	*c = (struct __ring_cons){
+	*c = (struct ring_pvt_cons){
 		.head_p = &q->head.value,
 		.tail_p = &q->tail.value,
 		.wait_p = &q->cons_wait.value,

@@ -8,10 +8,10 @@
  * the announcement.  Both write only the caller's own word and never read it
  * back: a peer that rewrites it can only cost itself a wake-up.
  */
-#include <dmasvc/ring.h>
+#include <dmasvc/ring_core_pvt.h>
 
-/* Contract: ring_{sq,cq}_post_wait_begin() in ring.h. */
-int __ring_prod_wait_begin(struct __ring_prod *p)
+/* Contract: ring_pvt_prod_wait_begin() in ring_core_pvt.h (public: ring_{sq,cq}_post_wait_begin()). */
+int ring_pvt_prod_wait_begin(struct ring_pvt_prod *p)
 {
 	int space;
 
@@ -21,11 +21,11 @@ int __ring_prod_wait_begin(struct __ring_prod *p)
 	ring_write_once(p->wait_p, RING_WAIT_SLEEPING);
 	/*
 	 * M3: full barrier between our flag store and the head load (A0 in
-	 * __ring_prod_refresh); pairs with M2 in the consumer (R0, barrier,
+	 * ring_pvt_prod_refresh); pairs with M2 in the consumer (R0, barrier,
 	 * flag load): either it sees our flag, or we see its new head.
 	 */
 	ring_smp_mb();
-	space = __ring_prod_refresh(p);
+	space = ring_pvt_prod_refresh(p);
 	if (space < 0)
 		return space;
 	if (space == 0)
@@ -34,15 +34,15 @@ int __ring_prod_wait_begin(struct __ring_prod *p)
 	return 0;
 }
 
-/* Contract: ring_*_wait_end() in ring.h. */
-void __ring_prod_wait_end(struct __ring_prod *p)
+/* Contract: ring_pvt_*_wait_end() in ring_core_pvt.h (public: ring_*_wait_end()). */
+void ring_pvt_prod_wait_end(struct ring_pvt_prod *p)
 {
 	/* relaxed: a late clear only costs the consumer one extra signal */
 	ring_write_once(p->wait_p, 0);
 }
 
-/* Contract: ring_{sq,cq}_drain_wait_begin() in ring.h. */
-int __ring_cons_wait_begin(struct __ring_cons *c)
+/* Contract: ring_pvt_cons_wait_begin() in ring_core_pvt.h (public: ring_{sq,cq}_drain_wait_begin()). */
+int ring_pvt_cons_wait_begin(struct ring_pvt_cons *c)
 {
 	int avail;
 
@@ -51,11 +51,11 @@ int __ring_cons_wait_begin(struct __ring_cons *c)
 	ring_write_once(c->wait_p, RING_WAIT_SLEEPING);
 	/*
 	 * M1: full barrier between our flag store and the tail load (A1 in
-	 * __ring_cons_refresh); pairs with M0 in the producer (R1, barrier,
+	 * ring_pvt_cons_refresh); pairs with M0 in the producer (R1, barrier,
 	 * flag load): either it sees our flag, or we see its new tail.
 	 */
 	ring_smp_mb();
-	avail = __ring_cons_refresh(c);
+	avail = ring_pvt_cons_refresh(c);
 	if (avail < 0)
 		return avail;
 	if (avail == 0)
@@ -64,8 +64,8 @@ int __ring_cons_wait_begin(struct __ring_cons *c)
 	return 0;
 }
 
-/* Contract: ring_*_wait_end() in ring.h. */
-void __ring_cons_wait_end(struct __ring_cons *c)
+/* Contract: ring_pvt_*_wait_end() in ring_core_pvt.h (public: ring_*_wait_end()). */
+void ring_pvt_cons_wait_end(struct ring_pvt_cons *c)
 {
 	ring_write_once(c->wait_p, 0);
 }

@@ -102,7 +102,7 @@ bool ringsvc_ring_pending(struct dsvc_ring *rg)
 {
 	if (rg->nr_backlog)
 		return false;
-	return __ring_cons_avail(&rg->sq.core, 1) != 0; /* EPROTO counts: the caller will see it */
+	return ring_sq_pending(&rg->sq); /* EPROTO counts: the caller will see it */
 }
 
 /*

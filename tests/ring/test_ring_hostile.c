@@ -35,6 +35,8 @@
 #include <unistd.h>
 
 #include "ring_test_util.h"
+/* white-box: reads private core fields (r.core.*) to check the private index invariant and the accepted peer index */
+#include <dmasvc/ring_core_pvt.h>
 
 #define ENTRIES 64
 #define HONEST 200000       /* entries passed in phase 0 */

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "ring_test_util.h"
+/* white-box: reads private core fields (r.core.*) to check the cached peer index, our index and the error of a role */
+#include <dmasvc/ring_core_pvt.h>
 
 /* One formatted ring in private memory with all four roles. */
 struct fix {

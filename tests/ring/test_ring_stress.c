@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "ring_test_util.h"
+/* white-box: reads private core fields (r.core.*) to check a role's own index, to count what a call moved */
+#include <dmasvc/ring_core_pvt.h>
 
 #define MAX_BURST 64
 #define SLEEP_TIMEOUT_MS 5000

@@ -3,6 +3,10 @@
  * ring.h - the dmasvc SQ/CQ ring: setup, the four roles, and their hot paths.
  *
  * The byte layout and the entry formats are in ring_layout.h (included).
+ * The producer/consumer cores the roles are built on, and the inline hot
+ * path behind the ring_sq_* / ring_cq_* functions, are in ring_core_pvt.h
+ * (included for the inline functions below): private to ring/, everything
+ * there is prefixed ring_pvt_ and no code outside ring/ may use it.
  *
  * Roles.  Each queue has one producer and one consumer, each a small struct
  * that holds PRIVATE copies of everything that matters (entries, mask, its
@@ -41,7 +45,8 @@
  * clears the service's flags, or does not signal, leaves the service asleep
  * on that session only: the missed wake-up hurts the liar alone.
  *
- * Memory-ordering labels (each use site names its label and its pair):
+ * Memory-ordering labels (each use site, in ring_core_pvt.h and ring_wait.c,
+ * names its label and its pair):
  *   R1  producer: release-store of tail after writing entries.
  *   A1  consumer: acquire-load of tail before reading entries.     A1 <-> R1
  *   R0  consumer: release-store of head after copying entries out.
@@ -65,15 +70,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/types.h>
 
-#include <dmasvc/ring_atomic.h>
 #include <dmasvc/ring_layout.h>
 
+/* "the peer broke the ring protocol"; ring_core_pvt.h repeats this definition */
 #define RING_EPROTO (-EPROTO)
-
-#define RING_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* ------------------------------------------------------------------ setup */
 
@@ -177,205 +179,37 @@ int ring_eventfd_consume(int fd);
  */
 int ring_eventfd_wait(int fd, int timeout_ms);
 
-/* ------------------------------------------------------ generic role cores */
-
-/*
- * @internal Producer state shared by both queues.  Only this thread writes
- * any field.  Invariant while error == 0:
- *   head_cache <= tail <= head_cache + entries   (modulo 2^32)
- * i.e. (tail - head_cache) <= entries.
- */
-struct __ring_prod {
-	uint32_t *tail_p;            /* shared tail: written (R1), never read */
-	const uint32_t *head_p;      /* shared head: peer's, read with A0 */
-	uint32_t *wait_p;            /* shared prod_wait: written, never read */
-	const uint32_t *peer_wait_p; /* shared cons_wait: peer's, read after M0 */
-	uint32_t entries;            /* immutable after init */
-	uint32_t mask;               /* entries - 1, immutable after init */
-	uint32_t tail;               /* our tail: the truth */
-	uint32_t head_cache;         /* last peer head that passed the check */
-	int error;                   /* 0 or RING_EPROTO (sticky) */
-};
-
-/*
- * @internal Consumer state shared by both queues.  Only this thread writes
- * any field.  Invariant while error == 0:
- *   head <= tail_cache <= head + entries   (modulo 2^32)
- */
-struct __ring_cons {
-	uint32_t *head_p;            /* shared head: written (R0), never read */
-	const uint32_t *tail_p;      /* shared tail: peer's, read with A1 */
-	uint32_t *wait_p;            /* shared cons_wait: written, never read */
-	const uint32_t *peer_wait_p; /* shared prod_wait: peer's, read after M2 */
-	uint32_t entries;            /* immutable after init */
-	uint32_t mask;               /* entries - 1, immutable after init */
-	uint32_t head;               /* our head: the truth */
-	uint32_t tail_cache;         /* last peer tail that passed the check */
-	int error;                   /* 0 or RING_EPROTO (sticky) */
-};
-
-/*
- * @internal Re-read the peer's head (A0) and check it: it may only move
- * forward, up to our tail.  Returns free slots, or RING_EPROTO.
- */
-static inline int __ring_prod_refresh(struct __ring_prod *p)
-{
-	/*
-	 * A0: acquire-load of the consumer's head; pairs with R0, its
-	 * release-store after it copied the entries out, so our later writes
-	 * into the freed slots cannot overtake its reads.  Read once: the
-	 * checked value is the one we keep.
-	 */
-	uint32_t head = ring_load_acquire(p->head_p);
-
-	/* head in [head_cache, tail], both ends modulo 2^32 */
-	if (RING_UNLIKELY(head - p->head_cache > p->tail - p->head_cache)) {
-		p->error = RING_EPROTO;
-		return RING_EPROTO;
-	}
-	p->head_cache = head;
-	return (int)(p->entries - (p->tail - head));
-}
-
-/*
- * @internal How many of @n entries fit now, refreshing the peer's head only
- * when the cached one says fewer than @n fit.  Returns 0..n, or RING_EPROTO.
- */
-static inline int __ring_prod_space(struct __ring_prod *p, unsigned n)
-{
-	uint32_t space;
-	int fresh;
-
-	if (RING_UNLIKELY(p->error))
-		return p->error;
-	/* cached: (tail - head_cache) <= entries by the invariant */
-	space = p->entries - (p->tail - p->head_cache);
-	if (space < n) {
-		fresh = __ring_prod_refresh(p);
-		if (fresh < 0)
-			return fresh;
-		space = (uint32_t)fresh;
-	}
-	return (int)(space < n ? space : n);
-}
-
-/* @internal Publish @n entries written at [tail, tail + n). */
-static inline void __ring_prod_publish(struct __ring_prod *p, uint32_t n)
-{
-	p->tail += n;
-	/*
-	 * R1: release-store of our tail after writing the entries; pairs with
-	 * A1 in the consumer, which then sees the entries complete.
-	 */
-	ring_store_release(p->tail_p, p->tail);
-}
-
-/*
- * @internal Re-read the peer's tail (A1) and check it: it may only move
- * forward, up to head + entries.  Returns entries available, or RING_EPROTO.
- */
-static inline int __ring_cons_refresh(struct __ring_cons *c)
-{
-	/*
-	 * A1: acquire-load of the producer's tail; pairs with R1, its
-	 * release-store after writing the entries, so our copies of
-	 * [head, tail) are not read before the entries were written.  Read
-	 * once: the checked value is the one we keep.
-	 */
-	uint32_t tail = ring_load_acquire(c->tail_p);
-
-	/* tail in [tail_cache, head + entries], both ends modulo 2^32 */
-	if (RING_UNLIKELY(tail - c->tail_cache > c->head + c->entries - c->tail_cache)) {
-		c->error = RING_EPROTO;
-		return RING_EPROTO;
-	}
-	c->tail_cache = tail;
-	return (int)(tail - c->head);
-}
-
-/*
- * @internal How many of @max entries can be read now, refreshing the peer's
- * tail only when the cached one says fewer than @max.  Returns 0..max or
- * RING_EPROTO.
- */
-static inline int __ring_cons_avail(struct __ring_cons *c, unsigned max)
-{
-	uint32_t avail;
-	int fresh;
-
-	if (RING_UNLIKELY(c->error))
-		return c->error;
-	/* cached: (tail_cache - head) <= entries by the invariant */
-	avail = c->tail_cache - c->head;
-	if (avail < max) {
-		fresh = __ring_cons_refresh(c);
-		if (fresh < 0)
-			return fresh;
-		avail = (uint32_t)fresh;
-	}
-	return (int)(avail < max ? avail : max);
-}
-
-/* @internal Release @n slots at [head, head + n) after they were copied out. */
-static inline void __ring_cons_release(struct __ring_cons *c, uint32_t n)
-{
-	c->head += n;
-	/*
-	 * R0: release-store of our head after copying the entries out; pairs
-	 * with A0 in the producer, which may then overwrite those slots.
-	 */
-	ring_store_release(c->head_p, c->head);
-}
-
-/* @internal After a post: does the consumer sleep and want a signal? */
-static inline bool __ring_prod_should_wake(const struct __ring_prod *p)
-{
-	if (p->error)
-		return false;
-	/*
-	 * M0: full barrier between R1 (our tail store) and the load of the
-	 * consumer's wait flag; pairs with M1 (flag store, barrier, A1).
-	 * Relaxed load: the flag carries no data, only "signal me".
-	 */
-	ring_smp_mb();
-	return ring_read_once(p->peer_wait_p) & RING_WAIT_SLEEPING;
-}
-
-/* @internal After a drain: does the producer sleep waiting for space? */
-static inline bool __ring_cons_should_wake(const struct __ring_cons *c)
-{
-	if (c->error)
-		return false;
-	/* M2: full barrier between R0 and the flag load; pairs with M3. */
-	ring_smp_mb();
-	return ring_read_once(c->peer_wait_p) & RING_WAIT_SLEEPING;
-}
-
-/* Wait protocol (out of line, ring_wait.c); see the wake-up paragraph above. */
-int __ring_prod_wait_begin(struct __ring_prod *p);
-void __ring_prod_wait_end(struct __ring_prod *p);
-int __ring_cons_wait_begin(struct __ring_cons *c);
-void __ring_cons_wait_end(struct __ring_cons *c);
-
 /* ------------------------------------------------------------ the 4 roles */
 
+/*
+ * The private cores (struct ring_pvt_prod / ring_pvt_cons) and the inline
+ * hot path.  Needed here only because the roles embed a core (so callers
+ * know their size) and the functions below are inline.
+ */
+#include <dmasvc/ring_core_pvt.h>
+
+/*
+ * The roles.  Callers allocate them and pass them to the functions below;
+ * every member is private (core: ring_core_pvt.h, the entry-array pointer:
+ * set by ring_*_init()).  One thread at a time per role.
+ */
 struct ring_sq_producer { /* client */
-	struct __ring_prod core;
+	struct ring_pvt_prod core;
 	struct dmasvc_sqe *sqes; /* shared array, indexed (i & core.mask) */
 };
 
 struct ring_sq_consumer { /* service */
-	struct __ring_cons core;
+	struct ring_pvt_cons core;
 	const struct dmasvc_sqe *sqes;
 };
 
 struct ring_cq_producer { /* service */
-	struct __ring_prod core;
+	struct ring_pvt_prod core;
 	struct dmasvc_cqe *cqes;
 };
 
 struct ring_cq_consumer { /* client */
-	struct __ring_cons core;
+	struct ring_pvt_cons core;
 	const struct dmasvc_cqe *cqes;
 };
 
@@ -390,40 +224,6 @@ int ring_cq_producer_init(struct ring_cq_producer *r, const struct ring_mapping 
 int ring_cq_consumer_init(struct ring_cq_consumer *r, const struct ring_mapping *m);
 
 /*
- * @internal Post up to @n entries of @esz bytes from @src into @ring.
- * Always inlined so that @esz is a constant and each copy a fixed-size move.
- */
-__attribute__((always_inline)) static inline int
-__ring_prod_post(struct __ring_prod *p, void *ring, const void *src, size_t esz, unsigned n)
-{
-	int cnt = __ring_prod_space(p, n);
-	uint32_t tail = p->tail, mask = p->mask;
-
-	for (int i = 0; i < cnt; i++)
-		memcpy((char *)ring + ((tail + (uint32_t)i) & mask) * esz, (const char *)src + (size_t)i * esz, esz);
-	if (cnt > 0)
-		__ring_prod_publish(p, (uint32_t)cnt);
-	return cnt;
-}
-
-/*
- * @internal Copy up to @max entries of @esz bytes from @ring into @out and
- * release their slots.  Always inlined for the same reason.
- */
-__attribute__((always_inline)) static inline int
-__ring_cons_drain(struct __ring_cons *c, const void *ring, void *out, size_t esz, unsigned max)
-{
-	int cnt = __ring_cons_avail(c, max);
-	uint32_t head = c->head, mask = c->mask;
-
-	for (int i = 0; i < cnt; i++)
-		memcpy((char *)out + (size_t)i * esz, (const char *)ring + ((head + (uint32_t)i) & mask) * esz, esz);
-	if (cnt > 0)
-		__ring_cons_release(c, (uint32_t)cnt);
-	return cnt;
-}
-
-/*
  * ring_sq_post: copy up to @n SQEs from @sqes into the SQ and publish them
  * with one release store.  Returns the number posted (0..n; 0 = full, the
  * backpressure signal: nothing is dropped, post the rest later), or
@@ -431,7 +231,7 @@ __ring_cons_drain(struct __ring_cons *c, const void *ring, void *out, size_t esz
  */
 static inline int ring_sq_post(struct ring_sq_producer *r, const struct dmasvc_sqe *sqes, unsigned n)
 {
-	return __ring_prod_post(&r->core, r->sqes, sqes, sizeof(*sqes), n);
+	return ring_pvt_prod_post(&r->core, r->sqes, sqes, sizeof(*sqes), n);
 }
 
 /*
@@ -442,19 +242,19 @@ static inline int ring_sq_post(struct ring_sq_producer *r, const struct dmasvc_s
  */
 static inline int ring_sq_drain(struct ring_sq_consumer *r, struct dmasvc_sqe *out, unsigned max)
 {
-	return __ring_cons_drain(&r->core, r->sqes, out, sizeof(*out), max);
+	return ring_pvt_cons_drain(&r->core, r->sqes, out, sizeof(*out), max);
 }
 
 /* ring_cq_post: as ring_sq_post() for CQEs (service side; the head checked is the client's). */
 static inline int ring_cq_post(struct ring_cq_producer *r, const struct dmasvc_cqe *cqes, unsigned n)
 {
-	return __ring_prod_post(&r->core, r->cqes, cqes, sizeof(*cqes), n);
+	return ring_pvt_prod_post(&r->core, r->cqes, cqes, sizeof(*cqes), n);
 }
 
 /* ring_cq_drain: as ring_sq_drain() for CQEs (client side). */
 static inline int ring_cq_drain(struct ring_cq_consumer *r, struct dmasvc_cqe *out, unsigned max)
 {
-	return __ring_cons_drain(&r->core, r->cqes, out, sizeof(*out), max);
+	return ring_pvt_cons_drain(&r->core, r->cqes, out, sizeof(*out), max);
 }
 
 /*
@@ -465,12 +265,25 @@ static inline int ring_cq_drain(struct ring_cq_consumer *r, struct dmasvc_cqe *o
  */
 static inline int ring_sq_ready(struct ring_sq_consumer *r, unsigned max)
 {
-	return __ring_cons_avail(&r->core, max);
+	return ring_pvt_cons_avail(&r->core, max);
 }
 
 static inline int ring_cq_ready(struct ring_cq_consumer *r, unsigned max)
 {
-	return __ring_cons_avail(&r->core, max);
+	return ring_pvt_cons_avail(&r->core, max);
+}
+
+/*
+ * ring_sq_pending: whether a drain would find work: true if at least one SQE
+ * is waiting, or if the producer's tail is impossible (RING_EPROTO, now
+ * sticky, so the caller sees it on its next ring_sq_drain()); false if the
+ * SQ is empty.  Copies and releases nothing; re-reads the tail (checked)
+ * only when the cached one shows the SQ empty.  Not const: like a drain it
+ * updates the cached tail and latches the error.
+ */
+static inline bool ring_sq_pending(struct ring_sq_consumer *r)
+{
+	return ring_pvt_cons_avail(&r->core, 1) != 0;
 }
 
 /*
@@ -480,12 +293,12 @@ static inline int ring_cq_ready(struct ring_cq_consumer *r, unsigned max)
  */
 static inline bool ring_sq_post_should_wake(const struct ring_sq_producer *r)
 {
-	return __ring_prod_should_wake(&r->core);
+	return ring_pvt_prod_should_wake(&r->core);
 }
 
 static inline bool ring_cq_post_should_wake(const struct ring_cq_producer *r)
 {
-	return __ring_prod_should_wake(&r->core);
+	return ring_pvt_prod_should_wake(&r->core);
 }
 
 /*
@@ -495,12 +308,12 @@ static inline bool ring_cq_post_should_wake(const struct ring_cq_producer *r)
  */
 static inline bool ring_sq_drain_should_wake(const struct ring_sq_consumer *r)
 {
-	return __ring_cons_should_wake(&r->core);
+	return ring_pvt_cons_should_wake(&r->core);
 }
 
 static inline bool ring_cq_drain_should_wake(const struct ring_cq_consumer *r)
 {
-	return __ring_cons_should_wake(&r->core);
+	return ring_pvt_cons_should_wake(&r->core);
 }
 
 /*
@@ -515,42 +328,42 @@ static inline bool ring_cq_drain_should_wake(const struct ring_cq_consumer *r)
  */
 static inline int ring_sq_post_wait_begin(struct ring_sq_producer *r)
 {
-	return __ring_prod_wait_begin(&r->core);
+	return ring_pvt_prod_wait_begin(&r->core);
 }
 
 static inline void ring_sq_post_wait_end(struct ring_sq_producer *r)
 {
-	__ring_prod_wait_end(&r->core);
+	ring_pvt_prod_wait_end(&r->core);
 }
 
 static inline int ring_cq_post_wait_begin(struct ring_cq_producer *r)
 {
-	return __ring_prod_wait_begin(&r->core);
+	return ring_pvt_prod_wait_begin(&r->core);
 }
 
 static inline void ring_cq_post_wait_end(struct ring_cq_producer *r)
 {
-	__ring_prod_wait_end(&r->core);
+	ring_pvt_prod_wait_end(&r->core);
 }
 
 static inline int ring_sq_drain_wait_begin(struct ring_sq_consumer *r)
 {
-	return __ring_cons_wait_begin(&r->core);
+	return ring_pvt_cons_wait_begin(&r->core);
 }
 
 static inline void ring_sq_drain_wait_end(struct ring_sq_consumer *r)
 {
-	__ring_cons_wait_end(&r->core);
+	ring_pvt_cons_wait_end(&r->core);
 }
 
 static inline int ring_cq_drain_wait_begin(struct ring_cq_consumer *r)
 {
-	return __ring_cons_wait_begin(&r->core);
+	return ring_pvt_cons_wait_begin(&r->core);
 }
 
 static inline void ring_cq_drain_wait_end(struct ring_cq_consumer *r)
 {
-	__ring_cons_wait_end(&r->core);
+	ring_pvt_cons_wait_end(&r->core);
 }
 
 #endif /* DMASVC_RING_H */

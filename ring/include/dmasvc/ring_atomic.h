@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ring_atomic.h - the only place in dmasvc that spells a memory order.
+ * ring_atomic.h - the only place in the ring (ring/) that spells a memory
+ * order.
  *
  * Every access to a ring index or flag word in shared memory goes through
- * one of these five helpers; no other file uses __atomic, <stdatomic.h> or
- * volatile.  They map onto the GCC/Clang __atomic builtins, which operate on
- * plain (non-_Atomic) objects, so the shared layout stays plain uint32_t.
+ * one of these five helpers; no other file in ring/ uses __atomic,
+ * <stdatomic.h> or volatile.  (This claim covers ring/ only; other parts of
+ * dmasvc may use the helpers for their own words, or atomics of their own.)
+ * They map onto the GCC/Clang __atomic builtins, which operate on plain
+ * (non-_Atomic) objects, so the shared layout stays plain uint32_t.
  *
  * Vocabulary (as in the Linux kernel's memory-barriers.txt):
  *   READ_ONCE / WRITE_ONCE  one untorn access the compiler may not merge,
@@ -17,8 +20,8 @@
  *                           pattern of the need-wakeup flags, which acquire
  *                           and release alone do not order.
  *
- * Callers name the pairing at each use site (labels A0/R0, A1/R1, M0..M3 in
- * ring.h).
+ * Callers name the pairing at each use site (labels A0/R0, A1/R1, M0..M3,
+ * defined in ring.h; the use sites are in ring_core_pvt.h and ring_wait.c).
  */
 #ifndef DMASVC_RING_ATOMIC_H
 #define DMASVC_RING_ATOMIC_H
