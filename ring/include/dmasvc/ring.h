@@ -175,7 +175,9 @@ int ring_eventfd_consume(int fd);
 
 /*
  * ring_eventfd_wait: wait up to @timeout_ms (-1: forever) for @fd to be
- * signalled, then consume it.  Returns 0, -ETIMEDOUT, or -errno.
+ * signalled, then consume it.  Returns 0, -ETIMEDOUT, or -errno.  For a
+ * peer that blocks on one ring alone (the ring benchmark, ring-level
+ * tests); the service polls with io_uring and libdmasvc with its socket.
  */
 int ring_eventfd_wait(int fd, int timeout_ms);
 
@@ -255,22 +257,6 @@ static inline int ring_cq_post(struct ring_cq_producer *r, const struct dmasvc_c
 static inline int ring_cq_drain(struct ring_cq_consumer *r, struct dmasvc_cqe *out, unsigned max)
 {
 	return ring_pvt_cons_drain(&r->core, r->cqes, out, sizeof(*out), max);
-}
-
-/*
- * ring_{sq,cq}_ready: how many entries a drain of up to @max would copy now,
- * without copying or releasing any; re-reads the producer's tail (checked)
- * only when the cached one shows fewer than @max.  Returns 0..max, or
- * RING_EPROTO (sticky, as for a drain).
- */
-static inline int ring_sq_ready(struct ring_sq_consumer *r, unsigned max)
-{
-	return ring_pvt_cons_avail(&r->core, max);
-}
-
-static inline int ring_cq_ready(struct ring_cq_consumer *r, unsigned max)
-{
-	return ring_pvt_cons_avail(&r->core, max);
 }
 
 /*
