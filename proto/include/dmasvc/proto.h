@@ -45,10 +45,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dmasvc/records.h"
+
 #define DMASVC_PROTO_MAJOR 1
 #define DMASVC_PROTO_MINOR 0
 
-#define DMASVC_MSG_MAX 4096        /* bytes in one packet, header included */
+/* DMASVC_MSG_MAX (records.h): bytes in one packet, header included */
 #define DMASVC_TEXT_MAX 256        /* reply text, NUL included */
 #define DMASVC_DEFAULT_SOCKET "/run/dmasvc/dmasvc.sock"
 
@@ -109,8 +111,7 @@ static_assert(sizeof(struct dmasvc_hello_reply) == 32, "hello reply size");
  */
 struct dmasvc_memory_add {
 	uint64_t size;
-	uint32_t flags;       /* DMASVC_MEMORY_* */
-#define DMASVC_MEMORY_READONLY (1u << 0) /* map PROT_READ; regions must be read-only */
+	uint32_t flags;       /* DMASVC_MEMORY_* (records.h) */
 	uint32_t __reserved;  /* 0 */
 };
 static_assert(sizeof(struct dmasvc_memory_add) == 16, "memory_add size");
@@ -138,8 +139,7 @@ struct dmasvc_memory_remove {
  */
 struct dmasvc_region_add {
 	uint32_t mem_id;
-	uint32_t flags;       /* DMASVC_REGION_* */
-#define DMASVC_REGION_READONLY (1u << 0) /* device may only read */
+	uint32_t flags;       /* DMASVC_REGION_* (records.h) */
 	uint64_t mem_offset;
 	uint64_t size;
 	uint64_t iova;
@@ -167,7 +167,6 @@ struct dmasvc_region_remove {
  * completion eventfd (service writes: CQ has entries).  Up to
  * DMASVC_MAX_RINGS per session: one per producer thread.
  */
-#define DMASVC_MAX_RINGS 64
 struct dmasvc_ring_setup {
 	uint32_t sq_entries;  /* power of two, <= hello_reply.max_sq_entries */
 	uint32_t cq_entries;  /* power of two, >= sq_entries, <= max_cq_entries */
@@ -206,18 +205,10 @@ struct dmasvc_device_detach {
  * from (0 when done).  DMASVC_QUERY_F_ALL_SESSIONS (service-wide view) is
  * honoured only for peers on the admin allow-list; otherwise -EPERM.
  */
-enum dmasvc_query_what {
-	DMASVC_QUERY_STATUS = 1,   /* one dmasvc_stat_service record */
-	DMASVC_QUERY_SESSIONS = 2, /* dmasvc_stat_session records */
-	DMASVC_QUERY_REGIONS = 3,  /* dmasvc_stat_region records */
-	DMASVC_QUERY_AUDIT = 4,    /* dmasvc_audit_extent records: what the backend holds */
-	DMASVC_QUERY_MAX
-};
 
 struct dmasvc_query {
-	uint32_t what;        /* enum dmasvc_query_what */
-	uint32_t flags;
-#define DMASVC_QUERY_F_ALL_SESSIONS (1u << 0)
+	uint32_t what;        /* enum dmasvc_query_what (records.h) */
+	uint32_t flags;       /* DMASVC_QUERY_F_* (records.h) */
 	uint64_t cursor;      /* 0 to start; reply.next_cursor to go on */
 	uint32_t region_id;   /* AUDIT: the region to audit */
 	union {
@@ -234,68 +225,9 @@ struct dmasvc_query_reply {
 	uint32_t record_size; /* bytes per record (records may grow) */
 	uint32_t __reserved;
 	uint64_t next_cursor; /* 0 when this was the last page */
-	/* followed by count * record_size bytes, then the text */
+	/* followed by count * record_size bytes (records.h), then the text */
 };
 static_assert(sizeof(struct dmasvc_query_reply) == 24, "query reply size");
-
-struct dmasvc_stat_service {
-	uint64_t uptime_ns;
-	uint32_t sessions;
-	uint32_t workers;
-	char backend[16];         /* "soft", "iommufd", "type1"; NUL-padded */
-	uint64_t events;          /* SQEs completed, all sessions since start */
-	uint64_t events_failed;
-	uint64_t map_calls;       /* backend map ops issued */
-	uint64_t unmap_calls;
-	uint64_t pinned_bytes;    /* bytes the backend holds pinned now */
-	uint64_t vmlck_bytes;     /* service VmLck (model) or VmPin (kernel) */
-	uint64_t latency_p50_ns;  /* event post -> completion, recent window */
-	uint64_t latency_p99_ns;
-	uint64_t areas;           /* areas mapped now, all spaces */
-	uint64_t max_areas;       /* sum of budgets (UINT64_MAX = unlimited) */
-};
-
-struct dmasvc_stat_session {
-	uint32_t session_id;
-	uint32_t pid;             /* SO_PEERCRED */
-	uint32_t uid;
-	uint32_t regions;
-	uint32_t rings;
-	uint32_t devices;
-	uint64_t client_tag;
-	uint64_t events;
-	uint64_t events_failed;
-	uint64_t map_calls;
-	uint64_t unmap_calls;
-	uint64_t areas;           /* areas mapped in this session's space */
-	uint64_t max_areas;
-	uint64_t reserved_areas;  /* worst case reserved by its regions */
-	uint64_t latency_p50_ns;
-	uint64_t latency_p99_ns;
-};
-
-struct dmasvc_stat_region {
-	uint32_t session_id;
-	uint32_t region_id;
-	uint32_t mem_id;
-	uint32_t flags;
-	uint64_t iova;
-	uint64_t size;
-	uint64_t granule;
-	uint64_t populated_bytes; /* the service's per-granule state */
-	uint64_t mapped_bytes;    /* bytes in areas the backend accepted */
-	uint64_t pinned_bytes;    /* bytes the backend holds pinned for it */
-};
-
-struct dmasvc_audit_extent {
-	uint64_t iova;
-	uint64_t length;
-	uint32_t state;           /* DMASVC_AUDIT_* */
-#define DMASVC_AUDIT_OK 0            /* held by the backend and populated */
-#define DMASVC_AUDIT_MISSING 1       /* populated, backend does not hold it */
-#define DMASVC_AUDIT_STRAY 2         /* backend holds it, not populated */
-	uint32_t __reserved;
-};
 
 /* ---- BYE ---------------------------------------------------------------- */
 /* BYE: no body; the service removes every mapping of the session, replies, closes. */

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dmasvc/records.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -115,7 +117,7 @@ int dmasvc_memory_remove(struct dmasvc_client *c, uint32_t mem_id);
 
 struct dmasvc_region_desc {
 	uint32_t mem_id;
-	uint32_t flags;          /* DMASVC_REGION_* from proto.h */
+	uint32_t flags;          /* DMASVC_REGION_* (records.h) */
 	uint64_t mem_offset;
 	uint64_t size;
 	uint64_t iova;
@@ -247,7 +249,7 @@ int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id
 /* ---- queries (additions to the lead's API: the demo, dmasvcctl, tests) ---- */
 
 /*
- * dmasvc_query: run QUERY @what (enum dmasvc_query_what in proto.h) with
+ * dmasvc_query: run QUERY @what (enum dmasvc_query_what, records.h) with
  * @flags (DMASVC_QUERY_F_*), following the service's cursor, and copy up to
  * @max records of @record_size bytes each into @records (a record larger on
  * the wire is truncated, a smaller one zero-padded).  For DMASVC_QUERY_AUDIT
