@@ -37,7 +37,9 @@ Test(demo, short_run_is_clean)
 	cr_assert_not_null(demo, "DMASVC_DEMO is set by meson");
 	cr_assert_eq(it_svc_start(&svc, NULL), 0);
 	base = it_vmlck(svc.pid);
-	snprintf(cmd, sizeof(cmd), "%s --socket %s --service-pid %d --duration 3 --max-plugged 256",
+	/* Quoted: the checkout may live under a path with spaces. */
+	cr_assert_null(strchr(demo, '\''), "no quote in %s", demo);
+	snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' --service-pid %d --duration 3 --max-plugged 256",
 		 demo, svc.sock, (int)svc.pid);
 	out = popen(cmd, "r");
 	cr_assert_not_null(out);
