@@ -175,8 +175,23 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		ret = session_device_detach(d, s, req->u.device_detach.dev_id, err, sizeof(err));
 		break;
 	case DMASVC_CMD_QUERY:
-		if (req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS)
-			ringsvc_quiesce(d, NULL); /* other sessions' state must be at rest */
+		/*
+		 * STATUS and SESSIONS read busy sessions' snapshots
+		 * (session_usage()); REGIONS and AUDIT read region state, which
+		 * a busy session's executor owns: wait for it (AUDIT: only for
+		 * the session audited).
+		 */
+		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
+		    req->u.query.what == DMASVC_QUERY_REGIONS)
+			ringsvc_quiesce(d, NULL);
+		else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
+			 req->u.query.what == DMASVC_QUERY_AUDIT) {
+			struct dsvc_session *o = req->u.query.session_id ?
+				session_find(d, req->u.query.session_id) : s;
+
+			if (o)
+				ringsvc_quiesce(d, o);
+		}
 		ret = query_run(d, s, &req->u.query, &body.q.rep, body.q.records, err, sizeof(err));
 		if (!ret)
 			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;
