@@ -70,12 +70,37 @@ typedef struct DmaServiceMemory {
     QLIST_ENTRY(DmaServiceMemory) next;
 } DmaServiceMemory;
 
+/*
+ * Plain RAM (no RamDiscardManager) is never discarded in part, so it is
+ * handed over in the largest areas the service and iommufd can use: the
+ * section is cut into maximal blocks aligned (in IOVA and in the file) to
+ * a power of two of at most DS_PLAIN_GRANULE_MAX, and runs of equal blocks
+ * are one service region each, at that granule: a head of growing
+ * granules up to the first well-aligned address, a body of 1 GiB (or the
+ * largest alignment iova and file offset share) and a tail of shrinking
+ * ones.  q35's low RAM at 0x100000 is 9 areas for 512 MiB, not 511 of
+ * 1 MiB.  A managed (virtio-mem) section is one part at the manager's
+ * granularity.
+ */
+#define DS_PLAIN_GRANULE_MAX (1ULL << 30)
+#define DS_MAX_PARTS 48            /* 2 per power of two from 4 KiB to 1 GiB, and more */
+/* Most bytes one populate SQE of plain RAM names: its completion must come
+ * well within timeout-ms (pinning 256 MiB takes a few hundred ms here). */
+#define DS_POPULATE_PIECE (256ULL << 20)
+
+typedef struct DmaServicePart {
+    uint64_t offset;           /* inside the section */
+    uint64_t size;
+    uint64_t granule;
+    uint32_t region_id;        /* valid when the region's @mem != NULL */
+} DmaServicePart;
+
 typedef struct DmaServiceRegion {
     DmaService *s;
     MemoryRegionSection section;  /* copy: a reference on .mr, no .fv */
     DmaServiceMemory *mem;     /* NULL until registered at the service */
-    uint32_t region_id;        /* valid when @mem != NULL */
-    uint64_t granule;
+    unsigned nparts;           /* >= 1; managed: 1 */
+    DmaServicePart part[DS_MAX_PARTS];
     uint32_t flags;            /* DMASVC_REGION_* */
     bool managed;              /* has a RamDiscardManager */
     bool rdl_registered;       /* @rdl is registered with the manager */
@@ -127,6 +152,8 @@ static bool ds_online(const DmaService *s)
  * ds_set_broken: the service's state is unknown after a failure @err
  * (-errno); stop talking to it and arm the reconnect timer.
  */
+static void ds_fail(DmaService *s, Error *err);
+
 static void ds_set_broken(DmaService *s, int err, const char *what)
 {
     if (s->broken || s->closing) {
@@ -134,6 +161,18 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
     }
     s->broken = true;
     trace_dma_service_broken(what, err);
+    if (!s->complete || !phase_check(PHASE_MACHINE_READY)) {
+        Error *e = NULL;
+
+        /* Before the guest runs, a VM without its DMA mappings must not start. */
+        error_setg(&e, "dma-service '%s': %s failed before the machine started:"
+                   " %s (is dmasvc running at %s, and answering within"
+                   " timeout-ms=%u?)",
+                   object_get_canonical_path_component(OBJECT(s)), what,
+                   strerror(-err), s->socket, s->timeout_ms);
+        ds_fail(s, e);
+        return;
+    }
     warn_report("dma-service '%s': %s failed: %s; %s",
                 object_get_canonical_path_component(OBJECT(s)), what,
                 strerror(-err),
@@ -286,14 +325,19 @@ static int ds_notify_populate(RamDiscardListener *rdl,
     if (!ds_online(s) || !r->mem) {
         /* Offline: veto plugs; a replay is redone by the resync. */
         ret = s->replaying ? 0 : -ENOTCONN;
-        trace_dma_service_populate(r->region_id, off, len, ret);
+        trace_dma_service_populate(r->part[0].region_id, off, len, ret);
         return ret;
     }
-    ret = dmasvc_populate(s->client, r->region_id, off, len);
-    trace_dma_service_populate(r->region_id, off, len, ret);
-    if (ret < 0 && ds_conn_error(ret)) {
-        /* The event may still complete later: resync from scratch. */
-        ds_set_broken(s, ret, "populate");
+    ret = dmasvc_populate(s->client, r->part[0].region_id, off, len);
+    trace_dma_service_populate(r->part[0].region_id, off, len, ret);
+    if (ret < 0 && (ds_conn_error(ret) || s->replaying)) {
+        /*
+         * Connection errors: the event may still complete later.  A replay
+         * (listener registration, after a reconnect too) cannot be vetoed:
+         * the manager only logs it, and the block would stay plugged but
+         * unmapped.  Either way, resync from scratch.
+         */
+        ds_set_broken(s, ret, s->replaying ? "replay of plugged memory" : "populate");
     }
     return ret < 0 ? ret : 0;
 }
@@ -309,8 +353,8 @@ static void ds_notify_discard(RamDiscardListener *rdl,
     if (!ds_online(s) || !r->mem) {
         return;                /* the resync or the BYE covers it */
     }
-    ret = dmasvc_discard(s->client, r->region_id, off, len);
-    trace_dma_service_discard(r->region_id, off, len, ret);
+    ret = dmasvc_discard(s->client, r->part[0].region_id, off, len);
+    trace_dma_service_discard(r->part[0].region_id, off, len, ret);
     if (ret < 0) {
         /* A discard cannot be refused: the service's state is wrong now. */
         ds_set_broken(s, ret, "discard");
@@ -390,19 +434,38 @@ static void ds_region_listen(DmaService *s, DmaServiceRegion *r)
     r->rdl_registered = true;
 }
 
+/* ds_parts_remove: remove the first @n parts of @r at the service. */
+static void ds_parts_remove(DmaService *s, DmaServiceRegion *r, unsigned n)
+{
+    int ret;
+
+    for (unsigned i = 0; i < n && ds_online(s); i++) {
+        ret = dmasvc_region_remove(s->client, r->part[i].region_id);
+        trace_dma_service_region_remove(r->part[i].region_id, ret);
+        if (ret < 0) {
+            ds_set_broken(s, ret, "region_remove");
+        }
+    }
+}
+
 /*
- * ds_region_register: register @r at the service and populate it (plain:
- * submit one populate for the whole region, reaped in commit; managed:
- * register the RamDiscardListener, whose replay populates the plugged
- * parts now).  Needs ds_online().  Returns true if a populate was
- * submitted for it.  Failures break the session or go to ds_fail().
+ * ds_region_register: register @r's parts at the service and populate them
+ * (plain: submit populates of at most DS_POPULATE_PIECE bytes each or one
+ * granule, counted in *@inflight and reaped by the caller, or here
+ * whenever 128 are in flight; managed: register the RamDiscardListener,
+ * whose replay populates the plugged parts now).  Needs ds_online().
+ * Failures break the session or go to ds_fail(); a refused part leaves
+ * none of @r registered.
  */
-static bool ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
-                               struct dmasvc_queue *q)
+static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight);
+
+static void ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
+                                   struct dmasvc_queue *q, unsigned *inflight)
 {
     MemoryRegionSection *sec = &r->section;
     RAMBlock *rb = sec->mr->ram_block;
-    struct dmasvc_region_desc d;
+    uint64_t base_offset = rb->fd_offset + sec->offset_within_region;
+    unsigned i;
     Error *err = NULL;
     int ret;
 
@@ -411,72 +474,126 @@ static bool ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
         if (err) {
             ds_fail(s, err);
         }
-        return false;
+        return;
     }
-    d = (struct dmasvc_region_desc) {
-        .mem_id = r->mem->mem_id,
-        .flags = r->flags,
-        .mem_offset = rb->fd_offset + sec->offset_within_region,
-        .size = int128_get64(sec->size),
-        .iova = sec->offset_within_address_space,
-        .granule = r->granule,
-    };
-    ret = dmasvc_region_add(s->client, &d);
-    trace_dma_service_region_add(memory_region_name(sec->mr), d.iova, d.size,
-                                 d.mem_offset, d.granule, d.flags, ret);
-    if (ret < 0) {
-        if (ds_conn_error(ret)) {
-            ds_set_broken(s, ret, "region_add");
-        } else {
-            error_setg(&err, "dma-service: the service refused RAM '%s' at"
-                       " 0x%" PRIx64 " size 0x%" PRIx64 " granule 0x%" PRIx64
-                       " (%s): %s", memory_region_name(sec->mr), d.iova,
-                       d.size, d.granule, strerror(-ret),
-                       dmasvc_last_error(s->client));
-            ds_fail(s, err);
+    for (i = 0; i < r->nparts; i++) {
+        DmaServicePart *p = &r->part[i];
+        struct dmasvc_region_desc d = {
+            .mem_id = r->mem->mem_id,
+            .flags = r->flags,
+            .mem_offset = base_offset + p->offset,
+            .size = p->size,
+            .iova = sec->offset_within_address_space + p->offset,
+            .granule = p->granule,
+        };
+
+        ret = dmasvc_region_add(s->client, &d);
+        trace_dma_service_region_add(memory_region_name(sec->mr), d.iova,
+                                     d.size, d.mem_offset, d.granule, d.flags,
+                                     ret);
+        if (ret < 0) {
+            if (ds_conn_error(ret)) {
+                ds_set_broken(s, ret, "region_add");
+            } else {
+                error_setg(&err, "dma-service: the service refused RAM '%s'"
+                           " at 0x%" PRIx64 " size 0x%" PRIx64 " granule 0x%"
+                           PRIx64 " (%s): %s", memory_region_name(sec->mr),
+                           d.iova, d.size, d.granule, strerror(-ret),
+                           dmasvc_last_error(s->client));
+                ds_fail(s, err);
+            }
+            ds_parts_remove(s, r, i);
+            ds_memory_put(r->mem);
+            r->mem = NULL;
+            return;
         }
-        ds_memory_put(r->mem);
-        r->mem = NULL;
-        return false;
+        p->region_id = ret;
     }
-    r->region_id = ret;
 
     if (r->managed) {
         ds_region_listen(s, r);
-        return false;
+        return;
     }
-    /* -EAGAIN cannot happen: commit reaps long before the SQ fills. */
-    ret = dmasvc_submit_populate(q, r->region_id, 0, d.size, (uintptr_t)r);
-    trace_dma_service_populate(r->region_id, 0, d.size, ret);
-    if (ret < 0) {
-        ds_set_broken(s, ret, "populate");
-        return false;
+    for (i = 0; i < r->nparts; i++) {
+        DmaServicePart *p = &r->part[i];
+        uint64_t piece = MAX(p->granule, DS_POPULATE_PIECE);
+
+        for (uint64_t off = 0; off < p->size; off += piece) {
+            uint64_t len = MIN(piece, p->size - off);
+
+            if (*inflight >= 128) {  /* well below the default SQ's 256 */
+                ds_reap(s, q, *inflight);
+                *inflight = 0;
+                if (!ds_online(s)) {
+                    return;
+                }
+            }
+            ret = dmasvc_submit_populate(q, p->region_id, off, len,
+                                         (uintptr_t)r);
+            trace_dma_service_populate(p->region_id, off, len, ret);
+            if (ret < 0) {
+                ds_set_broken(s, ret, "populate");
+                return;
+            }
+            ++*inflight;
+        }
     }
-    return true;
 }
 
 /* ds_region_destroy: undo ds_region_register and free @r.  Never fails. */
 static void ds_region_destroy(DmaService *s, DmaServiceRegion *r)
 {
-    int ret;
-
     if (r->rdl_registered) {
         /* Reports every plugged part as discarded (ds_notify_discard). */
         ram_discard_manager_unregister_listener(
             memory_region_get_ram_discard_manager(r->section.mr), &r->rdl);
     }
     if (r->mem) {
-        if (ds_online(s)) {
-            ret = dmasvc_region_remove(s->client, r->region_id);
-            trace_dma_service_region_remove(r->region_id, ret);
-            if (ret < 0) {
-                ds_set_broken(s, ret, "region_remove");
-            }
-        }
+        ds_parts_remove(s, r, r->nparts);
         ds_memory_put(r->mem);
     }
     memory_region_unref(r->section.mr);
     g_free(r);
+}
+
+/*
+ * ds_plain_parts: cut plain RAM [@iova, @iova + @size) at file offset
+ * @mem_offset (all page aligned) into parts as described over
+ * DmaServicePart.  Returns the number of parts (1..DS_MAX_PARTS; a section
+ * that would need more keeps its last part at the granule that fits all of
+ * the rest).
+ */
+static unsigned ds_plain_parts(uint64_t iova, uint64_t size,
+                               uint64_t mem_offset, DmaServicePart *part)
+{
+    unsigned n = 0;
+    uint64_t pos = 0;
+
+    while (pos < size) {
+        uint64_t left = size - pos;
+        uint64_t b = 1ULL << ctz64((iova + pos) | (mem_offset + pos) |
+                                   DS_PLAIN_GRANULE_MAX);
+
+        while (b > left) {
+            b >>= 1;
+        }
+        if (n == DS_MAX_PARTS) { /* cannot happen for 64-bit sizes */
+            b = 1ULL << ctz64(part[n - 1].offset | part[n - 1].size | left |
+                              (iova + part[n - 1].offset) |
+                              (mem_offset + part[n - 1].offset));
+            part[n - 1].size += left;
+            part[n - 1].granule = b;
+            break;
+        }
+        if (n && part[n - 1].granule == b) {
+            part[n - 1].size += b;
+        } else {
+            part[n++] = (DmaServicePart) { .offset = pos, .size = b,
+                                           .granule = b };
+        }
+        pos += b;
+    }
+    return n;
 }
 
 /* ---- MemoryListener -------------------------------------------------- */
@@ -508,16 +625,17 @@ static void ds_region_add(MemoryListener *listener,
     r->flags = (section->readonly || memory_region_is_rom(section->mr)) ?
                DMASVC_REGION_READONLY : 0;
     if (r->managed) {
-        r->granule = ram_discard_manager_get_min_granularity(
-            memory_region_get_ram_discard_manager(section->mr), section->mr);
+        r->nparts = 1;
+        r->part[0] = (DmaServicePart) {
+            .size = size,
+            .granule = ram_discard_manager_get_min_granularity(
+                memory_region_get_ram_discard_manager(section->mr),
+                section->mr),
+        };
     } else {
-        /*
-         * One granule would do, but the service wants a power of two that
-         * divides iova, size and mem_offset: take the largest one.
-         */
         mem_offset = section->mr->ram_block->fd_offset +
                      section->offset_within_region;
-        r->granule = 1ULL << ctz64(iova | size | mem_offset);
+        r->nparts = ds_plain_parts(iova, size, mem_offset, r->part);
     }
     QLIST_INSERT_HEAD(&s->adds, r, next);
 }
@@ -556,6 +674,7 @@ static void ds_begin(MemoryListener *listener)
 static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
 {
     struct dmasvc_completion cqe[32];
+    unsigned total = inflight, done = 0;
     int n, i;
 
     while (inflight && ds_online(s)) {
@@ -572,8 +691,14 @@ static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
              */
             DmaServiceRegion *r = (void *)(uintptr_t)cqe[i].user_data;
 
-            trace_dma_service_populated(r->region_id, cqe[i].res);
-            if (cqe[i].res < 0) {
+            trace_dma_service_populated(memory_region_name(r->section.mr),
+                                        ++done, total, cqe[i].res);
+            if (cqe[i].res < 0 && s->complete &&
+                phase_check(PHASE_MACHINE_READY)) {
+                /* A replay after a reconnect or a late section: the guest
+                 * runs without that RAM mapped.  Never swallow it. */
+                ds_set_broken(s, cqe[i].res, "populate of RAM");
+            } else if (cqe[i].res < 0) {
                 Error *err = NULL;
 
                 error_setg(&err, "dma-service: the service could not map RAM"
@@ -610,17 +735,11 @@ static void ds_commit(MemoryListener *listener)
         QLIST_INSERT_HEAD(&s->regions, r, next);
         if (ds_online(s)) {
             fd = memory_region_get_fd(r->section.mr);
-            if (ds_region_register(s, r, fd, q)) {
-                inflight++;
-            }
+            ds_region_register(s, r, fd, q, &inflight);
         }
         if (r->managed && !r->rdl_registered) {
             /* Offline or refused: the listener vetoes every plug. */
             ds_region_listen(s, r);
-        }
-        if (inflight == 128) {  /* well below the default SQ's 256 */
-            ds_reap(s, q, inflight);
-            inflight = 0;
         }
     }
     ds_reap(s, q, inflight);

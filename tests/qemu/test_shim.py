@@ -9,8 +9,9 @@ blocks).  The test drives virtio-mem over QMP and compares, after each step,
 QEMU's view (the device's plugged size) with the service's (dmasvcctl
 regions/status/audit --json):
 
-  boot         boot RAM populated, mapped and pinned; firmware ROM memfds
-               left out with a warning; virtio-mem region registered, empty
+  boot         boot RAM populated, mapped and pinned, in few large areas
+               (head, body, tail); firmware ROM memfds left out with a
+               warning; virtio-mem region registered, empty
   resize       256 MiB, 128 MiB, 0: region populated == mapped == pinned ==
                plugged size; service pinned == boot RAM + plugged; audit OK
   kill         dmasvc SIGKILLed while the guest plugs 896 MiB: the rest of
@@ -209,6 +210,10 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
     for key in ("populated_bytes", "mapped_bytes", "pinned_bytes"):
         total = sum(r[key] for r in boot)
         check(total == RAM, f"{what}: boot RAM {key} {total // MiB} MiB == {RAM // MiB} MiB")
+    areas = sum(r["size"] // r["granule"] for r in boot)
+    check(areas <= 40 and all(r["granule"] in (1 << k for k in range(12, 31)) for r in boot),
+          f"{what}: boot RAM is {areas} areas in {len(boot)} regions (head, body, tail of"
+          f" large granules; one area per granule of 1 MiB would be over 500)")
     check(all(not (r["iova"] <= 0xfffc0000 < r["iova"] + r["size"]) for r in regs),
           f"{what}: the BIOS ROM (unsealed memfd) is not handed over")
     st = svc.query("status")
