@@ -101,6 +101,7 @@ int main(int argc, char **argv)
 {
 	struct dsvc_options opt;
 	struct dlog lg = { .level = DLOG_INFO, .out = stderr };
+	struct server_claim claim;
 	struct dsvc d;
 	char err[512];
 	sigset_t mask;
@@ -154,7 +155,7 @@ int main(int argc, char **argv)
 			d.async_bytes = 0; /* tests: every burst takes the executor path */
 	}
 #endif
-	lfd = server_listen(&opt, err, sizeof(err));
+	lfd = server_listen(&opt, &claim, err, sizeof(err));
 	if (lfd < 0) {
 		dlog_err(&lg, 0, lfd, "%s", err);
 		ret = lfd;
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
 	dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o), backend %s, %u workers", opt.socket_path,
 	     opt.socket_mode, d.ops->name, opt.workers);
 	ret = evl_run(&d, lfd);
-	unlink(opt.socket_path);
+	server_release(&opt, &claim);
 	if (!ret)
 		dlog(&lg, DLOG_INFO, 0, "stopped: all mappings removed");
 err_bx:

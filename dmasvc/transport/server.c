@@ -4,8 +4,10 @@
  * decide admission (see server_priv.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,31 +31,68 @@ static void make_parent_dir(const char *path)
 	mkdir(dir, 0755);
 }
 
-int server_listen(const struct dsvc_options *o, char *err, size_t errlen)
+/* Take "PATH.lock" (created 0600) and write our pid into it.  Returns the fd or -errno. */
+static int claim_lock(const char *path, char *err, size_t errlen)
+{
+	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8], pid[32];
+	int fd, ret, n;
+
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "cannot open the lock file %s", lock);
+		return ret;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, errlen, "another dmasvc (pid %s) serves %s: refusing to take it over",
+			 *pid ? pid : "?", path);
+		close(fd);
+		return ret;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* the pid only serves the message above: go on without it */
+	}
+	return fd;
+}
+
+int server_listen(const struct dsvc_options *o, struct server_claim *claim, char *err,
+		  size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	mode_t old;
 	int fd, ret;
 
+	claim->lock_fd = -1;
 	if (strlen(o->socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "socket path %s is too long", o->socket_path);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, o->socket_path);
 	make_parent_dir(o->socket_path);
+	ret = claim_lock(o->socket_path, err, errlen);
+	if (ret < 0)
+		return ret;
+	claim->lock_fd = ret;
 	if (lstat(o->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket", o->socket_path);
-			return -EEXIST;
+			ret = -EEXIST;
+			goto err_unlock;
 		}
-		unlink(o->socket_path); /* stale socket of an earlier instance */
+		unlink(o->socket_path); /* stale: its owner released the lock */
 	}
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "socket(AF_UNIX, SOCK_SEQPACKET) failed");
-		return ret;
+		goto err_unlock;
 	}
 	old = umask(0177); /* the file never exists with wider permissions */
 	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
@@ -72,13 +111,35 @@ int server_listen(const struct dsvc_options *o, char *err, size_t errlen)
 		snprintf(err, errlen, "listen on %s failed", o->socket_path);
 		goto err_unlink;
 	}
+	if (lstat(o->socket_path, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s vanished after bind", o->socket_path);
+		goto err_close;
+	}
+	claim->dev = st.st_dev;
+	claim->ino = st.st_ino;
 	return fd;
 
 err_unlink:
 	unlink(o->socket_path);
 err_close:
 	close(fd);
+err_unlock:
+	close(claim->lock_fd);
+	claim->lock_fd = -1;
 	return ret;
+}
+
+void server_release(const struct dsvc_options *o, struct server_claim *claim)
+{
+	struct stat st;
+
+	if (claim->lock_fd < 0)
+		return;
+	if (lstat(o->socket_path, &st) == 0 && st.st_dev == claim->dev && st.st_ino == claim->ino)
+		unlink(o->socket_path);
+	close(claim->lock_fd); /* the lock file stays: removing it would race a new instance */
+	claim->lock_fd = -1;
 }
 
 bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid)

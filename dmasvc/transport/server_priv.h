@@ -19,12 +19,32 @@
 #include "options_priv.h"
 
 /*
- * server_listen: create the SOCK_SEQPACKET socket at @o->socket_path with mode
- * @o->socket_mode (a stale socket file is replaced; any other file there is
- * an error) and listen.  Returns the fd (non-blocking, cloexec) or -errno
- * with a reason in @err.
+ * What this instance owns of its socket path: the lock on "PATH.lock" (held
+ * while it runs, so a second dmasvc on the same path refuses to start) and
+ * the identity of the socket file it bound (it removes only that one).
  */
-int server_listen(const struct dsvc_options *o, char *err, size_t errlen);
+struct server_claim {
+	int lock_fd;               /* -1: nothing claimed */
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
+ * server_listen: take the lock next to @o->socket_path, create the
+ * SOCK_SEQPACKET socket there with mode @o->socket_mode (a stale socket
+ * file, whose owner is gone since the lock was free, is replaced; any other
+ * file there is an error) and listen.  Returns the fd (non-blocking,
+ * cloexec) and fills *@claim, or -errno with a reason in @err: -EADDRINUSE
+ * when another dmasvc holds the path (its pid named).
+ */
+int server_listen(const struct dsvc_options *o, struct server_claim *claim, char *err,
+		  size_t errlen);
+
+/*
+ * server_release: remove the socket file if it is still the one @claim
+ * bound, then drop the lock.  Idempotent; never fails.
+ */
+void server_release(const struct dsvc_options *o, struct server_claim *claim);
 
 /*
  * server_peer_allowed: whether @uid may connect under @o (@self is the

@@ -237,6 +237,39 @@ Test(process, sigterm_unmaps_unpins_and_exits_0)
 	close(fd);
 }
 
+/*
+ * A second dmasvc on a live socket path refuses to start and leaves the
+ * first one reachable; the first removes its own socket at exit; after a
+ * SIGKILL the stale socket is replaced by the next instance.
+ */
+Test(process, second_instance_refuses_a_live_socket)
+{
+	char *argv[] = { getenv("DMASVC_BIN"), "--soft-iommu", "--socket", svc.sock, NULL }, *out;
+	struct dmasvc_client *c;
+	char why[256];
+
+	start(NULL);
+	cr_expect_eq(run(0, argv, &out), 1, "the second instance fails: %s", out);
+	snprintf(why, sizeof(why), "another dmasvc (pid %d) serves %s", (int)svc.pid, svc.sock);
+	cr_expect(strstr(out, why), "names the first one: %s", out);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0, "the first is still reachable");
+	dmasvc_disconnect(c);
+	cr_expect_eq(stop(), 0);
+	cr_expect_neq(access(svc.sock, F_OK), 0, "the first removed its own socket");
+
+	unlink(svc.log); /* start() waits for a new "listening" line */
+	start(NULL);
+	kill(svc.pid, SIGKILL);
+	wait_exit(svc.pid);
+	svc.pid = 0;
+	cr_expect_eq(access(svc.sock, F_OK), 0, "a killed instance leaves its socket behind");
+	unlink(svc.log);
+	start(NULL); /* the stale socket is replaced: its owner's lock is gone */
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0, "the new instance serves the path");
+	dmasvc_disconnect(c);
+	cr_expect_eq(stop(), 0);
+}
+
 Test(process, socket_mode_and_admission)
 {
 	const char *extra[] = { "--socket-mode", "0666", "--allow-uid", "0", "--allow-uid", "65534", NULL };
