@@ -115,12 +115,47 @@ Test(session, local_argument_checks)
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 4096, G), -EINVAL, "misaligned offset");
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 0), -EINVAL, "empty");
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * G, G), -ERANGE, "past the end");
-	cr_assert_eq(dmasvc_populate(f.c, 77, 0, G), -EINVAL, "unknown region");
+	cr_assert_eq(dmasvc_populate(f.c, 77, 0, G), -ENOENT, "unknown region, as the service says");
 	cr_assert_eq(dmasvc_region_add(f.c, &bad), -EINVAL, "granule not a power of two");
 	cr_assert_eq(dmasvc_memory_remove(f.c, (uint32_t)f.mem), -EBUSY, "memory in use");
 	cr_assert_eq(dmasvc_region_remove(f.c, (uint32_t)f.region), 0);
-	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, G), -EINVAL, "removed region");
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, G), -ENOENT, "removed region");
 	cr_assert_eq(dmasvc_memory_remove(f.c, (uint32_t)f.mem), 0);
+	fx_close(&f);
+}
+
+/*
+ * The library's own checks answer what the service would (here an IOVA
+ * range that overflows: -ERANGE from both), and a call that fails locally
+ * replaces the text of an earlier service error.
+ */
+Test(session, local_errors_agree_with_the_service_and_reset_last_error)
+{
+	const uint64_t G = 2 * MiB;
+	struct dmasvc_region_add raw = { .mem_id = 1, .size = 2 * G, .iova = UINT64_MAX - G + 1,
+					 .granule = G };
+	struct dmasvc_region_desc over = { .size = 2 * G, .iova = UINT64_MAX - G + 1, .granule = G };
+	struct dmasvc_region_desc dup = { .size = G, .iova = 0, .granule = G };
+	struct fixture f;
+	uint32_t rep[4];
+	int sock;
+
+	sock = it_raw_connect(svc.sock);
+	cr_assert_geq(sock, 0);
+	cr_assert_eq(it_raw_hello(sock), 0);
+	cr_expect_eq(it_raw_call(sock, DMASVC_CMD_REGION_ADD, &raw, sizeof(raw), NULL, 0, rep,
+				 sizeof(rep), NULL, NULL), ERANGE, "the service: ERANGE (replies carry positive errno)");
+	close(sock);
+
+	fx_open(&f, 16 * MiB, G, 0);
+	dup.mem_id = over.mem_id = (uint32_t)f.mem;
+	cr_assert_eq(dmasvc_region_add(f.c, &dup), -EEXIST);
+	cr_assert_neq(dmasvc_last_service_error(f.c)[0], '\0', "the service explained the overlap");
+	cr_expect_eq(dmasvc_region_add(f.c, &over), -ERANGE, "the library: -ERANGE too");
+	cr_expect(strstr(dmasvc_last_error(f.c), "overflows"), "last error names the local failure: %s",
+		  dmasvc_last_error(f.c));
+	cr_expect_eq(dmasvc_last_service_error(f.c)[0], '\0', "no stale service text: %s",
+		     dmasvc_last_service_error(f.c));
 	fx_close(&f);
 }
 

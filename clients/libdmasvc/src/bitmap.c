@@ -140,8 +140,9 @@ int cl_region_geom_check(uint64_t mem_offset, uint64_t size, uint64_t iova, uint
 		return -EINVAL;
 	if ((mem_offset | size | iova) & (granule - 1))
 		return -EINVAL;
-	if (__builtin_add_overflow(iova, size, &end) ||
+	/* The service's rules (control.c): the last IOVA, not the end, must fit. */
+	if (__builtin_add_overflow(iova, size - 1, &end) ||
 	    __builtin_add_overflow(mem_offset, size, &end))
-		return -EINVAL;
+		return -ERANGE;
 	return 0;
 }

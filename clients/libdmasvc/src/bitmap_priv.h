@@ -69,9 +69,10 @@ int cl_range_to_bits(uint64_t size, uint64_t granule, uint64_t offset, uint64_t 
 
 /*
  * cl_region_geom_check: the local sanity check of a region's geometry
- * (the service checks it again).  Returns 0 or -EINVAL: size 0, granule not
- * a power of two >= 4096, size / iova / mem_offset not granule-aligned, or
- * iova + size or mem_offset + size overflowing.
+ * (the service checks it again, with the same rules and codes).  Returns 0,
+ * -EINVAL (size 0, granule not a power of two >= 4096, size / iova /
+ * mem_offset not granule-aligned) or -ERANGE (the last IOVA or the end in
+ * the memory overflows).
  */
 int cl_region_geom_check(uint64_t mem_offset, uint64_t size, uint64_t iova, uint64_t granule);
 

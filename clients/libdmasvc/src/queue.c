@@ -230,7 +230,7 @@ int64_t __cl_submit(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_
 	pthread_mutex_lock(&c->state_lock);
 	r = cl_region_get(c, region);
 	err = r ? cl_range_to_bits(r->desc.size, r->desc.granule, offset, length, &first, &count)
-		: -EINVAL;
+		: -ENOENT; /* what the service answers for an unknown region */
 	if (!err)
 		sqe.region_id = r->svc_id;
 	pthread_mutex_unlock(&c->state_lock);

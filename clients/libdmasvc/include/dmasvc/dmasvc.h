@@ -128,6 +128,10 @@ struct dmasvc_region_desc {
  * dmasvc_region_add: register a region (starts discarded).  Returns the
  * region id (>= 0) or -errno; -ENOSPC when the mapping budget does not
  * allow size / granule areas (dmasvc_last_error() suggests a granule).
+ * The geometry is checked locally first, with the service's codes: -EINVAL
+ * (size 0, granule, alignment), -ERANGE (the range overflows).  A call
+ * that fails locally sets dmasvc_last_error() and clears
+ * dmasvc_last_service_error().
  */
 int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *d);
 
@@ -139,8 +143,9 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
  * the event (0) or failed it (-errno; the region is as before the call), or
  * -ETIMEDOUT after the connect timeout (the event may still complete
  * later; the bitmap is updated when it does).  -ENOTCONN when the service
- * is gone.  Checked locally first: -EINVAL for an unknown region, a zero or
- * misaligned range; -ERANGE for a range past the region's end.  The default
+ * is gone.  Checked locally first, with the service's codes: -ENOENT for
+ * an unknown region, -EINVAL for a zero or misaligned range, -ERANGE for a
+ * range past the region's end.  The default
  * queue's mutex is held for the whole call, so blocking calls from several
  * threads run one after the other; open a queue per thread to overlap them.
  */
@@ -173,8 +178,8 @@ struct dmasvc_completion {
 
 /*
  * dmasvc_submit_populate / dmasvc_submit_discard: post one event.  Returns 0,
- * -EAGAIN when the SQ is full (reap completions and retry), -EINVAL for an
- * unknown region or misaligned range, -ERANGE past the region's end
+ * -EAGAIN when the SQ is full (reap completions and retry), -ENOENT for an
+ * unknown region, -EINVAL for a misaligned range, -ERANGE past the region's end
  * (checked locally first), -ENOTCONN, -EPROTO once the ring is corrupt.
  * The doorbell is rung only when the service asked for a wake-up.  Events
  * in flight on a queue never exceed its CQ size (-EAGAIN beyond), so the
