@@ -24,6 +24,9 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 {
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
 	struct be_config cfg = { .max_areas = o->max_mappings };
+
+	if (!cfg.max_areas && o->backend == OPT_BACKEND_IOMMUFD)
+		cfg.max_areas = OPT_IOMMUFD_DEFAULT_AREAS; /* finite: each area is kernel memory */
 	int ret;
 
 	if (o->backend == OPT_BACKEND_SOFT) {

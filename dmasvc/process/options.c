@@ -26,6 +26,7 @@ enum {
 	OPT_SOCKET_MODE,
 	OPT_WORKERS,
 	OPT_MAX_MAPPINGS,
+	OPT_MAX_REGISTERED,
 	OPT_ALLOW_UID,
 	OPT_LOG_LEVEL,
 	OPT_STATS_INTERVAL,
@@ -42,6 +43,7 @@ static const struct option long_opts[] = {
 	{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ "max-mappings", required_argument, NULL, OPT_MAX_MAPPINGS },
+	{ "max-registered-gib", required_argument, NULL, OPT_MAX_REGISTERED },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -80,9 +82,11 @@ void opt_usage(FILE *out)
 		"                        service's own uid and root).  Service-wide queries\n"
 		"                        (dmasvcctl) are for root and the service's own uid\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
-		"  --max-mappings N      area budget of each session's space (default: the\n"
-		"                        backend's own limit; type1: the container's\n"
-		"                        dma_entry_limit, 65535 by default)\n"
+		"  --max-mappings N      area budget of each session's space (default: iommufd\n"
+		"                        %llu areas; type1: the container's dma_entry_limit,\n"
+		"                        65535 by default; the software model: no limit)\n"
+		"  --max-registered-gib N  guest memory one session may register, in GiB\n"
+		"                        (default %llu)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
 		"  --help                print this help and exit\n"
@@ -90,7 +94,8 @@ void opt_usage(FILE *out)
 		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
 		"error, 2 on bad usage or no usable backend.\n",
-		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS);
+		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
+		OPT_IOMMUFD_DEFAULT_AREAS, OPT_DEFAULT_REGISTERED_GIB);
 }
 
 /* Parse all of @s as an unsigned number in [min, max] with @base. */
@@ -116,6 +121,7 @@ static void set_defaults(struct dsvc_options *o)
 	o->socket_path = DMASVC_DEFAULT_SOCKET;
 	o->socket_mode = 0600;
 	o->workers = OPT_DEFAULT_WORKERS;
+	o->max_registered = OPT_DEFAULT_REGISTERED_GIB << 30;
 	o->stats_interval = 10;
 	o->log_level = DLOG_INFO;
 }
@@ -194,6 +200,14 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 				return -EINVAL;
 			}
 			o->max_mappings = v;
+			break;
+		case OPT_MAX_REGISTERED:
+			if (parse_u64(optarg, 10, 1, UINT64_MAX >> 30, &v)) {
+				snprintf(err, errlen, "--max-registered-gib: '%s' is not a positive number of GiB",
+					 optarg);
+				return -EINVAL;
+			}
+			o->max_registered = v << 30;
 			break;
 		case OPT_ALLOW_UID:
 			if (parse_u64(optarg, 10, 0, UINT32_MAX - 1, &v)) {

@@ -31,6 +31,15 @@ enum opt_backend {
 	OPT_BACKEND_TYPE1,    /* --vfio-group PATH: VFIO type1 container + this group */
 };
 
+/*
+ * Per-session defaults that fit a large VM and bound what one client costs:
+ * memory registered (mapped into the service's address space, which every
+ * session shares) and iommufd areas (each a kernel allocation, made even
+ * before a device is attached).
+ */
+#define OPT_DEFAULT_REGISTERED_GIB 4096ull      /* 4 TiB */
+#define OPT_IOMMUFD_DEFAULT_AREAS (1ull << 22)  /* 8 TiB at 2 MiB, 16 GiB at 4 KiB */
+
 struct dsvc_options {
 	enum opt_backend backend;
 	const char *iommufd_path;    /* --iommufd PATH (points into argv) */
@@ -44,7 +53,10 @@ struct dsvc_options {
 	const char *socket_path;     /* --socket; default DMASVC_DEFAULT_SOCKET */
 	unsigned int socket_mode;    /* --socket-mode OCTAL; default 0600 */
 	unsigned int workers;        /* --workers N, 1..OPT_MAX_WORKERS */
-	uint64_t max_mappings;       /* --max-mappings N; 0 = backend default */
+	uint64_t max_mappings;       /* --max-mappings N; 0 = backend default
+					(iommufd: OPT_IOMMUFD_DEFAULT_AREAS) */
+	uint64_t max_registered;     /* --max-registered-gib N, in bytes; default
+					OPT_DEFAULT_REGISTERED_GIB GiB */
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
 	enum dlog_level log_level;   /* --log-level; default info */
 	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 = default list */

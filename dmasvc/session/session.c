@@ -214,7 +214,14 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	unsigned int slot;
 	int ret;
 
-	(void)d;
+	if (req->size > d->opt->max_registered - s->registered_bytes)
+		return dlog_errf(-EDQUOT, err, errlen,
+			     "memory of %llu bytes would bring the session to %llu registered bytes,"
+			     " over its cap of %llu (--max-registered-gib %llu)",
+			     (unsigned long long)req->size,
+			     (unsigned long long)(s->registered_bytes + req->size),
+			     (unsigned long long)d->opt->max_registered,
+			     (unsigned long long)(d->opt->max_registered >> 30));
 	for (slot = 0; slot < SESSION_MAX_MEMORIES; slot++)
 		if (!s->mems[slot])
 			break;
@@ -232,6 +239,7 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	m->id = make_id(&s->mem_gen, slot);
 	s->mems[slot] = m;
 	s->nr_mems++;
+	s->registered_bytes += m->size;
 	*id = m->id;
 	return 0;
 }
@@ -246,6 +254,7 @@ int session_memory_remove(struct dsvc_session *s, uint32_t id, char *err, size_t
 		return dlog_errf(-EBUSY, err, errlen, "memory %u is used by %u regions", id, m->users);
 	s->mems[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_mems--;
+	s->registered_bytes -= m->size;
 	mem_close(m);
 	free(m);
 	return 0;

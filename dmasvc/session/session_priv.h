@@ -25,9 +25,10 @@
  * mapped concurrently.
  *
  * Caps (per session; -EMFILE for counts, -ENOSPC for in-flight entries and
- * the area budget): SESSION_MAX_MEMORIES, SESSION_MAX_REGIONS,
- * DMASVC_MAX_RINGS, SESSION_MAX_INFLIGHT SQ entries summed over the rings,
- * SESSION_MAX_DEVICES.  With these, a session's service memory is bounded
+ * the area budget, -EDQUOT for registered bytes): SESSION_MAX_MEMORIES,
+ * SESSION_MAX_REGIONS, DMASVC_MAX_RINGS, SESSION_MAX_INFLIGHT SQ entries
+ * summed over the rings, SESSION_MAX_DEVICES, the options' max_registered
+ * bytes of memory and max_mappings areas (finite for iommufd by default).  With these, a session's service memory is bounded
  * (rings: at most SESSION_MAX_INFLIGHT SQEs; region state: granule/'s lazy
  * bitmap, one bit per granule at most).
  */
@@ -115,6 +116,7 @@ struct dsvc_session {
 	bool device_used[SESSION_MAX_DEVICES];
 	bool device_cfg[SESSION_MAX_DEVICES]; /* an operator --device: clients cannot detach it */
 	unsigned int nr_mems, nr_regions, nr_rings, nr_devices;
+	uint64_t registered_bytes; /* sum of its memories' sizes (cap: --max-registered-gib) */
 	unsigned int ring_hi;      /* slots [ring_hi, DMASVC_MAX_RINGS) are empty */
 	uint32_t inflight;         /* SQ entries over all rings */
 	struct dsvc_counters ctr;

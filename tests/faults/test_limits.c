@@ -4,6 +4,7 @@
  * the real daemon.
  *
  * Claims (session_priv.h "Caps"):
+ *   - registered guest memory (--max-registered-gib): -EDQUOT past it;
  *   - memories (256), regions (1024), rings (64) and in-flight SQ entries
  *     summed over a session's rings (16384): one past the cap is refused
  *     with -EMFILE / -ENOSPC and a message naming the cap, the session
@@ -122,6 +123,39 @@ Test(limits, memories_cap)
 	cr_assert_geq(dmasvc_memory_add(c, fd, 64 * KiB, 0), 0, "a freed slot is usable again");
 	dmasvc_disconnect(c);
 	close(fd);
+}
+
+/*
+ * --max-registered-gib: one session may register at most that much guest
+ * memory (sparse memfds: nothing is allocated); past it MEMORY_ADD is
+ * -EDQUOT with the numbers, other sessions are not affected, and removing
+ * a memory makes room again.
+ */
+Test(limits, registered_bytes_cap)
+{
+	const char *extra[] = { "--max-registered-gib", "1", NULL };
+	struct dmasvc_client *a, *b;
+	int fd768, fd512, m;
+
+	cr_assert_eq(it_svc_start(&svc, extra), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &a), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &b), 0);
+	fd768 = it_memfd(768 * MiB, true);
+	fd512 = it_memfd(512 * MiB, true);
+	cr_assert(fd768 >= 0 && fd512 >= 0);
+	m = dmasvc_memory_add(a, fd768, 768 * MiB, 0);
+	cr_assert_geq(m, 0, "%s", dmasvc_last_error(a));
+	cr_assert_eq(dmasvc_memory_add(a, fd512, 512 * MiB, 0), -EDQUOT, "1.25 GiB > the 1 GiB cap");
+	cr_expect(strstr(dmasvc_last_error(a), "over its cap of 1073741824") &&
+		  strstr(dmasvc_last_error(a), "--max-registered-gib 1"),
+		  "the message names the cap: %s", dmasvc_last_error(a));
+	cr_assert_geq(dmasvc_memory_add(b, fd512, 512 * MiB, 0), 0, "the cap is per session");
+	cr_assert_eq(dmasvc_memory_remove(a, (uint32_t)m), 0);
+	cr_assert_geq(dmasvc_memory_add(a, fd512, 512 * MiB, 0), 0, "room again after a remove");
+	dmasvc_disconnect(a);
+	dmasvc_disconnect(b);
+	close(fd768);
+	close(fd512);
 }
 
 Test(limits, regions_cap)

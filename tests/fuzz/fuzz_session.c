@@ -48,6 +48,7 @@ static struct fz_global *fz_get(void)
 
 	if (g.ready)
 		return &g;
+	g.opt.max_registered = OPT_DEFAULT_REGISTERED_GIB << 30;
 	g.d.opt = &g.opt;
 	g.d.log = NULL; /* dlog drops everything */
 	g.d.ops = &be_soft_ops;
