@@ -69,47 +69,47 @@ _Static_assert(sizeof(struct iommu_ioas_map_file) == 40,
 #define BE_NAME "iommufd"
 #define IOFD_MAX_DEVICES 32
 
-enum iofd_map_file_state {
+enum iommufd_map_file_state {
 	IOFD_MF_UNKNOWN = 0, /* not tried yet */
 	IOFD_MF_WORKS = 1,   /* the kernel accepted it at least once */
 	IOFD_MF_ABSENT = 2,  /* ENOTTY seen, or disabled by the config */
 };
 
 /* One open /dev/iommu. Immutable after open() except where noted. */
-struct iofd_ctx {
+struct iommufd_ctx {
 	int fd;                       /* /dev/iommu */
 	int huge_pages;               /* -1 = kernel default */
 	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
-	_Atomic int map_file;         /* enum iofd_map_file_state; any thread */
+	_Atomic int map_file;         /* enum iommufd_map_file_state; any thread */
 	unsigned int nr_spaces;       /* live spaces; open/close thread */
 };
 
 /* A device bound to the ctx's iommufd and attached to one IOAS. */
-struct iofd_dev {
+struct iommufd_dev {
 	int fd;          /* our dup of the caller's cdev fd (same file) */
 	uint32_t dev_id; /* the kernel's out_devid; handle for detach */
 };
 
 /* One IOAS.  devs[] is touched only by the single control thread. */
-struct iofd_space {
-	struct iofd_ctx *ctx;
+struct iommufd_space {
+	struct iommufd_ctx *ctx;
 	uint32_t ioas_id;
 	unsigned int nr_devs;
-	struct iofd_dev devs[IOFD_MAX_DEVICES];
+	struct iommufd_dev devs[IOFD_MAX_DEVICES];
 };
 
-static struct iofd_ctx *to_ctx(struct be_ctx *c)
+static struct iommufd_ctx *to_ctx(struct be_ctx *c)
 {
-	return (struct iofd_ctx *)c;
+	return (struct iommufd_ctx *)c;
 }
 
-static struct iofd_space *to_space(struct be_space *s)
+static struct iommufd_space *to_space(struct be_space *s)
 {
-	return (struct iofd_space *)s;
+	return (struct iommufd_space *)s;
 }
 
 /* IOMMU_OPTION set or get of @option on @object (0 = global). */
-static int iofd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
+static int iommufd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
 		       uint64_t *val)
 {
 	struct iommu_option cmd = {
@@ -119,7 +119,7 @@ static int iofd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
 		.object_id = object,
 		.val64 = *val,
 	};
-	int rc = kio_ioctl(fd, IOMMU_OPTION, &cmd);
+	int rc = kernel_ioctl(fd, IOMMU_OPTION, &cmd);
 
 	if (rc == 0)
 		*val = cmd.val64;
@@ -127,13 +127,13 @@ static int iofd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
 }
 
 /* A fresh IOAS in @fd; sets *@id.  Returns 0 or -errno (reported). */
-static int iofd_ioas_alloc(int fd, uint32_t *id)
+static int iommufd_ioas_alloc(int fd, uint32_t *id)
 {
 	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
-	int rc = kio_ioctl(fd, IOMMU_IOAS_ALLOC, &cmd);
+	int rc = kernel_ioctl(fd, IOMMU_IOAS_ALLOC, &cmd);
 
 	if (rc < 0) {
-		kio_report(BE_NAME, "IOMMU_IOAS_ALLOC", 0, 0, rc);
+		kernel_report(BE_NAME, "IOMMU_IOAS_ALLOC", 0, 0, rc);
 		return rc;
 	}
 	*id = cmd.out_ioas_id;
@@ -141,17 +141,17 @@ static int iofd_ioas_alloc(int fd, uint32_t *id)
 }
 
 /* IOMMU_DESTROY of object @id; a failure is a bug, logged, not returned. */
-static void iofd_destroy_obj(int fd, uint32_t id)
+static void iommufd_destroy_obj(int fd, uint32_t id)
 {
 	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
-	int rc = kio_ioctl(fd, IOMMU_DESTROY, &cmd);
+	int rc = kernel_ioctl(fd, IOMMU_DESTROY, &cmd);
 
 	if (rc < 0)
-		kio_report(BE_NAME, "BUG: IOMMU_DESTROY", 0, 0, rc);
+		kernel_report(BE_NAME, "BUG: IOMMU_DESTROY", 0, 0, rc);
 }
 
 /* IOMMU_IOAS_UNMAP on @ioas; *@unmapped = bytes removed (0 on error). */
-static int iofd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
+static int iommufd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
 			  uint64_t length, uint64_t *unmapped)
 {
 	struct iommu_ioas_unmap cmd = {
@@ -160,17 +160,17 @@ static int iofd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
 		.iova = iova,
 		.length = length,
 	};
-	int rc = kio_ioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
+	int rc = kernel_ioctl(fd, IOMMU_IOAS_UNMAP, &cmd);
 
 	*unmapped = rc < 0 ? 0 : cmd.length;
 	return rc < 0 ? rc : 0;
 }
 
-static int iofd_open(const struct be_config *cfg, struct be_ctx **out)
+static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	const struct be_iommufd_config *kc = cfg->backend_private;
 	const char *path = cfg->path ? cfg->path : "/dev/iommu";
-	struct iofd_ctx *ctx;
+	struct iommufd_ctx *ctx;
 	int rc;
 
 	ctx = calloc(1, sizeof(*ctx));
@@ -181,7 +181,7 @@ static int iofd_open(const struct be_config *cfg, struct be_ctx **out)
 	atomic_init(&ctx->map_file, kc && kc->no_map_file ? IOFD_MF_ABSENT
 							  : IOFD_MF_UNKNOWN);
 
-	ctx->fd = kio_open(path, O_RDWR);
+	ctx->fd = kernel_open(path, O_RDWR);
 	if (ctx->fd < 0) {
 		rc = ctx->fd;
 		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", path,
@@ -193,10 +193,10 @@ static int iofd_open(const struct be_config *cfg, struct be_ctx **out)
 	if (kc && kc->rlimit_mode >= 0) {
 		uint64_t val = (uint64_t)kc->rlimit_mode;
 
-		rc = iofd_option(ctx->fd, IOMMU_OPTION_RLIMIT_MODE,
+		rc = iommufd_option(ctx->fd, IOMMU_OPTION_RLIMIT_MODE,
 				 IOMMU_OPTION_OP_SET, 0, &val);
 		if (rc < 0) {
-			kio_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0,
+			kernel_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0,
 				   0, rc);
 			goto err_close;
 		}
@@ -211,9 +211,9 @@ err_free:
 	return rc;
 }
 
-static void iofd_close(struct be_ctx *c)
+static void iommufd_close(struct be_ctx *c)
 {
-	struct iofd_ctx *ctx = to_ctx(c);
+	struct iommufd_ctx *ctx = to_ctx(c);
 
 	if (!ctx)
 		return;
@@ -224,27 +224,27 @@ static void iofd_close(struct be_ctx *c)
 	free(ctx);
 }
 
-static int iofd_space_create(struct be_ctx *c, struct be_space **out)
+static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 {
-	struct iofd_ctx *ctx = to_ctx(c);
-	struct iofd_space *sp;
+	struct iommufd_ctx *ctx = to_ctx(c);
+	struct iommufd_space *sp;
 	int rc;
 
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
 		return -ENOMEM;
 	sp->ctx = ctx;
-	rc = iofd_ioas_alloc(ctx->fd, &sp->ioas_id);
+	rc = iommufd_ioas_alloc(ctx->fd, &sp->ioas_id);
 	if (rc < 0)
 		goto err_free;
 
 	if (ctx->huge_pages >= 0) {
 		uint64_t val = (uint64_t)ctx->huge_pages;
 
-		rc = iofd_option(ctx->fd, IOMMU_OPTION_HUGE_PAGES,
+		rc = iommufd_option(ctx->fd, IOMMU_OPTION_HUGE_PAGES,
 				 IOMMU_OPTION_OP_SET, sp->ioas_id, &val);
 		if (rc < 0) {
-			kio_report(BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
+			kernel_report(BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
 				   0, rc);
 			goto err_destroy_ioas;
 		}
@@ -254,47 +254,47 @@ static int iofd_space_create(struct be_ctx *c, struct be_space **out)
 	return 0;
 
 err_destroy_ioas:
-	iofd_destroy_obj(ctx->fd, sp->ioas_id);
+	iommufd_destroy_obj(ctx->fd, sp->ioas_id);
 err_free:
 	free(sp);
 	return rc;
 }
 
 /* Detach and unbind devs[i] and drop it from the array.  Never fails. */
-static void iofd_dev_release(struct iofd_space *sp, unsigned int i)
+static void iommufd_dev_release(struct iommufd_space *sp, unsigned int i)
 {
 	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
-	int rc = kio_ioctl(sp->devs[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
+	int rc = kernel_ioctl(sp->devs[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
 
 	if (rc < 0)
-		kio_report(BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
+		kernel_report(BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
 			   rc);
 	close(sp->devs[i].fd); /* unbinds once the caller's fd is closed too */
 	sp->devs[i] = sp->devs[--sp->nr_devs];
 }
 
-static void iofd_space_destroy(struct be_space *s)
+static void iommufd_space_destroy(struct be_space *s)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 	uint64_t unmapped;
 	int rc;
 
 	if (!sp)
 		return;
 	while (sp->nr_devs)
-		iofd_dev_release(sp, sp->nr_devs - 1);
+		iommufd_dev_release(sp, sp->nr_devs - 1);
 	/* iova 0, length U64_MAX is the kernel's "unmap everything". */
-	rc = iofd_unmap_raw(sp->ctx->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
+	rc = iommufd_unmap_raw(sp->ctx->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
 	if (rc < 0 && rc != -ENOENT)
-		kio_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
-	iofd_destroy_obj(sp->ctx->fd, sp->ioas_id);
+		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
+	iommufd_destroy_obj(sp->ctx->fd, sp->ioas_id);
 	sp->ctx->nr_spaces--;
 	free(sp);
 }
 
-static int iofd_limits(struct be_space *s, struct be_limits *out)
+static int iommufd_limits(struct be_space *s, struct be_limits *out)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 	struct iommu_iova_range *ranges;
 	struct iommu_ioas_iova_ranges cmd = {
 		.size = sizeof(cmd),
@@ -304,9 +304,9 @@ static int iofd_limits(struct be_space *s, struct be_limits *out)
 	int rc;
 
 	/* First ask for the count, then fetch exactly that many. */
-	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0 && rc != -EMSGSIZE) {
-		kio_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
 		return rc;
 	}
 	n = cmd.num_iovas;
@@ -315,10 +315,10 @@ static int iofd_limits(struct be_space *s, struct be_limits *out)
 		return -ENOMEM;
 	cmd.num_iovas = n;
 	cmd.allowed_iovas = (uintptr_t)ranges;
-	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0) {
 		/* -EMSGSIZE here: a device attach raced us; callers retry. */
-		kio_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
 		goto out_free;
 	}
 
@@ -339,7 +339,7 @@ out_free:
 	return rc;
 }
 
-static uint32_t iofd_map_flags(unsigned int prot)
+static uint32_t iommufd_map_flags(unsigned int prot)
 {
 	uint32_t flags = IOMMU_IOAS_MAP_FIXED_IOVA;
 
@@ -354,7 +354,7 @@ static uint32_t iofd_map_flags(unsigned int prot)
  * Try IOMMU_IOAS_MAP_FILE.  Returns 0, -errno from the kernel, or
  * -ENOTTY when this kernel does not have it (then never again on this ctx).
  */
-static int iofd_map_file(struct iofd_space *sp, uint64_t iova,
+static int iommufd_map_file(struct iommufd_space *sp, uint64_t iova,
 			 uint64_t length, const struct be_map_src *src,
 			 uint32_t flags)
 {
@@ -367,7 +367,7 @@ static int iofd_map_file(struct iofd_space *sp, uint64_t iova,
 		.length = length,
 		.iova = iova,
 	};
-	int rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP_FILE, &cmd);
+	int rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP_FILE, &cmd);
 
 	if (rc == -ENOTTY)
 		atomic_store_explicit(&sp->ctx->map_file, IOFD_MF_ABSENT,
@@ -378,16 +378,16 @@ static int iofd_map_file(struct iofd_space *sp, uint64_t iova,
 	return rc;
 }
 
-static int iofd_map(struct be_space *s, uint64_t iova, uint64_t length,
+static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 		    const struct be_map_src *src, unsigned int prot)
 {
-	struct iofd_space *sp = to_space(s);
-	uint32_t flags = iofd_map_flags(prot);
+	struct iommufd_space *sp = to_space(s);
+	uint32_t flags = iommufd_map_flags(prot);
 	struct iommu_ioas_map cmd;
 	uint64_t end;
 	int rc;
 
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
@@ -398,10 +398,10 @@ static int iofd_map(struct be_space *s, uint64_t iova, uint64_t length,
 	if (src->fd >= 0 && atomic_load_explicit(&sp->ctx->map_file,
 						 memory_order_relaxed) !=
 			    IOFD_MF_ABSENT) {
-		rc = iofd_map_file(sp, iova, length, src, flags);
+		rc = iommufd_map_file(sp, iova, length, src, flags);
 		if (rc != -ENOTTY) {
 			if (rc < 0)
-				kio_report(BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
+				kernel_report(BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
 					   length, rc);
 			return rc;
 		}
@@ -416,23 +416,23 @@ static int iofd_map(struct be_space *s, uint64_t iova, uint64_t length,
 		.length = length,
 		.iova = iova,
 	};
-	rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP, &cmd);
+	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP, &cmd);
 	if (rc < 0) {
-		kio_report(BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
+		kernel_report(BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
 		return rc;
 	}
 	return 0;
 }
 
-static int iofd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+static int iommufd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 	uint64_t end;
 	int rc;
 
 	*unmapped = 0;
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	/*
@@ -440,9 +440,9 @@ static int iofd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	 * before the one the range cuts, and it does not say how much:
 	 * *unmapped stays 0 and the caller re-learns the range by audit().
 	 */
-	rc = iofd_unmap_raw(sp->ctx->fd, sp->ioas_id, iova, length, unmapped);
+	rc = iommufd_unmap_raw(sp->ctx->fd, sp->ioas_id, iova, length, unmapped);
 	if (rc < 0)
-		kio_report(BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
+		kernel_report(BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
 	return rc;
 }
 
@@ -454,10 +454,10 @@ static int iofd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
  * ioctl): after a failed attach that file stays bound and a retry fails in
  * VFIO_DEVICE_BIND_IOMMUFD with -EINVAL; the caller must open a fresh fd.
  */
-static int iofd_device_attach(struct be_space *s, int device_fd,
+static int iommufd_device_attach(struct be_space *s, int device_fd,
 			      uint32_t *dev_id)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 	struct vfio_device_bind_iommufd bind = {
 		.argsz = sizeof(bind),
 		.iommufd = sp->ctx->fd,
@@ -470,20 +470,20 @@ static int iofd_device_attach(struct be_space *s, int device_fd,
 
 	if (sp->nr_devs == IOFD_MAX_DEVICES)
 		return -ENOSPC;
-	fd = kio_dup(device_fd);
+	fd = kernel_dup(device_fd);
 	if (fd < 0)
 		return fd;
-	rc = kio_ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
+	rc = kernel_ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_DEVICE_BIND_IOMMUFD", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_DEVICE_BIND_IOMMUFD", 0, 0, rc);
 		goto err_close;
 	}
-	rc = kio_ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
+	rc = kernel_ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
 		goto err_close; /* unbinds with the file's last close */
 	}
-	sp->devs[sp->nr_devs++] = (struct iofd_dev){
+	sp->devs[sp->nr_devs++] = (struct iommufd_dev){
 		.fd = fd,
 		.dev_id = bind.out_devid,
 	};
@@ -495,13 +495,13 @@ err_close:
 	return rc;
 }
 
-static void iofd_device_detach(struct be_space *s, uint32_t dev_id)
+static void iommufd_device_detach(struct be_space *s, uint32_t dev_id)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 
 	for (unsigned int i = 0; i < sp->nr_devs; i++) {
 		if (sp->devs[i].dev_id == dev_id) {
-			iofd_dev_release(sp, i);
+			iommufd_dev_release(sp, i);
 			return;
 		}
 	}
@@ -513,7 +513,7 @@ static void iofd_device_detach(struct be_space *s, uint32_t dev_id)
  * Is [@iova, @iova + @length) fully mapped in @sp?  Probes by copying it
  * into @scratch and removing the copy again.  Returns 1, 0, or -errno.
  */
-static int iofd_probe(struct iofd_space *sp, uint32_t scratch, uint64_t iova,
+static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t iova,
 		      uint64_t length)
 {
 	struct iommu_ioas_copy cmd = {
@@ -526,18 +526,18 @@ static int iofd_probe(struct iofd_space *sp, uint32_t scratch, uint64_t iova,
 		.src_iova = iova,
 	};
 	uint64_t unmapped;
-	int rc = kio_ioctl(sp->ctx->fd, IOMMU_IOAS_COPY, &cmd);
+	int rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_COPY, &cmd);
 
 	if (rc == -ENOENT)
 		return 0; /* a hole somewhere in the range */
 	if (rc < 0) {
-		kio_report(BE_NAME, "IOMMU_IOAS_COPY (audit probe)", iova,
+		kernel_report(BE_NAME, "IOMMU_IOAS_COPY (audit probe)", iova,
 			   length, rc);
 		return rc;
 	}
-	rc = iofd_unmap_raw(sp->ctx->fd, scratch, iova, length, &unmapped);
+	rc = iommufd_unmap_raw(sp->ctx->fd, scratch, iova, length, &unmapped);
 	if (rc < 0 || unmapped != length) {
-		kio_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
+		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
 			   iova, length, rc < 0 ? rc : -EIO);
 		return rc < 0 ? rc : -EIO;
 	}
@@ -546,8 +546,8 @@ static int iofd_probe(struct iofd_space *sp, uint32_t scratch, uint64_t iova,
 
 /* One audit walk: the probe target and the run of mapped bytes not yet
  * reported (adjacent mapped spans are merged before fn sees them). */
-struct iofd_audit {
-	struct iofd_space *sp;
+struct iommufd_audit {
+	struct iommufd_space *sp;
 	uint32_t scratch;   /* the scratch IOAS probes copy into */
 	uint64_t gran;      /* probe granule */
 	be_audit_fn fn;
@@ -557,7 +557,7 @@ struct iofd_audit {
 };
 
 /* Account [@iova, +@len) as @mapped; calls fn when a run ends. */
-static int audit_emit(struct iofd_audit *a, uint64_t iova, uint64_t len,
+static int audit_emit(struct iommufd_audit *a, uint64_t iova, uint64_t len,
 		      bool mapped)
 {
 	int rc = 0;
@@ -581,10 +581,10 @@ static int audit_emit(struct iofd_audit *a, uint64_t iova, uint64_t len,
  * hole, split it in halves down to single granules.  A fully mapped region
  * costs one probe, a region with h holes about 2 h log2(n).
  */
-static int audit_span(struct iofd_audit *a, uint64_t iova, uint64_t n)
+static int audit_span(struct iommufd_audit *a, uint64_t iova, uint64_t n)
 {
 	uint64_t half;
-	int rc = iofd_probe(a->sp, a->scratch, iova, n * a->gran);
+	int rc = iommufd_probe(a->sp, a->scratch, iova, n * a->gran);
 
 	if (rc < 0)
 		return rc;
@@ -595,38 +595,38 @@ static int audit_span(struct iofd_audit *a, uint64_t iova, uint64_t n)
 	return rc ? rc : audit_span(a, iova + half * a->gran, n - half);
 }
 
-static int iofd_audit(struct be_space *s, uint64_t iova, uint64_t length,
+static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t probe_granule, be_audit_fn fn, void *arg)
 {
-	struct iofd_audit a = {
+	struct iommufd_audit a = {
 		.sp = to_space(s), .gran = probe_granule, .fn = fn, .arg = arg,
 	};
 	uint64_t end;
 	int rc;
 
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	/* Probes step from iova; the range must be whole probe granules. */
 	if (!probe_granule || length % probe_granule)
 		return -EINVAL;
-	rc = iofd_ioas_alloc(a.sp->ctx->fd, &a.scratch);
+	rc = iommufd_ioas_alloc(a.sp->ctx->fd, &a.scratch);
 	if (rc < 0)
 		return rc;
 	rc = audit_span(&a, iova, length / probe_granule);
 	if (!rc)
 		rc = audit_emit(&a, end, 0, false); /* report the last run */
-	iofd_destroy_obj(a.sp->ctx->fd, a.scratch);
+	iommufd_destroy_obj(a.sp->ctx->fd, a.scratch);
 	return rc;
 }
 
 int be_iommufd_get_option(struct be_space *s, uint32_t option, uint64_t *val)
 {
-	struct iofd_space *sp = to_space(s);
+	struct iommufd_space *sp = to_space(s);
 	uint32_t object = option == IOMMU_OPTION_RLIMIT_MODE ? 0 : sp->ioas_id;
 
 	*val = 0;
-	return iofd_option(sp->ctx->fd, option, IOMMU_OPTION_OP_GET, object,
+	return iommufd_option(sp->ctx->fd, option, IOMMU_OPTION_OP_GET, object,
 			   val);
 }
 
@@ -638,14 +638,14 @@ bool be_iommufd_map_file_used(struct be_space *s)
 
 const struct be_ops be_iommufd_ops = {
 	.name = BE_NAME,
-	.open = iofd_open,
-	.close = iofd_close,
-	.space_create = iofd_space_create,
-	.space_destroy = iofd_space_destroy,
-	.limits = iofd_limits,
-	.map = iofd_map,
-	.unmap = iofd_unmap,
-	.device_attach = iofd_device_attach,
-	.device_detach = iofd_device_detach,
-	.audit = iofd_audit,
+	.open = iommufd_open,
+	.close = iommufd_close,
+	.space_create = iommufd_space_create,
+	.space_destroy = iommufd_space_destroy,
+	.limits = iommufd_limits,
+	.map = iommufd_map,
+	.unmap = iommufd_unmap,
+	.device_attach = iommufd_device_attach,
+	.device_detach = iommufd_device_detach,
+	.audit = iommufd_audit,
 };

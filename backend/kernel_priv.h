@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* ioctl(2) returning its non-negative result or -errno. */
-static inline int kio_ioctl(int fd, unsigned long req, void *arg)
+static inline int kernel_ioctl(int fd, unsigned long req, void *arg)
 {
 	int rc = ioctl(fd, req, arg);
 
@@ -29,7 +29,7 @@ static inline int kio_ioctl(int fd, unsigned long req, void *arg)
 }
 
 /* open(2) with O_CLOEXEC, returning the fd or -errno. */
-static inline int kio_open(const char *path, int flags)
+static inline int kernel_open(const char *path, int flags)
 {
 	int fd = open(path, flags | O_CLOEXEC);
 
@@ -37,7 +37,7 @@ static inline int kio_open(const char *path, int flags)
 }
 
 /* dup with O_CLOEXEC, returning the new fd or -errno. */
-static inline int kio_dup(int fd)
+static inline int kernel_dup(int fd)
 {
 	int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 
@@ -45,11 +45,11 @@ static inline int kio_dup(int fd)
 }
 
 /*
- * kio_report - report a failed kernel call of backend @be: "@call" on
+ * kernel_report - report a failed kernel call of backend @be: "@call" on
  * [@iova, @iova + @length) (length 0: no range) failed with @err (-errno).
  * Never fails; leaves errno alone.
  */
-static inline void kio_report(const char *be, const char *call, uint64_t iova,
+static inline void kernel_report(const char *be, const char *call, uint64_t iova,
 			      uint64_t length, int err)
 {
 	int saved = errno;
@@ -65,7 +65,7 @@ static inline void kio_report(const char *be, const char *call, uint64_t iova,
 }
 
 /* [iova, iova + length) is non-empty and does not wrap; sets *end. */
-static inline int kio_range(uint64_t iova, uint64_t length, uint64_t *end)
+static inline int kernel_range(uint64_t iova, uint64_t length, uint64_t *end)
 {
 	if (!length)
 		return -EINVAL;

@@ -27,7 +27,7 @@
  * here (the record tells a cut from a misaligned request).
  *
  * Vocabulary (backend.h): area, end (exclusive), last (inclusive).
- * Locking: struct t1_space.lock serialises map/unmap/audit and the record
+ * Locking: struct type1_space.lock serialises map/unmap/audit and the record
  * (the kernel holds one container mutex for the whole pin+map anyway).
  */
 #include <pthread.h>
@@ -46,56 +46,56 @@
 #define T1_CONTAINER "/dev/vfio/vfio"
 
 /* One open VFIO group.  Immutable after open() except space. */
-struct t1_ctx {
+struct type1_ctx {
 	int group_fd;
 	uint64_t max_areas;     /* cfg->max_areas, 0 = kernel's limit only */
-	struct t1_space *space; /* the one live space, or NULL */
+	struct type1_space *space; /* the one live space, or NULL */
 };
 
-struct t1_dev {
+struct type1_dev {
 	int fd;          /* our dup of a device fd of this group */
 	uint32_t dev_id; /* handle given out by device_attach() */
 };
 
-struct t1_space {
-	struct t1_ctx *ctx;     /* immutable */
+struct type1_space {
+	struct type1_ctx *ctx;     /* immutable */
 	int container_fd;       /* immutable */
 	pthread_mutex_t lock;   /* guards rec and the kernel map/unmap calls */
 	struct area_record rec; /* successful maps not yet unmapped */
 	/* Control thread only: */
 	uint32_t next_dev_id;
 	unsigned int nr_devs;
-	struct t1_dev devs[T1_MAX_DEVICES];
+	struct type1_dev devs[T1_MAX_DEVICES];
 };
 
-static struct t1_ctx *to_ctx(struct be_ctx *c)
+static struct type1_ctx *to_ctx(struct be_ctx *c)
 {
-	return (struct t1_ctx *)c;
+	return (struct type1_ctx *)c;
 }
 
-static struct t1_space *to_space(struct be_space *s)
+static struct type1_space *to_space(struct be_space *s)
 {
-	return (struct t1_space *)s;
+	return (struct type1_space *)s;
 }
 
 /* Open the container and check it speaks type1v2.  Returns fd or -errno. */
-static int t1_container_open(void)
+static int type1_container_open(void)
 {
-	int fd = kio_open(T1_CONTAINER, O_RDWR);
+	int fd = kernel_open(T1_CONTAINER, O_RDWR);
 	int rc;
 
 	if (fd < 0) {
-		kio_report(BE_NAME, "open " T1_CONTAINER, 0, 0, fd);
+		kernel_report(BE_NAME, "open " T1_CONTAINER, 0, 0, fd);
 		return fd;
 	}
-	rc = kio_ioctl(fd, VFIO_GET_API_VERSION, NULL);
+	rc = kernel_ioctl(fd, VFIO_GET_API_VERSION, NULL);
 	if (rc != VFIO_API_VERSION) {
 		fprintf(stderr, "dmasvc: " BE_NAME ": VFIO API version %d, want %d\n",
 			rc, VFIO_API_VERSION);
 		close(fd);
 		return -EOPNOTSUPP;
 	}
-	rc = kio_ioctl(fd, VFIO_CHECK_EXTENSION,
+	rc = kernel_ioctl(fd, VFIO_CHECK_EXTENSION,
 		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 	if (rc <= 0) {
 		fprintf(stderr, "dmasvc: " BE_NAME ": no VFIO_TYPE1v2_IOMMU\n");
@@ -105,16 +105,16 @@ static int t1_container_open(void)
 	return fd;
 }
 
-static int t1_open(const struct be_config *cfg, struct be_ctx **out)
+static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
-	struct t1_ctx *ctx;
+	struct type1_ctx *ctx;
 	int rc, probe;
 
 	if (!cfg->path)
 		return -EINVAL;
 	/* Fail early, with the container's own error, if VFIO is absent. */
-	probe = t1_container_open();
+	probe = type1_container_open();
 	if (probe < 0)
 		return probe;
 	close(probe);
@@ -123,16 +123,16 @@ static int t1_open(const struct be_config *cfg, struct be_ctx **out)
 	if (!ctx)
 		return -ENOMEM;
 	ctx->max_areas = cfg->max_areas;
-	ctx->group_fd = kio_open(cfg->path, O_RDWR);
+	ctx->group_fd = kernel_open(cfg->path, O_RDWR);
 	if (ctx->group_fd < 0) {
 		rc = ctx->group_fd;
 		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", cfg->path,
 			strerror(-rc));
 		goto err_free;
 	}
-	rc = kio_ioctl(ctx->group_fd, VFIO_GROUP_GET_STATUS, &st);
+	rc = kernel_ioctl(ctx->group_fd, VFIO_GROUP_GET_STATUS, &st);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_GROUP_GET_STATUS", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_GROUP_GET_STATUS", 0, 0, rc);
 		goto err_close;
 	}
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
@@ -151,9 +151,9 @@ err_free:
 	return rc;
 }
 
-static void t1_close(struct be_ctx *c)
+static void type1_close(struct be_ctx *c)
 {
-	struct t1_ctx *ctx = to_ctx(c);
+	struct type1_ctx *ctx = to_ctx(c);
 
 	if (!ctx)
 		return;
@@ -163,10 +163,10 @@ static void t1_close(struct be_ctx *c)
 	free(ctx);
 }
 
-static int t1_space_create(struct be_ctx *c, struct be_space **out)
+static int type1_space_create(struct be_ctx *c, struct be_space **out)
 {
-	struct t1_ctx *ctx = to_ctx(c);
-	struct t1_space *sp;
+	struct type1_ctx *ctx = to_ctx(c);
+	struct type1_space *sp;
 	int rc;
 
 	if (ctx->space)
@@ -181,21 +181,21 @@ static int t1_space_create(struct be_ctx *c, struct be_space **out)
 		rc = -rc;
 		goto err_free;
 	}
-	sp->container_fd = t1_container_open();
+	sp->container_fd = type1_container_open();
 	if (sp->container_fd < 0) {
 		rc = sp->container_fd;
 		goto err_mutex;
 	}
-	rc = kio_ioctl(ctx->group_fd, VFIO_GROUP_SET_CONTAINER,
+	rc = kernel_ioctl(ctx->group_fd, VFIO_GROUP_SET_CONTAINER,
 		       &sp->container_fd);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_GROUP_SET_CONTAINER", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_GROUP_SET_CONTAINER", 0, 0, rc);
 		goto err_close;
 	}
-	rc = kio_ioctl(sp->container_fd, VFIO_SET_IOMMU,
+	rc = kernel_ioctl(sp->container_fd, VFIO_SET_IOMMU,
 		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
 		goto err_unset;
 	}
 	ctx->space = sp;
@@ -203,7 +203,7 @@ static int t1_space_create(struct be_ctx *c, struct be_space **out)
 	return 0;
 
 err_unset:
-	if (kio_ioctl(ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL) < 0)
+	if (kernel_ioctl(ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL) < 0)
 		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: unset container failed\n");
 err_close:
 	close(sp->container_fd);
@@ -214,9 +214,9 @@ err_free:
 	return rc;
 }
 
-static void t1_space_destroy(struct be_space *s)
+static void type1_space_destroy(struct be_space *s)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_unmap um = {
 		.argsz = sizeof(um),
 		.flags = VFIO_DMA_UNMAP_FLAG_ALL,
@@ -228,15 +228,15 @@ static void t1_space_destroy(struct be_space *s)
 	while (sp->nr_devs)
 		close(sp->devs[--sp->nr_devs].fd);
 	if (sp->rec.n) {
-		rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+		rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 		if (rc < 0)
-			kio_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA all", 0, 0,
+			kernel_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA all", 0, 0,
 				   rc);
 	}
 	/* Fails with EBUSY while the caller still holds a device fd. */
-	rc = kio_ioctl(sp->ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
+	rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
 	if (rc < 0)
-		kio_report(BE_NAME, "BUG: VFIO_GROUP_UNSET_CONTAINER (device fd still open?)",
+		kernel_report(BE_NAME, "BUG: VFIO_GROUP_UNSET_CONTAINER (device fd still open?)",
 			   0, 0, rc);
 	close(sp->container_fd);
 	area_rec_destroy(&sp->rec);
@@ -246,7 +246,7 @@ static void t1_space_destroy(struct be_space *s)
 }
 
 /* Fill *@out from the capability chain of a VFIO_IOMMU_GET_INFO reply. */
-static void t1_parse_caps(const struct vfio_iommu_type1_info *info,
+static void type1_parse_caps(const struct vfio_iommu_type1_info *info,
 			  uint32_t size, struct be_limits *out,
 			  uint64_t *avail)
 {
@@ -285,9 +285,9 @@ static void t1_parse_caps(const struct vfio_iommu_type1_info *info,
 	}
 }
 
-static int t1_limits(struct be_space *s, struct be_limits *out)
+static int type1_limits(struct be_space *s, struct be_limits *out)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_info *info;
 	uint32_t size = sizeof(*info);
 	uint64_t avail = UINT64_MAX;
@@ -299,9 +299,9 @@ static int t1_limits(struct be_space *s, struct be_limits *out)
 		if (!info)
 			return -ENOMEM;
 		info->argsz = size;
-		rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_GET_INFO, info);
+		rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_GET_INFO, info);
 		if (rc < 0) {
-			kio_report(BE_NAME, "VFIO_IOMMU_GET_INFO", 0, 0, rc);
+			kernel_report(BE_NAME, "VFIO_IOMMU_GET_INFO", 0, 0, rc);
 			free(info);
 			return rc;
 		}
@@ -317,7 +317,7 @@ static int t1_limits(struct be_space *s, struct be_limits *out)
 	*out = (struct be_limits){ 0 };
 	out->pgsize_bitmap = info->flags & VFIO_IOMMU_INFO_PGSIZES ?
 		info->iova_pgsizes : 0;
-	t1_parse_caps(info, size, out, &avail);
+	type1_parse_caps(info, size, out, &avail);
 	free(info);
 
 	pthread_mutex_lock(&sp->lock);
@@ -329,10 +329,10 @@ static int t1_limits(struct be_space *s, struct be_limits *out)
 	return 0;
 }
 
-static int t1_map(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_map(struct be_space *s, uint64_t iova, uint64_t length,
 		  const struct be_map_src *src, unsigned int prot)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_map map = {
 		.argsz = sizeof(map),
 		.iova = iova,
@@ -341,7 +341,7 @@ static int t1_map(struct be_space *s, uint64_t iova, uint64_t length,
 	uint64_t end;
 	int rc;
 
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
@@ -359,9 +359,9 @@ static int t1_map(struct be_space *s, uint64_t iova, uint64_t length,
 		rc = -ENOSPC;
 		goto out_unlock;
 	}
-	rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_MAP_DMA, &map);
+	rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_MAP_DMA, &map);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_IOMMU_MAP_DMA", iova, length, rc);
+		kernel_report(BE_NAME, "VFIO_IOMMU_MAP_DMA", iova, length, rc);
 		goto out_unlock;
 	}
 	rc = area_rec_insert(&sp->rec, iova, length);
@@ -371,10 +371,10 @@ static int t1_map(struct be_space *s, uint64_t iova, uint64_t length,
 			.argsz = sizeof(um), .iova = iova, .size = length,
 		};
 
-		int urc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+		int urc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 
 		if (urc < 0)
-			kio_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA (undo)",
+			kernel_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA (undo)",
 				   iova, length, urc);
 	}
 out_unlock:
@@ -382,10 +382,10 @@ out_unlock:
 	return rc;
 }
 
-static int t1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		    uint64_t *unmapped)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_unmap um = {
 		.argsz = sizeof(um),
 		.iova = iova,
@@ -395,15 +395,15 @@ static int t1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	int rc;
 
 	*unmapped = 0;
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&sp->lock);
-	rc = kio_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
+	rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 	if (rc == -EINVAL && area_rec_cuts(&sp->rec, iova, end))
 		rc = -ENOENT; /* type1v2 refuses to split; nothing unmapped */
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_IOMMU_UNMAP_DMA", iova, length, rc);
+		kernel_report(BE_NAME, "VFIO_IOMMU_UNMAP_DMA", iova, length, rc);
 		goto out_unlock;
 	}
 	*unmapped = um.size;
@@ -419,25 +419,25 @@ out_unlock:
 	return rc;
 }
 
-static int t1_device_attach(struct be_space *s, int device_fd,
+static int type1_device_attach(struct be_space *s, int device_fd,
 			    uint32_t *dev_id)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	int fd, rc;
 
 	if (sp->nr_devs == T1_MAX_DEVICES)
 		return -ENOSPC;
 	/* Only a VFIO device fd answers this; a group fd or junk does not. */
-	rc = kio_ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info);
+	rc = kernel_ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info);
 	if (rc < 0) {
-		kio_report(BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
 		return rc;
 	}
-	fd = kio_dup(device_fd);
+	fd = kernel_dup(device_fd);
 	if (fd < 0)
 		return fd;
-	sp->devs[sp->nr_devs++] = (struct t1_dev){
+	sp->devs[sp->nr_devs++] = (struct type1_dev){
 		.fd = fd,
 		.dev_id = ++sp->next_dev_id,
 	};
@@ -445,9 +445,9 @@ static int t1_device_attach(struct be_space *s, int device_fd,
 	return 0;
 }
 
-static void t1_device_detach(struct be_space *s, uint32_t dev_id)
+static void type1_device_detach(struct be_space *s, uint32_t dev_id)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 
 	for (unsigned int i = 0; i < sp->nr_devs; i++) {
 		if (sp->devs[i].dev_id == dev_id) {
@@ -460,15 +460,15 @@ static void t1_device_detach(struct be_space *s, uint32_t dev_id)
 		dev_id);
 }
 
-static int t1_audit(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_audit(struct be_space *s, uint64_t iova, uint64_t length,
 		    uint64_t probe_granule, be_audit_fn fn, void *arg)
 {
-	struct t1_space *sp = to_space(s);
+	struct type1_space *sp = to_space(s);
 	uint64_t end;
 	int rc;
 
 	(void)probe_granule; /* the record lists whole areas: no probing */
-	rc = kio_range(iova, length, &end);
+	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&sp->lock);
@@ -479,25 +479,25 @@ static int t1_audit(struct be_space *s, uint64_t iova, uint64_t length,
 
 int be_type1_device_open(struct be_space *s, const char *name)
 {
-	struct t1_space *sp = to_space(s);
-	int rc = kio_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD,
+	struct type1_space *sp = to_space(s);
+	int rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD,
 			   (void *)name);
 
 	if (rc < 0)
-		kio_report(BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
+		kernel_report(BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
 	return rc;
 }
 
 const struct be_ops be_type1_ops = {
 	.name = BE_NAME,
-	.open = t1_open,
-	.close = t1_close,
-	.space_create = t1_space_create,
-	.space_destroy = t1_space_destroy,
-	.limits = t1_limits,
-	.map = t1_map,
-	.unmap = t1_unmap,
-	.device_attach = t1_device_attach,
-	.device_detach = t1_device_detach,
-	.audit = t1_audit,
+	.open = type1_open,
+	.close = type1_close,
+	.space_create = type1_space_create,
+	.space_destroy = type1_space_destroy,
+	.limits = type1_limits,
+	.map = type1_map,
+	.unmap = type1_unmap,
+	.device_attach = type1_device_attach,
+	.device_detach = type1_device_detach,
+	.audit = type1_audit,
 };
