@@ -74,7 +74,15 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
 	ret = mem_check_fd(fd, size, readonly, &page_size, &hugetlb, err, errlen);
 	if (ret)
 		return ret;
-	p = mmap(NULL, (size_t)size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/*
+	 * MAP_NORESERVE: the service never touches these pages (only pins
+	 * populated ones), so it must not reserve them: on hugetlbfs a plain
+	 * MAP_SHARED reserves the whole file from the pool, which fails with
+	 * ENOMEM for QEMU's reserve=off memory (virtio-mem on hugetlb) or
+	 * takes the whole maxmem from the pool.
+	 */
+	p = mmap(NULL, (size_t)size, readonly ? PROT_READ : PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE, fd, 0);
 	if (p == MAP_FAILED)
 		return dlog_errf(-errno, err, errlen, "mmap of 0x%llx bytes failed", (unsigned long long)size);
 	m->fd = fd;

@@ -288,6 +288,12 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	ret = session_space_get(d, s, err, errlen);
 	if (ret)
 		return ret;
+	if ((req->granule | req->mem_offset) & (m->page_size - 1))
+		return dlog_errf(-EINVAL, err, errlen,
+			     "granule 0x%llx and mem_offset 0x%llx must be multiples of memory %u's"
+			     " page size 0x%llx (hugetlbfs)",
+			     (unsigned long long)req->granule, (unsigned long long)req->mem_offset,
+			     req->mem_id, (unsigned long long)m->page_size);
 	if (m->readonly && !(req->flags & DMASVC_REGION_READONLY))
 		return dlog_errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
 			     req->mem_id);

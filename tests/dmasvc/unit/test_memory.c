@@ -119,3 +119,26 @@ Test(memory, hugetlbfs_memfd_needs_no_seal_but_huge_page_multiples)
 	cr_expect(strstr(err, "page size"), "%s", err);
 	close(fd);
 }
+
+/*
+ * A hugetlbfs memory is mapped without reserving its pages: with no huge
+ * page in the pool (or QEMU's reserve=off), registering it must still work;
+ * only populated pages are ever pinned.
+ */
+Test(memory, hugetlbfs_mapping_reserves_nothing)
+{
+	int fd = memfd_create("unit-huge-nores", MFD_CLOEXEC | MFD_HUGETLB);
+	struct dsvc_memory m = { .fd = -1 };
+	char err[256];
+
+	if (fd < 0) {
+		cr_log_warn("no hugetlbfs memfd on this kernel (%d): check not exercised", errno);
+		return;
+	}
+	cr_assert_eq(ftruncate(fd, 64 * MB), 0);
+	cr_expect_eq(mem_open(&m, fd, 64 * MB, false, err, sizeof(err)), 0,
+		     "64 MiB of hugetlbfs mapped whatever the pool holds: %s", err);
+	cr_expect(m.hugetlb);
+	mem_close(&m);
+}
+

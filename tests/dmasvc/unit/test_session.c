@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,6 +205,26 @@ Test(session, memory_and_region_rules)
 	cr_expect_eq(session_memory_remove(s, mem, err, sizeof(err)), 0);
 	cr_expect_eq(s->nr_regions, 1);
 	cr_expect_eq(s->nr_mems, 1);
+}
+
+/* A hugetlbfs memory's regions take granules of at least its page size. */
+Test(session, hugetlbfs_region_granule_is_at_least_the_page_size)
+{
+	struct dmasvc_memory_add req = { .size = 8 * MB };
+	int fd = memfd_create("unit-huge-region", MFD_CLOEXEC | MFD_HUGETLB);
+	char err[256];
+	uint32_t mem, r;
+
+	if (fd < 0) {
+		cr_log_warn("no hugetlbfs memfd on this kernel (%d): check not exercised", errno);
+		return;
+	}
+	cr_assert_eq(ftruncate(fd, 8 * MB), 0);
+	cr_assert_eq(session_memory_add(&d, s, fd, &req, &mem, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(add_region(mem, 0, 8 * MB, IOVA0, 4096, 0, &r, err), -EINVAL,
+		     "4 KiB granules on 2 MiB pages");
+	cr_expect(strstr(err, "page size"), "%s", err);
+	cr_expect_eq(add_region(mem, 0, 8 * MB, IOVA0, 2 * MB, 0, &r, err), 0, "%s", err);
 }
 
 Test(session, budget_refusal_names_numbers)
