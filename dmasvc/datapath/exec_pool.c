@@ -40,7 +40,7 @@ struct exec_pool {
 };
 
 /* Claim the next item of @b; drops @b from the open list once all are claimed.  Lock held. */
-static size_t __pool_claim(struct exec_pool *p, struct pool_batch *b)
+static size_t pool_claim_locked(struct exec_pool *p, struct pool_batch *b)
 {
 	size_t i = b->next++;
 
@@ -61,7 +61,7 @@ static size_t __pool_claim(struct exec_pool *p, struct pool_batch *b)
 }
 
 /* Run item @i of @b outside the lock and count it done.  Lock held on entry and exit. */
-static void __pool_run_item(struct exec_pool *p, struct pool_batch *b, size_t i)
+static void pool_run_item_locked(struct exec_pool *p, struct pool_batch *b, size_t i)
 {
 	pthread_mutex_unlock(&p->lock);
 	b->fn(b->arg, i);
@@ -83,7 +83,7 @@ static void *pool_thread(void *opaque)
 		if (p->stop)
 			break;
 		b = p->head;
-		__pool_run_item(p, b, __pool_claim(p, b));
+		pool_run_item_locked(p, b, pool_claim_locked(p, b));
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -164,7 +164,7 @@ void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n)
 	p->tail = &b;
 	pthread_cond_broadcast(&p->work);
 	while (b.next < b.n) /* the caller is a lane of its own batch */
-		__pool_run_item(p, &b, __pool_claim(p, &b));
+		pool_run_item_locked(p, &b, pool_claim_locked(p, &b));
 	while (b.done < b.n)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);

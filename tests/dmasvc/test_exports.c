@@ -21,7 +21,7 @@ static const char *const api[] = {
 };
 
 static const char *const hidden[] = {
-	"cl_call", "cl_bitmap_set", "cl_range_to_bits", "__cl_submit", "cl_ring_attach",
+	"cl_call", "cl_bitmap_set", "cl_range_to_bits", "cl_submit_locked", "cl_ring_attach",
 	"ring_map", "ring_sq_producer_init", "ring_eventfd_signal", "ring_mem_size",
 };
 

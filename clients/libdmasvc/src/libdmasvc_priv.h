@@ -195,9 +195,9 @@ int cl_queue_wait_idle(struct dmasvc_queue *q, int timeout_ms);
  * returned ring (ctl_lock held; the old ring, if any, already torn down). */
 int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q);
 
-/* __cl_submit: post one event of @kind; queue lock held.  Returns the seq
+/* cl_submit_locked: post one event of @kind; queue lock held.  Returns the seq
  * (>= 0) or -errno (-EAGAIN full, -EINVAL/-ERANGE bad range, -ENOTCONN). */
-int64_t __cl_submit(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
+int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
 		    uint64_t length, uint64_t user_data, uint8_t kind);
 
 /* ---- replay.c ------------------------------------------------------------- */

@@ -215,7 +215,7 @@ static int process_cqes(struct dmasvc_queue *q)
 	return total;
 }
 
-int64_t __cl_submit(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
+int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
 		    uint64_t length, uint64_t user_data, uint8_t kind)
 {
 	struct dmasvc_client *c = q->c;
@@ -369,7 +369,7 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 	q = c->defq;
 	cl_queue_lock(q);
 	for (;;) {
-		seq = __cl_submit(q, op, region, offset, length, 0, SLOT_SYNC);
+		seq = cl_submit_locked(q, op, region, offset, length, 0, SLOT_SYNC);
 		if (seq != -EAGAIN)
 			break;
 		/* SQ or slots full: wait until the service completes something. */
@@ -414,7 +414,7 @@ static int submit_async(struct dmasvc_queue *q, uint8_t op, uint32_t region, uin
 	if (!q)
 		return -EINVAL;
 	cl_queue_lock(q);
-	seq = __cl_submit(q, op, region, offset, length, user_data, SLOT_ASYNC);
+	seq = cl_submit_locked(q, op, region, offset, length, user_data, SLOT_ASYNC);
 	cl_queue_unlock(q);
 	return seq < 0 ? (int)seq : 0;
 }

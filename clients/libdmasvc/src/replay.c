@@ -34,7 +34,7 @@ static int replay_region(struct dmasvc_queue *q, uint32_t id)
 		pthread_mutex_unlock(&c->state_lock);
 		if (!found)
 			return 0;
-		seq = __cl_submit(q, DMASVC_OP_POPULATE, id, first * granule, count * granule, 0,
+		seq = cl_submit_locked(q, DMASVC_OP_POPULATE, id, first * granule, count * granule, 0,
 				  SLOT_REPLAY);
 		if (seq == -EAGAIN) {
 			/* Ring or slots full: let the service catch up, then retry. */
