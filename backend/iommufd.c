@@ -75,9 +75,21 @@ enum iommufd_map_file_state {
 	IOFD_MF_ABSENT = 2,  /* ENOTTY seen, or disabled by the config */
 };
 
-/* One open /dev/iommu. Immutable after open() except where noted. */
+/*
+ * The backend: where /dev/iommu is and how to set up each space's own file.
+ * Immutable after open() except where noted.
+ *
+ * Isolation: every space opens /dev/iommu itself (its own iommufd context).
+ * A client keeps its device file after DEVICE_ATTACH (it is the same open
+ * file the service bound), and VFIO_DEVICE_ATTACH_IOMMUFD_PT on it may name
+ * any IOAS of the context the file is bound to: with one shared context, a
+ * client could move its device into another session's IOAS and DMA into
+ * that VM's memory.  With a context per space, the ids it can name are its
+ * own session's.
+ */
 struct iommufd_ctx {
-	int fd;                       /* /dev/iommu */
+	char *path;                   /* /dev/iommu */
+	int rlimit_mode;              /* -1 = kernel default; set on every space's file */
 	int huge_pages;               /* -1 = kernel default */
 	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
 	_Atomic int map_file;         /* enum iommufd_map_file_state; any thread */
@@ -90,9 +102,10 @@ struct iommufd_dev {
 	uint32_t dev_id; /* the kernel's out_devid; handle for detach */
 };
 
-/* One IOAS.  devs[] is touched only by the single control thread. */
+/* One IOAS in its own iommufd context.  devs[] is touched only by the single control thread. */
 struct iommufd_space {
 	struct iommufd_ctx *ctx;
+	int fd;                       /* this space's /dev/iommu: its own context */
 	uint32_t ioas_id;
 	unsigned int nr_devs;
 	struct iommufd_dev devs[IOFD_MAX_DEVICES];
@@ -166,49 +179,62 @@ static int iommufd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * Open @path and set the global options of this new iommufd context (they
+ * are valid only before its first IOAS).  Returns the fd or -errno, after
+ * reporting the failure.
+ */
+static int iommufd_context_open(const char *path, int rlimit_mode)
+{
+	int fd = kernel_open(path, O_RDWR), rc;
+
+	if (fd < 0) {
+		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", path, strerror(-fd));
+		return fd;
+	}
+	if (rlimit_mode >= 0) {
+		uint64_t val = (uint64_t)rlimit_mode;
+
+		rc = iommufd_option(fd, IOMMU_OPTION_RLIMIT_MODE, IOMMU_OPTION_OP_SET, 0, &val);
+		if (rc < 0) {
+			kernel_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0, 0, rc);
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
 static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	const struct be_iommufd_config *kc = cfg->backend_private;
 	const char *path = cfg->path ? cfg->path : "/dev/iommu";
 	struct iommufd_ctx *ctx;
-	int rc;
+	int fd;
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
+	ctx->path = strdup(path);
+	if (!ctx->path) {
+		free(ctx);
+		return -ENOMEM;
+	}
+	ctx->rlimit_mode = kc ? kc->rlimit_mode : -1;
 	ctx->huge_pages = kc ? kc->huge_pages : -1;
 	ctx->max_areas = cfg->max_areas ? cfg->max_areas : UINT64_MAX;
 	atomic_init(&ctx->map_file, kc && kc->no_map_file ? IOFD_MF_ABSENT
 							  : IOFD_MF_UNKNOWN);
-
-	ctx->fd = kernel_open(path, O_RDWR);
-	if (ctx->fd < 0) {
-		rc = ctx->fd;
-		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", path,
-			strerror(-rc));
-		goto err_free;
+	/* Fail at start, not at the first session, if the path or an option is refused. */
+	fd = iommufd_context_open(ctx->path, ctx->rlimit_mode);
+	if (fd < 0) {
+		free(ctx->path);
+		free(ctx);
+		return fd;
 	}
-
-	/* Global option: only valid before the first IOAS of this fd. */
-	if (kc && kc->rlimit_mode >= 0) {
-		uint64_t val = (uint64_t)kc->rlimit_mode;
-
-		rc = iommufd_option(ctx->fd, IOMMU_OPTION_RLIMIT_MODE,
-				 IOMMU_OPTION_OP_SET, 0, &val);
-		if (rc < 0) {
-			kernel_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0,
-				   0, rc);
-			goto err_close;
-		}
-	}
+	close(fd);
 	*out = (struct be_ctx *)ctx;
 	return 0;
-
-err_close:
-	close(ctx->fd);
-err_free:
-	free(ctx);
-	return rc;
 }
 
 static void iommufd_close(struct be_ctx *c)
@@ -220,7 +246,7 @@ static void iommufd_close(struct be_ctx *c)
 	if (ctx->nr_spaces)
 		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: close with %u live spaces\n",
 			ctx->nr_spaces);
-	close(ctx->fd);
+	free(ctx->path);
 	free(ctx);
 }
 
@@ -234,14 +260,19 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 	if (!sp)
 		return -ENOMEM;
 	sp->ctx = ctx;
-	rc = iommufd_ioas_alloc(ctx->fd, &sp->ioas_id);
-	if (rc < 0)
+	sp->fd = iommufd_context_open(ctx->path, ctx->rlimit_mode);
+	if (sp->fd < 0) {
+		rc = sp->fd;
 		goto err_free;
+	}
+	rc = iommufd_ioas_alloc(sp->fd, &sp->ioas_id);
+	if (rc < 0)
+		goto err_close;
 
 	if (ctx->huge_pages >= 0) {
 		uint64_t val = (uint64_t)ctx->huge_pages;
 
-		rc = iommufd_option(ctx->fd, IOMMU_OPTION_HUGE_PAGES,
+		rc = iommufd_option(sp->fd, IOMMU_OPTION_HUGE_PAGES,
 				 IOMMU_OPTION_OP_SET, sp->ioas_id, &val);
 		if (rc < 0) {
 			kernel_report(BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
@@ -254,7 +285,9 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 	return 0;
 
 err_destroy_ioas:
-	iommufd_destroy_obj(ctx->fd, sp->ioas_id);
+	iommufd_destroy_obj(sp->fd, sp->ioas_id);
+err_close:
+	close(sp->fd);
 err_free:
 	free(sp);
 	return rc;
@@ -284,10 +317,11 @@ static void iommufd_space_destroy(struct be_space *s)
 	while (sp->nr_devs)
 		iommufd_dev_release(sp, sp->nr_devs - 1);
 	/* iova 0, length U64_MAX is the kernel's "unmap everything". */
-	rc = iommufd_unmap_raw(sp->ctx->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
+	rc = iommufd_unmap_raw(sp->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
 	if (rc < 0 && rc != -ENOENT)
 		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
-	iommufd_destroy_obj(sp->ctx->fd, sp->ioas_id);
+	iommufd_destroy_obj(sp->fd, sp->ioas_id);
+	close(sp->fd);
 	sp->ctx->nr_spaces--;
 	free(sp);
 }
@@ -304,7 +338,7 @@ static int iommufd_limits(struct be_space *s, struct be_limits *out)
 	int rc;
 
 	/* First ask for the count, then fetch exactly that many. */
-	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0 && rc != -EMSGSIZE) {
 		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
 		return rc;
@@ -315,7 +349,7 @@ static int iommufd_limits(struct be_space *s, struct be_limits *out)
 		return -ENOMEM;
 	cmd.num_iovas = n;
 	cmd.allowed_iovas = (uintptr_t)ranges;
-	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
+	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0) {
 		/* -EMSGSIZE here: a device attach raced us; callers retry. */
 		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
@@ -367,7 +401,7 @@ static int iommufd_map_file(struct iommufd_space *sp, uint64_t iova,
 		.length = length,
 		.iova = iova,
 	};
-	int rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP_FILE, &cmd);
+	int rc = kernel_ioctl(sp->fd, IOMMU_IOAS_MAP_FILE, &cmd);
 
 	if (rc == -ENOTTY)
 		atomic_store_explicit(&sp->ctx->map_file, IOFD_MF_ABSENT,
@@ -416,7 +450,7 @@ static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 		.length = length,
 		.iova = iova,
 	};
-	rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_MAP, &cmd);
+	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_MAP, &cmd);
 	if (rc < 0) {
 		kernel_report(BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
 		return rc;
@@ -440,7 +474,7 @@ static int iommufd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	 * before the one the range cuts, and it does not say how much:
 	 * *unmapped stays 0 and the caller re-learns the range by audit().
 	 */
-	rc = iommufd_unmap_raw(sp->ctx->fd, sp->ioas_id, iova, length, unmapped);
+	rc = iommufd_unmap_raw(sp->fd, sp->ioas_id, iova, length, unmapped);
 	if (rc < 0)
 		kernel_report(BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
 	return rc;
@@ -460,7 +494,7 @@ static int iommufd_device_attach(struct be_space *s, int device_fd,
 	struct iommufd_space *sp = to_space(s);
 	struct vfio_device_bind_iommufd bind = {
 		.argsz = sizeof(bind),
-		.iommufd = sp->ctx->fd,
+		.iommufd = sp->fd,
 	};
 	struct vfio_device_attach_iommufd_pt att = {
 		.argsz = sizeof(att),
@@ -526,7 +560,7 @@ static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t io
 		.src_iova = iova,
 	};
 	uint64_t unmapped;
-	int rc = kernel_ioctl(sp->ctx->fd, IOMMU_IOAS_COPY, &cmd);
+	int rc = kernel_ioctl(sp->fd, IOMMU_IOAS_COPY, &cmd);
 
 	if (rc == -ENOENT)
 		return 0; /* a hole somewhere in the range */
@@ -535,7 +569,7 @@ static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t io
 			   length, rc);
 		return rc;
 	}
-	rc = iommufd_unmap_raw(sp->ctx->fd, scratch, iova, length, &unmapped);
+	rc = iommufd_unmap_raw(sp->fd, scratch, iova, length, &unmapped);
 	if (rc < 0 || unmapped != length) {
 		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
 			   iova, length, rc < 0 ? rc : -EIO);
@@ -610,13 +644,13 @@ static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	/* Probes step from iova; the range must be whole probe granules. */
 	if (!probe_granule || length % probe_granule)
 		return -EINVAL;
-	rc = iommufd_ioas_alloc(a.sp->ctx->fd, &a.scratch);
+	rc = iommufd_ioas_alloc(a.sp->fd, &a.scratch);
 	if (rc < 0)
 		return rc;
 	rc = audit_span(&a, iova, length / probe_granule);
 	if (!rc)
 		rc = audit_emit(&a, end, 0, false); /* report the last run */
-	iommufd_destroy_obj(a.sp->ctx->fd, a.scratch);
+	iommufd_destroy_obj(a.sp->fd, a.scratch);
 	return rc;
 }
 
@@ -626,8 +660,13 @@ int be_iommufd_get_option(struct be_space *s, uint32_t option, uint64_t *val)
 	uint32_t object = option == IOMMU_OPTION_RLIMIT_MODE ? 0 : sp->ioas_id;
 
 	*val = 0;
-	return iommufd_option(sp->ctx->fd, option, IOMMU_OPTION_OP_GET, object,
+	return iommufd_option(sp->fd, option, IOMMU_OPTION_OP_GET, object,
 			   val);
+}
+
+uint32_t be_iommufd_ioas_id(struct be_space *s)
+{
+	return to_space(s)->ioas_id;
 }
 
 bool be_iommufd_map_file_used(struct be_space *s)

@@ -28,4 +28,7 @@ int be_iommufd_get_option(struct be_space *space, uint32_t option,
  */
 bool be_iommufd_map_file_used(struct be_space *space);
 
+/* be_iommufd_ioas_id - the IOAS id of @space (in its own iommufd context). */
+uint32_t be_iommufd_ioas_id(struct be_space *space);
+
 #endif /* DMASVC_IOMMUFD_TEST_PRIV_H */

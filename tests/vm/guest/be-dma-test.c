@@ -36,12 +36,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/iommufd.h>
+#include <linux/vfio.h>
 
 #include "dmasvc/backend.h"
 #include "dmasvc/backend_kernel.h"
@@ -606,6 +608,40 @@ static void check_bulk(struct t *t, struct region *g)
  * the IOAS pins nothing (iommufd pins while filling a domain); a fresh cdev
  * fd attached to the populated IOAS pins and sees every mapping at once.
  */
+/*
+ * Sessions are isolated even from a client that keeps its device file:
+ * the file the service bound (t->dev_fd is that same file) is asked to
+ * attach to another space's IOAS id, which holds a mapping at an IOVA this
+ * space leaves unmapped.  A device write there must not land: the request
+ * can name only IOASes of its own space's iommufd context.  The device
+ * still works in its own space afterwards.
+ */
+static void check_spaces_isolated(struct t *t)
+{
+	struct region x = { .name = "X(other space)", .iova = 0xa000000ull, .gran = A_GRAN,
+			    .off = A_OFF, .n = 1, .mem = t->mem, .fd = t->memfd };
+	struct be_map_src src = src_of(&x, 0);
+	struct vfio_device_attach_iommufd_pt at = { .argsz = sizeof(at) };
+	struct be_space *other;
+	uint64_t unmapped;
+	int rc;
+
+	rc = t->ops->space_create(t->ctx, &other);
+	CHECK(rc == 0, "space_create (other): %s", strerror(-rc));
+	rc = t->ops->map(other, x.iova, x.gran, &src, BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map X in the other space: %s", strerror(-rc));
+	at.pt_id = be_iommufd_ioas_id(other);
+	rc = ioctl(t->dev_fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+	printf("be-dma-test[%s]: the client's re-attach to the other space's IOAS id %u: %s"
+	       " (now on pt %u)\n", t->be_name, be_iommufd_ioas_id(other),
+	       rc < 0 ? strerror(errno) : "accepted", at.pt_id);
+	check_write_blocked(__LINE__, &x, 0);
+	check_read_ok(__LINE__, &t->A, 0);
+	rc = t->ops->unmap(other, x.iova, x.gran, &unmapped);
+	CHECK(rc == 0 && unmapped == x.gran, "unmap X: rc %d", rc);
+	t->ops->space_destroy(other);
+}
+
 static void check_reattach(struct t *t)
 {
 	const char *cdev = getenv("EDU_CDEV");
@@ -791,6 +827,8 @@ static void run(struct t *t)
 	check_read_ok(__LINE__, &t->A, 0);
 
 	if (t->ops == &be_iommufd_ops) {
+		step(t, "the client's own file cannot move the device into another space");
+		check_spaces_isolated(t);
 		step(t, "detach: no DMA; attach a fresh fd to the populated IOAS");
 		check_reattach(t);
 	}
