@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +53,8 @@ static pid_t spawn(char *const argv[], const char *out, uid_t uid)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		if (uid && setuid(uid) < 0)
+		/* A real other user: no root groups left (gid = uid: 65534 is nogroup). */
+		if (uid && (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0))
 			_exit(126);
 		execv(argv[0], argv);
 		_exit(127);
