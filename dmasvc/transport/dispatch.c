@@ -182,12 +182,12 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		 * the session audited).
 		 */
 		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
-		    req->u.query.what == DMASVC_QUERY_REGIONS)
-			ringsvc_quiesce(d, NULL);
-		else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
-			 req->u.query.what == DMASVC_QUERY_AUDIT) {
-			struct dsvc_session *o = req->u.query.session_id ?
-				session_find(d, req->u.query.session_id) : s;
+		    req->u.query.what == DMASVC_QUERY_REGIONS) {
+			ringsvc_quiesce(d, NULL); /* every session */
+		} else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
+			   req->u.query.what == DMASVC_QUERY_AUDIT) {
+			/* id 0 names the caller, which is never busy here */
+			struct dsvc_session *o = session_find(d, req->u.query.session_id);
 
 			if (o)
 				ringsvc_quiesce(d, o);
