@@ -28,7 +28,8 @@ struct it_svc {
 /*
  * it_svc_start: start `dmasvc --soft-iommu --socket <dir>/dmasvc.sock
  * --log-level warn` plus @extra (NULL-terminated, may be NULL); wait until
- * it accepts connections (5 s).  Reuses s->dir if already set (restart).
+ * its event loop answers a HELLO (5 s to accept, then up to 5 s for the
+ * answer; a refused peer's close counts).  Reuses s->dir if set (restart).
  */
 int it_svc_start(struct it_svc *s, const char *const *extra);
 

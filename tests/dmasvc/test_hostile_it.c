@@ -33,7 +33,9 @@
 static struct it_svc svc;
 static int64_t base_vmlck;
 static int base_fds;
+static char base_list[2048];
 static int count_fds(pid_t pid);
+static void list_fds(pid_t pid, char *buf, size_t len);
 
 /* ---- the good session ---- */
 
@@ -81,6 +83,8 @@ static void start(void)
 	for (int i = 0; i < 10; i++) {
 		int n = count_fds(svc.pid);
 
+		if (n <= base_fds)
+			list_fds(svc.pid, base_list, sizeof(base_list));
 		base_fds = n < base_fds ? n : base_fds;
 		usleep(10000);
 	}
@@ -149,6 +153,33 @@ static int count_fds(pid_t pid)
 	return n;
 }
 
+/* What the service's fds point at, "fd:target " each, for a failure message. */
+static void list_fds(pid_t pid, char *buf, size_t len)
+{
+	char path[64], target[128];
+	struct dirent *e;
+	size_t used = 0;
+	DIR *d;
+
+	buf[0] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((e = readdir(d)) && used < len) {
+		char link[384];
+		ssize_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = 0;
+		used += (size_t)snprintf(buf + used, len - used, "%s:%s ", e->d_name, target);
+	}
+	closedir(d);
+}
+
 /*
  * After hostile work: service alive, the good session fine; once it has
  * disconnected too, no pins and no fds of either peer are left.
@@ -166,7 +197,13 @@ static void service_intact(void)
 	 * ASan on a loaded 2-CPU machine that took over 1 s once: allow 10 s. */
 	for (int i = 0; i < 1000 && (fds = count_fds(svc.pid)) != fds_before; i++)
 		usleep(10000);
-	cr_assert_eq(fds, fds_before, "service fds back to %d (now %d)", fds_before, fds);
+	if (fds != fds_before) {
+		char now[2048];
+
+		list_fds(svc.pid, now, sizeof(now));
+		cr_assert_eq(fds, fds_before, "service fds back to %d (now %d): at start %s; now %s",
+			     fds_before, fds, base_list, now);
+	}
 }
 
 Test(hostile, random_bytes_on_the_socket)
