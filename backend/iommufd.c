@@ -686,5 +686,6 @@ const struct be_ops be_iommufd_ops = {
 	.unmap = iommufd_unmap,
 	.device_attach = iommufd_device_attach,
 	.device_detach = iommufd_device_detach,
+	.device_handle_is_devid = true,
 	.audit = iommufd_audit,
 };

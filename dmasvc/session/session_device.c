@@ -184,6 +184,15 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 	return 0;
 }
 
+uint32_t session_device_iommufd_devid(const struct dsvc *d, const struct dsvc_session *s,
+				      uint32_t id)
+{
+	if (!d->ops->device_handle_is_devid || id == 0 || id > SESSION_MAX_DEVICES ||
+	    !s->device_used[id - 1])
+		return 0;
+	return s->devices[id - 1];
+}
+
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
 			  size_t errlen)
 {

@@ -189,6 +189,13 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 			  size_t errlen);
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
 			  size_t errlen);
+/*
+ * session_device_iommufd_devid: the kernel's iommufd device id of @s's
+ * attached device @id, or 0 when the backend has none (type1) or @id is not
+ * attached.
+ */
+uint32_t session_device_iommufd_devid(const struct dsvc *d, const struct dsvc_session *s,
+				      uint32_t id);
 
 /*
  * session_space_open: at session creation, the space and budget of @s: the

@@ -168,6 +168,7 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		ret = session_device_attach(d, s, req->fd, &id, err, sizeof(err));
 		if (!ret) {
 			body.device.dev_id = id;
+			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
 			body_len = sizeof(body.device);
 		}
 		break;

@@ -16,7 +16,7 @@ static const char *const api[] = {
 	"dmasvc_submit_populate", "dmasvc_submit_discard", "dmasvc_reap", "dmasvc_queue_fd",
 	"dmasvc_reconnect", "dmasvc_region_populated_bytes", "dmasvc_region_for_each_populated",
 	"dmasvc_query", "dmasvc_session_id", "dmasvc_queue_arm", "dmasvc_device_attach",
-	"dmasvc_device_detach", "dmasvc_connect_query_only", "dmasvc_query_each",
+	"dmasvc_device_attach_ex", "dmasvc_device_detach", "dmasvc_connect_query_only", "dmasvc_query_each",
 	"dmasvc_last_service_error",
 };
 

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 struct be_ctx;   /* one opened backend (an open /dev/iommu, a model instance) */
 struct be_space; /* one IOMMU address space owned by a be_ctx */
@@ -132,7 +133,8 @@ struct be_ops {
 	/*
 	 * @device_attach: attach the VFIO device behind @device_fd (a cdev or
 	 * group device fd; the backend dups what it keeps) to @space.  Sets
-	 * *@dev_id to a handle for device_detach().  Optional: NULL means the
+	 * *@dev_id to a handle for device_detach() (with @device_handle_is_devid,
+	 * the kernel's device id too).  Optional: NULL means the
 	 * backend has no devices (the model), and the daemon answers
 	 * -EOPNOTSUPP.  Returns 0 or -errno.
 	 */
@@ -141,6 +143,13 @@ struct be_ops {
 
 	/* @device_detach: undo device_attach().  Never fails. Optional with it. */
 	void (*device_detach)(struct be_space *space, uint32_t dev_id);
+
+	/*
+	 * @device_handle_is_devid: device_attach()'s handle is the kernel's
+	 * device id in the space's iommufd context (iommufd: out_devid of
+	 * VFIO_DEVICE_BIND_IOMMUFD), which a VMM needs to match hot-reset info.
+	 */
+	bool device_handle_is_devid;
 
 	/*
 	 * @audit: report, through @fn, the extents the backend really holds in

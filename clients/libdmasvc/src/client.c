@@ -25,21 +25,6 @@ static void set_error(struct dmasvc_client *c, const char *what, int err)
 	snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, strerror(-err));
 }
 
-/*
- * local_error: a call of @c failed before anything was sent: make
- * dmasvc_last_error() say so (@what and @err) and clear the service's
- * text, so neither reports an earlier failure.  Takes ctl_lock (must not
- * be held).  Returns @err.
- */
-static int local_error(struct dmasvc_client *c, const char *what, int err)
-{
-	pthread_mutex_lock(&c->ctl_lock);
-	set_error(c, what, err);
-	c->service_error[0] = '\0';
-	pthread_mutex_unlock(&c->ctl_lock);
-	return err;
-}
-
 int cl_session_open(struct dmasvc_client *c)
 {
 	struct dmasvc_hello hello = {
@@ -238,12 +223,12 @@ int dmasvc_memory_add(struct dmasvc_client *c, int fd, uint64_t size, uint32_t f
 	if (!c)
 		return -EINVAL;
 	if (fd < 0 || size == 0)
-		return local_error(c, "memory_add: bad fd or size 0", -EINVAL);
+		return cl_local_error(c, "memory_add: bad fd or size 0", -EINVAL);
 	if (c->query_only)
-		return local_error(c, "memory_add on a query-only client", -EOPNOTSUPP);
+		return cl_local_error(c, "memory_add on a query-only client", -EOPNOTSUPP);
 	m.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (m.fd < 0)
-		return local_error(c, "memory_add: dup of the memory fd", -errno);
+		return cl_local_error(c, "memory_add: dup of the memory fd", -errno);
 	pthread_mutex_lock(&c->ctl_lock);
 	err = table_grow((void **)&c->mems, c->nmems, sizeof(*c->mems));
 	if (err)
@@ -323,16 +308,16 @@ int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *
 	if (!c)
 		return -EINVAL;
 	if (!d)
-		return local_error(c, "region_add: no descriptor", -EINVAL);
+		return cl_local_error(c, "region_add: no descriptor", -EINVAL);
 	if (c->query_only)
-		return local_error(c, "region_add on a query-only client", -EOPNOTSUPP);
+		return cl_local_error(c, "region_add on a query-only client", -EOPNOTSUPP);
 	err = cl_region_geom_check(d->mem_offset, d->size, d->iova, d->granule);
 	if (err)
-		return local_error(c, err == -ERANGE ? "region_add: iova or mem_offset + size overflows"
+		return cl_local_error(c, err == -ERANGE ? "region_add: iova or mem_offset + size overflows"
 						     : "region_add: size, granule or alignment", err);
 	r = calloc(1, sizeof(*r));
 	if (!r)
-		return local_error(c, "region_add", -ENOMEM);
+		return cl_local_error(c, "region_add", -ENOMEM);
 	r->desc = *d;
 	err = cl_bitmap_init(&r->populated, d->size / d->granule);
 	if (err)

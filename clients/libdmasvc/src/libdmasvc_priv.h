@@ -137,10 +137,28 @@ struct cl_reply {
 int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
 	    const int *fds, unsigned nfds, struct cl_reply *r, uint32_t reply_struct);
 
+/*
+ * cl_local_error: a call of @c failed before anything was sent: make
+ * dmasvc_last_error() say so (@what and @err) and clear the service's
+ * text, so neither reports an earlier failure.  Takes ctl_lock (must not
+ * be held).  Returns @err.
+ */
+int cl_local_error(struct dmasvc_client *c, const char *what, int err);
+
+/* cl_call_timed: cl_call waiting up to @timeout_ms (< 0: forever) instead of
+ * the connection's timeout, for calls known to take long. */
+int cl_call_timed(struct dmasvc_client *c, int timeout_ms, uint16_t cmd, const void *body,
+		  uint32_t len, const int *fds, unsigned nfds, struct cl_reply *r,
+		  uint32_t reply_struct);
+
 /* cl_call_simple: cl_call, close any fds, copy up to @out_len reply bytes;
  * returns 0 or -errno (transport or the service's error). */
 int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
 		   const int *fds, unsigned nfds, void *out, uint32_t out_len);
+
+/* cl_call_simple_timed: cl_call_simple with cl_call_timed's @timeout_ms. */
+int cl_call_simple_timed(struct dmasvc_client *c, int timeout_ms, uint16_t cmd, const void *body,
+			 uint32_t len, const int *fds, unsigned nfds, void *out, uint32_t out_len);
 
 void cl_reply_close_fds(struct cl_reply *r);
 

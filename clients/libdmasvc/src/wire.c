@@ -168,10 +168,26 @@ static void take_text(struct dmasvc_client *c, const struct cl_reply *r, uint32_
 	memcpy(c->last_error, t, strlen(t) + 1);
 }
 
+int cl_local_error(struct dmasvc_client *c, const char *what, int err)
+{
+	pthread_mutex_lock(&c->ctl_lock);
+	snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, strerror(-err));
+	c->service_error[0] = '\0';
+	pthread_mutex_unlock(&c->ctl_lock);
+	return err;
+}
+
 int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
 	    const int *fds, unsigned nfds, struct cl_reply *r, uint32_t reply_struct)
 {
-	int64_t deadline = c->opts.timeout_ms < 0 ? -1 : cl_now_ms() + c->opts.timeout_ms;
+	return cl_call_timed(c, c->opts.timeout_ms, cmd, body, len, fds, nfds, r, reply_struct);
+}
+
+int cl_call_timed(struct dmasvc_client *c, int timeout_ms, uint16_t cmd, const void *body,
+		  uint32_t len, const int *fds, unsigned nfds, struct cl_reply *r,
+		  uint32_t reply_struct)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
 	uint32_t id;
 	int err;
 
@@ -222,8 +238,14 @@ err_transport:
 int cl_call_simple(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,
 		   const int *fds, unsigned nfds, void *out, uint32_t out_len)
 {
+	return cl_call_simple_timed(c, c->opts.timeout_ms, cmd, body, len, fds, nfds, out, out_len);
+}
+
+int cl_call_simple_timed(struct dmasvc_client *c, int timeout_ms, uint16_t cmd, const void *body,
+			 uint32_t len, const int *fds, unsigned nfds, void *out, uint32_t out_len)
+{
 	struct cl_reply r;
-	int err = cl_call(c, cmd, body, len, fds, nfds, &r, out_len);
+	int err = cl_call_timed(c, timeout_ms, cmd, body, len, fds, nfds, &r, out_len);
 
 	if (err)
 		return err;

@@ -48,7 +48,7 @@
 #include "dmasvc/records.h"
 
 #define DMASVC_PROTO_MAJOR 1
-#define DMASVC_PROTO_MINOR 0
+#define DMASVC_PROTO_MINOR 1 /* 1: DEVICE_ATTACH reply carries iommufd_devid */
 
 /* DMASVC_MSG_MAX (records.h): bytes in one packet, header included */
 #define DMASVC_TEXT_MAX 256        /* reply text, NUL included */
@@ -190,7 +190,14 @@ struct dmasvc_device_attach {
 };
 struct dmasvc_device_attach_reply {
 	uint32_t dev_id;
-	uint32_t __reserved;
+	/*
+	 * Minor 1: the kernel's id of the device in the session's iommufd
+	 * context (VFIO_DEVICE_BIND_IOMMUFD's out_devid), which
+	 * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports for the devices a hot
+	 * reset affects; 0 on a backend without one (type1).  Minor-0
+	 * services send 0 here (the field was reserved).
+	 */
+	uint32_t iommufd_devid;
 };
 struct dmasvc_device_detach {
 	uint32_t dev_id;

@@ -222,6 +222,27 @@ Test(devices, client_devices_attach_detach_and_go_with_the_session)
 	/* teardown destroys the session: the remaining device must go first */
 }
 
+Test(devices, iommufd_devid_is_the_backend_handle_only_where_it_is_the_kernels)
+{
+	struct dsvc_session *a = new_session();
+	char err[256] = "";
+	uint32_t id;
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	opt.nr_devices = 0;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(session_device_attach(&d, a, fd, &id, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(session_device_iommufd_devid(&d, a, id), 0, "a type1-like handle is no devid");
+	one_space_ops.device_handle_is_devid = true;
+	cr_expect_eq(session_device_iommufd_devid(&d, a, id), fake.next_dev,
+		     "iommufd: the backend's handle is the kernel's devid");
+	cr_expect_eq(session_device_iommufd_devid(&d, a, id + 1), 0, "not attached");
+	cr_expect_eq(session_device_iommufd_devid(&d, a, 0), 0);
+	cr_expect_eq(session_device_detach(&d, a, id, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(session_device_iommufd_devid(&d, a, id), 0, "detached");
+	close(fd);
+}
+
 Test(devices, device_cap)
 {
 	struct dsvc_session *a = new_session();

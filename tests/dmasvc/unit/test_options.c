@@ -104,7 +104,8 @@ Test(options, help_and_version)
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		cr_expect(strstr(text, flags[i]), "--help documents %s", flags[i]);
 	cr_expect(!strstr(text, "fail"), "no fault-injection knob in --help");
-	cr_expect(strstr(text, "protocol 1.0"), "version names the protocol");
+	snprintf(err, sizeof(err), "protocol %d.%d", DMASVC_PROTO_MAJOR, DMASVC_PROTO_MINOR);
+	cr_expect(strstr(text, err), "version names the protocol (%s)", err);
 	free(text);
 }
 

@@ -62,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/iommufd.h>
 #include <linux/vfio.h>
 
 #include "dmasvc/dmasvc.h"
@@ -252,8 +253,8 @@ static void make_memory(struct e2e *t)
 		.iova = 0x3000000, .granule = 4 * KiB } };
 }
 
-/* A copy of the daemon's fd whose /proc link reads @want. */
-static int steal_device_fd(struct e2e *t, const char *want)
+/* A copy of the daemon's @skip-th (from 0) fd whose /proc link reads @want, or -ENOENT. */
+static int steal_nth_fd(struct e2e *t, const char *want, int skip)
 {
 	char dir[64], path[320], link[128];
 	int pidfd, fd = -ENOENT;
@@ -272,7 +273,7 @@ static int steal_device_fd(struct e2e *t, const char *want)
 		if (n <= 0)
 			continue;
 		link[n] = '\0';
-		if (strcmp(link, want))
+		if (strcmp(link, want) || skip-- > 0)
 			continue;
 		pidfd = (int)syscall(SYS_pidfd_open, t->daemon, 0);
 		if (pidfd < 0) {
@@ -286,6 +287,39 @@ static int steal_device_fd(struct e2e *t, const char *want)
 	}
 	closedir(d);
 	return fd;
+}
+
+/* A copy of the daemon's first fd whose /proc link reads @want. */
+static int steal_device_fd(struct e2e *t, const char *want)
+{
+	return steal_nth_fd(t, want, 0);
+}
+
+/*
+ * iommufd, client DEVICE_ATTACH: the reply's iommufd_devid names the device
+ * in the kernel.  Exactly one of the daemon's /dev/iommu files (the
+ * session's own context) answers IOMMU_GET_HW_INFO for it, and none for
+ * the next id.
+ */
+static void check_iommufd_devid(struct e2e *t, uint32_t devid)
+{
+	int answered = 0, next = 0, fd;
+
+	t->checks++;
+	if (devid == 0)
+		fail(t, "DEVICE_ATTACH on iommufd replied iommufd_devid 0");
+	for (int i = 0; (fd = steal_nth_fd(t, "/dev/iommu", i)) >= 0; i++) {
+		struct iommu_hw_info hw = { .size = sizeof(hw), .dev_id = devid };
+		struct iommu_hw_info other = { .size = sizeof(other), .dev_id = devid + 1 };
+
+		answered += ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0;
+		next += ioctl(fd, IOMMU_GET_HW_INFO, &other) == 0;
+		close(fd);
+	}
+	if (answered != 1 || next != 0)
+		fail(t, "iommufd_devid %u: %d of the daemon's iommufd contexts know it (want 1), %d "
+		     "know %u (want 0)", devid, answered, next, devid + 1);
+	note(t, "the reply's iommufd_devid is the kernel's id of the device in the session's context");
 }
 
 /*
@@ -362,10 +396,14 @@ static void client(struct e2e *t, int devfd, int ready)
 	if (rc)
 		fail(t, "connect %s: %s", sock, strerror(-rc));
 	if (devfd >= 0) {
-		rc = dmasvc_device_attach(t->c, devfd);
-		if (rc <= 0)
+		struct dmasvc_device_info info;
+
+		rc = dmasvc_device_attach_ex(t->c, devfd, 60000, &info);
+		if (rc || info.dev_id == 0)
 			fail(t, "DEVICE_ATTACH: %s", strerror(-rc));
 		note(t, "device attached by the client (DEVICE_ATTACH)");
+		if (!t->type1)
+			check_iommufd_devid(t, info.iommufd_devid);
 	}
 	mem = dmasvc_memory_add(t->c, t->memfd, MEM_SIZE, 0);
 	if (mem < 0)

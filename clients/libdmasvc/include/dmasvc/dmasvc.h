@@ -316,6 +316,24 @@ uint32_t dmasvc_session_id(const struct dmasvc_client *c);
  */
 int dmasvc_device_attach(struct dmasvc_client *c, int device_fd);
 
+/* What the service says about an attached device. */
+struct dmasvc_device_info {
+	uint32_t dev_id;        /* for dmasvc_device_detach() (> 0) */
+	uint32_t iommufd_devid; /* the kernel's id in the session's iommufd context,
+				 * as VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports
+				 * it; 0 on type1 and from a protocol-1.0 service */
+};
+
+/*
+ * dmasvc_device_attach_ex: dmasvc_device_attach() that waits up to
+ * @timeout_ms for the service (0: the connection's timeout; < 0: forever;
+ * the first attach on iommufd pins every populated granule inside one
+ * ioctl, so allow for the populated size) and fills @out.  Returns 0 or
+ * -errno, as dmasvc_device_attach().
+ */
+int dmasvc_device_attach_ex(struct dmasvc_client *c, int device_fd, int timeout_ms,
+			    struct dmasvc_device_info *out);
+
 /* dmasvc_device_detach: detach device @dev_id.  Returns 0 or -errno
  * (-ENOENT unknown id). */
 int dmasvc_device_detach(struct dmasvc_client *c, uint32_t dev_id);
