@@ -278,6 +278,7 @@ static int cmd_audit(struct dmasvc_client *c, bool json)
 {
 	struct vec rv;
 	bool all_ok = true;
+	size_t shown = 0; /* regions printed: the JSON separator follows it, not i */
 	int ret;
 
 	ret = fetch(c, DMASVC_QUERY_REGIONS, 0, 0, &rv, sizeof(struct dmasvc_stat_region));
@@ -299,8 +300,9 @@ static int cmd_audit(struct dmasvc_client *c, bool json)
 			return report(c, "audit", ret);
 		}
 		if (json)
-			printf("%s{\"session_id\":%u,\"region_id\":%u,\"extents\":[", i ? "," : "",
-			       r->session_id, r->region_id);
+			printf("%s{\"session_id\":%u,\"region_id\":%u,\"extents\":[",
+			       shown ? "," : "", r->session_id, r->region_id);
+		shown++;
 		for (size_t j = 0; j < ev.n; j++) {
 			const struct dmasvc_audit_extent *x = (const struct dmasvc_audit_extent *)ev.data + j;
 

@@ -9,11 +9,16 @@ blocks).  The test drives virtio-mem over QMP and compares, after each step,
 QEMU's view (the device's plugged size) with the service's (dmasvcctl
 regions/status/audit --json):
 
-  boot         boot RAM populated, mapped and pinned, in few large areas
+  Each state is measured three ways that share no counter: the service's
+  granule state (dmasvcctl regions), the backend's own area table
+  (dmasvcctl audit), and the kernel's VmLck of the service (the software
+  model mlock()s every area), each against QEMU's plugged size.
+
+  boot         boot RAM populated, held and locked, in few large areas
                (head, body, tail); firmware ROM memfds left out with a
                warning; virtio-mem region registered, empty
-  resize       256 MiB, 128 MiB, 0: region populated == mapped == pinned ==
-               plugged size; service pinned == boot RAM + plugged; audit OK
+  resize       256 MiB, 128 MiB, 0: region populated == held by the backend
+               == plugged size; VmLck growth == boot RAM + plugged; audit OK
   kill         dmasvc SIGKILLed while the guest plugs 896 MiB: the rest of
                the plug is refused (size stops growing), QEMU keeps running
   restart      dmasvc started again: the shim reconnects and hands the state
@@ -133,6 +138,33 @@ class Service:
                                       "--stats-interval", "3600"],
                                      stdout=logf, stderr=subprocess.STDOUT, env=env)
         wait_for("dmasvc to listen", lambda: self.query("status") is not None, 10)
+        self.vmlck_base = self.vmlck()
+
+    def vmlck(self):
+        """The kernel's count of the service's mlocked bytes (VmLck): the
+        software model pins every mapped area with mlock()."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmLck:"):
+                    return int(line.split()[1]) * 1024
+        raise Fail("no VmLck in the service's /proc status")
+
+    def pinned(self):
+        """Bytes the kernel says the service pinned since it started."""
+        return self.vmlck() - self.vmlck_base
+
+    def held(self):
+        """{(session_id, region_id): (bytes the backend holds, bytes missing)}
+        from AUDIT, which reads the backend's own area table."""
+        r = subprocess.run([self.ctl, "--socket", self.sock, "audit", "--json"],
+                           capture_output=True, text=True, timeout=30)
+        out = {}
+        for reg in json.loads(r.stdout)["regions"]:
+            ext = reg["extents"]
+            out[(reg["session_id"], reg["region_id"])] = (
+                sum(x["length"] for x in ext if x["state"] in ("OK", "STRAY")),
+                sum(x["length"] for x in ext if x["state"] == "MISSING"))
+        return out
 
     def query(self, what):
         r = subprocess.run([self.ctl, "--socket", self.sock, what, "--json"],
@@ -194,32 +226,41 @@ def regions_of(svc, pid):
 
 
 def expect_state(svc, qemu_pid, vmem_base, plugged, what):
-    """The service's state for QEMU equals boot RAM + @plugged bytes of virtio-mem."""
+    """The service's state for QEMU equals boot RAM + @plugged bytes of
+    virtio-mem (@plugged: QEMU's own count, qom-get size), measured three
+    ways that share no counter: the service's granule state (QUERY regions),
+    the backend's area table (AUDIT), and the kernel's VmLck of the service."""
     regs = regions_of(svc, qemu_pid)
     check(regs is not None, f"{what}: QEMU has a session")
     vm = [r for r in regs if r["iova"] == vmem_base]
     check(len(vm) == 1 and vm[0]["size"] == VMEM and vm[0]["granule"] == BLOCK,
           f"{what}: one virtio-mem region of 1 GiB at 0x{vmem_base:x}, granule 2 MiB")
     v = vm[0]
-    check(v["populated_bytes"] == plugged and v["mapped_bytes"] == plugged
-          and v["pinned_bytes"] == plugged,
-          f"{what}: virtio-mem populated/mapped/pinned "
-          f"{v['populated_bytes'] // MiB}/{v['mapped_bytes'] // MiB}/{v['pinned_bytes'] // MiB}"
-          f" MiB == plugged {plugged // MiB} MiB")
+    held = svc.held()
+    vm_held, vm_missing = held[(v["session_id"], v["region_id"])]
+    check(v["populated_bytes"] == plugged,
+          f"{what}: virtio-mem populated (service) {v['populated_bytes'] // MiB} MiB =="
+          f" plugged (QEMU) {plugged // MiB} MiB")
+    check(vm_held == plugged and vm_missing == 0,
+          f"{what}: virtio-mem held by the backend {vm_held // MiB} MiB == plugged"
+          f" {plugged // MiB} MiB, {vm_missing // MiB} MiB missing")
     boot = [r for r in regs if r["iova"] != vmem_base]
-    for key in ("populated_bytes", "mapped_bytes", "pinned_bytes"):
-        total = sum(r[key] for r in boot)
-        check(total == RAM, f"{what}: boot RAM {key} {total // MiB} MiB == {RAM // MiB} MiB")
+    boot_populated = sum(r["populated_bytes"] for r in boot)
+    boot_held = sum(held[(r["session_id"], r["region_id"])][0] for r in boot)
+    boot_missing = sum(held[(r["session_id"], r["region_id"])][1] for r in boot)
+    check(boot_populated == RAM and boot_held == RAM and boot_missing == 0,
+          f"{what}: boot RAM populated {boot_populated // MiB} MiB, held by the backend"
+          f" {boot_held // MiB} MiB, missing {boot_missing // MiB} MiB; want {RAM // MiB} MiB")
     areas = sum(r["size"] // r["granule"] for r in boot)
     check(areas <= 40 and all(r["granule"] in (1 << k for k in range(12, 31)) for r in boot),
           f"{what}: boot RAM is {areas} areas in {len(boot)} regions (head, body, tail of"
           f" large granules; one area per granule of 1 MiB would be over 500)")
     check(all(not (r["iova"] <= 0xfffc0000 < r["iova"] + r["size"]) for r in regs),
           f"{what}: the BIOS ROM (unsealed memfd) is not handed over")
-    st = svc.query("status")
-    check(st["service"]["pinned_bytes"] == RAM + plugged,
-          f"{what}: service pinned {st['service']['pinned_bytes'] // MiB} MiB == "
-          f"{(RAM + plugged) // MiB} MiB")
+    pinned = svc.pinned()
+    check(pinned == RAM + plugged,
+          f"{what}: the kernel's VmLck of the service grew by {pinned // MiB} MiB =="
+          f" boot RAM + plugged {(RAM + plugged) // MiB} MiB")
     ok, out = svc.audit_ok()
     check(ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents" + ("" if ok else ":\n" + out))
 
@@ -356,9 +397,9 @@ def run(env, tmp):
         pid = proc.pid
         qmp.cmd("object-del", id="ds0")
         wait_for("the session to go after object-del", lambda: svc.session_of(pid) is None, 30)
-        st = svc.query("status")
-        check(st["service"]["pinned_bytes"] == 0 and svc.query("regions") == [],
-              "object-del: session gone, nothing pinned, no regions")
+        check(svc.pinned() == 0 and svc.query("regions") == [],
+              f"object-del: session gone, VmLck back to its start ({svc.pinned()} bytes more),"
+              " no regions")
         qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "socket": svc.sock})
         expect_state(svc, pid, base, 64 * MiB, "object-add")
         resize(qmp, 128 * MiB)
@@ -398,9 +439,10 @@ def run(env, tmp):
         check(proc.wait(60) == 0, "quit: QEMU exited 0")
         wait_for("the session to go", lambda: svc.session_of(pid) is None, 30)
         st = svc.query("status")
-        check(st["service"]["pinned_bytes"] == 0 and st["service"]["areas"] == 0
+        check(svc.pinned() == 0 and st["service"]["areas"] == 0
               and svc.query("regions") == [],
-              "quit: nothing mapped or pinned, no regions left")
+              f"quit: VmLck back to its start ({svc.pinned()} bytes more), no areas,"
+              " no regions left")
         check(svc.stop() == 0, "dmasvc exits 0 on SIGTERM")
     finally:
         if proc and proc.poll() is None:
