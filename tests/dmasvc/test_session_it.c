@@ -6,15 +6,18 @@
  * asynchronous events; several concurrent sessions; the mapping budget;
  * local argument checks; a query-only connection (dmasvc_connect_query_only)
  * walking service-wide queries over several pages (dmasvc_query_each) and
- * the service's error text (dmasvc_last_service_error).
+ * the service's error text (dmasvc_last_service_error); a session over a
+ * socket fd connected by someone else (dmasvc_connect_fd).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "it_util.h"
@@ -598,4 +601,45 @@ Test(session, query_only_connection_and_paged_service_wide_queries)
 	check(&f);
 	fx_close(&f);
 	close(fd2);
+}
+
+/* A socket fd connected by someone else (a VMM's manager) serves a whole session. */
+Test(session, connect_fd_takes_a_connected_socket_and_refuses_anything_else)
+{
+	struct dmasvc_region_desc d = { .size = 8 * MiB, .iova = 1ull << 33, .granule = 2 * MiB };
+	struct dmasvc_client *c = NULL;
+	int sv[2], fd, mem, region, file;
+
+	fd = it_raw_connect(svc.sock);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(dmasvc_connect_fd(fd, NULL, &c), 0, "%s", c ? dmasvc_last_error(c) : "");
+	cr_expect(fcntl(fd, F_GETFL) & O_NONBLOCK, "made non-blocking");
+	cr_expect(fcntl(fd, F_GETFD) & FD_CLOEXEC, "made close-on-exec");
+	file = it_memfd(d.size, true);
+	mem = dmasvc_memory_add(c, file, d.size, 0);
+	cr_assert_geq(mem, 0, "memory_add: %s", dmasvc_last_error(c));
+	d.mem_id = (uint32_t)mem;
+	region = dmasvc_region_add(c, &d);
+	cr_assert_geq(region, 0, "region_add: %s", dmasvc_last_error(c));
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)region, 0, 4 * MiB), 0);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(4 * MiB), 3000),
+		     base_vmlck + (int64_t)(4 * MiB), "the service pinned what the fd's session populated");
+	cr_expect_eq(dmasvc_reconnect(c), -ENOTCONN, "no path to connect again");
+	cr_expect(strstr(dmasvc_last_error(c), "socket fd"), "%s", dmasvc_last_error(c));
+	dmasvc_disconnect(c);
+	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 3000), base_vmlck, "disconnect unpins");
+	close(file);
+
+	/* Not a seqpacket socket, not a socket, not connected: refused and consumed. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_expect_eq(dmasvc_connect_fd(sv[0], NULL, &c), -EPROTOTYPE);
+	cr_expect(fcntl(sv[0], F_GETFD) < 0 && errno == EBADF, "a refused fd is closed");
+	close(sv[1]);
+	file = it_memfd(4096, true);
+	cr_expect_eq(dmasvc_connect_fd(file, NULL, &c), -ENOTSOCK);
+	cr_expect(fcntl(file, F_GETFD) < 0 && errno == EBADF, "a refused fd is closed");
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(dmasvc_connect_fd(fd, NULL, &c), -ENOTCONN);
+	cr_expect_eq(dmasvc_connect_fd(-1, NULL, &c), -EBADF);
 }

@@ -34,10 +34,18 @@ int cl_session_open(struct dmasvc_client *c)
 	};
 	int fd, err;
 
-	fd = cl_socket_connect(c->path);
-	if (fd < 0) {
-		set_error(c, c->path, fd);
-		return fd;
+	if (c->given_fd >= 0) {
+		fd = c->given_fd;
+		c->given_fd = -1;
+	} else if (!c->path[0]) {
+		set_error(c, "connected through a socket fd: no path to connect again", -ENOTCONN);
+		return -ENOTCONN;
+	} else {
+		fd = cl_socket_connect(c->path);
+		if (fd < 0) {
+			set_error(c, c->path, fd);
+			return fd;
+		}
 	}
 	c->sock = fd;
 	err = cl_call_simple(c, DMASVC_CMD_HELLO, &hello, sizeof(hello), NULL, 0, &c->hello,
@@ -69,25 +77,33 @@ static void client_free(struct dmasvc_client *c)
 	free(c);
 }
 
-/* dmasvc_connect and dmasvc_connect_query_only; the latter sets up no queue. */
-static int client_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
+/*
+ * dmasvc_connect, dmasvc_connect_query_only (no queue) and dmasvc_connect_fd
+ * (@fd >= 0, consumed: @socket_path is ignored).
+ */
+static int client_connect(const char *socket_path, int fd, const struct dmasvc_connect_opts *opts,
 			  bool query_only, struct dmasvc_client **out)
 {
 	struct dmasvc_client *c;
 	struct dmasvc_queue *q;
-	const char *path = socket_path ? socket_path : DMASVC_DEFAULT_SOCKET;
+	const char *path = fd >= 0 ? "" : socket_path ? socket_path : DMASVC_DEFAULT_SOCKET;
 	int err;
 
-	if (!out)
-		return -EINVAL;
-	if (strlen(path) >= sizeof(c->path))
-		return -ENAMETOOLONG;
+	if (!out || strlen(path) >= sizeof(c->path)) {
+		if (fd >= 0)
+			close(fd);
+		return !out ? -EINVAL : -ENAMETOOLONG;
+	}
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->state_lock, NULL);
 	c->sock = -1;
+	c->given_fd = fd;
 	c->next_msg_id = 1;
 	c->query_only = query_only;
 	memcpy(c->path, path, strlen(path) + 1);
@@ -103,8 +119,11 @@ static int client_connect(const char *socket_path, const struct dmasvc_connect_o
 		c->opts.timeout_ms = CL_DEFAULT_TIMEOUT_MS;
 
 	err = cl_session_open(c);
-	if (err)
+	if (err) {
+		if (c->given_fd >= 0)
+			close(c->given_fd);
 		goto err_free;
+	}
 	if (query_only) {
 		*out = c;
 		return 0;
@@ -138,13 +157,23 @@ err_free:
 int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *opts,
 		   struct dmasvc_client **out)
 {
-	return client_connect(socket_path, opts, false, out);
+	return client_connect(socket_path, -1, opts, false, out);
 }
 
 int dmasvc_connect_query_only(const char *socket_path, const struct dmasvc_connect_opts *opts,
 			      struct dmasvc_client **out)
 {
-	return client_connect(socket_path, opts, true, out);
+	return client_connect(socket_path, -1, opts, true, out);
+}
+
+int dmasvc_connect_fd(int sock_fd, const struct dmasvc_connect_opts *opts,
+		      struct dmasvc_client **out)
+{
+	int fd = cl_socket_adopt(sock_fd);
+
+	if (fd < 0)
+		return fd;
+	return client_connect(NULL, fd, opts, false, out);
 }
 
 static void queue_free(struct dmasvc_queue *q)

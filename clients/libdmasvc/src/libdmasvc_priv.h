@@ -98,7 +98,8 @@ struct dmasvc_client {
 	pthread_mutex_t ctl_lock;    /* sock, msg ids, last_error, tables' shape, queue list */
 	int sock;                    /* -1 when not connected */
 	uint32_t next_msg_id;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "": dmasvc_connect_fd() */
+	int given_fd;                /* dmasvc_connect_fd()'s socket until its HELLO, else -1 */
 	struct dmasvc_connect_opts opts; /* defaults filled in */
 	struct dmasvc_hello_reply hello;
 	bool query_only;             /* dmasvc_connect_query_only(): HELLO, no queue */
@@ -171,8 +172,17 @@ int cl_socket_connect(const char *path);
 
 /* ---- client.c ------------------------------------------------------------- */
 
-/* cl_session_open: connect c->path and HELLO; sets c->sock. ctl_lock held. */
+/* cl_session_open: connect c->path (or take c->given_fd once) and HELLO;
+ * sets c->sock.  -ENOTCONN for an fd-made client's reconnect.  ctl_lock held. */
 int cl_session_open(struct dmasvc_client *c);
+
+/*
+ * cl_socket_adopt: check that @fd is a connected AF_UNIX SOCK_SEQPACKET
+ * socket and make it non-blocking and close-on-exec, as cl_socket_connect's
+ * are.  Consumes @fd: returns it, or closes it and returns -errno (-EBADF
+ * not an fd, -ENOTSOCK, -EPROTOTYPE wrong family or type, -ENOTCONN).
+ */
+int cl_socket_adopt(int fd);
 
 /* cl_memory_send / cl_region_send: (re-)register one entry with the
  * current service and record its svc id.  ctl_lock held; 0 or -errno. */

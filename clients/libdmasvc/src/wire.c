@@ -10,6 +10,7 @@
  * (older msg_id) are dropped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +63,36 @@ int cl_socket_connect(const char *path)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
 		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int cl_socket_adopt(int fd)
+{
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(int);
+	int domain = 0, type = 0, fl, err = 0;
+
+	if (fd < 0)
+		return -EBADF;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+		err = errno == EBADF ? -EBADF : -ENOTSOCK;
+	len = sizeof(int);
+	if (!err && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+		err = -errno;
+	if (!err && (domain != AF_UNIX || type != SOCK_SEQPACKET))
+		err = -EPROTOTYPE;
+	len = sizeof(peer);
+	if (!err && getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+		err = -errno;
+	fl = err ? 0 : fcntl(fd, F_GETFL);
+	if (!err && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		     fcntl(fd, F_SETFD, FD_CLOEXEC) < 0))
+		err = -errno;
+	if (err) {
+		if (err != -EBADF)
+			close(fd);
 		return err;
 	}
 	return fd;

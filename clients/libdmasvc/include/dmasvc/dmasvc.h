@@ -62,6 +62,22 @@ int dmasvc_connect(const char *socket_path, const struct dmasvc_connect_opts *op
 		   struct dmasvc_client **out);
 
 /*
+ * dmasvc_connect_fd: dmasvc_connect() over @sock_fd, a Unix SOCK_SEQPACKET
+ * socket already connected to the service (a VMM's manager connected it and
+ * passed it, as libvirt passes fds to QEMU).
+ *   guarantees: @sock_fd is consumed (owned by the client on success, closed
+ *               on failure); it is made non-blocking and close-on-exec.  Such
+ *               a client has no path: dmasvc_reconnect() fails with
+ *               -ENOTCONN (ask the manager for a new connection and connect
+ *               again).
+ *   returns:    0 and sets *@out, or -errno: -EBADF, -ENOTSOCK, -EPROTOTYPE
+ *               (not AF_UNIX SOCK_SEQPACKET), -ENOTCONN (not connected), or
+ *               as dmasvc_connect().
+ */
+int dmasvc_connect_fd(int sock_fd, const struct dmasvc_connect_opts *opts,
+		      struct dmasvc_client **out);
+
+/*
  * dmasvc_disconnect: orderly close (BYE: the service unmaps everything of
  * this client), free all queues and the client.  NULL is a no-op.
  */
