@@ -1,7 +1,17 @@
 /*
  * dma-service: hand guest RAM to the dmasvc DMA mapping service
  *
- * `-object dma-service,id=ds0,socket=PATH[,timeout-ms=N][,reconnect-ms=N]`
+ * `-object dma-service,id=ds0,socket=PATH|fd=FD[,timeout-ms=N][,reconnect-ms=N]`
+ *
+ * fd= is a Unix SOCK_SEQPACKET socket a manager already connected to the
+ * service (a number, or a name passed with the monitor's getfd), as libvirt
+ * passes `-object iommufd,fd=`.  Such a connection cannot be made again:
+ * once it breaks, the object stays broken (plugs are refused) until it is
+ * deleted and added again with a new fd.
+ *
+ * Read-only state for `qom-get`: connected, broken, session-id, regions
+ * (the service's regions of this VM) and populated-bytes (what this side
+ * has told the service is populated).
  *
  * A MemoryListener on address_space_memory tells the service, through
  * libdmasvc, which guest RAM is there and which of it the guest may use;
@@ -50,6 +60,7 @@
 #include "exec/address-spaces.h"
 #include "exec/ramblock.h"
 #include "hw/qdev-core.h"
+#include "monitor/monitor.h"
 #include "system/hostmem.h"
 #include "system/system.h"
 #include "trace.h"
@@ -111,8 +122,11 @@ typedef struct DmaServiceRegion {
 struct DmaService {
     Object parent_obj;
 
-    /* Properties; fixed once the object is complete. */
+    /* Properties; fixed once the object is complete.  Exactly one of
+     * @socket and @sock_fd is set. */
     char *socket;
+    int sock_fd;               /* fd=: its socket until connected, else -1 */
+    char *endpoint;            /* for messages: the socket path or "fd=NAME" */
     uint32_t timeout_ms;
     uint32_t reconnect_ms;
 
@@ -154,6 +168,12 @@ static bool ds_online(const DmaService *s)
  */
 static void ds_fail(DmaService *s, Error *err);
 
+/* ds_can_reconnect: the connection can be made again (socket=, reconnect-ms). */
+static bool ds_can_reconnect(DmaService *s)
+{
+    return s->reconnect_ms && s->socket;
+}
+
 static void ds_set_broken(DmaService *s, int err, const char *what)
 {
     if (s->broken || s->closing) {
@@ -169,15 +189,18 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
                    " %s (is dmasvc running at %s, and answering within"
                    " timeout-ms=%u?)",
                    object_get_canonical_path_component(OBJECT(s)), what,
-                   strerror(-err), s->socket, s->timeout_ms);
+                   strerror(-err), s->endpoint, s->timeout_ms);
         ds_fail(s, e);
         return;
     }
     warn_report("dma-service '%s': %s failed: %s; %s",
                 object_get_canonical_path_component(OBJECT(s)), what,
                 strerror(-err),
-                s->reconnect_ms ? "reconnecting" : "reconnect-ms=0: giving up");
-    if (s->reconnect_ms && s->reconnect_timer) {
+                ds_can_reconnect(s) ? "reconnecting" :
+                s->socket ? "reconnect-ms=0: giving up" :
+                "fd= cannot connect again: delete the object and add it with"
+                " a new fd");
+    if (ds_can_reconnect(s) && s->reconnect_timer) {
         timer_mod(s->reconnect_timer,
                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
     }
@@ -749,8 +772,13 @@ static int ds_connect(DmaService *s)
     };
     int ret;
 
-    ret = dmasvc_connect(s->socket, &opts, &s->client);
-    trace_dma_service_connect(s->socket, ret);
+    if (s->sock_fd >= 0) {
+        ret = dmasvc_connect_fd(s->sock_fd, &opts, &s->client);
+        s->sock_fd = -1;  /* consumed, whatever the result */
+    } else {
+        ret = dmasvc_connect(s->socket, &opts, &s->client);
+    }
+    trace_dma_service_connect(s->endpoint, ret);
     if (ret < 0) {
         s->client = NULL;
     }
@@ -790,7 +818,7 @@ static void ds_resync(void *opaque)
     memory_listener_register(&s->listener, &address_space_memory);
     if (!s->broken) {
         info_report("dma-service '%s': reconnected to %s",
-                    object_get_canonical_path_component(OBJECT(s)), s->socket);
+                    object_get_canonical_path_component(OBJECT(s)), s->endpoint);
     }
 }
 
@@ -812,8 +840,9 @@ static void ds_complete(UserCreatable *uc, Error **errp)
     DmaService *s = DMA_SERVICE(uc);
     int ret;
 
-    if (!s->socket) {
-        error_setg(errp, "dma-service: property 'socket' is required");
+    if (!s->socket == (s->sock_fd < 0)) {
+        error_setg(errp, "dma-service: exactly one of 'socket' and 'fd' is"
+                   " required");
         return;
     }
     ret = ram_block_uncoordinated_discard_disable(true);
@@ -826,7 +855,7 @@ static void ds_complete(UserCreatable *uc, Error **errp)
     ret = ds_connect(s);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "dma-service: cannot connect to the"
-                         " service at '%s'", s->socket);
+                         " service at '%s'", s->endpoint);
         return;
     }
     s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, ds_resync, s);
@@ -838,7 +867,7 @@ static void ds_complete(UserCreatable *uc, Error **errp)
     }
     if (s->broken) {
         error_setg(errp, "dma-service: the service at '%s' failed while"
-                   " receiving the guest's RAM", s->socket);
+                   " receiving the guest's RAM", s->endpoint);
         return;
     }
     s->complete = true;
@@ -854,6 +883,7 @@ static void ds_init(Object *obj)
 
     s->timeout_ms = DMA_SERVICE_TIMEOUT_MS;
     s->reconnect_ms = DMA_SERVICE_RECONNECT_MS;
+    s->sock_fd = -1;
     s->listener = (MemoryListener) {
         .name = "dma-service",
         .begin = ds_begin,
@@ -891,7 +921,11 @@ static void ds_finalize(Object *obj)
     }
     error_free(s->setup_error);
     g_hash_table_destroy(s->warned);
+    if (s->sock_fd >= 0) {
+        close(s->sock_fd);  /* fd= given, never connected */
+    }
     g_free(s->socket);
+    g_free(s->endpoint);
 }
 
 static bool ds_check_settable(DmaService *s, const char *name, Error **errp)
@@ -906,7 +940,7 @@ static bool ds_check_settable(DmaService *s, const char *name, Error **errp)
 
 static char *ds_get_socket(Object *obj, Error **errp)
 {
-    return g_strdup(DMA_SERVICE(obj)->socket);
+    return g_strdup(DMA_SERVICE(obj)->socket ?: "");
 }
 
 static void ds_set_socket(Object *obj, const char *value, Error **errp)
@@ -916,7 +950,74 @@ static void ds_set_socket(Object *obj, const char *value, Error **errp)
     if (ds_check_settable(s, "socket", errp)) {
         g_free(s->socket);
         s->socket = g_strdup(value);
+        g_free(s->endpoint);
+        s->endpoint = g_strdup(value);
     }
+}
+
+/*
+ * fd: a connected socket, as a number or a monitor fd name; the object owns
+ * it from here on (closed at finalize if it never connected).
+ */
+static void ds_set_fd(Object *obj, const char *value, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(obj);
+    int fd;
+
+    if (!ds_check_settable(s, "fd", errp)) {
+        return;
+    }
+    fd = monitor_fd_param(monitor_cur(), value, errp);
+    if (fd < 0) {
+        error_prepend(errp, "dma-service: fd '%s': ", value);
+        return;
+    }
+    if (s->sock_fd >= 0) {
+        close(s->sock_fd);
+    }
+    s->sock_fd = fd;
+    g_free(s->endpoint);
+    s->endpoint = g_strdup_printf("fd=%s", value);
+}
+
+/* ---- read-only state ------------------------------------------------- */
+
+static bool ds_get_connected(Object *obj, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(obj);
+
+    return s->client && !s->broken;
+}
+
+static bool ds_get_broken(Object *obj, Error **errp)
+{
+    return DMA_SERVICE(obj)->broken;
+}
+
+/* session-id, regions, populated-bytes: @opaque names the value. */
+enum { DS_STATE_SESSION_ID, DS_STATE_REGIONS, DS_STATE_POPULATED };
+
+static void ds_get_state(Object *obj, Visitor *v, const char *name,
+                         void *opaque, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(obj);
+    DmaServiceRegion *r;
+    uint64_t value = 0;
+
+    if ((uintptr_t)opaque == DS_STATE_SESSION_ID) {
+        value = s->client ? dmasvc_session_id(s->client) : 0;
+    } else if (s->client) {
+        QLIST_FOREACH(r, &s->regions, next) {
+            for (unsigned i = 0; r->mem && i < r->nparts; i++) {
+                int64_t b = dmasvc_region_populated_bytes(s->client,
+                                                          r->part[i].region_id);
+
+                value += (uintptr_t)opaque == DS_STATE_REGIONS ? 1 :
+                         b > 0 ? (uint64_t)b : 0;
+            }
+        }
+    }
+    visit_type_uint64(v, name, &value, errp);
 }
 
 /* timeout-ms and reconnect-ms: @opaque is the field's offset in DmaService. */
@@ -953,6 +1054,29 @@ static void ds_class_init(ObjectClass *oc, void *data)
     object_class_property_add_str(oc, "socket", ds_get_socket, ds_set_socket);
     object_class_property_set_description(oc, "socket",
         "path of the dmasvc service's control socket");
+    object_class_property_add_str(oc, "fd", NULL, ds_set_fd);
+    object_class_property_set_description(oc, "fd",
+        "a Unix SOCK_SEQPACKET socket already connected to the service"
+        " (number or monitor fd name), instead of 'socket'");
+    object_class_property_add_bool(oc, "connected", ds_get_connected, NULL);
+    object_class_property_set_description(oc, "connected",
+        "connected to the service and not broken (read-only)");
+    object_class_property_add_bool(oc, "broken", ds_get_broken, NULL);
+    object_class_property_set_description(oc, "broken",
+        "a request failed; plugs are refused until the state is handed"
+        " over again (read-only)");
+    object_class_property_add(oc, "session-id", "uint64", ds_get_state,
+                              NULL, NULL, (void *)DS_STATE_SESSION_ID);
+    object_class_property_set_description(oc, "session-id",
+        "the service's id of this VM's session, 0 if none (read-only)");
+    object_class_property_add(oc, "regions", "uint64", ds_get_state,
+                              NULL, NULL, (void *)DS_STATE_REGIONS);
+    object_class_property_set_description(oc, "regions",
+        "regions registered at the service (read-only)");
+    object_class_property_add(oc, "populated-bytes", "uint64", ds_get_state,
+                              NULL, NULL, (void *)DS_STATE_POPULATED);
+    object_class_property_set_description(oc, "populated-bytes",
+        "bytes told to the service as populated (read-only)");
     object_class_property_add(oc, "timeout-ms", "uint32", ds_get_u32,
                               ds_set_u32, NULL,
                               (void *)offsetof(DmaService, timeout_ms));

@@ -27,7 +27,8 @@ regions/status/audit --json):
                out (timeout-ms), the plug is refused, QEMU does not hang;
                SIGCONT: the shim resyncs and the state matches
   object-del   the session goes with all its mappings and pins; object-add
-               hands the current state over again (created at run time)
+               with fd= (a socket the test connected, passed with QMP
+               getfd, as a manager does) hands the current state over again
   fault        the service fails the maps of one block (injected ENOMEM): the
                plug stops there, the session is not broken, state matches
   quit         QEMU quits: its session is gone, nothing mapped or pinned
@@ -113,6 +114,17 @@ class Qmp:
             if "return" in r:
                 return r["return"]
 
+    def send_fd(self, fd, name):
+        """QMP getfd: pass @fd to QEMU under @name (SCM_RIGHTS)."""
+        msg = json.dumps({"execute": "getfd", "arguments": {"fdname": name}}) + "\n"
+        socket.send_fds(self.sock, [msg.encode()], [fd])
+        while True:
+            r = json.loads(self.f.readline())
+            if "error" in r:
+                raise Fail(f"QMP getfd: {r['error']}")
+            if "return" in r:
+                return
+
     def close(self):
         self.sock.close()
 
@@ -181,7 +193,10 @@ class Service:
     def session_of(self, pid):
         st = self.query("status")
         for s in st["sessions"]:
-            if s["pid"] == pid:
+            # pid: the peer's credentials, taken by the kernel at connect();
+            # over fd= that is whoever connected (the manager, here this
+            # test), so QEMU's pid is then only in the shim's client_tag.
+            if s["pid"] == pid or s["client_tag"] == pid:
                 return s
         return None
 
@@ -265,6 +280,24 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
     check(ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents" + ("" if ok else ":\n" + out))
 
 
+def ds_state(qmp):
+    """The dma-service object's read-only QOM state."""
+    return {p: qmp.cmd("qom-get", path="/objects/ds0", property=p)
+            for p in ("connected", "broken", "session-id", "regions", "populated-bytes")}
+
+
+def expect_qom(qmp, svc, pid, plugged, what):
+    """The object's QOM state agrees with the service's own view."""
+    st = ds_state(qmp)
+    sess = svc.session_of(pid)
+    regs = regions_of(svc, pid) or []
+    check(st["connected"] and not st["broken"] and sess is not None
+          and st["session-id"] == sess["session_id"] and st["regions"] == len(regs)
+          and st["populated-bytes"] == RAM + plugged,
+          f"{what}: qom-get ds0 {st} agrees with the service (session"
+          f" {sess and sess['session_id']}, {len(regs)} regions, {(RAM + plugged) // MiB} MiB)")
+
+
 def qmp_connect(path, proc):
     """A QMP connection once QEMU listens; Fail if QEMU exited."""
     if proc.poll() is not None:
@@ -338,12 +371,14 @@ def run(env, tmp):
         check("leaving out 'pc.bios'" in read(qemu_log),
               "boot: the shim warns that it leaves the BIOS ROM memfd out")
         expect_state(svc, proc.pid, base, 0, "boot")
+        expect_qom(qmp, svc, proc.pid, 0, "boot")
 
         for size in (256 * MiB, 128 * MiB, 0):
             t = time.monotonic()
             resize(qmp, size)
             log(f"resize to {size // MiB} MiB took {time.monotonic() - t:.1f} s")
             expect_state(svc, proc.pid, base, size, f"resize {size // MiB} MiB")
+            expect_qom(qmp, svc, proc.pid, size, f"resize {size // MiB} MiB")
 
         # kill: the service dies while the guest plugs; the rest of the plug
         # must be refused, QEMU must go on.
@@ -365,6 +400,8 @@ def run(env, tmp):
               f"kill: the plug was refused (size stays {size // MiB} MiB < {want // MiB} MiB)")
         check(proc.poll() is None and qmp.cmd("query-status")["running"],
               "kill: QEMU keeps running")
+        st = ds_state(qmp)
+        check(not st["connected"] and st["broken"], f"kill: qom-get ds0 says broken: {st}")
 
         # restart: the shim reconnects and hands everything over again.
         svc.start()
@@ -400,8 +437,14 @@ def run(env, tmp):
         check(svc.pinned() == 0 and svc.query("regions") == [],
               f"object-del: session gone, VmLck back to its start ({svc.pinned()} bytes more),"
               " no regions")
-        qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "socket": svc.sock})
-        expect_state(svc, pid, base, 64 * MiB, "object-add")
+        # object-add the way a manager does it: it connects, QEMU gets the fd.
+        mgr = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        mgr.connect(svc.sock)
+        qmp.send_fd(mgr.fileno(), "dmasvc0")
+        mgr.close()
+        qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "fd": "dmasvc0"})
+        expect_state(svc, pid, base, 64 * MiB, "object-add fd=")
+        expect_qom(qmp, svc, pid, 64 * MiB, "object-add fd=")
         resize(qmp, 128 * MiB)
         expect_state(svc, pid, base, 128 * MiB, "object-add, then 128 MiB")
 
