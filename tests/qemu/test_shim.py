@@ -21,6 +21,8 @@ regions/status/audit --json):
                == plugged size; VmLck growth == boot RAM + plugged; audit OK
   kill         dmasvc SIGKILLed while the guest plugs 896 MiB: the rest of
                the plug is refused (size stops growing), QEMU keeps running
+  replay fails dmasvc started again, failing every map of boot RAM: the
+               hand-over fails, the object stays broken and retries
   restart      dmasvc started again: the shim reconnects and hands the state
                over; it matches; a new plug works
   stall        dmasvc SIGSTOPped, the guest asks for more: the request times
@@ -34,6 +36,8 @@ regions/status/audit --json):
   quit         QEMU quits: its session is gone, nothing mapped or pinned
   refuse       QEMU with anonymous guest RAM: the shim refuses to start and
                says how to fix the command line
+  fatal        a service that cannot map boot RAM before the machine runs:
+               QEMU exits with an error, the guest never runs
 
 Exit status 0 = pass, 1 = fail (any missing tool is a failure with a message).
 Environment (set by tests/qemu/meson.build): DMASVC, DMASVCCTL, BUILD_QEMU,
@@ -60,6 +64,9 @@ BLOCK = 2 * MiB
 # 768 MiB (IOVA 0x100000000 + 768 MiB: device memory starts at 4 GiB here)
 # fails with ENOMEM; the other steps never plug that far.
 FAULT_IOVA = 0x100000000 + 768 * MiB
+# Boot RAM at 256 MiB (inside q35's low RAM): for the steps that need the
+# hand-over of boot RAM itself to fail.
+BOOT_FAULTS = "map_range=0x10000000-0x101fffff,map_range_errno=12"
 FAULTS = (f"map_range=0x{FAULT_IOVA:x}-0x{FAULT_IOVA + BLOCK - 1:x},map_range_errno=12"
           if os.environ.get("DMASVC_FAULT_INJECTION") == "1" else "")
 
@@ -138,14 +145,15 @@ class Service:
         self.proc = None
         self.n = 0
 
-    def start(self):
+    def start(self, faults=None):
+        """Start it; @faults: DMASVC_TEST_SOFT_FAULTS instead of FAULTS."""
         if os.path.exists(self.sock):
             os.unlink(self.sock)
         self.n += 1
         logf = open(os.path.join(self.tmp, f"dmasvc.{self.n}.log"), "w")
         env = dict(os.environ)
-        if FAULTS:
-            env["DMASVC_TEST_SOFT_FAULTS"] = FAULTS
+        if faults or FAULTS:
+            env["DMASVC_TEST_SOFT_FAULTS"] = faults or FAULTS
         self.proc = subprocess.Popen([self.exe, "--soft-iommu", "--socket", self.sock,
                                       "--stats-interval", "3600"],
                                      stdout=logf, stderr=subprocess.STDOUT, env=env)
@@ -335,6 +343,30 @@ def test_refuse(qemu, guest, tmp, svc):
           + r.stderr.strip().splitlines()[-1])
 
 
+def test_fatal_before_run(qemu, guest, tmp, exe, ctl):
+    """A service that fails boot RAM before the machine runs: QEMU must not
+    start a guest without its DMA mappings; it exits with a clear message."""
+    if not FAULTS:
+        log("fatal before run: skipped (dmasvc built without fault injection)")
+        return
+    d = os.path.join(tmp, "fatal")
+    os.mkdir(d)
+    svc = Service(exe, ctl, d)
+    svc.start(faults=BOOT_FAULTS)
+    try:
+        r = subprocess.run(qemu_cmd(qemu, guest, d, svc.sock), capture_output=True,
+                           text=True, timeout=120)
+        err = r.stderr.strip().splitlines()
+        check(r.returncode != 0 and any("dma-service" in l and "'ram0'" in l
+                                        and "Cannot allocate memory" in l for l in err),
+              "fatal before run: QEMU exits with an error when boot RAM cannot be mapped: "
+              + (err[-1] if err else f"(no message, exit {r.returncode})"))
+        check("dmasvc-guest: ready" not in read(os.path.join(d, "serial.log")),
+              "fatal before run: the guest never ran")
+    finally:
+        check(svc.stop() == 0, "fatal before run: dmasvc exits 0 on SIGTERM")
+
+
 def run(env, tmp):
     log("building QEMU with the shim (cold: 8+ minutes)")
     qemu = subprocess.run([env["BUILD_QEMU"]], stdout=subprocess.PIPE, text=True,
@@ -349,6 +381,7 @@ def run(env, tmp):
     proc = None
     try:
         test_refuse(qemu, guest, tmp, svc)
+        test_fatal_before_run(qemu, guest, tmp, env["DMASVC"], env["DMASVCCTL"])
 
         for name in ("qmp.sock", "serial.log"):
             if os.path.exists(os.path.join(tmp, name)):
@@ -402,6 +435,26 @@ def run(env, tmp):
               "kill: QEMU keeps running")
         st = ds_state(qmp)
         check(not st["connected"] and st["broken"], f"kill: qom-get ds0 says broken: {st}")
+
+        # replay fails: a service that cannot map boot RAM takes the
+        # connection, the hand-over fails, the object stays broken and
+        # tries again; it never reports itself reconnected.
+        if FAULTS:
+            svc.start(faults=BOOT_FAULTS)
+            n_warn = read(qemu_log).count("reconnecting")
+            wait_for("the failed hand-over to be retried",
+                     lambda: read(qemu_log).count("reconnecting") >= n_warn + 2, 60)
+            st = ds_state(qmp)
+            check("reconnected to" not in read(qemu_log) and st["broken"]
+                  and not st["connected"],
+                  f"replay fails: the hand-over fails (boot RAM map refused), the object"
+                  f" stays broken and retries: {st}")
+            check(plugged_size(qmp) == size and proc.poll() is None,
+                  "replay fails: the guest keeps its size, QEMU runs")
+            svc.proc.kill()
+            svc.proc.wait()
+        else:
+            log("replay fails: skipped (dmasvc built without fault injection)")
 
         # restart: the shim reconnects and hands everything over again.
         svc.start()
