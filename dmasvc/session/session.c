@@ -319,6 +319,14 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	if (!iova_allowed(&lim, req->iova, last))
 		return dlog_errf(-ERANGE, err, errlen, "iova 0x%llx..0x%llx is outside the space's IOVA ranges",
 			     (unsigned long long)req->iova, (unsigned long long)last);
+	/* Every map is granule-sized at a granule-aligned iova: both must be
+	 * multiples of the IOMMU's smallest page, or no map can succeed. */
+	if (lim.pgsize_bitmap && ((req->granule | req->iova) & ((lim.pgsize_bitmap & -lim.pgsize_bitmap) - 1)))
+		return dlog_errf(-EINVAL, err, errlen,
+			     "granule 0x%llx and iova 0x%llx must be multiples of the IOMMU's smallest"
+			     " page size 0x%llx",
+			     (unsigned long long)req->granule, (unsigned long long)req->iova,
+			     (unsigned long long)(lim.pgsize_bitmap & -lim.pgsize_bitmap));
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");

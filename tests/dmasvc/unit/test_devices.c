@@ -257,3 +257,31 @@ Test(devices, device_cap)
 	cr_expect(strstr(err, "cap"), "%s", err);
 	close(fd);
 }
+
+/* An IOMMU whose smallest page is 64 KiB (iommufd's out_iova_alignment). */
+static int limits_64k(struct be_space *space, struct be_limits *out)
+{
+	int ret = be_soft_ops.limits(space, out);
+
+	out->pgsize_bitmap = ~(64 * 1024ull - 1);
+	return ret;
+}
+
+Test(devices, region_granule_must_be_a_multiple_of_the_iommu_page)
+{
+	struct dsvc_session *a = new_session();
+	struct dmasvc_memory_add mreq = { .size = 4 * MB };
+	struct dmasvc_region_add req = { .size = 1 * MB, .iova = 1ull << 32, .granule = 4096 };
+	int fd = make_memfd(4 * MB, F_SEAL_SHRINK);
+	char err[256] = "";
+	uint32_t id;
+
+	opt.nr_devices = 0;
+	one_space_ops.limits = limits_64k;
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(session_memory_add(&d, a, fd, &mreq, &req.mem_id, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(session_region_add(&d, a, &req, &id, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "smallest page size 0x10000"), "%s", err);
+	req.granule = 64 * 1024;
+	cr_expect_eq(session_region_add(&d, a, &req, &id, err, sizeof(err)), 0, "%s", err);
+}
