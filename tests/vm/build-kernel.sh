@@ -4,11 +4,15 @@
 # over it, `make olddefconfig bzImage`.
 #
 # Cache: ~/.cache/dmasvc/kernel-<key>/bzImage, where <key> hashes the source
-# tarball's identity (path, size, mtime, package version), kernel.config and
-# this script.  A hit costs a few seconds; a miss 6-9 minutes on 2 cores.
+# tarball's identity (path, size, mtime, package version), kernel.config,
+# the --fragment files (if any, in order) and this script.  A hit costs a
+# few seconds; a miss 6-9 minutes on 2 cores.
 # The source tree is unpacked once per tarball into ~/.cache/dmasvc/linux-src-*.
 #
-# Usage: build-kernel.sh [--print-path]
+# Usage: build-kernel.sh [--print-path] [--fragment FILE]...
+#   --fragment FILE  one more config fragment, merged after kernel.config
+#                    (tests/nested/kernel-l2.config); its CONFIG_*=y lines
+#                    are checked like kernel.config's
 #   Prints progress on stderr and the bzImage path as the last stdout line.
 # Environment: DMASVC_CACHE (default ~/.cache/dmasvc), DMASVC_KERNEL_TARBALL
 #   (default /usr/src/linux-source-6.12.tar.xz), DMASVC_JOBS (default nproc).
@@ -18,11 +22,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${DMASVC_CACHE:-$HOME/.cache/dmasvc}
 tarball=${DMASVC_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 fragment=$here/kernel.config
+extras=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--print-path) ;;
+	--fragment) [ $# -ge 2 ] || { echo "build-kernel: --fragment needs a file" >&2; exit 2; }
+		extras+=("$(realpath "$2")"); shift ;;
+	*) echo "usage: build-kernel.sh [--print-path] [--fragment FILE]..." >&2; exit 2 ;;
+	esac
+	shift
+done
 jobs=${DMASVC_JOBS:-$(nproc)}
 
 log() { echo "build-kernel: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+for f in "${extras[@]}"; do [ -r "$f" ] || { echo "build-kernel: error: fragment $f not readable" >&2; exit 1; }; done
 [ -r "$tarball" ] || die "$tarball missing (install linux-source-6.12 from bookworm-backports: scripts/setup)"
 for tool in make gcc flex bison bc tar xz; do
 	command -v "$tool" >/dev/null || die "'$tool' not found (scripts/setup installs the kernel build deps)"
@@ -30,21 +45,27 @@ done
 
 pkgver=$(dpkg-query -W -f '${Version}' linux-source-6.12 2>/dev/null || echo unknown)
 src_id=$(stat -c '%n %s %Y' "$tarball")
-key=$( { echo "$src_id $pkgver"; cat "$fragment" "$0"; } | sha256sum | cut -c1-16)
+# Without --fragment the key's input is what it always was.
+key=$( { echo "$src_id $pkgver"; cat "$fragment" "${extras[@]}" "$0"; } | sha256sum | cut -c1-16)
 src_key=$(echo "$src_id $pkgver" | sha256sum | cut -c1-16)
 out=$cache/kernel-$key
 src=$cache/linux-src-$src_key
 
 mkdir -p "$cache"
-# One builder at a time per cache (meson may run two builds in parallel).
+# cached: on a hit print it and exit (a bzImage appears only complete, by mv).
+cached() {
+	if [ -s "$out/bzImage" ]; then
+		log "cached: $out/bzImage"
+		echo "$out/bzImage"
+		exit 0
+	fi
+}
+cached
+# One builder at a time per cache (meson may run two builds in parallel);
+# a hit above does not wait for another kernel's build.
 exec 9>"$cache/.kernel.lock"
 flock 9
-
-if [ -s "$out/bzImage" ]; then
-	log "cached: $out/bzImage"
-	echo "$out/bzImage"
-	exit 0
-fi
+cached
 
 start=$(date +%s)
 if [ ! -e "$src/.unpacked" ]; then
@@ -59,12 +80,12 @@ fi
 obj=$out.build
 rm -rf "$obj"
 mkdir -p "$obj"
-log "configuring in $obj (tinyconfig + $(basename "$fragment"))"
+log "configuring in $obj (tinyconfig + $(basename "$fragment")${extras[*]:+ + ${extras[*]##*/}})"
 make -s -C "$src" O="$obj" tinyconfig >/dev/null
-"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" >/dev/null
+"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" "${extras[@]}" >/dev/null
 make -s -C "$src" O="$obj" olddefconfig >/dev/null
 
-# Every option the fragment asks for must have survived olddefconfig.
+# Every option the fragments ask for must have survived olddefconfig.
 missing=0
 while IFS= read -r line; do
 	case $line in CONFIG_*=y) ;; *) continue ;; esac
@@ -72,7 +93,7 @@ while IFS= read -r line; do
 		log "option lost after olddefconfig (unmet dependency?): $line"
 		missing=1
 	fi
-done <"$fragment"
+done < <(cat "$fragment" "${extras[@]}")
 [ $missing = 0 ] || die "kernel configuration incomplete"
 
 log "make bzImage -j$jobs (6-9 minutes cold on 2 cores)"
