@@ -12,7 +12,11 @@
 # line; a FAIL line, no line, a QEMU error or the timeout (default 600 s)
 # all fail.  The full console log is kept in $DMASVC_VM_LOG if set.
 # DMASVC_VM_MEM sets the guest RAM (default 1G) and DMASVC_VM_APPEND adds
-# kernel arguments (bench/map/run-vm.sh uses both).
+# kernel arguments (bench/map/run-vm.sh uses both).  DMASVC_VM_EDU is the
+# edu -device argument (default "edu"; tests/nested passes
+# "edu,dma_mask=0xffffffffffff": edu masks DMA addresses to 28 bits by
+# default, hw/misc/edu.c:edu_clamp_addr, which would clamp an L2 address
+# above 256 MiB into low memory instead of failing).
 set -euo pipefail
 
 kernel=${1:?usage: run-guest.sh BZIMAGE INITRD [TIMEOUT]}
@@ -30,7 +34,7 @@ timeout --kill-after=10 "$limit" "$qemu" \
 	-accel tcg -cpu max -smp 2 -m "${DMASVC_VM_MEM:-1G}" \
 	-machine q35,kernel-irqchip=split \
 	-device intel-iommu,intremap=on,caching-mode=on \
-	-device edu \
+	-device "${DMASVC_VM_EDU:-edu}" \
 	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 no_timer_check ${DMASVC_VM_APPEND:-}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none \
