@@ -3,10 +3,8 @@
  * edu.c - QEMU edu device over a VFIO device fd (see edu.h): region
  * lookup, bus mastering, 32-bit BAR0 register access and polled DMA.
  *
- * BAR0 layout used here: 0x00 identification (0x010000ed for edu 1.0),
- * 0x80 DMA source, 0x88 DMA destination, 0x90 DMA count, 0x98 DMA command
- * (bit0 run, bit1 direction: 1 = dev buffer to RAM).  A 32-bit write to
- * the source/destination registers sets the whole address, which is all a
+ * The register layout is in edu.h; a 32-bit write to the
+ * source/destination registers sets the whole address, which is all a
  * 28-bit-masked device needs.
  */
 #include <errno.h>
@@ -17,15 +15,6 @@
 #include <linux/vfio.h>
 
 #include "edu.h"
-
-#define EDU_REG_ID 0x00
-#define EDU_REG_DMA_SRC 0x80
-#define EDU_REG_DMA_DST 0x88
-#define EDU_REG_DMA_CNT 0x90
-#define EDU_REG_DMA_CMD 0x98
-#define EDU_CMD_RUN 0x1u
-#define EDU_CMD_TO_RAM 0x2u
-#define EDU_DMA_TIMEOUT_MS 20000
 
 static int region_offset(int fd, uint32_t index, uint64_t *off)
 {

@@ -19,6 +19,25 @@
 #define EDU_DMA_MAX 2048u
 #define EDU_IOVA_LIMIT (1ull << 28)
 
+/*
+ * BAR0 registers (hw/misc/edu.c, docs/specs/edu.rst), shared with
+ * tests/nested/l2-edu.c, which drives edu through a sysfs BAR mapping:
+ * 0x00 identification (0x010000ed for edu 1.0, low byte 0xed), 0x80 DMA
+ * source, 0x88 DMA destination (32- or 64-bit accesses from 0x80 up; a
+ * 32-bit write sets the whole address), 0x90 DMA count, 0x98 DMA command
+ * (bit0 run, bit1 direction: 1 = dev buffer to RAM).  Each DMA completes
+ * on edu's 100 ms timer (edu.c:dma_rw).  Without dma_mask=, edu masks
+ * addresses to 28 bits (edu_clamp_addr).
+ */
+#define EDU_REG_ID 0x00
+#define EDU_REG_DMA_SRC 0x80
+#define EDU_REG_DMA_DST 0x88
+#define EDU_REG_DMA_CNT 0x90
+#define EDU_REG_DMA_CMD 0x98
+#define EDU_CMD_RUN 0x1u
+#define EDU_CMD_TO_RAM 0x2u
+#define EDU_DMA_TIMEOUT_MS 20000
+
 struct edu {
 	int fd;            /* VFIO device fd; not owned */
 	uint64_t bar0_off; /* file offset of BAR0 in fd */
