@@ -4,28 +4,37 @@
 # binaries in /bin and test scripts in /tests.  Cheap (< 1 s): rebuilt on
 # every run, no cache.
 #
-# Usage: build-initramfs.sh -o OUT.cpio.gz [-b BINARY]... [-s SCRIPT]... [-t SCRIPT]...
+# Usage: build-initramfs.sh -o OUT.cpio.gz [-i INIT] [-b BINARY]... [-s SCRIPT]...
+#                           [-t SCRIPT]... [-f SRC=DEST]...
+#   -i INIT    the /init script (default guest/init; tests/nested gives L2
+#              its own)
 #   -b BINARY  a statically linked executable, installed as /bin/<name>
 #              (refused if it has a program interpreter, i.e. is dynamic)
 #   -s SCRIPT  a shell helper for the tests, installed as /bin/<name>
 #   -t SCRIPT  a test, installed as /tests/<name>; guest/init runs every
 #              /tests/* in name order (so prefix names with 10-, 20-, ...)
 #              and each must exit 0
+#   -f SRC=DEST  any other file, installed as DEST (an absolute path)
 # Adding a daemon or another test program later is one more -b / -t.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=
+init=$here/guest/init
+files=()
 bins=()
 helpers=()
 tests=()
-while getopts "o:b:s:t:" opt; do
+usage="usage: $0 -o OUT.cpio.gz [-i INIT] [-b BINARY]... [-s SCRIPT]... [-t SCRIPT]... [-f SRC=DEST]..."
+while getopts "o:i:b:s:t:f:" opt; do
 	case $opt in
 	o) out=$OPTARG ;;
+	i) init=$OPTARG ;;
+	f) files+=("$OPTARG") ;;
 	b) bins+=("$OPTARG") ;;
 	s) helpers+=("$OPTARG") ;;
 	t) tests+=("$OPTARG") ;;
-	*) echo "usage: $0 -o OUT.cpio.gz [-b BINARY]... [-s SCRIPT]... [-t SCRIPT]..." >&2; exit 2 ;;
+	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
 [ -n "$out" ] || { echo "build-initramfs: -o OUT is required" >&2; exit 2; }
@@ -45,7 +54,7 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
-install -m 0755 "$here/guest/init" "$root/init"
+install -m 0755 "$init" "$root/init"
 
 for b in "${bins[@]}"; do
 	[ -x "$b" ] || die "$b: not an executable"
@@ -61,6 +70,13 @@ done
 for t in "${tests[@]}"; do
 	[ -r "$t" ] || die "$t: not readable"
 	install -m 0755 "$t" "$root/tests/$(basename "$t")"
+done
+for f in "${files[@]}"; do
+	src=${f%%=*} dest=${f#*=}
+	case $f in *=/*) ;; *) die "-f $f: not SRC=/ABSOLUTE/DEST" ;; esac
+	[ -r "$src" ] || die "$src: not readable"
+	mkdir -p "$root$(dirname "$dest")"
+	cp "$src" "$root$dest"
 done
 
 mkdir -p "$(dirname "$out")"
