@@ -1,0 +1,804 @@
+// SPDX-License-Identifier: MIT
+/*
+ * nested-l1.c - the nested tier's driver in L1 (static; /bin/nested-l1 of
+ * the L1 initramfs, run by /tests/10-nested-e2e after tests/vm's
+ * guest/init bound edu to vfio-pci).  It starts the payload's QEMU with an
+ * L2 guest (virtio-mem, edu assigned with vfio-pci), talks QMP and L2's
+ * serial console (tests/nested/l2-edu's protocol) over Unix sockets, and
+ * walks the scenario of docs/qemu-vfio-backend.md section 3.3.
+ *
+ * Backends (--backend):
+ *   iommufd      QEMU's stock backend: -object iommufd + vfio-pci,iommufd=.
+ *                QEMU itself pins, so vmpin is QEMU's VmPin, and QEMU's
+ *                own listener maps every RAM and ROM section.
+ *   dma-service  the dma-service backend (issue 12): dmasvc-static
+ *                --iommufd /dev/iommu pins, so vmpin is dmasvc's VmPin,
+ *                and only ram0's sections are handed over (the shim leaves
+ *                the ROM memfds out).  Also: the refusals, migration
+ *                blocker, object-del, kill and restart steps.
+ *
+ * Terms: vmpin = VmPin of the pinning process (/proc/PID/status, read by
+ * tests/vm/guest/svc-audit.c), the kernel's count; B = the RAM sections of
+ * the memory address space that the backend maps, from QMP
+ * `human-monitor-command "info mtree -f"`; size = `qom-get vm0 size`.
+ * A vmpin check asserts vmpin == B + size.
+ *
+ * Output: progress lines "nested-l1: ...", L2's console as "l2| ...",
+ * each phase's elapsed time, and at the end
+ *   nested-e2e: dma_ok=N dma_blocked=N vmpin_checks=N
+ * Exit status 0 only when every step passed and each N >= 1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "svc-audit.h"
+
+#define MiB ((uint64_t)1 << 20)
+#define BOOT_TIMEOUT_S 900
+#define RESIZE_TIMEOUT_S 120
+#define CMD_TIMEOUT_S 120
+#define QMP_SOCK "/tmp/l2-qmp.sock"
+#define SERIAL_SOCK "/tmp/l2-serial.sock"
+#define SVC_SOCK "/tmp/nested-dmasvc.sock"
+#define QEMU_LOG "/tmp/l2-qemu.log"
+#define SVC_LOG "/tmp/nested-dmasvc.log"
+
+enum backend { BE_IOMMUFD, BE_DMA_SERVICE };
+
+static struct {
+	enum backend backend;
+	const char *qemu, *fw, *kernel, *initrd, *bdf, *dmasvc;
+} opt = {
+	.qemu = "/usr/bin/qemu-system-x86_64",
+	.fw = "/fw",
+	.kernel = "/l2/bzImage",
+	.initrd = "/l2/initrd.cpio.gz",
+	.dmasvc = "dmasvc-static",
+};
+
+static struct {
+	int dma_ok, dma_blocked, vmpin_checks;
+} count;
+
+static pid_t qemu_pid = -1, svc_pid = -1;
+static int qmp_fd = -1, ser_fd = -1;
+static char ser_buf[8192];
+static size_t ser_len;
+static double t_start;
+
+/* now - monotonic seconds. */
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* say - one progress line on stdout (the L1 console). */
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("nested-l1: [%6.1f s] ", now() - t_start);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* dump - print the last @lines lines of the file @path, prefixed. */
+static void dump(const char *path, int lines)
+{
+	static char buf[1 << 16];
+	ssize_t n;
+	int fd = open(path, O_RDONLY), seen = 0;
+	char *p;
+
+	if (fd < 0)
+		return;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	for (p = buf + n; p > buf && seen <= lines; p--)
+		if (p[-1] == '\n')
+			seen++;
+	printf("---- %s (last %d lines)\n%s\n----\n", path, lines, p);
+}
+
+/*
+ * fail - report the failed step with QEMU's (and dmasvc's) log, kill what
+ * we started and exit 1.  Never returns.
+ */
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("nested-l1: FAIL: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	dump(QEMU_LOG, 30);
+	if (opt.backend == BE_DMA_SERVICE)
+		dump(SVC_LOG, 30);
+	if (qemu_pid > 0)
+		kill(qemu_pid, SIGKILL);
+	if (svc_pid > 0)
+		kill(svc_pid, SIGKILL);
+	fflush(stdout);
+	exit(1);
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+/* spawn - fork and exec @argv with stdout/stderr to @log; returns the pid. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* reap - the exit status of @pid if it has exited (waits up to @timeout s), else -1. */
+static int reap(pid_t pid, double timeout)
+{
+	double end = now() + timeout;
+	int st;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (r < 0 || now() > end)
+			return -1;
+		usleep(20000);
+	}
+}
+
+/* connect_unix - a connected stream socket to @path, waiting while @pid lives. */
+static int connect_unix(const char *path, pid_t pid, double timeout)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	double end = now() + timeout;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (fd < 0)
+			fail("socket: %s", strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		close(fd);
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			fail("process %d exited before %s accepted a connection", (int)pid, path);
+		if (now() > end)
+			fail("no connection to %s after %.0f s", path, timeout);
+		usleep(20000);
+	}
+}
+
+/* ---- QMP ------------------------------------------------------------------- */
+
+/* qmp_line - one line from QMP into @buf (NUL-terminated); fails on EOF or timeout. */
+static void qmp_line(char *buf, size_t len, double timeout)
+{
+	double end = now() + timeout;
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = qmp_fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 200) == 0) {
+			if (now() > end)
+				fail("QMP: no answer in %.0f s", timeout);
+			continue;
+		}
+		r = read(qmp_fd, buf + n, 1);
+		if (r <= 0)
+			fail("QMP connection closed");
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = 0;
+}
+
+/*
+ * qmp - send @json (a complete command object) and return the answer line
+ * (static buffer, valid until the next call): the first line holding
+ * "return" or "error"; events are skipped.  @ok_error: return an error
+ * answer instead of failing the run.
+ */
+static const char *qmp_ex(const char *json, bool ok_error)
+{
+	static char line[1 << 17];
+	size_t len = strlen(json);
+
+	if (write(qmp_fd, json, len) != (ssize_t)len || write(qmp_fd, "\n", 1) != 1)
+		fail("QMP write: %s", strerror(errno));
+	for (;;) {
+		qmp_line(line, sizeof(line), 120);
+		if (!strncmp(line, "{\"return\"", 9))
+			return line;
+		if (!strncmp(line, "{\"error\"", 8)) {
+			if (!ok_error)
+				fail("QMP %s: %s", json, line);
+			return line;
+		}
+	}
+}
+
+static const char *qmp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* qmp - qmp_ex of a printf-formatted command; an error answer fails the run. */
+static const char *qmp(const char *fmt, ...)
+{
+	char json[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(json, sizeof(json), fmt, ap);
+	va_end(ap);
+	return qmp_ex(json, false);
+}
+
+/* qmp_open - connect to QEMU's QMP socket and leave capabilities negotiation. */
+static void qmp_open(void)
+{
+	char greeting[4096];
+
+	qmp_fd = connect_unix(QMP_SOCK, qemu_pid, 60);
+	qmp_line(greeting, sizeof(greeting), 60);
+	qmp("{\"execute\":\"qmp_capabilities\"}");
+}
+
+/* json_u64 - the unsigned number after "@key": in @s, or UINT64_MAX. */
+static uint64_t json_u64(const char *s, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(s, pat);
+	if (!p)
+		return UINT64_MAX;
+	return strtoull(p + strlen(pat), NULL, 10);
+}
+
+/* vmem_size - qom-get vm0 size. */
+static uint64_t vmem_size(void)
+{
+	const char *r = qmp("{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\",\"property\":\"size\"}}");
+
+	return strtoull(r + strlen("{\"return\": "), NULL, 10);
+}
+
+/* resize - qom-set vm0 requested-size and wait until size equals it; returns seconds taken. */
+static double resize(uint64_t bytes)
+{
+	double t = now();
+
+	qmp("{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\","
+	    "\"property\":\"requested-size\",\"value\":%" PRIu64 "}}", bytes);
+	while (vmem_size() != bytes) {
+		if (now() - t > RESIZE_TIMEOUT_S)
+			fail("virtio-mem size is %" PRIu64 " MiB, not %" PRIu64 " MiB, after %d s",
+			     vmem_size() / MiB, bytes / MiB, RESIZE_TIMEOUT_S);
+		usleep(200000);
+	}
+	return now() - t;
+}
+
+/*
+ * mapped_ram - from "info mtree -f", the bytes of RAM sections in the
+ * memory address space's flat view that the backend pins: ram0's for
+ * dma-service (the shim leaves ROM memfds out), every "ram" and "rom"
+ * section but mem1's (virtio-mem: counted by its plugged size) for stock
+ * iommufd (ram device sections, "ramd", are P2P BARs it fails to map).
+ */
+static uint64_t mapped_ram(void)
+{
+	const char *r = qmp("{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"info mtree -f\"}}");
+	const char *p = strstr(r, "AS \\\"memory\\\"");
+	uint64_t total = 0;
+
+	if (!p)
+		fail("info mtree -f: no flat view of AS \"memory\"");
+	p = strstr(p, "Root memory region");
+	while (p && (p = strstr(p, "\\n")) && p[2] == ' ') {
+		unsigned long long start, last;
+		char type[16], name[64];
+
+		p += 2;
+		if (sscanf(p, " %llx-%llx (prio %*d, %15[^)]): %63[^ \\@]", &start, &last, type, name) != 4)
+			continue;
+		if (opt.backend == BE_DMA_SERVICE ? strcmp(name, "ram0") != 0
+						  : (strcmp(type, "ram") && strcmp(type, "rom")) || !strcmp(name, "mem1"))
+			continue;
+		total += last - start + 1;
+	}
+	return total;
+}
+
+/* ---- L2's console ---------------------------------------------------------- */
+
+/*
+ * serial_answer - read L2's console, echoing each line as "l2| ...", until
+ * a line holding "L2EDU "; copy that line's text from "L2EDU " on into
+ * @out.  Fails after @timeout s or when QEMU exits.
+ */
+static void serial_answer(char *out, size_t outlen, double timeout)
+{
+	double end = now() + timeout;
+
+	for (;;) {
+		char *nl;
+
+		while ((nl = memchr(ser_buf, '\n', ser_len))) {
+			size_t n = (size_t)(nl - ser_buf) + 1;
+			char *tag;
+
+			*nl = 0;
+			if (nl > ser_buf && nl[-1] == '\r')
+				nl[-1] = 0;
+			printf("l2| %s\n", ser_buf);
+			tag = strstr(ser_buf, "L2EDU ");
+			if (tag)
+				snprintf(out, outlen, "%s", tag + 6);
+			memmove(ser_buf, ser_buf + n, ser_len - n);
+			ser_len -= n;
+			if (tag) {
+				fflush(stdout);
+				return;
+			}
+		}
+		if (ser_len == sizeof(ser_buf)) { /* a line too long: print it in pieces */
+			printf("l2| %.*s\n", (int)ser_len, ser_buf);
+			ser_len = 0;
+		}
+		struct pollfd p = { .fd = ser_fd, .events = POLLIN };
+
+		if (poll(&p, 1, 500) > 0) {
+			ssize_t r = read(ser_fd, ser_buf + ser_len, sizeof(ser_buf) - ser_len);
+
+			if (r <= 0)
+				fail("L2 console closed");
+			ser_len += (size_t)r;
+		} else if (waitpid(qemu_pid, NULL, WNOHANG) == qemu_pid) {
+			qemu_pid = -1;
+			fail("QEMU exited while waiting for L2");
+		} else if (now() > end) {
+			fail("no answer from L2 in %.0f s", timeout);
+		}
+	}
+}
+
+/*
+ * l2 - send one command to l2-edu and require "ok <cmd>"; returns its n=
+ * (0 when the answer has none).
+ */
+static int l2(const char *cmd)
+{
+	char ans[512], want[160];
+	double t = now();
+	const char *n;
+
+	if (write(ser_fd, cmd, strlen(cmd)) < 0 || write(ser_fd, "\n", 1) != 1)
+		fail("write to L2's console: %s", strerror(errno));
+	serial_answer(ans, sizeof(ans), CMD_TIMEOUT_S);
+	snprintf(want, sizeof(want), "ok %s", cmd);
+	if (strncmp(ans, want, strlen(want)) && !(!strncmp(cmd, "alloc", 5) && !strncmp(ans, "ok alloc", 8)))
+		fail("L2 '%s': %s", cmd, ans);
+	say("L2 %s: %s (%.1f s)", cmd, ans, now() - t);
+	n = strstr(ans, " n=");
+	return n ? atoi(n + 3) : 0;
+}
+
+/* ---- checks ------------------------------------------------------------------ */
+
+/* vmpin_check - VmPin of the pinning process == B + @plugged (waits up to 10 s). */
+static void vmpin_check(uint64_t b, uint64_t plugged, const char *what)
+{
+	pid_t pid = opt.backend == BE_DMA_SERVICE ? svc_pid : qemu_pid;
+	double end = now() + 10;
+	uint64_t pin;
+
+	while ((pin = svc_status_bytes(pid, "VmPin:")) != b + plugged && now() < end)
+		usleep(100000);
+	if (pin != b + plugged)
+		fail("%s: vmpin %" PRIu64 " KiB, want B %" PRIu64 " KiB + size %" PRIu64 " KiB", what,
+		     pin / 1024, b / 1024, plugged / 1024);
+	count.vmpin_checks++;
+	say("%s: vmpin %" PRIu64 " KiB == B %" PRIu64 " KiB + size %" PRIu64 " MiB", what, pin / 1024,
+	    b / 1024, plugged / MiB);
+}
+
+/* ---- QEMU ------------------------------------------------------------------ */
+
+/*
+ * qemu_argv - the L2 command line into @argv (static storage), with the
+ * device and backend arguments of opt.backend and @extra (NULL-terminated,
+ * may be NULL) appended; for the refusals.
+ */
+static void qemu_argv(char **argv, size_t max, char *const *extra)
+{
+	static char dev[256], obj[256];
+	size_t n = 0;
+	char *base[] = {
+		(char *)opt.qemu, "-L", (char *)opt.fw, "-accel", "tcg,tb-size=64", "-smp", "1",
+		"-m", "128M,maxmem=384M,slots=1",
+		"-object", "memory-backend-memfd,id=ram0,size=128M",
+		"-machine", "q35,memory-backend=ram0,aux-ram-share=on",
+		"-object", "memory-backend-memfd,id=mem1,size=256M",
+		"-device", "virtio-mem-pci,id=vm0,memdev=mem1,block-size=2M,requested-size=0",
+		"-device", "pcie-root-port,id=rp0,chassis=1",
+		"-nodefaults", "-display", "none", "-no-reboot",
+		"-kernel", (char *)opt.kernel, "-initrd", (char *)opt.initrd,
+		"-append", "console=ttyS0 panic=-1 no_timer_check loglevel=4 memhp_default_state=online_movable",
+		"-chardev", "socket,id=ser0,path=" SERIAL_SOCK ",server=on,wait=off",
+		"-serial", "chardev:ser0",
+		"-qmp", "unix:" QMP_SOCK ",server=on,wait=off",
+	};
+
+	if (opt.backend == BE_IOMMUFD) {
+		snprintf(obj, sizeof(obj), "iommufd,id=iommufd0");
+		snprintf(dev, sizeof(dev), "vfio-pci,id=edu0,host=%s,bus=rp0,iommufd=iommufd0", opt.bdf);
+	} else {
+		snprintf(obj, sizeof(obj), "dma-service,id=ds0,socket=%s", SVC_SOCK);
+		snprintf(dev, sizeof(dev), "vfio-pci,id=edu0,host=%s,bus=rp0,dma-service=ds0", opt.bdf);
+	}
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		argv[n++] = base[i];
+	argv[n++] = "-object";
+	argv[n++] = obj;
+	argv[n++] = "-device";
+	argv[n++] = dev;
+	for (; extra && *extra && n + 1 < max; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+}
+
+/* svc_start - dmasvc-static --iommufd /dev/iommu on SVC_SOCK; waits for the socket. */
+static void svc_start(void)
+{
+	char *argv[] = { (char *)opt.dmasvc, "--iommufd", "/dev/iommu", "--socket", SVC_SOCK,
+			 "--log-level", "info", "--stats-interval", "3600", NULL };
+	struct stat st;
+	double end = now() + 30;
+
+	unlink(SVC_SOCK);
+	svc_pid = spawn(argv, SVC_LOG);
+	while (stat(SVC_SOCK, &st) != 0) {
+		if (waitpid(svc_pid, NULL, WNOHANG) == svc_pid || now() > end) {
+			svc_pid = -1;
+			fail("dmasvc did not create %s", SVC_SOCK);
+		}
+		usleep(50000);
+	}
+	say("dmasvc pid %d on %s", (int)svc_pid, SVC_SOCK);
+}
+
+/* file_has - true when the file @path contains @needle. */
+static bool file_has(const char *path, const char *needle)
+{
+	static char buf[1 << 16];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, needle) != NULL;
+}
+
+/*
+ * refusal - QEMU with @extra arguments must exit non-zero before booting,
+ * with @needle in its output.  dma-service only.
+ */
+static void refusal(const char *what, char *const *extra, const char *needle)
+{
+	char *argv[96];
+	double t = now();
+	pid_t pid;
+	int rc;
+
+	qemu_argv(argv, 96, extra);
+	pid = spawn(argv, QEMU_LOG);
+	rc = reap(pid, 60);
+	if (rc < 0) {
+		kill(pid, SIGKILL);
+		reap(pid, 10);
+		fail("refusal %s: QEMU still runs after 60 s", what);
+	}
+	if (rc == 0 || !file_has(QEMU_LOG, needle))
+		fail("refusal %s: QEMU exit %d, want != 0 with '%s'", what, rc, needle);
+	say("refusal %s: exit %d with '%s' (%.1f s)", what, rc, needle, now() - t);
+}
+
+/* qemu_start - start QEMU with the L2 guest, connect QMP and the console. */
+static void qemu_start(void)
+{
+	char *argv[96];
+
+	unlink(QMP_SOCK);
+	unlink(SERIAL_SOCK);
+	qemu_argv(argv, 96, NULL);
+	qemu_pid = spawn(argv, QEMU_LOG);
+	ser_fd = connect_unix(SERIAL_SOCK, qemu_pid, 60);
+	qmp_open();
+	say("QEMU pid %d started, QMP and L2 console connected", (int)qemu_pid);
+}
+
+/* ---- the scenario -------------------------------------------------------------- */
+
+/* phase - print the elapsed time of the phase that started at *@t; restart it. */
+static void phase(const char *name, double *t)
+{
+	say("phase %s: %.1f s", name, now() - *t);
+	*t = now();
+}
+
+/* dma_service_refusals - section 3.3's refusals (no L2 boot). */
+static void dma_service_refusals(void)
+{
+	char *viommu[] = { "-device", "intel-iommu", NULL };
+	char *both[] = { "-object", "iommufd,id=iommufd1", "-device",
+			 "vfio-pci,id=edu1,host=0000:00:00.0,iommufd=iommufd1,dma-service=ds0", NULL };
+	char *mig[] = { "-global", "vfio-pci.enable-migration=on", NULL };
+
+	refusal("vIOMMU", viommu, "vIOMMU");
+	if (file_has(SVC_LOG, "DEVICE_ATTACH"))
+		fail("refusal vIOMMU: the service saw a DEVICE_ATTACH");
+	refusal("iommufd= and dma-service=", both, "dma-service");
+	refusal("enable-migration=on", mig, "migrat");
+}
+
+/* dma_service_boot_checks - the migration blocker and object-del in use. */
+static void dma_service_boot_checks(void)
+{
+	const char *r;
+
+	r = qmp_ex("{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat >/dev/null\"}}", true);
+	if (!strstr(r, "dma-service devices cannot migrate"))
+		fail("migrate: want the blocker's text, got %s", r);
+	say("migrate refused: the blocker's text");
+	r = qmp_ex("{\"execute\":\"object-del\",\"arguments\":{\"id\":\"ds0\"}}", true);
+	if (!strstr(r, "in use"))
+		fail("object-del ds0: want 'in use', got %s", r);
+	say("object-del ds0 refused: in use");
+}
+
+/*
+ * dma_service_kill_restart - SIGKILL dmasvc mid-plug (the plug stops, the
+ * device is blocked), unplug without the service, restart it, replug edu.
+ * Returns the plugged size afterwards.
+ */
+static uint64_t dma_service_kill_restart(uint64_t b)
+{
+	uint64_t size;
+	double t = now();
+	char cmd[320];
+
+	qmp("{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\","
+	    "\"property\":\"requested-size\",\"value\":%" PRIu64 "}}", 128 * MiB);
+	while (vmem_size() < 48 * MiB) {
+		if (now() - t > RESIZE_TIMEOUT_S)
+			fail("kill: the plug did not reach 48 MiB");
+		usleep(20000);
+	}
+	kill(svc_pid, SIGKILL);
+	reap(svc_pid, 10);
+	svc_pid = -1;
+	sleep(3);
+	size = vmem_size();
+	sleep(3);
+	if (vmem_size() != size || size >= 128 * MiB)
+		fail("kill: size %" PRIu64 " MiB, want it to stay below 128 MiB", vmem_size() / MiB);
+	say("kill: the plug stopped at %" PRIu64 " MiB; QMP answers", size / MiB);
+	if (!file_has(QEMU_LOG, "blocked"))
+		fail("kill: no 'DMA of ... blocked' warning");
+	count.dma_blocked += l2("dma_blocked boot");
+	resize(16 * MiB);
+	say("kill: unplug to 16 MiB without the service");
+	svc_start();
+	sleep(2);
+	vmpin_check(0, 0, "restart (the blocked device is in no session)");
+	qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
+	for (t = now(); strstr(qmp("{\"execute\":\"query-pci\"}"), "\"qdev_id\": \"edu0\"");) {
+		if (now() - t > 60)
+			fail("device_del edu0: still there after 60 s");
+		usleep(200000);
+	}
+	snprintf(cmd, sizeof(cmd), "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
+		 "\"id\":\"edu0\",\"host\":\"%s\",\"bus\":\"rp0\",\"dma-service\":\"ds0\"}}", opt.bdf);
+	qmp("%s", cmd);
+	vmpin_check(b, 16 * MiB, "restart, device_add");
+	return 16 * MiB;
+}
+
+/* run - the scenario; exits through fail() on the first failed step. */
+static void run(void)
+{
+	char ans[512], cmd[96];
+	uint64_t b, base, max;
+	double t = now(), t_qemu;
+	const char *r;
+	int rc;
+
+	if (opt.backend == BE_DMA_SERVICE) {
+		svc_start();
+		dma_service_refusals();
+		phase("refusals", &t);
+	}
+
+	t_qemu = now();
+	qemu_start();
+	serial_answer(ans, sizeof(ans), BOOT_TIMEOUT_S);
+	if (strncmp(ans, "ready", 5))
+		fail("L2: %s", ans);
+	say("L2 booted: %s; QEMU start -> l2-edu ready %.1f s", ans, now() - t_qemu);
+	phase("boot", &t);
+
+	r = qmp("{\"execute\":\"query-memory-devices\"}");
+	base = json_u64(r, "memaddr");
+	max = json_u64(r, "max-size");
+	if (base == UINT64_MAX || max == UINT64_MAX)
+		fail("query-memory-devices: no virtio-mem device: %s", r);
+	if (!strstr(qmp("{\"execute\":\"query-pci\"}"), "\"qdev_id\": \"edu0\""))
+		fail("query-pci: no edu0");
+	b = mapped_ram();
+	say("virtio-mem at 0x%" PRIx64 ", %" PRIu64 " MiB; B = %" PRIu64 " KiB", base, max / MiB, b / 1024);
+	vmpin_check(b, 0, "boot");
+	count.dma_ok += l2("dma_ok boot");
+	if (opt.backend == BE_DMA_SERVICE)
+		dma_service_boot_checks();
+	phase("boot checks", &t);
+
+	say("plug 32 MiB: %.1f s", resize(32 * MiB));
+	vmpin_check(b, 32 * MiB, "plug 32 MiB");
+	snprintf(cmd, sizeof(cmd), "alloc %" PRIx64 " %" PRIx64, base, 32 * MiB);
+	if (l2(cmd) < 2)
+		fail("alloc: L2 got pages in fewer than 2 blocks of the plugged memory");
+	count.dma_ok += l2("dma_ok vmem");
+	phase("plug", &t);
+
+	say("unplug to 16 MiB: %.1f s", resize(16 * MiB));
+	vmpin_check(b, 16 * MiB, "unplug to 16 MiB");
+	count.dma_blocked += l2("dma_blocked offline");
+	count.dma_ok += l2("dma_ok vmem");
+	phase("unplug", &t);
+
+	say("replug 32 MiB: %.1f s", resize(32 * MiB));
+	vmpin_check(b, 32 * MiB, "replug 32 MiB");
+	count.dma_ok += l2("dma_ok replugged");
+	l2(cmd);
+	count.dma_ok += l2("dma_ok vmem");
+	phase("replug", &t);
+
+	if (opt.backend == BE_DMA_SERVICE) {
+		dma_service_kill_restart(b);
+		count.dma_ok += l2("dma_ok boot");
+		phase("kill and restart", &t);
+		qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
+		sleep(2);
+		vmpin_check(0, 0, "teardown, device_del");
+		qmp("{\"execute\":\"object-del\",\"arguments\":{\"id\":\"ds0\"}}");
+	}
+
+	qmp_ex("{\"execute\":\"quit\"}", true);
+	rc = reap(qemu_pid, 60);
+	qemu_pid = -1;
+	if (rc != 0)
+		fail("quit: QEMU exit %d, want 0", rc);
+	say("quit: QEMU exited 0");
+	if (opt.backend == BE_DMA_SERVICE) {
+		kill(svc_pid, SIGTERM);
+		rc = reap(svc_pid, 30);
+		svc_pid = -1;
+		if (rc != 0)
+			fail("dmasvc exit %d on SIGTERM, want 0", rc);
+	}
+	phase("teardown", &t);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: nested-l1 --backend iommufd|dma-service [--bdf BDF] [--qemu PATH]\n"
+			"       [--fw DIR] [--kernel PATH] [--initrd PATH] [--dmasvc PATH]\n"
+			"BDF defaults to $EDU_BDF (set by tests/vm's guest/init).\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	bool have_backend = false;
+
+	t_start = now();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	opt.bdf = getenv("EDU_BDF");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "--backend")) {
+			if (!strcmp(v, "iommufd"))
+				opt.backend = BE_IOMMUFD;
+			else if (!strcmp(v, "dma-service"))
+				opt.backend = BE_DMA_SERVICE;
+			else
+				usage();
+			have_backend = true;
+		} else if (!strcmp(a, "--bdf")) {
+			opt.bdf = v;
+		} else if (!strcmp(a, "--qemu")) {
+			opt.qemu = v;
+		} else if (!strcmp(a, "--fw")) {
+			opt.fw = v;
+		} else if (!strcmp(a, "--kernel")) {
+			opt.kernel = v;
+		} else if (!strcmp(a, "--initrd")) {
+			opt.initrd = v;
+		} else if (!strcmp(a, "--dmasvc")) {
+			opt.dmasvc = v;
+		} else {
+			usage();
+		}
+	}
+	if (!have_backend || !opt.bdf)
+		usage();
+	say("backend %s, edu %s", opt.backend == BE_IOMMUFD ? "iommufd (stock)" : "dma-service",
+	    opt.bdf);
+	run();
+	printf("nested-e2e: dma_ok=%d dma_blocked=%d vmpin_checks=%d\n", count.dma_ok,
+	       count.dma_blocked, count.vmpin_checks);
+	fflush(stdout);
+	if (count.dma_ok < 1 || count.dma_blocked < 1 || count.vmpin_checks < 1) {
+		printf("nested-l1: FAIL: a count is 0\n");
+		return 1;
+	}
+	say("PASS");
+	return 0;
+}

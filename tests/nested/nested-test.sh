@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# tests/nested/nested-test.sh - the nested tier end to end, as one meson
+# test: QEMU with the shim (clients/qemu-shim/build-qemu.sh, cached), the
+# L1 kernel (tests/vm/build-kernel.sh) and the L2 kernel (the same with
+# --fragment kernel-l2.config), the payload (build-payload.sh, cached),
+# L2's initrd (busybox, l2-init, l2-edu) and L1's initramfs (tests/vm's
+# guest/init, dmasvc-static, nested-l1, 10-nested-e2e, L2's initrd as
+# /l2/initrd.cpio.gz; then the payload appended), booted by tests/vm's
+# run-guest.sh with 2 GiB and edu's 48-bit dma_mask.  Passes only on the
+# guest's PASS line; prints the nested-e2e summary line.
+#
+# Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC
+# Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
+#   (iommufd, the default, or dma-service), DMASVC_VM_TIMEOUT (L1 time
+#   limit, default 1200 s), DMASVC_VM_LOG (console log; default under the
+#   build directory).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+vm=$here/../vm
+nested_l1=${1:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
+l2_edu=${2:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
+dmasvc_static=${3:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
+build_qemu=${BUILD_QEMU:-$here/../../clients/qemu-shim/build-qemu.sh}
+backend=${DMASVC_NESTED_BACKEND:-iommufd}
+work=${MESON_BUILD_ROOT:-$PWD}/nested-work
+mkdir -p "$work"
+
+start=$(date +%s)
+step() { echo "nested-test: [$(( $(date +%s) - start )) s] $*" >&2; }
+
+qemu=$("$build_qemu" | tail -n 1)
+l1_kernel=$("$vm/build-kernel.sh" | tail -n 1)
+l2_kernel=$("$vm/build-kernel.sh" --fragment "$here/kernel-l2.config" | tail -n 1)
+payload=$("$here/build-payload.sh" "$qemu" "$l2_kernel" | tail -n 1)
+for f in "$qemu" "$l1_kernel" "$l2_kernel" "$payload"; do
+	[ -s "$f" ] || { echo "nested-test: $f missing" >&2; exit 1; }
+done
+step "QEMU, kernels and payload ready"
+
+"$vm/build-initramfs.sh" -o "$work/l2-initrd.cpio.gz" -i "$here/l2-init" -b "$l2_edu"
+"$vm/build-initramfs.sh" -o "$work/l1-base.cpio.gz" -b "$dmasvc_static" -b "$nested_l1" \
+	-t "$here/10-nested-e2e" -f "$work/l2-initrd.cpio.gz=/l2/initrd.cpio.gz"
+cat "$work/l1-base.cpio.gz" "$payload" >"$work/l1-initrd.cpio.gz"
+step "initramfs ready (backend $backend)"
+
+log=${DMASVC_VM_LOG:-$work/console.log}
+set +e
+DMASVC_VM_MEM=2G DMASVC_VM_EDU=edu,dma_mask=0xffffffffffff DMASVC_VM_LOG=$log \
+	DMASVC_VM_APPEND="nested_backend=$backend" \
+	"$vm/run-guest.sh" "$l1_kernel" "$work/l1-initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-1200}"
+rc=$?
+set -e
+grep -a -e 'nested-l1: .*phase ' -e '^nested-e2e:' "$log" | tr -d '\r' >&2 || true
+step "done, rc $rc"
+exit $rc
