@@ -45,6 +45,8 @@
  *                      before that is online now; n; fails at 0
  *   dma_blocked boot   roundtrip must fail at the boot page (the whole
  *                      device blocked, after the service died); n=1
+ *   reopen             find edu again and map its BAR (after device_del +
+ *                      device_add in L1); waits up to 60 s for it
  *   quit               answers, exits 0 (l2-init powers off)
  */
 #include <dirent.h>
@@ -539,6 +541,14 @@ int main(void)
 				answer("ok dma_ok boot n=1 gpa=0x%" PRIx64, gpa_of(page_boot));
 		} else if (!strcmp(line, "dma_ok vmem")) {
 			do_dma_ok_vmem();
+		} else if (!strcmp(line, "reopen")) {
+			munmap((void *)bar, PAGE);
+			for (int i = 0; (rc = edu_open(bdf, sizeof(bdf))) && i < 60; i++)
+				sleep(1);
+			if (rc)
+				answer("fail reopen edu: %s", strerror(-rc));
+			else
+				answer("ok reopen edu=%s", bdf);
 		} else if (!strcmp(line, "dma_blocked boot")) {
 			rc = roundtrip(gpa_of(page_boot));
 			if (rc)

@@ -454,9 +454,10 @@ static void vmpin_check(uint64_t b, uint64_t plugged, const char *what)
 /* ---- QEMU ------------------------------------------------------------------ */
 
 /*
- * qemu_argv - the L2 command line into @argv (static storage), with the
- * device and backend arguments of opt.backend and @extra (NULL-terminated,
- * may be NULL) appended; for the refusals.
+ * qemu_argv - the L2 command line into @argv (@max entries, static
+ * storage): the machine, then @extra (NULL-terminated, may be NULL; the
+ * refusals' additions, so a vIOMMU comes before the device), then the
+ * backend object and edu's vfio-pci device of opt.backend.
  */
 static void qemu_argv(char **argv, size_t max, char *const *extra)
 {
@@ -487,12 +488,12 @@ static void qemu_argv(char **argv, size_t max, char *const *extra)
 	}
 	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
 		argv[n++] = base[i];
+	for (; extra && *extra && n + 5 < max; extra++)
+		argv[n++] = *extra;
 	argv[n++] = "-object";
 	argv[n++] = obj;
 	argv[n++] = "-device";
 	argv[n++] = dev;
-	for (; extra && *extra && n + 1 < max; extra++)
-		argv[n++] = *extra;
 	argv[n] = NULL;
 }
 
@@ -586,9 +587,9 @@ static void dma_service_refusals(void)
 			 "vfio-pci,id=edu1,host=0000:00:00.0,iommufd=iommufd1,dma-service=ds0", NULL };
 	char *mig[] = { "-global", "vfio-pci.enable-migration=on", NULL };
 
+	/* Not checked yet: that the service saw no DEVICE_ATTACH (it logs
+	 * only --device attaches today). */
 	refusal("vIOMMU", viommu, "vIOMMU");
-	if (file_has(SVC_LOG, "DEVICE_ATTACH"))
-		fail("refusal vIOMMU: the service saw a DEVICE_ATTACH");
 	refusal("iommufd= and dma-service=", both, "dma-service");
 	refusal("enable-migration=on", mig, "migrat");
 }
@@ -653,6 +654,7 @@ static uint64_t dma_service_kill_restart(uint64_t b)
 		 "\"id\":\"edu0\",\"host\":\"%s\",\"bus\":\"rp0\",\"dma-service\":\"ds0\"}}", opt.bdf);
 	qmp("%s", cmd);
 	vmpin_check(b, 16 * MiB, "restart, device_add");
+	l2("reopen"); /* L2 finds the new edu, maps its BAR again */
 	return 16 * MiB;
 }
 
