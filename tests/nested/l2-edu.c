@@ -36,7 +36,8 @@
  *   ping
  *   alloc BASE SIZE    hold one page in each 2 MiB block of the range it
  *                      can get (allocates about SIZE, keeps one page per
- *                      block, frees the rest); n = blocks held, fails at 0
+ *                      block not held yet, frees the rest); n = blocks
+ *                      newly held (may be 0), held = all held
  *   dma_ok boot        cpu_check on the boot page; n=1
  *   dma_ok vmem        cpu_check on each held page now in the range; n
  *   dma_blocked offline  roundtrip must fail at each GPA ever held in the
@@ -45,6 +46,8 @@
  *                      before that is online now; n; fails at 0
  *   dma_blocked boot   roundtrip must fail at the boot page (the whole
  *                      device blocked, after the service died); n=1
+ *   dma_blocked held   roundtrip must fail at each held page now in the
+ *                      range (still plugged, device blocked); n; fails at 0
  *   reopen             find edu again and map its BAR (after device_del +
  *                      device_add in L1); waits up to 60 s for it
  *   quit               answers, exits 0 (l2-init powers off)
@@ -365,6 +368,31 @@ static void do_dma_blocked(void)
 		answer("ok dma_blocked offline n=%d online=%d", n, online);
 }
 
+/* do_dma_blocked_held - the round trip must fail at every held page in the range. */
+static void do_dma_blocked_held(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < n_held; i++) {
+		uint64_t g = held[i].va ? gpa_of(held[i].va) : 0;
+		int rc;
+
+		if (!in_range(g))
+			continue;
+		rc = roundtrip(g);
+		if (rc) {
+			answer("fail dma_blocked held %s",
+			       rc < 0 ? strerror(-rc) : "DMA to a plugged page still works");
+			return;
+		}
+		n++;
+	}
+	if (!n)
+		answer("fail dma_blocked held no held page in the device range");
+	else
+		answer("ok dma_blocked held n=%d", n);
+}
+
 /* do_dma_ok_replugged - the round trip must pass where it was blocked. */
 static void do_dma_ok_replugged(void)
 {
@@ -528,8 +556,8 @@ int main(void)
 			answer("ok ping");
 		} else if (sscanf(line, "alloc %llx %llx", &base, &size) == 2) {
 			rc = cmd_alloc(base, size);
-			if (rc <= 0)
-				answer("fail alloc %s", rc ? strerror(-rc) : "no page in the device range");
+			if (rc < 0)
+				answer("fail alloc %s", strerror(-rc));
 			else
 				answer("ok alloc n=%d held=%d", rc, n_held);
 		} else if (!strcmp(line, "dma_ok boot")) {
@@ -556,6 +584,8 @@ int main(void)
 				       rc < 0 ? strerror(-rc) : "DMA to the boot page still works");
 			else
 				answer("ok dma_blocked boot n=1");
+		} else if (!strcmp(line, "dma_blocked held")) {
+			do_dma_blocked_held();
 		} else if (!strcmp(line, "dma_blocked offline")) {
 			do_dma_blocked();
 		} else if (!strcmp(line, "dma_ok replugged")) {
