@@ -649,7 +649,11 @@ static uint64_t dma_service_kill_restart(uint64_t b)
 	resize(16 * MiB);
 	say("kill: unplug to 16 MiB without the service");
 	svc_start();
-	sleep(2);
+	for (t = now(); !file_has(QEMU_LOG, "reconnected to");) {
+		if (now() - t > 60)
+			fail("restart: the shim did not reconnect in 60 s");
+		usleep(200000);
+	}
 	vmpin_check(0, 0, "restart (the blocked device is in no session)");
 	qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
 	for (t = now(); strstr(qmp("{\"execute\":\"query-pci\"}"), "\"qdev_id\": \"edu0\"");) {
