@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dmasvc/backend.h"
@@ -56,6 +57,7 @@ struct be_space {
 	uint64_t pinned_bytes;   /* published only */
 	uint64_t maps;           /* successful map() calls */
 	uint64_t unmap_calls;
+	uint32_t test_dev_ids;   /* handles given by soft_iommu_test_device_attach */
 };
 
 /*
@@ -193,6 +195,26 @@ static bool in_allowed_range(const struct be_ctx *ctx, uint64_t iova,
 	return false;
 }
 
+/* Sleep @us microseconds (the slowness knobs); no lock may be held. */
+static void soft_delay(uint64_t us)
+{
+	struct timespec ts = { .tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	while (us && nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* A slowness knob of @ctx, read under its lock. */
+static uint64_t soft_knob(struct be_ctx *ctx, const uint64_t *knob)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&ctx->lock);
+	v = *knob;
+	pthread_mutex_unlock(&ctx->lock);
+	return v;
+}
+
 /* The injected map failure for [@iova, @last], as -errno, or 0. */
 static int map_fault(struct be_ctx *ctx, uint64_t iova, uint64_t last)
 {
@@ -227,6 +249,7 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 	ret = map_fault(s->ctx, iova, last);
 	if (ret)
 		return ret;
+	soft_delay(soft_knob(s->ctx, &s->ctx->faults.map_delay_us));
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -337,7 +360,25 @@ out_unlock:
 	pthread_mutex_unlock(&s->lock);
 	if (unmapped)
 		*unmapped = done;
+	soft_delay(soft_knob(s->ctx, &s->ctx->faults.unmap_us_per_mib) * (done >> 20));
 	return ret;
+}
+
+int soft_iommu_test_device_attach(struct be_space *s, int device_fd, uint32_t *dev_id)
+{
+	if (device_fd < 0)
+		return -EBADF;
+	soft_delay(s->ctx->cfg.attach_us); /* cfg is immutable */
+	pthread_mutex_lock(&s->lock);
+	*dev_id = ++s->test_dev_ids;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void soft_iommu_test_device_detach(struct be_space *s, uint32_t dev_id)
+{
+	(void)s;
+	(void)dev_id; /* the model device holds nothing */
 }
 
 static int soft_audit(struct be_space *s, uint64_t iova, uint64_t length,

@@ -19,8 +19,14 @@
 #include "session_priv.h"
 #include "testhooks_priv.h"
 
+/*
+ * open_backend: open the backend @o names; *@ops is the backend's table, or
+ * @test_ops (main's, filled here) when a test asks for the software model's
+ * test devices (DMASVC_TEST_SOFT_DEVICES, fault-injection builds only).
+ * Returns 0 or -errno (logged).
+ */
 static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
-			const struct be_ops **ops, struct be_ctx **ctx)
+			const struct be_ops **ops, struct be_ops *test_ops, struct be_ctx **ctx)
 {
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
 	struct be_config cfg = { .max_areas = o->max_mappings };
@@ -45,6 +51,18 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			}
 			dlog(lg, DLOG_WARN, 0, "test fault injection armed: %s", env);
 		}
+		env = getenv(TESTHOOK_SOFT_DEVICES_ENV);
+		if (env && *env) {
+			soft.attach_us = strtoull(env, NULL, 0);
+			*test_ops = be_soft_ops;
+			test_ops->device_attach = soft_iommu_test_device_attach;
+			test_ops->device_detach = soft_iommu_test_device_detach;
+			*ops = test_ops;
+			dlog(lg, DLOG_WARN, 0, "test model devices: each attach takes %llu us",
+			     (unsigned long long)soft.attach_us);
+		}
+#else
+		(void)test_ops;
 #endif
 		dlog(lg, DLOG_WARN, 0,
 		     "using the software IOMMU model: mappings are enforced and pinned in userspace only; no device is protected");
@@ -103,6 +121,7 @@ static int probe_single_space(struct dsvc *d)
 int main(int argc, char **argv)
 {
 	struct dsvc_options opt;
+	struct be_ops test_ops;
 	struct dlog lg = { .level = DLOG_INFO, .out = stderr };
 	struct server_claim claim;
 	struct dsvc d;
@@ -127,7 +146,7 @@ int main(int argc, char **argv)
 	d.opt = &opt;
 	d.log = &lg;
 	d.start_ns = dsvc_now_ns();
-	if (open_backend(&opt, &lg, &d.ops, &d.be))
+	if (open_backend(&opt, &lg, &d.ops, &test_ops, &d.be))
 		return 1;
 	if (opt.backend == OPT_BACKEND_TYPE1 && probe_single_space(&d)) {
 		d.ops->close(d.be);

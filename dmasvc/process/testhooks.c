@@ -63,6 +63,10 @@ int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char 
 			f->unmap_fail_nth = v;
 		} else if (klen == 16 && !strncmp(s, "unmap_fail_count", 16)) {
 			f->unmap_fail_count = v;
+		} else if (klen == 12 && !strncmp(s, "map_delay_us", 12)) {
+			f->map_delay_us = v;
+		} else if (klen == 16 && !strncmp(s, "unmap_us_per_mib", 16)) {
+			f->unmap_us_per_mib = v;
 		} else if (klen == 11 && !strncmp(s, "unmap_errno", 11)) {
 			f->unmap_fail_errno = (int)v;
 			bad = v == 0 || v > 4095;

@@ -12,6 +12,13 @@
  *   unmap_fail_nth=N    the Nth unmap() call fails
  *   unmap_fail_count=C  and the C - 1 calls after it (default 1)
  *   unmap_errno=E       its errno (default EIO)
+ *   map_delay_us=N      every map() call first sleeps N us
+ *   unmap_us_per_mib=N  unmap() sleeps N us per MiB it unmapped
+ *   (the last two make an operation long deterministically: tests of what
+ *   must not wait for it)
+ * DMASVC_TEST_SOFT_DEVICES=N (software model only): the model accepts
+ *   DEVICE_ATTACH of any fd (a model device that protects nothing), each
+ *   attach taking N us, as iommufd's attach pins every existing area.
  * DMASVC_TEST_ASYNC_ALL=1: every burst with events runs on the session's
  *   executor thread, however small (the executor paths under test).
  */
@@ -23,6 +30,7 @@
 #include "dmasvc/soft_iommu.h"
 
 #define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
+#define TESTHOOK_SOFT_DEVICES_ENV "DMASVC_TEST_SOFT_DEVICES"
 #define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
 
 /*

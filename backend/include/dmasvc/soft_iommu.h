@@ -52,6 +52,13 @@ struct soft_iommu_faults {
 	int unmap_fail_errno;    /* errno for unmap_fail_nth (default EIO) */
 	uint64_t unmap_fail_count; /* calls N .. N + count - 1 fail (0 = 1): a
 				    * failure that outlasts the executor's retry */
+	/*
+	 * Slowness, so a test can make an operation long deterministically
+	 * instead of relying on the timing of big memory (0 = off).  Each
+	 * sleeps with no lock held.
+	 */
+	uint64_t map_delay_us;     /* every map() call first sleeps this long */
+	uint64_t unmap_us_per_mib; /* unmap() sleeps this long per MiB it unmapped */
 };
 
 /* be_config.backend_private for be_soft_ops (NULL = all defaults). */
@@ -67,6 +74,7 @@ struct soft_iommu_config {
 	 */
 	void (*before_pin)(void *arg, uint64_t iova, uint64_t length);
 	void *before_pin_arg;
+	uint64_t attach_us;  /* soft_iommu_test_device_attach() takes this long */
 };
 
 /*
@@ -92,6 +100,18 @@ int soft_iommu_translate(struct be_space *space, uint64_t iova, uint64_t len,
  */
 int soft_iommu_lookup(struct be_space *space, uint64_t iova,
 		      uint64_t *area_iova, uint64_t *area_len);
+
+/*
+ * soft_iommu_test_device_attach / _detach - a test-only model device for
+ * be_ops.device_attach/device_detach (be_soft_ops has none: the model
+ * protects no device).  The daemon installs them only in fault-injection
+ * builds when a test asks (DMASVC_TEST_SOFT_DEVICES).  Attach accepts any
+ * fd (keeps nothing), takes @attach_us microseconds the way iommufd's
+ * attach pins every existing area of the space, and returns a fresh handle
+ * in *@dev_id.  Detach never fails.
+ */
+int soft_iommu_test_device_attach(struct be_space *space, int device_fd, uint32_t *dev_id);
+void soft_iommu_test_device_detach(struct be_space *space, uint32_t dev_id);
 
 /* Counters of one space, read under its lock. */
 struct soft_iommu_stats {

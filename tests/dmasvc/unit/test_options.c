@@ -191,6 +191,10 @@ Test(options, soft_faults_env)
 	cr_expect_eq(f.map_fail_start, 0x200000);
 	cr_expect_eq(f.map_fail_last, 0x3fffff);
 	cr_expect_eq(f.map_range_errno, 14);
+	cr_assert_eq(testhook_parse_soft_faults("map_delay_us=250,unmap_us_per_mib=8000", &f, err,
+					  sizeof(err)), 0, "%s", err);
+	cr_expect_eq(f.map_delay_us, 250);
+	cr_expect_eq(f.unmap_us_per_mib, 8000);
 	cr_expect_eq(testhook_parse_soft_faults("", &f, err, sizeof(err)), 0);
 	cr_expect_eq(testhook_parse_soft_faults("bogus=1", &f, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "bogus"), "%s", err);
