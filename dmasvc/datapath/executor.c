@@ -28,7 +28,7 @@ struct executor_thread {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	/* Guarded by lock: */
-	bool job;                 /* s->burst is waiting to be executed */
+	bool job;                 /* s->burst or s->job_ops is waiting to run */
 	bool stop;
 	/* Immutable: */
 	struct dsvc *d;
@@ -90,7 +90,10 @@ static void *executor_main(void *arg)
 		if (t->stop)
 			break;
 		pthread_mutex_unlock(&t->lock);
-		burst_run(t->d, t->s, t->s->burst);
+		if (t->s->job_ops) /* set by the loop before the hand-over */
+			t->s->job_ops->run(t->d, t->s, t->s->job_arg);
+		else
+			burst_run(t->d, t->s, t->s->burst);
 		pthread_mutex_lock(&t->lock);
 		t->job = false;
 		executor_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */
@@ -99,34 +102,82 @@ static void *executor_main(void *arg)
 	return NULL;
 }
 
-int executor_submit(struct dsvc *d, struct dsvc_session *s)
+/* Start @s's executor thread if it has none.  Returns 0 or -errno. */
+static int executor_start(struct dsvc *d, struct dsvc_session *s)
 {
-	struct executor_thread *t = s->exec;
+	struct executor_thread *t;
 	int ret;
 
-	if (!t) {
-		t = calloc(1, sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		t->d = d;
-		t->s = s;
-		pthread_mutex_init(&t->lock, NULL);
-		pthread_cond_init(&t->cv, NULL);
-		ret = -pthread_create(&t->thread, NULL, executor_main, t);
-		if (ret) {
-			pthread_cond_destroy(&t->cv);
-			pthread_mutex_destroy(&t->lock);
-			free(t);
-			return ret;
-		}
-		s->exec = t;
+	if (s->exec)
+		return 0;
+	if (!d->bx)
+		return -EOPNOTSUPP;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->d = d;
+	t->s = s;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	ret = -pthread_create(&t->thread, NULL, executor_main, t);
+	if (ret) {
+		pthread_cond_destroy(&t->cv);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return ret;
 	}
+	s->exec = t;
+	return 0;
+}
+
+/* Hand what s->job_ops (or s->burst) names to the started executor of @s. */
+static void executor_kick(struct dsvc_session *s)
+{
+	struct executor_thread *t = s->exec;
+
 	s->busy = true;
 	pthread_mutex_lock(&t->lock);
 	t->job = true;
 	pthread_cond_signal(&t->cv);
 	pthread_mutex_unlock(&t->lock);
+}
+
+int executor_submit(struct dsvc *d, struct dsvc_session *s)
+{
+	int ret = executor_start(d, s);
+
+	if (ret)
+		return ret;
+	s->job_ops = NULL;
+	executor_kick(s);
 	return 0;
+}
+
+int executor_submit_job(struct dsvc *d, struct dsvc_session *s, const struct exec_job_ops *ops,
+			void *arg)
+{
+	int ret = executor_start(d, s);
+
+	if (ret)
+		return ret;
+	s->job_ops = ops;
+	s->job_arg = arg;
+	executor_kick(s);
+	return 0;
+}
+
+bool executor_run_job(struct dsvc *d, struct dsvc_session *s, const struct exec_job_ops *ops,
+		      void *arg)
+{
+	int ret = executor_submit_job(d, s, ops, arg);
+
+	if (ret == 0)
+		return true;
+	if (ret != -EOPNOTSUPP)
+		dlog_err(d->log, s->id, ret, "no executor thread: running a long operation on the event loop");
+	ops->run(d, s, arg);
+	ops->finish(d, s, arg);
+	return false;
 }
 
 unsigned int executor_reap(struct dsvc *d, uint32_t *ids, unsigned int max)

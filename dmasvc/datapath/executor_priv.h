@@ -1,28 +1,46 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * executor_priv.h - executor threads for big bursts, so one session's long
- * pinning does not stall the event loop and the other sessions.
- * Do not include from outside dmasvc/.
+ * executor_priv.h - per-session executor threads for everything long (big
+ * bursts, and the jobs of long control requests and of teardown), so one
+ * session's long pinning or unpinning does not stall the event loop and the
+ * other sessions.  Do not include from outside dmasvc/.
  *
  * Vocabulary: each session gets at most one executor thread (created on its
- * first big burst) and has at most one burst in flight (s->busy).  A
- * finished burst's session id goes on the "done" queue and the queue's
- * eventfd is signalled; the event loop reaps the ids and finishes the
- * bursts (posts CQEs) on its own thread.  Map jobs of every executor share
- * the one worker pool.
+ * first big burst or job) and has at most one thing in flight on it
+ * (s->busy): a burst (s->burst) or a job (s->job_ops).  When it is done
+ * the session id goes on the "done" queue and the queue's eventfd is
+ * signalled; the event loop reaps the ids and finishes bursts (posts CQEs)
+ * and jobs (their finish()) on its own thread.  Map jobs of every executor
+ * share the one worker pool.
  *
- * Threading: executor_submit, executor_reap, executor_wait and executor_thread_stop are called by
- * the event loop only; the executor thread touches s->burst, the session's
- * space and the regions named by the burst, nothing else.
+ * Threading: executor_submit, executor_submit_job, executor_run_job,
+ * executor_reap, executor_wait and executor_thread_stop are called by the
+ * event loop only; the executor thread touches what session_priv.h's
+ * threading rule lists for the burst or job it runs, nothing else.
  */
 #ifndef DMASVC_EXECUTOR_PRIV_H
 #define DMASVC_EXECUTOR_PRIV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "service_priv.h"
 #include "session_priv.h"
 
+
+/*
+ * A job: work that runs on a session's executor instead of the loop.
+ * @run: on the executor thread while the session is busy; may touch only
+ *       what session_priv.h's threading rule lists for its kind.
+ * @finish: on the loop once the job was reaped (the session no longer
+ *       busy): apply the results to loop-owned state, reply, and end the
+ *       submitter's ownership of @arg.  May run inside a wait
+ *       (ringsvc_quiesce), so it must not free the session.
+ */
+struct exec_job_ops {
+	void (*run)(struct dsvc *d, struct dsvc_session *s, void *arg);
+	void (*finish)(struct dsvc *d, struct dsvc_session *s, void *arg);
+};
 
 /* executor_queue_create: the done queue and its eventfd.  Returns 0 or -errno. */
 int executor_queue_create(struct executor_queue **out);
@@ -39,6 +57,23 @@ int executor_queue_fd(const struct executor_queue *q);
  * (then @s is not busy: run the burst inline).
  */
 int executor_submit(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * executor_submit_job: mark @s (not busy) busy and run @ops with @arg on its
+ * executor (started on first use); ops->finish runs when the loop reaps it
+ * (ringsvc_complete).  Returns 0, or -errno if there is no executor (no done
+ * queue, or the thread could not be started): then @s is not busy.
+ */
+int executor_submit_job(struct dsvc *d, struct dsvc_session *s, const struct exec_job_ops *ops,
+			void *arg);
+
+/*
+ * executor_run_job: executor_submit_job(), or, when that fails, run and
+ * finish the job inline on the loop (slow, but never lost).  Returns true
+ * when the job went to the executor (@s busy), false when it is done.
+ */
+bool executor_run_job(struct dsvc *d, struct dsvc_session *s, const struct exec_job_ops *ops,
+		      void *arg);
 
 /*
  * executor_reap: take up to @max finished session ids into @ids (the sessions are

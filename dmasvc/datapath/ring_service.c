@@ -260,11 +260,18 @@ static unsigned int complete_ready(struct dsvc *d)
 	unsigned int n = executor_reap(d, ids, DSVC_MAX_SESSIONS);
 
 	for (unsigned int i = 0; i < n; i++) {
-		struct dsvc_session *s = session_find(d, ids[i]);
+		struct dsvc_session *s = session_find_any(d, ids[i]);
 
 		if (!s || !s->busy)
 			continue; /* cannot happen: a busy session is never freed */
 		s->busy = false;
+		if (s->job_ops) {
+			const struct exec_job_ops *ops = s->job_ops;
+
+			s->job_ops = NULL;
+			ops->finish(d, s, s->job_arg);
+			continue;
+		}
 		if (burst_finish(d, s) < 0 || settle_backlog(s->burst->rg) < 0)
 			s->broken = true;
 	}
@@ -276,10 +283,11 @@ unsigned int ringsvc_complete(struct dsvc *d)
 	return d->bx ? complete_ready(d) : 0;
 }
 
+/* Whether a session that is not closing is busy (a closing one's teardown is not waited for). */
 static bool any_busy(const struct dsvc *d)
 {
 	for (unsigned int i = 0; i < d->session_hi; i++)
-		if (d->sessions[i] && d->sessions[i]->busy)
+		if (d->sessions[i] && d->sessions[i]->busy && !d->sessions[i]->closing)
 			return true;
 	return false;
 }

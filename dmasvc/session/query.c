@@ -311,7 +311,8 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 		for (unsigned int i = 0; i < DSVC_MAX_SESSIONS && !rep->next_cursor; i++) {
 			const struct dsvc_session *o = d->sessions[i];
 
-			if (!o || (!all && o != s))
+			/* closing: its executor may be freeing the regions */
+			if (!o || o->closing || (!all && o != s))
 				continue;
 			for (unsigned int j = 0; j < SESSION_MAX_REGIONS; j++) {
 				if (!o->regions[j] || idx++ < q->cursor)

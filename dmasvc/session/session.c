@@ -57,12 +57,19 @@ struct dsvc_memory *session_memory(const struct dsvc_session *s, uint32_t id)
 	return m && m->id == id ? m : NULL;
 }
 
-struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
+struct dsvc_session *session_find_any(struct dsvc *d, uint32_t id)
 {
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i] && d->sessions[i]->id == id)
 			return d->sessions[i];
 	return NULL;
+}
+
+struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
+{
+	struct dsvc_session *s = session_find_any(d, id);
+
+	return s && !s->closing ? s : NULL;
 }
 
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
@@ -110,31 +117,34 @@ static int count_run(void *arg, struct gran_region *r, uint64_t first, uint64_t 
 	return 0;
 }
 
-/*
- * Unmap everything of @r in coalesced runs (one backend call each, counted
- * in the session's unmap_calls); never fails, a granule the backend may
- * still hold is logged as a bug.
- */
-static void region_unmap_all(struct dsvc *d, struct dsvc_session *s, struct dsvc_region *r)
+uint64_t session_region_unmap(struct dsvc *d, struct dsvc_session *s, struct dsvc_region *r)
 {
 	uint64_t runs = 0, held;
 
 	gran_region_for_each_run(r->gr, 0, gran_region_nr_granules(r->gr), count_run, &runs);
 	if (!runs)
-		return;
+		return 0;
 	held = gran_region_unmap_all(r->gr, d->ops, s->space);
-	s->ctr.unmap_calls += runs;
 	if (held)
 		dlog(d->log, DLOG_ERROR, s->id,
 		     "region %u: BUG: backend may still hold %llu granules after unmapping all",
 		     r->id, (unsigned long long)held);
+	return runs;
+}
+
+uint64_t session_unmap_regions(struct dsvc *d, struct dsvc_session *s)
+{
+	uint64_t calls = 0;
+
+	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
+		if (s->regions[i])
+			calls += session_region_unmap(d, s, s->regions[i]);
+	return calls;
 }
 
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s)
 {
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
-		if (s->regions[i])
-			region_unmap_all(d, s, s->regions[i]);
+	s->ctr.unmap_calls += session_unmap_regions(d, s);
 	session_usage_snapshot(s);
 }
 
@@ -168,11 +178,31 @@ void session_usage_snapshot(struct dsvc_session *s)
 	s->usage_snapshot = session_usage(s);
 }
 
+uint64_t session_teardown(struct dsvc *d, struct dsvc_session *s)
+{
+	uint64_t calls = session_unmap_regions(d, s);
+
+	for (unsigned int i = 0; i < SESSION_MAX_DEVICES; i++) {
+		if (!s->device_used[i])
+			continue;
+		d->ops->device_detach(s->space, s->devices[i]);
+		s->device_used[i] = false; /* nr_devices stays: STATUS reads it (session_destroy) */
+	}
+	if (s->space)
+		d->ops->space_destroy(s->space);
+	s->space = NULL;
+	for (unsigned int i = 0; i < SESSION_MAX_MEMORIES; i++)
+		if (s->mems[i])
+			mem_close(s->mems[i]); /* the struct stays until session_destroy */
+	return calls;
+}
+
 void session_destroy(struct dsvc *d, struct dsvc_session *s)
 {
 	if (s->busy || s->exec || s->burst)
 		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session the data path did not release");
-	session_unmap_all(d, s);
+	if (!s->torn_down)
+		s->ctr.unmap_calls += session_teardown(d, s);
 	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
 		if (!s->regions[i])
 			continue;
@@ -185,13 +215,10 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 			ring_free(s->rings[i]);
 		s->rings[i] = NULL;
 	}
-	session_devices_release(d, s);
-	if (s->space)
-		d->ops->space_destroy(s->space);
+	session_devices_release(d, s); /* the bookkeeping: teardown detached them */
 	for (unsigned int i = 0; i < SESSION_MAX_MEMORIES; i++) {
 		if (!s->mems[i])
 			continue;
-		mem_close(s->mems[i]);
 		free(s->mems[i]);
 		s->mems[i] = NULL;
 	}
@@ -358,6 +385,16 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	return 0;
 }
 
+void session_region_forget(struct dsvc_session *s, struct dsvc_region *r)
+{
+	s->regions[r->id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
+	s->nr_regions--;
+	r->mem->users--;
+	gran_region_unregister(r->gr);
+	free(r);
+	session_usage_snapshot(s);
+}
+
 int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,
 			  size_t errlen)
 {
@@ -365,13 +402,8 @@ int session_region_remove(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 
 	if (!r)
 		return dlog_errf(-ENOENT, err, errlen, "no region %u", id);
-	region_unmap_all(d, s, r);
-	gran_region_unregister(r->gr);
-	r->mem->users--;
-	s->regions[id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
-	s->nr_regions--;
-	free(r);
-	session_usage_snapshot(s);
+	s->ctr.unmap_calls += session_region_unmap(d, s, r);
+	session_region_forget(s, r);
 	return 0;
 }
 

@@ -75,16 +75,24 @@ static int device_slot(const struct dsvc_session *s, char *err, size_t errlen)
 		    SESSION_MAX_DEVICES);
 }
 
-/* Attach device fd @fd (not consumed) to @s's space in slot @slot. */
-static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot, int fd, bool cfg)
+/* Record backend device @handle in slot @slot of @s. */
+static void device_record(struct dsvc_session *s, unsigned int slot, uint32_t handle, bool cfg)
 {
-	int ret = d->ops->device_attach(s->space, fd, &s->devices[slot]);
-
-	if (ret)
-		return ret;
+	s->devices[slot] = handle;
 	s->device_used[slot] = true;
 	s->device_cfg[slot] = cfg;
 	s->nr_devices++;
+}
+
+/* Attach device fd @fd (not consumed) to @s's space in slot @slot. */
+static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot, int fd, bool cfg)
+{
+	uint32_t handle;
+	int ret = d->ops->device_attach(s->space, fd, &handle);
+
+	if (ret)
+		return ret;
+	device_record(s, slot, handle, cfg);
 	return 0;
 }
 
@@ -161,10 +169,10 @@ void session_devices_release(struct dsvc *d, struct dsvc_session *s)
 	}
 }
 
-int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
-			  size_t errlen)
+int session_device_attach_prepare(struct dsvc *d, struct dsvc_session *s, unsigned int *slot,
+				  char *err, size_t errlen)
 {
-	int slot, ret;
+	int ret;
 
 	if (!d->ops->device_attach)
 		return dlog_errf(-EOPNOTSUPP, err, errlen,
@@ -173,14 +181,21 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 	ret = session_space_get(d, s, err, errlen);
 	if (ret)
 		return ret;
-	slot = device_slot(s, err, errlen);
-	if (slot < 0)
-		return slot;
-	ret = device_add(d, s, (unsigned int)slot, fd, false);
+	ret = device_slot(s, err, errlen);
+	if (ret < 0)
+		return ret;
+	*slot = (unsigned int)ret;
+	return 0;
+}
+
+int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int ret,
+				 uint32_t handle, uint32_t *id, char *err, size_t errlen)
+{
 	if (ret)
 		return dlog_errf(ret, err, errlen,
 			     "attaching the device failed (the kernel's error; an iommufd cdev fd that failed once cannot be bound again: open it anew)");
-	*id = (uint32_t)slot + 1;
+	device_record(s, slot, handle, false);
+	*id = slot + 1;
 	return 0;
 }
 
@@ -191,6 +206,20 @@ uint32_t session_device_iommufd_devid(const struct dsvc *d, const struct dsvc_se
 	    !s->device_used[id - 1])
 		return 0;
 	return s->devices[id - 1];
+}
+
+int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
+			  size_t errlen)
+{
+	uint32_t handle = 0;
+	unsigned int slot;
+	int ret;
+
+	ret = session_device_attach_prepare(d, s, &slot, err, errlen);
+	if (ret)
+		return ret;
+	ret = d->ops->device_attach(s->space, fd, &handle);
+	return session_device_attach_commit(s, slot, ret, handle, id, err, errlen);
 }
 
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,

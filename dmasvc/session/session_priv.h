@@ -18,11 +18,23 @@
  *
  * Threading: every field here belongs to the event-loop thread, with one
  * exception: while a session is busy (see struct dsvc_session), its
- * executor thread owns s->burst and the regions that burst names, and the
- * loop does not touch them.  The hand-over is a mutex in each direction
- * (datapath/executor.c).  Worker threads only see map jobs
- * (granule/plan.h) and the backend space, which backend.h allows to be
- * mapped concurrently.
+ * executor thread runs one thing for it, a burst or a job, and owns what
+ * that needs; the loop touches none of it.  The hand-over is a mutex in
+ * each direction (datapath/executor.c).  What a busy session's executor
+ * may write, and the loop therefore never reads while busy:
+ *   burst            s->burst, the granule state of the regions it names,
+ *                    the space (maps/unmaps)
+ *   REGION_REMOVE,   the granule state of the regions it unmaps, the space
+ *   BYE (jobs)
+ *   DEVICE_ATTACH    the space (the attach pins every existing area)
+ *   teardown         everything session_teardown() names: granule state,
+ *                    device_used[], space, the memories' mappings and fds
+ * The loop reads of a busy session only fields no executor writes: id,
+ * cred, client_tag, nr_* counts, ctr, lat, budget, max_areas, the
+ * usage_snapshot, rings (the loop's alone) and the flags below.  Counters
+ * a job earns (unmap calls) reach ctr at its finish, on the loop.  Worker
+ * threads only see map jobs (granule/plan.h) and the backend space, which
+ * backend.h allows to be mapped concurrently.
  *
  * Caps (per session; -EMFILE for counts, -ENOSPC for in-flight entries and
  * the area budget, -EDQUOT for registered bytes): SESSION_MAX_MEMORIES,
@@ -86,6 +98,7 @@ struct dsvc_ring {
 
 struct executor_thread;
 struct dsvc_burst;
+struct exec_job_ops;
 
 /* What a session has mapped: one area per mapped granule, and its bytes. */
 struct session_usage {
@@ -141,6 +154,30 @@ struct dsvc_session {
 	bool broken;
 	struct executor_thread *exec;
 	struct dsvc_burst *burst;
+	/*
+	 * job_ops/job_arg: the job in flight instead of a burst while busy
+	 * (datapath/executor_priv.h), NULL otherwise; arg is the submitter's
+	 * until the job's finish runs on the loop.
+	 */
+	const struct exec_job_ops *job_ops;
+	void *job_arg;
+	uint64_t job_unmap_calls;  /* written by a job's run, added to ctr by its finish */
+	/*
+	 * Closing (transport/evloop.c).  closing: NULL while the session is
+	 * served; the reason once the loop started to close it.  From then on
+	 * the loop never reads its socket or drains its rings, session_find()
+	 * no longer returns it, and service-wide REGIONS skip it; it is freed
+	 * only after its burst or job finished and its teardown ran
+	 * (session_teardown() on the executor; torn_down set at that job's
+	 * finish).  close_why: a finish on the loop (which may run inside a
+	 * wait, where closing is not allowed) asks the loop to close the
+	 * session for this reason at its next turn.
+	 */
+	const char *closing;
+	const char *close_why;
+	bool torn_down;
+	/* Loop-turn accounting (evloop.c): the ring the next turn starts at. */
+	unsigned int ring_next;
 	/* Usage as of the last finish or region op, for readers while the
 	 * session is busy (session_usage()). */
 	struct session_usage usage_snapshot;
@@ -158,15 +195,29 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out);
 
 /*
- * session_destroy: unmap every mapping of @s (coalesced, per region), free
- * rings, memories, devices and the space, close the socket and drop it from
- * @d.  The data path must have released @s (ringsvc_session_release()).  Never
- * fails; anything the backend still holds is logged as a bug.
+ * session_teardown: the long part of freeing @s, safe on its executor
+ * while it is busy: unmap every mapping (coalesced, per region), detach
+ * its devices, destroy the space, unmap and close its memories.  Writes
+ * only what session_priv.h's threading rule lists for a teardown; the
+ * structs stay for session_destroy().  Returns the unmap calls made (the
+ * caller adds them to s->ctr on the loop).  Never fails; anything the
+ * backend still holds is logged as a bug.
+ */
+uint64_t session_teardown(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * session_destroy: free @s on the loop: session_teardown() first unless
+ * s->torn_down, then regions, rings, device bookkeeping, memories, close
+ * the socket and drop it from @d.  The data path must have released @s
+ * (ringsvc_session_release()).  Never fails.
  */
 void session_destroy(struct dsvc *d, struct dsvc_session *s);
 
-/* session_find: the live session with @id, or NULL. */
+/* session_find: the live session with @id that is not closing, or NULL. */
 struct dsvc_session *session_find(struct dsvc *d, uint32_t id);
+
+/* session_find_any: the session with @id, closing or not, or NULL. */
+struct dsvc_session *session_find_any(struct dsvc *d, uint32_t id);
 
 /* Lookups by id; NULL when unknown. */
 struct dsvc_region *session_region(const struct dsvc_session *s, uint32_t id);
@@ -240,5 +291,36 @@ void session_usage_snapshot(struct dsvc_session *s);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * The executor-safe halves of the long control operations (each writes only
+ * granule state and the space, and returns the backend unmap calls it made
+ * for the caller to add to s->ctr on the loop; never fail, a granule the
+ * backend may still hold is logged as a bug), and their loop halves.
+ *   session_region_unmap:  every mapping of region @r (REGION_REMOVE)
+ *   session_unmap_regions: every mapping of every region (BYE)
+ *   session_region_forget: on the loop, after session_region_unmap(): drop
+ *                          @r from @s and free it (REGION_REMOVE's end)
+ */
+uint64_t session_region_unmap(struct dsvc *d, struct dsvc_session *s, struct dsvc_region *r);
+uint64_t session_unmap_regions(struct dsvc *d, struct dsvc_session *s);
+void session_region_forget(struct dsvc_session *s, struct dsvc_region *r);
+
+/*
+ * DEVICE_ATTACH in three steps, so the attach itself (iommufd pins every
+ * existing area inside the ioctl) can run on the executor:
+ *   session_device_attach_prepare: on the loop: the backend has devices,
+ *     the space exists, a free slot (*@slot).  Returns 0 or -errno + @err.
+ *   d->ops->device_attach(s->space, fd, &handle): anywhere, while no map of
+ *     the space is in flight (the session busy, or on the loop).
+ *   session_device_attach_commit: on the loop, with the attach's result
+ *     @ret and @handle: record the device in @slot.  Returns 0 and the
+ *     device id in *@id, or @ret with a reason in @err.
+ * session_device_attach() is the three in a row.
+ */
+int session_device_attach_prepare(struct dsvc *d, struct dsvc_session *s, unsigned int *slot,
+				  char *err, size_t errlen);
+int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int ret,
+				 uint32_t handle, uint32_t *id, char *err, size_t errlen);
 
 #endif /* DMASVC_SESSION_PRIV_H */

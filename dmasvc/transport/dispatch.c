@@ -7,12 +7,45 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dmasvc/proto_fd.h"
+
+#include "ctl_job_priv.h"
 #include "dispatch_priv.h"
 #include "query_priv.h"
 #include "ring_service_priv.h"
+
+/* The body of any reply. */
+union reply_body {
+	struct dmasvc_hello_reply hello;
+	struct dmasvc_memory_add_reply memory;
+	struct dmasvc_region_add_reply region;
+	struct dmasvc_ring_setup_reply ring;
+	struct dmasvc_device_attach_reply device;
+	struct {
+		struct dmasvc_query_reply rep;
+		unsigned char records[QUERY_RECORD_BYTES];
+	} q;
+};
+
+int dispatch_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	ssize_t n = proto_send(fd, &iov, 1, fds, nfds, MSG_DONTWAIT);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EPROTO;
+}
+
+const char *dispatch_send_failure(int ret)
+{
+	return ret == -EAGAIN ? "reply not sent: the peer does not read its replies"
+			      : "reply not sent: socket error";
+}
 
 ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf)
 {
@@ -97,23 +130,41 @@ static void success_text(const struct dsvc_session *s, const struct ctl_request 
 	}
 }
 
+static ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_request *req,
+			    int ret, char *err, const union reply_body *body, size_t body_len,
+			    void *buf);
+
+/*
+ * Make @req (checked) a job for @s's executor, with @r or @slot as its
+ * command needs; the job takes req->fd.  Returns 0 (out->deferred), or
+ * -ENOMEM with a reason in @err (then nothing changed).
+ */
+static int defer(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
+		 struct dsvc_region *r, unsigned int slot, struct dispatch_out *out, char *err,
+		 size_t errlen)
+{
+	struct ctl_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
+	j->req = *req;
+	j->region = r;
+	j->slot = slot;
+	req->fd = -1;
+	out->deferred = true;
+	ctl_job_start(d, s, j);
+	return 0;
+}
+
 ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
 			 void *buf, struct dispatch_out *out)
 {
-	union {
-		struct dmasvc_hello_reply hello;
-		struct dmasvc_memory_add_reply memory;
-		struct dmasvc_region_add_reply region;
-		struct dmasvc_ring_setup_reply ring;
-		struct dmasvc_device_attach_reply device;
-		struct {
-			struct dmasvc_query_reply rep;
-			unsigned char records[QUERY_RECORD_BYTES];
-		} q;
-	} body;
+	union reply_body body;
 	size_t body_len = 0;
 	char err[DMASVC_TEXT_MAX] = "";
+	struct dsvc_region *r;
 	struct dsvc_ring *rg;
+	unsigned int slot;
 	uint32_t id;
 	int ret = 0;
 
@@ -151,7 +202,15 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		}
 		break;
 	case DMASVC_CMD_REGION_REMOVE:
-		ret = session_region_remove(d, s, req->u.region_remove.region_id, err, sizeof(err));
+		r = session_region(s, req->u.region_remove.region_id);
+		if (!r) {
+			ret = dlog_errf(-ENOENT, err, sizeof(err), "no region %u",
+					req->u.region_remove.region_id);
+			break;
+		}
+		ret = defer(d, s, req, r, 0, out, err, sizeof(err));
+		if (!ret)
+			return 0;
 		break;
 	case DMASVC_CMD_RING_SETUP:
 		ret = session_ring_setup(d, s, &req->u.ring_setup, &rg, out->fds, err, sizeof(err));
@@ -165,12 +224,11 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		}
 		break;
 	case DMASVC_CMD_DEVICE_ATTACH:
-		ret = session_device_attach(d, s, req->fd, &id, err, sizeof(err));
-		if (!ret) {
-			body.device.dev_id = id;
-			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
-			body_len = sizeof(body.device);
-		}
+		ret = session_device_attach_prepare(d, s, &slot, err, sizeof(err));
+		if (!ret)
+			ret = defer(d, s, req, NULL, slot, out, err, sizeof(err));
+		if (!ret)
+			return 0;
 		break;
 	case DMASVC_CMD_DEVICE_DETACH:
 		ret = session_device_detach(d, s, req->u.device_detach.dev_id, err, sizeof(err));
@@ -198,9 +256,9 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;
 		break;
 	case DMASVC_CMD_BYE:
-		session_unmap_all(d, s);
-		out->disconnect = true;
-		out->why = "bye";
+		ret = defer(d, s, req, NULL, 0, out, err, sizeof(err));
+		if (!ret)
+			return 0;
 		break;
 	default:
 		snprintf(err, sizeof(err), "unknown command %u", req->cmd);
@@ -209,9 +267,54 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 	}
 reply:
 	if (req->fd >= 0) {
-		close(req->fd); /* DEVICE_ATTACH (backend dups what it keeps) or a failed MEMORY_ADD */
+		close(req->fd); /* a failed DEVICE_ATTACH or MEMORY_ADD */
 		req->fd = -1;
 	}
+	return reply_encode(d, s, req, ret, err, &body, body_len, buf);
+}
+
+ssize_t dispatch_finish(struct dsvc *d, struct dsvc_session *s, struct ctl_job *j, void *buf,
+			struct dispatch_out *out)
+{
+	union reply_body body;
+	size_t body_len = 0;
+	char err[DMASVC_TEXT_MAX] = "";
+	uint32_t id;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	memset(&body, 0, sizeof(body));
+	switch (j->req.cmd) {
+	case DMASVC_CMD_REGION_REMOVE:
+		session_region_forget(s, j->region);
+		break;
+	case DMASVC_CMD_DEVICE_ATTACH:
+		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, &id, err, sizeof(err));
+		if (!ret) {
+			body.device.dev_id = id;
+			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
+			body_len = sizeof(body.device);
+		}
+		break;
+	case DMASVC_CMD_BYE:
+		session_usage_snapshot(s);
+		out->disconnect = true;
+		out->why = "bye";
+		break;
+	default:
+		break;
+	}
+	return reply_encode(d, s, &j->req, ret, err, &body, body_len, buf);
+}
+
+/*
+ * Encode the reply to @req with result @ret (reason @err) and @body, and
+ * log it: the one place control errors are reported.  Returns its length.
+ */
+static ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_request *req,
+			    int ret, char *err, const union reply_body *body, size_t body_len,
+			    void *buf)
+{
 	if (ret) {
 		char full[DMASVC_TEXT_MAX];
 
@@ -220,7 +323,7 @@ reply:
 		     s->id, "%s: %s", full, strerror(-ret));
 		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
 	}
-	success_text(s, req, &body, err, sizeof(err));
+	success_text(s, req, body, err, DMASVC_TEXT_MAX);
 	dlog(d->log, DLOG_DEBUG, s->id, "%s: %s", ctl_cmd_name(req->cmd), err);
-	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, &body, body_len, err);
+	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, body, body_len, err);
 }

@@ -20,16 +20,40 @@ struct dispatch_out {
 	bool disconnect;     /* close the session after the reply ... */
 	const char *why;     /* ... for this reason (log line) */
 	bool new_ring;       /* a ring was set up: arm its doorbell */
+	bool deferred;       /* the request became a job (ctl_job_priv.h): no reply now */
 };
+
+struct ctl_job;
 
 /*
  * dispatch_request: carry out @req for session @s and encode the reply into
  * @buf (DMASVC_MSG_MAX bytes).  Consumes req->fd.  Every request gets a
- * reply; the reply text for a failure names the command.  Returns the reply
- * length (> 0).
+ * reply; the reply text for a failure names the command.  A long request
+ * (REGION_REMOVE, BYE, DEVICE_ATTACH) that passes its checks becomes a job
+ * on the session's executor (out->deferred; @s is then busy, or, when it
+ * ran inline, already answered); its reply is sent by the job's finish.
+ * Returns the reply length (> 0), or 0 when deferred.
  */
 ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
 			 void *buf, struct dispatch_out *out);
+
+/*
+ * dispatch_finish: on the loop, after job @j of @s ran: apply its result
+ * (the loop half of its command) and encode its reply into @buf, logged
+ * like any other.  Fills *@out (BYE: disconnect).  Returns the reply length.
+ */
+ssize_t dispatch_finish(struct dsvc *d, struct dsvc_session *s, struct ctl_job *j, void *buf,
+			struct dispatch_out *out);
+
+/*
+ * dispatch_send: send one reply of @len bytes from @buf with @nfds fds
+ * without blocking.  Returns 0 or -errno (-EAGAIN: the peer reads no
+ * replies; -EPROTO: a short send).
+ */
+int dispatch_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds);
+
+/* dispatch_send_failure: the disconnect reason for dispatch_send()'s error @ret. */
+const char *dispatch_send_failure(int ret);
 
 /*
  * dispatch_error: encode a reply for a request that failed to decode

@@ -15,6 +15,18 @@
  *            the recent mean gap between SQ bursts; no spin when bursts come
  *            further apart than that (sleeping costs ~33 us here, see
  *            docs/design.md "Facts", so spinning pays only for closely spaced bursts).
+ *   turn     one pass of work_all over every session.  Work is done only
+ *            there, never in a completion handler (a doorbell or socket
+ *            completion only marks the session), and each session gets at
+ *            most BURSTS_PER_TURN bursts (over all its rings, round robin)
+ *            and CTL_PER_TURN control requests per turn: however a client
+ *            floods its doorbells or its socket, the others wait at most
+ *            one bounded turn.  What takes long (big bursts, REGION_REMOVE,
+ *            BYE, DEVICE_ATTACH, a session's teardown) runs on the
+ *            session's executor (datapath/executor_priv.h), never here.
+ *   closing  session_close() cancels the session's polls and marks it;
+ *            close_advance() starts its teardown on the executor once its
+ *            burst or job finished, and frees it after the teardown.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +41,7 @@
 
 #include "dmasvc/proto_fd.h"
 
+#include "ctl_job_priv.h"
 #include "executor_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
@@ -37,9 +50,10 @@
 #include "server_priv.h"
 
 #define SPIN_MAX_NS 50000ull
-#define BURSTS_PER_TURN 16 /* per ring per loop turn: fairness between rings */
+#define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
 #define URING_ENTRIES 256
-#define CTL_PER_TURN 32    /* control requests per session per loop turn */
+#define CTL_PER_TURN 16    /* control requests per session per loop turn */
+#define SHUTDOWN_TURNS 64  /* turns to finish what clients posted before a stop */
 
 enum tag_kind {
 	TAG_LISTEN = 1,
@@ -97,19 +111,66 @@ static void cancel_poll(struct evl *e, uint64_t tag)
 	io_uring_sqe_set_data64(sqe, 0); /* its own completion is ignored */
 }
 
-/* Disconnect @s: cancel its polls, remove all its mappings, free it. */
-static void session_close(struct evl *e, struct dsvc_session *s, const char *why)
+/* The teardown job: session_teardown() on the executor (session_priv.h). */
+static void teardown_run(struct dsvc *d, struct dsvc_session *s, void *arg)
+{
+	(void)arg;
+	s->job_unmap_calls = session_teardown(d, s);
+}
+
+/* On the loop: the teardown is done; close_advance() frees the session. */
+static void teardown_finish(struct dsvc *d, struct dsvc_session *s, void *arg)
+{
+	(void)d;
+	(void)arg;
+	s->ctr.unmap_calls += s->job_unmap_calls;
+	s->job_unmap_calls = 0;
+	s->torn_down = true;
+}
+
+static const struct exec_job_ops teardown_job = {
+	.run = teardown_run,
+	.finish = teardown_finish,
+};
+
+/*
+ * Move closing session @s on: nothing while its burst or job runs; then its
+ * teardown (on the executor, or inline when it holds no memory, region or
+ * device, or there is no executor); once torn down, free it.  Returns true
+ * when @s was freed.
+ */
+static bool close_advance(struct evl *e, struct dsvc_session *s)
 {
 	struct dsvc *d = e->d;
 
-	ringsvc_session_release(d, s); /* its executor must be done with it */
-	dlog(d->log, DLOG_INFO, s->id, "disconnect: %s", why);
+	if (s->busy)
+		return false; /* its finish comes first; work_all calls again */
+	if (!s->torn_down && (s->nr_mems || s->nr_regions || s->nr_devices)) {
+		s->job_unmap_calls = 0;
+		if (executor_run_job(d, s, &teardown_job, NULL))
+			return false;
+	}
+	ringsvc_session_release(d, s); /* nothing runs for it: joins its idle executor */
+	session_destroy(d, s);
+	return true;
+}
+
+/*
+ * Disconnect @s: cancel its polls and start closing it (close_advance).
+ * The caller must not touch @s again (it may be freed).
+ */
+static void session_close(struct evl *e, struct dsvc_session *s, const char *why)
+{
+	if (s->closing)
+		return;
+	s->closing = why;
+	dlog(e->d->log, DLOG_INFO, s->id, "disconnect: %s", why);
 	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
 		if (s->rings[i] && s->rings[i]->doorbell_armed)
 			cancel_poll(e, make_tag(TAG_DOORBELL, s->id, i));
 	io_uring_submit(&e->uring);
-	session_destroy(d, s);
+	close_advance(e, s);
 }
 
 static void arm_new_rings(struct evl *e, struct dsvc_session *s)
@@ -123,20 +184,11 @@ static void arm_new_rings(struct evl *e, struct dsvc_session *s)
 	}
 }
 
-/* Send one reply with optional fds.  Returns 0 or -errno (-EAGAIN: the peer reads no replies). */
-static int send_reply(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	ssize_t n = proto_send(fd, &iov, 1, fds, nfds, MSG_DONTWAIT);
-
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EPROTO;
-}
-
 /*
- * Read and answer every pending request of @s.  Returns false when the
- * session was closed (the caller must not touch it again).
+ * Read and answer up to CTL_PER_TURN pending requests of @s; stop at a
+ * request that became a job (@s busy: the rest waits for its finish).
+ * Returns false when the session was closed (the caller must not touch it
+ * again).
  */
 static bool client_readable(struct evl *e, struct dsvc_session *s)
 {
@@ -188,11 +240,10 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 			rlen = dispatch_request(d, s, &req, out, &dout);
 		}
 		if (rlen > 0) {
-			ret = send_reply(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
+			ret = dispatch_send(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
 			if (ret) {
 				dout.disconnect = true;
-				dout.why = ret == -EAGAIN ? "reply not sent: the peer does not read its replies"
-							  : "reply not sent: socket error";
+				dout.why = dispatch_send_failure(ret);
 			}
 		}
 		if (dout.close_fds_after && dout.nfds)
@@ -202,6 +253,14 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		if (dout.disconnect) {
 			session_close(e, s, dout.why ? dout.why : "closed");
 			return false;
+		}
+		if (dout.deferred && s->close_why) { /* a job finished inline asked for it */
+			session_close(e, s, s->close_why);
+			return false;
+		}
+		if (dout.deferred && s->busy) {
+			s->ctl_pending = true; /* read on after the job's finish */
+			return true;
 		}
 		if (++handled == CTL_PER_TURN) {
 			/* fairness: the rest waits for the next loop turn (see work_all) */
@@ -260,12 +319,13 @@ static void note_burst(struct evl *e, uint64_t now)
 }
 
 /*
- * Work ring @i of @s.  Returns SQEs completed; 0 also when the session was
- * closed for a ring protocol error (then *@closed is set).
+ * Work ring @i of @s: at most one burst.  Returns SQEs completed; 0 also
+ * when the session was closed for a ring protocol error (then *@closed is
+ * set).
  */
 static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool *closed)
 {
-	int n = ringsvc_ring_work(e->d, s, s->rings[i], BURSTS_PER_TURN);
+	int n = ringsvc_ring_work(e->d, s, s->rings[i], 1);
 
 	if (n == RING_EPROTO) {
 		dlog(e->d->log, DLOG_WARN, s->id, "ring %u: protocol error (impossible ring index)", i);
@@ -278,7 +338,31 @@ static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool
 	return n > 0 ? n : 0;
 }
 
-/* One pass over every ring of every session.  Returns SQEs completed. */
+/*
+ * One turn's ring work of @s: one burst per ring, round robin from where
+ * the last turn stopped, BURSTS_PER_TURN bursts at most; stops when a
+ * burst went to the executor.  Returns SQEs completed (*@closed as above).
+ */
+static int work_rings(struct evl *e, struct dsvc_session *s, bool *closed)
+{
+	unsigned int budget = BURSTS_PER_TURN, n = s->ring_hi;
+	int total = 0;
+
+	for (unsigned int k = 0; k < n && budget && !*closed && !s->busy; k++) {
+		unsigned int i = (s->ring_next + k) % n;
+		int done;
+
+		if (!s->rings[i])
+			continue;
+		done = work_ring(e, s, i, closed);
+		total += done;
+		if ((done > 0 || s->busy) && --budget == 0)
+			s->ring_next = (i + 1) % n; /* the next turn starts after it */
+	}
+	return total;
+}
+
+/* One turn: every session's pending work, bounded per session.  Returns progress made. */
 static int work_all(struct evl *e)
 {
 	struct dsvc *d = e->d;
@@ -288,10 +372,19 @@ static int work_all(struct evl *e)
 		struct dsvc_session *s = d->sessions[si];
 		bool closed = false;
 
-		if (!s || s->busy)
+		if (!s)
 			continue;
-		if (s->broken) {
-			session_close(e, s, "ring protocol error");
+		if (s->closing) {
+			if (!s->busy) {
+				total++;
+				close_advance(e, s);
+			}
+			continue;
+		}
+		if (s->busy)
+			continue;
+		if (s->close_why || s->broken) {
+			session_close(e, s, s->close_why ? s->close_why : "ring protocol error");
 			continue;
 		}
 		if (s->hung_up) { /* answer what came before the hang-up, then close */
@@ -301,13 +394,10 @@ static int work_all(struct evl *e)
 		}
 		if (s->ctl_pending) {
 			total++; /* control work counts as progress: keep the loop awake */
-			if (!client_readable(e, s))
+			if (!client_readable(e, s) || s->busy)
 				continue;
 		}
-		/* !closed first: a closed session is freed, s must not be read. */
-		for (unsigned int i = 0; !closed && i < s->ring_hi; i++)
-			if (s->rings[i])
-				total += work_ring(e, s, i, &closed);
+		total += work_rings(e, s, &closed);
 	}
 	return total;
 }
@@ -326,7 +416,7 @@ static bool spin(struct evl *e)
 		for (unsigned int si = 0; si < e->d->session_hi; si++) {
 			struct dsvc_session *s = e->d->sessions[si];
 
-			if (s && s->busy)
+			if (s && (s->busy || s->closing))
 				continue;
 			for (unsigned int i = 0; s && i < s->ring_hi; i++)
 				if (s->rings[i] && ringsvc_ring_pending(s->rings[i]))
@@ -350,13 +440,13 @@ static bool prepare_sleep(struct evl *e)
 
 	for (unsigned int si = 0; si < d->session_hi; si++) {
 		struct dsvc_session *s = d->sessions[si];
-		bool closed = false;
 
-		if (s && (s->busy || s->broken || s->ctl_pending || s->hung_up)) {
+		if (s && (s->busy || s->broken || s->ctl_pending || s->hung_up || s->closing ||
+			  s->close_why)) {
 			idle = idle && s->busy; /* busy: its completion wakes us */
 			continue;
 		}
-		for (unsigned int i = 0; !closed && s && i < s->ring_hi; i++) {
+		for (unsigned int i = 0; s && i < s->ring_hi; i++) {
 			struct dsvc_ring *rg = s->rings[i];
 			int ret;
 
@@ -365,11 +455,11 @@ static bool prepare_sleep(struct evl *e)
 			ret = ring_sq_drain_wait_begin(&rg->sq);
 			if (ret == 1)
 				continue;
-			if (ret == 0) {
-				idle = false;
+			idle = false; /* work arrived, or a bad index: the next turn sees it */
+			if (ret == 0)
 				ring_sq_drain_wait_end(&rg->sq);
-			}
-			work_ring(e, s, i, &closed); /* runs it, or closes on EPROTO */
+			else
+				s->broken = true;
 		}
 	}
 	return idle;
@@ -455,47 +545,27 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 			arm_poll(e, executor_queue_fd(d->bx), tag);
 		return true;
 	case TAG_CLIENT:
+		/* Mark only: work_all reads the requests, within the turn's bound
+		 * (and not while the session is busy: its executor owns it). */
 		s = session_find(d, sid);
 		if (!s)
-			return true;
-		if (s->busy) {
-			/* Requests and the hang-up itself wait for the burst's finish
-			 * (work_all): closing now would block the loop on it. */
-			if (res > 0 && (res & POLLIN))
-				s->ctl_pending = true;
-			if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {
-				s->hung_up = true;
-				return true; /* the poll ends with the session */
-			}
-			if (!more)
-				arm_poll(e, s->fd, tag);
-			return true;
-		}
+			return true; /* gone, or closing: its poll was cancelled */
+		if (res > 0 && (res & POLLIN))
+			s->ctl_pending = true;
 		if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {
-			/* still answer what is queued before the hang-up */
-			if (res > 0 && (res & POLLIN) && !client_readable(e, s))
-				return true;
-			session_close(e, s, "socket hung up");
-			return true;
+			s->hung_up = true; /* answered what came before, then closed (work_all) */
+			return true;       /* the poll ends with the session */
 		}
-		if (!client_readable(e, s))
-			return true;
 		if (!more)
 			arm_poll(e, s->fd, tag);
 		return true;
 	case TAG_DOORBELL:
+		/* Mark only: work_all drains the ring in its turn. */
 		s = session_find(d, sid);
 		if (!s || ring >= DMASVC_MAX_RINGS || !s->rings[ring])
 			return true;
 		ring_eventfd_consume(s->rings[ring]->doorbell);
 		ring_sq_drain_wait_end(&s->rings[ring]->sq);
-		if (!s->busy) { /* busy: work_all drains it after the finish */
-			bool closed = false;
-
-			work_ring(e, s, ring, &closed);
-			if (closed)
-				return true;
-		}
 		if (!more)
 			arm_poll(e, s->rings[ring]->doorbell, tag);
 		return true;
@@ -537,11 +607,19 @@ static void shutdown_all(struct evl *e)
 	}
 	ringsvc_quiesce(d, NULL);
 	wake_rings(e);
-	work_all(e); /* complete what clients already posted */
+	for (unsigned int t = 0; t < SHUTDOWN_TURNS && work_all(e) > 0; t++)
+		ringsvc_quiesce(d, NULL); /* complete what clients already posted */
 	ringsvc_quiesce(d, NULL);
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i])
 			session_close(e, d->sessions[i], "service stopping");
+	while (d->nr_sessions && d->bx) { /* their teardowns, on their executors */
+		executor_wait(d);
+		ringsvc_complete(d);
+		for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
+			if (d->sessions[i] && d->sessions[i]->closing)
+				close_advance(e, d->sessions[i]);
+	}
 }
 
 int evl_run(struct dsvc *d, int lfd)

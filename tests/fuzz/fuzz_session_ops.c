@@ -3,7 +3,10 @@
  * fuzz_session_ops.c - libFuzzer target: a hostile client's sequence of
  * control requests, each decoded (ctl_decode) and carried out
  * (dispatch_request) on one session of the software model, as the event
- * loop does for each packet; the session is then torn down.
+ * loop does for each packet; the session is then torn down.  The session's
+ * socket is one end of a socketpair: a request that became a job
+ * (REGION_REMOVE, BYE, DEVICE_ATTACH) is answered by the job's finish on
+ * it, as the loop's is; the harness reads that reply from the other end.
  *
  * Input: a sequence of requests, each
  *   byte     command (low 4 bits; 0 and 11..15 are unknown commands),
@@ -28,6 +31,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "dispatch_priv.h"
@@ -160,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct dsvc_session *s;
 	struct ids ids = { .nmem = 0 };
 	uint32_t msg_id = 0;
-	int fd_base;
+	int fd_base, sp[2];
 	bool hello = size == 0 || data[0] != 0xff;
 
 	make_proto_fds();
@@ -169,7 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd_base);
 	for (int i = 0; i < FD_SCAN; i++) /* inherited fds may sit above it */
 		open_before[i] = fcntl(fd_base + i, F_GETFD) >= 0;
-	FZ_CHECK(session_create(d, -1, &cred, false, &s) == 0, "session_create");
+	FZ_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0, "socketpair");
+	FZ_CHECK(session_create(d, sp[0], &cred, false, &s) == 0, "session_create");
 	while (p < end || hello) {
 		unsigned char pkt[DMASVC_MSG_MAX];
 		struct dmasvc_msg_hdr h = { .msg_id = ++msg_id };
@@ -218,6 +223,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		rlen = dispatch_request(d, s, &req, out, &dout);
+		if (rlen == 0) { /* a job: its finish sends the reply */
+			FZ_CHECK(dout.deferred, "no reply and not deferred");
+			ringsvc_quiesce(d, s);
+			rlen = recv(sp[1], out, DMASVC_MSG_MAX, MSG_DONTWAIT);
+			dout.disconnect = s->close_why != NULL;
+		}
 		ret = check_reply(out, rlen, h.cmd, h.msg_id);
 		FZ_CHECK(req.fd == -1, "dispatch_request did not consume the request's fd");
 		count_objects(s, after);
@@ -239,7 +250,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 	}
 	ringsvc_session_release(d, s);
-	session_destroy(d, s);
+	session_destroy(d, s); /* closes sp[0] */
+	close(sp[1]);
 	for (int i = 0; i < FD_SCAN; i++)
 		FZ_CHECK((fcntl(fd_base + i, F_GETFD) >= 0) == open_before[i], "fd %d leaked or closed",
 			 fd_base + i);
