@@ -256,6 +256,11 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 			body_len = sizeof(body.q.rep) + (size_t)body.q.rep.count * body.q.rep.record_size;
 		break;
 	case DMASVC_CMD_BYE:
+		if (s->nr_regions == 0) { /* nothing to unmap (dmasvcctl): no job */
+			out->disconnect = true;
+			out->why = "bye";
+			break;
+		}
 		ret = defer(d, s, req, NULL, 0, out, err, sizeof(err));
 		if (!ret)
 			return 0;
