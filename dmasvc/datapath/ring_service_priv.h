@@ -45,14 +45,16 @@ int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *
 
 /*
  * ringsvc_complete: finish every async burst that is done (CQEs, counters,
- * logs); their sessions stop being busy, or are marked broken on a ring
- * protocol error.  Never blocks.  Returns how many were finished.
+ * logs) and every job (its finish); their sessions stop being busy, or are
+ * marked broken on a ring protocol error.  Never blocks.  Returns how many
+ * were finished.
  */
 unsigned int ringsvc_complete(struct dsvc *d);
 
 /*
- * ringsvc_quiesce: wait until @s (NULL: every session) has no burst in flight,
- * finishing bursts as they complete.  Never closes a session.
+ * ringsvc_quiesce: wait until @s (NULL: every session that is not closing)
+ * has no burst or job in flight, finishing them as they complete (a job's
+ * finish runs here).  Never closes or frees a session.
  */
 void ringsvc_quiesce(struct dsvc *d, struct dsvc_session *s);
 
