@@ -613,12 +613,14 @@ static void shutdown_all(struct evl *e)
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i])
 			session_close(e, d->sessions[i], "service stopping");
-	while (d->nr_sessions && d->bx) { /* their teardowns, on their executors */
-		executor_wait(d);
-		ringsvc_complete(d);
+	for (;;) { /* their teardowns, on their executors */
 		for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
-			if (d->sessions[i] && d->sessions[i]->closing)
-				close_advance(e, d->sessions[i]);
+			if (d->sessions[i] && !d->sessions[i]->busy)
+				close_advance(e, d->sessions[i]); /* frees it, or it goes busy */
+		if (!d->nr_sessions || !d->bx)
+			break;
+		executor_wait(d); /* every session left is busy: one finishes */
+		ringsvc_complete(d);
 	}
 }
 
