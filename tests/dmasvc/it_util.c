@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* it_util.c - integration-test helpers (see it_util.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -159,6 +160,23 @@ void it_svc_cleanup(struct it_svc *s)
 		rmdir(s->dir);
 		s->dir[0] = '\0';
 	}
+}
+
+int it_count_fds(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 int64_t it_vmlck(pid_t pid)

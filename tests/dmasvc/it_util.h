@@ -49,6 +49,9 @@ void it_svc_cleanup(struct it_svc *s);
 /* it_svc_alive: the process still runs. */
 bool it_svc_alive(const struct it_svc *s);
 
+/* it_count_fds: the open fds of @pid, or -1. */
+int it_count_fds(pid_t pid);
+
 /* it_vmlck: VmLck of @pid in bytes, or -errno. */
 int64_t it_vmlck(pid_t pid);
 

@@ -34,7 +34,6 @@ static struct it_svc svc;
 static int64_t base_vmlck;
 static int base_fds;
 static char base_list[2048];
-static int count_fds(pid_t pid);
 static void list_fds(pid_t pid, char *buf, size_t len);
 
 /* ---- the good session ---- */
@@ -79,9 +78,9 @@ static void start(void)
 	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
 	base_vmlck = it_vmlck(svc.pid);
 	/* it_svc_start's probe connection may not be closed yet: take the low. */
-	base_fds = count_fds(svc.pid);
+	base_fds = it_count_fds(svc.pid);
 	for (int i = 0; i < 10; i++) {
-		int n = count_fds(svc.pid);
+		int n = it_count_fds(svc.pid);
 
 		if (n <= base_fds)
 			list_fds(svc.pid, base_list, sizeof(base_list));
@@ -136,23 +135,6 @@ static void stop(void)
 
 TestSuite(hostile, .init = start, .fini = stop, .timeout = 60);
 
-static int count_fds(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* What the service's fds point at, "fd:target " each, for a failure message. */
 static void list_fds(pid_t pid, char *buf, size_t len)
 {
@@ -195,7 +177,7 @@ static void service_intact(void)
 	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck, 2000), base_vmlck, "no stray pins");
 	/* The service closes a session's fds when its loop gets to it; under
 	 * ASan on a loaded 2-CPU machine that took over 1 s once: allow 10 s. */
-	for (int i = 0; i < 1000 && (fds = count_fds(svc.pid)) != fds_before; i++)
+	for (int i = 0; i < 1000 && (fds = it_count_fds(svc.pid)) != fds_before; i++)
 		usleep(10000);
 	if (fds != fds_before) {
 		char now[2048];

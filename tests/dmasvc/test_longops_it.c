@@ -12,6 +12,9 @@
  * slow: a long burst, a doorbell flood), DMASVC_TEST_SOFT_DEVICES (a model
  * device whose attach takes seconds, as iommufd's pins every area).
  *
+ * Also: a client that hangs up or is killed while its job (DEVICE_ATTACH,
+ * REGION_REMOVE) runs, and a SIGTERM during a job: the job finishes, the
+ * session is torn down after it, no fd or pin is left, the service exits 0.
  * Every test ends with B's state checked against the backend and, once
  * both sessions are gone, the service's pins back at the baseline.
  */
@@ -100,24 +103,30 @@ static void stop(void)
 TestSuite(longops, .fini = stop, .timeout = 120);
 
 /*
- * B's probe: blocking 2 MiB populates, granule after granule of its region
+ * One of B's blocking 2 MiB populates, granule after granule of its region
  * (then again: already populated, a round trip through the loop with no
- * map), while *@running.  Returns the worst latency in ms; *@n the count.
+ * map), counted in *@n, its latency kept in *@worst (ms) if the worst.
  */
+static void b_once(struct peer *b, unsigned *n, uint64_t *worst)
+{
+	uint64_t t0 = now_ms(), dt;
+	uint64_t g = *n % (b->size / (2 * MiB));
+	int ret = dmasvc_populate(b->c, (uint32_t)b->region, g * 2 * MiB, 2 * MiB);
+
+	cr_assert_eq(ret, 0, "B's populate: %s (%s)", strerror(-ret), dmasvc_last_error(b->c));
+	dt = now_ms() - t0;
+	*worst = dt > *worst ? dt : *worst;
+	++*n;
+}
+
+/* B's probe: b_once() every 2 ms while *@running.  Returns the worst (ms); *@n the count. */
 static uint64_t b_probe(struct peer *b, atomic_bool *running, unsigned *n)
 {
-	uint64_t worst = 0, g = 0;
+	uint64_t worst = 0;
 
 	*n = 0;
 	while (atomic_load(running)) {
-		uint64_t t0 = now_ms(), dt;
-		int ret = dmasvc_populate(b->c, (uint32_t)b->region, g * 2 * MiB, 2 * MiB);
-
-		cr_assert_eq(ret, 0, "B's populate: %s (%s)", strerror(-ret), dmasvc_last_error(b->c));
-		dt = now_ms() - t0;
-		worst = dt > worst ? dt : worst;
-		g = (g + 1) % (b->size / (2 * MiB));
-		++*n;
+		b_once(b, n, &worst);
 		usleep(2000);
 	}
 	return worst;
@@ -273,12 +282,7 @@ Test(longops, killed_client_teardown_runs_off_the_loop)
 	waitpid(pid, &status, 0);
 	t0 = now_ms();
 	while (it_count_sessions(svc.sock) > 1 && now_ms() - t0 < 20000) {
-		uint64_t t1 = now_ms(), dt;
-
-		cr_assert_eq(dmasvc_populate(b.c, (uint32_t)b.region, (n % 8) * 2 * MiB, 2 * MiB), 0);
-		dt = now_ms() - t1;
-		worst = dt > worst ? dt : worst;
-		n++;
+		b_once(&b, &n, &worst);
 		usleep(2000);
 	}
 	ms = now_ms() - t0;
@@ -428,13 +432,7 @@ Test(longops, doorbell_flood_gets_a_bounded_share)
 		usleep(10000);
 	t0 = now_ms();
 	while (now_ms() - t0 < 3000) {
-		uint64_t t1 = now_ms(), dt;
-
-		cr_assert_eq(dmasvc_populate(b.c, (uint32_t)b.region, (n % 8) * 2 * MiB, 2 * MiB), 0,
-			     "%s", dmasvc_last_error(b.c));
-		dt = now_ms() - t1;
-		worst = dt > worst ? dt : worst;
-		n++;
+		b_once(&b, &n, &worst);
 		usleep(5000);
 	}
 	atomic_store(&f.stop, true);
@@ -445,4 +443,115 @@ Test(longops, doorbell_flood_gets_a_bounded_share)
 		     (unsigned long long)worst);
 	peer_close(&f.a);
 	finish(&b);
+}
+
+/* ---- hang-ups and a stop while a job runs ---- */
+
+/* Wait up to 10 s for the service to be back to B alone: its pins, its fds. */
+static void back_to_b(int64_t pins, int fds)
+{
+	int n = -1, f = -1;
+
+	for (int i = 0; i < 1000 && ((n = it_count_sessions(svc.sock)) != 1 ||
+				     (f = it_count_fds(svc.pid)) != fds); i++)
+		usleep(10000);
+	cr_assert_eq(n, 1, "only B is left (%d sessions)", n);
+	cr_assert_eq(f, fds, "the service's fds are back to %d (now %d)", fds, f);
+	cr_assert_eq(it_wait_vmlck(svc.pid, pins, 5000), pins, "only B's pins are left");
+	cr_assert(it_svc_alive(&svc));
+}
+
+/*
+ * A raw client sends DEVICE_ATTACH (a model device taking 1 s) and hangs
+ * up at once: the job finishes, its reply goes nowhere, the session is
+ * torn down (the device detached) and freed; B is served throughout.
+ */
+Test(longops, hangup_while_device_attach_runs)
+{
+	struct dmasvc_device_attach da = { 0 };
+	struct peer b = { 0 };
+	int64_t pins;
+	int fds, sock, dev;
+	unsigned n = 0;
+	uint64_t t0, worst = 0;
+
+	svc_up(NULL, "1000000", NULL);
+	peer_open(&b, 16 * MiB, 2 * MiB, B_IOVA);
+	cr_assert_eq(dmasvc_populate(b.c, (uint32_t)b.region, 0, b.size), 0); /* its pins stay */
+	pins = it_vmlck(svc.pid);
+	fds = it_count_fds(svc.pid);
+	sock = it_raw_connect(svc.sock);
+	cr_assert_geq(sock, 0);
+	cr_assert_eq(it_raw_hello(sock), 0);
+	dev = it_memfd(4096, true);
+	cr_assert_eq(it_raw_send(sock, DMASVC_CMD_DEVICE_ATTACH, 9, &da, sizeof(da), &dev, 1), 0);
+	close(dev);
+	close(sock); /* hang up, the attach unanswered */
+	t0 = now_ms();
+	usleep(300000);
+	cr_assert_eq(it_count_sessions(svc.sock), 2, "the attach job runs: A is still there");
+	while (now_ms() - t0 < 1500) {
+		b_once(&b, &n, &worst);
+		usleep(5000);
+	}
+	cr_assert_lt(worst, B_BOUND_MS, "B's worst populate: %llu ms", (unsigned long long)worst);
+	back_to_b(pins, fds);
+	finish(&b);
+}
+
+/*
+ * A client with 64 MiB populated asks REGION_REMOVE (unmapping at 8 ms/MiB,
+ * about 0.5 s) and is SIGKILLed while the job runs: the job finishes, then
+ * the teardown; nothing is left.
+ */
+Test(longops, killed_during_region_remove)
+{
+	struct peer b = { 0 };
+	int p[2], fds;
+	int64_t pins;
+	pid_t pid;
+	char c;
+
+	svc_up("unmap_us_per_mib=8000", NULL, NULL);
+	peer_open(&b, 16 * MiB, 2 * MiB, B_IOVA);
+	cr_assert_eq(dmasvc_populate(b.c, (uint32_t)b.region, 0, 2 * MiB), 0);
+	pins = it_vmlck(svc.pid);
+	fds = it_count_fds(svc.pid);
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct peer a = { 0 };
+
+		close(p[0]);
+		peer_open(&a, 64 * MiB, 2 * MiB, A_IOVA);
+		if (dmasvc_populate(a.c, (uint32_t)a.region, 0, a.size) == 0 && write(p[1], "x", 1) == 1)
+			dmasvc_region_remove(a.c, (uint32_t)a.region);
+		pause();
+		_exit(1);
+	}
+	close(p[1]);
+	cr_assert_eq(read(p[0], &c, 1), 1, "A populated");
+	close(p[0]);
+	usleep(100000); /* its REGION_REMOVE runs */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	back_to_b(pins, fds);
+	finish(&b);
+}
+
+/* SIGTERM while a REGION_REMOVE job runs: the service finishes it, tears down, exits 0. */
+Test(longops, stop_while_a_job_runs)
+{
+	struct a_op o = { .op = op_region_remove };
+	int rc;
+
+	svc_up("unmap_us_per_mib=8000", NULL, NULL);
+	peer_open(&o.a, 128 * MiB, 2 * MiB, A_IOVA);
+	cr_assert_eq(dmasvc_populate(o.a.c, (uint32_t)o.a.region, 0, o.a.size), 0);
+	a_start(&o);
+	rc = it_svc_stop(&svc);
+	cr_assert_eq(rc, 0, "dmasvc exits 0 on SIGTERM during a job (got %d)", rc);
+	pthread_join(o.thread, NULL); /* answered, or its connection closed: either is fine */
+	peer_close(&o.a);
 }
