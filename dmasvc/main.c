@@ -29,10 +29,7 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			const struct be_ops **ops, struct be_ops *test_ops, struct be_ctx **ctx)
 {
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
-	struct be_config cfg = { .max_areas = o->max_mappings };
-
-	if (!cfg.max_areas && o->backend == OPT_BACKEND_IOMMUFD)
-		cfg.max_areas = OPT_IOMMUFD_DEFAULT_AREAS; /* finite: each area is kernel memory */
+	struct be_config cfg = { .max_areas = opt_backend_max_areas(o) };
 	int ret;
 
 	if (o->backend == OPT_BACKEND_SOFT) {

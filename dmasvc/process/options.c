@@ -267,6 +267,13 @@ err_both:
 	return -EINVAL;
 }
 
+uint64_t opt_backend_max_areas(const struct dsvc_options *o)
+{
+	if (o->max_mappings)
+		return o->max_mappings;
+	return o->backend == OPT_BACKEND_IOMMUFD ? OPT_IOMMUFD_DEFAULT_AREAS : 0;
+}
+
 int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, size_t errlen)
 {
 	if (o->backend != OPT_BACKEND_AUTO)

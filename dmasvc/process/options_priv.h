@@ -82,6 +82,14 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
  */
 int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, size_t errlen);
 
+/*
+ * opt_backend_max_areas: the area budget to open the backend with:
+ * --max-mappings when given, else finite for iommufd
+ * (OPT_IOMMUFD_DEFAULT_AREAS: each area is a kernel allocation, made even
+ * before a device is attached), else 0 (the backend's own limit).
+ */
+uint64_t opt_backend_max_areas(const struct dsvc_options *o);
+
 /* opt_usage: the --help text. */
 void opt_usage(FILE *out);
 

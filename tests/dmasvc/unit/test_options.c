@@ -126,6 +126,24 @@ Test(options, backend_choice)
 	cr_expect_eq(o.backend, OPT_BACKEND_SOFT, "an explicit flag wins over /dev/iommu");
 }
 
+/* iommufd gets a finite area budget by default (each area is kernel memory); --max-mappings wins. */
+Test(options, iommufd_default_area_budget)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu"), OPT_RUN);
+	cr_expect_eq(opt_backend_max_areas(&o), OPT_IOMMUFD_DEFAULT_AREAS);
+	cr_expect_neq(opt_backend_max_areas(&o), 0, "finite");
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--max-mappings", "1000"), OPT_RUN);
+	cr_expect_eq(opt_backend_max_areas(&o), 1000);
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
+	cr_expect_eq(opt_backend_max_areas(&o), 0, "the model keeps its own default");
+	cr_assert_eq(PARSE(&o, err, "--socket", "/tmp/a"), OPT_RUN);
+	cr_assert_eq(opt_resolve_backend(&o, true, err, sizeof(err)), 0);
+	cr_expect_eq(opt_backend_max_areas(&o), OPT_IOMMUFD_DEFAULT_AREAS, "auto-chosen iommufd too");
+}
+
 Test(options, type1_and_devices)
 {
 	struct dsvc_options o;
