@@ -12,7 +12,8 @@
 #            once (the cold build, 8+ minutes on 2 cores), then reused.
 #   inputs   what goes into the tree on every run: patches/*.patch (applied
 #            to pristine copies of the files they touch), dma-service.c,
-#            trace-events, and the client sources QEMU compiles in
+#            dma-service.h, vfio-dma-service.c, trace-events,
+#            trace-events-vfio, and the client sources QEMU compiles in
 #            (clients/libdmasvc/{include,src}, ring/{*.c,include},
 #            proto/{*.c,include}).  A file is rewritten only when its content
 #            changed, so ninja rebuilds only what depends on it (seconds
@@ -21,7 +22,10 @@
 #            hashes the tarball sha256, every input above and this script.
 #            A hit prints the path at once.
 #
-# How the shim gets into QEMU: dma-service.c becomes backends/dma-service.c;
+# How the shim gets into QEMU: dma-service.c becomes backends/dma-service.c,
+# dma-service.h include/system/dma-service.h, vfio-dma-service.c (the VFIO
+# backend, built by patches/0006) hw/vfio/vfio-dma-service.c; trace-events
+# and trace-events-vfio are appended to backends/ and hw/vfio/trace-events;
 # libdmasvc and the ring sources are copied under backends/dmasvc-client/ and
 # compiled there as a static library with their own include paths (their own
 # code, unchanged; QEMU's warnings apply, --disable-werror), linked into
@@ -79,7 +83,7 @@ client_files() { # the client code, repository-relative, sorted
 }
 input_files() { # every input file, repository-relative, sorted
 	(cd "$top" && {
-		find clients/qemu-shim -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name trace-events \)
+		find clients/qemu-shim -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name 'trace-events*' \)
 		find clients/qemu-shim/patches -type f -name '*.patch'
 	} | LC_ALL=C sort)
 	client_files
@@ -127,7 +131,7 @@ put_file() {
 # ---- patches: pristine copy + every patch, then put_file --------------------
 patches=("$here"/patches/*.patch)
 mapfile -t patched < <(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "${patches[@]}" | LC_ALL=C sort -u)
-for f in "${patched[@]}" backends/trace-events; do
+for f in "${patched[@]}" backends/trace-events hw/vfio/trace-events; do
 	if [ ! -e "$tree/pristine/$f" ]; then
 		mkdir -p "$(dirname "$tree/pristine/$f")"
 		cp "$src/$f" "$tree/pristine/$f.tmp"
@@ -155,8 +159,12 @@ printf '%s\n' "${patched[@]}" >"$tree/patched.list"
 
 # ---- shim and client sources ------------------------------------------------
 put_file "$here/dma-service.c" "$src/backends/dma-service.c"
+put_file "$here/dma-service.h" "$src/include/system/dma-service.h"
+put_file "$here/vfio-dma-service.c" "$src/hw/vfio/vfio-dma-service.c"
 cat "$tree/pristine/backends/trace-events" "$here/trace-events" >"$stage/trace-events"
 put_file "$stage/trace-events" "$src/backends/trace-events"
+cat "$tree/pristine/hw/vfio/trace-events" "$here/trace-events-vfio" >"$stage/trace-events-vfio"
+put_file "$stage/trace-events-vfio" "$src/hw/vfio/trace-events"
 
 dc=$src/backends/dmasvc-client
 mkdir -p "$dc"

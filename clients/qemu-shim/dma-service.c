@@ -10,8 +10,17 @@
  * deleted and added again with a new fd.
  *
  * Read-only state for `qom-get`: connected, broken, session-id, regions
- * (the service's regions of this VM) and populated-bytes (what this side
- * has told the service is populated).
+ * (the service's regions of this VM), populated-bytes (what this side
+ * has told the service is populated), devices and devices-blocked.
+ *
+ * Devices: vfio-pci's dma-service=ds0 (hw/vfio/vfio-dma-service.c) attaches
+ * them through dma_service_device_attach (include/system/dma-service.h).
+ * While the object has devices it cannot be deleted.  When the session
+ * breaks, the devices' DMA is blocked before anything else happens (the
+ * safety valve, ds_block_devices): the service's context stays alive as long
+ * as the device file is bound to it, with its mappings and pins, so a plug
+ * that is vetoed now could otherwise stay reachable.  A blocked device stays
+ * bound to the old context; only device_del + device_add restores its DMA.
  *
  * A MemoryListener on address_space_memory tells the service, through
  * libdmasvc, which guest RAM is there and which of it the guest may use;
@@ -63,12 +72,15 @@
 #include "monitor/monitor.h"
 #include "system/hostmem.h"
 #include "system/system.h"
+#include "system/dma-service.h"
+#include "hw/vfio/vfio-common.h"
 #include "trace.h"
 
+#include <sys/ioctl.h>
+#include <linux/vfio.h>
 #include <dmasvc/dmasvc.h>
 #include <dmasvc/proto.h>
 
-#define TYPE_DMA_SERVICE "dma-service"
 OBJECT_DECLARE_SIMPLE_TYPE(DmaService, DMA_SERVICE)
 
 #define DMA_SERVICE_TIMEOUT_MS 5000
@@ -119,6 +131,15 @@ typedef struct DmaServiceRegion {
     QLIST_ENTRY(DmaServiceRegion) next;
 } DmaServiceRegion;
 
+/* A device attached to the session (dma_service_device_attach). */
+typedef struct DmaServiceDevice {
+    VFIODevice *vbasedev;      /* its fd is QEMU's, closed after the detach */
+    uint32_t dev_id;           /* the service's id, for dmasvc_device_detach */
+    uint32_t session_id;       /* the session it was attached in */
+    bool blocked;              /* detached from the IOAS by the safety valve */
+    QLIST_ENTRY(DmaServiceDevice) next;
+} DmaServiceDevice;
+
 struct DmaService {
     Object parent_obj;
 
@@ -155,6 +176,7 @@ struct DmaService {
     QLIST_HEAD(, DmaServiceRegion) regions;  /* known to the listener */
     QLIST_HEAD(, DmaServiceRegion) adds;     /* region_add since begin */
     QLIST_HEAD(, DmaServiceRegion) dels;     /* region_del since begin */
+    QLIST_HEAD(, DmaServiceDevice) devices;  /* attached vfio devices */
 };
 
 static bool ds_online(const DmaService *s)
@@ -174,6 +196,49 @@ static bool ds_can_reconnect(DmaService *s)
     return s->reconnect_ms && s->socket;
 }
 
+/*
+ * ds_block_devices: the safety valve.  Called when the session breaks,
+ * before the failed request's caller (a populate: virtio-mem's veto)
+ * learns of it.  The device files stay bound to the service's iommufd
+ * context, which the kernel keeps alive with its IOAS, mappings and pins
+ * while they are bound; so detach each device from its IOAS on QEMU's own
+ * fd (any holder of the bound file may: vfio_df_ioctl_detach_pt).  The
+ * device then sits in the blocking domain: no DMA, no pins.  Warns once per
+ * device.  Never fails: a device that cannot be blocked is reported.
+ */
+static void ds_block_devices(DmaService *s)
+{
+    DmaServiceDevice *d;
+
+    QLIST_FOREACH(d, &s->devices, next) {
+        struct vfio_device_detach_iommufd_pt detach = {
+            .argsz = sizeof(detach),
+            .flags = 0,
+        };
+        int ret;
+
+        if (d->blocked) {
+            continue;
+        }
+        ret = ioctl(d->vbasedev->fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &detach);
+        ret = ret ? -errno : 0;
+        trace_dma_service_device_block(d->vbasedev->name, ret);
+        if (ret) {
+            error_report("dma-service '%s': cannot block the DMA of %s after"
+                         " the session broke: %s; it may still reach memory"
+                         " the service had mapped",
+                         object_get_canonical_path_component(OBJECT(s)),
+                         d->vbasedev->name, strerror(-ret));
+            continue;
+        }
+        d->blocked = true;
+        warn_report("dma-service '%s': DMA of %s blocked: the session broke;"
+                    " device_del + device_add it to restore",
+                    object_get_canonical_path_component(OBJECT(s)),
+                    d->vbasedev->name);
+    }
+}
+
 static void ds_set_broken(DmaService *s, int err, const char *what)
 {
     if (s->broken || s->closing) {
@@ -181,6 +246,7 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
     }
     s->broken = true;
     trace_dma_service_broken(what, err);
+    ds_block_devices(s);
     if (!s->complete || !phase_check(PHASE_MACHINE_READY)) {
         Error *e = NULL;
 
@@ -898,12 +964,15 @@ static void ds_init(Object *obj)
     QLIST_INIT(&s->regions);
     QLIST_INIT(&s->adds);
     QLIST_INIT(&s->dels);
+    QLIST_INIT(&s->devices);
 }
 
 static void ds_finalize(Object *obj)
 {
     DmaService *s = DMA_SERVICE(obj);
 
+    /* Each device holds a reference (vfio-dma-service.c) until detached. */
+    assert(QLIST_EMPTY(&s->devices));
     /* The BYE in dmasvc_disconnect unmaps all at once: send nothing else. */
     s->closing = true;
     memory_listener_unregister(&s->listener);
@@ -926,6 +995,157 @@ static void ds_finalize(Object *obj)
     }
     g_free(s->socket);
     g_free(s->endpoint);
+}
+
+/*
+ * ds_count: the registered regions (@populated false) or the bytes told to
+ * the service as populated in them (@populated true); 0 without a client.
+ */
+static uint64_t ds_count(DmaService *s, bool populated)
+{
+    DmaServiceRegion *r;
+    uint64_t value = 0;
+
+    if (!s->client) {
+        return 0;
+    }
+    QLIST_FOREACH(r, &s->regions, next) {
+        for (unsigned i = 0; r->mem && i < r->nparts; i++) {
+            int64_t b = dmasvc_region_populated_bytes(s->client,
+                                                      r->part[i].region_id);
+
+            value += !populated ? 1 : b > 0 ? (uint64_t)b : 0;
+        }
+    }
+    return value;
+}
+
+/*
+ * ds_can_be_deleted: object-del is refused ("object 'ds0' is in use") while
+ * devices are attached: device_del them first.
+ */
+static bool ds_can_be_deleted(UserCreatable *uc)
+{
+    return QLIST_EMPTY(&DMA_SERVICE(uc)->devices);
+}
+
+/* ---- devices (include/system/dma-service.h) -------------------------- */
+
+bool dma_service_check_usable(Object *ds, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(ds);
+    const char *id = object_get_canonical_path_component(ds);
+
+    if (!s->complete) {
+        error_setg(errp, "dma-service '%s' is not ready: its creation has not"
+                   " completed", id);
+        return false;
+    }
+    if (s->setup_error) {
+        error_setg(errp, "dma-service '%s' cannot take devices: %s", id,
+                   error_get_pretty(s->setup_error));
+        return false;
+    }
+    if (s->broken || !s->client) {
+        error_setg(errp, "dma-service '%s' has no working session with the"
+                   " service at %s%s", id, s->endpoint,
+                   ds_can_reconnect(s) ? "; try again once it reconnected" :
+                   "");
+        return false;
+    }
+    return true;
+}
+
+bool dma_service_device_attach(Object *ds, VFIODevice *vbasedev, Error **errp)
+{
+    DmaService *s = DMA_SERVICE(ds);
+    struct dmasvc_device_info info = { 0 };
+    uint64_t timeout;
+    DmaServiceDevice *d;
+    int ret;
+
+    if (!dma_service_check_usable(ds, errp)) {
+        return false;
+    }
+    /* timeout-ms + 1 s per GiB populated (rounded up), at most INT_MAX */
+    timeout = s->timeout_ms +
+              1000 * DIV_ROUND_UP(ds_count(s, true), 1ULL << 30);
+    timeout = MIN(timeout, INT_MAX);
+    ret = dmasvc_device_attach_ex(s->client, vbasedev->fd, timeout, &info);
+    trace_dma_service_device_attach(vbasedev->name, vbasedev->fd, timeout,
+                                    info.dev_id, info.iommufd_devid, ret);
+    if (ret < 0) {
+        error_setg(errp, "dma-service '%s': the service could not attach the"
+                   " device (%s): %s; open the device's cdev again before"
+                   " another try", object_get_canonical_path_component(ds),
+                   strerror(-ret), dmasvc_last_error(s->client));
+        if (ds_conn_error(ret)) {
+            ds_set_broken(s, ret, "device_attach");
+        }
+        return false;
+    }
+    d = g_new0(DmaServiceDevice, 1);
+    d->vbasedev = vbasedev;
+    d->dev_id = info.dev_id;
+    d->session_id = dmasvc_session_id(s->client);
+    QLIST_INSERT_HEAD(&s->devices, d, next);
+    vbasedev->devid = info.iommufd_devid;
+    return true;
+}
+
+void dma_service_device_detach(Object *ds, VFIODevice *vbasedev)
+{
+    DmaService *s = DMA_SERVICE(ds);
+    DmaServiceDevice *d;
+    int ret;
+
+    QLIST_FOREACH(d, &s->devices, next) {
+        if (d->vbasedev == vbasedev) {
+            break;
+        }
+    }
+    if (!d) {
+        error_report("dma-service '%s': BUG: %s is not attached",
+                     object_get_canonical_path_component(ds), vbasedev->name);
+        return;
+    }
+    QLIST_REMOVE(d, next);
+    /*
+     * Only in the session it was attached in: after a break (blocked or
+     * not) that session is gone, or goes with the old connection's BYE.
+     */
+    if (!d->blocked && ds_online(s) &&
+        dmasvc_session_id(s->client) == d->session_id) {
+        ret = dmasvc_device_detach(s->client, d->dev_id);
+        trace_dma_service_device_detach(vbasedev->name, d->dev_id, ret);
+        if (ret < 0) {
+            warn_report("dma-service '%s': the service did not detach %s"
+                        " (%s): %s", object_get_canonical_path_component(ds),
+                        vbasedev->name, strerror(-ret),
+                        dmasvc_last_error(s->client));
+            if (ds_conn_error(ret)) {
+                ds_set_broken(s, ret, "device_detach");
+            }
+        }
+    } else {
+        trace_dma_service_device_detach(vbasedev->name, d->dev_id, 0);
+    }
+    g_free(d);
+}
+
+/* The session's own record (QUERY SESSIONS without ALL_SESSIONS). */
+unsigned int dma_service_max_areas(Object *ds)
+{
+    DmaService *s = DMA_SERVICE(ds);
+    struct dmasvc_stat_session st = { 0 };
+
+    if (!ds_online(s) ||
+        dmasvc_query(s->client, DMASVC_QUERY_SESSIONS, 0, 0, &st,
+                     sizeof(st), 1) != 1 ||
+        st.max_areas == UINT64_MAX) {
+        return 0;
+    }
+    return MIN(st.max_areas, UINT_MAX);
 }
 
 static bool ds_check_settable(DmaService *s, const char *name, Error **errp)
@@ -994,28 +1214,35 @@ static bool ds_get_broken(Object *obj, Error **errp)
     return DMA_SERVICE(obj)->broken;
 }
 
-/* session-id, regions, populated-bytes: @opaque names the value. */
-enum { DS_STATE_SESSION_ID, DS_STATE_REGIONS, DS_STATE_POPULATED };
+/*
+ * session-id, regions, populated-bytes, devices, devices-blocked: @opaque
+ * names the value.
+ */
+enum {
+    DS_STATE_SESSION_ID, DS_STATE_REGIONS, DS_STATE_POPULATED,
+    DS_STATE_DEVICES, DS_STATE_DEVICES_BLOCKED,
+};
 
 static void ds_get_state(Object *obj, Visitor *v, const char *name,
                          void *opaque, Error **errp)
 {
     DmaService *s = DMA_SERVICE(obj);
-    DmaServiceRegion *r;
+    DmaServiceDevice *d;
     uint64_t value = 0;
 
-    if ((uintptr_t)opaque == DS_STATE_SESSION_ID) {
+    switch ((uintptr_t)opaque) {
+    case DS_STATE_SESSION_ID:
         value = s->client ? dmasvc_session_id(s->client) : 0;
-    } else if (s->client) {
-        QLIST_FOREACH(r, &s->regions, next) {
-            for (unsigned i = 0; r->mem && i < r->nparts; i++) {
-                int64_t b = dmasvc_region_populated_bytes(s->client,
-                                                          r->part[i].region_id);
-
-                value += (uintptr_t)opaque == DS_STATE_REGIONS ? 1 :
-                         b > 0 ? (uint64_t)b : 0;
-            }
+        break;
+    case DS_STATE_REGIONS:
+    case DS_STATE_POPULATED:
+        value = ds_count(s, (uintptr_t)opaque == DS_STATE_POPULATED);
+        break;
+    default:
+        QLIST_FOREACH(d, &s->devices, next) {
+            value += (uintptr_t)opaque == DS_STATE_DEVICES || d->blocked;
         }
+        break;
     }
     visit_type_uint64(v, name, &value, errp);
 }
@@ -1051,6 +1278,7 @@ static void ds_class_init(ObjectClass *oc, void *data)
     UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
 
     ucc->complete = ds_complete;
+    ucc->can_be_deleted = ds_can_be_deleted;
     object_class_property_add_str(oc, "socket", ds_get_socket, ds_set_socket);
     object_class_property_set_description(oc, "socket",
         "path of the dmasvc service's control socket");
@@ -1077,6 +1305,15 @@ static void ds_class_init(ObjectClass *oc, void *data)
                               NULL, NULL, (void *)DS_STATE_POPULATED);
     object_class_property_set_description(oc, "populated-bytes",
         "bytes told to the service as populated (read-only)");
+    object_class_property_add(oc, "devices", "uint64", ds_get_state,
+                              NULL, NULL, (void *)DS_STATE_DEVICES);
+    object_class_property_set_description(oc, "devices",
+        "vfio devices attached to the session (read-only)");
+    object_class_property_add(oc, "devices-blocked", "uint64", ds_get_state,
+                              NULL, NULL, (void *)DS_STATE_DEVICES_BLOCKED);
+    object_class_property_set_description(oc, "devices-blocked",
+        "of those, devices whose DMA the broken session blocked; only"
+        " device_del + device_add restores it (read-only)");
     object_class_property_add(oc, "timeout-ms", "uint32", ds_get_u32,
                               ds_set_u32, NULL,
                               (void *)offsetof(DmaService, timeout_ms));
