@@ -38,6 +38,10 @@ regions/status/audit --json):
                says how to fix the command line
   fatal        a service that cannot map boot RAM before the machine runs:
                QEMU exits with an error, the guest never runs
+  vfio         vfio-pci's dma-service= backend, without a device or a guest
+               (test_vfio.py, run first): the soft model's EOPNOTSUPP reaches
+               realize; a vIOMMU, iommufd= and enable-migration=on are refused
+               before any DEVICE_ATTACH; a failed hotplug closes its fd
 
 Exit status 0 = pass, 1 = fail (any missing tool is a failure with a message).
 Environment (set by tests/qemu/meson.build): DMASVC, DMASVCCTL, BUILD_QEMU,
@@ -159,6 +163,10 @@ class Service:
                                      stdout=logf, stderr=subprocess.STDOUT, env=env)
         wait_for("dmasvc to listen", lambda: self.query("status") is not None, 10)
         self.vmlck_base = self.vmlck()
+
+    def logfile(self):
+        """The current instance's log (stdout and stderr)."""
+        return os.path.join(self.tmp, f"dmasvc.{self.n}.log")
 
     def vmlck(self):
         """The kernel's count of the service's mlocked bytes (VmLck): the
@@ -380,6 +388,8 @@ def run(env, tmp):
     qemu_log = os.path.join(tmp, "qemu.log")
     proc = None
     try:
+        import test_vfio  # here: it imports this module
+        test_vfio.run_vfio_checks(qemu, svc, tmp)
         test_refuse(qemu, guest, tmp, svc)
         test_fatal_before_run(qemu, guest, tmp, env["DMASVC"], env["DMASVCCTL"])
 
