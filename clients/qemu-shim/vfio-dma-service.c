@@ -156,8 +156,10 @@ static bool vfio_dma_service_refuse(VFIODevice *vbasedev, AddressSpace *as,
  * sysfsdev=: the device's cdev; fd=: as given), adds it to kvm-vfio, has
  * the service bind and attach it (dma_service_device_attach, holding a
  * reference on ds until detach), joins the container, realizes the hiod,
- * reads the device info and blocks migration (AUTO becomes OFF, so that
- * vfio_migration_realize registers no savevm handlers).
+ * reads the device info and blocks migration with its own blocker, in
+ * every mode (pci.c skips vfio_migration_realize for these devices, so no
+ * savevm handlers and no VFIO blocker hiding this one's text; AUTO reads
+ * as OFF).
  *
  * @name: the device's name for the kernel (unused: the cdev needs none)
  * @vbasedev: the device; ->dma_service set, ->iommufd not
