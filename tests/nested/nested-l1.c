@@ -617,22 +617,25 @@ static void dma_service_boot_checks(void)
 
 /*
  * dma_service_kill_restart - SIGKILL dmasvc mid-plug (the plug stops, the
- * device is blocked), unplug without the service, restart it, replug edu.
- * Returns the plugged size afterwards.
+ * device is blocked), unplug without the service, restart it (the shim
+ * reconnects; the blocked device stays out of the new session).  Returns
+ * the plugged size afterwards.
  */
-static uint64_t dma_service_kill_restart(uint64_t b)
+static uint64_t dma_service_kill_restart(void)
 {
 	uint64_t size;
 	double t = now();
-	char cmd[320];
 
+	/*
+	 * Mid-plug, deterministically: a plug of 96 MiB takes well under a
+	 * second here, so a kill "at some size" races it.  Stop the service,
+	 * ask for 128 MiB (the guest starts plugging; the first populate
+	 * waits on the stopped service), then kill it: the plug is in flight.
+	 */
+	kill(svc_pid, SIGSTOP);
 	qmp("{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\","
 	    "\"property\":\"requested-size\",\"value\":%" PRIu64 "}}", 128 * MiB);
-	while (vmem_size() < 48 * MiB) {
-		if (now() - t > RESIZE_TIMEOUT_S)
-			fail("kill: the plug did not reach 48 MiB");
-		usleep(20000);
-	}
+	usleep(500000);
 	kill(svc_pid, SIGKILL);
 	reap(svc_pid, 10);
 	svc_pid = -1;
@@ -655,17 +658,16 @@ static uint64_t dma_service_kill_restart(uint64_t b)
 		usleep(200000);
 	}
 	vmpin_check(0, 0, "restart (the blocked device is in no session)");
-	qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
-	for (t = now(); strstr(qmp("{\"execute\":\"query-pci\"}"), "\"qdev_id\": \"edu0\"");) {
-		if (now() - t > 60)
-			fail("device_del edu0: still there after 60 s");
-		usleep(200000);
-	}
-	snprintf(cmd, sizeof(cmd), "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\","
-		 "\"id\":\"edu0\",\"host\":\"%s\",\"bus\":\"rp0\",\"dma-service\":\"ds0\"}}", opt.bdf);
-	qmp("%s", cmd);
-	vmpin_check(b, 16 * MiB, "restart, device_add");
-	l2("reopen"); /* L2 finds the new edu, maps its BAR again */
+	/* Reconnected, boot RAM and the plugged memory are mapped again in the
+	 * new session, but the blocked device is not in it: still no DMA. */
+	count.dma_blocked += l2("dma_blocked boot");
+	/*
+	 * Not done here: device_del + device_add of edu0 to bring its DMA
+	 * back.  Measured: QEMU 10.0.2 in L1 (TCG) never finalizes a
+	 * device_del'ed vfio-pci device, with this backend and with stock
+	 * iommufd= alike (no DEVICE_DELETED in 180 s; the cdev stays open),
+	 * so the re-add fails at bind (tests/nested/README.md).
+	 */
 	return 16 * MiB;
 }
 
@@ -732,13 +734,8 @@ static void run(void)
 	phase("replug", &t);
 
 	if (opt.backend == BE_DMA_SERVICE) {
-		dma_service_kill_restart(b);
-		count.dma_ok += l2("dma_ok boot");
+		dma_service_kill_restart();
 		phase("kill and restart", &t);
-		qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
-		sleep(2);
-		vmpin_check(0, 0, "teardown, device_del");
-		qmp("{\"execute\":\"object-del\",\"arguments\":{\"id\":\"ds0\"}}");
 	}
 
 	qmp_ex("{\"execute\":\"quit\"}", true);
@@ -748,6 +745,7 @@ static void run(void)
 		fail("quit: QEMU exit %d, want 0", rc);
 	say("quit: QEMU exited 0");
 	if (opt.backend == BE_DMA_SERVICE) {
+		vmpin_check(0, 0, "quit (QEMU's session is gone)");
 		kill(svc_pid, SIGTERM);
 		rc = reap(svc_pid, 30);
 		svc_pid = -1;

@@ -11,7 +11,7 @@
 #
 # Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
-#   (iommufd, the default, or dma-service), DMASVC_VM_TIMEOUT (L1 time
+#   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
 #   limit, default 1200 s), DMASVC_VM_LOG (console log; default under the
 #   build directory).
 set -euo pipefail
@@ -22,7 +22,7 @@ nested_l1=${1:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
 l2_edu=${2:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
 dmasvc_static=${3:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
 build_qemu=${BUILD_QEMU:-$here/../../clients/qemu-shim/build-qemu.sh}
-backend=${DMASVC_NESTED_BACKEND:-iommufd}
+backend=${DMASVC_NESTED_BACKEND:-dma-service}
 work=${MESON_BUILD_ROOT:-$PWD}/nested-work
 mkdir -p "$work"
 
