@@ -624,7 +624,7 @@ static void dma_service_boot_checks(void)
 static uint64_t dma_service_kill_restart(void)
 {
 	uint64_t size;
-	double t = now();
+	double t;
 
 	/*
 	 * Mid-plug, deterministically: a plug of 96 MiB takes well under a

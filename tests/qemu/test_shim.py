@@ -181,9 +181,10 @@ class Service:
         """Bytes the kernel says the service pinned since it started."""
         return self.vmlck() - self.vmlck_base
 
-    def held(self):
-        """{(session_id, region_id): (bytes the backend holds, bytes missing)}
-        from AUDIT, which reads the backend's own area table."""
+    def audit(self):
+        """One AUDIT, which reads the backend's own area table: ({(session_id,
+        region_id): (bytes the backend holds, bytes missing)}, every extent
+        OK (exit 0), the output for a failure message)."""
         r = subprocess.run([self.ctl, "--socket", self.sock, "audit", "--json"],
                            capture_output=True, text=True, timeout=30)
         out = {}
@@ -192,7 +193,7 @@ class Service:
             out[(reg["session_id"], reg["region_id"])] = (
                 sum(x["length"] for x in ext if x["state"] in ("OK", "STRAY")),
                 sum(x["length"] for x in ext if x["state"] == "MISSING"))
-        return out
+        return out, r.returncode == 0, r.stdout + r.stderr
 
     def query(self, what):
         r = subprocess.run([self.ctl, "--socket", self.sock, what, "--json"],
@@ -200,11 +201,6 @@ class Service:
         if r.returncode not in (0, 1):
             return None
         return json.loads(r.stdout)
-
-    def audit_ok(self):
-        r = subprocess.run([self.ctl, "--socket", self.sock, "audit"],
-                           capture_output=True, text=True, timeout=30)
-        return r.returncode == 0, r.stdout + r.stderr
 
     def session_of(self, pid):
         st = self.query("status")
@@ -267,7 +263,7 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
     check(len(vm) == 1 and vm[0]["size"] == VMEM and vm[0]["granule"] == BLOCK,
           f"{what}: one virtio-mem region of 1 GiB at 0x{vmem_base:x}, granule 2 MiB")
     v = vm[0]
-    held = svc.held()
+    held, audit_ok, audit_out = svc.audit()
     vm_held, vm_missing = held[(v["session_id"], v["region_id"])]
     check(v["populated_bytes"] == plugged,
           f"{what}: virtio-mem populated (service) {v['populated_bytes'] // MiB} MiB =="
@@ -292,8 +288,8 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
     check(pinned == RAM + plugged,
           f"{what}: the kernel's VmLck of the service grew by {pinned // MiB} MiB =="
           f" boot RAM + plugged {(RAM + plugged) // MiB} MiB")
-    ok, out = svc.audit_ok()
-    check(ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents" + ("" if ok else ":\n" + out))
+    check(audit_ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents"
+          + ("" if audit_ok else ":\n" + audit_out))
 
 
 def ds_state(qmp):
