@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ctl_job.c - a long control request as a job on the session's executor
- * (see ctl_job_priv.h): the run, and the finish that replies.
+ * (see ctl_job_priv.h): the run, and the finish that applies its result
+ * and replies.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ctl_job_priv.h"
-#include "dispatch_priv.h"
 #include "executor_priv.h"
+#include "reply_priv.h"
 
 /* On the executor: the long part of the request (session_priv.h, threading). */
 static void ctl_job_run(struct dsvc *d, struct dsvc_session *s, void *arg)
@@ -30,27 +32,65 @@ static void ctl_job_run(struct dsvc *d, struct dsvc_session *s, void *arg)
 	}
 }
 
+/*
+ * On the loop, after @j ran: apply its result (the loop half of its
+ * command), and encode its reply into @buf.  Sets *@disconnect for BYE.
+ * Returns the reply length.
+ */
+static ssize_t ctl_job_apply(struct dsvc *d, struct dsvc_session *s, struct ctl_job *j,
+			     void *buf, bool *disconnect)
+{
+	union reply_body body;
+	size_t body_len = 0;
+	char err[DMASVC_TEXT_MAX] = "";
+	uint32_t id;
+	int ret = 0;
+
+	memset(&body, 0, sizeof(body));
+	switch (j->req.cmd) {
+	case DMASVC_CMD_REGION_REMOVE:
+		session_region_forget(s, j->region);
+		break;
+	case DMASVC_CMD_DEVICE_ATTACH:
+		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, &id, err, sizeof(err));
+		if (!ret) {
+			body.device.dev_id = id;
+			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
+			body_len = sizeof(body.device);
+		}
+		break;
+	case DMASVC_CMD_BYE:
+		session_usage_snapshot(s);
+		*disconnect = true;
+		break;
+	default:
+		break;
+	}
+	return reply_encode(d, s, &j->req, ret, err, &body, body_len, buf);
+}
+
 /* On the loop: apply, reply (unless the session is closing), free the job. */
 static void ctl_job_finish(struct dsvc *d, struct dsvc_session *s, void *arg)
 {
 	unsigned char out[DMASVC_MSG_MAX];
 	struct ctl_job *j = arg;
-	struct dispatch_out dout;
+	const char *why = NULL;
+	bool bye = false;
 	ssize_t rlen;
 
 	s->ctr.unmap_calls += s->job_unmap_calls;
 	s->job_unmap_calls = 0;
-	rlen = dispatch_finish(d, s, j, out, &dout);
+	rlen = ctl_job_apply(d, s, j, out, &bye);
+	if (bye)
+		why = "bye";
 	if (!s->closing) {
-		int ret = dispatch_send(s->fd, out, (size_t)rlen, NULL, 0);
+		int ret = reply_send(s->fd, out, (size_t)rlen, NULL, 0);
 
-		if (ret) {
-			dout.disconnect = true;
-			dout.why = dispatch_send_failure(ret);
-		}
+		if (ret)
+			why = reply_send_failure(ret);
 	}
-	if (dout.disconnect && !s->close_why)
-		s->close_why = dout.why ? dout.why : "closed";
+	if (why && !s->close_why)
+		s->close_why = why;
 	if (j->req.fd >= 0)
 		close(j->req.fd); /* the backend dup()ed what it keeps */
 	free(j);

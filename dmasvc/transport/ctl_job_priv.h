@@ -11,7 +11,7 @@
  * does the long part on the executor while the session is busy, so no other
  * control request, burst or close of the session runs meanwhile (other
  * sessions are served); its finish, back on the loop, applies the result
- * (dispatch_finish(), dispatch.c), sends the reply and frees the job.
+ * and sends the reply (reply_priv.h) and frees the job.
  *
  * Ownership: the job is allocated by dispatch.c and owned by the session's
  * executor hand-over (s->job_arg) from ctl_job_start() until its finish,

@@ -11,47 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dmasvc/proto_fd.h"
-
 #include "ctl_job_priv.h"
 #include "dispatch_priv.h"
 #include "query_priv.h"
+#include "reply_priv.h"
 #include "ring_service_priv.h"
-
-/* The body of any reply. */
-union reply_body {
-	struct dmasvc_hello_reply hello;
-	struct dmasvc_memory_add_reply memory;
-	struct dmasvc_region_add_reply region;
-	struct dmasvc_ring_setup_reply ring;
-	struct dmasvc_device_attach_reply device;
-	struct {
-		struct dmasvc_query_reply rep;
-		unsigned char records[QUERY_RECORD_BYTES];
-	} q;
-};
-
-int dispatch_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	ssize_t n = proto_send(fd, &iov, 1, fds, nfds, MSG_DONTWAIT);
-
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EPROTO;
-}
-
-const char *dispatch_send_failure(int ret)
-{
-	return ret == -EAGAIN ? "reply not sent: the peer does not read its replies"
-			      : "reply not sent: socket error";
-}
-
-ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf)
-{
-	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->hdr_ok ? req->cmd : 0,
-				req->hdr_ok ? req->msg_id : 0, res, NULL, 0, text);
-}
 
 static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
 		    struct dmasvc_hello_reply *rep, char *err, size_t errlen, bool *disconnect)
@@ -87,52 +51,6 @@ static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_
 	return 0;
 }
 
-/* The reply text of a successful request: what was done, with its numbers. */
-static void success_text(const struct dsvc_session *s, const struct ctl_request *req,
-			 const void *body, char *out, size_t len)
-{
-	const struct dmasvc_region_add *ra = &req->u.region_add;
-	uint32_t id;
-
-	memcpy(&id, body, sizeof(id)); /* every reply struct with an id starts with it */
-	switch (req->cmd) {
-	case DMASVC_CMD_HELLO:
-		snprintf(out, len, "session %u, protocol %d.%u", s->id, DMASVC_PROTO_MAJOR, s->minor);
-		break;
-	case DMASVC_CMD_MEMORY_ADD:
-		snprintf(out, len, "memory %u: 0x%llx bytes mapped%s", id,
-			 (unsigned long long)req->u.memory_add.size,
-			 (req->u.memory_add.flags & DMASVC_MEMORY_READONLY) ? " read-only" : "");
-		break;
-	case DMASVC_CMD_REGION_ADD:
-		snprintf(out, len, "region %u: iova 0x%llx size 0x%llx, %llu granules of 0x%llx", id,
-			 (unsigned long long)ra->iova, (unsigned long long)ra->size,
-			 (unsigned long long)(ra->size / ra->granule), (unsigned long long)ra->granule);
-		break;
-	case DMASVC_CMD_RING_SETUP:
-		snprintf(out, len, "ring %u: %u SQ / %u CQ entries", id, req->u.ring_setup.sq_entries,
-			 req->u.ring_setup.cq_entries);
-		break;
-	case DMASVC_CMD_DEVICE_ATTACH:
-		snprintf(out, len, "device %u attached", id);
-		break;
-	case DMASVC_CMD_MEMORY_REMOVE:
-	case DMASVC_CMD_REGION_REMOVE:
-	case DMASVC_CMD_DEVICE_DETACH:
-		snprintf(out, len, "%u removed", req->u.memory_remove.mem_id); /* all three: id first */
-		break;
-	case DMASVC_CMD_BYE:
-		snprintf(out, len, "all mappings removed; goodbye");
-		break;
-	default:
-		out[0] = '\0';
-		break;
-	}
-}
-
-static ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_request *req,
-			    int ret, char *err, const union reply_body *body, size_t body_len,
-			    void *buf);
 
 /*
  * Make @req (checked) a job for @s's executor, with @r or @slot as its
@@ -278,57 +196,3 @@ reply:
 	return reply_encode(d, s, req, ret, err, &body, body_len, buf);
 }
 
-ssize_t dispatch_finish(struct dsvc *d, struct dsvc_session *s, struct ctl_job *j, void *buf,
-			struct dispatch_out *out)
-{
-	union reply_body body;
-	size_t body_len = 0;
-	char err[DMASVC_TEXT_MAX] = "";
-	uint32_t id;
-	int ret = 0;
-
-	memset(out, 0, sizeof(*out));
-	memset(&body, 0, sizeof(body));
-	switch (j->req.cmd) {
-	case DMASVC_CMD_REGION_REMOVE:
-		session_region_forget(s, j->region);
-		break;
-	case DMASVC_CMD_DEVICE_ATTACH:
-		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, &id, err, sizeof(err));
-		if (!ret) {
-			body.device.dev_id = id;
-			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
-			body_len = sizeof(body.device);
-		}
-		break;
-	case DMASVC_CMD_BYE:
-		session_usage_snapshot(s);
-		out->disconnect = true;
-		out->why = "bye";
-		break;
-	default:
-		break;
-	}
-	return reply_encode(d, s, &j->req, ret, err, &body, body_len, buf);
-}
-
-/*
- * Encode the reply to @req with result @ret (reason @err) and @body, and
- * log it: the one place control errors are reported.  Returns its length.
- */
-static ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_request *req,
-			    int ret, char *err, const union reply_body *body, size_t body_len,
-			    void *buf)
-{
-	if (ret) {
-		char full[DMASVC_TEXT_MAX];
-
-		snprintf(full, sizeof(full), "%s: %s", ctl_cmd_name(req->cmd), err);
-		dlog(d->log, session_log_level(s, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN),
-		     s->id, "%s: %s", full, strerror(-ret));
-		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
-	}
-	success_text(s, req, body, err, DMASVC_TEXT_MAX);
-	dlog(d->log, DLOG_DEBUG, s->id, "%s: %s", ctl_cmd_name(req->cmd), err);
-	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, body, body_len, err);
-}

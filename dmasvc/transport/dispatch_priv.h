@@ -23,8 +23,6 @@ struct dispatch_out {
 	bool deferred;       /* the request became a job (ctl_job_priv.h): no reply now */
 };
 
-struct ctl_job;
-
 /*
  * dispatch_request: carry out @req for session @s and encode the reply into
  * @buf (DMASVC_MSG_MAX bytes).  Consumes req->fd.  Every request gets a
@@ -36,29 +34,5 @@ struct ctl_job;
  */
 ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_request *req,
 			 void *buf, struct dispatch_out *out);
-
-/*
- * dispatch_finish: on the loop, after job @j of @s ran: apply its result
- * (the loop half of its command) and encode its reply into @buf, logged
- * like any other.  Fills *@out (BYE: disconnect).  Returns the reply length.
- */
-ssize_t dispatch_finish(struct dsvc *d, struct dsvc_session *s, struct ctl_job *j, void *buf,
-			struct dispatch_out *out);
-
-/*
- * dispatch_send: send one reply of @len bytes from @buf with @nfds fds
- * without blocking.  Returns 0 or -errno (-EAGAIN: the peer reads no
- * replies; -EPROTO: a short send).
- */
-int dispatch_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds);
-
-/* dispatch_send_failure: the disconnect reason for dispatch_send()'s error @ret. */
-const char *dispatch_send_failure(int ret);
-
-/*
- * dispatch_error: encode a reply for a request that failed to decode
- * (@res < 0, reason @text).  Returns the reply length.
- */
-ssize_t dispatch_error(const struct ctl_request *req, int res, const char *text, void *buf);
 
 #endif /* DMASVC_DISPATCH_PRIV_H */

@@ -41,11 +41,11 @@
 
 #include "dmasvc/proto_fd.h"
 
-#include "ctl_job_priv.h"
 #include "executor_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
 #include "query_priv.h"
+#include "reply_priv.h"
 #include "ring_service_priv.h"
 #include "server_priv.h"
 
@@ -230,7 +230,7 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		}
 		ret = ctl_decode(in, (size_t)n, msg_flags, fds, nfds, &req, err, sizeof(err));
 		if (ret) {
-			rlen = dispatch_error(&req, ret, err, out);
+			rlen = reply_error(&req, ret, err, out);
 			dlog(d->log, req.fatal ? session_log_level(s, DLOG_WARN) : DLOG_DEBUG, s->id,
 			     "bad %s request: %s",
 			     req.hdr_ok ? ctl_cmd_name(req.cmd) : "?", err);
@@ -240,10 +240,10 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 			rlen = dispatch_request(d, s, &req, out, &dout);
 		}
 		if (rlen > 0) {
-			ret = dispatch_send(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
+			ret = reply_send(s->fd, out, (size_t)rlen, dout.fds, dout.nfds);
 			if (ret) {
 				dout.disconnect = true;
-				dout.why = dispatch_send_failure(ret);
+				dout.why = reply_send_failure(ret);
 			}
 		}
 		if (dout.close_fds_after && dout.nfds)

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "dispatch_priv.h"
+#include "reply_priv.h"
 #include "ring_service_priv.h"
 #include "fuzz_session.h"
 
@@ -217,7 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		count_objects(s, before);
 		ret = ctl_decode(pkt, h.size, 0, fds, nfds, &req, err, sizeof(err));
 		if (ret) {
-			rlen = dispatch_error(&req, ret, err, out);
+			rlen = reply_error(&req, ret, err, out);
 			FZ_CHECK(check_reply(out, rlen, h.cmd, h.msg_id) == ret, "decode error reply");
 			FZ_CHECK(!req.fatal, "a well-framed packet is never fatal");
 			continue;
