@@ -82,7 +82,15 @@ rm -rf "$obj"
 mkdir -p "$obj"
 log "configuring in $obj (tinyconfig + $(basename "$fragment")${extras[*]:+ + ${extras[*]##*/}})"
 make -s -C "$src" O="$obj" tinyconfig >/dev/null
-"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment" "${extras[@]}" >/dev/null
+# merge_config.sh splits its file arguments on spaces: give it copies under
+# $obj (the cache, no spaces), so a checkout path with a space works.
+merge=("$obj/fragment-0.config")
+cp "$fragment" "${merge[0]}"
+for i in "${!extras[@]}"; do
+	merge+=("$obj/fragment-$((i + 1)).config")
+	cp "${extras[$i]}" "${merge[-1]}"
+done
+"$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${merge[@]}" >/dev/null
 make -s -C "$src" O="$obj" olddefconfig >/dev/null
 
 # Every option the fragments ask for must have survived olddefconfig.
