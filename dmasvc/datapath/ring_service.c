@@ -200,6 +200,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 		rg->nr_backlog = b->n - (unsigned int)posted;
 	}
 	lat = dsvc_now_ns() - b->t0;
+	lat_total_record(&d->lat_total, lat, b->n);
 	for (unsigned int i = 0; i < b->n; i++) {
 		lat_record(&s->lat, lat);
 		lat_record(&d->lat, lat);

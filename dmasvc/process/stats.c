@@ -69,6 +69,25 @@ uint64_t hist_percentile(const struct hist *h, double pct)
 	return hist_bucket_max(HIST_BUCKETS - 1);
 }
 
+void hist_fold_log2(const struct hist *h, uint64_t *out, unsigned int n)
+{
+	memset(out, 0, n * sizeof(*out));
+	for (unsigned int i = 0; i < HIST_BUCKETS; i++) {
+		/* every value of bucket i has the bit length of its upper bound */
+		uint64_t max = hist_bucket_max(i);
+		unsigned int bits = max ? 64u - (unsigned int)__builtin_clzll(max) : 0;
+
+		out[bits < n ? bits : n - 1] += h->bucket[i];
+	}
+}
+
+void lat_total_record(struct lat_total *t, uint64_t ns, uint64_t n)
+{
+	t->h.bucket[hist_bucket(ns)] += n;
+	t->h.count += n;
+	t->sum_ns += ns * n;
+}
+
 void lat_record(struct lat_window *w, uint64_t ns)
 {
 	hist_record(&w->cur, ns);

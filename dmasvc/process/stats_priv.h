@@ -39,6 +39,15 @@ struct lat_window {
 	struct hist prev;
 };
 
+/*
+ * Since-start latency: every value recorded, never rolled (the service's
+ * Prometheus histogram); the sum in ns wraps after 584 years.
+ */
+struct lat_total {
+	struct hist h;
+	uint64_t sum_ns;
+};
+
 /* Event and backend-call counters of one session (and summed service-wide). */
 struct dsvc_counters {
 	uint64_t events;        /* SQEs completed (any result) */
@@ -64,6 +73,17 @@ void hist_add(struct hist *dst, const struct hist *src);
  * percentile (0 < pct <= 100) of @h.  Returns 0 when @h is empty.
  */
 uint64_t hist_percentile(const struct hist *h, double pct);
+
+/*
+ * hist_fold_log2: @out[k] (0 <= k < @n) = the values of @h whose bit length
+ * is k, the last entry also every longer one (the layout of
+ * dmasvc_stat_service.latency_log2).  Exact: a power of two starts a
+ * bucket.  Needs @n >= 2.
+ */
+void hist_fold_log2(const struct hist *h, uint64_t *out, unsigned int n);
+
+/* lat_total_record: count @n values of @ns each. */
+void lat_total_record(struct lat_total *t, uint64_t ns, uint64_t n);
 
 /* lat_record / lat_roll / lat_percentile: the two-histogram window above. */
 void lat_record(struct lat_window *w, uint64_t ns);

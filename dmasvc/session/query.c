@@ -124,6 +124,9 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 	st->vmlck_bytes = strcmp(d->ops->name, "soft") == 0 ? read_vm_kb("VmLck") : read_vm_kb("VmPin");
 	st->latency_p50_ns = lat_percentile(&d->lat, 50);
 	st->latency_p99_ns = lat_percentile(&d->lat, 99);
+	st->latency_count = d->lat_total.h.count;
+	st->latency_sum_ns = d->lat_total.sum_ns;
+	hist_fold_log2(&d->lat_total.h, st->latency_log2, DMASVC_LATENCY_LOG2);
 }
 
 /* STATUS for a non-admin peer: service facts plus its own counters only. */

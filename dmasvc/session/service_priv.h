@@ -41,6 +41,7 @@ struct dsvc {
 	struct dsvc_session *sessions[DSVC_MAX_SESSIONS];
 	struct dsvc_counters gone;   /* counters of sessions already freed */
 	struct lat_window lat;       /* all sessions */
+	struct lat_total lat_total;  /* all sessions, since start (STATUS) */
 	bool stopping;
 	struct executor_queue *bx;         /* finished async bursts; NULL: every burst runs inline */
 	uint64_t async_bytes;        /* bursts naming at least this many bytes (or

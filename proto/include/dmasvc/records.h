@@ -54,6 +54,19 @@ struct dmasvc_stat_service {
 	uint64_t latency_p99_ns;
 	uint64_t areas;           /* areas mapped now, all spaces */
 	uint64_t max_areas;       /* sum of budgets (UINT64_MAX = unlimited) */
+	/*
+	 * Appended in 0.2: the same latency since the service started, every
+	 * event of every session (freed ones too), never reset; zero for a
+	 * peer that is not an admin.  latency_log2[k] counts events whose
+	 * latency v (whole ns) has bit length k: [0] v = 0, [k] 2^(k-1) <= v
+	 * < 2^k for 1 <= k < DMASVC_LATENCY_LOG2 - 1, and the last entry
+	 * every v >= 2^(DMASVC_LATENCY_LOG2 - 2).  Not cumulative; the
+	 * entries sum to latency_count.
+	 */
+	uint64_t latency_count;   /* events timed since start */
+	uint64_t latency_sum_ns;  /* their latencies summed */
+#define DMASVC_LATENCY_LOG2 40
+	uint64_t latency_log2[DMASVC_LATENCY_LOG2];
 };
 
 struct dmasvc_stat_session {

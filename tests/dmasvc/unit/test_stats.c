@@ -8,6 +8,8 @@
 
 #include "stats_priv.h"
 
+#define DMASVC_TEST_LOG2 40 /* dmasvc_stat_service.latency_log2 */
+
 Test(stats, buckets_cover_and_bound)
 {
 	unsigned int prev = 0;
@@ -75,4 +77,35 @@ Test(stats, counters)
 	cr_expect_eq(a.events_failed, 22);
 	cr_expect_eq(a.map_calls, 33);
 	cr_expect_eq(a.unmap_calls, 44);
+}
+
+/* The since-start histogram folded to powers of two (STATUS latency_log2):
+ * each value lands in the entry of its bit length, the last entry takes
+ * everything longer, nothing is lost, and the sum is exact. */
+Test(stats, total_folds_to_log2_exactly)
+{
+	static const uint64_t vals[] = { 0, 1, 2, 3, 15, 16, 17, 1023, 1024, 1025, 45000,
+					 16777215, 16777216, (1ull << 38) - 1, 1ull << 38, UINT64_MAX / 2 };
+	static struct lat_total t;
+	uint64_t out[DMASVC_TEST_LOG2], want[DMASVC_TEST_LOG2] = { 0 }, sum = 0, total = 0;
+
+	memset(&t, 0, sizeof(t));
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		uint64_t v = vals[i];
+		unsigned int bits = v ? 64u - (unsigned int)__builtin_clzll(v) : 0;
+
+		lat_total_record(&t, v, i + 1);
+		want[bits < DMASVC_TEST_LOG2 ? bits : DMASVC_TEST_LOG2 - 1] += i + 1;
+		sum += v * (i + 1);
+	}
+	hist_fold_log2(&t.h, out, DMASVC_TEST_LOG2);
+	for (unsigned int k = 0; k < DMASVC_TEST_LOG2; k++) {
+		cr_expect_eq(out[k], want[k], "entry %u: %llu, want %llu", k, (unsigned long long)out[k],
+			     (unsigned long long)want[k]);
+		total += out[k];
+	}
+	cr_expect_eq(total, t.h.count);
+	cr_expect_eq(t.sum_ns, sum);
+	cr_expect_eq(out[11], 9 + 10, "1024 (x9) and 1025 (x10) have 11 bits");
+	cr_expect_eq(out[10], 8, "1023 (x8) has 10");
 }
