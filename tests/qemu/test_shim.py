@@ -202,6 +202,11 @@ class Service:
             return None
         return json.loads(r.stdout)
 
+    def regions(self):
+        """dmasvcctl regions --json's list of regions (None on failure)."""
+        q = self.query("regions")
+        return None if q is None else q["regions"]
+
     def session_of(self, pid):
         st = self.query("status")
         for s in st["sessions"]:
@@ -249,7 +254,7 @@ def regions_of(svc, pid):
     sess = svc.session_of(pid)
     if not sess:
         return None
-    return [r for r in svc.query("regions") if r["session_id"] == sess["session_id"]]
+    return [r for r in svc.regions() if r["session_id"] == sess["session_id"]]
 
 
 def expect_state(svc, qemu_pid, vmem_base, plugged, what):
@@ -493,7 +498,7 @@ def run(env, tmp):
         pid = proc.pid
         qmp.cmd("object-del", id="ds0")
         wait_for("the session to go after object-del", lambda: svc.session_of(pid) is None, 30)
-        check(svc.pinned() == 0 and svc.query("regions") == [],
+        check(svc.pinned() == 0 and svc.regions() == [],
               f"object-del: session gone, VmLck back to its start ({svc.pinned()} bytes more),"
               " no regions")
         # object-add the way a manager does it: it connects, QEMU gets the fd.
@@ -542,7 +547,7 @@ def run(env, tmp):
         wait_for("the session to go", lambda: svc.session_of(pid) is None, 30)
         st = svc.query("status")
         check(svc.pinned() == 0 and st["service"]["areas"] == 0
-              and svc.query("regions") == [],
+              and svc.regions() == [],
               f"quit: VmLck back to its start ({svc.pinned()} bytes more), no areas,"
               " no regions left")
         check(svc.stop() == 0, "dmasvc exits 0 on SIGTERM")

@@ -358,10 +358,15 @@ Test(process, dmasvcctl_views)
 		cr_expect_eq(run(0, argv, &out), 0, "%s", out);
 		cr_expect(strstr(out, "# TYPE dmasvc_events_total counter\ndmasvc_events_total 2\n"), "%s", out);
 		cr_expect(strstr(out, "dmasvc_backend_calls_total{op=\"map\"} 3\n"), "%s", out);
-		snprintf(want, sizeof(want), "state=\"pinned\"} %llu\n", 6 * MB);
-		cr_expect(strstr(out, want), "%s", out);
-		cr_expect(strstr(out, "dmasvc_event_latency_seconds{quantile=\"0.99\"}"), "%s", out);
-		cr_expect(strstr(out, "dmasvc_space_budget_left_areas{session="), "%s", out);
+		const char *line;
+
+		snprintf(want, sizeof(want), "dmasvc_region_pinned_bytes{session=\"%u\",region=\"",
+			 dmasvc_session_id(c));
+		line = strstr(out, want);
+		cr_expect(line && strchr(line, '\n') && !strncmp(strchr(line, '}'), "} 6291456\n", 10),
+			  "%s", out);
+		cr_expect(strstr(out, "dmasvc_event_latency_seconds_count 2\n"), "%s", out);
+		cr_expect(strstr(out, "dmasvc_session_areas{session="), "%s", out);
 		cr_expect(strstr(out, "dmasvc_sessions 1\n"), "%s", out);
 	}
 	{
