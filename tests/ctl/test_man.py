@@ -5,7 +5,10 @@ every long option of `dmasvc --help` is described in dmasvc(8) and is a key
 in dmasvc.conf(5) (but --config, --help, --version), and every long option
 of `dmasvcctl --help` is in dmasvcctl(8).
 
-Usage: test_man.py DMASVC DMASVCCTL MANDIR
+Both binaries also answer --version with their name and the project's
+version.
+
+Usage: test_man.py DMASVC DMASVCCTL MANDIR VERSION
 """
 import os
 import re
@@ -28,8 +31,13 @@ def long_options(binary):
 
 
 def main():
-    dmasvc, ctl, mandir = sys.argv[1:4]
+    dmasvc, ctl, mandir, version = sys.argv[1:5]
     errs = []
+    for b in (dmasvc, ctl):
+        r = subprocess.run([b, "--version"], capture_output=True, text=True, timeout=30)
+        want = f"{os.path.basename(b)} {version} "
+        if r.returncode != 0 or not r.stdout.startswith(want):
+            errs.append(f"{b} --version: rc {r.returncode}, {r.stdout!r}, want {want!r}...")
     text = {}
     for p in PAGES:
         path = os.path.join(mandir, p)
@@ -62,7 +70,7 @@ def main():
             errs.append(f"dmasvcctl --help has --{opt}, dmasvcctl(8) does not describe it")
     if errs:
         sys.exit("FAIL:\n" + "\n".join(errs))
-    print(f"{len(PAGES)} pages render without warnings; every long option is documented")
+    print(f"--version answers; {len(PAGES)} pages render without warnings; every long option is documented")
     return 0
 
 
