@@ -78,6 +78,7 @@ unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const s
 {
 	uint64_t cap = s->cap[OPT_CAP_POPULATED], pop, upper;
 	unsigned int nref = 0;
+	char why[DMASVC_TEXT_MAX];
 
 	for (size_t i = 0; i < nev; i++)
 		refused[i] = false;
@@ -107,13 +108,10 @@ unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const s
 		}
 		refused[i] = true;
 		nref++;
+		session_cap_refuse(s, OPT_CAP_POPULATED, -EDQUOT, add, pop, why, sizeof(why));
 		dlog(d->log, session_log_level(s, DLOG_WARN), s->id,
-		     "populate of region %u granules %llu..%llu refused: cap %s%s exceeded: requested %llu"
-		     " bytes, in use %llu, cap %llu",
-		     region_ids[i], (unsigned long long)e->first,
-		     (unsigned long long)(e->first + e->count - 1), opt_cap_info(OPT_CAP_POPULATED)->name,
-		     (s->cap_uid & (1u << OPT_CAP_POPULATED)) ? " (--uid-caps)" : "",
-		     (unsigned long long)add, (unsigned long long)pop, (unsigned long long)cap);
+		     "populate of region %u granules %llu..%llu refused: %s", region_ids[i],
+		     (unsigned long long)e->first, (unsigned long long)(e->first + e->count - 1), why);
 	}
 	return nref;
 }
