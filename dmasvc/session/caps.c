@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * caps.c - a session's caps: the refusal text every cap shares, and the
- * populated-bytes cap applied to a burst before it is planned (see
- * session_priv.h, "Caps", and options_priv.h for the caps themselves).
+ * caps.c - the populated-bytes cap, applied to a burst's events before it
+ * is planned (see session_priv.h, "Caps", and options_priv.h for the caps
+ * themselves; the other caps are checked by the operations they bound, in
+ * session.c, which also words every refusal: session_cap_refuse).
  *
  * Vocabulary: "populated" is what a session has mapped, in bytes, summed
  * over its regions (gran_region_mapped_bytes); "end" is exclusive.  A
@@ -11,26 +12,10 @@
  * admitted.
  */
 #include <errno.h>
-#include <stdio.h>
 
 #include "dmasvc/plan.h"
 #include "log_priv.h"
 #include "session_priv.h"
-
-int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, uint64_t requested,
-		       uint64_t in_use, char *err, size_t errlen)
-{
-	const struct opt_cap_info *ci = opt_cap_info(c);
-	char src[64];
-
-	if (s->cap_uid & (1u << c))
-		snprintf(src, sizeof(src), "--uid-caps for uid %u", (unsigned int)s->cred.uid);
-	else
-		snprintf(src, sizeof(src), "--%s", ci->name);
-	return dlog_errf(ret, err, errlen, "cap %s (%s) exceeded: requested %llu %s, in use %llu, cap %llu",
-			 ci->name, src, (unsigned long long)requested, ci->what,
-			 (unsigned long long)in_use, (unsigned long long)s->cap[c]);
-}
 
 /* gran_region_for_each_run callback: add a run's granules to *@arg. */
 static int add_run(void *arg, struct gran_region *r, uint64_t first, uint64_t count)

@@ -492,6 +492,21 @@ err_fds:
 	return dlog_errf(ret, err, errlen, "mapping the new ring failed");
 }
 
+int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, uint64_t requested,
+		       uint64_t in_use, char *err, size_t errlen)
+{
+	const struct opt_cap_info *ci = opt_cap_info(c);
+	char src[64];
+
+	if (s->cap_uid & (1u << c))
+		snprintf(src, sizeof(src), "--uid-caps for uid %u", (unsigned int)s->cred.uid);
+	else
+		snprintf(src, sizeof(src), "--%s", ci->name);
+	return dlog_errf(ret, err, errlen, "cap %s (%s) exceeded: requested %llu %s, in use %llu, cap %llu",
+			 ci->name, src, (unsigned long long)requested, ci->what,
+			 (unsigned long long)in_use, (unsigned long long)s->cap[c]);
+}
+
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)
 {
 	if (want > DLOG_WARN)
