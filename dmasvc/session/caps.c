@@ -87,7 +87,7 @@ unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const s
 			pop -= have * g <= pop ? have * g : pop;
 			continue;
 		}
-		if (add <= cap && pop <= cap - add) {
+		if (add == 0 || (add <= cap && pop <= cap - add)) { /* re-populating is free */
 			pop += add;
 			continue;
 		}
