@@ -30,6 +30,7 @@ enum {
 	OPT_MAX_POPULATED,
 	OPT_MAX_REGIONS_,
 	OPT_MAX_INFLIGHT_,
+	OPT_MAX_SESSIONS_,
 	OPT_UID_CAPS,
 	OPT_ALLOW_UID,
 	OPT_LOG_LEVEL,
@@ -51,6 +52,7 @@ static const struct option long_opts[] = {
 	{ "max-populated-mib", required_argument, NULL, OPT_MAX_POPULATED },
 	{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS_ },
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT_ },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS_ },
 	{ "uid-caps", required_argument, NULL, OPT_UID_CAPS },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
@@ -108,8 +110,10 @@ void opt_usage(FILE *out)
 		"  --max-regions N       regions per session, 1..%u (default %u; EMFILE)\n"
 		"  --max-inflight N      SQ entries per session over all its rings, 2..%u\n"
 		"                        (default %u; RING_SETUP beyond it: ENOSPC)\n"
+		"  --max-sessions N      sessions of one peer uid at once, 1..%u (default %u;\n"
+		"                        a connection beyond it is logged and closed)\n"
 		"  --uid-caps UID:NAME=N[,NAME=N...]  caps for the sessions of peer uid UID,\n"
-		"                        NAME one of the five options above without '--'\n"
+		"                        NAME one of the six options above without '--'\n"
 		"                        (e.g. 1000:max-populated-mib=8192,max-regions=64);\n"
 		"                        repeatable, up to %d uids; a session's caps are those\n"
 		"                        of its peer uid when it connects\n"
@@ -119,7 +123,7 @@ void opt_usage(FILE *out)
 		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
 		OPT_DEFAULT_REGISTERED_GIB, OPT_DEFAULT_POPULATED_MIB, OPT_IOMMUFD_DEFAULT_AREAS,
 		OPT_MAX_REGIONS, OPT_DEFAULT_REGIONS, OPT_MAX_INFLIGHT, OPT_DEFAULT_INFLIGHT,
-		OPT_MAX_UID_CAPS);
+		OPT_MAX_SESSIONS, OPT_DEFAULT_SESSIONS, OPT_MAX_UID_CAPS);
 }
 
 /* Parse all of @s as an unsigned number in [min, max] with @base. */
@@ -144,6 +148,7 @@ static const struct opt_cap_info cap_info[OPT_CAP_NR] = {
 	[OPT_CAP_MAPPINGS] = { "max-mappings", "areas", "areas", 0, 1, UINT64_MAX - 1 },
 	[OPT_CAP_REGIONS] = { "max-regions", "regions", "regions", 0, 1, OPT_MAX_REGIONS },
 	[OPT_CAP_INFLIGHT] = { "max-inflight", "SQ entries", "SQ entries", 0, 2, OPT_MAX_INFLIGHT },
+	[OPT_CAP_SESSIONS] = { "max-sessions", "sessions", "sessions", 0, 1, OPT_MAX_SESSIONS },
 };
 
 const struct opt_cap_info *opt_cap_info(enum opt_cap c)
@@ -179,6 +184,7 @@ static void set_default_cap(struct dsvc_options *o, enum opt_cap c, uint64_t v)
 	case OPT_CAP_MAPPINGS: o->max_mappings = v; break;
 	case OPT_CAP_REGIONS: o->max_regions = (uint32_t)v; break;
 	case OPT_CAP_INFLIGHT: o->max_inflight = (uint32_t)v; break;
+	case OPT_CAP_SESSIONS: o->max_sessions = (uint32_t)v; break;
 	case OPT_CAP_NR: break;
 	}
 }
@@ -232,7 +238,8 @@ static int parse_uid_caps(struct dsvc_options *o, const char *arg, char *err, si
 		if (!eq || c == OPT_CAP_NR) {
 			snprintf(err, errlen,
 				 "--uid-caps: '%s' is not NAME=N with NAME one of max-registered-gib,"
-				 " max-populated-mib, max-mappings, max-regions, max-inflight", item);
+				 " max-populated-mib, max-mappings, max-regions, max-inflight, max-sessions",
+				 item);
 			return -EINVAL;
 		}
 		snprintf(flag, sizeof(flag), "--uid-caps %llu:%s", (unsigned long long)uid, item);
@@ -260,6 +267,7 @@ static void set_defaults(struct dsvc_options *o)
 	o->max_populated = OPT_DEFAULT_POPULATED_MIB << 20;
 	o->max_regions = OPT_DEFAULT_REGIONS;
 	o->max_inflight = OPT_DEFAULT_INFLIGHT;
+	o->max_sessions = OPT_DEFAULT_SESSIONS;
 	o->stats_interval = 10;
 	o->log_level = DLOG_INFO;
 }
@@ -336,12 +344,14 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 		case OPT_MAX_REGISTERED:
 		case OPT_MAX_POPULATED:
 		case OPT_MAX_REGIONS_:
-		case OPT_MAX_INFLIGHT_: {
+		case OPT_MAX_INFLIGHT_:
+		case OPT_MAX_SESSIONS_: {
 			enum opt_cap cap = c == OPT_MAX_MAPPINGS	? OPT_CAP_MAPPINGS
 					   : c == OPT_MAX_REGISTERED ? OPT_CAP_REGISTERED
 					   : c == OPT_MAX_POPULATED  ? OPT_CAP_POPULATED
 					   : c == OPT_MAX_REGIONS_   ? OPT_CAP_REGIONS
-								     : OPT_CAP_INFLIGHT;
+					   : c == OPT_MAX_INFLIGHT_  ? OPT_CAP_INFLIGHT
+								     : OPT_CAP_SESSIONS;
 			char flag[32];
 
 			snprintf(flag, sizeof(flag), "--%s", cap_info[cap].name);
@@ -439,6 +449,7 @@ unsigned int opt_caps_for_uid(const struct dsvc_options *o, uid_t uid, uint64_t 
 	cap[OPT_CAP_MAPPINGS] = opt_default_max_areas(o);
 	cap[OPT_CAP_REGIONS] = o->max_regions;
 	cap[OPT_CAP_INFLIGHT] = o->max_inflight;
+	cap[OPT_CAP_SESSIONS] = o->max_sessions;
 	for (unsigned int i = 0; i < o->nr_uid_caps; i++) {
 		const struct opt_uid_caps *e = &o->uid_caps[i];
 

@@ -46,6 +46,9 @@ enum opt_backend {
  *   regions     regions registered
  *   inflight    SQ entries summed over the session's rings: SQEs it can
  *               have accepted and not completed
+ *   sessions    sessions of one peer uid at once (the only cap counted per
+ *               uid, not per session): no uid can take the whole session
+ *               table and lock the others out
  */
 #define OPT_DEFAULT_REGISTERED_GIB 4096ull              /* 4 TiB */
 #define OPT_DEFAULT_POPULATED_MIB (4096ull << 10)        /* 4 TiB */
@@ -54,6 +57,8 @@ enum opt_backend {
 #define OPT_MAX_REGIONS 4096u          /* the session's region table (id slot bits) */
 #define OPT_DEFAULT_INFLIGHT 16384u
 #define OPT_MAX_INFLIGHT (64u * 4096u) /* DMASVC_MAX_RINGS rings of the largest SQ */
+#define OPT_DEFAULT_SESSIONS 128u      /* half the service's table (DSVC_MAX_SESSIONS) */
+#define OPT_MAX_SESSIONS 256u          /* = DSVC_MAX_SESSIONS (service_priv.h) */
 #define OPT_MAX_UID_CAPS 32
 
 enum opt_cap {
@@ -62,6 +67,7 @@ enum opt_cap {
 	OPT_CAP_MAPPINGS,       /* --max-mappings */
 	OPT_CAP_REGIONS,        /* --max-regions */
 	OPT_CAP_INFLIGHT,       /* --max-inflight */
+	OPT_CAP_SESSIONS,       /* --max-sessions (per uid) */
 	OPT_CAP_NR
 };
 
@@ -104,6 +110,7 @@ struct dsvc_options {
 	uint64_t max_populated;      /* --max-populated-mib N, in bytes */
 	uint32_t max_regions;        /* --max-regions N */
 	uint32_t max_inflight;       /* --max-inflight N */
+	uint32_t max_sessions;       /* --max-sessions N, per peer uid */
 	/* --uid-caps UID:NAME=N[,NAME=N...] (repeatable; one entry per uid,
 	 * a repeated uid adds to or replaces its entry's caps) */
 	unsigned int nr_uid_caps;

@@ -72,6 +72,27 @@ struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
 	return s && !s->closing ? s : NULL;
 }
 
+/*
+ * Admission by the max-sessions cap of @s's peer uid (@s not yet in @d):
+ * its uid's sessions, closing ones included, must stay within it.  Returns
+ * 0, or -EUSERS after logging the refusal with the numbers.
+ */
+static int uid_sessions_check(struct dsvc *d, struct dsvc_session *s)
+{
+	char why[DMASVC_TEXT_MAX];
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < d->session_hi; i++)
+		if (d->sessions[i] && d->sessions[i]->cred.uid == s->cred.uid)
+			n++;
+	if (n < s->cap[OPT_CAP_SESSIONS])
+		return 0;
+	session_cap_refuse(s, OPT_CAP_SESSIONS, -EUSERS, 1, n, why, sizeof(why));
+	dlog(d->log, DLOG_WARN, 0, "peer pid %d uid %u: %s", (int)s->cred.pid, (unsigned)s->cred.uid,
+	     why);
+	return -EUSERS;
+}
+
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out)
 {
@@ -89,6 +110,9 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		return -ENOMEM;
 	s->cred = *cred;
 	s->cap_uid = opt_caps_for_uid(d->opt, cred->uid, s->cap);
+	ret = uid_sessions_check(d, s);
+	if (ret)
+		goto err_free;
 	ret = session_space_open(d, s);
 	if (ret)
 		goto err_free;

@@ -198,7 +198,9 @@ struct dsvc_session {
  * session_create: a new session for connected socket @fd (ownership moves
  * to the session) with peer credentials @cred.  Creates its space (with
  * d->lazy_space only its budget: session_space_get() creates the space).
- * Returns 0 and *@out (registered in @d), or -errno (fd left open).
+ * Returns 0 and *@out (registered in @d), or -errno (fd left open):
+ * -EMFILE when the table is full, -EUSERS when @cred's uid already has
+ * its max-sessions cap of sessions (logged with the numbers).
  */
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out);

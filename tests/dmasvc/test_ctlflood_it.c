@@ -22,9 +22,15 @@
  * second half of the flood adds at most RSS_TAIL.  At the end the
  * service's fds are back to B's, every reply the pipeline flooder got was
  * well formed, and B's state matches the backend.
+ *
+ * And a connection flood: a client as uid 65534 opens connections as fast
+ * as it can and holds them; the service keeps it to its max-sessions cap
+ * (128 by default) and closes the rest, so a VMM of another uid still
+ * connects and works (before the cap, the flooder took all 256 sessions).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,6 +390,104 @@ Test(ctlflood, control_floods_neither_stall_nor_grow_the_service)
 		usleep(10000);
 	cr_assert_eq(it_count_fds(svc.pid), fds, "the service's fds are back to B's");
 	cr_assert(it_svc_alive(&svc));
+	dmasvc_disconnect(b);
+	close(memfd);
+}
+
+#define CONN_TRIES 300
+
+/* The connection flooder (uid 65534): hold every session it gets; report
+ * held and refused on @out; exit when @in closes. */
+static int conn_flooder(int out, int in)
+{
+	int counts[2] = { 0, 0 };
+	char c;
+
+	if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+		return 10;
+	for (int i = 0; i < CONN_TRIES; i++) {
+		int fd = raw_session();
+
+		if (fd < 0) {
+			counts[1]++;
+			continue;
+		}
+		counts[0]++; /* fd stays open: the session is held until we exit */
+	}
+	if (write(out, counts, sizeof(counts)) != sizeof(counts))
+		return 11;
+	while (read(in, &c, 1) > 0)
+		;
+	return 0;
+}
+
+Test(ctlflood, one_uid_cannot_take_every_session)
+{
+	char me[16];
+	const char *extra[] = { "--socket-mode", "0666", "--allow-uid", me, "--allow-uid", "65534", NULL };
+	struct dmasvc_region_desc d = { .size = 16 * MiB, .iova = B_IOVA, .granule = 2 * MiB };
+	struct dmasvc_client *b, *c2;
+	int up[2], down[2], counts[2] = { -1, -1 }, status, memfd, mem, region;
+	int64_t rss0;
+	uint64_t t0, worst = 0;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("not root: no client as uid 65534");
+	snprintf(me, sizeof(me), "%u", (unsigned)getuid());
+	cr_assert_eq(it_svc_start(&svc, extra), 0, "dmasvc starts");
+	cr_assert_eq(chmod(svc.dir, 0711), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &b), 0);
+	memfd = it_memfd(16 * MiB, true);
+	mem = dmasvc_memory_add(b, memfd, 16 * MiB, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(b));
+	d.mem_id = (uint32_t)mem;
+	region = dmasvc_region_add(b, &d);
+	cr_assert_geq(region, 0, "%s", dmasvc_last_error(b));
+	rss0 = vmrss(svc.pid);
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(down), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(up[0]);
+		close(down[1]);
+		_exit(conn_flooder(up[1], down[0]));
+	}
+	close(up[1]);
+	close(down[0]);
+	/* B's blocking populates while the flood runs, until the flooder reports. */
+	t0 = now_ms();
+	for (unsigned n = 0;; n++) {
+		struct pollfd p = { .fd = up[0], .events = POLLIN };
+		uint64_t s = now_ms(), dt;
+
+		cr_assert_eq(dmasvc_populate(b, (uint32_t)region, (n % 8) * 2 * MiB, 2 * MiB), 0, "B: %s",
+			     dmasvc_last_error(b));
+		dt = now_ms() - s;
+		worst = dt > worst ? dt : worst;
+		if (poll(&p, 1, 5) > 0 || now_ms() - t0 > 30000)
+			break;
+	}
+	cr_assert_eq(read(up[0], counts, sizeof(counts)), (ssize_t)sizeof(counts), "the flooder reports");
+	cr_log_info("uid 65534 holds %d sessions, %d refused; B's worst populate %llu ms", counts[0],
+		    counts[1], (unsigned long long)worst);
+	cr_assert_eq(counts[0], 128, "uid 65534 holds its max-sessions cap, no more");
+	cr_assert_eq(counts[1], CONN_TRIES - 128, "the rest were refused");
+	cr_assert_lt(worst, B_BOUND_MS, "B's worst populate took %llu ms", (unsigned long long)worst);
+	/* Another VMM of B's uid still gets a session and works. */
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c2), 0, "a new session for another uid");
+	cr_assert_geq(dmasvc_memory_add(c2, memfd, 16 * MiB, 0), 0, "%s", dmasvc_last_error(c2));
+	dmasvc_disconnect(c2);
+	cr_assert_lt(vmrss(svc.pid) - rss0, RSS_BOUND, "the service grew by %lld KiB",
+		     (long long)(vmrss(svc.pid) - rss0) >> 10);
+	close(down[1]); /* the flooder lets go */
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "flooder step %d", WEXITSTATUS(status));
+	close(up[0]);
+	for (int i = 0; i < 500 && it_count_sessions(svc.sock) > 1; i++)
+		usleep(10000);
+	cr_assert_eq(it_count_sessions(svc.sock), 1, "only B is left");
 	dmasvc_disconnect(b);
 	close(memfd);
 }

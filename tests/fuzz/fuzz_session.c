@@ -55,6 +55,7 @@ static struct fz_global *fz_get(void)
 	g.opt.max_populated = OPT_DEFAULT_POPULATED_MIB << 20;
 	g.opt.max_regions = 8;
 	g.opt.max_inflight = 4096;
+	g.opt.max_sessions = OPT_DEFAULT_SESSIONS;
 	g.d.opt = &g.opt;
 	g.d.log = NULL; /* dlog drops everything */
 	g.d.ops = &be_soft_ops;

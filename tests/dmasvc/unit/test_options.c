@@ -98,7 +98,7 @@ Test(options, help_and_version)
 	const char *flags[] = { "--iommufd", "--vfio-group", "--device", "--soft-iommu", "--socket", "--socket-mode", "--workers",
 				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
 				"--help", "--version", "--max-registered-gib", "--max-populated-mib",
-				"--max-regions", "--max-inflight", "--uid-caps" };
+				"--max-regions", "--max-inflight", "--max-sessions", "--uid-caps" };
 
 	cr_assert_eq(opt_parse(2, argv, &o, f, err, sizeof(err)), OPT_EXIT);
 	cr_assert_eq(opt_parse(2, argv2, &o, f, err, sizeof(err)), OPT_EXIT);
@@ -265,11 +265,12 @@ Test(options, caps_and_uid_caps)
 	cr_expect_eq(cap[OPT_CAP_MAPPINGS], 0, "the model: its own limit");
 	cr_expect_eq(cap[OPT_CAP_REGIONS], 1024);
 	cr_expect_eq(cap[OPT_CAP_INFLIGHT], 16384);
+	cr_expect_eq(cap[OPT_CAP_SESSIONS], 128, "half the session table");
 
 	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--max-populated-mib", "8", "--max-regions", "4",
 			   "--max-inflight", "512", "--max-registered-gib", "2",
 			   "--uid-caps", "1000:max-regions=8,max-populated-mib=2",
-			   "--uid-caps", "1001:max-mappings=9000000",
+			   "--uid-caps", "1001:max-mappings=9000000,max-sessions=2",
 			   "--uid-caps", "1000:max-inflight=64,max-regions=16"), OPT_RUN, "%s", err);
 	cr_expect_eq(o.nr_uid_caps, 2, "a repeated uid adds to its entry");
 	cr_expect_eq(opt_caps_for_uid(&o, 1000, cap),
@@ -279,7 +280,8 @@ Test(options, caps_and_uid_caps)
 	cr_expect_eq(cap[OPT_CAP_INFLIGHT], 64);
 	cr_expect_eq(cap[OPT_CAP_REGISTERED], 2ull << 30, "not set: the default");
 	cr_expect_eq(cap[OPT_CAP_MAPPINGS], OPT_IOMMUFD_DEFAULT_AREAS);
-	cr_expect_eq(opt_caps_for_uid(&o, 1001, cap), 1u << OPT_CAP_MAPPINGS);
+	cr_expect_eq(opt_caps_for_uid(&o, 1001, cap), (1u << OPT_CAP_MAPPINGS) | (1u << OPT_CAP_SESSIONS));
+	cr_expect_eq(cap[OPT_CAP_SESSIONS], 2);
 	cr_expect_eq(cap[OPT_CAP_MAPPINGS], 9000000);
 	cr_expect_eq(cap[OPT_CAP_REGIONS], 4);
 	cr_expect_eq(cap[OPT_CAP_POPULATED], 8 * MiB_);
@@ -290,6 +292,8 @@ Test(options, caps_and_uid_caps)
 	cr_expect(strstr(err, "--max-regions") && strstr(err, "1..4096"), "%s", err);
 	cr_expect_eq(PARSE(&o, err, "--max-inflight", "1"), -EINVAL);
 	cr_expect(strstr(err, "--max-inflight"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--max-sessions", "257"), -EINVAL);
+	cr_expect(strstr(err, "--max-sessions") && strstr(err, "1..256"), "%s", err);
 	cr_expect_eq(PARSE(&o, err, "--max-populated-mib", "0"), -EINVAL);
 	cr_expect(strstr(err, "--max-populated-mib: '0'"), "%s", err);
 	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000"), -EINVAL);
