@@ -42,8 +42,9 @@
  * s->cap[]): registered bytes (-EDQUOT at MEMORY_ADD), populated bytes (a
  * populate's CQE -EDQUOT, caps.c), the area budget (-ENOSPC at
  * REGION_ADD), regions (-EMFILE), in-flight SQ entries summed over the
- * rings (-ENOSPC at RING_SETUP).  Every refusal names the cap and the
- * numbers (session_cap_refuse).  With these, a session's service memory is
+ * rings (-ENOSPC at RING_SETUP); and, per peer uid, sessions (-EUSERS at
+ * session_create).  Every refusal names the cap and the numbers
+ * (session_cap_refuse).  With these, a session's service memory is
  * bounded (rings: at most cap[OPT_CAP_INFLIGHT] SQEs; region state:
  * granule/'s lazy bitmap, one bit per granule at most).
  */
