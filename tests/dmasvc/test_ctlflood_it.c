@@ -49,6 +49,17 @@
 #define MiB (1ull << 20)
 #define FLOOD_MS 4000
 #define B_BOUND_MS 500          /* B's worst blocking populate during the flood */
+/*
+ * RSS bounds hold in a plain build.  Under AddressSanitizer the service
+ * keeps freed memory in ASan's quarantine (256 MiB by default), so its RSS
+ * grows with every free and says nothing about leaks or unbounded state
+ * (LeakSanitizer checks those there); the RSS checks are skipped.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKED false
+#else
+#define RSS_CHECKED true
+#endif
 #define RSS_BOUND (24ll << 20)  /* the service's VmRSS over its pre-flood value */
 #define RSS_TAIL (4ll << 20)    /* growth over the flood's second half */
 #define B_IOVA (1ull << 40)
@@ -381,10 +392,11 @@ Test(ctlflood, control_floods_neither_stall_nor_grow_the_service)
 	cr_assert_geq(n, 20, "B completed %u populates during the flood", n);
 	cr_assert_lt(worst, B_BOUND_MS, "B's worst populate took %llu ms during the flood",
 		     (unsigned long long)worst);
-	cr_assert_lt(rss_max - rss0, RSS_BOUND, "the service grew by %lld KiB during the flood",
-		     (long long)(rss_max - rss0) >> 10);
-	cr_assert_lt(rss_max - rss_half, RSS_TAIL, "the service still grew by %lld KiB in the second half",
-		     (long long)(rss_max - rss_half) >> 10);
+	cr_assert(!RSS_CHECKED || rss_max - rss0 < RSS_BOUND, "the service grew by %lld KiB during the flood",
+		  (long long)(rss_max - rss0) >> 10);
+	cr_assert(!RSS_CHECKED || rss_max - rss_half < RSS_TAIL,
+		  "the service still grew by %lld KiB in the second half",
+		  (long long)(rss_max - rss_half) >> 10);
 	cr_assert_eq(it_check_region(b, (uint32_t)region, B_IOVA, why, sizeof(why)), 0, "B: %s", why);
 	for (int i = 0; i < 500 && it_count_fds(svc.pid) != fds; i++)
 		usleep(10000);
@@ -479,8 +491,8 @@ Test(ctlflood, one_uid_cannot_take_every_session)
 	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c2), 0, "a new session for another uid");
 	cr_assert_geq(dmasvc_memory_add(c2, memfd, 16 * MiB, 0), 0, "%s", dmasvc_last_error(c2));
 	dmasvc_disconnect(c2);
-	cr_assert_lt(vmrss(svc.pid) - rss0, RSS_BOUND, "the service grew by %lld KiB",
-		     (long long)(vmrss(svc.pid) - rss0) >> 10);
+	cr_assert(!RSS_CHECKED || vmrss(svc.pid) - rss0 < RSS_BOUND, "the service grew by %lld KiB",
+		  (long long)(vmrss(svc.pid) - rss0) >> 10);
 	close(down[1]); /* the flooder lets go */
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "flooder step %d", WEXITSTATUS(status));
