@@ -107,10 +107,8 @@ static int probe_single_space(struct dsvc *d)
 		dlog_err(d->log, 0, ret, "cannot read the %s container's limits", d->ops->name);
 		return ret;
 	}
-	d->lazy_max_areas = lim.max_areas;
-	if (d->opt->max_mappings && d->opt->max_mappings < lim.max_areas)
-		d->lazy_max_areas = d->opt->max_mappings;
-	dlog(d->log, DLOG_INFO, 0, "%s: group %s, budget %llu mappings (one session maps at a time)",
+	d->lazy_max_areas = lim.max_areas; /* each session applies its own max-mappings cap */
+	dlog(d->log, DLOG_INFO, 0, "%s: group %s, up to %llu mappings (one session maps at a time)",
 	     d->ops->name, d->opt->group_path, (unsigned long long)d->lazy_max_areas);
 	return 0;
 }

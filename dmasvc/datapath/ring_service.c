@@ -106,6 +106,35 @@ bool ringsvc_ring_pending(struct dsvc_ring *rg)
 }
 
 /*
+ * Apply the session's populated-bytes cap to @b's events (caps.c): a
+ * refused populate completes with -EDQUOT and leaves the burst, which
+ * changes nothing for it.
+ */
+static void burst_admit(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
+{
+	bool refused[RING_BURST];
+	size_t k = 0;
+
+	if (!b->nev || !session_burst_admit(d, s, b->ev, b->region_ids, b->nev, refused))
+		return;
+	b->bytes = 0;
+	b->granules = 0;
+	for (size_t e = 0; e < b->nev; e++) {
+		if (refused[e]) {
+			b->cqes[b->ev_sqe[e]].res = -EDQUOT;
+			continue;
+		}
+		b->ev[k] = b->ev[e];
+		b->region_ids[k] = b->region_ids[e];
+		b->ev_sqe[k] = b->ev_sqe[e];
+		b->granules += b->ev[k].count;
+		b->bytes += b->ev[k].count * gran_region_granule(b->ev[k].region);
+		k++;
+	}
+	b->nev = k;
+}
+
+/*
  * Drain one burst of @rg into s->burst and validate it; bad SQEs get their
  * CQE now.  Returns the SQEs drained (0: none) or RING_EPROTO.
  */
@@ -157,6 +186,7 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 			     (unsigned long long)sqes[i].length, v);
 		}
 	}
+	burst_admit(d, s, b);
 	return n;
 }
 

@@ -27,6 +27,11 @@ enum {
 	OPT_WORKERS,
 	OPT_MAX_MAPPINGS,
 	OPT_MAX_REGISTERED,
+	OPT_MAX_POPULATED,
+	OPT_MAX_REGIONS_,
+	OPT_MAX_INFLIGHT_,
+	OPT_MAX_SESSIONS_,
+	OPT_UID_CAPS,
 	OPT_ALLOW_UID,
 	OPT_LOG_LEVEL,
 	OPT_STATS_INTERVAL,
@@ -44,6 +49,11 @@ static const struct option long_opts[] = {
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ "max-mappings", required_argument, NULL, OPT_MAX_MAPPINGS },
 	{ "max-registered-gib", required_argument, NULL, OPT_MAX_REGISTERED },
+	{ "max-populated-mib", required_argument, NULL, OPT_MAX_POPULATED },
+	{ "max-regions", required_argument, NULL, OPT_MAX_REGIONS_ },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT_ },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS_ },
+	{ "uid-caps", required_argument, NULL, OPT_UID_CAPS },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
@@ -82,20 +92,39 @@ void opt_usage(FILE *out)
 		"                        service's own uid and root).  Service-wide queries\n"
 		"                        (dmasvcctl) are for root and the service's own uid\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
-		"  --max-mappings N      area budget of each session's space (default: iommufd\n"
-		"                        %llu areas; type1: the container's dma_entry_limit,\n"
-		"                        65535 by default; the software model: no limit)\n"
-		"  --max-registered-gib N  guest memory one session may register, in GiB\n"
-		"                        (default %llu)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
 		"  --help                print this help and exit\n"
 		"  --version             print the version and exit\n"
 		"\n"
+		"Caps, per session (sessions: per peer uid); each refusal names the cap and\n"
+		"the numbers:\n"
+		"  --max-registered-gib N  guest memory one session may register, in GiB\n"
+		"                        (default %llu; MEMORY_ADD beyond it: EDQUOT)\n"
+		"  --max-populated-mib N  guest memory one session may have mapped (pinned), in\n"
+		"                        MiB (default %llu; a populate beyond it completes with\n"
+		"                        -EDQUOT and changes nothing)\n"
+		"  --max-mappings N      area budget of each session's space, reserved at\n"
+		"                        REGION_ADD (default: iommufd %llu areas; type1: the\n"
+		"                        container's dma_entry_limit, 65535 by default; the\n"
+		"                        software model: no limit; beyond it: ENOSPC)\n"
+		"  --max-regions N       regions per session, 1..%u (default %u; EMFILE)\n"
+		"  --max-inflight N      SQ entries per session over all its rings, 2..%u\n"
+		"                        (default %u; RING_SETUP beyond it: ENOSPC)\n"
+		"  --max-sessions N      sessions of one peer uid at once, 1..%u (default %u;\n"
+		"                        a connection beyond it is logged and closed)\n"
+		"  --uid-caps UID:NAME=N[,NAME=N...]  caps for the sessions of peer uid UID,\n"
+		"                        NAME one of the six options above without '--'\n"
+		"                        (e.g. 1000:max-populated-mib=8192,max-regions=64);\n"
+		"                        repeatable, up to %d uids; a session's caps are those\n"
+		"                        of its peer uid when it connects\n"
+		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
 		"error, 2 on bad usage or no usable backend.\n",
 		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
-		OPT_IOMMUFD_DEFAULT_AREAS, OPT_DEFAULT_REGISTERED_GIB);
+		OPT_DEFAULT_REGISTERED_GIB, OPT_DEFAULT_POPULATED_MIB, OPT_IOMMUFD_DEFAULT_AREAS,
+		OPT_MAX_REGIONS, OPT_DEFAULT_REGIONS, OPT_MAX_INFLIGHT, OPT_DEFAULT_INFLIGHT,
+		OPT_MAX_SESSIONS, OPT_DEFAULT_SESSIONS, OPT_MAX_UID_CAPS);
 }
 
 /* Parse all of @s as an unsigned number in [min, max] with @base. */
@@ -114,6 +143,120 @@ static int parse_u64(const char *s, int base, uint64_t min, uint64_t max, uint64
 	return 0;
 }
 
+static const struct opt_cap_info cap_info[OPT_CAP_NR] = {
+	[OPT_CAP_REGISTERED] = { "max-registered-gib", "GiB", "bytes", 30, 1, UINT64_MAX >> 30 },
+	[OPT_CAP_POPULATED] = { "max-populated-mib", "MiB", "bytes", 20, 1, UINT64_MAX >> 20 },
+	[OPT_CAP_MAPPINGS] = { "max-mappings", "areas", "areas", 0, 1, UINT64_MAX - 1 },
+	[OPT_CAP_REGIONS] = { "max-regions", "regions", "regions", 0, 1, OPT_MAX_REGIONS },
+	[OPT_CAP_INFLIGHT] = { "max-inflight", "SQ entries", "SQ entries", 0, 2, OPT_MAX_INFLIGHT },
+	[OPT_CAP_SESSIONS] = { "max-sessions", "sessions", "sessions", 0, 1, OPT_MAX_SESSIONS },
+};
+
+const struct opt_cap_info *opt_cap_info(enum opt_cap c)
+{
+	return &cap_info[c];
+}
+
+/*
+ * Parse @val as the value of cap @c (the option's unit) into *@out (the
+ * cap's unit).  Returns 0, or -EINVAL with the reason, naming @flag, in @err.
+ */
+static int parse_cap(enum opt_cap c, const char *flag, const char *val, uint64_t *out, char *err,
+		     size_t errlen)
+{
+	const struct opt_cap_info *ci = &cap_info[c];
+	uint64_t v;
+
+	if (parse_u64(val, 10, ci->min, ci->max, &v)) {
+		snprintf(err, errlen, "%s: '%s' is not a number of %s in %llu..%llu", flag, val, ci->unit,
+			 (unsigned long long)ci->min, (unsigned long long)ci->max);
+		return -EINVAL;
+	}
+	*out = v << ci->shift;
+	return 0;
+}
+
+/* Store cap @c = @v (already in the cap's unit) as the default in @o. */
+static void set_default_cap(struct dsvc_options *o, enum opt_cap c, uint64_t v)
+{
+	switch (c) {
+	case OPT_CAP_REGISTERED: o->max_registered = v; break;
+	case OPT_CAP_POPULATED: o->max_populated = v; break;
+	case OPT_CAP_MAPPINGS: o->max_mappings = v; break;
+	case OPT_CAP_REGIONS: o->max_regions = (uint32_t)v; break;
+	case OPT_CAP_INFLIGHT: o->max_inflight = (uint32_t)v; break;
+	case OPT_CAP_SESSIONS: o->max_sessions = (uint32_t)v; break;
+	case OPT_CAP_NR: break;
+	}
+}
+
+/*
+ * --uid-caps UID:NAME=N[,NAME=N...]: add to (or start) @uid's entry.
+ * Returns 0 or -EINVAL with the reason in @err.
+ */
+static int parse_uid_caps(struct dsvc_options *o, const char *arg, char *err, size_t errlen)
+{
+	char buf[512], *p, *item, *save = NULL;
+	struct opt_uid_caps *e = NULL;
+	uint64_t uid;
+
+	if (strlen(arg) >= sizeof(buf)) {
+		snprintf(err, errlen, "--uid-caps: argument longer than %zu bytes", sizeof(buf) - 1);
+		return -EINVAL;
+	}
+	strcpy(buf, arg);
+	p = strchr(buf, ':');
+	if (!p || p == buf || !p[1]) {
+		snprintf(err, errlen, "--uid-caps: '%s' is not UID:NAME=N[,NAME=N...]", arg);
+		return -EINVAL;
+	}
+	*p++ = '\0';
+	if (parse_u64(buf, 10, 0, UINT32_MAX - 1, &uid)) {
+		snprintf(err, errlen, "--uid-caps: '%s' is not a numeric uid", buf);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < o->nr_uid_caps; i++)
+		if (o->uid_caps[i].uid == (uid_t)uid)
+			e = &o->uid_caps[i];
+	if (!e) {
+		if (o->nr_uid_caps == OPT_MAX_UID_CAPS) {
+			snprintf(err, errlen, "--uid-caps: at most %d uids", OPT_MAX_UID_CAPS);
+			return -EINVAL;
+		}
+		e = &o->uid_caps[o->nr_uid_caps];
+		memset(e, 0, sizeof(*e));
+		e->uid = (uid_t)uid;
+	}
+	for (item = strtok_r(p, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '='), flag[64];
+		enum opt_cap c;
+
+		if (eq)
+			*eq = '\0';
+		for (c = 0; c < OPT_CAP_NR; c++)
+			if (!strcmp(item, cap_info[c].name))
+				break;
+		if (!eq || c == OPT_CAP_NR) {
+			snprintf(err, errlen,
+				 "--uid-caps: '%s' is not NAME=N with NAME one of max-registered-gib,"
+				 " max-populated-mib, max-mappings, max-regions, max-inflight, max-sessions",
+				 item);
+			return -EINVAL;
+		}
+		snprintf(flag, sizeof(flag), "--uid-caps %llu:%s", (unsigned long long)uid, item);
+		if (parse_cap(c, flag, eq + 1, &e->cap[c], err, errlen))
+			return -EINVAL;
+		e->set |= 1u << c;
+	}
+	if (!e->set) {
+		snprintf(err, errlen, "--uid-caps: '%s' sets no cap", arg);
+		return -EINVAL;
+	}
+	if (e == &o->uid_caps[o->nr_uid_caps])
+		o->nr_uid_caps++;
+	return 0;
+}
+
 static void set_defaults(struct dsvc_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -122,6 +265,10 @@ static void set_defaults(struct dsvc_options *o)
 	o->socket_mode = 0600;
 	o->workers = OPT_DEFAULT_WORKERS;
 	o->max_registered = OPT_DEFAULT_REGISTERED_GIB << 30;
+	o->max_populated = OPT_DEFAULT_POPULATED_MIB << 20;
+	o->max_regions = OPT_DEFAULT_REGIONS;
+	o->max_inflight = OPT_DEFAULT_INFLIGHT;
+	o->max_sessions = OPT_DEFAULT_SESSIONS;
 	o->stats_interval = 10;
 	o->log_level = DLOG_INFO;
 }
@@ -195,19 +342,28 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 			o->workers = (unsigned int)v;
 			break;
 		case OPT_MAX_MAPPINGS:
-			if (parse_u64(optarg, 10, 1, UINT64_MAX - 1, &v)) {
-				snprintf(err, errlen, "--max-mappings: '%s' is not a positive number", optarg);
-				return -EINVAL;
-			}
-			o->max_mappings = v;
-			break;
 		case OPT_MAX_REGISTERED:
-			if (parse_u64(optarg, 10, 1, UINT64_MAX >> 30, &v)) {
-				snprintf(err, errlen, "--max-registered-gib: '%s' is not a positive number of GiB",
-					 optarg);
+		case OPT_MAX_POPULATED:
+		case OPT_MAX_REGIONS_:
+		case OPT_MAX_INFLIGHT_:
+		case OPT_MAX_SESSIONS_: {
+			enum opt_cap cap = c == OPT_MAX_MAPPINGS	? OPT_CAP_MAPPINGS
+					   : c == OPT_MAX_REGISTERED ? OPT_CAP_REGISTERED
+					   : c == OPT_MAX_POPULATED  ? OPT_CAP_POPULATED
+					   : c == OPT_MAX_REGIONS_   ? OPT_CAP_REGIONS
+					   : c == OPT_MAX_INFLIGHT_  ? OPT_CAP_INFLIGHT
+								     : OPT_CAP_SESSIONS;
+			char flag[32];
+
+			snprintf(flag, sizeof(flag), "--%s", cap_info[cap].name);
+			if (parse_cap(cap, flag, optarg, &v, err, errlen))
 				return -EINVAL;
-			}
-			o->max_registered = v << 30;
+			set_default_cap(o, cap, v);
+			break;
+		}
+		case OPT_UID_CAPS:
+			if (parse_uid_caps(o, optarg, err, errlen))
+				return -EINVAL;
 			break;
 		case OPT_ALLOW_UID:
 			if (parse_u64(optarg, 10, 0, UINT32_MAX - 1, &v)) {
@@ -267,11 +423,45 @@ err_both:
 	return -EINVAL;
 }
 
-uint64_t opt_backend_max_areas(const struct dsvc_options *o)
+uint64_t opt_default_max_areas(const struct dsvc_options *o)
 {
 	if (o->max_mappings)
 		return o->max_mappings;
 	return o->backend == OPT_BACKEND_IOMMUFD ? OPT_IOMMUFD_DEFAULT_AREAS : 0;
+}
+
+uint64_t opt_backend_max_areas(const struct dsvc_options *o)
+{
+	uint64_t areas = opt_default_max_areas(o);
+
+	if (!areas)
+		return 0; /* the backend's own limit: no override can need more */
+	for (unsigned int i = 0; i < o->nr_uid_caps; i++)
+		if ((o->uid_caps[i].set & (1u << OPT_CAP_MAPPINGS)) &&
+		    o->uid_caps[i].cap[OPT_CAP_MAPPINGS] > areas)
+			areas = o->uid_caps[i].cap[OPT_CAP_MAPPINGS];
+	return areas;
+}
+
+unsigned int opt_caps_for_uid(const struct dsvc_options *o, uid_t uid, uint64_t cap[OPT_CAP_NR])
+{
+	cap[OPT_CAP_REGISTERED] = o->max_registered;
+	cap[OPT_CAP_POPULATED] = o->max_populated;
+	cap[OPT_CAP_MAPPINGS] = opt_default_max_areas(o);
+	cap[OPT_CAP_REGIONS] = o->max_regions;
+	cap[OPT_CAP_INFLIGHT] = o->max_inflight;
+	cap[OPT_CAP_SESSIONS] = o->max_sessions;
+	for (unsigned int i = 0; i < o->nr_uid_caps; i++) {
+		const struct opt_uid_caps *e = &o->uid_caps[i];
+
+		if (e->uid != uid)
+			continue;
+		for (unsigned int c = 0; c < OPT_CAP_NR; c++)
+			if (e->set & (1u << c))
+				cap[c] = e->cap[c];
+		return e->set;
+	}
+	return 0;
 }
 
 int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, size_t errlen)

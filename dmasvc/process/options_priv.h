@@ -32,13 +32,63 @@ enum opt_backend {
 };
 
 /*
- * Per-session defaults that fit a large VM and bound what one client costs:
- * memory registered (mapped into the service's address space, which every
- * session shares) and iommufd areas (each a kernel allocation, made even
- * before a device is attached).
+ * Per-session caps (docs/security.md, "Per-session caps"): what one client
+ * may cost the service, with defaults that fit a large VM.  Each is a long
+ * option, and --uid-caps UID:NAME=N,... overrides any of them for the
+ * sessions of one peer uid (SO_PEERCRED at admission).
+ *   registered  bytes of memory registered (each mapped whole into the
+ *               service's address space, which every session shares)
+ *   populated   bytes mapped (pinned), summed over regions: a memory seen
+ *               through several regions counts once per region
+ *   mappings    areas of the space's budget, reserved at REGION_ADD (each
+ *               iommufd area is a kernel allocation, made even before a
+ *               device is attached); 0 = the backend's own limit
+ *   regions     regions registered
+ *   inflight    SQ entries summed over the session's rings: SQEs it can
+ *               have accepted and not completed
+ *   sessions    sessions of one peer uid at once (the only cap counted per
+ *               uid, not per session): no uid can take the whole session
+ *               table and lock the others out
  */
-#define OPT_DEFAULT_REGISTERED_GIB 4096ull      /* 4 TiB */
+#define OPT_DEFAULT_REGISTERED_GIB 4096ull              /* 4 TiB */
+#define OPT_DEFAULT_POPULATED_MIB (4096ull << 10)        /* 4 TiB */
 #define OPT_IOMMUFD_DEFAULT_AREAS (1ull << 22)  /* 8 TiB at 2 MiB, 16 GiB at 4 KiB */
+#define OPT_DEFAULT_REGIONS 1024u
+#define OPT_MAX_REGIONS 4096u          /* the session's region table (id slot bits) */
+#define OPT_DEFAULT_INFLIGHT 16384u
+#define OPT_MAX_INFLIGHT (64u * 4096u) /* DMASVC_MAX_RINGS rings of the largest SQ */
+#define OPT_DEFAULT_SESSIONS 128u      /* half the service's table (DSVC_MAX_SESSIONS) */
+#define OPT_MAX_SESSIONS 256u          /* = DSVC_MAX_SESSIONS (service_priv.h) */
+#define OPT_MAX_UID_CAPS 32
+
+enum opt_cap {
+	OPT_CAP_REGISTERED = 0, /* --max-registered-gib */
+	OPT_CAP_POPULATED,      /* --max-populated-mib */
+	OPT_CAP_MAPPINGS,       /* --max-mappings */
+	OPT_CAP_REGIONS,        /* --max-regions */
+	OPT_CAP_INFLIGHT,       /* --max-inflight */
+	OPT_CAP_SESSIONS,       /* --max-sessions (per uid) */
+	OPT_CAP_NR
+};
+
+/* What a cap is called and counts: for parsing, --help and refusals. */
+struct opt_cap_info {
+	const char *name;  /* the long option without "--", also the --uid-caps key */
+	const char *unit;  /* what the option's number counts ("GiB", "regions", ...) */
+	const char *what;  /* what the session's use is counted in ("bytes", ...) */
+	unsigned int shift; /* option value << shift = the cap in @what */
+	uint64_t min, max; /* the option value's range */
+};
+
+/* opt_cap_info: the description of cap @c (< OPT_CAP_NR). */
+const struct opt_cap_info *opt_cap_info(enum opt_cap c);
+
+/* One --uid-caps entry: the caps in @set (bit 1 << enum opt_cap) replace the defaults. */
+struct opt_uid_caps {
+	uid_t uid;
+	unsigned int set;
+	uint64_t cap[OPT_CAP_NR]; /* in the units of opt_cap_info().what */
+};
 
 struct dsvc_options {
 	enum opt_backend backend;
@@ -57,6 +107,14 @@ struct dsvc_options {
 					(iommufd: OPT_IOMMUFD_DEFAULT_AREAS) */
 	uint64_t max_registered;     /* --max-registered-gib N, in bytes; default
 					OPT_DEFAULT_REGISTERED_GIB GiB */
+	uint64_t max_populated;      /* --max-populated-mib N, in bytes */
+	uint32_t max_regions;        /* --max-regions N */
+	uint32_t max_inflight;       /* --max-inflight N */
+	uint32_t max_sessions;       /* --max-sessions N, per peer uid */
+	/* --uid-caps UID:NAME=N[,NAME=N...] (repeatable; one entry per uid,
+	 * a repeated uid adds to or replaces its entry's caps) */
+	unsigned int nr_uid_caps;
+	struct opt_uid_caps uid_caps[OPT_MAX_UID_CAPS];
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
 	enum dlog_level log_level;   /* --log-level; default info */
 	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 = default list */
@@ -89,6 +147,23 @@ int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, 
  * before a device is attached), else 0 (the backend's own limit).
  */
 uint64_t opt_backend_max_areas(const struct dsvc_options *o);
+
+/*
+ * opt_default_max_areas: a session's area cap unless --uid-caps sets its
+ * max-mappings: --max-mappings, else OPT_IOMMUFD_DEFAULT_AREAS for iommufd,
+ * else 0 (the backend's own limit).  opt_backend_max_areas() is this, or
+ * the largest --uid-caps max-mappings when that is larger (the backend
+ * must allow the most any session may reserve).
+ */
+uint64_t opt_default_max_areas(const struct dsvc_options *o);
+
+/*
+ * opt_caps_for_uid: the per-session caps of a session of peer @uid, in the
+ * units of opt_cap_info().what (mappings: 0 = the backend's own limit):
+ * the defaults, replaced by @uid's --uid-caps entry where it sets one.
+ * Returns the set of caps @uid's entry set (bit 1 << enum opt_cap).
+ */
+unsigned int opt_caps_for_uid(const struct dsvc_options *o, uid_t uid, uint64_t cap[OPT_CAP_NR]);
 
 /* opt_usage: the --help text. */
 void opt_usage(FILE *out);

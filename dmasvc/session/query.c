@@ -317,7 +317,7 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 			/* closing: its executor may be freeing the regions */
 			if (!o || o->closing || (!all && o != s))
 				continue;
-			for (unsigned int j = 0; j < SESSION_MAX_REGIONS; j++) {
+			for (unsigned int j = 0; j < o->region_hi; j++) {
 				if (!o->regions[j] || idx++ < q->cursor)
 					continue;
 				if (rep->count == cap) {

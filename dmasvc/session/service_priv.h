@@ -13,6 +13,7 @@
 #ifndef DMASVC_SERVICE_PRIV_H
 #define DMASVC_SERVICE_PRIV_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@
 #include "stats_priv.h"
 
 #define DSVC_MAX_SESSIONS 256
+static_assert(OPT_MAX_SESSIONS == DSVC_MAX_SESSIONS, "--max-sessions ranges over the table");
 
 struct dsvc_session;
 struct exec_pool;   /* datapath/exec_pool_priv.h */

@@ -72,6 +72,27 @@ struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
 	return s && !s->closing ? s : NULL;
 }
 
+/*
+ * Admission by the max-sessions cap of @s's peer uid (@s not yet in @d):
+ * its uid's sessions, closing ones included, must stay within it.  Returns
+ * 0, or -EUSERS after logging the refusal with the numbers.
+ */
+static int uid_sessions_check(struct dsvc *d, struct dsvc_session *s)
+{
+	char why[DMASVC_TEXT_MAX];
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < d->session_hi; i++)
+		if (d->sessions[i] && d->sessions[i]->cred.uid == s->cred.uid)
+			n++;
+	if (n < s->cap[OPT_CAP_SESSIONS])
+		return 0;
+	session_cap_refuse(s, OPT_CAP_SESSIONS, -EUSERS, 1, n, why, sizeof(why));
+	dlog(d->log, DLOG_WARN, 0, "peer pid %d uid %u: %s", (int)s->cred.pid, (unsigned)s->cred.uid,
+	     why);
+	return -EUSERS;
+}
+
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out)
 {
@@ -87,12 +108,16 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->cred = *cred;
+	s->cap_uid = opt_caps_for_uid(d->opt, cred->uid, s->cap);
+	ret = uid_sessions_check(d, s);
+	if (ret)
+		goto err_free;
 	ret = session_space_open(d, s);
 	if (ret)
 		goto err_free;
 	s->id = ++d->next_session_id;
 	s->fd = fd;
-	s->cred = *cred;
 	s->admin = admin;
 	s->log_budget = SESSION_LOG_BUDGET;
 	d->sessions[slot] = s;
@@ -136,7 +161,7 @@ uint64_t session_unmap_regions(struct dsvc *d, struct dsvc_session *s)
 {
 	uint64_t calls = 0;
 
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++)
+	for (unsigned int i = 0; i < s->region_hi; i++)
 		if (s->regions[i])
 			calls += session_region_unmap(d, s, s->regions[i]);
 	return calls;
@@ -164,7 +189,7 @@ struct session_usage session_usage(const struct dsvc_session *s)
 
 	if (s->busy)
 		return s->usage_snapshot;
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+	for (unsigned int i = 0; i < s->region_hi; i++) {
 		if (!s->regions[i])
 			continue;
 		u.areas += gran_region_populated(s->regions[i]->gr);
@@ -203,7 +228,7 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session the data path did not release");
 	if (!s->torn_down)
 		s->ctr.unmap_calls += session_teardown(d, s);
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+	for (unsigned int i = 0; i < s->region_hi; i++) {
 		if (!s->regions[i])
 			continue;
 		gran_region_unregister(s->regions[i]->gr);
@@ -241,14 +266,11 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	unsigned int slot;
 	int ret;
 
-	if (req->size > d->opt->max_registered - s->registered_bytes)
-		return dlog_errf(-EDQUOT, err, errlen,
-			     "memory of %llu bytes would bring the session to %llu registered bytes,"
-			     " over its cap of %llu (--max-registered-gib %llu)",
-			     (unsigned long long)req->size,
-			     (unsigned long long)(s->registered_bytes + req->size),
-			     (unsigned long long)d->opt->max_registered,
-			     (unsigned long long)(d->opt->max_registered >> 30));
+	(void)d;
+	if (req->size > s->cap[OPT_CAP_REGISTERED] ||
+	    s->registered_bytes > s->cap[OPT_CAP_REGISTERED] - req->size)
+		return session_cap_refuse(s, OPT_CAP_REGISTERED, -EDQUOT, req->size, s->registered_bytes,
+					  err, errlen);
 	for (slot = 0; slot < SESSION_MAX_MEMORIES; slot++)
 		if (!s->mems[slot])
 			break;
@@ -298,6 +320,29 @@ static bool iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t la
 	return false;
 }
 
+/*
+ * REGION_ADD's refusal by the area budget: the cap's line (areas the region
+ * needs at worst, areas reserved, the cap) followed by the budget's own
+ * text in @err (the numbers and the smallest granule that fits).
+ * Returns -ENOSPC.
+ */
+static int budget_refusal(const struct dsvc_session *s, const struct dmasvc_region_add *req,
+			  char *err, size_t errlen)
+{
+	char why[DMASVC_TEXT_MAX];
+	const char *semi;
+	size_t n;
+
+	semi = strstr(err, "; "); /* keep the suggestion, the numbers come from the cap's line */
+	snprintf(why, sizeof(why), "%s", semi ? semi : "");
+	session_cap_refuse(s, OPT_CAP_MAPPINGS, -ENOSPC, req->size / req->granule, s->budget.reserved,
+			   err, errlen);
+	n = strlen(err);
+	if (n < errlen)
+		snprintf(err + n, errlen - n, "%s", why);
+	return -ENOSPC;
+}
+
 int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_region_add *req,
 		       uint32_t *id, char *err, size_t errlen)
 {
@@ -324,13 +369,15 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	if (m->readonly && !(req->flags & DMASVC_REGION_READONLY))
 		return dlog_errf(-EINVAL, err, errlen, "memory %u is read-only: the region must be READONLY",
 			     req->mem_id);
+	if (s->nr_regions >= s->cap[OPT_CAP_REGIONS])
+		return session_cap_refuse(s, OPT_CAP_REGIONS, -EMFILE, 1, s->nr_regions, err, errlen);
 	for (slot = 0; slot < SESSION_MAX_REGIONS; slot++)
 		if (!s->regions[slot])
 			break;
-	if (slot == SESSION_MAX_REGIONS)
-		return dlog_errf(-EMFILE, err, errlen, "session already has %d regions (the cap)",
+	if (slot == SESSION_MAX_REGIONS) /* cannot happen: the cap is <= the table */
+		return dlog_errf(-EMFILE, err, errlen, "session already has %d regions (the table)",
 			     SESSION_MAX_REGIONS);
-	for (unsigned int i = 0; i < SESSION_MAX_REGIONS; i++) {
+	for (unsigned int i = 0; i < s->region_hi; i++) {
 		const struct gran_region *o = s->regions[i] ? s->regions[i]->gr : NULL;
 
 		if (o && req->iova <= gran_region_iova(o) + gran_region_size(o) - 1 &&
@@ -372,6 +419,8 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	ret = gran_region_register(&desc, &s->budget, &r->gr, err, errlen);
 	if (ret) {
 		free(r);
+		if (ret == -ENOSPC) /* the budget's text: the numbers and a granule that fits */
+			return budget_refusal(s, req, err, errlen);
 		return ret;
 	}
 	r->id = make_id(&s->region_gen, slot);
@@ -380,6 +429,8 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	m->users++;
 	s->regions[slot] = r;
 	s->nr_regions++;
+	if (slot >= s->region_hi)
+		s->region_hi = slot + 1;
 	*id = r->id;
 	session_usage_snapshot(s);
 	return 0;
@@ -423,10 +474,9 @@ int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	if (slot == DMASVC_MAX_RINGS)
 		return dlog_errf(-EMFILE, err, errlen, "session already has %d rings (the cap)",
 			     DMASVC_MAX_RINGS);
-	if (s->inflight + req->sq_entries > SESSION_MAX_INFLIGHT)
-		return dlog_errf(-ENOSPC, err, errlen,
-			     "%u more SQ entries would exceed the session's in-flight cap %u (%u used)",
-			     req->sq_entries, SESSION_MAX_INFLIGHT, s->inflight);
+	if ((uint64_t)s->inflight + req->sq_entries > s->cap[OPT_CAP_INFLIGHT])
+		return session_cap_refuse(s, OPT_CAP_INFLIGHT, -ENOSPC, req->sq_entries, s->inflight,
+					  err, errlen);
 	rg = calloc(1, sizeof(*rg));
 	if (!rg)
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
@@ -464,6 +514,21 @@ err_fds:
 	ring_fds_close(&rf);
 	free(rg);
 	return dlog_errf(ret, err, errlen, "mapping the new ring failed");
+}
+
+int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, uint64_t requested,
+		       uint64_t in_use, char *err, size_t errlen)
+{
+	const struct opt_cap_info *ci = opt_cap_info(c);
+	char src[64];
+
+	if (s->cap_uid & (1u << c))
+		snprintf(src, sizeof(src), "--uid-caps for uid %u", (unsigned int)s->cred.uid);
+	else
+		snprintf(src, sizeof(src), "--%s", ci->name);
+	return dlog_errf(ret, err, errlen, "cap %s (%s) exceeded: requested %llu %s, in use %llu, cap %llu",
+			 ci->name, src, (unsigned long long)requested, ci->what,
+			 (unsigned long long)in_use, (unsigned long long)s->cap[c]);
 }
 
 enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)

@@ -21,6 +21,8 @@
 #include "dmasvc/backend_kernel.h"
 #include "session_priv.h"
 
+static void budget_open(struct dsvc_session *s, uint64_t space_areas);
+
 /* Open a space for @s and set its budget from the space's limits. */
 static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen)
 {
@@ -46,11 +48,22 @@ static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t 
 		s->space = NULL;
 		return dlog_errf(ret, err, errlen, "backend limits query failed");
 	}
-	s->max_areas = lim.max_areas;
-	if (d->opt->max_mappings && d->opt->max_mappings < s->max_areas)
-		s->max_areas = d->opt->max_mappings;
-	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
+	budget_open(s, lim.max_areas);
 	return 0;
+}
+
+/*
+ * Set the area budget of @s: the smaller of what the space allows
+ * (@space_areas, UINT64_MAX = unlimited) and its max-mappings cap, which
+ * from now on holds the result (what a refusal names).
+ */
+static void budget_open(struct dsvc_session *s, uint64_t space_areas)
+{
+	s->max_areas = space_areas;
+	if (s->cap[OPT_CAP_MAPPINGS] && s->cap[OPT_CAP_MAPPINGS] < s->max_areas)
+		s->max_areas = s->cap[OPT_CAP_MAPPINGS];
+	s->cap[OPT_CAP_MAPPINGS] = s->max_areas;
+	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
 }
 
 int session_space_open(struct dsvc *d, struct dsvc_session *s)
@@ -58,8 +71,7 @@ int session_space_open(struct dsvc *d, struct dsvc_session *s)
 	char err[128];
 
 	if (d->lazy_space) {
-		s->max_areas = d->lazy_max_areas;
-		gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
+		budget_open(s, d->lazy_max_areas);
 		return 0;
 	}
 	return space_open(d, s, err, sizeof(err));

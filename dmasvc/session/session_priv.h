@@ -36,13 +36,17 @@
  * threads only see map jobs (granule/plan.h) and the backend space, which
  * backend.h allows to be mapped concurrently.
  *
- * Caps (per session; -EMFILE for counts, -ENOSPC for in-flight entries and
- * the area budget, -EDQUOT for registered bytes): SESSION_MAX_MEMORIES,
- * SESSION_MAX_REGIONS, DMASVC_MAX_RINGS, SESSION_MAX_INFLIGHT SQ entries
- * summed over the rings, SESSION_MAX_DEVICES, the options' max_registered
- * bytes of memory and max_mappings areas (finite for iommufd by default).  With these, a session's service memory is bounded
- * (rings: at most SESSION_MAX_INFLIGHT SQEs; region state: granule/'s lazy
- * bitmap, one bit per granule at most).
+ * Caps (per session).  Fixed: SESSION_MAX_MEMORIES, DMASVC_MAX_RINGS,
+ * SESSION_MAX_DEVICES (-EMFILE).  Set by the operator (options_priv.h,
+ * "Per-session caps"; fixed for a session at admission from its peer uid,
+ * s->cap[]): registered bytes (-EDQUOT at MEMORY_ADD), populated bytes (a
+ * populate's CQE -EDQUOT, caps.c), the area budget (-ENOSPC at
+ * REGION_ADD), regions (-EMFILE), in-flight SQ entries summed over the
+ * rings (-ENOSPC at RING_SETUP); and, per peer uid, sessions (-EUSERS at
+ * session_create).  Every refusal names the cap and the numbers
+ * (session_cap_refuse).  With these, a session's service memory is
+ * bounded (rings: at most cap[OPT_CAP_INFLIGHT] SQEs; region state:
+ * granule/'s lazy bitmap, one bit per granule at most).
  */
 #ifndef DMASVC_SESSION_PRIV_H
 #define DMASVC_SESSION_PRIV_H
@@ -62,9 +66,8 @@
 
 #define ID_SLOT_BITS 12
 #define SESSION_MAX_MEMORIES 256
-#define SESSION_MAX_REGIONS 1024
+#define SESSION_MAX_REGIONS OPT_MAX_REGIONS /* the table; the cap is s->cap[OPT_CAP_REGIONS] */
 #define SESSION_MAX_DEVICES 16
-#define SESSION_MAX_INFLIGHT 16384u /* SQ entries over all rings of a session */
 #define RING_BURST 128              /* SQEs drained per burst (one plan; datapath/) */
 
 static_assert(SESSION_MAX_REGIONS <= (1u << ID_SLOT_BITS), "slot bits");
@@ -97,6 +100,7 @@ struct dsvc_ring {
 };
 
 struct executor_thread;
+struct gran_event;
 struct dsvc_burst;
 struct exec_job_ops;
 
@@ -130,8 +134,14 @@ struct dsvc_session {
 	bool device_cfg[SESSION_MAX_DEVICES]; /* an operator --device: clients cannot detach it */
 	unsigned int nr_mems, nr_regions, nr_rings, nr_devices;
 	uint64_t registered_bytes; /* sum of its memories' sizes (cap: --max-registered-gib) */
+	/* Its caps, fixed at admission (opt_caps_for_uid of cred.uid; mappings
+	 * 0 = the backend's own limit); cap_uid: the ones its uid's --uid-caps
+	 * entry set (for the refusal's text). */
+	uint64_t cap[OPT_CAP_NR];
+	unsigned int cap_uid;
+	unsigned int region_hi;    /* slots [region_hi, SESSION_MAX_REGIONS) are empty */
 	unsigned int ring_hi;      /* slots [ring_hi, DMASVC_MAX_RINGS) are empty */
-	uint32_t inflight;         /* SQ entries over all rings */
+	uint32_t inflight;         /* SQ entries over all rings (cap: cap[OPT_CAP_INFLIGHT]) */
 	struct dsvc_counters ctr;
 	struct lat_window lat;
 	/* Warning lines this session may still cause this second (refilled by
@@ -189,7 +199,9 @@ struct dsvc_session {
  * session_create: a new session for connected socket @fd (ownership moves
  * to the session) with peer credentials @cred.  Creates its space (with
  * d->lazy_space only its budget: session_space_get() creates the space).
- * Returns 0 and *@out (registered in @d), or -errno (fd left open).
+ * Returns 0 and *@out (registered in @d), or -errno (fd left open):
+ * -EMFILE when the table is full, -EUSERS when @cred's uid already has
+ * its max-sessions cap of sessions (logged with the numbers).
  */
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out);
@@ -288,6 +300,29 @@ struct session_usage session_usage(const struct dsvc_session *s);
 
 /* session_usage_snapshot: store session_usage() of @s (not busy) for the time it is busy. */
 void session_usage_snapshot(struct dsvc_session *s);
+
+/*
+ * session_cap_refuse: the refusal of a request that would take @s over its
+ * cap @c: writes "cap NAME (SOURCE) exceeded: requested R UNIT, in use U,
+ * cap C" into @err (SOURCE: the default option or the uid's --uid-caps)
+ * and returns @ret (the caller's -errno).
+ */
+int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, uint64_t requested,
+		       uint64_t in_use, char *err, size_t errlen);
+
+/*
+ * session_burst_admit: on the loop, @s not busy: apply @s's populated-bytes
+ * cap to a burst's validated events @ev[0..@nev) (in SQE order; region ids
+ * @region_ids for the log).  Events take effect in order, so a populate
+ * adds the granules of its range not populated after the events before it
+ * (state now, overlaid with the earlier admitted events; a failed map
+ * counts as made, a discard as done).  A populate that would take the
+ * session over its cap is refused (@refused[i] true, logged with the
+ * numbers) and the events after it are judged without it.  Returns the
+ * number refused; nothing is changed but @refused.
+ */
+unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const struct gran_event *ev,
+				 const uint32_t *region_ids, size_t nev, bool *refused);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

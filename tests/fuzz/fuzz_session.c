@@ -48,7 +48,14 @@ static struct fz_global *fz_get(void)
 
 	if (g.ready)
 		return &g;
-	g.opt.max_registered = OPT_DEFAULT_REGISTERED_GIB << 30;
+	/* Caps small enough that fuzz-session's request sequences reach them
+	 * (16 memories of 1 MiB, 16 regions, rings of up to 4096 SQ entries);
+	 * populated bytes stay at the default: fuzz-sqe's model has no cap. */
+	g.opt.max_registered = 4 * MiB;
+	g.opt.max_populated = OPT_DEFAULT_POPULATED_MIB << 20;
+	g.opt.max_regions = 8;
+	g.opt.max_inflight = 4096;
+	g.opt.max_sessions = OPT_DEFAULT_SESSIONS;
 	g.d.opt = &g.opt;
 	g.d.log = NULL; /* dlog drops everything */
 	g.d.ops = &be_soft_ops;

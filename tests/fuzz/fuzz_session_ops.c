@@ -23,7 +23,10 @@
  *   - every request gets exactly one well-formed reply (size, REPLY flag,
  *     cmd and msg_id echoed, error 0 or a known errno, text NUL-terminated);
  *   - a request the reply reports as failed leaves the object counts as
- *     they were; the counts never exceed the caps;
+ *     they were; the counts never exceed the caps (the session's own:
+ *     regions, registered bytes, in-flight entries, set small by
+ *     fuzz_session.c so sequences reach them), and a refusal by one of
+ *     those caps names it and the numbers;
  *   - after the session is destroyed, the process has exactly the fds it
  *     had before: every received fd, ring fd and memory fd is released.
  */
@@ -233,8 +236,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = check_reply(out, rlen, h.cmd, h.msg_id);
 		FZ_CHECK(req.fd == -1, "dispatch_request did not consume the request's fd");
 		count_objects(s, after);
-		FZ_CHECK(after[0] <= SESSION_MAX_MEMORIES && after[1] <= SESSION_MAX_REGIONS &&
-			 after[2] <= DMASVC_MAX_RINGS, "caps");
+		FZ_CHECK(after[0] <= SESSION_MAX_MEMORIES && after[1] <= s->cap[OPT_CAP_REGIONS] &&
+			 after[2] <= DMASVC_MAX_RINGS && s->registered_bytes <= s->cap[OPT_CAP_REGISTERED] &&
+			 s->inflight <= s->cap[OPT_CAP_INFLIGHT], "caps");
+		if ((h.cmd == DMASVC_CMD_MEMORY_ADD && ret == -EDQUOT) ||
+		    (h.cmd == DMASVC_CMD_REGION_ADD && (ret == -EMFILE || ret == -ENOSPC)) ||
+		    (h.cmd == DMASVC_CMD_RING_SETUP && ret == -ENOSPC))
+			FZ_CHECK(strstr((const char *)out + sizeof(struct dmasvc_msg_hdr), "cap max-") &&
+				 strstr((const char *)out + sizeof(struct dmasvc_msg_hdr), ", in use "),
+				 "cmd %u: a refusal by a cap names it and the numbers", h.cmd);
 		if (ret)
 			FZ_CHECK(!memcmp(before, after, sizeof(before)) || h.cmd == DMASVC_CMD_BYE,
 				 "failed cmd %u changed the object counts", h.cmd);

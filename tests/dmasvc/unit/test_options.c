@@ -16,6 +16,7 @@
 
 #define ARGV(...) ((char *[]){ "dmasvc", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "dmasvc", __VA_ARGS__ }) / sizeof(char *)))
+#define MiB_ (1ull << 20)
 #define PARSE(o, err, ...) opt_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (o), stdout, (err), sizeof(err))
 
 Test(options, defaults)
@@ -96,7 +97,8 @@ Test(options, help_and_version)
 	char *argv2[] = { "dmasvc", "--version", NULL };
 	const char *flags[] = { "--iommufd", "--vfio-group", "--device", "--soft-iommu", "--socket", "--socket-mode", "--workers",
 				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
-				"--help", "--version" };
+				"--help", "--version", "--max-registered-gib", "--max-populated-mib",
+				"--max-regions", "--max-inflight", "--max-sessions", "--uid-caps" };
 
 	cr_assert_eq(opt_parse(2, argv, &o, f, err, sizeof(err)), OPT_EXIT);
 	cr_assert_eq(opt_parse(2, argv2, &o, f, err, sizeof(err)), OPT_EXIT);
@@ -246,4 +248,91 @@ Test(options, log_line_format)
 			 "dmasvc[error] session 3: region 2: map iova 0x200000 len 0x200000: Cannot allocate memory\n"
 			 "dmasvc[info] plain\n");
 	free(text);
+}
+
+/* The five caps: defaults, flags, --uid-caps entries, and the caps a uid gets. */
+Test(options, caps_and_uid_caps)
+{
+	struct dsvc_options o;
+	uint64_t cap[OPT_CAP_NR];
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN, "%s", err);
+	cr_expect_eq(opt_caps_for_uid(&o, 1000, cap), 0, "no entry for uid 1000");
+	cr_expect_eq(cap[OPT_CAP_REGISTERED], OPT_DEFAULT_REGISTERED_GIB << 30);
+	cr_expect_eq(cap[OPT_CAP_POPULATED], OPT_DEFAULT_POPULATED_MIB << 20);
+	cr_expect_eq(cap[OPT_CAP_POPULATED], 4ull << 40, "4 TiB");
+	cr_expect_eq(cap[OPT_CAP_MAPPINGS], 0, "the model: its own limit");
+	cr_expect_eq(cap[OPT_CAP_REGIONS], 1024);
+	cr_expect_eq(cap[OPT_CAP_INFLIGHT], 16384);
+	cr_expect_eq(cap[OPT_CAP_SESSIONS], 128, "half the session table");
+
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--max-populated-mib", "8", "--max-regions", "4",
+			   "--max-inflight", "512", "--max-registered-gib", "2",
+			   "--uid-caps", "1000:max-regions=8,max-populated-mib=2",
+			   "--uid-caps", "1001:max-mappings=9000000,max-sessions=2",
+			   "--uid-caps", "1000:max-inflight=64,max-regions=16"), OPT_RUN, "%s", err);
+	cr_expect_eq(o.nr_uid_caps, 2, "a repeated uid adds to its entry");
+	cr_expect_eq(opt_caps_for_uid(&o, 1000, cap),
+		     (1u << OPT_CAP_REGIONS) | (1u << OPT_CAP_POPULATED) | (1u << OPT_CAP_INFLIGHT));
+	cr_expect_eq(cap[OPT_CAP_REGIONS], 16, "the later value wins");
+	cr_expect_eq(cap[OPT_CAP_POPULATED], 2 * MiB_);
+	cr_expect_eq(cap[OPT_CAP_INFLIGHT], 64);
+	cr_expect_eq(cap[OPT_CAP_REGISTERED], 2ull << 30, "not set: the default");
+	cr_expect_eq(cap[OPT_CAP_MAPPINGS], OPT_IOMMUFD_DEFAULT_AREAS);
+	cr_expect_eq(opt_caps_for_uid(&o, 1001, cap), (1u << OPT_CAP_MAPPINGS) | (1u << OPT_CAP_SESSIONS));
+	cr_expect_eq(cap[OPT_CAP_SESSIONS], 2);
+	cr_expect_eq(cap[OPT_CAP_MAPPINGS], 9000000);
+	cr_expect_eq(cap[OPT_CAP_REGIONS], 4);
+	cr_expect_eq(cap[OPT_CAP_POPULATED], 8 * MiB_);
+	cr_expect_eq(opt_backend_max_areas(&o), 9000000, "the backend allows the largest override");
+	cr_expect_eq(opt_default_max_areas(&o), OPT_IOMMUFD_DEFAULT_AREAS);
+
+	cr_expect_eq(PARSE(&o, err, "--max-regions", "4097"), -EINVAL);
+	cr_expect(strstr(err, "--max-regions") && strstr(err, "1..4096"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--max-inflight", "1"), -EINVAL);
+	cr_expect(strstr(err, "--max-inflight"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--max-sessions", "257"), -EINVAL);
+	cr_expect(strstr(err, "--max-sessions") && strstr(err, "1..256"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--max-populated-mib", "0"), -EINVAL);
+	cr_expect(strstr(err, "--max-populated-mib: '0'"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000"), -EINVAL);
+	cr_expect(strstr(err, "UID:NAME=N"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "bob:max-regions=2"), -EINVAL);
+	cr_expect(strstr(err, "'bob' is not a numeric uid"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000:max-cats=2"), -EINVAL);
+	cr_expect(strstr(err, "'max-cats' is not NAME=N"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000:max-regions"), -EINVAL);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000:max-regions=0"), -EINVAL);
+	cr_expect(strstr(err, "--uid-caps 1000:max-regions: '0'"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--uid-caps", "1000:,"), -EINVAL);
+	cr_expect(strstr(err, "sets no cap"), "%s", err);
+
+	/* A soft or type1 default of "the backend's own limit" stays that, overrides or not. */
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu", "--uid-caps", "5:max-mappings=10"), OPT_RUN, "%s", err);
+	cr_expect_eq(opt_backend_max_areas(&o), 0);
+	cr_expect_eq(opt_caps_for_uid(&o, 5, cap), 1u << OPT_CAP_MAPPINGS);
+	cr_expect_eq(cap[OPT_CAP_MAPPINGS], 10);
+}
+
+/* At most OPT_MAX_UID_CAPS uids. */
+Test(options, uid_caps_limit)
+{
+	char *argv[2 + 2 * (OPT_MAX_UID_CAPS + 1)];
+	char vals[OPT_MAX_UID_CAPS + 1][32];
+	struct dsvc_options o;
+	char err[256];
+	int n = 0;
+
+	argv[n++] = "dmasvc";
+	for (int i = 0; i <= OPT_MAX_UID_CAPS; i++) {
+		snprintf(vals[i], sizeof(vals[i]), "%d:max-regions=1", 100 + i);
+		argv[n++] = "--uid-caps";
+		argv[n++] = vals[i];
+	}
+	argv[n] = NULL;
+	cr_expect_eq(opt_parse(n - 2, argv, &o, stdout, err, sizeof(err)), OPT_RUN, "%s", err);
+	cr_expect_eq(o.nr_uid_caps, OPT_MAX_UID_CAPS);
+	cr_expect_eq(opt_parse(n, argv, &o, stdout, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "at most 32 uids"), "%s", err);
 }
