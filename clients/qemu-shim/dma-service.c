@@ -110,6 +110,20 @@ typedef struct DmaServiceMemory {
 /* Most bytes one populate SQE of plain RAM names: its completion must come
  * well within timeout-ms (pinning 256 MiB takes a few hundred ms here). */
 #define DS_POPULATE_PIECE (256ULL << 20)
+/*
+ * Most bytes of plain RAM in flight before the shim waits for them: the
+ * service completes the SQEs of one burst together, so the wait for the
+ * first completion is the time to pin all of them.  Each wait gets
+ * ds_wait_ms() for what is in flight.
+ */
+#define DS_POPULATE_INFLIGHT (512ULL << 20)
+#define DS_POPULATE_INFLIGHT_SQES 128  /* well below the default SQ's 256 */
+
+/* Populates of plain RAM submitted and not yet reaped (ds_reap). */
+typedef struct DsInflight {
+    unsigned n;
+    uint64_t bytes;
+} DsInflight;
 
 typedef struct DmaServicePart {
     uint64_t offset;           /* inside the section */
@@ -253,7 +267,7 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
         /* Before the guest runs, a VM without its DMA mappings must not start. */
         error_setg(&e, "dma-service '%s': %s failed before the machine started:"
                    " %s (is dmasvc running at %s, and answering within"
-                   " timeout-ms=%u?)",
+                   " timeout-ms=%u plus 1 s per GiB it pins?)",
                    object_get_canonical_path_component(OBJECT(s)), what,
                    strerror(-err), s->endpoint, s->timeout_ms);
         ds_fail(s, e);
@@ -541,15 +555,16 @@ static void ds_parts_remove(DmaService *s, DmaServiceRegion *r, unsigned n)
  * ds_region_register: register @r's parts at the service and populate them
  * (plain: submit populates of at most DS_POPULATE_PIECE bytes each or one
  * granule, counted in *@inflight and reaped by the caller, or here
- * whenever 128 are in flight; managed: register the RamDiscardListener,
+ * whenever DS_POPULATE_INFLIGHT bytes or DS_POPULATE_INFLIGHT_SQES are in
+ * flight; managed: register the RamDiscardListener,
  * whose replay populates the plugged parts now).  Needs ds_online().
  * Failures break the session or go to ds_fail(); a refused part leaves
  * none of @r registered.
  */
-static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight);
+static void ds_reap(DmaService *s, struct dmasvc_queue *q, DsInflight *inflight);
 
 static void ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
-                                   struct dmasvc_queue *q, unsigned *inflight)
+                                   struct dmasvc_queue *q, DsInflight *inflight)
 {
     MemoryRegionSection *sec = &r->section;
     RAMBlock *rb = sec->mr->ram_block;
@@ -610,9 +625,10 @@ static void ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
         for (uint64_t off = 0; off < p->size; off += piece) {
             uint64_t len = MIN(piece, p->size - off);
 
-            if (*inflight >= 128) {  /* well below the default SQ's 256 */
-                ds_reap(s, q, *inflight);
-                *inflight = 0;
+            if (inflight->n &&
+                (inflight->n >= DS_POPULATE_INFLIGHT_SQES ||
+                 inflight->bytes + len > DS_POPULATE_INFLIGHT)) {
+                ds_reap(s, q, inflight);
                 if (!ds_online(s)) {
                     return;
                 }
@@ -624,7 +640,8 @@ static void ds_region_register(DmaService *s, DmaServiceRegion *r, int fd,
                 ds_set_broken(s, ret, "populate");
                 return;
             }
-            ++*inflight;
+            inflight->n++;
+            inflight->bytes += len;
         }
     }
 }
@@ -749,19 +766,32 @@ static void ds_begin(MemoryListener *listener)
 }
 
 /*
- * ds_reap: wait for @inflight populates of plain regions submitted on @q.
- * A failed one leaves its region unpopulated and is a configuration error;
- * a timeout breaks the session.
+ * ds_wait_ms: how long the service gets for a request that pins @bytes:
+ * timeout-ms + 1 s per GiB (rounded up), at most INT_MAX.
  */
-static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
+static int ds_wait_ms(DmaService *s, uint64_t bytes)
+{
+    uint64_t ms = s->timeout_ms + 1000 * DIV_ROUND_UP(bytes, 1ULL << 30);
+
+    return MIN(ms, INT_MAX);
+}
+
+/*
+ * ds_reap: wait for the populates of plain regions in @inflight, submitted
+ * on @q, each wait getting ds_wait_ms() of what is still in flight; empties
+ * *@inflight.  A failed one leaves its region unpopulated and is a
+ * configuration error; a timeout breaks the session.
+ */
+static void ds_reap(DmaService *s, struct dmasvc_queue *q, DsInflight *inflight)
 {
     struct dmasvc_completion cqe[32];
-    unsigned total = inflight, done = 0;
+    unsigned total = inflight->n, left = inflight->n, done = 0;
+    int wait_ms = ds_wait_ms(s, inflight->bytes);
     int n, i;
 
-    while (inflight && ds_online(s)) {
-        n = dmasvc_reap(q, cqe, MIN(inflight, ARRAY_SIZE(cqe)),
-                        s->timeout_ms);
+    *inflight = (DsInflight){ 0 };
+    while (left && ds_online(s)) {
+        n = dmasvc_reap(q, cqe, MIN(left, ARRAY_SIZE(cqe)), wait_ms);
         if (n <= 0) {
             ds_set_broken(s, n ? n : -ETIMEDOUT, "populate");
             return;
@@ -791,7 +821,7 @@ static void ds_reap(DmaService *s, struct dmasvc_queue *q, unsigned inflight)
                 ds_fail(s, err);
             }
         }
-        inflight -= n;
+        left -= n;
     }
 }
 
@@ -805,7 +835,7 @@ static void ds_commit(MemoryListener *listener)
     DmaService *s = container_of(listener, DmaService, listener);
     struct dmasvc_queue *q = s->client ? dmasvc_default_queue(s->client) : NULL;
     DmaServiceRegion *r, *next;
-    unsigned inflight = 0;
+    DsInflight inflight = { 0 };
     int fd;
 
     QLIST_FOREACH_SAFE(r, &s->dels, next, next) {
@@ -824,7 +854,7 @@ static void ds_commit(MemoryListener *listener)
             ds_region_listen(s, r);
         }
     }
-    ds_reap(s, q, inflight);
+    ds_reap(s, q, &inflight);
     ds_memory_sweep(s);
 }
 
@@ -1067,10 +1097,8 @@ bool dma_service_device_attach(Object *ds, VFIODevice *vbasedev, Error **errp)
     if (!dma_service_check_usable(ds, errp)) {
         return false;
     }
-    /* timeout-ms + 1 s per GiB populated (rounded up), at most INT_MAX */
-    timeout = s->timeout_ms +
-              1000 * DIV_ROUND_UP(ds_count(s, true), 1ULL << 30);
-    timeout = MIN(timeout, INT_MAX);
+    /* iommufd pins every populated area inside the attach */
+    timeout = ds_wait_ms(s, ds_count(s, true));
     ret = dmasvc_device_attach_ex(s->client, vbasedev->fd, timeout, &info);
     trace_dma_service_device_attach(vbasedev->name, vbasedev->fd, timeout,
                                     info.dev_id, info.iommufd_devid, ret);
@@ -1247,6 +1275,25 @@ static void ds_get_state(Object *obj, Visitor *v, const char *name,
     visit_type_uint64(v, name, &value, errp);
 }
 
+/* The read-only state properties, read by ds_get_state(). */
+static const struct {
+    const char *name;
+    uintptr_t which;
+    const char *desc;
+} ds_state_props[] = {
+    { "session-id", DS_STATE_SESSION_ID,
+      "the service's id of this VM's session, 0 if none (read-only)" },
+    { "regions", DS_STATE_REGIONS,
+      "regions registered at the service (read-only)" },
+    { "populated-bytes", DS_STATE_POPULATED,
+      "bytes told to the service as populated (read-only)" },
+    { "devices", DS_STATE_DEVICES,
+      "vfio devices attached to the session (read-only)" },
+    { "devices-blocked", DS_STATE_DEVICES_BLOCKED,
+      "of those, devices whose DMA the broken session blocked; only"
+      " device_del + device_add restores it (read-only)" },
+};
+
 /* timeout-ms and reconnect-ms: @opaque is the field's offset in DmaService. */
 static void ds_get_u32(Object *obj, Visitor *v, const char *name,
                        void *opaque, Error **errp)
@@ -1276,6 +1323,7 @@ static void ds_set_u32(Object *obj, Visitor *v, const char *name,
 static void ds_class_init(ObjectClass *oc, void *data)
 {
     UserCreatableClass *ucc = USER_CREATABLE_CLASS(oc);
+    size_t i;
 
     ucc->complete = ds_complete;
     ucc->can_be_deleted = ds_can_be_deleted;
@@ -1293,27 +1341,13 @@ static void ds_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "broken",
         "a request failed; plugs are refused until the state is handed"
         " over again (read-only)");
-    object_class_property_add(oc, "session-id", "uint64", ds_get_state,
-                              NULL, NULL, (void *)DS_STATE_SESSION_ID);
-    object_class_property_set_description(oc, "session-id",
-        "the service's id of this VM's session, 0 if none (read-only)");
-    object_class_property_add(oc, "regions", "uint64", ds_get_state,
-                              NULL, NULL, (void *)DS_STATE_REGIONS);
-    object_class_property_set_description(oc, "regions",
-        "regions registered at the service (read-only)");
-    object_class_property_add(oc, "populated-bytes", "uint64", ds_get_state,
-                              NULL, NULL, (void *)DS_STATE_POPULATED);
-    object_class_property_set_description(oc, "populated-bytes",
-        "bytes told to the service as populated (read-only)");
-    object_class_property_add(oc, "devices", "uint64", ds_get_state,
-                              NULL, NULL, (void *)DS_STATE_DEVICES);
-    object_class_property_set_description(oc, "devices",
-        "vfio devices attached to the session (read-only)");
-    object_class_property_add(oc, "devices-blocked", "uint64", ds_get_state,
-                              NULL, NULL, (void *)DS_STATE_DEVICES_BLOCKED);
-    object_class_property_set_description(oc, "devices-blocked",
-        "of those, devices whose DMA the broken session blocked; only"
-        " device_del + device_add restores it (read-only)");
+    for (i = 0; i < ARRAY_SIZE(ds_state_props); i++) {
+        object_class_property_add(oc, ds_state_props[i].name, "uint64",
+                                  ds_get_state, NULL, NULL,
+                                  (void *)ds_state_props[i].which);
+        object_class_property_set_description(oc, ds_state_props[i].name,
+                                              ds_state_props[i].desc);
+    }
     object_class_property_add(oc, "timeout-ms", "uint32", ds_get_u32,
                               ds_set_u32, NULL,
                               (void *)offsetof(DmaService, timeout_ms));

@@ -152,14 +152,15 @@ static bool vfio_dma_service_refuse(VFIODevice *vbasedev, AddressSpace *as,
  * common.c:vfio_attach_device during vfio-pci realize, after the hiod was
  * created (non-mdev) and before the rest of realize uses vbasedev->fd.
  *
- * Refuses first (vfio_dma_service_refuse), then gets the fd (host= and
- * sysfsdev=: the device's cdev; fd=: as given), adds it to kvm-vfio, has
- * the service bind and attach it (dma_service_device_attach, holding a
- * reference on ds until detach), joins the container, realizes the hiod,
- * reads the device info and blocks migration with its own blocker, in
- * every mode (pci.c skips vfio_migration_realize for these devices, so no
- * savevm handlers and no VFIO blocker hiding this one's text; AUTO reads
- * as OFF).
+ * Refuses first (vfio_dma_service_refuse), blocks migration with its own
+ * blocker, in every mode (pci.c skips vfio_migration_realize for these
+ * devices, so no savevm handlers and no VFIO blocker hiding this one's
+ * text; AUTO reads as OFF), before anything reaches the service, so
+ * -only-migratable refuses the device with no DEVICE_ATTACH; then gets the
+ * fd (host= and sysfsdev=: the device's cdev; fd=: as given), adds it to
+ * kvm-vfio, has the service bind and attach it (dma_service_device_attach,
+ * holding a reference on ds until detach), joins the container, realizes
+ * the hiod and reads the device info.
  *
  * @name: the device's name for the kernel (unused: the cdev needs none)
  * @vbasedev: the device; ->dma_service set, ->iommufd not
@@ -176,17 +177,26 @@ static bool vfio_dma_service_attach(const char *name, VFIODevice *vbasedev,
     VFIODmaServiceContainer *container;
     VFIOContainerBase *bcontainer;
     struct vfio_device_info *info;
-    VFIODmaServiceDev *dev;
+    VFIODmaServiceDev *dev = NULL;
     int fd;
 
     if (vfio_dma_service_refuse(vbasedev, as, errp)) {
+        goto err_close;
+    }
+    dev = g_new0(VFIODmaServiceDev, 1);
+    dev->vbasedev = vbasedev;
+    error_setg(&dev->blocker, "%s: dma-service devices cannot migrate: the"
+               " service does no dirty tracking", vbasedev->name);
+    if (migrate_add_blocker(&dev->blocker, errp) < 0) {
+        /* the blocker was freed */
+        g_clear_pointer(&dev, g_free);
         goto err_close;
     }
 
     if (vbasedev->fd < 0) {
         fd = iommufd_cdev_getfd(vbasedev->sysfsdev, errp);
         if (fd < 0) {
-            return false;
+            goto err_close;
         }
         vbasedev->fd = fd;
     }
@@ -211,16 +221,6 @@ static bool vfio_dma_service_attach(const char *name, VFIODevice *vbasedev,
         goto err_container;
     }
 
-    dev = g_new0(VFIODmaServiceDev, 1);
-    dev->vbasedev = vbasedev;
-    error_setg(&dev->blocker, "%s: dma-service devices cannot migrate: the"
-               " service does no dirty tracking", vbasedev->name);
-    if (migrate_add_blocker(&dev->blocker, errp) < 0) {
-        /* the blocker was freed */
-        g_free(dev);
-        g_free(info);
-        goto err_container;
-    }
     if (vbasedev->enable_migration == ON_OFF_AUTO_AUTO) {
         vbasedev->enable_migration = ON_OFF_AUTO_OFF;
     }
@@ -250,6 +250,10 @@ err_close:
     if (vbasedev->fd >= 0) {
         close(vbasedev->fd);
         vbasedev->fd = -1;
+    }
+    if (dev) {
+        migrate_del_blocker(&dev->blocker);
+        g_free(dev);
     }
     return false;
 }

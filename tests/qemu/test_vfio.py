@@ -15,6 +15,9 @@ QEMU runs stopped (-S) or fails at its command line.
                       DEVICE_ATTACH reached the service
   iommufd=            together with dma-service=: refused, no DEVICE_ATTACH
   enable-migration=on refused, no DEVICE_ATTACH
+  -only-migratable    the device's migration blocker is refused with QEMU's
+                      "disallowing migration blocker" and the backend's
+                      reason, before any DEVICE_ATTACH
   hotplug             device_add vfio-pci,fd=NAME (a memfd passed with
                       getfd),dma-service=ds0: the EOPNOTSUPP text over QMP;
                       QEMU closed the memfd; qom-get ds0 devices == 0 and
@@ -150,6 +153,8 @@ def run_vfio_checks(qemu, svc, tmp):
              ["'iommufd' and 'dma-service' cannot be used together"], 0, fds)
         cold(qemu, svc, "enable-migration=on", ["-device", dev + ",enable-migration=on"],
              ["dma-service devices cannot migrate"], 0, fds)
+        cold(qemu, svc, "-only-migratable", ["-only-migratable", "-device", dev],
+             ["disallowing migration blocker", "dma-service devices cannot migrate"], 0, fds)
     finally:
         os.close(null_fd)
     hotplug(qemu, svc, tmp, {}, "hotplug fd=memfd",
