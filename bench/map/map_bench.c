@@ -43,7 +43,7 @@ struct opts {
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring;
+	bool path_engine, path_ring, path_kernel;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -82,6 +82,9 @@ static void usage(FILE *f)
 "  ring    the dmasvc daemon (--daemon), started once per worker count,\n"
 "          driven through libdmasvc over its SQ/CQ ring\n"
 "  engine  dmasvc's planner + worker pool in-process (no socket, no ring)\n"
+"  kernel  the physical limit: the backend's plain map/unmap calls for the\n"
+"          same work (a map per granule, an unmap per merged range), on one\n"
+"          thread (kernel t1) and on two over disjoint halves (kernel t2)\n"
 "\n"
 "Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
 "times on every target, the order rotated each repetition.\n"
@@ -100,9 +103,9 @@ static void usage(FILE *f)
 "                           the daemon's session through libdmasvc)\n"
 "                           (iommufd pins only with a device attached;\n"
 "                           default $EDU_CDEV with --backend iommufd)\n"
-"  --paths LIST             dmasvc paths: ring,engine (default: ring on soft,\n"
-"                           engine,ring on iommufd; the ring path sends the\n"
-"                           --device to the daemon with dmasvc_device_attach)\n"
+"  --paths LIST             ring,engine,kernel (default: ring,kernel on soft,\n"
+"                           engine,ring,kernel on iommufd; the ring path sends\n"
+"                           the --device to the daemon with dmasvc_device_attach)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G);\n"
@@ -282,9 +285,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->reps = 1;
 	}
 	if (!paths)
-		paths = o->env.backend == MB_IOMMUFD ? "engine,ring" : "ring";
+		paths = o->env.backend == MB_IOMMUFD ? "engine,ring,kernel" : "ring,kernel";
 	o->path_ring = strstr(paths, "ring") != NULL;
 	o->path_engine = strstr(paths, "engine") != NULL;
+	o->path_kernel = strstr(paths, "kernel") != NULL;
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
@@ -353,7 +357,7 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 		ret = -errno;
 		goto out_close;
 	}
-	if (ops != &mb_ring_ops) {
+	if (ops != &mb_ring_ops) { /* in-process paths map it themselves */
 		r.vaddr = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 		if (r.vaddr == MAP_FAILED) {
 			ret = -errno;
@@ -520,6 +524,20 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 			}
 			n++;
 		}
+	}
+	/* the physical limit: one thread, then two over disjoint halves */
+	for (unsigned int k = 1; o->path_kernel && k <= 2 && n < MAX_INST; k++) {
+		struct mb_inst *in = &inst[n];
+
+		*in = (struct mb_inst){ .ops = &mb_kernel_ops, .workers = k };
+		snprintf(in->label, sizeof(in->label), "kernel t%u", k);
+		ret = mb_kernel_ops.open(&o->env, k, &in->t);
+		if (ret) {
+			fprintf(stderr, "map-bench: starting %s: %s\n", in->label, strerror(-ret));
+			*ni = n;
+			return ret;
+		}
+		n++;
 	}
 	*ni = n;
 	return 0;
