@@ -21,8 +21,10 @@
  *   discard    B one-page discards of those pages: + plan, one coalesced
  *              no-op unmap
  * A repetition runs every row for about --events events; rows interleave,
- * repetitions rotate nothing (all rows are in-process and short).  Printed:
- * median ns per event over repetitions, min-max.
+ * repetitions rotate nothing (all rows are in-process and short).  A row's
+ * value in a repetition is its median burst's time / burst size (robust to
+ * the bursts the scheduler preempted on a loaded host); printed: the median
+ * of that over repetitions, min-max.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -221,27 +223,11 @@ static uint64_t one_burst(struct bench *b, enum mode m, unsigned n, uint64_t fir
 	return t1 - t0;
 }
 
-/* ns per event of mode @m at burst @n over about @events events.  < 0: -errno. */
-static double run_row(struct bench *b, enum mode m, unsigned n, unsigned events, int *err)
+static int cmp_u64(const void *a, const void *b)
 {
-	uint64_t pages = REGION / PAGE, total = 0, count = 0, at = 0;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	while (count < events) {
-		if (m == M_NOP) {
-			total += one_burst(b, M_NOP, n, 0, err);
-		} else {
-			/* populate and discard the same pages: the region ends as it began */
-			uint64_t tp = one_burst(b, M_POPULATE, n, at, err);
-			uint64_t td = *err ? 0 : one_burst(b, M_DISCARD, n, at, err);
-
-			total += m == M_POPULATE ? tp : td;
-			at = (at + n) % (pages - n);
-		}
-		if (*err)
-			return -1;
-		count += n;
-	}
-	return (double)total / (double)count;
+	return x < y ? -1 : x > y;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -249,6 +235,36 @@ static int cmp_d(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+/*
+ * ns per event of mode @m at burst @n over about @events events: the median
+ * burst's time / @n (a burst the scheduler preempted is an outlier, not a
+ * share of the mean: on a loaded host the mean measures the load).  @t has
+ * room for @events / @n + 1 bursts.  < 0 with *@err set on failure.
+ */
+static double run_row(struct bench *b, enum mode m, unsigned n, unsigned events, uint64_t *t,
+		      int *err)
+{
+	uint64_t pages = REGION / PAGE, at = 0;
+	size_t k = 0;
+
+	for (unsigned count = 0; count < events; count += n) {
+		if (m == M_NOP) {
+			t[k++] = one_burst(b, M_NOP, n, 0, err);
+		} else {
+			/* populate and discard the same pages: the region ends as it began */
+			uint64_t tp = one_burst(b, M_POPULATE, n, at, err);
+			uint64_t td = *err ? 0 : one_burst(b, M_DISCARD, n, at, err);
+
+			t[k++] = m == M_POPULATE ? tp : td;
+			at = (at + n) % (pages - n);
+		}
+		if (*err)
+			return -1;
+	}
+	qsort(t, k, sizeof(*t), cmp_u64);
+	return (double)t[k / 2] / n;
 }
 
 static void usage(FILE *f)
@@ -283,6 +299,7 @@ int main(int argc, char **argv)
 	unsigned workers = 1, reps = 5, events = 20000;
 	double load0[3] = { 0 }, load1[3] = { 0 };
 	bool json = false, first = true;
+	uint64_t *t;
 	struct bench b;
 	char why[256] = "";
 	struct utsname u;
@@ -303,12 +320,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	getloadavg(load0, 3);
-	err = bench_open(&b, workers, why, sizeof(why));
+	t = calloc(events + 1, sizeof(*t));
+	err = t ? bench_open(&b, workers, why, sizeof(why)) : -ENOMEM;
 	for (unsigned r = 0; r < reps && !err; r++)
 		for (unsigned k = 0; k < NBURST && !err; k++)
 			for (unsigned m = 0; m < NMODE && !err; m++)
-				res[m][k][r] = run_row(&b, m, bursts[k], events, &err);
-	bench_close(&b);
+				res[m][k][r] = run_row(&b, m, bursts[k], events, t, &err);
+	if (t)
+		bench_close(&b);
+	free(t);
 	getloadavg(load1, 3);
 	if (err) {
 		fprintf(stderr, "svc-bench: %s%s%s\n", why, *why ? ": " : "", strerror(-err));
@@ -324,7 +344,8 @@ int main(int argc, char **argv)
 		       workers, reps, events);
 	else
 		printf("svc-bench: the service's fixed cost per event (ringsvc_ring_work timed alone,\n"
-		       "zero-cost map/unmap), %u worker(s), %u repetitions of %u events per row\n"
+		       "zero-cost map/unmap; median burst / burst size), %u worker(s), %u repetitions\n"
+		       "of %u events per row\n"
 		       "machine: %s %s, %ld cpus; load %.2f %.2f %.2f at start, %.2f %.2f %.2f at end\n\n"
 		       "%-10s %6s %12s %21s\n",
 		       workers, reps, events, u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN),
