@@ -276,10 +276,14 @@ static void staged_batch(uint32_t first)
 	cr_assert_eq(ring_sq_drain(&f.sqc, out, 9), 8);
 	for (int i = 0; i < 8; i++)
 		cr_assert(t_sqe_check(&out[i], (uint64_t)i), "entry %d in staging order", i);
-	/* post publishes what was staged before it, in order */
+	/* post publishes what was staged before it, in order; a post that
+	 * fits nothing publishes nothing (its 0 means "no tail store") */
 	t_sqe_fill(&in[0], 100);
 	t_sqe_fill(&in[1], 101);
 	cr_assert_eq(ring_sq_stage(&f.sqp, &in[0], 1), 1);
+	cr_assert_eq(ring_sq_post(&f.sqp, &in[1], 0), 0);
+	cr_assert_eq(ring_sq_staged(&f.sqp), 1, "an empty post publishes nothing");
+	cr_expect_eq(f.shm->sq.tail.value, tail0 + 8);
 	cr_assert_eq(ring_sq_post(&f.sqp, &in[1], 1), 1);
 	cr_assert_eq(ring_sq_staged(&f.sqp), 0);
 	cr_assert_eq(ring_sq_drain(&f.sqc, out, 9), 2);

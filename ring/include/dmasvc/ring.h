@@ -227,7 +227,8 @@ int ring_cq_consumer_init(struct ring_cq_consumer *r, const struct ring_mapping 
 
 /*
  * ring_sq_post: copy up to @n SQEs from @sqes into the SQ and publish them
- * (and any staged before them, see ring_sq_stage()) with one release store.  Returns the number posted (0..n; 0 = full, the
+ * (and, when any fit, those staged before them, see ring_sq_stage()) with
+ * one release store.  Returns the number posted (0..n; 0 = full, the
  * backpressure signal: nothing is dropped, post the rest later), or
  * RING_EPROTO if the consumer's head is impossible.
  */
@@ -242,8 +243,8 @@ static inline int ring_sq_post(struct ring_sq_producer *r, const struct dmasvc_s
  * moving the shared tail, ring_sq_publish() moves it over all of them with
  * one release store (R1).  The consumer sees the batch whole or not at all,
  * so a service draining while the client is still posting cannot split it.
- * Staged slots count as used for the space check; ring_sq_post() publishes
- * staged entries too.  Nothing staged is lost or reordered: the entries are
+ * Staged slots count as used for the space check; a ring_sq_post() that
+ * posts anything publishes the staged entries too.  Nothing staged is lost or reordered: the entries are
  * published in the order they were staged.
  *
  * ring_sq_stage: copy up to @n SQEs from @sqes into the slots after the

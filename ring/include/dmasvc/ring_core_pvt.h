@@ -275,16 +275,18 @@ ring_pvt_prod_stage(struct ring_pvt_prod *p, void *ring, const void *src, size_t
 }
 
 /*
- * ring_pvt_prod_post: stage up to @n entries and publish them, together with
- * any staged before, with one release store.  Returns the number of @src's
- * entries posted (0..n), or RING_EPROTO (then nothing is published).
+ * ring_pvt_prod_post: stage up to @n entries and, when at least one fit,
+ * publish them together with any staged before, with one release store.
+ * Returns the number of @src's entries posted (0..n; 0: nothing published,
+ * earlier staged entries stay staged), or RING_EPROTO (nothing published).
+ * So a return > 0 is exactly "the tail moved": the caller's wake-up check.
  */
 __attribute__((always_inline)) static inline int
 ring_pvt_prod_post(struct ring_pvt_prod *p, void *ring, const void *src, size_t esz, unsigned n)
 {
 	int cnt = ring_pvt_prod_stage(p, ring, src, esz, n);
 
-	if (cnt >= 0)
+	if (cnt > 0)
 		ring_pvt_prod_publish(p);
 	return cnt;
 }
