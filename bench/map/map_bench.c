@@ -43,7 +43,7 @@ struct opts {
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring;
+	bool path_engine, path_ring, path_kernel;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -51,7 +51,8 @@ struct opts {
 	unsigned int nr_granules;
 	uint64_t burst_pages[MAX_LIST];
 	unsigned int nr_burst;
-	bool sc_plug, sc_storm, sc_burst;
+	bool sc_plug, sc_storm, sc_burst, sc_sync;
+	unsigned int sync_notes;
 	uint64_t storm_size;
 	unsigned int storm_conv;
 	unsigned int reps;
@@ -76,12 +77,18 @@ static void usage(FILE *f)
 "         by page (QEMU RamBlockAttributes); one batch per conversion\n"
 "  burst  N contiguous 4 KiB pages discarded page by page in one batch\n"
 "         (counts how many unmap calls that costs)\n"
+"  sync   synchronous 4 KiB conversions (a vCPU exit each): N random pages\n"
+"         populated one note at a time, each waited for, then discarded so;\n"
+"         p50/p99 are the latency of one conversion\n"
 "\n"
 "Paths:\n"
 "  direct  always run: in-process be_ops on this thread\n"
 "  ring    the dmasvc daemon (--daemon), started once per worker count,\n"
 "          driven through libdmasvc over its SQ/CQ ring\n"
 "  engine  dmasvc's planner + worker pool in-process (no socket, no ring)\n"
+"  kernel  the physical limit: the backend's plain map/unmap calls for the\n"
+"          same work (a map per granule, an unmap per merged range), on one\n"
+"          thread (kernel t1) and on two over disjoint halves (kernel t2)\n"
 "\n"
 "Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
 "times on every target, the order rotated each repetition.\n"
@@ -100,19 +107,20 @@ static void usage(FILE *f)
 "                           the daemon's session through libdmasvc)\n"
 "                           (iommufd pins only with a device attached;\n"
 "                           default $EDU_CDEV with --backend iommufd)\n"
-"  --paths LIST             dmasvc paths: ring,engine (default: ring on soft,\n"
-"                           engine,ring on iommufd; the ring path sends the\n"
-"                           --device to the daemon with dmasvc_device_attach)\n"
+"  --paths LIST             ring,engine,kernel (default: ring,kernel on soft,\n"
+"                           engine,ring,kernel on iommufd; the ring path sends\n"
+"                           the --device to the daemon with dmasvc_device_attach)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G);\n"
 "                           a size that does not fit (MemAvailable - 512M,\n"
 "                           after waiting up to 20 s) is skipped, saying so\n"
 "  --granules LIST          plug granules (default 2M,128M)\n"
-"  --scenarios LIST         plug,storm,burst (default all)\n"
+"  --scenarios LIST         plug,storm,burst,sync (default all)\n"
 "  --storm-size SIZE        storm region (default 64M)\n"
 "  --storm-conversions N    (default 2000)\n"
 "  --burst-pages LIST       (default 64,512)\n"
+"  --sync-notes N           pages of the sync scenario (default 2000)\n"
 "  --reps N                 repetitions, 1..%d (default 3)\n"
 "  --seed N                 storm sequence seed (default 1)\n"
 "  --prefault               allocate each region's memfd (fallocate) before\n"
@@ -120,6 +128,7 @@ static void usage(FILE *f)
 "                           pages present, as in a pre-populated guest;\n"
 "                           default: the pin allocates them (virtio-mem plug)\n"
 "  --quick                  1 repetition, plug 1G only, storm 16M x 300,\n"
+"                           sync 300,\n"
 "                           burst 64: under a minute on the model\n"
 "  --json                   one JSON document instead of the tables\n"
 "  --json-file PATH         the tables on stdout and the JSON into PATH\n"
@@ -160,6 +169,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "storm-size", required_argument, NULL, 'z' },
 		{ "storm-conversions", required_argument, NULL, 'c' },
 		{ "burst-pages", required_argument, NULL, 'B' },
+		{ "sync-notes", required_argument, NULL, 'n' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "seed", required_argument, NULL, 'e' },
 		{ "quick", no_argument, NULL, 'q' },
@@ -169,9 +179,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *paths = NULL, *scen = "plug,storm,burst";
+	const char *paths = NULL, *scen = "plug,storm,burst,sync";
 	bool set_sizes = false, set_storm = false, set_conv = false, set_burst = false,
-	     set_reps = false;
+	     set_reps = false, set_sync = false;
 	uint64_t tmp[MAX_LIST];
 	int c, n;
 
@@ -182,7 +192,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		.sizes = { 1 * GiB, 4 * GiB, 16 * GiB }, .nr_sizes = 3,
 		.granules = { 2 * MiB, 128 * MiB }, .nr_granules = 2,
 		.burst_pages = { 64, 512 }, .nr_burst = 2,
-		.storm_size = 64 * MiB, .storm_conv = 2000, .reps = 3, .seed = 1,
+		.storm_size = 64 * MiB, .storm_conv = 2000, .reps = 3, .seed = 1, .sync_notes = 2000,
 	};
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -242,6 +252,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->nr_burst = (unsigned int)n;
 			set_burst = true;
 			break;
+		case 'n':
+			o->sync_notes = (unsigned int)strtoul(optarg, NULL, 10);
+			if (!o->sync_notes || o->sync_notes > 1000000)
+				return -1;
+			set_sync = true;
+			break;
 		case 'r':
 			o->reps = (unsigned int)strtoul(optarg, NULL, 10);
 			if (o->reps < 1 || o->reps > MB_MAX_REPS)
@@ -280,14 +296,18 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (!set_reps)
 			o->reps = 1;
+		if (!set_sync)
+			o->sync_notes = 300;
 	}
 	if (!paths)
-		paths = o->env.backend == MB_IOMMUFD ? "engine,ring" : "ring";
+		paths = o->env.backend == MB_IOMMUFD ? "engine,ring,kernel" : "ring,kernel";
 	o->path_ring = strstr(paths, "ring") != NULL;
 	o->path_engine = strstr(paths, "engine") != NULL;
+	o->path_kernel = strstr(paths, "kernel") != NULL;
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
+	o->sc_sync = strstr(scen, "sync") != NULL;
 	if (o->env.backend == MB_IOMMUFD && !o->env.device_path)
 		o->env.device_path = getenv("EDU_CDEV");
 	return 0;
@@ -353,7 +373,7 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 		ret = -errno;
 		goto out_close;
 	}
-	if (ops != &mb_ring_ops) {
+	if (ops != &mb_ring_ops) { /* in-process paths map it themselves */
 		r.vaddr = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 		if (r.vaddr == MAP_FAILED) {
 			ret = -errno;
@@ -521,6 +541,20 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 			n++;
 		}
 	}
+	/* the physical limit: one thread, then two over disjoint halves */
+	for (unsigned int k = 1; o->path_kernel && k <= 2 && n < MAX_INST; k++) {
+		struct mb_inst *in = &inst[n];
+
+		*in = (struct mb_inst){ .ops = &mb_kernel_ops, .workers = k };
+		snprintf(in->label, sizeof(in->label), "kernel t%u", k);
+		ret = mb_kernel_ops.open(&o->env, k, &in->t);
+		if (ret) {
+			fprintf(stderr, "map-bench: starting %s: %s\n", in->label, strerror(-ret));
+			*ni = n;
+			return ret;
+		}
+		n++;
+	}
 	*ni = n;
 	return 0;
 }
@@ -586,6 +620,13 @@ int main(int argc, char **argv)
 	}
 	for (unsigned int b = 0; o.sc_burst && b < o.nr_burst && !ret; b++) {
 		ret = mb_scen_burst(&sc, o.burst_pages[b]);
+		if (!ret) {
+			ret = run_scen(&o, &m, &sc, inst, ni, &first_row);
+			mb_scen_free(&sc);
+		}
+	}
+	if (o.sc_sync && !ret) {
+		ret = mb_scen_sync(&sc, o.sync_notes, o.seed);
 		if (!ret) {
 			ret = run_scen(&o, &m, &sc, inst, ni, &first_row);
 			mb_scen_free(&sc);

@@ -5,9 +5,12 @@
  * Vocabulary:
  *   path     a way of making the IOMMU follow guest memory: "direct" (what
  *            QEMU's VFIO listener does in-process today), "engine" (dmasvc's
- *            planner + worker pool in-process, no socket) or "ring" (the
- *            dmasvc daemon, driven over its SQ/CQ ring by libdmasvc);
- *   target   one opened path with a worker count (direct has none);
+ *            planner + worker pool in-process, no socket), "ring" (the
+ *            dmasvc daemon, driven over its SQ/CQ ring by libdmasvc) or
+ *            "kernel" (the backend's own calls for the same work, nothing
+ *            around them: the physical limit);
+ *   target   one opened path with a worker count (direct has none; for
+ *            kernel it is the thread count, 1 or 2);
  *   note     one notification a VMM sends: populate or discard of
  *            [offset, offset + length) of the region (QEMU's
  *            notify_populate / notify_discard of one section);
@@ -96,6 +99,7 @@ struct mb_path_ops {
 extern const struct mb_path_ops mb_direct_ops;
 extern const struct mb_path_ops mb_engine_ops;
 extern const struct mb_path_ops mb_ring_ops;
+extern const struct mb_path_ops mb_kernel_ops;
 
 /* ---- mb_backend.c: the in-process backend for direct and engine ---------- */
 

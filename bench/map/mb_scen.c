@@ -184,6 +184,50 @@ int mb_scen_burst(struct mb_scen *s, uint64_t pages)
 	return ret;
 }
 
+int mb_scen_sync(struct mb_scen *s, unsigned int notes, uint64_t seed)
+{
+	uint64_t pages = 4096, x = seed | 1, *perm;
+	struct phase_buf pb, db;
+	char a[24];
+	int ret = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!notes)
+		return -EINVAL;
+	while (pages < 4ull * notes)
+		pages *= 2;
+	perm = malloc(pages * sizeof(*perm));
+	if (!perm)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < pages; i++)
+		perm[i] = i;
+	for (uint64_t i = pages - 1; i > 0; i--) { /* Fisher-Yates: distinct pages */
+		uint64_t j = rnd(&x) % (i + 1), t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	strcpy(s->kind, "sync");
+	s->size = pages * MB_PAGE;
+	s->granule = MB_PAGE;
+	s->nr_phases = 2;
+	s->ph[0] = (struct mb_phase){ .name = "sync populate", .report = true,
+				      .populated_after = (uint64_t)notes * MB_PAGE };
+	s->ph[1] = (struct mb_phase){ .name = "sync discard", .report = true };
+	pb = (struct phase_buf){ .ph = &s->ph[0] };
+	db = (struct phase_buf){ .ph = &s->ph[1] };
+	for (unsigned int i = 0; i < notes && !ret; i++)
+		ret = add_note(&pb, perm[i] * MB_PAGE, MB_PAGE, true) ?: end_batch(&pb) ?:
+		      add_note(&db, perm[i] * MB_PAGE, MB_PAGE, false) ?: end_batch(&db);
+	free(perm);
+	snprintf(s->title, sizeof(s->title),
+		 "synchronous 4 KiB conversions: %u random pages of %s, each note its own batch, waited for",
+		 notes, mb_fmt_size(a, s->size));
+	if (ret)
+		mb_scen_free(s);
+	return ret;
+}
+
 void mb_scen_free(struct mb_scen *s)
 {
 	for (unsigned int i = 0; i < MB_MAX_PHASES; i++) {

@@ -13,7 +13,11 @@
  *           run is one note per page that changes (QEMU's
  *           RamBlockAttributes); one batch per conversion;
  *   burst   N contiguous 4 KiB pages populated with one note (not
- *           reported), then discarded page by page: N notes, one batch.
+ *           reported), then discarded page by page: N notes, one batch;
+ *   sync    what a vCPU exit costs (issue 16's latency target): N distinct
+ *           random 4 KiB pages populated one note per batch, each waited
+ *           for, then discarded the same way (the p50/p99 columns are the
+ *           per-conversion latency).
  *
  * A phase knows the bytes that are populated once it ran, so the bench can
  * compare pins with it.
@@ -39,7 +43,7 @@ struct mb_phase {
 };
 
 struct mb_scen {
-	char kind[8];            /* "plug", "storm", "burst" */
+	char kind[8];            /* "plug", "storm", "burst", "sync" */
 	char title[128];
 	uint64_t size;           /* region bytes */
 	uint64_t granule;
@@ -52,6 +56,7 @@ int mb_scen_plug(struct mb_scen *s, uint64_t size, uint64_t granule);
 int mb_scen_storm(struct mb_scen *s, uint64_t size, unsigned int conversions,
 		  uint64_t seed);
 int mb_scen_burst(struct mb_scen *s, uint64_t pages);
+int mb_scen_sync(struct mb_scen *s, unsigned int notes, uint64_t seed);
 void mb_scen_free(struct mb_scen *s);
 
 #endif /* MAPBENCH_MB_SCEN_H */

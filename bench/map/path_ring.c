@@ -7,9 +7,11 @@
  *
  *   batch of 1 note   a blocking dmasvc_populate/discard (QEMU's
  *                     RamDiscardListener waits for each notification);
- *   batch of n notes  n asynchronous submits on the default queue, then
- *                     reap until all n completed (a guest_memfd conversion
- *                     posts its page-by-page notes and waits once).
+ *   batch of n notes  n asynchronous submits on the default queue inside
+ *                     one libdmasvc batch (dmasvc_queue_batch_begin/end:
+ *                     published with one tail store), then reap until all
+ *                     n completed (a guest_memfd conversion posts its
+ *                     page-by-page notes and waits once).
  *
  * Each region gets a fresh connection (device_attach when the bench has a
  * device, memory_add, region_add); removing it disconnects, and the daemon
@@ -304,6 +306,7 @@ static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t 
 	struct dmasvc_queue *q = dmasvc_default_queue(t->c);
 	size_t sent = 0, done = 0;
 	int first_err = 0, ret;
+	bool in_batch = true;
 
 	if (n == 1) {
 		uint64_t t0 = mb_now_ns();
@@ -322,21 +325,35 @@ static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t 
 		t->t_sub = p;
 		t->t_cap = n;
 	}
+	/* One batch: the daemon sees the notes whole (up to its drain size). */
+	ret = dmasvc_queue_batch_begin(q);
+	if (ret)
+		return ret;
 	while (done < n) {
 		while (sent < n) {
 			t->t_sub[sent] = mb_now_ns();
 			ret = submit_one(q, t->region_id, &notes[sent], sent);
 			if (ret == -EAGAIN)
-				break;
+				break; /* libdmasvc published the batch so far */
 			if (ret)
-				return ret;
+				goto out;
 			sent++;
+		}
+		if (in_batch && sent == n) {
+			in_batch = false;
+			ret = dmasvc_queue_batch_end(q);
+			if (ret)
+				goto out;
 		}
 		ret = reap_some(t, q, true, n, lat_ns, &done, &first_err);
 		if (ret)
-			return ret;
+			goto out;
 	}
-	return first_err;
+	ret = first_err;
+out:
+	if (in_batch)
+		(void)dmasvc_queue_batch_end(q); /* the error to report is ret */
+	return ret;
 }
 
 static int ring_counts(struct mb_target *t, struct mb_counts *out)

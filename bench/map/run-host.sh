@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/map/run-host.sh - the host (software model) runs behind
 # bench/RESULTS.md "## map-bench", one after the other:
-#   A  plug/unplug 1 and 4 GiB, direct vs dmasvc ring and engine, 5 reps
+#   A  plug/unplug 1 and 4 GiB, direct vs dmasvc ring and engine and the
+#      kernel rows (t1, t2), 5 reps
 #   B  plug/unplug 16 GiB, direct vs dmasvc ring, 3 reps (skipped by
 #      map-bench itself when MemAvailable is short)
-#   C  storm and discard bursts, direct vs ring and engine, 5 reps
+#   C  storm and discard bursts, direct vs ring, engine and kernel, 5 reps
 #
 # Usage: run-host.sh BUILD_DIR OUT_DIR [EXTRA MAP-BENCH ARG]...
 # Writes OUT_DIR/host-{A,B,C}.txt (tables) and .json.
@@ -27,9 +28,9 @@ run() {
 extra=("$@")
 for r in ${MAPBENCH_RUNS:-A B C}; do
 	case $r in
-	A) run A --scenarios plug --sizes 1G,4G --paths ring,engine --reps 5 ;;
+	A) run A --scenarios plug --sizes 1G,4G --paths ring,engine,kernel --reps 5 ;;
 	B) run B --scenarios plug --sizes 16G --paths ring --reps 3 ;;
-	C) run C --scenarios storm,burst --paths ring,engine --reps 5 ;;
+	C) run C --scenarios storm,burst --paths ring,engine,kernel --reps 5 ;;
 	*) echo "run-host: unknown run $r" >&2; exit 2 ;;
 	esac
 done

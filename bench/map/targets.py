@@ -84,7 +84,7 @@ print("| run | pages | direct | dmasvc path | unmap calls (range) |")
 print("|---|---|---|---|---|")
 for path in model + vm:
     for r in rows(path):
-        if r["scenario"] != "burst" or r["path"] == "direct":
+        if r["scenario"] != "burst" or r["path"] in ("direct", "kernel"):
             continue
         lo = r.get("unmap_calls_min", r["unmap_calls"])
         hi = r.get("unmap_calls_max", r["unmap_calls"])

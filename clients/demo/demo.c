@@ -355,6 +355,10 @@ static int phase_storm(struct demo *d, double until)
 
 		if (first + len > npages)
 			len = npages - first;
+		/* one conversion = one batch: the service drains its pages whole */
+		err = dmasvc_queue_batch_begin(q);
+		if (err)
+			goto out_close;
 		for (uint64_t p = first; p < first + len; p++) {
 			for (;;) {
 				if (inflight < STORM_QD) {
@@ -381,6 +385,9 @@ static int phase_storm(struct demo *d, double until)
 			if (err < 0)
 				goto out_close;
 		}
+		err = dmasvc_queue_batch_end(q);
+		if (err)
+			goto out_close;
 		snprintf(state, sizeof(state), "shared %5" PRId64 " MiB",
 			 dmasvc_region_populated_bytes(d->c, (uint32_t)d->storm_region) / (int64_t)MiB);
 		progress(d, ps, state, &last);

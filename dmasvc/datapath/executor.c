@@ -135,6 +135,8 @@ static void executor_kick(struct dsvc_session *s)
 {
 	struct executor_thread *t = s->exec;
 
+	/* what STATUS and the budget read while the executor owns the regions */
+	session_usage_snapshot(s);
 	s->busy = true;
 	pthread_mutex_lock(&t->lock);
 	t->job = true;

@@ -218,7 +218,6 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 			dlog_err(d->log, s->id, b->st.first_unmap_err, "unmap iova 0x%llx len 0x%llx",
 				 (unsigned long long)b->st.first_unmap_iova,
 				 (unsigned long long)b->st.first_unmap_length);
-		session_usage_snapshot(s);
 	}
 	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
 	if (posted < 0)

@@ -188,8 +188,8 @@ struct dsvc_session {
 	bool torn_down;
 	/* Loop-turn accounting (evloop.c): the ring the next turn starts at. */
 	unsigned int ring_next;
-	/* Usage as of the last finish or region op, for readers while the
-	 * session is busy (session_usage()). */
+	/* Usage as of the moment the session went busy (executor_kick takes
+	 * it), for readers while it is busy (session_usage()). */
 	struct session_usage usage_snapshot;
 };
 

@@ -244,6 +244,80 @@ Test(ring_queue, cq_round_trip_across_2_pow_32)
 }
 
 /*
+ * A staged batch: invisible to the consumer (shared tail unchanged, drain
+ * and the wait re-check find nothing) until one publish makes all of it
+ * visible in order; staged slots count against the space; a post publishes
+ * what was staged before it.  Across 2^32.
+ */
+static void staged_batch(uint32_t first)
+{
+	struct fix f;
+	struct dmasvc_sqe in[8], out[9];
+	uint32_t tail0;
+
+	fix_init(&f, 8, 8, first);
+	for (int i = 0; i < 8; i++)
+		t_sqe_fill(&in[i], (uint64_t)i);
+	tail0 = f.shm->sq.tail.value;
+	cr_assert_eq(ring_sq_stage(&f.sqp, in, 3), 3);
+	cr_assert_eq(ring_sq_staged(&f.sqp), 3);
+	cr_expect_eq(f.shm->sq.tail.value, tail0, "staging stores no tail");
+	cr_expect_not(ring_sq_pending(&f.sqc), "the consumer sees nothing staged");
+	cr_assert_eq(ring_sq_drain(&f.sqc, out, 8), 0);
+	cr_assert_eq(ring_sq_drain_wait_begin(&f.sqc), 1, "still empty for a sleeper");
+	cr_assert_eq(ring_sq_stage(&f.sqp, in + 3, 6), 5, "staged slots count as used");
+	cr_assert_eq(ring_sq_stage(&f.sqp, in, 1), 0, "full");
+	cr_assert_eq(ring_sq_drain(&f.sqc, out, 8), 0);
+	cr_assert_eq(ring_sq_publish(&f.sqp), 8, "one publish for the whole batch");
+	cr_expect_eq(f.shm->sq.tail.value, tail0 + 8);
+	cr_expect(ring_sq_post_should_wake(&f.sqp), "the sleeper is signalled once, after the publish");
+	ring_sq_drain_wait_end(&f.sqc);
+	cr_assert_eq(ring_sq_publish(&f.sqp), 0, "nothing left staged");
+	cr_assert_eq(ring_sq_drain(&f.sqc, out, 9), 8);
+	for (int i = 0; i < 8; i++)
+		cr_assert(t_sqe_check(&out[i], (uint64_t)i), "entry %d in staging order", i);
+	/* post publishes what was staged before it, in order; a post that
+	 * fits nothing publishes nothing (its 0 means "no tail store") */
+	t_sqe_fill(&in[0], 100);
+	t_sqe_fill(&in[1], 101);
+	cr_assert_eq(ring_sq_stage(&f.sqp, &in[0], 1), 1);
+	cr_assert_eq(ring_sq_post(&f.sqp, &in[1], 0), 0);
+	cr_assert_eq(ring_sq_staged(&f.sqp), 1, "an empty post publishes nothing");
+	cr_expect_eq(f.shm->sq.tail.value, tail0 + 8);
+	cr_assert_eq(ring_sq_post(&f.sqp, &in[1], 1), 1);
+	cr_assert_eq(ring_sq_staged(&f.sqp), 0);
+	cr_assert_eq(ring_sq_drain(&f.sqc, out, 9), 2);
+	cr_assert(t_sqe_check(&out[0], 100));
+	cr_assert(t_sqe_check(&out[1], 101));
+	fix_fini(&f);
+}
+
+Test(ring_queue, staged_batch_published_at_once)
+{
+	staged_batch(0);
+	staged_batch(UINT32_MAX - 4);
+}
+
+/*
+ * A consumer head past the published tail is impossible even while entries
+ * are staged beyond it: staging does not widen what the producer accepts.
+ */
+Test(ring_hostile_values, head_into_staged_slots_is_eproto)
+{
+	struct fix f;
+	struct dmasvc_sqe in[4] = { 0 };
+
+	fix_init(&f, 8, 8, 0);
+	cr_assert_eq(ring_sq_post(&f.sqp, in, 2), 2);
+	cr_assert_eq(ring_sq_stage(&f.sqp, in, 4), 4);
+	f.shm->sq.head.value = 3; /* one into the staged slots */
+	cr_assert_eq(ring_sq_stage(&f.sqp, in, 4), RING_EPROTO, "refresh rejects the head");
+	cr_assert_eq(ring_sq_post(&f.sqp, in, 1), RING_EPROTO, "sticky");
+	cr_expect_eq(f.shm->sq.tail.value, 2, "nothing more published");
+	fix_fini(&f);
+}
+
+/*
  * The consumer's verdict on a tail written by a hostile producer, from a
  * state with head = H and a validated tail_cache = H + 3 (entries 8).
  */

@@ -81,6 +81,7 @@ struct dmasvc_queue {
 	uint32_t sq_entries, cq_entries;
 	struct cl_ring ring;         /* mapping, roles, eventfds */
 	bool armed;                  /* dmasvc_queue_arm() set the CQ wait flag */
+	bool batch;                  /* dmasvc_queue_batch_begin(): stage, publish at the end */
 	bool dead;                   /* service gone or ring corrupt */
 	int dead_err;                /* -ENOTCONN or -EPROTO */
 

@@ -17,6 +17,14 @@
  * rule; in particular a discard that fails (backend error) leaves the
  * granules marked populated, so a replay maps them again and the caller
  * may retry the discard.
+ *
+ * Batches: between dmasvc_queue_batch_begin() and _end() an event's SQE is
+ * staged (written into the SQ, tail not moved) instead of posted; the end
+ * publishes them all with one tail store and at most one doorbell, so the
+ * service drains the batch whole (up to its drain size) and coalesces
+ * neighbours however slowly the caller posted.  Whatever would wait for a
+ * completion publishes first (an unpublished event never completes): a
+ * full SQ, queue_wait() (blocking calls, reap with a timeout, close).
  */
 #include <errno.h>
 #include <poll.h>
@@ -242,13 +250,27 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 		err = process_cqes(q);
 		if (err < 0)
 			return err;
-		if (inflight(q) + (kind == SLOT_ASYNC ? q->ready_count : 0) >= q->nslots)
-			return -EAGAIN;
+		if (inflight(q) + (kind == SLOT_ASYNC ? q->ready_count : 0) >= q->nslots) {
+			/* the caller will wait for completions: publish the batch so far */
+			err = cl_ring_publish(&q->ring);
+			return err ? err : -EAGAIN;
+		}
 	}
 	sqe.offset = offset;
 	sqe.length = length;
 	sqe.user_data = q->submit_seq;
-	err = cl_ring_post(&q->ring, &sqe, 1);
+	if (q->batch) {
+		err = cl_ring_stage(&q->ring, &sqe, 1);
+		if (err == 0) {
+			/* SQ full of our own staged SQEs: the batch cannot be
+			 * one drain; publish so the service frees room. */
+			err = cl_ring_publish(&q->ring);
+			if (!err)
+				err = cl_ring_stage(&q->ring, &sqe, 1);
+		}
+	} else {
+		err = cl_ring_post(&q->ring, &sqe, 1);
+	}
 	if (err < 0)
 		return err == -EPROTO ? queue_kill(q, -EPROTO) : err;
 	if (err == 0)
@@ -271,7 +293,10 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
 	int64_t spin_until = cl_now_us() + CL_SPIN_US;
+	int perr = cl_ring_publish(&q->ring); /* a staged event would never complete */
 
+	if (perr)
+		return perr;
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = q->ring.completion_fd, .events = POLLIN },
@@ -429,6 +454,38 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
 			  uint64_t length, uint64_t user_data)
 {
 	return submit_async(q, DMASVC_OP_DISCARD, region_id, offset, length, user_data);
+}
+
+int dmasvc_queue_batch_begin(struct dmasvc_queue *q)
+{
+	int ret = 0;
+
+	if (!q)
+		return -EINVAL;
+	cl_queue_lock(q);
+	if (q->batch)
+		ret = -EBUSY;
+	else
+		q->batch = true;
+	cl_queue_unlock(q);
+	return ret;
+}
+
+int dmasvc_queue_batch_end(struct dmasvc_queue *q)
+{
+	int ret;
+
+	if (!q)
+		return -EINVAL;
+	cl_queue_lock(q);
+	if (!q->batch) {
+		ret = -EINVAL;
+	} else {
+		q->batch = false;
+		ret = q->dead ? q->dead_err : cl_ring_publish(&q->ring);
+	}
+	cl_queue_unlock(q);
+	return ret;
 }
 
 int dmasvc_reap(struct dmasvc_queue *q, struct dmasvc_completion *out, unsigned max,

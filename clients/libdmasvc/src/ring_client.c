@@ -98,6 +98,22 @@ int cl_ring_post(struct cl_ring *r, const struct dmasvc_sqe *sqes, unsigned n)
 	return cnt;
 }
 
+int cl_ring_stage(struct cl_ring *r, const struct dmasvc_sqe *sqes, unsigned n)
+{
+	if (!r->roles)
+		return -ENOTCONN;
+	return ring_sq_stage(&r->roles->sq, sqes, n);
+}
+
+int cl_ring_publish(struct cl_ring *r)
+{
+	if (!r->roles)
+		return 0; /* detached: nothing staged survives a detach */
+	if (ring_sq_publish(&r->roles->sq) && ring_sq_post_should_wake(&r->roles->sq))
+		return ring_eventfd_signal(r->doorbell_fd);
+	return 0;
+}
+
 int cl_ring_reap(struct cl_ring *r, struct dmasvc_cqe *out, unsigned max)
 {
 	int cnt;

@@ -49,6 +49,20 @@ void cl_ring_detach(struct cl_ring *r);
  */
 int cl_ring_post(struct cl_ring *r, const struct dmasvc_sqe *sqes, unsigned n);
 
+/*
+ * cl_ring_stage: write up to @n SQEs into the SQ without publishing them
+ * (the service sees none until cl_ring_publish()).  Returns the number
+ * staged (0 = SQ full, counting staged ones), -EPROTO, or -ENOTCONN.
+ */
+int cl_ring_stage(struct cl_ring *r, const struct dmasvc_sqe *sqes, unsigned n);
+
+/*
+ * cl_ring_publish: publish every staged SQE with one tail store, then ring
+ * the doorbell if the service sleeps.  Returns 0 (also when nothing was
+ * staged, or the ring is detached) or -errno from the doorbell write.
+ */
+int cl_ring_publish(struct cl_ring *r);
+
 /* cl_ring_reap: copy up to @max CQEs out; count or -EPROTO. */
 int cl_ring_reap(struct cl_ring *r, struct dmasvc_cqe *out, unsigned max);
 

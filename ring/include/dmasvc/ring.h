@@ -227,13 +227,49 @@ int ring_cq_consumer_init(struct ring_cq_consumer *r, const struct ring_mapping 
 
 /*
  * ring_sq_post: copy up to @n SQEs from @sqes into the SQ and publish them
- * with one release store.  Returns the number posted (0..n; 0 = full, the
+ * (and, when any fit, those staged before them, see ring_sq_stage()) with
+ * one release store.  Returns the number posted (0..n; 0 = full, the
  * backpressure signal: nothing is dropped, post the rest later), or
  * RING_EPROTO if the consumer's head is impossible.
  */
 static inline int ring_sq_post(struct ring_sq_producer *r, const struct dmasvc_sqe *sqes, unsigned n)
 {
 	return ring_pvt_prod_post(&r->core, r->sqes, sqes, sizeof(*sqes), n);
+}
+
+/*
+ * Batches ("reserve many, publish once", as DPDK's rte_ring_enqueue_zc /
+ * io_uring's SQ tail): ring_sq_stage() writes SQEs into free slots without
+ * moving the shared tail, ring_sq_publish() moves it over all of them with
+ * one release store (R1).  The consumer sees the batch whole or not at all,
+ * so a service draining while the client is still posting cannot split it.
+ * Staged slots count as used for the space check; a ring_sq_post() that
+ * posts anything publishes the staged entries too.  Nothing staged is lost or reordered: the entries are
+ * published in the order they were staged.
+ *
+ * ring_sq_stage: copy up to @n SQEs from @sqes into the slots after the
+ * staged ones, unpublished.  Returns the number staged (0..n; 0 = full:
+ * publish, let the consumer drain, stage the rest later), or RING_EPROTO.
+ */
+static inline int ring_sq_stage(struct ring_sq_producer *r, const struct dmasvc_sqe *sqes, unsigned n)
+{
+	return ring_pvt_prod_stage(&r->core, r->sqes, sqes, sizeof(*sqes), n);
+}
+
+/*
+ * ring_sq_publish: publish every staged SQE with one release store.  Returns
+ * how many (0: none was staged; then nothing is stored).  Never fails; call
+ * ring_sq_post_should_wake() after a publish that returned > 0.
+ */
+static inline unsigned ring_sq_publish(struct ring_sq_producer *r)
+{
+	return ring_pvt_prod_publish(&r->core);
+}
+
+/* ring_sq_staged: how many SQEs are staged and not yet published. */
+static inline unsigned ring_sq_staged(const struct ring_sq_producer *r)
+{
+	return r->core.staged;
 }
 
 /*

@@ -40,8 +40,10 @@
 /*
  * Producer state shared by both queues.  Only this thread writes any field.
  * Invariant while error == 0:
- *   head_cache <= tail <= head_cache + entries   (modulo 2^32)
- * i.e. (tail - head_cache) <= entries.
+ *   head_cache <= tail <= tail + staged <= head_cache + entries   (modulo 2^32)
+ * i.e. (tail + staged - head_cache) <= entries.  [tail, tail + staged) are
+ * slots written by ring_pvt_prod_stage() and not yet published: the peer's
+ * head can never pass tail, so they are ours until the release store.
  */
 struct ring_pvt_prod {
 	uint32_t *tail_p;            /* shared tail: written (R1), never read */
@@ -50,7 +52,8 @@ struct ring_pvt_prod {
 	const uint32_t *peer_wait_p; /* shared cons_wait: peer's, read after M0 */
 	uint32_t entries;            /* immutable after init */
 	uint32_t mask;               /* entries - 1, immutable after init */
-	uint32_t tail;               /* our tail: the truth */
+	uint32_t tail;               /* our published tail: the truth */
+	uint32_t staged;             /* entries written after tail, not published yet */
 	uint32_t head_cache;         /* last peer head that passed the check */
 	int error;                   /* 0 or RING_EPROTO (sticky) */
 };
@@ -74,8 +77,9 @@ struct ring_pvt_cons {
 
 /*
  * ring_pvt_prod_refresh: re-read the peer's head (A0) and check it: it may
- * only move forward, up to our tail.  Needs an initialised @p.  Returns free
- * slots (head_cache updated), or RING_EPROTO (latched in p->error).
+ * only move forward, up to our published tail.  Needs an initialised @p.
+ * Returns free slots (not counting the staged ones; head_cache updated), or
+ * RING_EPROTO (latched in p->error).
  */
 static inline int ring_pvt_prod_refresh(struct ring_pvt_prod *p)
 {
@@ -93,7 +97,7 @@ static inline int ring_pvt_prod_refresh(struct ring_pvt_prod *p)
 		return RING_EPROTO;
 	}
 	p->head_cache = head;
-	return (int)(p->entries - (p->tail - head));
+	return (int)(p->entries - (p->tail + p->staged - head));
 }
 
 /*
@@ -108,8 +112,8 @@ static inline int ring_pvt_prod_space(struct ring_pvt_prod *p, unsigned n)
 
 	if (RING_PVT_UNLIKELY(p->error))
 		return p->error;
-	/* cached: (tail - head_cache) <= entries by the invariant */
-	space = p->entries - (p->tail - p->head_cache);
+	/* cached: (tail + staged - head_cache) <= entries by the invariant */
+	space = p->entries - (p->tail + p->staged - p->head_cache);
 	if (space < n) {
 		fresh = ring_pvt_prod_refresh(p);
 		if (fresh < 0)
@@ -120,17 +124,27 @@ static inline int ring_pvt_prod_space(struct ring_pvt_prod *p, unsigned n)
 }
 
 /*
- * ring_pvt_prod_publish: publish @n entries already written at
- * [tail, tail + n); @n must not exceed what ring_pvt_prod_space() granted.
+ * ring_pvt_prod_publish: publish every staged entry, [tail, tail + staged),
+ * with one release store (nothing when none is staged).  Returns how many
+ * it published.  Never fails.
  */
-static inline void ring_pvt_prod_publish(struct ring_pvt_prod *p, uint32_t n)
+static inline uint32_t ring_pvt_prod_publish(struct ring_pvt_prod *p)
 {
+	uint32_t n = p->staged;
+
+	if (!n)
+		return 0;
 	p->tail += n;
+	p->staged = 0;
 	/*
-	 * R1: release-store of our tail after writing the entries; pairs with
-	 * A1 in the consumer, which then sees the entries complete.
+	 * R1: release-store of our tail after writing the entries (every
+	 * staged one, however many stage calls wrote them: the release orders
+	 * all earlier stores, so one store publishes the whole batch); pairs
+	 * with A1 in the consumer, which then sees the entries complete and
+	 * cannot see any of them before this store.
 	 */
 	ring_store_release(p->tail_p, p->tail);
+	return n;
 }
 
 /*
@@ -240,21 +254,40 @@ int ring_pvt_cons_wait_begin(struct ring_pvt_cons *c);
 void ring_pvt_cons_wait_end(struct ring_pvt_cons *c);
 
 /*
- * ring_pvt_prod_post: post up to @n entries of @esz bytes from @src into the
- * entry array @ring (indexed & p->mask) and publish them with one release
- * store.  Returns the number posted (0..n), or RING_EPROTO.  Always inlined
- * so that @esz is a constant and each copy a fixed-size move.
+ * ring_pvt_prod_stage: reserve up to @n slots after the staged ones and copy
+ * @n entries of @esz bytes from @src into them (entry array @ring, indexed
+ * & p->mask), without publishing: the consumer sees none of them until
+ * ring_pvt_prod_publish().  Returns the number staged (0..n; 0 = full), or
+ * RING_EPROTO.  Always inlined so that @esz is a constant and each copy a
+ * fixed-size move.
+ */
+__attribute__((always_inline)) static inline int
+ring_pvt_prod_stage(struct ring_pvt_prod *p, void *ring, const void *src, size_t esz, unsigned n)
+{
+	int cnt = ring_pvt_prod_space(p, n);
+	uint32_t at = p->tail + p->staged, mask = p->mask;
+
+	for (int i = 0; i < cnt; i++)
+		memcpy((char *)ring + ((at + (uint32_t)i) & mask) * esz, (const char *)src + (size_t)i * esz, esz);
+	if (cnt > 0)
+		p->staged += (uint32_t)cnt;
+	return cnt;
+}
+
+/*
+ * ring_pvt_prod_post: stage up to @n entries and, when at least one fit,
+ * publish them together with any staged before, with one release store.
+ * Returns the number of @src's entries posted (0..n; 0: nothing published,
+ * earlier staged entries stay staged), or RING_EPROTO (nothing published).
+ * So a return > 0 is exactly "the tail moved": the caller's wake-up check.
  */
 __attribute__((always_inline)) static inline int
 ring_pvt_prod_post(struct ring_pvt_prod *p, void *ring, const void *src, size_t esz, unsigned n)
 {
-	int cnt = ring_pvt_prod_space(p, n);
-	uint32_t tail = p->tail, mask = p->mask;
+	int cnt = ring_pvt_prod_stage(p, ring, src, esz, n);
 
-	for (int i = 0; i < cnt; i++)
-		memcpy((char *)ring + ((tail + (uint32_t)i) & mask) * esz, (const char *)src + (size_t)i * esz, esz);
 	if (cnt > 0)
-		ring_pvt_prod_publish(p, (uint32_t)cnt);
+		ring_pvt_prod_publish(p);
 	return cnt;
 }
 

@@ -207,6 +207,26 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
 			  uint64_t length, uint64_t user_data);
 
 /*
+ * dmasvc_queue_batch_begin / dmasvc_queue_batch_end: post the events
+ * submitted on @q in between as one batch.  Their SQEs are written into the
+ * SQ but published only by batch_end, with one tail store and at most one
+ * doorbell, so the service takes the batch in one drain (up to its drain
+ * size, 128 events: RING_BURST) and coalesces neighbours, e.g. 64
+ * contiguous one-page discards cost one unmap however slowly the caller
+ * posts them.  Nothing is lost or reordered.  A batch is published early,
+ * at that point, when the SQ or the queue's slots fill up (submit
+ * returns -EAGAIN) and whenever a call on @q waits for a completion (dmasvc_reap with a timeout
+ * other than 0, the blocking calls on the default queue, close): an
+ * unpublished event never completes.  On the default queue the batch
+ * holds every thread's events until its end.  Batches do not nest.
+ * begin returns 0, -EBUSY inside a batch, -EINVAL for NULL; end returns 0,
+ * -EINVAL outside a batch, the queue's dead error (-ENOTCONN, -EPROTO), or
+ * -errno from the doorbell write.  (Addition to the first API.)
+ */
+int dmasvc_queue_batch_begin(struct dmasvc_queue *q);
+int dmasvc_queue_batch_end(struct dmasvc_queue *q);
+
+/*
  * dmasvc_reap: copy up to @max completions into @out.  @timeout_ms 0 polls,
  * -1 waits until at least one arrives.  Returns the count (0 on timeout, and
  * at once when nothing is in flight) or -errno (-ENOTCONN, -EPROTO on a

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * path_kernel.c - the "kernel" path: the physical limit, the backend's own
+ * cost for the same work with nothing around it.  In-process on the same
+ * backend space as direct (on the model host be_soft_ops' map/unmap, on
+ * real iommufd plain IOMMU_IOAS_MAP/UNMAP ioctls), with one thread ("kernel
+ * t1") or two threads over disjoint halves ("kernel t2").
+ *
+ * The work of a batch is what its notes change, in the fewest calls the
+ * granule rules allow: a run of populate notes is one map call per granule
+ * (the unit the IOMMU owner must be able to unmap alone, as direct and
+ * dmasvc map); a run of discard notes is one unmap call per contiguous
+ * range after merging adjacent notes (what dmasvc's planner does).  Runs
+ * keep the batch's order.  With two threads, each run's calls are cut into
+ * two contiguous halves, the second half done by a helper thread created at
+ * open (one hand-off per run, through a mutex and condvar); a run of one
+ * call runs on the calling thread alone.
+ *
+ * Latency of a note: from the start of its batch to its end.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mb.h"
+
+/* One backend call: map [iova, iova + len) from @off of the memfd, or unmap it. */
+struct kcall {
+	uint64_t off, len;
+};
+
+/* A half of a run, for one thread. */
+struct khalf {
+	const struct kcall *calls;
+	size_t n;
+	bool populate;
+	int err;                 /* first failure, or 0 */
+};
+
+struct mb_target {
+	const struct mb_env *env;
+	unsigned int threads;    /* 1 or 2 */
+	struct mb_space sp;
+	struct mb_region r;
+	bool have_region;
+	struct mb_counts n;
+	struct kcall *calls;     /* the current run's calls */
+	size_t cap;
+	/* helper thread (threads == 2) */
+	pthread_t helper;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct khalf *job;       /* under lock: the helper's half, NULL when idle */
+	bool job_done, stop;     /* under lock */
+};
+
+/* Do @h's calls on this thread; the first error stays in h->err. */
+static void run_half(struct mb_target *t, struct khalf *h)
+{
+	const struct be_ops *ops = t->sp.ops;
+
+	h->err = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		uint64_t off = h->calls[i].off, len = h->calls[i].len, unmapped;
+		int ret;
+
+		if (h->populate) {
+			struct be_map_src src = {
+				.vaddr = (char *)t->r.vaddr + off,
+				.fd = t->r.fd,
+				.fd_offset = off,
+			};
+
+			ret = ops->map(t->sp.space, t->r.iova + off, len, &src,
+				       BE_PROT_READ | BE_PROT_WRITE);
+		} else {
+			ret = ops->unmap(t->sp.space, t->r.iova + off, len, &unmapped);
+		}
+		if (ret && !h->err)
+			h->err = ret;
+	}
+}
+
+static void *helper_main(void *arg)
+{
+	struct mb_target *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->job && !t->stop)
+			pthread_cond_wait(&t->cv, &t->lock);
+		if (t->stop)
+			break;
+		pthread_mutex_unlock(&t->lock);
+		run_half(t, t->job);
+		pthread_mutex_lock(&t->lock);
+		t->job = NULL;
+		t->job_done = true;
+		pthread_cond_broadcast(&t->cv);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static int kernel_open(const struct mb_env *env, unsigned int workers, struct mb_target **out)
+{
+	struct mb_target *t = calloc(1, sizeof(*t));
+	int ret;
+
+	if (!t)
+		return -ENOMEM;
+	t->env = env;
+	t->threads = workers >= 2 ? 2 : 1;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	if (t->threads == 2) {
+		ret = -pthread_create(&t->helper, NULL, helper_main, t);
+		if (ret) {
+			pthread_cond_destroy(&t->cv);
+			pthread_mutex_destroy(&t->lock);
+			free(t);
+			return ret;
+		}
+	}
+	*out = t;
+	return 0;
+}
+
+static void kernel_close(struct mb_target *t)
+{
+	if (t->threads == 2) {
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_cond_broadcast(&t->cv);
+		pthread_mutex_unlock(&t->lock);
+		pthread_join(t->helper, NULL);
+	}
+	pthread_cond_destroy(&t->cv);
+	pthread_mutex_destroy(&t->lock);
+	free(t->calls);
+	free(t);
+}
+
+static int kernel_region_add(struct mb_target *t, const struct mb_region *r)
+{
+	int ret = mb_space_open(t->env, &t->sp);
+
+	if (ret)
+		return ret;
+	t->r = *r;
+	t->have_region = true;
+	t->n = (struct mb_counts){ 0 };
+	return 0;
+}
+
+static void kernel_region_del(struct mb_target *t)
+{
+	if (!t->have_region)
+		return;
+	mb_space_close(&t->sp); /* unmaps whatever is left */
+	t->have_region = false;
+}
+
+/* Append a call; a discard merges with the previous call when adjacent. */
+static int add_call(struct mb_target *t, size_t *n, uint64_t off, uint64_t len, bool merge)
+{
+	if (merge && *n && t->calls[*n - 1].off + t->calls[*n - 1].len == off) {
+		t->calls[*n - 1].len += len;
+		return 0;
+	}
+	if (*n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 1024;
+		struct kcall *c = realloc(t->calls, cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		t->calls = c;
+		t->cap = cap;
+	}
+	t->calls[(*n)++] = (struct kcall){ off, len };
+	return 0;
+}
+
+/* Run @n calls of one direction, split over the threads.  0 or the first -errno. */
+static int run_calls(struct mb_target *t, size_t n, bool populate)
+{
+	struct khalf a = { .calls = t->calls, .n = n, .populate = populate };
+	struct khalf b = { .populate = populate };
+
+	if (populate)
+		t->n.map_calls += n;
+	else
+		t->n.unmap_calls += n;
+	if (t->threads == 1 || n < 2) {
+		run_half(t, &a);
+		return a.err;
+	}
+	a.n = n / 2;
+	b.calls = t->calls + a.n;
+	b.n = n - a.n;
+	pthread_mutex_lock(&t->lock);
+	t->job = &b;
+	t->job_done = false;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+	run_half(t, &a);
+	pthread_mutex_lock(&t->lock);
+	while (!t->job_done)
+		pthread_cond_wait(&t->cv, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+	return a.err ? a.err : b.err;
+}
+
+static int kernel_notify(struct mb_target *t, const struct mb_note *notes, size_t n,
+			 uint64_t *lat_ns)
+{
+	uint64_t t0 = mb_now_ns(), g = t->r.granule, dt;
+	int first_err = 0, ret;
+
+	for (size_t i = 0; i < n;) {
+		bool populate = notes[i].populate;
+		size_t nc = 0;
+
+		/* one run: the notes up to the next change of direction */
+		for (; i < n && notes[i].populate == populate; i++) {
+			for (uint64_t done = 0; populate && done < notes[i].length; done += g) {
+				ret = add_call(t, &nc, notes[i].offset + done, g, false);
+				if (ret)
+					return ret;
+			}
+			if (!populate) {
+				ret = add_call(t, &nc, notes[i].offset, notes[i].length, true);
+				if (ret)
+					return ret;
+			}
+		}
+		ret = run_calls(t, nc, populate);
+		if (ret && !first_err)
+			first_err = ret;
+	}
+	dt = mb_now_ns() - t0;
+	for (size_t i = 0; i < n; i++)
+		lat_ns[i] = dt;
+	return first_err;
+}
+
+static int kernel_counts(struct mb_target *t, struct mb_counts *out)
+{
+	*out = t->n;
+	return 0;
+}
+
+static pid_t kernel_pin_pid(struct mb_target *t)
+{
+	(void)t;
+	return getpid();
+}
+
+const struct mb_path_ops mb_kernel_ops = {
+	.name = "kernel",
+	.open = kernel_open,
+	.close = kernel_close,
+	.region_add = kernel_region_add,
+	.region_del = kernel_region_del,
+	.notify = kernel_notify,
+	.counts = kernel_counts,
+	.pin_pid = kernel_pin_pid,
+};
