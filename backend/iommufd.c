@@ -94,6 +94,7 @@ struct iommufd_ctx {
 	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
 	_Atomic int map_file;         /* enum iommufd_map_file_state; any thread */
 	unsigned int nr_spaces;       /* live spaces; open/close thread */
+	struct be_report rep;         /* immutable after open; any thread */
 };
 
 /* A device bound to the ctx's iommufd and attached to one IOAS. */
@@ -139,28 +140,28 @@ static int iommufd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
 	return rc;
 }
 
-/* A fresh IOAS in @fd; sets *@id.  Returns 0 or -errno (reported). */
-static int iommufd_ioas_alloc(int fd, uint32_t *id)
+/* A fresh IOAS in @fd; sets *@id.  Returns 0 or -errno (reported to @r). */
+static int iommufd_ioas_alloc(const struct be_report *r, int fd, uint32_t *id)
 {
 	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
 	int rc = kernel_ioctl(fd, IOMMU_IOAS_ALLOC, &cmd);
 
 	if (rc < 0) {
-		kernel_report(BE_NAME, "IOMMU_IOAS_ALLOC", 0, 0, rc);
+		kernel_report(r, BE_NAME, "IOMMU_IOAS_ALLOC", 0, 0, rc);
 		return rc;
 	}
 	*id = cmd.out_ioas_id;
 	return 0;
 }
 
-/* IOMMU_DESTROY of object @id; a failure is a bug, logged, not returned. */
-static void iommufd_destroy_obj(int fd, uint32_t id)
+/* IOMMU_DESTROY of object @id; a failure is a bug, reported to @r, not returned. */
+static void iommufd_destroy_obj(const struct be_report *r, int fd, uint32_t id)
 {
 	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
 	int rc = kernel_ioctl(fd, IOMMU_DESTROY, &cmd);
 
 	if (rc < 0)
-		kernel_report(BE_NAME, "BUG: IOMMU_DESTROY", 0, 0, rc);
+		kernel_report(r, BE_NAME, "BUG: IOMMU_DESTROY", 0, 0, rc);
 }
 
 /* IOMMU_IOAS_UNMAP on @ioas; *@unmapped = bytes removed (0 on error). */
@@ -182,14 +183,14 @@ static int iommufd_unmap_raw(int fd, uint32_t ioas, uint64_t iova,
 /*
  * Open @path and set the global options of this new iommufd context (they
  * are valid only before its first IOAS).  Returns the fd or -errno, after
- * reporting the failure.
+ * reporting the failure to @r.
  */
-static int iommufd_context_open(const char *path, int rlimit_mode)
+static int iommufd_context_open(const struct be_report *r, const char *path, int rlimit_mode)
 {
 	int fd = kernel_open(path, O_RDWR), rc;
 
 	if (fd < 0) {
-		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", path, strerror(-fd));
+		be_reportf(r, BE_NAME ": open %s: %s", path, strerror(-fd));
 		return fd;
 	}
 	if (rlimit_mode >= 0) {
@@ -197,7 +198,7 @@ static int iommufd_context_open(const char *path, int rlimit_mode)
 
 		rc = iommufd_option(fd, IOMMU_OPTION_RLIMIT_MODE, IOMMU_OPTION_OP_SET, 0, &val);
 		if (rc < 0) {
-			kernel_report(BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0, 0, rc);
+			kernel_report(r, BE_NAME, "IOMMU_OPTION set RLIMIT_MODE", 0, 0, rc);
 			close(fd);
 			return rc;
 		}
@@ -223,10 +224,11 @@ static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 	ctx->rlimit_mode = kc ? kc->rlimit_mode : -1;
 	ctx->huge_pages = kc ? kc->huge_pages : -1;
 	ctx->max_areas = cfg->max_areas ? cfg->max_areas : UINT64_MAX;
+	ctx->rep = be_report_init(cfg);
 	atomic_init(&ctx->map_file, kc && kc->no_map_file ? IOFD_MF_ABSENT
 							  : IOFD_MF_UNKNOWN);
 	/* Fail at start, not at the first session, if the path or an option is refused. */
-	fd = iommufd_context_open(ctx->path, ctx->rlimit_mode);
+	fd = iommufd_context_open(&ctx->rep, ctx->path, ctx->rlimit_mode);
 	if (fd < 0) {
 		free(ctx->path);
 		free(ctx);
@@ -244,8 +246,7 @@ static void iommufd_close(struct be_ctx *c)
 	if (!ctx)
 		return;
 	if (ctx->nr_spaces)
-		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: close with %u live spaces\n",
-			ctx->nr_spaces);
+		be_reportf(&ctx->rep, BE_NAME ": BUG: close with %u live spaces", ctx->nr_spaces);
 	free(ctx->path);
 	free(ctx);
 }
@@ -260,12 +261,12 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 	if (!sp)
 		return -ENOMEM;
 	sp->ctx = ctx;
-	sp->fd = iommufd_context_open(ctx->path, ctx->rlimit_mode);
+	sp->fd = iommufd_context_open(&ctx->rep, ctx->path, ctx->rlimit_mode);
 	if (sp->fd < 0) {
 		rc = sp->fd;
 		goto err_free;
 	}
-	rc = iommufd_ioas_alloc(sp->fd, &sp->ioas_id);
+	rc = iommufd_ioas_alloc(&ctx->rep, sp->fd, &sp->ioas_id);
 	if (rc < 0)
 		goto err_close;
 
@@ -275,7 +276,7 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 		rc = iommufd_option(sp->fd, IOMMU_OPTION_HUGE_PAGES,
 				 IOMMU_OPTION_OP_SET, sp->ioas_id, &val);
 		if (rc < 0) {
-			kernel_report(BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
+			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
 				   0, rc);
 			goto err_destroy_ioas;
 		}
@@ -285,7 +286,7 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 	return 0;
 
 err_destroy_ioas:
-	iommufd_destroy_obj(sp->fd, sp->ioas_id);
+	iommufd_destroy_obj(&sp->ctx->rep, sp->fd, sp->ioas_id);
 err_close:
 	close(sp->fd);
 err_free:
@@ -300,7 +301,7 @@ static void iommufd_dev_release(struct iommufd_space *sp, unsigned int i)
 	int rc = kernel_ioctl(sp->devs[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
 
 	if (rc < 0)
-		kernel_report(BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
+		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
 			   rc);
 	close(sp->devs[i].fd); /* unbinds once the caller's fd is closed too */
 	sp->devs[i] = sp->devs[--sp->nr_devs];
@@ -319,8 +320,8 @@ static void iommufd_space_destroy(struct be_space *s)
 	/* iova 0, length U64_MAX is the kernel's "unmap everything". */
 	rc = iommufd_unmap_raw(sp->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
 	if (rc < 0 && rc != -ENOENT)
-		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
-	iommufd_destroy_obj(sp->fd, sp->ioas_id);
+		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
+	iommufd_destroy_obj(&sp->ctx->rep, sp->fd, sp->ioas_id);
 	close(sp->fd);
 	sp->ctx->nr_spaces--;
 	free(sp);
@@ -340,7 +341,7 @@ static int iommufd_limits(struct be_space *s, struct be_limits *out)
 	/* First ask for the count, then fetch exactly that many. */
 	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0 && rc != -EMSGSIZE) {
-		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
 		return rc;
 	}
 	n = cmd.num_iovas;
@@ -352,7 +353,7 @@ static int iommufd_limits(struct be_space *s, struct be_limits *out)
 	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_IOVA_RANGES, &cmd);
 	if (rc < 0) {
 		/* -EMSGSIZE here: a device attach raced us; callers retry. */
-		kernel_report(BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_IOVA_RANGES", 0, 0, rc);
 		goto out_free;
 	}
 
@@ -435,7 +436,7 @@ static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 		rc = iommufd_map_file(sp, iova, length, src, flags);
 		if (rc != -ENOTTY) {
 			if (rc < 0)
-				kernel_report(BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
+				kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
 					   length, rc);
 			return rc;
 		}
@@ -452,7 +453,7 @@ static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 	};
 	rc = kernel_ioctl(sp->fd, IOMMU_IOAS_MAP, &cmd);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_MAP", iova, length, rc);
 		return rc;
 	}
 	return 0;
@@ -476,7 +477,7 @@ static int iommufd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	 */
 	rc = iommufd_unmap_raw(sp->fd, sp->ioas_id, iova, length, unmapped);
 	if (rc < 0)
-		kernel_report(BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
 	return rc;
 }
 
@@ -509,12 +510,12 @@ static int iommufd_device_attach(struct be_space *s, int device_fd,
 		return fd;
 	rc = kernel_ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_DEVICE_BIND_IOMMUFD", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_DEVICE_BIND_IOMMUFD", 0, 0, rc);
 		goto err_close;
 	}
 	rc = kernel_ioctl(fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
 		goto err_close; /* unbinds with the file's last close */
 	}
 	sp->devs[sp->nr_devs++] = (struct iommufd_dev){
@@ -539,7 +540,7 @@ static void iommufd_device_detach(struct be_space *s, uint32_t dev_id)
 			return;
 		}
 	}
-	fprintf(stderr, "dmasvc: " BE_NAME ": BUG: detach of unknown device %u\n",
+	be_reportf(&sp->ctx->rep, BE_NAME ": BUG: detach of unknown device %u",
 		dev_id);
 }
 
@@ -565,13 +566,13 @@ static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t io
 	if (rc == -ENOENT)
 		return 0; /* a hole somewhere in the range */
 	if (rc < 0) {
-		kernel_report(BE_NAME, "IOMMU_IOAS_COPY (audit probe)", iova,
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_COPY (audit probe)", iova,
 			   length, rc);
 		return rc;
 	}
 	rc = iommufd_unmap_raw(sp->fd, scratch, iova, length, &unmapped);
 	if (rc < 0 || unmapped != length) {
-		kernel_report(BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
+		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: IOMMU_IOAS_UNMAP (audit scratch)",
 			   iova, length, rc < 0 ? rc : -EIO);
 		return rc < 0 ? rc : -EIO;
 	}
@@ -644,13 +645,13 @@ static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	/* Probes step from iova; the range must be whole probe granules. */
 	if (!probe_granule || length % probe_granule)
 		return -EINVAL;
-	rc = iommufd_ioas_alloc(a.sp->fd, &a.scratch);
+	rc = iommufd_ioas_alloc(&a.sp->ctx->rep, a.sp->fd, &a.scratch);
 	if (rc < 0)
 		return rc;
 	rc = audit_span(&a, iova, length / probe_granule);
 	if (!rc)
 		rc = audit_emit(&a, end, 0, false); /* report the last run */
-	iommufd_destroy_obj(a.sp->fd, a.scratch);
+	iommufd_destroy_obj(&a.sp->ctx->rep, a.sp->fd, a.scratch);
 	return rc;
 }
 

@@ -3,7 +3,8 @@
  * kernel_priv.h - do not include directly; private to the kernel backends
  * (iommufd.c, type1.c).  Syscall wrappers that turn -1/errno into -errno
  * at once, and the one way these backends report a kernel error: the
- * backend, the call, the IOVA range and the errno, on stderr.
+ * backend, the call, the IOVA range and the errno, through the context's
+ * reporter (report_priv.h).
  *
  * Vocabulary as in backend.h: end = iova + length (exclusive, overflow
  * checked), last = end - 1.
@@ -19,6 +20,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "report_priv.h"
 
 /* ioctl(2) returning its non-negative result or -errno. */
 static inline int kernel_ioctl(int fd, unsigned long req, void *arg)
@@ -45,23 +48,20 @@ static inline int kernel_dup(int fd)
 }
 
 /*
- * kernel_report - report a failed kernel call of backend @be: "@call" on
- * [@iova, @iova + @length) (length 0: no range) failed with @err (-errno).
- * Never fails; leaves errno alone.
+ * kernel_report - report through @r a failed kernel call of backend @be:
+ * "@call" on [@iova, @iova + @length) (length 0: no range) failed with @err
+ * (-errno).  Never fails; leaves errno alone.
  */
-static inline void kernel_report(const char *be, const char *call, uint64_t iova,
-			      uint64_t length, int err)
+static inline void kernel_report(const struct be_report *r, const char *be, const char *call,
+				 uint64_t iova, uint64_t length, int err)
 {
-	int saved = errno;
+	char es[128];
 
 	if (length)
-		fprintf(stderr, "dmasvc: %s: %s iova 0x%" PRIx64
-			" length 0x%" PRIx64 ": %s (%d)\n",
-			be, call, iova, length, strerror(-err), err);
+		be_reportf(r, "%s: %s iova 0x%" PRIx64 " length 0x%" PRIx64 ": %s (%d)", be, call,
+			   iova, length, strerror_r(-err, es, sizeof(es)), err);
 	else
-		fprintf(stderr, "dmasvc: %s: %s: %s (%d)\n", be, call,
-			strerror(-err), err);
-	errno = saved;
+		be_reportf(r, "%s: %s: %s (%d)", be, call, strerror_r(-err, es, sizeof(es)), err);
 }
 
 /* [iova, iova + length) is non-empty and does not wrap; sets *end. */

@@ -24,6 +24,7 @@
 
 #include "dmasvc/backend.h"
 #include "dmasvc/soft_iommu.h"
+#include "report_priv.h"
 #include "soft_tree_priv.h"
 
 #define SOFT_PAGE 4096ull
@@ -41,6 +42,7 @@ struct be_ctx {
 	struct soft_iommu_faults faults; /* guarded by lock */
 	uint64_t map_calls;              /* guarded by lock; since set_faults */
 	uint64_t unmap_calls;            /* guarded by lock; since set_faults */
+	struct be_report rep;            /* immutable; any thread */
 };
 
 /*
@@ -75,15 +77,14 @@ static int soft_unpin(void *vaddr, uint64_t length)
 	return syscall(SYS_munlock, vaddr, (size_t)length) ? -errno : 0;
 }
 
-/* munlock cannot fail on a range that was mlock()ed: report it as a bug. */
-static void soft_unpin_area(const struct soft_area *a)
+/* munlock cannot fail on a range that was mlock()ed: report it (to @r) as a bug. */
+static void soft_unpin_area(const struct be_report *r, const struct soft_area *a)
 {
 	int ret = soft_unpin(a->vaddr, a->length);
 
 	if (ret)
-		fprintf(stderr, "soft iommu: BUG: munlock iova 0x%llx len 0x%llx: %d\n",
-			(unsigned long long)a->iova,
-			(unsigned long long)a->length, ret);
+		be_reportf(r, "soft: BUG: munlock iova 0x%llx len 0x%llx: %d",
+			   (unsigned long long)a->iova, (unsigned long long)a->length, ret);
 }
 
 static int soft_open(const struct be_config *cfg, struct be_ctx **out)
@@ -114,6 +115,8 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	}
 	ctx->faults = ctx->cfg.faults;
 	ctx->max_areas = cfg && cfg->max_areas ? cfg->max_areas : UINT64_MAX;
+	if (cfg)
+		ctx->rep = be_report_init(cfg);
 	pthread_mutex_init(&ctx->lock, NULL);
 	*out = ctx;
 	return 0;
@@ -162,7 +165,7 @@ static void soft_space_destroy(struct be_space *s)
 		if (!a)
 			break;
 		if (a->published)
-			soft_unpin_area(a);
+			soft_unpin_area(&s->ctx->rep, a);
 		free(a);
 	}
 	pthread_mutex_destroy(&s->lock);
@@ -350,7 +353,7 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		s->root = soft_tree_remove(s->root, a->iova);
 		s->nr_areas--;
 		s->pinned_bytes -= a->length;
-		soft_unpin_area(a);
+		soft_unpin_area(&s->ctx->rep, a);
 		done += a->length;
 		free(a);
 	}

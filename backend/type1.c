@@ -50,6 +50,7 @@ struct type1_ctx {
 	int group_fd;
 	uint64_t max_areas;     /* cfg->max_areas, 0 = kernel's limit only */
 	struct type1_space *space; /* the one live space, or NULL */
+	struct be_report rep;   /* immutable; any thread */
 };
 
 struct type1_dev {
@@ -78,27 +79,26 @@ static struct type1_space *to_space(struct be_space *s)
 	return (struct type1_space *)s;
 }
 
-/* Open the container and check it speaks type1v2.  Returns fd or -errno. */
-static int type1_container_open(void)
+/* Open the container and check it speaks type1v2.  Returns fd or -errno (reported to @r). */
+static int type1_container_open(const struct be_report *r)
 {
 	int fd = kernel_open(T1_CONTAINER, O_RDWR);
 	int rc;
 
 	if (fd < 0) {
-		kernel_report(BE_NAME, "open " T1_CONTAINER, 0, 0, fd);
+		kernel_report(r, BE_NAME, "open " T1_CONTAINER, 0, 0, fd);
 		return fd;
 	}
 	rc = kernel_ioctl(fd, VFIO_GET_API_VERSION, NULL);
 	if (rc != VFIO_API_VERSION) {
-		fprintf(stderr, "dmasvc: " BE_NAME ": VFIO API version %d, want %d\n",
-			rc, VFIO_API_VERSION);
+		be_reportf(r, BE_NAME ": VFIO API version %d, want %d", rc, VFIO_API_VERSION);
 		close(fd);
 		return -EOPNOTSUPP;
 	}
 	rc = kernel_ioctl(fd, VFIO_CHECK_EXTENSION,
 		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 	if (rc <= 0) {
-		fprintf(stderr, "dmasvc: " BE_NAME ": no VFIO_TYPE1v2_IOMMU\n");
+		be_reportf(r, BE_NAME ": no VFIO_TYPE1v2_IOMMU");
 		close(fd);
 		return -EOPNOTSUPP;
 	}
@@ -108,13 +108,14 @@ static int type1_container_open(void)
 static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct be_report rep = be_report_init(cfg);
 	struct type1_ctx *ctx;
 	int rc, probe;
 
 	if (!cfg->path)
 		return -EINVAL;
 	/* Fail early, with the container's own error, if VFIO is absent. */
-	probe = type1_container_open();
+	probe = type1_container_open(&rep);
 	if (probe < 0)
 		return probe;
 	close(probe);
@@ -123,21 +124,21 @@ static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 	if (!ctx)
 		return -ENOMEM;
 	ctx->max_areas = cfg->max_areas;
+	ctx->rep = rep;
 	ctx->group_fd = kernel_open(cfg->path, O_RDWR);
 	if (ctx->group_fd < 0) {
 		rc = ctx->group_fd;
-		fprintf(stderr, "dmasvc: " BE_NAME ": open %s: %s\n", cfg->path,
-			strerror(-rc));
+		be_reportf(&rep, BE_NAME ": open %s: %s", cfg->path, strerror(-rc));
 		goto err_free;
 	}
 	rc = kernel_ioctl(ctx->group_fd, VFIO_GROUP_GET_STATUS, &st);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_GROUP_GET_STATUS", 0, 0, rc);
+		kernel_report(&rep, BE_NAME, "VFIO_GROUP_GET_STATUS", 0, 0, rc);
 		goto err_close;
 	}
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {
-		fprintf(stderr, "dmasvc: " BE_NAME ": group %s not viable"
-			" (bind every device of it to vfio)\n", cfg->path);
+		be_reportf(&rep, BE_NAME ": group %s not viable (bind every device of it to vfio)",
+			   cfg->path);
 		rc = -EBUSY;
 		goto err_close;
 	}
@@ -158,7 +159,7 @@ static void type1_close(struct be_ctx *c)
 	if (!ctx)
 		return;
 	if (ctx->space)
-		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: close with a live space\n");
+		be_reportf(&ctx->rep, BE_NAME ": BUG: close with a live space");
 	close(ctx->group_fd);
 	free(ctx);
 }
@@ -181,7 +182,7 @@ static int type1_space_create(struct be_ctx *c, struct be_space **out)
 		rc = -rc;
 		goto err_free;
 	}
-	sp->container_fd = type1_container_open();
+	sp->container_fd = type1_container_open(&ctx->rep);
 	if (sp->container_fd < 0) {
 		rc = sp->container_fd;
 		goto err_mutex;
@@ -189,13 +190,13 @@ static int type1_space_create(struct be_ctx *c, struct be_space **out)
 	rc = kernel_ioctl(ctx->group_fd, VFIO_GROUP_SET_CONTAINER,
 		       &sp->container_fd);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_GROUP_SET_CONTAINER", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_GROUP_SET_CONTAINER", 0, 0, rc);
 		goto err_close;
 	}
 	rc = kernel_ioctl(sp->container_fd, VFIO_SET_IOMMU,
 		       (void *)(uintptr_t)VFIO_TYPE1v2_IOMMU);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
 		goto err_unset;
 	}
 	ctx->space = sp;
@@ -204,7 +205,7 @@ static int type1_space_create(struct be_ctx *c, struct be_space **out)
 
 err_unset:
 	if (kernel_ioctl(ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL) < 0)
-		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: unset container failed\n");
+		be_reportf(&ctx->rep, BE_NAME ": BUG: unset container failed");
 err_close:
 	close(sp->container_fd);
 err_mutex:
@@ -230,13 +231,13 @@ static void type1_space_destroy(struct be_space *s)
 	if (sp->rec.n) {
 		rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 		if (rc < 0)
-			kernel_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA all", 0, 0,
+			kernel_report(&sp->ctx->rep, BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA all", 0, 0,
 				   rc);
 	}
 	/* Fails with EBUSY while the caller still holds a device fd. */
 	rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_UNSET_CONTAINER, NULL);
 	if (rc < 0)
-		kernel_report(BE_NAME, "BUG: VFIO_GROUP_UNSET_CONTAINER (device fd still open?)",
+		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: VFIO_GROUP_UNSET_CONTAINER (device fd still open?)",
 			   0, 0, rc);
 	close(sp->container_fd);
 	area_rec_destroy(&sp->rec);
@@ -301,7 +302,7 @@ static int type1_limits(struct be_space *s, struct be_limits *out)
 		info->argsz = size;
 		rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_GET_INFO, info);
 		if (rc < 0) {
-			kernel_report(BE_NAME, "VFIO_IOMMU_GET_INFO", 0, 0, rc);
+			kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_GET_INFO", 0, 0, rc);
 			free(info);
 			return rc;
 		}
@@ -361,7 +362,7 @@ static int type1_map(struct be_space *s, uint64_t iova, uint64_t length,
 	}
 	rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_MAP_DMA, &map);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_IOMMU_MAP_DMA", iova, length, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_MAP_DMA", iova, length, rc);
 		goto out_unlock;
 	}
 	rc = area_rec_insert(&sp->rec, iova, length);
@@ -374,7 +375,7 @@ static int type1_map(struct be_space *s, uint64_t iova, uint64_t length,
 		int urc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 
 		if (urc < 0)
-			kernel_report(BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA (undo)",
+			kernel_report(&sp->ctx->rep, BE_NAME, "BUG: VFIO_IOMMU_UNMAP_DMA (undo)",
 				   iova, length, urc);
 	}
 out_unlock:
@@ -403,14 +404,14 @@ static int type1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	if (rc == -EINVAL && area_rec_cuts(&sp->rec, iova, end))
 		rc = -ENOENT; /* type1v2 refuses to split; nothing unmapped */
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_IOMMU_UNMAP_DMA", iova, length, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA", iova, length, rc);
 		goto out_unlock;
 	}
 	*unmapped = um.size;
 	recorded = area_rec_remove(&sp->rec, iova, end);
 	if (recorded != um.size)
-		fprintf(stderr, "dmasvc: " BE_NAME ": BUG: unmap iova 0x%" PRIx64
-			" length 0x%" PRIx64 ": kernel removed 0x%llx bytes, record 0x%" PRIx64 "\n",
+		be_reportf(&sp->ctx->rep, BE_NAME ": BUG: unmap iova 0x%" PRIx64
+			   " length 0x%" PRIx64 ": kernel removed 0x%llx bytes, record 0x%" PRIx64,
 			iova, length, (unsigned long long)um.size, recorded);
 	if (!um.size)
 		rc = -ENOENT; /* nothing was mapped there */
@@ -431,7 +432,7 @@ static int type1_device_attach(struct be_space *s, int device_fd,
 	/* Only a VFIO device fd answers this; a group fd or junk does not. */
 	rc = kernel_ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info);
 	if (rc < 0) {
-		kernel_report(BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
 		return rc;
 	}
 	fd = kernel_dup(device_fd);
@@ -456,7 +457,7 @@ static void type1_device_detach(struct be_space *s, uint32_t dev_id)
 			return;
 		}
 	}
-	fprintf(stderr, "dmasvc: " BE_NAME ": BUG: detach of unknown device %u\n",
+	be_reportf(&sp->ctx->rep, BE_NAME ": BUG: detach of unknown device %u",
 		dev_id);
 }
 
@@ -484,7 +485,7 @@ int be_type1_device_open(struct be_space *s, const char *name)
 			   (void *)name);
 
 	if (rc < 0)
-		kernel_report(BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
 	return rc;
 }
 

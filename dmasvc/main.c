@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * main.c - the dmasvc executable: parse the command line, open the backend,
- * start the worker pool, listen, run the event loop, clean up.  All
- * long-lived state lives in main()'s frame (struct dsvc and friends).
+ * main.c - the dmasvc executable: read the configuration file and the
+ * command line, open the backend, listen (or adopt systemd's socket), drop
+ * privileges (--user), start the worker pool, run the event loop, clean up.
+ * All long-lived state lives in main()'s frame (struct dsvc and friends).
  */
 #include <errno.h>
 #include <signal.h>
@@ -11,10 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "executor_priv.h"
 #include "burst_priv.h"
+#include "config_priv.h"
+#include "executor_priv.h"
 #include "evloop_priv.h"
 #include "exec_pool_priv.h"
+#include "privdrop_priv.h"
 #include "server_priv.h"
 #include "session_priv.h"
 #include "testhooks_priv.h"
@@ -29,7 +32,11 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			const struct be_ops **ops, struct be_ops *test_ops, struct be_ctx **ctx)
 {
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
-	struct be_config cfg = { .max_areas = opt_backend_max_areas(o) };
+	struct be_config cfg = {
+		.max_areas = opt_backend_max_areas(o),
+		.report = dlog_backend_report, /* the same logger and rate limit */
+		.report_arg = (void *)lg,
+	};
 	int ret;
 
 	if (o->backend == OPT_BACKEND_SOFT) {
@@ -113,39 +120,81 @@ static int probe_single_space(struct dsvc *d)
 	return 0;
 }
 
+/*
+ * read_options: the configuration file (--config PATH, else
+ * OPT_DEFAULT_CONFIG if it exists), then the command line over it, into
+ * *@opt; *@cf and *@margv own what @opt points into (the caller frees them,
+ * also on error).  Returns OPT_RUN, OPT_EXIT, or -errno after printing the
+ * reason.
+ */
+static int read_options(int argc, char **argv, struct dsvc_options *opt, struct cfg_file *cf,
+			char ***margv, const char **cfg_path)
+{
+	bool explicit_path, skip;
+	char err[512];
+	int margc, ret;
+
+	memset(cf, 0, sizeof(*cf));
+	*margv = NULL;
+	*cfg_path = cfg_find(argc, argv, OPT_DEFAULT_CONFIG, &explicit_path, &skip);
+	if (!skip) {
+		ret = cfg_load(*cfg_path, explicit_path, cf, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "dmasvc: %s\n", err);
+			return ret;
+		}
+	}
+	if (cfg_merge(cf, argc, argv, &margc, margv)) {
+		fprintf(stderr, "dmasvc: out of memory\n");
+		return -ENOMEM;
+	}
+	ret = opt_parse_layered(margc, *margv, (int)cf->nr, opt, stdout, err, sizeof(err));
+	if (ret < 0)
+		fprintf(stderr, "dmasvc: %s%s%s%s\n", err, cf->nr ? " (options from " : "",
+			cf->nr ? *cfg_path : "", cf->nr ? " and the command line)" : "");
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct dsvc_options opt;
 	struct be_ops test_ops;
-	struct dlog lg = { .level = DLOG_INFO, .out = stderr };
+	struct dlog lg;
+	struct dlog_limit limit;
 	struct server_claim claim;
+	struct cfg_file cf;
+	const char *cfg_path;
+	char **margv;
 	struct dsvc d;
 	char err[512];
 	sigset_t mask;
-	int ret, lfd;
+	int ret, lfd, status = 2;
 
-	ret = opt_parse(argc, argv, &opt, stdout, err, sizeof(err));
+	ret = read_options(argc, argv, &opt, &cf, &margv, &cfg_path);
 	if (ret == OPT_EXIT)
-		return 0;
-	if (ret < 0) {
+		status = 0;
+	if (ret)
+		goto out_options;
+	if (opt_resolve_backend(&opt, access(OPT_DEFAULT_IOMMUFD, F_OK) == 0, err, sizeof(err)) ||
+	    opt_resolve_accounts(&opt, err, sizeof(err))) {
 		fprintf(stderr, "dmasvc: %s\n", err);
-		return 2;
+		goto out_options;
 	}
-	if (opt_resolve_backend(&opt, access(OPT_DEFAULT_IOMMUFD, F_OK) == 0, err, sizeof(err))) {
-		fprintf(stderr, "dmasvc: %s\n", err);
-		return 2;
-	}
-	lg.level = opt.log_level;
+	dlog_init(&lg, opt.log_level, stderr, getenv("JOURNAL_STREAM"), &limit);
+	if (cf.nr)
+		dlog(&lg, DLOG_INFO, 0, "configuration: %s (%u settings; the command line overrides them)",
+		     cfg_path, cf.nr);
+	status = 1;
 
 	memset(&d, 0, sizeof(d));
 	d.opt = &opt;
 	d.log = &lg;
 	d.start_ns = dsvc_now_ns();
 	if (open_backend(&opt, &lg, &d.ops, &test_ops, &d.be))
-		return 1;
+		goto out_log;
 	if (opt.backend == OPT_BACKEND_TYPE1 && probe_single_space(&d)) {
 		d.ops->close(d.be);
-		return 1;
+		goto out_log;
 	}
 	/* SIGTERM/SIGINT arrive through the loop's signalfd; worker threads inherit the mask. */
 	sigemptyset(&mask);
@@ -153,10 +202,33 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	lfd = server_listen(&opt, &claim, err, sizeof(err));
+	if (lfd < 0) {
+		dlog_err(&lg, 0, lfd, "%s", err);
+		ret = lfd;
+		goto err_backend;
+	}
+	if (claim.activated)
+		dlog(&lg, DLOG_INFO, 0, "socket activated: serving the socket systemd passed for %s",
+		     opt.socket_path);
+	else
+		dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o%s%s)", opt.socket_path,
+		     opt.socket_mode, opt.socket_group ? ", group " : "",
+		     opt.socket_group ? opt.socket_group : "");
+	/* Before any thread: capabilities are per thread, later threads inherit these. */
+	if (opt.user) {
+		ret = priv_drop(opt.run_uid, opt.run_gid, err, sizeof(err));
+		if (ret) {
+			dlog_err(&lg, 0, ret, "%s", err);
+			goto err_listen;
+		}
+		dlog(&lg, DLOG_INFO, 0, "running as user %s (uid %u gid %u) with CAP_IPC_LOCK only",
+		     opt.user, (unsigned)opt.run_uid, (unsigned)opt.run_gid);
+	}
 	ret = pool_create(opt.workers, &d.pool);
 	if (ret) {
 		dlog_err(&lg, 0, ret, "cannot start %u workers", opt.workers);
-		goto err_backend;
+		goto err_listen;
 	}
 	ret = executor_queue_create(&d.bx);
 	if (ret) {
@@ -172,23 +244,26 @@ int main(int argc, char **argv)
 			d.async_bytes = 0; /* tests: every burst takes the executor path */
 	}
 #endif
-	lfd = server_listen(&opt, &claim, err, sizeof(err));
-	if (lfd < 0) {
-		dlog_err(&lg, 0, lfd, "%s", err);
-		ret = lfd;
-		goto err_bx;
-	}
-	dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o), backend %s, %u workers", opt.socket_path,
-	     opt.socket_mode, d.ops->name, opt.workers);
+	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);
+	/* closes lfd; tells systemd READY=1 once it polls, STOPPING=1 at the signal */
 	ret = evl_run(&d, lfd);
-	server_release(&opt, &claim);
+	lfd = -1;
 	if (!ret)
 		dlog(&lg, DLOG_INFO, 0, "stopped: all mappings removed");
-err_bx:
 	executor_queue_destroy(d.bx); /* every executor was joined with its session */
 err_pool:
 	pool_destroy(d.pool);
+err_listen:
+	if (lfd >= 0)
+		close(lfd);
+	server_release(&opt, &claim);
 err_backend:
 	d.ops->close(d.be);
-	return ret ? 1 : 0;
+	status = ret ? 1 : 0;
+out_log:
+	dlog_fini(&lg);
+out_options:
+	free(margv);
+	cfg_free(&cf);
+	return status;
 }

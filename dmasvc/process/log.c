@@ -2,10 +2,20 @@
 /*
  * log.c - format and write log lines (see log_priv.h for the line format).
  * One fprintf per line so lines from worker threads never interleave.
+ *
+ * Under journald the priority is a "<N>" prefix on the stream line rather
+ * than sd_journal_print(): stderr is already journald's stream (systemd
+ * connects it), so the prefix costs nothing, keeps one write per line from
+ * any thread in the order written, reaches the same PRIORITY= field, and
+ * works the same under any supervisor that reads syslog prefixes (or none:
+ * a terminal shows dmasvc[level] instead).
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "log_priv.h"
 
@@ -29,29 +39,111 @@ const char *dlog_level_name(enum dlog_level lvl)
 	return level_names[lvl];
 }
 
+/* Whether @journal_stream ("DEVICE:INODE", systemd.exec(5)) names the file behind @out. */
+static bool is_journal_stream(FILE *out, const char *journal_stream)
+{
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (!out || !journal_stream ||
+	    sscanf(journal_stream, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return false;
+	if (fstat(fileno(out), &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void dlog_init(struct dlog *lg, enum dlog_level level, FILE *out, const char *journal_stream,
+	       struct dlog_limit *limit)
+{
+	lg->level = level;
+	lg->out = out;
+	lg->journal = is_journal_stream(out, journal_stream);
+	lg->limit = limit;
+	if (limit) {
+		memset(limit, 0, sizeof(*limit));
+		pthread_mutex_init(&limit->lock, NULL);
+	}
+}
+
+void dlog_fini(struct dlog *lg)
+{
+	if (lg->limit)
+		pthread_mutex_destroy(&lg->limit->lock);
+	lg->limit = NULL;
+}
+
+/* One line: "<N>" + @body under journald, else "dmasvc[level] " + @body. */
+static void write_line(const struct dlog *lg, enum dlog_level lvl, const char *body)
+{
+	static const char *const prio[] = { SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG };
+
+	if (lg->journal)
+		fprintf(lg->out, "%s%s\n", prio[lvl <= DLOG_DEBUG ? lvl : DLOG_DEBUG], body);
+	else
+		fprintf(lg->out, "dmasvc[%s] %s\n", dlog_level_name(lvl), body);
+	fflush(lg->out);
+}
+
 __attribute__((format(printf, 5, 0)))
 static void dlog_v(const struct dlog *lg, enum dlog_level lvl, uint32_t sid, int err,
 		   const char *fmt, va_list ap)
 {
-	char msg[512];
+	char msg[512], line[800];
 	char errbuf[128];
-	const char *es = "";
+	char who[32] = "";
 
 	if (!lg || !lg->out || lvl > lg->level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (err) {
-		es = strerror_r(-err, errbuf, sizeof(errbuf));
-		if (sid)
-			fprintf(lg->out, "dmasvc[%s] session %u: %s: %s\n", dlog_level_name(lvl), sid, msg, es);
-		else
-			fprintf(lg->out, "dmasvc[%s] %s: %s\n", dlog_level_name(lvl), msg, es);
-	} else if (sid) {
-		fprintf(lg->out, "dmasvc[%s] session %u: %s\n", dlog_level_name(lvl), sid, msg);
-	} else {
-		fprintf(lg->out, "dmasvc[%s] %s\n", dlog_level_name(lvl), msg);
+	if (sid)
+		snprintf(who, sizeof(who), "session %u: ", sid);
+	if (err)
+		snprintf(line, sizeof(line), "%s%s: %s", who, msg, strerror_r(-err, errbuf, sizeof(errbuf)));
+	else
+		snprintf(line, sizeof(line), "%s%s", who, msg);
+	write_line(lg, lvl, line);
+}
+
+void dlog_backend_report(void *logger, const char *line)
+{
+	const struct dlog *lg = logger;
+	struct dlog_limit *lim;
+	struct timespec ts;
+	uint64_t dropped = 0, now;
+	bool write = true;
+	char buf[640];
+
+	if (!lg || !lg->out)
+		return;
+	lim = lg->limit;
+	if (lim) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec;
+		pthread_mutex_lock(&lim->lock);
+		if (lim->second != now) {
+			lim->second = now;
+			lim->used = 0;
+		}
+		if (lim->used < DLOG_BACKEND_BURST) {
+			lim->used++;
+			dropped = lim->suppressed;
+			lim->suppressed = 0;
+		} else {
+			lim->suppressed++;
+			write = false;
+		}
+		pthread_mutex_unlock(&lim->lock);
 	}
-	fflush(lg->out);
+	if (!write)
+		return;
+	if (dropped) {
+		snprintf(buf, sizeof(buf), "%s (and %llu earlier backend lines suppressed: over %d a second)",
+			 line, (unsigned long long)dropped, DLOG_BACKEND_BURST);
+		line = buf;
+	}
+	write_line(lg, DLOG_ERROR, line);
 }
 
 void dlog(const struct dlog *lg, enum dlog_level lvl, uint32_t sid, const char *fmt, ...)

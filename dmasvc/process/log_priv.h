@@ -6,12 +6,26 @@
  * Vocabulary: a "logger" is a small object owned by main() (level and
  * stream); every module that reports gets a pointer to it.  Lines look like
  *     dmasvc[info] session 3: region 2: map iova 0x... len 0x...: Cannot allocate memory
+ * or, when stderr is journald's stream (systemd sets JOURNAL_STREAM to its
+ * device:inode), like
+ *     <6>session 3: region 2: ...
+ * where <N> is the syslog priority (sd-daemon.h's SD_ERR, SD_WARNING,
+ * SD_INFO, SD_DEBUG) that journald strips and stores as PRIORITY=.
  * Session id 0 means "not about one session".  Errors travel up as -errno and
  * are reported once, at the place that knows the context.
+ *
+ * Rate limit: the backends' lines (dlog_backend_report, the be_config.report
+ * callback; map failures arrive from worker threads, one per granule) share
+ * one budget of DLOG_BACKEND_BURST lines a second for the whole service; a
+ * line over budget is counted, and the next line that fits says how many
+ * were suppressed.  Lines about one session have that session's own budget
+ * (session_log_level).
  */
 #ifndef DMASVC_LOG_PRIV_H
 #define DMASVC_LOG_PRIV_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,11 +37,42 @@ enum dlog_level {
 	DLOG_DEBUG = 3,
 };
 
-/* Immutable after main() set it up; safe to read from any thread. */
-struct dlog {
-	enum dlog_level level; /* lines above this level are dropped */
-	FILE *out;             /* stderr in the daemon, a tmpfile in tests */
+#define DLOG_BACKEND_BURST 20 /* backend lines a second, service-wide */
+
+/* The backend lines' rate limit; guarded by its own lock (any thread). */
+struct dlog_limit {
+	pthread_mutex_t lock;
+	uint64_t second;      /* CLOCK_MONOTONIC second of the current window */
+	unsigned int used;    /* lines written in it */
+	uint64_t suppressed;  /* lines dropped since the last one written */
 };
+
+/* Immutable after main() set it up (dlog_init); safe to read from any thread. */
+struct dlog {
+	enum dlog_level level;    /* lines above this level are dropped */
+	FILE *out;                /* stderr in the daemon, a tmpfile in tests */
+	bool journal;             /* <N> priority prefixes instead of dmasvc[level] */
+	struct dlog_limit *limit; /* backend lines' budget; NULL: unlimited */
+};
+
+/*
+ * dlog_init: a logger at @level writing to @out, with journald's priority
+ * prefixes when @out is the stream JOURNAL_STREAM names (@journal_stream:
+ * its value, may be NULL), and @limit (initialised here; may be NULL) for
+ * the backend lines.  Never fails.
+ */
+void dlog_init(struct dlog *lg, enum dlog_level level, FILE *out, const char *journal_stream,
+	       struct dlog_limit *limit);
+
+/* dlog_fini: release what dlog_init() set up in @lg->limit. */
+void dlog_fini(struct dlog *lg);
+
+/*
+ * dlog_backend_report: the backends' report callback (be_config.report, with
+ * report_arg = the logger): @line at DLOG_ERROR within the service-wide
+ * budget (see the top of this file).  Any thread; never fails.
+ */
+void dlog_backend_report(void *logger, const char *line);
 
 /*
  * dlog_parse_level: "error", "warn", "info" or "debug" -> *@out.

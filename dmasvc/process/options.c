@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,10 @@ enum {
 	OPT_MAX_SESSIONS_,
 	OPT_UID_CAPS,
 	OPT_ALLOW_UID,
+	OPT_ALLOW_GID,
+	OPT_CONFIG,
+	OPT_USER,
+	OPT_SOCKET_GROUP,
 	OPT_LOG_LEVEL,
 	OPT_STATS_INTERVAL,
 	OPT_HELP,
@@ -55,6 +61,10 @@ static const struct option long_opts[] = {
 	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS_ },
 	{ "uid-caps", required_argument, NULL, OPT_UID_CAPS },
 	{ "allow-uid", required_argument, NULL, OPT_ALLOW_UID },
+	{ "allow-gid", required_argument, NULL, OPT_ALLOW_GID },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -86,11 +96,24 @@ void opt_usage(FILE *out)
 		"                        group such as 0000:00:03.0; repeatable, up to %d\n"
 		"\n"
 		"Options:\n"
-		"  --socket PATH         control socket (default %s)\n"
-		"  --socket-mode OCTAL   permissions of the socket file (default 0600)\n"
-		"  --allow-uid UID       peer uid allowed to connect; repeatable (default: the\n"
-		"                        service's own uid and root).  Service-wide queries\n"
-		"                        (dmasvcctl) are for root and the service's own uid\n"
+		"  --config PATH         read options from PATH first (default %s\n"
+		"                        if it exists): one 'long-option = value' a line,\n"
+		"                        'flag = true' for a flag; the command line overrides\n"
+		"  --socket PATH         control socket (default %s); under socket\n"
+		"                        activation (dmasvc.socket) the inherited socket must\n"
+		"                        be bound to this path\n"
+		"  --socket-mode OCTAL   permissions of the socket file (default 0600, 0660\n"
+		"                        with --socket-group)\n"
+		"  --socket-group GROUP  group (name or number) of the socket file, so a VMM's\n"
+		"                        group can connect; also admitted by default (below)\n"
+		"  --allow-uid UID       peer uid allowed to connect; repeatable\n"
+		"  --allow-gid GID       peer gid (its effective gid) allowed to connect;\n"
+		"                        repeatable.  Default with neither: the service's own\n"
+		"                        uid, root and the --socket-group group.  Service-wide\n"
+		"                        queries (dmasvcctl) are for root and the service's uid\n"
+		"  --user NAME           after opening the backend and the socket, run as this\n"
+		"                        user (and its groups) keeping only CAP_IPC_LOCK (needs\n"
+		"                        to start as root)\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
@@ -121,7 +144,7 @@ void opt_usage(FILE *out)
 		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
 		"error, 2 on bad usage or no usable backend.\n",
-		OPT_MAX_DEVICES, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
+		OPT_MAX_DEVICES, OPT_DEFAULT_CONFIG, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
 		OPT_DEFAULT_REGISTERED_GIB, OPT_DEFAULT_POPULATED_MIB, OPT_IOMMUFD_DEFAULT_AREAS,
 		OPT_MAX_REGIONS, OPT_DEFAULT_REGIONS, OPT_MAX_INFLIGHT, OPT_DEFAULT_INFLIGHT,
 		OPT_MAX_SESSIONS, OPT_DEFAULT_SESSIONS, OPT_MAX_UID_CAPS);
@@ -271,24 +294,66 @@ static void set_defaults(struct dsvc_options *o)
 	o->max_sessions = OPT_DEFAULT_SESSIONS;
 	o->stats_interval = 10;
 	o->log_level = DLOG_INFO;
+	o->run_uid = (uid_t)-1;
+	o->run_gid = (gid_t)-1;
+	o->socket_gid = (gid_t)-1;
+}
+
+const struct option *opt_long_options(void)
+{
+	return long_opts;
 }
 
 int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *err, size_t errlen)
 {
+	return opt_parse_layered(argc, argv, 0, o, out, err, errlen);
+}
+
+/*
+ * A command-line value of a repeatable option replaces the configuration
+ * file's values: true (and the bit set in *@seen) at the first command-line
+ * occurrence of option @bit, when the caller empties its list.
+ */
+static bool cmdline_replaces(bool from_file, uint32_t *seen, unsigned int bit)
+{
+	if (from_file || (*seen & (1u << bit)))
+		return false;
+	*seen |= 1u << bit;
+	return true;
+}
+
+/* Whether the backend set so far may be replaced: it came from the file, this flag does not. */
+#define BACKEND_REPLACEABLE() (backend_from_file && !from_file)
+
+int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, FILE *out,
+		      char *err, size_t errlen)
+{
+	bool backend_from_file = false, mode_given = false, from_file;
+	uint32_t seen = 0;
 	uint64_t v;
 	int c;
 
 	set_defaults(o);
 	optind = 0; /* full reset: tests parse several argv in one process */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+	for (;;) {
+		/* argv[1..nfile] came from the configuration file (one token each) */
+		from_file = (optind ? optind : 1) <= nfile;
+		c = getopt_long(argc, argv, ":", long_opts, NULL);
+		if (c == -1)
+			break;
 		switch (c) {
 		case OPT_SOFT:
+			if (BACKEND_REPLACEABLE())
+				o->backend = OPT_BACKEND_AUTO;
 			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_SOFT)
 				goto err_both;
 			o->backend = OPT_BACKEND_SOFT;
+			backend_from_file = from_file;
 			break;
 		case OPT_IOMMUFD:
+			if (BACKEND_REPLACEABLE())
+				o->backend = OPT_BACKEND_AUTO;
 			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_IOMMUFD)
 				goto err_both;
 			if (!*optarg) {
@@ -297,8 +362,11 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 			}
 			o->backend = OPT_BACKEND_IOMMUFD;
 			o->iommufd_path = optarg;
+			backend_from_file = from_file;
 			break;
 		case OPT_VFIO_GROUP:
+			if (BACKEND_REPLACEABLE())
+				o->backend = OPT_BACKEND_AUTO;
 			if (o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_TYPE1)
 				goto err_both;
 			if (!*optarg) {
@@ -307,12 +375,15 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 			}
 			o->backend = OPT_BACKEND_TYPE1;
 			o->group_path = optarg;
+			backend_from_file = from_file;
 			break;
 		case OPT_DEVICE:
 			if (!*optarg) {
 				snprintf(err, errlen, "--device needs a cdev path or a PCI address");
 				return -EINVAL;
 			}
+			if (cmdline_replaces(from_file, &seen, OPT_DEVICE - OPT_SOFT))
+				o->nr_devices = 0;
 			if (o->nr_devices == OPT_MAX_DEVICES) {
 				snprintf(err, errlen, "--device: at most %d devices", OPT_MAX_DEVICES);
 				return -EINVAL;
@@ -332,6 +403,24 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 				return -EINVAL;
 			}
 			o->socket_mode = (unsigned int)v;
+			mode_given = true;
+			break;
+		case OPT_SOCKET_GROUP:
+			if (!*optarg) {
+				snprintf(err, errlen, "--socket-group needs a group name or number");
+				return -EINVAL;
+			}
+			o->socket_group = optarg;
+			break;
+		case OPT_USER:
+			if (!*optarg) {
+				snprintf(err, errlen, "--user needs a user name");
+				return -EINVAL;
+			}
+			o->user = optarg;
+			break;
+		case OPT_CONFIG:
+			o->config_path = optarg; /* read before parsing: config.c */
 			break;
 		case OPT_WORKERS:
 			if (parse_u64(optarg, 10, 1, OPT_MAX_WORKERS, &v)) {
@@ -374,7 +463,22 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 				snprintf(err, errlen, "--allow-uid: at most %d uids", OPT_MAX_ALLOW_UIDS);
 				return -EINVAL;
 			}
+			if (cmdline_replaces(from_file, &seen, OPT_ALLOW_UID - OPT_SOFT))
+				o->nr_allow_uids = 0;
 			o->allow_uids[o->nr_allow_uids++] = (uid_t)v;
+			break;
+		case OPT_ALLOW_GID:
+			if (parse_u64(optarg, 10, 0, UINT32_MAX - 1, &v)) {
+				snprintf(err, errlen, "--allow-gid: '%s' is not a numeric gid", optarg);
+				return -EINVAL;
+			}
+			if (o->nr_allow_gids == OPT_MAX_ALLOW_UIDS) {
+				snprintf(err, errlen, "--allow-gid: at most %d gids", OPT_MAX_ALLOW_UIDS);
+				return -EINVAL;
+			}
+			if (cmdline_replaces(from_file, &seen, OPT_ALLOW_GID - OPT_SOFT))
+				o->nr_allow_gids = 0;
+			o->allow_gids[o->nr_allow_gids++] = (gid_t)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (dlog_parse_level(optarg, &o->log_level)) {
@@ -415,6 +519,8 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
 			 "the software model has no devices");
 		return -EINVAL;
 	}
+	if (o->socket_group && !mode_given)
+		o->socket_mode = 0660;
 	return OPT_RUN;
 
 err_both:
@@ -477,5 +583,44 @@ int opt_resolve_backend(struct dsvc_options *o, bool have_dev_iommu, char *err, 
 	}
 	o->backend = OPT_BACKEND_IOMMUFD;
 	o->iommufd_path = OPT_DEFAULT_IOMMUFD;
+	return 0;
+}
+
+/* Parse all of @s as a decimal id below (id_t)-1. */
+static int parse_id(const char *s, uint64_t *out)
+{
+	return parse_u64(s, 10, 0, UINT32_MAX - 1, out);
+}
+
+int opt_resolve_accounts(struct dsvc_options *o, char *err, size_t errlen)
+{
+	char buf[4096];
+	uint64_t v;
+	int ret;
+
+	if (o->user) {
+		struct passwd pw, *pwp = NULL;
+
+		ret = getpwnam_r(o->user, &pw, buf, sizeof(buf), &pwp);
+		if (!pwp)
+			return dlog_errf(ret ? -ret : -ENOENT, err, errlen, "--user: no user '%s'%s%s",
+					 o->user, ret ? ": " : "", ret ? strerror(ret) : "");
+		o->run_uid = pw.pw_uid;
+		o->run_gid = pw.pw_gid;
+	}
+	if (o->socket_group) {
+		struct group gr, *grp = NULL;
+
+		if (parse_id(o->socket_group, &v) == 0) {
+			o->socket_gid = (gid_t)v;
+			return 0;
+		}
+		ret = getgrnam_r(o->socket_group, &gr, buf, sizeof(buf), &grp);
+		if (!grp)
+			return dlog_errf(ret ? -ret : -ENOENT, err, errlen,
+					 "--socket-group: no group '%s'%s%s", o->socket_group,
+					 ret ? ": " : "", ret ? strerror(ret) : "");
+		o->socket_gid = gr.gr_gid;
+	}
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -23,6 +24,9 @@
 #define OPT_DEFAULT_WORKERS 2
 #define OPT_DEFAULT_IOMMUFD "/dev/iommu"
 #define OPT_MAX_DEVICES 8
+#ifndef OPT_DEFAULT_CONFIG
+#define OPT_DEFAULT_CONFIG "/etc/dmasvc/dmasvc.conf" /* meson passes sysconfdir's */
+#endif
 
 enum opt_backend {
 	OPT_BACKEND_AUTO = 0, /* no flag: iommufd if /dev/iommu exists, else refuse */
@@ -117,8 +121,17 @@ struct dsvc_options {
 	struct opt_uid_caps uid_caps[OPT_MAX_UID_CAPS];
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
 	enum dlog_level log_level;   /* --log-level; default info */
-	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 = default list */
+	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 and no gids = default list */
 	uid_t allow_uids[OPT_MAX_ALLOW_UIDS];
+	unsigned int nr_allow_gids;  /* --allow-gid GID (repeatable): a peer's SO_PEERCRED gid */
+	gid_t allow_gids[OPT_MAX_ALLOW_UIDS];
+	const char *config_path;     /* --config PATH (read before parsing; see config_priv.h) */
+	const char *user;            /* --user NAME: run as NAME after the backend and socket are open */
+	const char *socket_group;    /* --socket-group GROUP: name or number */
+	/* Filled by opt_resolve_accounts() from user/socket_group; -1 = none. */
+	uid_t run_uid;
+	gid_t run_gid;
+	gid_t socket_gid;
 };
 
 enum opt_result {
@@ -129,9 +142,35 @@ enum opt_result {
 /*
  * opt_parse: parse @argv into *@o (defaults first).  --help and --version
  * print to @out.  Returns OPT_RUN, OPT_EXIT, or -EINVAL with a one-line
- * reason in @err (the caller prints it and exits 2).
+ * reason in @err (the caller prints it and exits 2).  Pointers in *@o point
+ * into @argv, which must outlive it.
  */
 int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *err, size_t errlen);
+
+/*
+ * opt_parse_layered: opt_parse() of @argv whose elements 1..@nfile came from
+ * the configuration file (one "--name=value" or "--flag" token each) and the
+ * rest from the command line.  The command line overrides the file: a later
+ * value replaces an earlier one, a backend flag on the command line replaces
+ * the file's backend, and the first command-line --device, --allow-uid or
+ * --allow-gid empties the file's list of that option.
+ */
+int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, FILE *out,
+		      char *err, size_t errlen);
+
+/*
+ * opt_long_options: the option table (getopt_long's, NULL-terminated); the
+ * configuration file accepts each long name as a key.
+ */
+const struct option *opt_long_options(void);
+
+/*
+ * opt_resolve_accounts: look up --user (uid and primary gid) and
+ * --socket-group (a number, or a group name) into run_uid/run_gid and
+ * socket_gid.  Returns 0, or -ENOENT (or the lookup's -errno) with the
+ * name in @err (exit 2).
+ */
+int opt_resolve_accounts(struct dsvc_options *o, char *err, size_t errlen);
 
 /*
  * opt_resolve_backend: turn OPT_BACKEND_AUTO into a concrete choice given

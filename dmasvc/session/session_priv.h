@@ -116,6 +116,8 @@ struct dsvc_session {
 	struct ucred cred;         /* SO_PEERCRED at accept */
 	bool admin;                /* uid on the allow-list: may query all sessions */
 	bool hello_done;
+	bool announced;            /* its first MEMORY_ADD/DEVICE_ATTACH/RING_SETUP was logged at
+				      info (a query-only client such as dmasvcctl logs at debug) */
 	bool ctl_pending;          /* requests left unread after a full turn (evloop.c) */
 	bool hung_up;              /* the socket hung up while busy: close after the finish */
 	uint64_t client_tag;

@@ -45,7 +45,8 @@ static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_
 		.max_cq_entries = CTL_MAX_CQ_ENTRIES,
 		.max_areas = s->max_areas,
 	};
-	dlog(d->log, DLOG_INFO, s->id, "hello: pid %d uid %u tag 0x%llx protocol %u.%u%s",
+	/* debug: every dmasvcctl call says hello; a VMM is announced at its first object */
+	dlog(d->log, DLOG_DEBUG, s->id, "hello: pid %d uid %u tag 0x%llx protocol %u.%u%s",
 	     (int)s->cred.pid, (unsigned)s->cred.uid, (unsigned long long)s->client_tag, h->major,
 	     s->minor, s->admin ? " (admin)" : "");
 	return 0;

@@ -38,6 +38,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <liburing.h>
+#include <systemd/sd-daemon.h>
 
 #include "dmasvc/proto_fd.h"
 
@@ -77,7 +78,23 @@ struct evl {
 	uint64_t last_burst_ns;
 	unsigned int ticks;
 	uid_t self;
+	unsigned int status_sessions; /* the session count systemd was last told */
 };
+
+/*
+ * Tell the service manager (sd_notify; nothing without NOTIFY_SOCKET) the
+ * session count when it changed, with READY=1 the first time (@ready).
+ */
+static void notify_status(struct evl *e, bool ready)
+{
+	struct dsvc *d = e->d;
+
+	if (!ready && e->status_sessions == d->nr_sessions)
+		return;
+	e->status_sessions = d->nr_sessions;
+	sd_notifyf(0, "%sSTATUS=%u session%s, backend %s, socket %s", ready ? "READY=1\n" : "",
+		   d->nr_sessions, d->nr_sessions == 1 ? "" : "s", d->ops->name, d->opt->socket_path);
+}
 
 static struct io_uring_sqe *get_sqe(struct evl *e)
 {
@@ -164,7 +181,7 @@ static void session_close(struct evl *e, struct dsvc_session *s, const char *why
 	if (s->closing)
 		return;
 	s->closing = why;
-	dlog(e->d->log, DLOG_INFO, s->id, "disconnect: %s", why);
+	dlog(e->d->log, s->announced ? DLOG_INFO : DLOG_DEBUG, s->id, "disconnect: %s", why);
 	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
 		if (s->rings[i] && s->rings[i]->doorbell_armed)
@@ -288,9 +305,9 @@ static void do_accept(struct evl *e)
 			dlog_err(d->log, 0, fd, "accept");
 			return;
 		}
-		if (!server_peer_allowed(d->opt, e->self, cred.uid)) {
-			dlog(d->log, DLOG_WARN, 0, "refused peer pid %d uid %u: not on the allow-list",
-			     (int)cred.pid, (unsigned)cred.uid);
+		if (!server_peer_allowed(d->opt, e->self, cred.uid, cred.gid)) {
+			dlog(d->log, DLOG_WARN, 0, "refused peer pid %d uid %u gid %u: not on the allow-list",
+			     (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
 			close(fd);
 			continue;
 		}
@@ -490,6 +507,7 @@ static void stats_tick(struct evl *e)
 		lat_roll(&d->sessions[i]->lat);
 		d->sessions[i]->log_budget = SESSION_LOG_BUDGET;
 	}
+	notify_status(e, false);
 	if (++e->ticks % d->opt->stats_interval == 0 && d->log->level >= DLOG_INFO) {
 		struct dmasvc_stat_service st;
 
@@ -521,6 +539,7 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 
 		if (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 			dlog(d->log, DLOG_INFO, 0, "signal %u: stopping", si.ssi_signo);
+			sd_notify(0, "STOPPING=1\nSTATUS=stopping: removing every mapping");
 			return false;
 		}
 		if (!more)
@@ -646,6 +665,7 @@ int evl_run(struct dsvc *d, int lfd)
 	arm_poll(&e, e.lfd, make_tag(TAG_LISTEN, 0, 0));
 	if (d->bx)
 		arm_poll(&e, executor_queue_fd(d->bx), make_tag(TAG_EXEC, 0, 0));
+	notify_status(&e, true);
 	while (running) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, seen = 0;

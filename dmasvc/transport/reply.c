@@ -87,6 +87,15 @@ ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_re
 		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
 	}
 	success_text(s, req, body, err, DMASVC_TEXT_MAX);
-	dlog(d->log, DLOG_DEBUG, s->id, "%s: %s", ctl_cmd_name(req->cmd), err);
+	if (!s->announced && (req->cmd == DMASVC_CMD_MEMORY_ADD || req->cmd == DMASVC_CMD_DEVICE_ATTACH ||
+			      req->cmd == DMASVC_CMD_RING_SETUP)) {
+		/* info once per VMM-like session; a query-only client (dmasvcctl) stays at debug */
+		s->announced = true;
+		dlog(d->log, DLOG_INFO, s->id, "client pid %d uid %u tag 0x%llx protocol %d.%u: %s: %s",
+		     (int)s->cred.pid, (unsigned)s->cred.uid, (unsigned long long)s->client_tag,
+		     DMASVC_PROTO_MAJOR, s->minor, ctl_cmd_name(req->cmd), err);
+	} else {
+		dlog(d->log, DLOG_DEBUG, s->id, "%s: %s", ctl_cmd_name(req->cmd), err);
+	}
 	return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, 0, body, body_len, err);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server.c - create the control socket, accept peers, read SO_PEERCRED and
- * decide admission (see server_priv.h).
+ * server.c - create (or inherit from systemd) the control socket, accept
+ * peers, read SO_PEERCRED and decide admission (see server_priv.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,29 +10,34 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "server_priv.h"
 
 /*
  * Create the socket's directory (one level, mode 0755) if it is missing,
- * e.g. /run/dmasvc for the default path.  Failures show up at bind().
+ * e.g. /run/dmasvc for the default path, owned by @o's --user (so the
+ * service can still remove its socket after the drop).  Failures show up
+ * at bind().
  */
-static void make_parent_dir(const char *path)
+static void make_parent_dir(const struct dsvc_options *o)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *slash;
 
-	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", o->socket_path);
 	slash = strrchr(dir, '/');
 	if (!slash || slash == dir)
 		return;
 	*slash = '\0';
-	mkdir(dir, 0755);
+	if (mkdir(dir, 0755) == 0 && o->run_uid != (uid_t)-1 && chown(dir, o->run_uid, o->run_gid) < 0) {
+		/* the service then leaves a stale socket at exit, replaced at the next start */
+	}
 }
 
-/* Take "PATH.lock" (created 0600) and write our pid into it.  Returns the fd or -errno. */
-static int claim_lock(const char *path, char *err, size_t errlen)
+/* Take "PATH.lock" (created 0600, owned by @o's --user) and write our pid into it.  Returns the fd or -errno. */
+static int claim_lock(const struct dsvc_options *o, const char *path, char *err, size_t errlen)
 {
 	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8], pid[32];
 	int fd, ret, n;
@@ -58,6 +63,43 @@ static int claim_lock(const char *path, char *err, size_t errlen)
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
 		/* the pid only serves the message above: go on without it */
 	}
+	if (o->run_uid != (uid_t)-1 && fchown(fd, o->run_uid, o->run_gid) < 0) {
+		/* a later start under that user (User=) could not reopen it: said in docs */
+	}
+	return fd;
+}
+
+/*
+ * Adopt the socket systemd passed (socket activation): it must be one
+ * listening SOCK_SEQPACKET socket bound to @o->socket_path.  Returns its fd
+ * (made non-blocking and cloexec) or -errno with a reason.
+ */
+static int adopt_activated(const struct dsvc_options *o, int n, char *err, size_t errlen)
+{
+	int fd = SD_LISTEN_FDS_START, ret;
+
+	if (n != 1) {
+		for (int i = 0; i < n; i++)
+			close(SD_LISTEN_FDS_START + i);
+		snprintf(err, errlen, "socket activation passed %d sockets; dmasvc serves exactly one", n);
+		return -EINVAL;
+	}
+	ret = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, o->socket_path, 0);
+	if (ret <= 0) {
+		close(fd);
+		snprintf(err, errlen,
+			 "the activated socket (fd %d) is not a listening SOCK_SEQPACKET socket bound to %s "
+			 "(ListenSequentialPacket= in dmasvc.socket and --socket must name the same path)",
+			 fd, o->socket_path);
+		return ret < 0 ? ret : -EINVAL;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		ret = -errno;
+		close(fd);
+		snprintf(err, errlen, "cannot set up the activated socket (fd %d)", fd);
+		return ret;
+	}
 	return fd;
 }
 
@@ -67,19 +109,38 @@ int server_listen(const struct dsvc_options *o, struct server_claim *claim, char
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	mode_t old;
-	int fd, ret;
+	int fd, ret, n;
 
 	claim->lock_fd = -1;
+	claim->activated = false;
 	if (strlen(o->socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "socket path %s is too long", o->socket_path);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, o->socket_path);
-	make_parent_dir(o->socket_path);
-	ret = claim_lock(o->socket_path, err, errlen);
-	if (ret < 0)
+	n = sd_listen_fds(1); /* also clears LISTEN_* so no child inherits them */
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read the socket activation environment (LISTEN_FDS)");
+		return n;
+	}
+	if (n == 0)
+		make_parent_dir(o);
+	ret = claim_lock(o, o->socket_path, err, errlen);
+	if (ret < 0) {
+		for (int i = 0; i < n; i++)
+			close(SD_LISTEN_FDS_START + i);
 		return ret;
+	}
 	claim->lock_fd = ret;
+	if (n > 0) {
+		fd = adopt_activated(o, n, err, errlen);
+		if (fd < 0) {
+			ret = fd;
+			goto err_unlock;
+		}
+		claim->activated = true; /* systemd owns the file: never unlinked here */
+		return fd;
+	}
 	if (lstat(o->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen, "%s exists and is not a socket", o->socket_path);
@@ -100,6 +161,14 @@ int server_listen(const struct dsvc_options *o, struct server_claim *claim, char
 	if (ret) {
 		snprintf(err, errlen, "bind %s failed", o->socket_path);
 		goto err_close;
+	}
+	/* owner and group first, so the wider mode never applies to root's group */
+	if ((o->run_uid != (uid_t)-1 || o->socket_gid != (gid_t)-1) &&
+	    chown(o->socket_path, o->run_uid, o->socket_gid) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "chown %s to uid %d gid %d failed", o->socket_path, (int)o->run_uid,
+			 (int)o->socket_gid);
+		goto err_unlink;
 	}
 	if (chmod(o->socket_path, o->socket_mode) < 0) {
 		ret = -errno;
@@ -136,18 +205,22 @@ void server_release(const struct dsvc_options *o, struct server_claim *claim)
 
 	if (claim->lock_fd < 0)
 		return;
-	if (lstat(o->socket_path, &st) == 0 && st.st_dev == claim->dev && st.st_ino == claim->ino)
+	if (!claim->activated && lstat(o->socket_path, &st) == 0 && st.st_dev == claim->dev && st.st_ino == claim->ino)
 		unlink(o->socket_path);
 	close(claim->lock_fd); /* the lock file stays: removing it would race a new instance */
 	claim->lock_fd = -1;
 }
 
-bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid)
+bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid, gid_t gid)
 {
-	if (o->nr_allow_uids == 0)
-		return uid == self || uid == 0;
+	if (o->nr_allow_uids == 0 && o->nr_allow_gids == 0)
+		return uid == self || uid == 0 ||
+		       (o->socket_gid != (gid_t)-1 && gid == o->socket_gid);
 	for (unsigned int i = 0; i < o->nr_allow_uids; i++)
 		if (o->allow_uids[i] == uid)
+			return true;
+	for (unsigned int i = 0; i < o->nr_allow_gids; i++)
+		if (o->allow_gids[i] == gid)
 			return true;
 	return false;
 }

@@ -4,9 +4,17 @@
  * Do not include from outside dmasvc/.
  *
  * Admission: a peer is accepted when its SO_PEERCRED uid is on the
- * allow-list (--allow-uid, repeatable; default: the service's own uid and
- * root).  An accepted peer is an "admin" (may use service-wide queries,
- * DMASVC_QUERY_F_ALL_SESSIONS) when its uid is root or the service's own.
+ * allow-list (--allow-uid, repeatable) or its SO_PEERCRED gid (the peer's
+ * effective gid at connect; supplementary groups are not considered) is
+ * (--allow-gid, repeatable); with neither list the default admits the
+ * service's own uid, root, and the --socket-group gid.  An accepted peer is
+ * an "admin" (may use service-wide queries, DMASVC_QUERY_F_ALL_SESSIONS)
+ * when its uid is root or the service's own.
+ *
+ * Socket activation: when systemd passes the listening socket
+ * (LISTEN_FDS, dmasvc.socket), the service adopts it instead of binding;
+ * the lock next to the path is taken all the same, so one instance per
+ * path still holds, and the socket file (systemd's) is never removed here.
  */
 #ifndef DMASVC_SERVER_PRIV_H
 #define DMASVC_SERVER_PRIV_H
@@ -25,17 +33,21 @@
  */
 struct server_claim {
 	int lock_fd;               /* -1: nothing claimed */
+	bool activated;            /* the socket came from systemd (sd_listen_fds) */
 	dev_t dev;
 	ino_t ino;
 };
 
 /*
- * server_listen: take the lock next to @o->socket_path, create the
- * SOCK_SEQPACKET socket there with mode @o->socket_mode (a stale socket
- * file, whose owner is gone since the lock was free, is replaced; any other
- * file there is an error) and listen.  Returns the fd (non-blocking,
- * cloexec) and fills *@claim, or -errno with a reason in @err: -EADDRINUSE
- * when another dmasvc holds the path (its pid named).
+ * server_listen: take the lock next to @o->socket_path, then either adopt
+ * the socket systemd passed (exactly one, a listening SOCK_SEQPACKET socket
+ * bound to that path; *@claim->activated set) or create the SOCK_SEQPACKET
+ * socket there, owned by @o->run_uid and @o->socket_gid where set, with
+ * mode @o->socket_mode (a stale socket file, whose owner is gone since the
+ * lock was free, is replaced; any other file there is an error) and
+ * listen.  Returns the fd (non-blocking, cloexec) and fills *@claim, or
+ * -errno with a reason in @err: -EADDRINUSE when another dmasvc holds the
+ * path (its pid named), -EINVAL for an activated socket that does not fit.
  */
 int server_listen(const struct dsvc_options *o, struct server_claim *claim, char *err,
 		  size_t errlen);
@@ -47,10 +59,10 @@ int server_listen(const struct dsvc_options *o, struct server_claim *claim, char
 void server_release(const struct dsvc_options *o, struct server_claim *claim);
 
 /*
- * server_peer_allowed: whether @uid may connect under @o (@self is the
- * service's euid).
+ * server_peer_allowed: whether a peer with @uid and @gid (SO_PEERCRED) may
+ * connect under @o (@self is the service's euid).
  */
-bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid);
+bool server_peer_allowed(const struct dsvc_options *o, uid_t self, uid_t uid, gid_t gid);
 
 /* server_peer_admin: whether @uid may use service-wide queries. */
 bool server_peer_admin(uid_t self, uid_t uid);

@@ -62,11 +62,23 @@ struct be_map_src {
 	uint64_t fd_offset;
 };
 
+/*
+ * be_report_fn - how a backend reports what it cannot return with its
+ * context: one line (no newline) naming the backend, the call, the IOVA
+ * range and the error, or a "BUG:" in a path that never fails.  Called from
+ * any thread (map runs on workers), so it must be thread-safe; it must not
+ * fail or call back into the backend.  The daemon passes its logger (one
+ * priority, one rate limit for every backend line).
+ */
+typedef void (*be_report_fn)(void *arg, const char *line);
+
 /* Backend-independent configuration passed to be_ops.open(). */
 struct be_config {
 	const char *path;       /* /dev/iommu, /dev/vfio/N, or NULL for the model */
 	uint64_t max_areas;     /* operator budget override; 0 = backend default */
 	void *backend_private;  /* backend-specific knobs (e.g. soft model faults) */
+	be_report_fn report;    /* NULL: lines go to stderr */
+	void *report_arg;       /* passed to report; must outlive the backend */
 };
 
 /*

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "dmasvc/proto.h"
 #include "options_priv.h"
@@ -98,13 +100,21 @@ Test(options, help_and_version)
 	const char *flags[] = { "--iommufd", "--vfio-group", "--device", "--soft-iommu", "--socket", "--socket-mode", "--workers",
 				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
 				"--help", "--version", "--max-registered-gib", "--max-populated-mib",
-				"--max-regions", "--max-inflight", "--max-sessions", "--uid-caps" };
+				"--max-regions", "--max-inflight", "--max-sessions", "--uid-caps",
+				"--config", "--user", "--socket-group", "--allow-gid" };
 
 	cr_assert_eq(opt_parse(2, argv, &o, f, err, sizeof(err)), OPT_EXIT);
 	cr_assert_eq(opt_parse(2, argv2, &o, f, err, sizeof(err)), OPT_EXIT);
 	fclose(f);
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
 		cr_expect(strstr(text, flags[i]), "--help documents %s", flags[i]);
+	for (const struct option *op = opt_long_options(); op->name; op++) {
+		char flag[64];
+
+		snprintf(flag, sizeof(flag), "--%s ", op->name);
+		cr_expect(strstr(text, flag), "--help documents every option of the table: %s", flag);
+	}
+	cr_expect(strstr(text, OPT_DEFAULT_CONFIG), "--help names the default configuration file");
 	cr_expect(!strstr(text, "fail"), "no fault-injection knob in --help");
 	snprintf(err, sizeof(err), "protocol %d.%d", DMASVC_PROTO_MAJOR, DMASVC_PROTO_MINOR);
 	cr_expect(strstr(text, err), "version names the protocol (%s)", err);
@@ -185,15 +195,49 @@ Test(options, allow_list)
 	char err[256];
 
 	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
-	cr_expect(server_peer_allowed(&o, 1000, 1000), "own uid by default");
-	cr_expect(server_peer_allowed(&o, 1000, 0), "root by default");
-	cr_expect(!server_peer_allowed(&o, 1000, 1001));
+	cr_expect(server_peer_allowed(&o, 1000, 1000, 1000), "own uid by default");
+	cr_expect(server_peer_allowed(&o, 1000, 0, 0), "root by default");
+	cr_expect(!server_peer_allowed(&o, 1000, 1001, 1001));
 	cr_assert_eq(PARSE(&o, err, "--allow-uid", "1001"), OPT_RUN);
-	cr_expect(server_peer_allowed(&o, 1000, 1001));
-	cr_expect(!server_peer_allowed(&o, 1000, 1000), "an explicit list replaces the default");
+	cr_expect(server_peer_allowed(&o, 1000, 1001, 5));
+	cr_expect(!server_peer_allowed(&o, 1000, 1000, 1000), "an explicit list replaces the default");
 	cr_expect(server_peer_admin(1000, 0));
 	cr_expect(server_peer_admin(1000, 1000));
 	cr_expect(!server_peer_admin(1000, 1001));
+}
+
+Test(options, allow_gid_and_socket_group)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--allow-gid", "107"), OPT_RUN, "%s", err);
+	cr_expect(server_peer_allowed(&o, 1000, 1002, 107), "gid on the list");
+	cr_expect(!server_peer_allowed(&o, 1000, 1002, 108));
+	cr_expect(!server_peer_allowed(&o, 1000, 0, 0), "an explicit list replaces the default (root too)");
+	cr_expect_eq(PARSE(&o, err, "--allow-gid", "kvm"), -EINVAL);
+	cr_expect(strstr(err, "--allow-gid"), "%s", err);
+
+	cr_assert_eq(PARSE(&o, err, "--socket-group", "0"), OPT_RUN, "%s", err);
+	cr_expect_eq(o.socket_mode, 0660, "--socket-group makes the default mode 0660");
+	cr_assert_eq(opt_resolve_accounts(&o, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(o.socket_gid, 0);
+	cr_expect(server_peer_allowed(&o, 1000, 1003, 0), "the socket group is admitted by default");
+	cr_expect(!server_peer_allowed(&o, 1000, 1003, 5));
+	cr_assert_eq(PARSE(&o, err, "--socket-group", "root", "--socket-mode", "0640"), OPT_RUN);
+	cr_expect_eq(o.socket_mode, 0640, "an explicit mode wins");
+	cr_assert_eq(opt_resolve_accounts(&o, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(o.socket_gid, 0, "group names resolve");
+	cr_assert_eq(PARSE(&o, err, "--socket-group", "no-such-group-dmasvc"), OPT_RUN);
+	cr_expect_eq(opt_resolve_accounts(&o, err, sizeof(err)), -ENOENT);
+	cr_expect(strstr(err, "no-such-group-dmasvc"), "%s", err);
+	cr_assert_eq(PARSE(&o, err, "--user", "root"), OPT_RUN);
+	cr_assert_eq(opt_resolve_accounts(&o, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(o.run_uid, 0);
+	cr_expect_eq(o.run_gid, 0);
+	cr_assert_eq(PARSE(&o, err, "--user", "no-such-user-dmasvc"), OPT_RUN);
+	cr_expect_eq(opt_resolve_accounts(&o, err, sizeof(err)), -ENOENT);
+	cr_expect(strstr(err, "no-such-user-dmasvc"), "%s", err);
 }
 
 Test(options, soft_faults_env)
@@ -335,4 +379,82 @@ Test(options, uid_caps_limit)
 	cr_expect_eq(o.nr_uid_caps, OPT_MAX_UID_CAPS);
 	cr_expect_eq(opt_parse(n, argv, &o, stdout, err, sizeof(err)), -EINVAL);
 	cr_expect(strstr(err, "at most 32 uids"), "%s", err);
+}
+
+Test(options, log_journal_priorities)
+{
+	char *text = NULL, js[64];
+	size_t len = 0;
+	FILE *f = tmpfile();
+	struct dlog lg;
+	struct stat st;
+
+	cr_assert(f);
+	cr_assert_eq(fstat(fileno(f), &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	dlog_init(&lg, DLOG_DEBUG, f, js, NULL);
+	cr_assert(lg.journal, "JOURNAL_STREAM naming the stream turns prefixes on");
+	dlog_err(&lg, 3, -ENOMEM, "map");
+	dlog(&lg, DLOG_WARN, 0, "w");
+	dlog(&lg, DLOG_INFO, 0, "i");
+	dlog(&lg, DLOG_DEBUG, 2, "d");
+	dlog_backend_report(&lg, "iommufd: IOMMU_IOAS_MAP: x");
+	fflush(f);
+	rewind(f);
+	text = calloc(1, 4096);
+	cr_assert(text);
+	len = fread(text, 1, 4095, f);
+	cr_expect_str_eq(text, "<3>session 3: map: Cannot allocate memory\n<4>w\n<6>i\n<7>session 2: d\n"
+			       "<3>iommufd: IOMMU_IOAS_MAP: x\n", "got %zu bytes: %s", len, text);
+	free(text);
+	dlog_fini(&lg);
+
+	/* another stream's JOURNAL_STREAM (stderr under systemd, redirected here) */
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino + 1);
+	dlog_init(&lg, DLOG_DEBUG, f, js, NULL);
+	cr_expect(!lg.journal);
+	dlog_init(&lg, DLOG_DEBUG, f, "garbage", NULL);
+	cr_expect(!lg.journal);
+	dlog_init(&lg, DLOG_DEBUG, f, NULL, NULL);
+	cr_expect(!lg.journal);
+	fclose(f);
+}
+
+Test(options, backend_lines_share_one_rate_limit)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct dlog_limit lim;
+	struct dlog lg;
+	struct timespec ts;
+	time_t start;
+	int lines = 0;
+
+	dlog_init(&lg, DLOG_INFO, f, NULL, &lim);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	start = ts.tv_sec;
+	/* start at a fresh second so the 100 lines fall into one window */
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	} while (ts.tv_sec == start);
+	for (int i = 0; i < 100; i++)
+		dlog_backend_report(&lg, "iommufd: IOMMU_IOAS_MAP iova 0x0: Cannot allocate memory");
+	fflush(f);
+	for (char *p = text; (p = strchr(p, '\n')); p++)
+		lines++;
+	cr_expect_eq(lines, DLOG_BACKEND_BURST, "one second's budget, got %d lines", lines);
+	cr_expect(!strstr(text, "suppressed"));
+	start = ts.tv_sec;
+	do {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	} while (ts.tv_sec == start);
+	dlog_backend_report(&lg, "type1: VFIO_IOMMU_MAP_DMA: x");
+	fclose(f);
+	cr_expect(strstr(text, "dmasvc[error] type1: VFIO_IOMMU_MAP_DMA: x (and 80 earlier backend lines suppressed"),
+		  "%s", strrchr(text, '[') ? strrchr(text, '[') : text);
+	free(text);
+	dlog_fini(&lg);
 }

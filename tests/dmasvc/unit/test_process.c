@@ -303,7 +303,7 @@ Test(process, socket_mode_and_admission)
 		char *argv[] = { ctl, "--socket", svc.sock, "status", NULL };
 
 		cr_expect_eq(run(65534, argv, &out), 3, "%s", out);
-		cr_expect(strstr(slurp(svc.log), "uid 65534: not on the allow-list"), "%s", slurp(svc.log));
+		cr_expect(strstr(slurp(svc.log), "uid 65534 gid 65534: not on the allow-list"), "%s", slurp(svc.log));
 	}
 }
 
