@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config_priv.h"
@@ -225,10 +224,9 @@ err_free:
 int cfg_load(const char *path, bool explicit_path, struct cfg_file *out, char *err,
 	     size_t errlen)
 {
-	struct stat st;
+	size_t got = 0;
 	char *text;
 	ssize_t n;
-	size_t got = 0;
 	int fd, ret;
 
 	memset(out, 0, sizeof(*out));
@@ -240,26 +238,32 @@ int cfg_load(const char *path, bool explicit_path, struct cfg_file *out, char *e
 		return dlog_errf(ret, err, errlen, "cannot open the configuration file %s: %s", path,
 				 strerror(-ret));
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CFG_MAX_BYTES) {
-		close(fd);
-		return dlog_errf(-EINVAL, err, errlen,
-				 "configuration file %s is not a regular file of at most %u bytes", path,
-				 CFG_MAX_BYTES);
-	}
-	text = malloc((size_t)st.st_size + 1);
+	text = malloc(CFG_MAX_BYTES + 1);
 	if (!text) {
 		close(fd);
 		return dlog_errf(-ENOMEM, err, errlen, "%s: out of memory", path);
 	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, text + got, (size_t)st.st_size - got);
+	/* read to EOF, one byte past the limit to see it crossed (/dev/null reads empty) */
+	for (;;) {
+		n = read(fd, text + got, CFG_MAX_BYTES + 1 - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		got += (size_t)n;
+		if (got > CFG_MAX_BYTES)
+			break;
 	}
+	ret = n < 0 ? -errno : 0;
 	close(fd);
+	if (ret || got > CFG_MAX_BYTES) {
+		free(text);
+		if (ret)
+			return dlog_errf(ret, err, errlen, "cannot read the configuration file %s: %s", path,
+					 strerror(-ret));
+		return dlog_errf(-EFBIG, err, errlen, "configuration file %s is larger than %u bytes", path,
+				 CFG_MAX_BYTES);
+	}
 	text[got] = '\0';
 	if (strlen(text) != got) {
 		free(text);

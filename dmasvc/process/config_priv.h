@@ -25,7 +25,7 @@
 
 #define CFG_MAX_LINE 4096          /* bytes of one line, newline excluded */
 #define CFG_MAX_SETTINGS 1024      /* settings in one file */
-#define CFG_MAX_BYTES (1u << 20)   /* size of the file */
+#define CFG_MAX_BYTES (1u << 20)   /* size of the file (-EFBIG beyond) */
 
 /* The settings of one file as option tokens; owned by its caller (cfg_free). */
 struct cfg_file {

@@ -20,10 +20,10 @@ int priv_drop(uid_t uid, gid_t gid, char *err, size_t errlen)
 		return dlog_errf(-EPERM, err, errlen, "--user needs the service to start as root (euid is %u)",
 				 (unsigned)geteuid());
 	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET,
-			 CAP_IPC_LOCK))
+	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_IPC_LOCK))
 		return dlog_errf(-EINVAL, err, errlen, "libcap-ng: cannot select CAP_IPC_LOCK");
-	/* setgid, initgroups(uid's name), setuid keeping the selected caps, then apply them */
+	/* setgid, initgroups(uid's name), setuid keeping the selected caps, apply them, and
+	 * empty the bounding set (nothing can be regained, not even by exec) */
 	ret = capng_change_id((int)uid, (int)gid, CAPNG_INIT_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
 	if (ret)
 		return dlog_errf(-EPERM, err, errlen,

@@ -20,8 +20,8 @@
 
 /*
  * priv_drop: become @uid/@gid with @uid's supplementary groups, keeping only
- * CAP_IPC_LOCK (effective and permitted; the bounding set is cleared to it
- * too), through libcap-ng.  Call it before any thread exists:
+ * CAP_IPC_LOCK (effective and permitted; the bounding set is emptied, so
+ * nothing can be regained), through libcap-ng.  Call it before any thread exists:
  * capabilities are per thread and threads started later inherit the
  * caller's.  Returns 0, or -errno with the reason in @err (-EPERM: not
  * started as root); on error the caller exits.

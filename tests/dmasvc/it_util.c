@@ -64,6 +64,8 @@ int it_svc_start(struct it_svc *s, const char *const *extra)
 	unlink(s->sock); /* a SIGKILLed instance leaves its socket file */
 	argv[n++] = bin;
 	argv[n++] = "--soft-iommu";
+	argv[n++] = "--config"; /* not this machine's /etc/dmasvc/dmasvc.conf */
+	argv[n++] = "/dev/null";
 	argv[n++] = "--socket";
 	argv[n++] = s->sock;
 	argv[n++] = "--log-level";
@@ -156,7 +158,11 @@ void it_svc_cleanup(struct it_svc *s)
 {
 	it_svc_kill(s);
 	if (s->dir[0]) {
+		char lock[sizeof(s->sock) + 8];
+
+		snprintf(lock, sizeof(lock), "%s.lock", s->sock);
 		unlink(s->sock);
+		unlink(lock);
 		rmdir(s->dir);
 		s->dir[0] = '\0';
 	}

@@ -26,8 +26,8 @@ struct it_svc {
 };
 
 /*
- * it_svc_start: start `dmasvc --soft-iommu --socket <dir>/dmasvc.sock
- * --log-level warn` plus @extra (NULL-terminated, may be NULL); wait until
+ * it_svc_start: start `dmasvc --soft-iommu --config /dev/null --socket
+ * <dir>/dmasvc.sock --log-level warn` plus @extra (NULL-terminated, may be NULL); wait until
  * its event loop answers a HELLO (5 s to accept, then up to 5 s for the
  * answer; a refused peer's close counts).  Reuses s->dir if set (restart).
  */

@@ -136,7 +136,10 @@ Test(config, missing_files)
 	cr_expect_eq(f.nr, 0);
 	cr_expect_eq(cfg_load(path, true, &f, err, sizeof(err)), -ENOENT, "a missing explicit file is not");
 	cr_expect(strstr(err, path), "%s", err);
-	cr_expect_eq(cfg_load(dir, true, &f, err, sizeof(err)), -EINVAL, "a directory is refused");
+	cr_expect_eq(cfg_load(dir, true, &f, err, sizeof(err)), -EISDIR, "a directory is refused");
+	cr_expect(strstr(err, dir), "%s", err);
+	cr_expect_eq(cfg_load("/dev/null", true, &f, err, sizeof(err)), 0, "/dev/null: no settings");
+	cr_expect_eq(f.nr, 0);
 
 	snprintf(path, sizeof(path), "%s/d.conf", dir);
 	fp = fopen(path, "w");
