@@ -96,9 +96,10 @@ void opt_usage(FILE *out)
 		"                        group such as 0000:00:03.0; repeatable, up to %d\n"
 		"\n"
 		"Options:\n"
-		"  --config PATH         read options from PATH first (default %s\n"
-		"                        if it exists): one 'long-option = value' a line,\n"
-		"                        'flag = true' for a flag; the command line overrides\n"
+		"  --config PATH         read options from PATH before the command line, which\n"
+		"                        overrides them: one 'long-option = value' a line,\n"
+		"                        'flag = true' for a flag (default file, read if it\n"
+		"                        exists: %s)\n"
 		"  --socket PATH         control socket (default %s); under socket\n"
 		"                        activation (dmasvc.socket) the inherited socket must\n"
 		"                        be bound to this path\n"
@@ -113,10 +114,13 @@ void opt_usage(FILE *out)
 		"                        queries (dmasvcctl) are for root and the service's uid\n"
 		"  --user NAME           after opening the backend and the socket, run as this\n"
 		"                        user (and its groups) keeping only CAP_IPC_LOCK (needs\n"
-		"                        to start as root)\n"
+		"                        to start as root; the user must be able to open\n"
+		"                        /dev/iommu and --device cdevs: each session reopens\n"
+		"                        them).  dmasvc.service uses User= instead\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
-		"  --log-level LEVEL     error, warn, info or debug (default info)\n"
+		"  --log-level LEVEL     error, warn, info or debug (default info); under\n"
+		"                        journald (JOURNAL_STREAM) lines carry <N> priorities\n"
 		"  --help                print this help and exit\n"
 		"  --version             print the version and exit\n"
 		"\n"
@@ -142,8 +146,12 @@ void opt_usage(FILE *out)
 		"                        repeatable, up to %d uids; a session's caps are those\n"
 		"                        of its peer uid when it connects\n"
 		"\n"
+		"Under systemd (dmasvc.socket, dmasvc.service): adopts the passed socket and\n"
+		"reports READY=1, STATUS= (sessions) and STOPPING=1 through sd_notify.\n"
+		"\n"
 		"Exit status: 0 after SIGTERM/SIGINT (all mappings removed), 1 on a runtime\n"
-		"error, 2 on bad usage or no usable backend.\n",
+		"error, 2 on bad usage (command line, configuration file, unknown --user or\n"
+		"--socket-group) or no usable backend.\n",
 		OPT_MAX_DEVICES, OPT_DEFAULT_CONFIG, DMASVC_DEFAULT_SOCKET, OPT_MAX_WORKERS, OPT_DEFAULT_WORKERS,
 		OPT_DEFAULT_REGISTERED_GIB, OPT_DEFAULT_POPULATED_MIB, OPT_IOMMUFD_DEFAULT_AREAS,
 		OPT_MAX_REGIONS, OPT_DEFAULT_REGIONS, OPT_MAX_INFLIGHT, OPT_DEFAULT_INFLIGHT,
