@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "dmasvc/backend.h"
 #include "dmasvc/proto.h"
 #include "options_priv.h"
 #include "server_priv.h"
@@ -457,4 +458,25 @@ Test(options, backend_lines_share_one_rate_limit)
 		  "%s", strrchr(text, '[') ? strrchr(text, '[') : text);
 	free(text);
 	dlog_fini(&lg);
+}
+
+/* A backend's report reaches the callback its user set, not stderr. */
+static void grab_line(void *arg, const char *line)
+{
+	snprintf(arg, 256, "%s", line);
+}
+
+Test(options, backend_reports_through_the_callback)
+{
+	char line[256] = "";
+	struct be_config cfg = { .path = "/nonexistent/iommu", .report = grab_line, .report_arg = line };
+	struct be_ctx *ctx = NULL;
+
+	cr_expect_eq(be_iommufd_ops.open(&cfg, &ctx), -ENOENT);
+	cr_expect_str_eq(line, "iommufd: open /nonexistent/iommu: No such file or directory");
+	line[0] = '\0';
+	cfg.path = "/nonexistent/vfio/3";
+	if (be_type1_ops.open(&cfg, &ctx) == 0)
+		be_type1_ops.close(ctx);
+	cr_expect(strstr(line, "type1: ") == line, "type1 reports through the callback: '%s'", line);
 }
