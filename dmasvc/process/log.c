@@ -106,44 +106,59 @@ static void dlog_v(const struct dlog *lg, enum dlog_level lvl, uint32_t sid, int
 	write_line(lg, lvl, line);
 }
 
+/*
+ * Take one line from @lim's budget for this second.  Returns false when over
+ * it (the line is counted as suppressed); else true, with *@dropped = the
+ * lines suppressed since the last one written.
+ */
+static bool limit_take(struct dlog_limit *lim, uint64_t *dropped)
+{
+	struct timespec ts;
+	bool ok = true;
+
+	*dropped = 0;
+	if (!lim)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&lim->lock);
+	if (lim->second != (uint64_t)ts.tv_sec) {
+		lim->second = (uint64_t)ts.tv_sec;
+		lim->used = 0;
+	}
+	if (lim->used < DLOG_LIMITED_BURST) {
+		lim->used++;
+		*dropped = lim->suppressed;
+		lim->suppressed = 0;
+	} else {
+		lim->suppressed++;
+		ok = false;
+	}
+	pthread_mutex_unlock(&lim->lock);
+	return ok;
+}
+
+void dlog_limited(const struct dlog *lg, enum dlog_level lvl, const char *fmt, ...)
+{
+	char msg[512], line[640];
+	uint64_t dropped;
+	va_list ap;
+
+	if (!lg || !lg->out || lvl > lg->level || !limit_take(lg->limit, &dropped))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (dropped)
+		snprintf(line, sizeof(line), "%s (and %llu earlier lines suppressed: over %d a second)", msg,
+			 (unsigned long long)dropped, DLOG_LIMITED_BURST);
+	else
+		snprintf(line, sizeof(line), "%s", msg);
+	write_line(lg, lvl, line);
+}
+
 void dlog_backend_report(void *logger, const char *line)
 {
-	const struct dlog *lg = logger;
-	struct dlog_limit *lim;
-	struct timespec ts;
-	uint64_t dropped = 0, now;
-	bool write = true;
-	char buf[640];
-
-	if (!lg || !lg->out)
-		return;
-	lim = lg->limit;
-	if (lim) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec;
-		pthread_mutex_lock(&lim->lock);
-		if (lim->second != now) {
-			lim->second = now;
-			lim->used = 0;
-		}
-		if (lim->used < DLOG_BACKEND_BURST) {
-			lim->used++;
-			dropped = lim->suppressed;
-			lim->suppressed = 0;
-		} else {
-			lim->suppressed++;
-			write = false;
-		}
-		pthread_mutex_unlock(&lim->lock);
-	}
-	if (!write)
-		return;
-	if (dropped) {
-		snprintf(buf, sizeof(buf), "%s (and %llu earlier backend lines suppressed: over %d a second)",
-			 line, (unsigned long long)dropped, DLOG_BACKEND_BURST);
-		line = buf;
-	}
-	write_line(lg, DLOG_ERROR, line);
+	dlog_limited(logger, DLOG_ERROR, "%s", line);
 }
 
 void dlog(const struct dlog *lg, enum dlog_level lvl, uint32_t sid, const char *fmt, ...)

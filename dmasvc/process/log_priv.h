@@ -14,12 +14,13 @@
  * Session id 0 means "not about one session".  Errors travel up as -errno and
  * are reported once, at the place that knows the context.
  *
- * Rate limit: the backends' lines (dlog_backend_report, the be_config.report
- * callback; map failures arrive from worker threads, one per granule) share
- * one budget of DLOG_BACKEND_BURST lines a second for the whole service; a
- * line over budget is counted, and the next line that fits says how many
- * were suppressed.  Lines about one session have that session's own budget
- * (session_log_level).
+ * Rate limit: lines no session owns that a peer can cause in numbers share
+ * one budget of DLOG_LIMITED_BURST lines a second for the whole service
+ * (dlog_limited): the backends' lines (dlog_backend_report, the
+ * be_config.report callback; map failures arrive from worker threads, one
+ * per granule) and refused connections.  A line over budget is counted, and
+ * the next line that fits says how many were suppressed.  Lines about one
+ * session have that session's own budget (session_log_level).
  */
 #ifndef DMASVC_LOG_PRIV_H
 #define DMASVC_LOG_PRIV_H
@@ -37,9 +38,9 @@ enum dlog_level {
 	DLOG_DEBUG = 3,
 };
 
-#define DLOG_BACKEND_BURST 20 /* backend lines a second, service-wide */
+#define DLOG_LIMITED_BURST 20 /* dlog_limited lines a second, service-wide */
 
-/* The backend lines' rate limit; guarded by its own lock (any thread). */
+/* The dlog_limited() budget; guarded by its own lock (any thread). */
 struct dlog_limit {
 	pthread_mutex_t lock;
 	uint64_t second;      /* CLOCK_MONOTONIC second of the current window */
@@ -52,7 +53,7 @@ struct dlog {
 	enum dlog_level level;    /* lines above this level are dropped */
 	FILE *out;                /* stderr in the daemon, a tmpfile in tests */
 	bool journal;             /* <N> priority prefixes instead of dmasvc[level] */
-	struct dlog_limit *limit; /* backend lines' budget; NULL: unlimited */
+	struct dlog_limit *limit; /* dlog_limited() budget; NULL: unlimited */
 };
 
 /*
@@ -68,9 +69,15 @@ void dlog_init(struct dlog *lg, enum dlog_level level, FILE *out, const char *jo
 void dlog_fini(struct dlog *lg);
 
 /*
+ * dlog_limited: like dlog() (no session) within the service-wide budget
+ * (see the top of this file).  Any thread; never fails.
+ */
+__attribute__((format(printf, 3, 4)))
+void dlog_limited(const struct dlog *lg, enum dlog_level lvl, const char *fmt, ...);
+
+/*
  * dlog_backend_report: the backends' report callback (be_config.report, with
- * report_arg = the logger): @line at DLOG_ERROR within the service-wide
- * budget (see the top of this file).  Any thread; never fails.
+ * report_arg = the logger): dlog_limited() of @line at DLOG_ERROR.
  */
 void dlog_backend_report(void *logger, const char *line);
 

@@ -306,8 +306,8 @@ static void do_accept(struct evl *e)
 			return;
 		}
 		if (!server_peer_allowed(d->opt, e->self, cred.uid, cred.gid)) {
-			dlog(d->log, DLOG_WARN, 0, "refused peer pid %d uid %u gid %u: not on the allow-list",
-			     (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
+			dlog_limited(d->log, DLOG_WARN, "refused peer pid %d uid %u gid %u: not on the allow-list",
+				     (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
 			close(fd);
 			continue;
 		}

@@ -446,7 +446,7 @@ Test(options, backend_lines_share_one_rate_limit)
 	fflush(f);
 	for (char *p = text; (p = strchr(p, '\n')); p++)
 		lines++;
-	cr_expect_eq(lines, DLOG_BACKEND_BURST, "one second's budget, got %d lines", lines);
+	cr_expect_eq(lines, DLOG_LIMITED_BURST, "one second's budget, got %d lines", lines);
 	cr_expect(!strstr(text, "suppressed"));
 	start = ts.tv_sec;
 	do {
@@ -454,7 +454,7 @@ Test(options, backend_lines_share_one_rate_limit)
 	} while (ts.tv_sec == start);
 	dlog_backend_report(&lg, "type1: VFIO_IOMMU_MAP_DMA: x");
 	fclose(f);
-	cr_expect(strstr(text, "dmasvc[error] type1: VFIO_IOMMU_MAP_DMA: x (and 80 earlier backend lines suppressed"),
+	cr_expect(strstr(text, "dmasvc[error] type1: VFIO_IOMMU_MAP_DMA: x (and 80 earlier lines suppressed"),
 		  "%s", strrchr(text, '[') ? strrchr(text, '[') : text);
 	free(text);
 	dlog_fini(&lg);
