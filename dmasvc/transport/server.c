@@ -36,7 +36,10 @@ static void make_parent_dir(const struct dsvc_options *o)
 	}
 }
 
-/* Take "PATH.lock" (created 0600, owned by @o's --user) and write our pid into it.  Returns the fd or -errno. */
+/*
+ * Take "PATH.lock" (created 0600, owned by @o's --user) and write our pid
+ * into it.  Returns the fd or -errno.
+ */
 static int claim_lock(const struct dsvc_options *o, const char *path, char *err, size_t errlen)
 {
 	char lock[sizeof(((struct sockaddr_un *)0)->sun_path) + 8], pid[32];
@@ -205,7 +208,8 @@ void server_release(const struct dsvc_options *o, struct server_claim *claim)
 
 	if (claim->lock_fd < 0)
 		return;
-	if (!claim->activated && lstat(o->socket_path, &st) == 0 && st.st_dev == claim->dev && st.st_ino == claim->ino)
+	if (!claim->activated && lstat(o->socket_path, &st) == 0 && st.st_dev == claim->dev &&
+	    st.st_ino == claim->ino)
 		unlink(o->socket_path);
 	close(claim->lock_fd); /* the lock file stays: removing it would race a new instance */
 	claim->lock_fd = -1;
