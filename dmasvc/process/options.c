@@ -459,6 +459,8 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 			break;
 		}
 		case OPT_UID_CAPS:
+			if (cmdline_replaces(from_file, &seen, OPT_UID_CAPS - OPT_SOFT))
+				o->nr_uid_caps = 0;
 			if (parse_uid_caps(o, optarg, err, errlen))
 				return -EINVAL;
 			break;

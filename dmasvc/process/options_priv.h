@@ -152,8 +152,8 @@ int opt_parse(int argc, char **argv, struct dsvc_options *o, FILE *out, char *er
  * the configuration file (one "--name=value" or "--flag" token each) and the
  * rest from the command line.  The command line overrides the file: a later
  * value replaces an earlier one, a backend flag on the command line replaces
- * the file's backend, and the first command-line --device, --allow-uid or
- * --allow-gid empties the file's list of that option.
+ * the file's backend, and the first command-line --device, --allow-uid,
+ * --allow-gid or --uid-caps empties the file's list of that option.
  */
 int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, FILE *out,
 		      char *err, size_t errlen);

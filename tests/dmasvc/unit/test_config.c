@@ -227,3 +227,31 @@ Test(config, command_line_overrides_the_file)
 	free(margv);
 	cfg_free(&f);
 }
+
+/* Options added to the table by others (the caps) are keys with no loader code. */
+Test(config, caps_options_are_keys_and_override_too)
+{
+	struct dsvc_options o;
+	struct cfg_file f;
+	char **margv = NULL, err[512];
+	const char *file = "max-sessions = 4\n"
+			   "max-populated-mib = 512\n"
+			   "uid-caps = 1000:max-regions=8\n"
+			   "uid-caps = 1001:max-regions=9\n";
+	char *c0[] = { "dmasvc", NULL };
+	char *c1[] = { "dmasvc", "--uid-caps", "1002:max-regions=10", "--max-sessions", "6", NULL };
+
+	cr_assert_eq(layered(file, c0, &o, &f, &margv, err, sizeof(err)), OPT_RUN, "%s", err);
+	cr_expect_eq(o.max_sessions, 4);
+	cr_expect_eq(o.max_populated, 512ull << 20);
+	cr_expect_eq(o.nr_uid_caps, 2);
+	free(margv);
+	cfg_free(&f);
+	cr_assert_eq(layered(file, c1, &o, &f, &margv, err, sizeof(err)), OPT_RUN, "%s", err);
+	cr_expect_eq(o.max_sessions, 6);
+	cr_expect_eq(o.nr_uid_caps, 1, "the command line's --uid-caps replaces the file's list");
+	free(margv);
+	cfg_free(&f);
+	cr_expect_eq(parse("max-sessions = 0\n", &f, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "t.conf:1: --max-sessions"), "%s", err);
+}
