@@ -10,7 +10,8 @@
 #      a program built against the installed headers (C99 -pedantic) and
 #      library links and runs;
 #   5. systemd-analyze verify on the installed units;
-#   6. the installed dmasvc.socket's ListenStream= socket activated with
+#   6. a socket like the installed dmasvc.socket's ListenSequentialPacket=,
+#      at a private path, activated with
 #      systemd-socket-activate, running the installed unit's ExecStart with
 #      a test configuration (software model, no /dev/iommu here), and the
 #      installed dmasvcctl answers through it;
@@ -108,9 +109,9 @@ systemd-analyze verify "$unit_dir/dmasvc.socket" "$unit_dir/dmasvc.service" ||
 log "systemd-analyze verify: $unit_dir/dmasvc.{socket,service} clean"
 
 # 6. Socket activation through the installed unit's own lines.
-listen=$(sed -n 's/^ListenStream=//p' "$unit_dir/dmasvc.socket" | head -n 1)
+listen=$(sed -n 's/^ListenSequentialPacket=//p' "$unit_dir/dmasvc.socket" | head -n 1)
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit_dir/dmasvc.service" | head -n 1)
-[ -n "$listen" ] && [ -n "$exec_start" ] || die "ListenStream= or ExecStart= not found in the units"
+[ -n "$listen" ] && [ -n "$exec_start" ] || die "ListenSequentialPacket= or ExecStart= not found in the units"
 sock="$work/run/dmasvc.sock"
 mkdir -p "$work/run"
 cat >"$work/dmasvc.conf" <<CONF
@@ -120,8 +121,8 @@ socket = $sock
 CONF
 # ExecStart's words, plus the test configuration (a later --config wins).
 read -r -a cmd <<<"$exec_start"
-log "activating: systemd-socket-activate -l $sock ${cmd[*]} --config $work/dmasvc.conf (unit listens on $listen)"
-systemd-socket-activate -l "$sock" "${cmd[@]}" --config "$work/dmasvc.conf" \
+log "activating: systemd-socket-activate --seqpacket -l $sock ${cmd[*]} --config $work/dmasvc.conf (unit listens on $listen)"
+systemd-socket-activate --seqpacket -l "$sock" "${cmd[@]}" --config "$work/dmasvc.conf" \
 	>"$work/activate.log" 2>&1 &
 act_pid=$!
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
