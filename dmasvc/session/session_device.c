@@ -183,8 +183,9 @@ int session_device_attach_run(struct dsvc *d, struct dsvc_session *s, int fd, ui
 		return attach_collision(d, s, fd, err, errlen);
 	if (ret == -EXDEV)
 		return dlog_errf(ret, err, errlen,
-			     "device attach refused: the fd is not a device of the VFIO group this"
-			     " service holds (a type1 container protects only its own group)");
+			     "device attach refused: the fd is not a device of the VFIO group %s,"
+			     " which this service's type1 container holds; no other device sees its"
+			     " mappings", d->opt->group_path ? d->opt->group_path : "(none)");
 	if (ret)
 		return dlog_errf(ret, err, errlen,
 			     "attaching the device failed (the kernel's error; an iommufd cdev fd that"
