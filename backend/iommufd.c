@@ -28,9 +28,20 @@
  *   map only records the area (nothing pinned, a bad VA not yet noticed);
  *   the first attach pins every area and may fail for that reason; the
  *   last detach releases every pin.
+ * - Attaching a device narrows the IOAS: the domain's aperture and the
+ *   device's reserved regions (MSI window; iopt_table_add_domain() and
+ *   iopt_table_enforce_dev_resv_regions()) become reserved IOVA.  The
+ *   attach fails with -EADDRINUSE when an existing *area* lies there; a
+ *   registered but unmapped range is not the kernel's business, so the
+ *   caller re-reads IOMMU_IOAS_IOVA_RANGES after the attach (the ranges
+ *   are the holes between reserved spans; full before any attach).  Maps
+ *   into reserved IOVA fail with -EINVAL (iopt_check_iova()).
  * - IOMMU_IOAS_MAP_FILE (Linux >= 6.13, command 0x8f, struct checked against
  *   the upstream uapi header) is unknown to 6.12 and fails with ENOTTY; the
  *   first ENOTTY switches this ctx to IOMMU_IOAS_MAP of the vaddr for good.
+ *   EOPNOTSUPP falls back to the vaddr for that one map only.  Never run
+ *   here on a kernel that has it: the vm tier's guest is 6.12, so that path
+ *   is unproven (docs/design.md).
  *
  * Threading: map() runs concurrently on one space (the kernel allows maps of
  * disjoint ranges in parallel); it only reads the ctx and space, apart from
@@ -40,6 +51,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
@@ -434,7 +447,8 @@ static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 						 memory_order_relaxed) !=
 			    IOFD_MF_ABSENT) {
 		rc = iommufd_map_file(sp, iova, length, src, flags);
-		if (rc != -ENOTTY) {
+		/* -EOPNOTSUPP: this file's kind is not one MAP_FILE takes; the vaddr still works. */
+		if (rc != -ENOTTY && rc != -EOPNOTSUPP) {
 			if (rc < 0)
 				kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_MAP_FILE", iova,
 					   length, rc);
@@ -542,6 +556,45 @@ static void iommufd_device_detach(struct be_space *s, uint32_t dev_id)
 	}
 	be_reportf(&sp->ctx->rep, BE_NAME ": BUG: detach of unknown device %u",
 		dev_id);
+}
+
+/*
+ * The reserved IOVA of the device behind cdev fd @device_fd, from sysfs:
+ * /sys/dev/char/MAJ:MIN (the cdev) -> device (the PCI device) ->
+ * iommu_group/reserved_regions, lines "0xSTART 0xEND TYPE" with END
+ * inclusive.  direct-relaxable regions are skipped, as
+ * iopt_table_enforce_dev_resv_regions() skips them.  This is the group's
+ * list, what the kernel reserves for the device at attach (the domain's
+ * aperture is not in it).
+ */
+static int iommufd_device_reserved(struct be_space *s, int device_fd,
+				   struct be_iova_range *out, uint32_t max)
+{
+	char path[96], line[128], type[32];
+	unsigned long long start, end;
+	struct stat st;
+	uint32_t n = 0;
+	FILE *f;
+
+	(void)s;
+	if (fstat(device_fd, &st) < 0)
+		return -errno;
+	if (!S_ISCHR(st.st_mode))
+		return -ENODEV; /* not a cdev */
+	snprintf(path, sizeof(path), "/sys/dev/char/%u:%u/device/iommu_group/reserved_regions",
+		 major(st.st_rdev), minor(st.st_rdev));
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%llx %llx %31s", &start, &end, type) != 3 || end < start)
+			continue;
+		if (!strcmp(type, "direct-relaxable"))
+			continue;
+		out[n++] = (struct be_iova_range){ .start = start, .last = end };
+	}
+	fclose(f);
+	return (int)n;
 }
 
 /*
@@ -687,6 +740,7 @@ const struct be_ops be_iommufd_ops = {
 	.unmap = iommufd_unmap,
 	.device_attach = iommufd_device_attach,
 	.device_detach = iommufd_device_detach,
+	.device_reserved = iommufd_device_reserved,
 	.device_handle_is_devid = true,
 	.audit = iommufd_audit,
 };

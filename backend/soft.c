@@ -60,6 +60,7 @@ struct be_space {
 	uint64_t maps;           /* successful map() calls */
 	uint64_t unmap_calls;
 	uint32_t test_dev_ids;   /* handles given by soft_iommu_test_device_attach */
+	uint32_t test_devs;      /* test devices attached: ctx->cfg.dev_resv is reserved */
 };
 
 /*
@@ -104,6 +105,16 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	}
 	for (i = 0; i < ctx->cfg.nr_ranges; i++) {
 		if (ctx->cfg.ranges[i].last < ctx->cfg.ranges[i].start) {
+			free(ctx);
+			return -EINVAL;
+		}
+	}
+	if (ctx->cfg.nr_dev_resv > SOFT_IOMMU_MAX_DEV_RESV) {
+		free(ctx);
+		return -EINVAL;
+	}
+	for (i = 0; i < ctx->cfg.nr_dev_resv; i++) {
+		if (ctx->cfg.dev_resv[i].last < ctx->cfg.dev_resv[i].start) {
 			free(ctx);
 			return -EINVAL;
 		}
@@ -172,6 +183,49 @@ static void soft_space_destroy(struct be_space *s)
 	free(s);
 }
 
+/* Whether [@a, @b] and [@c, @d] (inclusive bounds) share a byte. */
+static bool ranges_touch(uint64_t a, uint64_t b, uint64_t c, uint64_t d)
+{
+	return a <= d && c <= b;
+}
+
+/* Whether an attached test device reserves a byte of [@iova, @last] (s->lock held). */
+static bool in_reserved(const struct be_space *s, uint64_t iova, uint64_t last)
+{
+	const struct soft_iommu_config *c = &s->ctx->cfg;
+
+	for (uint32_t i = 0; s->test_devs && i < c->nr_dev_resv; i++)
+		if (ranges_touch(iova, last, c->dev_resv[i].start, c->dev_resv[i].last))
+			return true;
+	return false;
+}
+
+/*
+ * Append [@start, @last] to @out's ranges with each reserved range of @s
+ * cut out (s->lock held), in increasing order as long as they fit
+ * (BE_MAX_IOVA_RANGES; the highest pieces are dropped: conservative).
+ * @from: the first dev_resv index still to apply.
+ */
+static void add_unreserved(const struct be_space *s, uint32_t from, uint64_t start,
+			   uint64_t last, struct be_limits *out)
+{
+	const struct soft_iommu_config *c = &s->ctx->cfg;
+
+	for (uint32_t i = from; s->test_devs && i < c->nr_dev_resv; i++) {
+		const struct be_iova_range *r = &c->dev_resv[i];
+
+		if (!ranges_touch(start, last, r->start, r->last))
+			continue;
+		if (r->start > start)
+			add_unreserved(s, i + 1, start, r->start - 1, out);
+		if (r->last < last)
+			add_unreserved(s, i + 1, r->last + 1, last, out);
+		return;
+	}
+	if (out->nr_ranges < BE_MAX_IOVA_RANGES)
+		out->ranges[out->nr_ranges++] = (struct be_iova_range){ start, last };
+}
+
 static int soft_limits(struct be_space *s, struct be_limits *out)
 {
 	const struct be_ctx *ctx = s->ctx;
@@ -180,17 +234,21 @@ static int soft_limits(struct be_space *s, struct be_limits *out)
 	out->max_areas = ctx->max_areas;
 	/* Any multiple of 4 KiB: the model has no page-table levels. */
 	out->pgsize_bitmap = ~(SOFT_PAGE - 1);
-	out->nr_ranges = ctx->cfg.nr_ranges;
-	memcpy(out->ranges, ctx->cfg.ranges, sizeof(out->ranges));
+	pthread_mutex_lock(&s->lock);
+	for (uint32_t i = 0; i < ctx->cfg.nr_ranges; i++)
+		add_unreserved(s, 0, ctx->cfg.ranges[i].start, ctx->cfg.ranges[i].last, out);
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
 
-/* True when [@iova, @last] lies inside one allowed window of @ctx. */
-static bool in_allowed_range(const struct be_ctx *ctx, uint64_t iova,
-			     uint64_t last)
+/* True when [@iova, @last] lies inside one allowed window of @s (s->lock held). */
+static bool in_allowed_range(const struct be_space *s, uint64_t iova, uint64_t last)
 {
+	const struct be_ctx *ctx = s->ctx;
 	uint32_t i;
 
+	if (in_reserved(s, iova, last))
+		return false;
 	for (i = 0; i < ctx->cfg.nr_ranges; i++)
 		if (iova >= ctx->cfg.ranges[i].start &&
 		    last <= ctx->cfg.ranges[i].last)
@@ -263,7 +321,7 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 
 	/* Phase 1: reserve the IOVA range with an unpublished area. */
 	pthread_mutex_lock(&s->lock);
-	if (!in_allowed_range(s->ctx, iova, last))
+	if (!in_allowed_range(s, iova, last))
 		ret = -EINVAL;
 	else if (soft_tree_first_overlap(s->root, iova, last))
 		ret = -EEXIST;
@@ -369,19 +427,47 @@ out_unlock:
 
 int soft_iommu_test_device_attach(struct be_space *s, int device_fd, uint32_t *dev_id)
 {
+	const struct soft_iommu_config *c = &s->ctx->cfg;
+	int ret = 0;
+
 	if (device_fd < 0)
 		return -EBADF;
-	soft_delay(s->ctx->cfg.attach_us); /* cfg is immutable */
+	soft_delay(c->attach_us); /* cfg is immutable */
 	pthread_mutex_lock(&s->lock);
-	*dev_id = ++s->test_dev_ids;
+	/* Like iopt_reserve_iova(): no area, published or in flight, may sit there. */
+	for (uint32_t i = 0; i < c->nr_dev_resv && !ret; i++)
+		if (soft_tree_first_overlap(s->root, c->dev_resv[i].start, c->dev_resv[i].last))
+			ret = -EADDRINUSE;
+	if (!ret) {
+		s->test_devs++;
+		*dev_id = ++s->test_dev_ids;
+	}
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return ret;
 }
 
 void soft_iommu_test_device_detach(struct be_space *s, uint32_t dev_id)
 {
-	(void)s;
-	(void)dev_id; /* the model device holds nothing */
+	(void)dev_id; /* the model device holds nothing but its reservation */
+	pthread_mutex_lock(&s->lock);
+	if (s->test_devs)
+		s->test_devs--;
+	else
+		fprintf(stderr, "soft iommu: BUG: detach of test device %u with none attached\n",
+			dev_id);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int soft_iommu_test_device_reserved(struct be_space *s, int device_fd,
+				    struct be_iova_range *out, uint32_t max)
+{
+	const struct soft_iommu_config *c = &s->ctx->cfg; /* immutable */
+	uint32_t n = c->nr_dev_resv < max ? c->nr_dev_resv : max;
+
+	if (device_fd < 0)
+		return -EBADF;
+	memcpy(out, c->dev_resv, n * sizeof(*out));
+	return (int)n;
 }
 
 static int soft_audit(struct be_space *s, uint64_t iova, uint64_t length,

@@ -15,6 +15,29 @@
  * reference (a dup) on such an fd so the device stays open while attached,
  * and device_detach() drops it.
  *
+ * Which fds device_attach() accepts: only device files of the held group,
+ * since a device of another group sees none of this container's mappings
+ * (-EXDEV otherwise).  How it knows, without asking the device: every
+ * device file of the group was created through *our* group file.  A device
+ * file holds a reference to its group's file, and a group node opens once
+ * (drivers/vfio/group.c, Linux 6.12: vfio_group_fops_open() -EBUSY while
+ * opened_file is set; "Device FDs hold a group file reference"), and
+ * type1_open() opened the group before any client could reach the service.
+ * be_type1_device_open() keeps a reference to each file it creates
+ * (type1_space.own), so a client's fd is in the group exactly when it is
+ * one of those open files (a client can hold one only as a copy of the
+ * service's, e.g. taken with pidfd_getfd(2)).  Open-file identity is tested
+ * without kcmp(2) (CONFIG_KCMP is off in many kernels, the vm tier's
+ * included): file status flags belong to the open file, so O_NONBLOCK
+ * toggled on ours shows through the client's fd only if it is the same
+ * file (the flag does nothing for VFIO device ioctls, and it is restored
+ * at once).  Rejected: VFIO_DEVICE_GET_PCI_HOT_RESET_INFO lists group ids
+ * but fails with ENODEV on a device with no slot or bus reset (edu on q35's
+ * root bus) and does not say which entry is the device itself; 6.12's
+ * VFIO_DEVICE_GET_INFO and fdinfo carry no device name; config space is
+ * the client's to write.  Safe direction: a file someone made through a
+ * stolen copy of the group fd is refused although it is in the group.
+ *
  * Audit: type1 cannot list its mappings and has no harmless probe (the
  * dirty-bitmap and VADDR-invalidate paths change state), so audit()
  * reports the backend's own record of successful maps (area_record): the
@@ -60,6 +83,10 @@ struct type1_dev {
 
 struct type1_space {
 	struct type1_ctx *ctx;     /* immutable */
+	/* Control thread only: the device files be_type1_device_open() made
+	 * (our references), what device_attach() accepts. */
+	unsigned int nr_own;
+	int own[T1_MAX_DEVICES];
 	int container_fd;       /* immutable */
 	pthread_mutex_t lock;   /* guards rec and the kernel map/unmap calls */
 	struct area_record rec; /* successful maps not yet unmapped */
@@ -228,6 +255,8 @@ static void type1_space_destroy(struct be_space *s)
 		return;
 	while (sp->nr_devs)
 		close(sp->devs[--sp->nr_devs].fd);
+	while (sp->nr_own)
+		close(sp->own[--sp->nr_own]);
 	if (sp->rec.n) {
 		rc = kernel_ioctl(sp->container_fd, VFIO_IOMMU_UNMAP_DMA, &um);
 		if (rc < 0)
@@ -420,21 +449,38 @@ out_unlock:
 	return rc;
 }
 
+/*
+ * Whether @fd and @ours are the same open file: O_NONBLOCK toggled on
+ * @ours shows through @fd only then (see the file comment).  Restores the
+ * flags.  An error reads as "not the same".
+ */
+static bool type1_same_file(const struct type1_space *sp, int fd, int ours)
+{
+	int a = fcntl(fd, F_GETFL), b = fcntl(ours, F_GETFL), a2;
+
+	if (a < 0 || b < 0 || a != b)
+		return false;
+	if (fcntl(ours, F_SETFL, b ^ O_NONBLOCK) < 0)
+		return false;
+	a2 = fcntl(fd, F_GETFL);
+	if (fcntl(ours, F_SETFL, b) < 0)
+		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: F_SETFL restore", 0, 0, -errno);
+	return a2 == (b ^ O_NONBLOCK);
+}
+
 static int type1_device_attach(struct be_space *s, int device_fd,
 			    uint32_t *dev_id)
 {
 	struct type1_space *sp = to_space(s);
-	struct vfio_device_info info = { .argsz = sizeof(info) };
-	int fd, rc;
+	bool ours = false;
+	int fd;
 
 	if (sp->nr_devs == T1_MAX_DEVICES)
 		return -ENOSPC;
-	/* Only a VFIO device fd answers this; a group fd or junk does not. */
-	rc = kernel_ioctl(device_fd, VFIO_DEVICE_GET_INFO, &info);
-	if (rc < 0) {
-		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_DEVICE_GET_INFO (attach)", 0, 0, rc);
-		return rc;
-	}
+	for (unsigned int i = 0; i < sp->nr_own && !ours; i++)
+		ours = type1_same_file(sp, device_fd, sp->own[i]);
+	if (!ours)
+		return -EXDEV; /* not a device file of the held group */
 	fd = kernel_dup(device_fd);
 	if (fd < 0)
 		return fd;
@@ -481,11 +527,21 @@ static int type1_audit(struct be_space *s, uint64_t iova, uint64_t length,
 int be_type1_device_open(struct be_space *s, const char *name)
 {
 	struct type1_space *sp = to_space(s);
-	int rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD,
-			   (void *)name);
+	int rc, own;
 
-	if (rc < 0)
+	if (sp->nr_own == T1_MAX_DEVICES)
+		return -ENOSPC;
+	rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD, (void *)name);
+	if (rc < 0) {
 		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_GROUP_GET_DEVICE_FD", 0, 0, rc);
+		return rc;
+	}
+	own = kernel_dup(rc);
+	if (own < 0) {
+		close(rc);
+		return own;
+	}
+	sp->own[sp->nr_own++] = own;
 	return rc;
 }
 

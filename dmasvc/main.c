@@ -57,13 +57,20 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 		}
 		env = getenv(TESTHOOK_SOFT_DEVICES_ENV);
 		if (env && *env) {
-			soft.attach_us = strtoull(env, NULL, 0);
+			char err[256];
+
+			ret = testhook_parse_soft_devices(env, &soft, err, sizeof(err));
+			if (ret) {
+				dlog(lg, DLOG_ERROR, 0, "%s", err);
+				return ret;
+			}
 			*test_ops = be_soft_ops;
 			test_ops->device_attach = soft_iommu_test_device_attach;
 			test_ops->device_detach = soft_iommu_test_device_detach;
+			test_ops->device_reserved = soft_iommu_test_device_reserved;
 			*ops = test_ops;
-			dlog(lg, DLOG_WARN, 0, "test model devices: each attach takes %llu us",
-			     (unsigned long long)soft.attach_us);
+			dlog(lg, DLOG_WARN, 0, "test model devices: each attach takes %llu us, %u reserved ranges",
+			     (unsigned long long)soft.attach_us, soft.nr_dev_resv);
 		}
 #else
 		(void)test_ops;

@@ -24,6 +24,17 @@ static int parse_num(const char *s, size_t len, uint64_t *out)
 	return errno || *end ? -EINVAL : 0;
 }
 
+/* "A-L" of @len bytes at @val into *@a, *@l.  Returns 0 or -EINVAL. */
+static int parse_range(const char *val, size_t vlen, uint64_t *a, uint64_t *l)
+{
+	const char *dash = memchr(val, '-', vlen);
+
+	if (!dash || parse_num(val, (size_t)(dash - val), a) ||
+	    parse_num(dash + 1, vlen - (size_t)(dash - val) - 1, l))
+		return -EINVAL;
+	return 0;
+}
+
 int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
@@ -42,10 +53,7 @@ int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char 
 		val = eq + 1;
 		vlen = len - klen - 1;
 		if (klen == 9 && !strncmp(s, "map_range", 9)) {
-			const char *dash = memchr(val, '-', vlen);
-
-			if (!dash || parse_num(val, (size_t)(dash - val), &v) ||
-			    parse_num(dash + 1, vlen - (size_t)(dash - val) - 1, &v2))
+			if (parse_range(val, vlen, &v, &v2))
 				goto err;
 			f->map_fail_start = v;
 			f->map_fail_last = v2;
@@ -82,4 +90,29 @@ err:
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int testhook_parse_soft_devices(const char *s, struct soft_iommu_config *c, char *err, size_t errlen)
+{
+	const char *comma = strchr(s, ',');
+	size_t len = comma ? (size_t)(comma - s) : strlen(s);
+
+	c->nr_dev_resv = 0;
+	if (parse_num(s, len, &c->attach_us))
+		goto err;
+	while (comma) {
+		struct be_iova_range *r = &c->dev_resv[c->nr_dev_resv];
+
+		s = comma + 1;
+		comma = strchr(s, ',');
+		len = comma ? (size_t)(comma - s) : strlen(s);
+		if (len < 5 || strncmp(s, "resv=", 5) || c->nr_dev_resv == SOFT_IOMMU_MAX_DEV_RESV ||
+		    parse_range(s + 5, len - 5, &r->start, &r->last) || r->last < r->start)
+			goto err;
+		c->nr_dev_resv++;
+	}
+	return 0;
+err:
+	snprintf(err, errlen, "%s: bad item '%.*s'", TESTHOOK_SOFT_DEVICES_ENV, (int)len, s);
+	return -EINVAL;
 }

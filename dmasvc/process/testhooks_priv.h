@@ -16,9 +16,11 @@
  *   unmap_us_per_mib=N  unmap() sleeps N us per MiB it unmapped
  *   (the last two make an operation long deterministically: tests of what
  *   must not wait for it)
- * DMASVC_TEST_SOFT_DEVICES=N (software model only): the model accepts
- *   DEVICE_ATTACH of any fd (a model device that protects nothing), each
- *   attach taking N us, as iommufd's attach pins every existing area.
+ * DMASVC_TEST_SOFT_DEVICES=N[,resv=A-L]... (software model only): the model
+ *   accepts DEVICE_ATTACH of any fd (a model device that protects nothing),
+ *   each attach taking N us, as iommufd's attach pins every existing area;
+ *   each resv=A-L (at most SOFT_IOMMU_MAX_DEV_RESV) is IOVA the device
+ *   reserves while attached, like VT-d's MSI window 0xfee00000-0xfeefffff.
  * DMASVC_TEST_ASYNC_ALL=1: every burst with events runs on the session's
  *   executor thread, however small (the executor paths under test).
  */
@@ -38,5 +40,12 @@
  * first).  Returns 0 or -EINVAL with the bad item named in @err.
  */
 int testhook_parse_soft_faults(const char *s, struct soft_iommu_faults *f, char *err, size_t errlen);
+
+/*
+ * testhook_parse_soft_devices: parse @s (DMASVC_TEST_SOFT_DEVICES, above)
+ * into @c's attach_us and dev_resv.  Returns 0 or -EINVAL with the bad item
+ * named in @err.
+ */
+int testhook_parse_soft_devices(const char *s, struct soft_iommu_config *c, char *err, size_t errlen);
 
 #endif /* DMASVC_TESTHOOKS_PRIV_H */

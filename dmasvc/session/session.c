@@ -309,8 +309,7 @@ int session_memory_remove(struct dsvc_session *s, uint32_t id, char *err, size_t
 	return 0;
 }
 
-/* Whether [iova, last] lies inside one allowed IOVA range of the space. */
-static bool iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last)
+bool session_iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last)
 {
 	if (lim->nr_ranges == 0)
 		return true;
@@ -390,9 +389,14 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	ret = d->ops->limits(s->space, &lim);
 	if (ret)
 		return dlog_errf(ret, err, errlen, "backend limits query failed");
-	if (!iova_allowed(&lim, req->iova, last))
-		return dlog_errf(-ERANGE, err, errlen, "iova 0x%llx..0x%llx is outside the space's IOVA ranges",
-			     (unsigned long long)req->iova, (unsigned long long)last);
+	if (!session_iova_allowed(&lim, req->iova, last)) {
+		char ranges[160];
+
+		session_ranges_format(&lim, ranges, sizeof(ranges));
+		return dlog_errf(-ERANGE, err, errlen,
+			     "iova 0x%llx..0x%llx is outside the space's IOVA ranges (%s)",
+			     (unsigned long long)req->iova, (unsigned long long)last, ranges);
+	}
 	/* Every map is granule-sized at a granule-aligned iova: both must be
 	 * multiples of the IOMMU's smallest page, or no map can succeed. */
 	if (lim.pgsize_bitmap && ((req->granule | req->iova) & ((lim.pgsize_bitmap & -lim.pgsize_bitmap) - 1)))

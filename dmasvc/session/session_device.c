@@ -66,6 +66,136 @@ static void budget_open(struct dsvc_session *s, uint64_t space_areas)
 	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
 }
 
+void session_ranges_format(const struct be_limits *lim, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	if (lim->nr_ranges == 0)
+		snprintf(buf, len, "any");
+	for (uint32_t i = 0; i < lim->nr_ranges && i < BE_MAX_IOVA_RANGES; i++) {
+		int n = snprintf(buf + used, len - used, "%s0x%llx-0x%llx", i ? " " : "",
+				 (unsigned long long)lim->ranges[i].start,
+				 (unsigned long long)lim->ranges[i].last);
+
+		if (n < 0 || (size_t)n >= len - used) {
+			if (len > 4)
+				memcpy(buf + len - 4, "...", 4);
+			return;
+		}
+		used += (size_t)n;
+	}
+}
+
+/*
+ * The next region of @s from slot *@i on (advances *@i past it), with its
+ * IOVA span in *@iova and the inclusive *@last; NULL after the last.
+ */
+static const struct dsvc_region *region_next(const struct dsvc_session *s, unsigned int *i,
+					     uint64_t *iova, uint64_t *last)
+{
+	for (; *i < SESSION_MAX_REGIONS; ++*i) {
+		const struct dsvc_region *r = s->regions[*i];
+
+		if (!r)
+			continue;
+		++*i;
+		*iova = gran_region_iova(r->gr);
+		*last = *iova + gran_region_size(r->gr) - 1;
+		return r;
+	}
+	return NULL;
+}
+
+/*
+ * After an attach: the first region of @s outside the space's IOVA ranges
+ * as they are now.  Returns 0 when every region fits, -EADDRINUSE with the
+ * region and the ranges in @err, or the limits query's -errno.
+ */
+static int regions_fit(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen)
+{
+	const struct dsvc_region *r;
+	uint64_t iova, last;
+	struct be_limits lim;
+	char ranges[160];
+	unsigned int i = 0;
+	int ret = d->ops->limits(s->space, &lim);
+
+	if (ret)
+		return dlog_errf(ret, err, errlen,
+			     "device attach refused: reading the space's IOVA ranges after it failed");
+	while ((r = region_next(s, &i, &iova, &last))) {
+		if (session_iova_allowed(&lim, iova, last))
+			continue;
+		session_ranges_format(&lim, ranges, sizeof(ranges));
+		return dlog_errf(-EADDRINUSE, err, errlen,
+			     "device attach refused: region %u iova 0x%llx-0x%llx is outside the IOVA"
+			     " ranges allowed with the device attached (%s)", r->id,
+			     (unsigned long long)iova, (unsigned long long)last, ranges);
+	}
+	return 0;
+}
+
+/*
+ * The kernel refused an attach with -EADDRINUSE: name the region of @s that
+ * lies in one of the device's reserved ranges (be_ops.device_reserved), or
+ * say what else it can be.  Returns -EADDRINUSE with the reason in @err.
+ */
+static int attach_collision(struct dsvc *d, struct dsvc_session *s, int fd, char *err,
+			    size_t errlen)
+{
+	struct be_iova_range resv[BE_MAX_IOVA_RANGES];
+	int n = d->ops->device_reserved ?
+		d->ops->device_reserved(s->space, fd, resv, BE_MAX_IOVA_RANGES) : -EOPNOTSUPP;
+
+	for (int k = 0; k < n; k++) {
+		const struct dsvc_region *r;
+		uint64_t iova, last;
+		unsigned int i = 0;
+
+		while ((r = region_next(s, &i, &iova, &last))) {
+			if (iova > resv[k].last || resv[k].start > last)
+				continue;
+			return dlog_errf(-EADDRINUSE, err, errlen,
+				     "device attach refused by the kernel: region %u iova 0x%llx-0x%llx"
+				     " has mappings in the device's reserved IOVA 0x%llx-0x%llx"
+				     " (MSI window or reserved region)", r->id,
+				     (unsigned long long)iova, (unsigned long long)last,
+				     (unsigned long long)resv[k].start,
+				     (unsigned long long)resv[k].last);
+		}
+	}
+	return dlog_errf(-EADDRINUSE, err, errlen,
+		     "device attach refused by the kernel: a populated region lies where the"
+		     " device's domain reserves IOVA (MSI window, reserved region, outside its"
+		     " aperture) or breaks its IOVA alignment%s",
+		     n < 0 ? " (the device's reserved ranges are unknown)" : "");
+}
+
+int session_device_attach_run(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *handle,
+			      char *err, size_t errlen)
+{
+	int ret = d->ops->device_attach(s->space, fd, handle);
+
+	if (ret == -EADDRINUSE)
+		return attach_collision(d, s, fd, err, errlen);
+	if (ret == -EXDEV)
+		return dlog_errf(ret, err, errlen,
+			     "device attach refused: the fd is not a device of the VFIO group %s,"
+			     " which this service's type1 container holds; no other device sees its"
+			     " mappings", d->opt->group_path ? d->opt->group_path : "(none)");
+	if (ret)
+		return dlog_errf(ret, err, errlen,
+			     "attaching the device failed (the kernel's error; an iommufd cdev fd that"
+			     " failed once cannot be bound again: open it anew)");
+	ret = regions_fit(d, s, err, errlen);
+	if (ret)
+		d->ops->device_detach(s->space, *handle);
+	return ret;
+}
+
 int session_space_open(struct dsvc *d, struct dsvc_session *s)
 {
 	char err[128];
@@ -96,11 +226,16 @@ static void device_record(struct dsvc_session *s, unsigned int slot, uint32_t ha
 	s->nr_devices++;
 }
 
-/* Attach device fd @fd (not consumed) to @s's space in slot @slot. */
-static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot, int fd, bool cfg)
+/*
+ * Attach device fd @fd (not consumed) to @s's space in slot @slot, checking
+ * the session's regions against the narrowed ranges.  Returns 0 or -errno
+ * with the reason in @err.
+ */
+static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot, int fd, bool cfg,
+		      char *err, size_t errlen)
 {
 	uint32_t handle;
-	int ret = d->ops->device_attach(s->space, fd, &handle);
+	int ret = session_device_attach_run(d, s, fd, &handle, err, errlen);
 
 	if (ret)
 		return ret;
@@ -124,7 +259,7 @@ static void cfg_devices_take(struct dsvc *d, struct dsvc_session *s)
 {
 	for (unsigned int i = 0; i < d->opt->nr_devices; i++) {
 		const char *spec = d->opt->devices[i];
-		char err[128];
+		char err[DMASVC_TEXT_MAX];
 		int slot = device_slot(s, err, sizeof(err));
 		int fd, ret;
 
@@ -137,10 +272,10 @@ static void cfg_devices_take(struct dsvc *d, struct dsvc_session *s)
 			dlog_err(d->log, s->id, fd, "--device %s: cannot open it", spec);
 			continue;
 		}
-		ret = device_add(d, s, (unsigned int)slot, fd, true);
+		ret = device_add(d, s, (unsigned int)slot, fd, true, err, sizeof(err));
 		close(fd); /* the backend keeps its own reference */
 		if (ret) {
-			dlog_err(d->log, s->id, ret, "--device %s: attaching it failed", spec);
+			dlog_err(d->log, s->id, ret, "--device %s: %s", spec, err);
 			continue;
 		}
 		dlog(d->log, DLOG_INFO, s->id, "--device %s attached to this session's space (device %d)",
@@ -201,11 +336,12 @@ int session_device_attach_prepare(struct dsvc *d, struct dsvc_session *s, unsign
 }
 
 int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int ret,
-				 uint32_t handle, uint32_t *id, char *err, size_t errlen)
+				 uint32_t handle, const char *run_err, uint32_t *id, char *err,
+				 size_t errlen)
 {
 	if (ret)
-		return dlog_errf(ret, err, errlen,
-			     "attaching the device failed (the kernel's error; an iommufd cdev fd that failed once cannot be bound again: open it anew)");
+		return dlog_errf(ret, err, errlen, "%s",
+			     run_err[0] ? run_err : "attaching the device failed");
 	device_record(s, slot, handle, false);
 	*id = slot + 1;
 	return 0;
@@ -223,6 +359,7 @@ uint32_t session_device_iommufd_devid(const struct dsvc *d, const struct dsvc_se
 int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *id, char *err,
 			  size_t errlen)
 {
+	char run_err[DMASVC_TEXT_MAX] = "";
 	uint32_t handle = 0;
 	unsigned int slot;
 	int ret;
@@ -230,8 +367,8 @@ int session_device_attach(struct dsvc *d, struct dsvc_session *s, int fd, uint32
 	ret = session_device_attach_prepare(d, s, &slot, err, errlen);
 	if (ret)
 		return ret;
-	ret = d->ops->device_attach(s->space, fd, &handle);
-	return session_device_attach_commit(s, slot, ret, handle, id, err, errlen);
+	ret = session_device_attach_run(d, s, fd, &handle, run_err, sizeof(run_err));
+	return session_device_attach_commit(s, slot, ret, handle, run_err, id, err, errlen);
 }
 
 int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, char *err,

@@ -348,16 +348,36 @@ void session_region_forget(struct dsvc_session *s, struct dsvc_region *r);
  * existing area inside the ioctl) can run on the executor:
  *   session_device_attach_prepare: on the loop: the backend has devices,
  *     the space exists, a free slot (*@slot).  Returns 0 or -errno + @err.
- *   d->ops->device_attach(s->space, fd, &handle): anywhere, while no map of
- *     the space is in flight (the session busy, or on the loop).
- *   session_device_attach_commit: on the loop, with the attach's result
- *     @ret and @handle: record the device in @slot.  Returns 0 and the
- *     device id in *@id, or @ret with a reason in @err.
+ *   session_device_attach_run: anywhere, while no map of the space is in
+ *     flight and no control request of @s runs (the session busy, or on
+ *     the loop): the backend's attach, then the session's regions checked
+ *     against the IOVA ranges that hold with the device attached (iommufd
+ *     reports the full range until a domain reserves its aperture and MSI
+ *     window); a region that no longer fits detaches the device again.
+ *     Returns 0 and *@handle, or -errno with the region and the ranges
+ *     named in @err (-EADDRINUSE: a region lies where the device reserves
+ *     IOVA, whether the kernel refused the attach or our check did).
+ *   session_device_attach_commit: on the loop, with the run's result
+ *     @ret, @handle and reason @run_err ("" for none): record the device in
+ *     @slot.  Returns 0 and the device id in *@id, or @ret with a reason in
+ *     @err.
  * session_device_attach() is the three in a row.
  */
 int session_device_attach_prepare(struct dsvc *d, struct dsvc_session *s, unsigned int *slot,
 				  char *err, size_t errlen);
+int session_device_attach_run(struct dsvc *d, struct dsvc_session *s, int fd, uint32_t *handle,
+			      char *err, size_t errlen);
 int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int ret,
-				 uint32_t handle, uint32_t *id, char *err, size_t errlen);
+				 uint32_t handle, const char *run_err, uint32_t *id, char *err,
+				 size_t errlen);
+
+/*
+ * session_iova_allowed: whether [@iova, @last] lies inside one allowed IOVA
+ * range of @lim (no ranges: everything is allowed).
+ * session_ranges_format: @lim's ranges as "0xA-0xL 0xA-0xL ..." into @buf
+ * (truncated with "..." when it does not fit).
+ */
+bool session_iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last);
+void session_ranges_format(const struct be_limits *lim, char *buf, size_t len);
 
 #endif /* DMASVC_SESSION_PRIV_H */

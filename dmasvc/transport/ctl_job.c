@@ -25,7 +25,8 @@ static void ctl_job_run(struct dsvc *d, struct dsvc_session *s, void *arg)
 		s->job_unmap_calls = session_unmap_regions(d, s);
 		break;
 	case DMASVC_CMD_DEVICE_ATTACH:
-		j->ret = d->ops->device_attach(s->space, j->req.fd, &j->handle);
+		j->ret = session_device_attach_run(d, s, j->req.fd, &j->handle, j->err,
+						   sizeof(j->err));
 		break;
 	default:
 		break; /* dispatch.c makes jobs of the three above only */
@@ -52,7 +53,8 @@ static ssize_t ctl_job_apply(struct dsvc *d, struct dsvc_session *s, struct ctl_
 		session_region_forget(s, j->region);
 		break;
 	case DMASVC_CMD_DEVICE_ATTACH:
-		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, &id, err, sizeof(err));
+		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, j->err, &id, err,
+						   sizeof(err));
 		if (!ret) {
 			body.device.dev_id = id;
 			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);

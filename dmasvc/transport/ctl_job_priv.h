@@ -33,8 +33,9 @@ struct ctl_job {
 	struct dsvc_region *region; /* REGION_REMOVE: its region */
 	unsigned int slot;          /* DEVICE_ATTACH: the slot prepare chose */
 	/* Written by the run on the executor, read by the finish: */
-	int ret;                    /* DEVICE_ATTACH: the backend's result */
+	int ret;                    /* DEVICE_ATTACH: the attach's result */
 	uint32_t handle;            /* DEVICE_ATTACH: the backend's device handle */
+	char err[DMASVC_TEXT_MAX];  /* DEVICE_ATTACH: the reason when ret != 0 */
 };
 
 /*

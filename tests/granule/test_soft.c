@@ -482,3 +482,46 @@ Test(soft, many_areas_ordered)
 	cr_log_info("200k areas: %.2f s", (double)(t1.tv_sec - t0.tv_sec) +
 				       (t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
+
+/*
+ * A test device reserving two windows (like VT-d's MSI window): limits()
+ * cuts them out of the allowed range while it is attached, map() refuses
+ * them, an attach over a mapped area fails with EADDRINUSE and changes
+ * nothing, detach gives the windows back.
+ */
+Test(soft, test_device_reserves_iova)
+{
+	struct soft_iommu_config cfg = {
+		.nr_ranges = 1, .ranges = { { 0, 0xffffffffull } },
+		.nr_dev_resv = 2, .dev_resv = { { 0xfee00000, 0xfeefffff }, { 0x1000, 0x1fff } },
+	};
+	struct be_limits lim;
+	uint32_t dev;
+
+	gt_soft_close(&sm);
+	gt_soft_open(&sm, &cfg, 0);
+	cr_assert_eq(be_soft_ops.limits(sm.space, &lim), 0);
+	cr_expect_eq(lim.nr_ranges, 1, "no device: the whole window");
+	map_ok(0x1000, 0, K4);
+	cr_expect_eq(soft_iommu_test_device_attach(sm.space, 0, &dev), -EADDRINUSE);
+	cr_assert_eq(be_soft_ops.limits(sm.space, &lim), 0);
+	cr_expect_eq(lim.nr_ranges, 1, "a refused attach reserves nothing");
+	cr_assert_eq(unmap_at(0x1000, K4, &(uint64_t){ 0 }), 0);
+	cr_assert_eq(soft_iommu_test_device_attach(sm.space, 0, &dev), 0);
+	cr_assert_eq(be_soft_ops.limits(sm.space, &lim), 0);
+	cr_assert_eq(lim.nr_ranges, 3);
+	cr_expect_eq(lim.ranges[0].start, 0);
+	cr_expect_eq(lim.ranges[0].last, 0xfff);
+	cr_expect_eq(lim.ranges[1].start, 0x2000);
+	cr_expect_eq(lim.ranges[1].last, 0xfedfffff);
+	cr_expect_eq(lim.ranges[2].start, 0xfef00000);
+	cr_expect_eq(lim.ranges[2].last, 0xffffffff);
+	cr_expect_eq(map_at(0xfeeff000, 0, K4), -EINVAL, "inside the MSI window");
+	cr_expect_eq(map_at(0xfedff000, 0, 2 * K4), -EINVAL, "straddling its start");
+	map_ok(0xfedff000, 0, K4);
+	soft_iommu_test_device_detach(sm.space, dev);
+	cr_assert_eq(be_soft_ops.limits(sm.space, &lim), 0);
+	cr_expect_eq(lim.nr_ranges, 1, "the last detach gives the windows back");
+	map_ok(0xfee00000, K4, K4);
+	cr_assert_eq(unmap_at(0, 0xffffffffull, &(uint64_t){ 0 }), 0);
+}

@@ -16,7 +16,9 @@
 # edu -device argument (default "edu"; tests/nested passes
 # "edu,dma_mask=0xffffffffffff": edu masks DMA addresses to 28 bits by
 # default, hw/misc/edu.c:edu_clamp_addr, which would clamp an L2 address
-# above 256 MiB into low memory instead of failing).
+# above 256 MiB into low memory instead of failing).  DMASVC_VM_EDU2, when
+# set, adds a second edu with that -device argument (in its own IOMMU group:
+# tests/vm's type1 test needs a device outside the group the daemon holds).
 set -euo pipefail
 
 kernel=${1:?usage: run-guest.sh BZIMAGE INITRD [TIMEOUT]}
@@ -35,6 +37,7 @@ timeout --kill-after=10 "$limit" "$qemu" \
 	-machine q35,kernel-irqchip=split \
 	-device intel-iommu,intremap=on,caching-mode=on \
 	-device "${DMASVC_VM_EDU:-edu}" \
+	${DMASVC_VM_EDU2:+-device "$DMASVC_VM_EDU2"} \
 	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 intel_iommu=on iommu=pt panic=-1 no_timer_check ${DMASVC_VM_APPEND:-}" \
 	-nographic -no-reboot -nodefaults -serial stdio -monitor none \

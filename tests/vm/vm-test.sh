@@ -24,4 +24,6 @@ for t in "$here"/guest/tests/*; do args+=(-t "$t"); done
 "$here/build-initramfs.sh" -o "$work/initrd.cpio.gz" "${args[@]}"
 
 export DMASVC_VM_LOG=${DMASVC_VM_LOG:-$work/console.log}
+# A second edu in its own group (guest/tests/55-daemon-valid-type1).
+export DMASVC_VM_EDU2=${DMASVC_VM_EDU2-edu}
 exec "$here/run-guest.sh" "$kernel" "$work/initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-900}"

@@ -148,13 +148,29 @@ struct be_ops {
 	 * *@dev_id to a handle for device_detach() (with @device_handle_is_devid,
 	 * the kernel's device id too).  Optional: NULL means the
 	 * backend has no devices (the model), and the daemon answers
-	 * -EOPNOTSUPP.  Returns 0 or -errno.
+	 * -EOPNOTSUPP.  Returns 0 or -errno: -EADDRINUSE when a mapped area
+	 * lies where the device's domain reserves IOVA (MSI window, reserved
+	 * regions, outside its aperture); -EXDEV (type1) when the fd is not a
+	 * device of the group the backend holds.  After a successful attach
+	 * limits() may report narrower IOVA ranges (iommufd reports the full
+	 * range until a domain reserves its windows): the caller re-checks.
 	 */
 	int (*device_attach)(struct be_space *space, int device_fd,
 			     uint32_t *dev_id);
 
 	/* @device_detach: undo device_attach().  Never fails. Optional with it. */
 	void (*device_detach)(struct be_space *space, uint32_t dev_id);
+
+	/*
+	 * @device_reserved: the IOVA ranges the device behind @device_fd
+	 * reserves when attached (its MSI window and reserved regions; not the
+	 * domain's aperture), at most @max into @out, bounds inclusive.  Used
+	 * only to explain a refused attach (-EADDRINUSE: the kernel found a
+	 * mapped area inside one).  Optional (NULL: not known).  Returns the
+	 * number of ranges or -errno.
+	 */
+	int (*device_reserved)(struct be_space *space, int device_fd,
+			       struct be_iova_range *out, uint32_t max);
 
 	/*
 	 * @device_handle_is_devid: device_attach()'s handle is the kernel's

@@ -38,8 +38,10 @@ struct be_iommufd_config {
  * group joined @space's container at space_create(), so the device sees
  * the space's mappings from the moment this returns.  Pass the fd to
  * be_ops.device_attach() to have the backend keep a reference; the caller
- * owns and closes its own fd, before space_destroy().
- * Returns the new fd (>= 0) or -errno.
+ * owns and closes its own fd, before space_destroy().  The backend keeps a
+ * reference to the file until space_destroy(): device_attach() accepts
+ * only these files (another group's device sees none of the mappings).
+ * Returns the new fd (>= 0) or -errno (-ENOSPC: 32 files opened already).
  */
 int be_type1_device_open(struct be_space *space, const char *name);
 

@@ -61,6 +61,8 @@ struct soft_iommu_faults {
 	uint64_t unmap_us_per_mib; /* unmap() sleeps this long per MiB it unmapped */
 };
 
+#define SOFT_IOMMU_MAX_DEV_RESV 4
+
 /* be_config.backend_private for be_soft_ops (NULL = all defaults). */
 struct soft_iommu_config {
 	/* Allowed IOVA windows; 0 ranges = one window [0, 2^48 - 1]. */
@@ -75,6 +77,16 @@ struct soft_iommu_config {
 	void (*before_pin)(void *arg, uint64_t iova, uint64_t length);
 	void *before_pin_arg;
 	uint64_t attach_us;  /* soft_iommu_test_device_attach() takes this long */
+	/*
+	 * IOVA every attached test device reserves, like a real device's MSI
+	 * window or reserved regions (iommufd: iopt_table_enforce_dev_resv_regions):
+	 * while at least one test device is attached, limits() reports the
+	 * allowed windows minus these and map() refuses them (-EINVAL); an
+	 * attach while an area (published or in flight) touches one fails with
+	 * -EADDRINUSE and changes nothing.  Bounds inclusive.
+	 */
+	uint32_t nr_dev_resv;
+	struct be_iova_range dev_resv[SOFT_IOMMU_MAX_DEV_RESV];
 };
 
 /*
@@ -107,11 +119,16 @@ int soft_iommu_lookup(struct be_space *space, uint64_t iova,
  * protects no device).  The daemon installs them only in fault-injection
  * builds when a test asks (DMASVC_TEST_SOFT_DEVICES).  Attach accepts any
  * fd (keeps nothing), takes @attach_us microseconds the way iommufd's
- * attach pins every existing area of the space, and returns a fresh handle
- * in *@dev_id.  Detach never fails.
+ * attach pins every existing area of the space, reserves the config's
+ * dev_resv ranges (-EADDRINUSE, nothing attached, when an area touches one)
+ * and returns a fresh handle in *@dev_id.  Detach never fails; it drops the
+ * reservation with the last test device.  soft_iommu_test_device_reserved
+ * is be_ops.device_reserved for them: the dev_resv ranges, whatever the fd.
  */
 int soft_iommu_test_device_attach(struct be_space *space, int device_fd, uint32_t *dev_id);
 void soft_iommu_test_device_detach(struct be_space *space, uint32_t dev_id);
+int soft_iommu_test_device_reserved(struct be_space *space, int device_fd,
+				    struct be_iova_range *out, uint32_t max);
 
 /* Counters of one space, read under its lock. */
 struct soft_iommu_stats {

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dmasvc/soft_iommu.h"
 #include "session_priv.h"
 #include "unit_util.h"
 
@@ -284,4 +285,46 @@ Test(devices, region_granule_must_be_a_multiple_of_the_iommu_page)
 	cr_expect(strstr(err, "smallest page size 0x10000"), "%s", err);
 	req.granule = 64 * 1024;
 	cr_expect_eq(session_region_add(&d, a, &req, &id, err, sizeof(err)), 0, "%s", err);
+}
+
+/*
+ * The operator's devices take the same re-validation as DEVICE_ATTACH: on
+ * a backend with a space per session whose devices reserve the MSI window
+ * (the model's test devices), session B registers a region there while A
+ * holds the --device devices; when A ends and B registers again, the
+ * hand-over would strand B's region, so each device is detached again and
+ * the refusal is logged naming the region and the ranges.
+ */
+Test(devices, operator_devices_do_not_strand_a_region)
+{
+	struct soft_iommu_config sc = {
+		.nr_dev_resv = 1, .dev_resv = { { 0xfee00000, 0xfeefffff } },
+	};
+	struct be_config cfg = { .backend_private = &sc };
+	struct dsvc_session *a, *b;
+	struct be_limits lim;
+	char err[256] = "";
+
+	d.ops->close(d.be);
+	one_space_ops = be_soft_ops;
+	one_space_ops.device_attach = soft_iommu_test_device_attach;
+	one_space_ops.device_detach = soft_iommu_test_device_detach;
+	one_space_ops.device_reserved = soft_iommu_test_device_reserved;
+	d.lazy_space = false;
+	cr_assert_eq(d.ops->open(&cfg, &d.be), 0);
+	a = new_session();
+	b = new_session();
+	cr_assert_eq(add_region(a, IOVA0, err), 0, "%s", err);
+	cr_expect_eq(a->nr_devices, 2);
+	cr_assert_eq(add_region(b, 0xfee00000, err), 0, "B has no device: %s", err);
+	session_destroy(&d, a);
+	cr_expect_eq(d.cfg_dev_owner, 0);
+	cr_assert_eq(add_region(b, IOVA0, err), 0, "%s", err);
+	cr_expect_eq(b->nr_devices, 0, "neither device stayed attached to B");
+	cr_assert_eq(d.ops->limits(b->space, &lim), 0);
+	cr_expect_eq(lim.nr_ranges, 1, "the refused devices reserve nothing in B's space");
+	fflush(lg.out);
+	cr_expect(strstr(logtext, "--device /dev/null: device attach refused: region") &&
+		  strstr(logtext, "iova 0xfee00000-0xff1fffff is outside the IOVA ranges allowed"),
+		  "%s", logtext);
 }

@@ -268,6 +268,29 @@ Test(options, soft_faults_env)
 	cr_expect_eq(testhook_parse_soft_faults("map_range=5", &f, err, sizeof(err)), -EINVAL);
 }
 
+Test(options, soft_devices_env)
+{
+	struct soft_iommu_config c = { .nr_ranges = 0 };
+	char err[256];
+
+	cr_assert_eq(testhook_parse_soft_devices("250", &c, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(c.attach_us, 250);
+	cr_expect_eq(c.nr_dev_resv, 0);
+	cr_assert_eq(testhook_parse_soft_devices("0,resv=0xfee00000-0xfeefffff,resv=0x10-0x1f", &c, err,
+						 sizeof(err)), 0, "%s", err);
+	cr_expect_eq(c.attach_us, 0);
+	cr_assert_eq(c.nr_dev_resv, 2);
+	cr_expect_eq(c.dev_resv[0].start, 0xfee00000);
+	cr_expect_eq(c.dev_resv[0].last, 0xfeefffff);
+	cr_expect_eq(c.dev_resv[1].last, 0x1f);
+	cr_expect_eq(testhook_parse_soft_devices("0,resv=0x20-0x10", &c, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, "resv=0x20-0x10"), "%s", err);
+	cr_expect_eq(testhook_parse_soft_devices("0,bogus=1", &c, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_devices("x", &c, err, sizeof(err)), -EINVAL);
+	cr_expect_eq(testhook_parse_soft_devices("0,resv=1-2,resv=3-4,resv=5-6,resv=7-8,resv=9-10", &c,
+						 err, sizeof(err)), -EINVAL, "more than 4 ranges");
+}
+
 Test(options, log_levels)
 {
 	enum dlog_level l;

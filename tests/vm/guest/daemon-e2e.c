@@ -4,7 +4,7 @@
  * client populates and discards, and the edu device's DMA shows that the
  * IOMMU follows, through the daemon, on the real kernel backend.
  *
- * Usage: daemon-e2e iommufd|iommufd-device|type1 SOCKET
+ * Usage: daemon-e2e iommufd|iommufd-hugetlb|iommufd-device|type1 SOCKET
  *   (env: DMASVC_PID, the daemon's pid, as set by with-daemon; EDU_CDEV)
  *
  * How the device reaches both the daemon and this test:
@@ -12,6 +12,12 @@
  *            DEVICE_ATTACH; the daemon binds and attaches its copy, and
  *            the test drives BAR0/config through its own fd (the same open
  *            file: SCM_RIGHTS passes the file, and the bind is per file).
+ *   iommufd-hugetlb  as iommufd, but the guest memory is a hugetlbfs memfd
+ *            (MFD_HUGETLB, 2 MiB pages, from the pool the test script
+ *            reserves), which the daemon maps MAP_NORESERVE; every region
+ *            has 2 MiB granules (the memory's page size): A 4, B 6, S 1.
+ *            The daemon's VmPin must equal the populated bytes, whole huge
+ *            pages, and the DMA checks are the same.
  *   iommufd-device  the daemon runs with --device EDU_CDEV and opens and
  *            binds the cdev itself when the client registers its first
  *            region; the client takes a copy of the daemon's file with
@@ -73,6 +79,7 @@
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
 #define MEM_SIZE (16 * MiB)
+#define HUGE_MEM_SIZE (24 * MiB) /* 12 pages of 2 MiB: A 4, B 6, S 1, one spare */
 #define XFER 2048u
 #define NREG 3
 #define MAX_GRAN 16
@@ -89,6 +96,8 @@ struct e2e {
 	const char *be;
 	const char *pin_key;  /* "VmPin:" (iommufd) or "VmLck:" (type1) */
 	bool type1;
+	bool hugetlb;         /* iommufd-hugetlb: the memfd is on hugetlbfs */
+	uint64_t mem_size;
 	pid_t daemon;
 	uint8_t *mem;         /* the memfd, MAP_SHARED */
 	int memfd;
@@ -238,61 +247,29 @@ static void check_dma(struct e2e *t, int ri, uint64_t g, bool mapped, const char
 
 static void make_memory(struct e2e *t)
 {
-	t->memfd = memfd_create("guest-ram", MFD_ALLOW_SEALING);
-	if (t->memfd < 0 || ftruncate(t->memfd, MEM_SIZE) < 0 ||
+	unsigned int huge = t->hugetlb ? MFD_HUGETLB : 0; /* the default size: 2 MiB on x86 */
+	uint64_t bg = t->hugetlb ? 2 * MiB : 4 * KiB; /* B's and S's granule */
+
+	t->mem_size = t->hugetlb ? HUGE_MEM_SIZE : MEM_SIZE;
+	t->memfd = memfd_create("guest-ram", MFD_ALLOW_SEALING | huge);
+	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)t->mem_size) < 0 ||
 	    fcntl(t->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
-		fail(t, "sealed memfd: %s", strerror(errno));
-	t->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+		fail(t, "sealed %smemfd: %s", huge ? "hugetlb " : "", strerror(errno));
+	t->mem = mmap(NULL, t->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
 	if (t->mem == MAP_FAILED)
 		fail(t, "mmap memfd: %s", strerror(errno));
 	t->r[A] = (struct reg){ .name = "A", .d = { .mem_offset = 0, .size = 8 * MiB,
 		.iova = 0x1000000, .granule = 2 * MiB } };
-	t->r[B] = (struct reg){ .name = "B", .d = { .mem_offset = 8 * MiB, .size = 64 * KiB,
-		.iova = 0x2000000, .granule = 4 * KiB } };
-	t->r[S] = (struct reg){ .name = "S", .d = { .mem_offset = 9 * MiB, .size = 4 * KiB,
-		.iova = 0x3000000, .granule = 4 * KiB } };
-}
-
-/* A copy of the daemon's @skip-th (from 0) fd whose /proc link reads @want, or -ENOENT. */
-static int steal_nth_fd(struct e2e *t, const char *want, int skip)
-{
-	char dir[64], path[320], link[128];
-	int pidfd, fd = -ENOENT;
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)t->daemon);
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) && fd == -ENOENT) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strcmp(link, want) || skip-- > 0)
-			continue;
-		pidfd = (int)syscall(SYS_pidfd_open, t->daemon, 0);
-		if (pidfd < 0) {
-			fd = -errno;
-			break;
-		}
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
-		if (fd < 0)
-			fd = -errno;
-		close(pidfd);
-	}
-	closedir(d);
-	return fd;
+	t->r[B] = (struct reg){ .name = "B", .d = { .mem_offset = 8 * MiB,
+		.size = t->hugetlb ? 6 * bg : 16 * bg, .iova = 0x2000000, .granule = bg } };
+	t->r[S] = (struct reg){ .name = "S", .d = { .mem_offset = t->hugetlb ? 20 * MiB : 9 * MiB,
+		.size = bg, .iova = 0x3000000, .granule = bg } };
 }
 
 /* A copy of the daemon's first fd whose /proc link reads @want. */
 static int steal_device_fd(struct e2e *t, const char *want)
 {
-	return steal_nth_fd(t, want, 0);
+	return svc_steal_fd(t->daemon, want, 0);
 }
 
 /*
@@ -308,7 +285,7 @@ static void check_iommufd_devid(struct e2e *t, uint32_t devid)
 	t->checks++;
 	if (devid == 0)
 		fail(t, "DEVICE_ATTACH on iommufd replied iommufd_devid 0");
-	for (int i = 0; (fd = steal_nth_fd(t, "/dev/iommu", i)) >= 0; i++) {
+	for (int i = 0; (fd = svc_steal_fd(t->daemon, "/dev/iommu", i)) >= 0; i++) {
 		struct iommu_hw_info hw = { .size = sizeof(hw), .dev_id = devid };
 		struct iommu_hw_info other = { .size = sizeof(other), .dev_id = devid + 1 };
 
@@ -405,7 +382,7 @@ static void client(struct e2e *t, int devfd, int ready)
 		if (!t->type1)
 			check_iommufd_devid(t, info.iommufd_devid);
 	}
-	mem = dmasvc_memory_add(t->c, t->memfd, MEM_SIZE, 0);
+	mem = dmasvc_memory_add(t->c, t->memfd, t->mem_size, 0);
 	if (mem < 0)
 		fail(t, "memory_add: %s", strerror(-mem));
 	for (int i = 0; i < NREG; i++) {
@@ -493,18 +470,19 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 3 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "iommufd-device") &&
-			  strcmp(argv[1], "type1")) ||
+			  strcmp(argv[1], "iommufd-hugetlb") && strcmp(argv[1], "type1")) ||
 	    !getenv("DMASVC_PID")) {
-		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|iommufd-device|type1 SOCKET\n");
+		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|iommufd-hugetlb|iommufd-device|type1 SOCKET\n");
 		return 2;
 	}
 	t.be = argv[1];
 	t.type1 = !strcmp(t.be, "type1");
+	t.hugetlb = !strcmp(t.be, "iommufd-hugetlb");
 	t.pin_key = t.type1 ? "VmLck:" : "VmPin:";
 	t.daemon = (pid_t)atoi(getenv("DMASVC_PID"));
 	setenv("E2E_SOCKET", argv[2], 1);
 	make_memory(&t);
-	if (!strcmp(t.be, "iommufd")) {
+	if (!strcmp(t.be, "iommufd") || t.hugetlb) {
 		const char *cdev = getenv("EDU_CDEV");
 
 		devfd = cdev ? open(cdev, O_RDWR) : -1;

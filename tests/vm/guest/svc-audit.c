@@ -5,12 +5,15 @@
  * svc-audit.h).  Offsets are relative to the region's iova; "end" is
  * exclusive.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "dmasvc/proto.h"
 #include "svc-audit.h"
@@ -75,4 +78,39 @@ uint64_t svc_status_bytes(pid_t pid, const char *key)
 			v = strtoull(line + strlen(key), NULL, 10) * 1024;
 	fclose(f);
 	return v;
+}
+
+int svc_steal_fd(pid_t daemon, const char *want, int skip)
+{
+	char dir[64], path[320], link[128];
+	int pidfd, fd = -ENOENT;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)daemon);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && fd == -ENOENT) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, want) || skip-- > 0)
+			continue;
+		pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+		if (pidfd < 0) {
+			fd = -errno;
+			break;
+		}
+		fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(de->d_name), 0);
+		if (fd < 0)
+			fd = -errno;
+		close(pidfd);
+	}
+	closedir(d);
+	return fd;
 }

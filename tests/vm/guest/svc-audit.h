@@ -2,7 +2,8 @@
 /*
  * svc-audit.h - the guest tests' checks of the service's state: one
  * region's AUDIT against what the test believes is populated (one bool per
- * granule), and the daemon's pin counters from /proc.
+ * granule), the daemon's pin counters from /proc, and copies of the
+ * daemon's fds.
  */
 #ifndef DMASVC_VM_SVC_AUDIT_H
 #define DMASVC_VM_SVC_AUDIT_H
@@ -30,5 +31,11 @@ int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_
  * /proc/@pid/status in bytes, or UINT64_MAX when it cannot be read.
  */
 uint64_t svc_status_bytes(pid_t pid, const char *key);
+
+/*
+ * svc_steal_fd - a copy (pidfd_getfd(2)) of @daemon's @skip-th (from 0)
+ * open fd whose /proc/PID/fd link reads @want, or -ENOENT / -errno.
+ */
+int svc_steal_fd(pid_t daemon, const char *want, int skip);
 
 #endif /* DMASVC_VM_SVC_AUDIT_H */
