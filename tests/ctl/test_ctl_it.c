@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,7 +478,8 @@ Test(ctl, metrics_exposition)
 {
 	struct ctl_run r = ctl(svc.sock, (const char *[]){ "metrics", NULL });
 	const char *py = getenv("PYTHON3"), *chk = getenv("CHECK_PROM");
-	char cmd[512], path[192];
+	char path[192], info[256];
+	pid_t pid;
 	FILE *f;
 	int st;
 
@@ -488,8 +490,10 @@ Test(ctl, metrics_exposition)
 	cr_assert(f);
 	fputs(r.out, f);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd), "%s %s %s", py, chk, path);
-	st = system(cmd);
+	/* argv, not a shell line: the checkout's path may hold a space */
+	cr_assert_eq(posix_spawn(&pid, py, NULL, NULL, (char *const[]){ (char *)py, (char *)chk, path, NULL },
+				 environ), 0, "spawn %s", py);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "check_prom.py rejects:\n%s", r.out);
 	cr_expect_eq(sample(r.out, "dmasvc_event_latency_seconds_count"),
 		     sample(r.out, "dmasvc_events_total"), "every event is in the histogram");
@@ -499,9 +503,9 @@ Test(ctl, metrics_exposition)
 	cr_expect(!strstr(r.out, "dmasvc_session_areas_limit{"),
 		  "no limit on the software model: no sample, no sentinel");
 	cr_expect(!strstr(r.out, "18446744073709551615") && !strstr(r.out, " -1\n"), "no sentinel");
-	snprintf(cmd, sizeof(cmd), "dmasvc_session_info{session=\"%u\",pid=\"%d\",uid=\"%u\",",
+	snprintf(info, sizeof(info), "dmasvc_session_info{session=\"%u\",pid=\"%d\",uid=\"%u\",",
 		 dmasvc_session_id(cl), getpid(), (unsigned)getuid());
-	cr_expect(strstr(r.out, cmd), "%s in\n%s", cmd, r.out);
+	cr_expect(strstr(r.out, info), "%s in\n%s", info, r.out);
 	run_free(&r);
 }
 

@@ -39,10 +39,18 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dmasvc-metrics-unit.")
     proc = None
     try:
+        # The build's unit names /BUILD-SBINDIR: a link to dmasvcctl's
+        # directory, so ExecStart= has no space whatever the checkout's path.
+        bindir = os.path.join(tmp, "sbin")
+        os.symlink(os.path.dirname(os.path.abspath(ctl)), bindir)
+        with open(service) as f:
+            text = f.read().replace("/BUILD-SBINDIR", bindir)
+        service = os.path.join(tmp, "dmasvc-metrics.service")
+        with open(service, "w") as f:
+            f.write(text)
         # 1. systemd-analyze verify, under the installed names
         sa = shutil.which("systemd-analyze")
         if sa:
-            shutil.copy(service, os.path.join(tmp, "dmasvc-metrics.service"))
             shutil.copy(timer, os.path.join(tmp, "dmasvc-metrics.timer"))
             r = subprocess.run([sa, "verify", "--man=no",
                                 os.path.join(tmp, "dmasvc-metrics.service"),
@@ -64,7 +72,7 @@ def main():
             fail(f"ExecStart is not /bin/sh -c SCRIPT: {argv}")
         sock = os.path.join(tmp, "dmasvc.sock")
         script = argv[2].replace(" metrics ", f" --socket {shlex.quote(sock)} metrics ")
-        if sock not in script or ctl not in script:
+        if sock not in script or os.path.join(bindir, "dmasvcctl") not in script:
             fail(f"ExecStart does not run this build's dmasvcctl metrics: {argv[2]}")
         out_dir = os.path.join(tmp, "textfile")
         os.mkdir(out_dir)

@@ -32,15 +32,20 @@ def verify(d):
 
 
 def main():
-    service, sock, sysusers, tmpfiles = sys.argv[1:5]
+    service, sock, sysusers, tmpfiles, dmasvc = sys.argv[1:6]
     d = tempfile.mkdtemp(prefix="dmasvc-units.")
     try:
-        shutil.copy(service, os.path.join(d, "dmasvc.service"))
+        # The build's unit names /BUILD-SBINDIR: a link to the binary's
+        # directory, so ExecStart= has no space whatever the checkout's path.
+        bindir = os.path.join(d, "sbin")
+        os.symlink(os.path.dirname(os.path.abspath(dmasvc)), bindir)
+        text = open(service).read().replace("/BUILD-SBINDIR", bindir)
+        with open(os.path.join(d, "dmasvc.service"), "w") as f:
+            f.write(text)
         shutil.copy(sock, os.path.join(d, "dmasvc.socket"))
         rc, out = verify(d)
         check(rc == 0 and out == "", "systemd-analyze verify: rc %d, output %r" % (rc, out))
 
-        text = open(service).read()
         with open(os.path.join(d, "dmasvc.service"), "w") as f:
             f.write(text.replace("ProtectSystem=strict", "ProtectSystem=strcit"))
         rc, out = verify(d)
