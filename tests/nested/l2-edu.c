@@ -48,8 +48,14 @@
  *                      device blocked, after the service died); n=1
  *   dma_blocked held   roundtrip must fail at each held page now in the
  *                      range (still plugged, device blocked); n; fails at 0
+ *   gone               unmap edu's BAR and wait (up to 60 s) until edu has
+ *                      left /sys/bus/pci/devices (after device_del in L1)
  *   reopen             find edu again and map its BAR (after device_del +
  *                      device_add in L1); waits up to 60 s for it
+ *   reset              reset edu through sysfs (echo 1 > .../reset; the
+ *                      kernel saves and restores config space around the
+ *                      method it picks); answers with reset_method, the
+ *                      kernel's list of methods (it uses the first)
  *   quit               answers, exits 0 (l2-init powers off)
  */
 #include <dirent.h>
@@ -421,14 +427,13 @@ static void do_dma_ok_replugged(void)
 		answer("ok dma_ok replugged n=%d", n);
 }
 
-/* edu_open - find edu (1234:11e8), map BAR0, enable memory space + bus mastering. */
-static int edu_open(char *bdf, size_t bdflen)
+/* edu_find - the BDF of edu (1234:11e8) into @bdf; 0 or -ENODEV (-errno). */
+static int edu_find(char *bdf, size_t bdflen)
 {
 	char path[300];
 	struct dirent *d;
-	uint16_t cmd;
 	DIR *dir = opendir("/sys/bus/pci/devices");
-	int fd, found = 0;
+	int found = 0;
 
 	if (!dir)
 		return -errno;
@@ -458,8 +463,18 @@ static int edu_open(char *bdf, size_t bdflen)
 		}
 	}
 	closedir(dir);
-	if (!found)
-		return -ENODEV;
+	return found ? 0 : -ENODEV;
+}
+
+/* edu_open - find edu, map BAR0, enable memory space + bus mastering. */
+static int edu_open(char *bdf, size_t bdflen)
+{
+	char path[300];
+	uint16_t cmd;
+	int fd, rc = edu_find(bdf, bdflen);
+
+	if (rc)
+		return rc;
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
 	fd = open(path, O_RDWR);
 	if (fd < 0)
@@ -479,12 +494,50 @@ static int edu_open(char *bdf, size_t bdflen)
 	if (fd < 0)
 		return -errno;
 	bar = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	rc = bar == MAP_FAILED ? -errno : 0;
 	close(fd);
-	if (bar == MAP_FAILED)
-		return -errno;
+	if (rc) {
+		bar = NULL;
+		return rc;
+	}
 	if ((rd32(EDU_REG_ID) & 0xff) != 0xed)
 		return -ENODEV;
 	return 0;
+}
+
+/*
+ * do_reset - reset edu at @bdf through sysfs; answers with the kernel's
+ * reset_method list ("none" when the kernel offers no method: then the
+ * reset file does not exist and this fails).
+ */
+static void do_reset(const char *bdf)
+{
+	char path[300], methods[128] = "none";
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/reset_method", bdf);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(methods, sizeof(methods), f))
+			snprintf(methods, sizeof(methods), "none");
+		methods[strcspn(methods, "\n")] = 0;
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/reset", bdf);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "1", 1) != 1) {
+		answer("fail reset %s: %s (reset_method: %s)", path, strerror(errno), methods);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	if ((rd32(EDU_REG_ID) & 0xff) != 0xed) {
+		answer("fail reset edu's id register reads 0x%x after the reset", rd32(EDU_REG_ID));
+		return;
+	}
+	answer("ok reset edu=%s reset_method=%s", bdf, methods);
 }
 
 /* quiet_console - no echo of our input on the console (it would read as output). */
@@ -569,8 +622,22 @@ int main(void)
 				answer("ok dma_ok boot n=1 gpa=0x%" PRIx64, gpa_of(page_boot));
 		} else if (!strcmp(line, "dma_ok vmem")) {
 			do_dma_ok_vmem();
+		} else if (!strcmp(line, "gone")) {
+			if (bar)
+				munmap((void *)bar, PAGE);
+			bar = NULL;
+			for (int i = 0; !(rc = edu_find(bdf, sizeof(bdf))) && i < 60; i++)
+				sleep(1);
+			if (!rc)
+				answer("fail gone edu %s is still there after 60 s", bdf);
+			else
+				answer("ok gone");
+		} else if (!strcmp(line, "reset")) {
+			do_reset(bdf);
 		} else if (!strcmp(line, "reopen")) {
-			munmap((void *)bar, PAGE);
+			if (bar)
+				munmap((void *)bar, PAGE);
+			bar = NULL;
 			for (int i = 0; (rc = edu_open(bdf, sizeof(bdf))) && i < 60; i++)
 				sleep(1);
 			if (rc)

@@ -28,6 +28,7 @@
  *   nested-e2e: dma_ok=N dma_blocked=N vmpin_checks=N
  * Exit status 0 only when every step passed and each N >= 1.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -241,6 +242,65 @@ static void qmp_line(char *buf, size_t len, double timeout)
 	buf[n] = 0;
 }
 
+/* QMP events seen so far (one per line; the oldest dropped when full). */
+static char events[1 << 15];
+static size_t events_len;
+
+/* note_event - remember @line if it is an event. */
+static void note_event(const char *line)
+{
+	size_t n = strlen(line);
+
+	/* QEMU writes {"timestamp": ..., "event": ...}: "event" is not first */
+	if (!strstr(line, "\"event\": \"") || !strncmp(line, "{\"return\"", 9) ||
+	    !strncmp(line, "{\"error\"", 8) || n + 2 > sizeof(events))
+		return;
+	if (events_len + n + 2 > sizeof(events)) {
+		events_len = 0; /* the scenario waits for recent events only */
+		events[0] = 0;
+	}
+	memcpy(events + events_len, line, n);
+	events_len += n;
+	events[events_len++] = '\n';
+	events[events_len] = 0;
+}
+
+/*
+ * qmp_wait_event - wait up to @timeout s for an event line holding @a and
+ * @b (both substrings); forget every event seen so far once it came.
+ * Returns the seconds waited, or -1 on timeout.
+ */
+static double qmp_wait_event(const char *a, const char *b, double timeout)
+{
+	static char line[1 << 14];
+	double t = now();
+
+	for (;;) {
+		for (char *p = events; p && *p;) {
+			char *nl = strchr(p, '\n');
+			bool hit;
+
+			if (nl)
+				*nl = 0;
+			hit = strstr(p, a) && strstr(p, b);
+			if (nl)
+				*nl = '\n';
+			if (hit) {
+				events_len = 0;
+				events[0] = 0;
+				return now() - t;
+			}
+			p = nl ? nl + 1 : NULL;
+		}
+		if (now() - t > timeout)
+			return -1;
+		if (poll(&(struct pollfd){ .fd = qmp_fd, .events = POLLIN }, 1, 200) > 0) {
+			qmp_line(line, sizeof(line), 10);
+			note_event(line);
+		}
+	}
+}
+
 /*
  * qmp - send @json (a complete command object) and return the answer line
  * (static buffer, valid until the next call): the first line holding
@@ -256,6 +316,7 @@ static const char *qmp_ex(const char *json, bool ok_error)
 		fail("QMP write: %s", strerror(errno));
 	for (;;) {
 		qmp_line(line, sizeof(line), 120);
+		note_event(line);
 		if (!strncmp(line, "{\"return\"", 9))
 			return line;
 		if (!strncmp(line, "{\"error\"", 8)) {
@@ -308,6 +369,15 @@ static uint64_t vmem_size(void)
 {
 	const char *r = qmp("{\"execute\":\"qom-get\",\"arguments\":"
 			    "{\"path\":\"/machine/peripheral/vm0\",\"property\":\"size\"}}");
+
+	return strtoull(r + strlen("{\"return\": "), NULL, 10);
+}
+
+/* qom_u64 - qom-get @path @prop as a number. */
+static uint64_t qom_u64(const char *path, const char *prop)
+{
+	const char *r = qmp("{\"execute\":\"qom-get\",\"arguments\":"
+			    "{\"path\":\"%s\",\"property\":\"%s\"}}", path, prop);
 
 	return strtoull(r + strlen("{\"return\": "), NULL, 10);
 }
@@ -483,6 +553,12 @@ static void qemu_argv(char **argv, size_t max, char *const *extra)
 		"-chardev", "socket,id=ser0,path=" SERIAL_SOCK ",server=on,wait=off",
 		"-serial", "chardev:ser0",
 		"-qmp", "unix:" QMP_SOCK ",server=on,wait=off",
+		/* what reset_check and a failed device_del read in QEMU's log */
+		"-name", "l2,debug-threads=on",
+		"-trace", "vfio_pci_reset*", "-trace", "vfio_pci_hot_reset*",
+		"-trace", "vfio_dma_service_*", "-trace", "dma_service_device_*",
+		"-trace", "iommufd_cdev_*", "-trace", "acpi_pci_eject_slot",
+		"-trace", "acpi_pci_unplug*", "-trace", "vfio_region_finalize",
 	};
 
 	if (opt.backend == BE_IOMMUFD) {
@@ -503,14 +579,23 @@ static void qemu_argv(char **argv, size_t max, char *const *extra)
 	argv[n] = NULL;
 }
 
-/* svc_start - dmasvc-static --iommufd /dev/iommu on SVC_SOCK; waits for the socket. */
-static void svc_start(void)
+/*
+ * svc_start - dmasvc-static --iommufd /dev/iommu on SVC_SOCK with @extra
+ * (NULL-terminated, may be NULL); waits for the socket.  The log level is
+ * debug: the service logs each client's "connected: pid" and each control
+ * reply with its command name, which the refusals read.
+ */
+static void svc_start(char *const *extra)
 {
-	char *argv[] = { (char *)opt.dmasvc, "--iommufd", "/dev/iommu", "--socket", SVC_SOCK,
-			 "--log-level", "info", "--stats-interval", "3600", NULL };
+	char *argv[16] = { (char *)opt.dmasvc, "--iommufd", "/dev/iommu", "--socket", SVC_SOCK,
+			   "--log-level", "debug", "--stats-interval", "3600" };
+	size_t n = 9;
 	struct stat st;
 	double end = now() + 30;
 
+	for (; extra && *extra && n + 1 < sizeof(argv) / sizeof(argv[0]); extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
 	unlink(SVC_SOCK);
 	svc_pid = spawn(argv, SVC_LOG);
 	while (stat(SVC_SOCK, &st) != 0) {
@@ -523,26 +608,148 @@ static void svc_start(void)
 	say("dmasvc pid %d on %s", (int)svc_pid, SVC_SOCK);
 }
 
-/* file_has - true when the file @path contains @needle. */
+/* svc_stop - SIGTERM the service; it must exit 0. */
+static void svc_stop(void)
+{
+	int rc;
+
+	kill(svc_pid, SIGTERM);
+	rc = reap(svc_pid, 30);
+	svc_pid = -1;
+	if (rc != 0)
+		fail("dmasvc exit %d on SIGTERM, want 0", rc);
+}
+
+/*
+ * svc_log_session - from SVC_LOG (debug level), the session id of the last
+ * client with pid @pid ("session S: connected: pid P"), or 0; with @sid
+ * non-zero instead: the number of that session's lines holding @needle.
+ */
+static unsigned svc_log_session(pid_t pid, unsigned sid, const char *needle)
+{
+	char line[1024], pat[64];
+	unsigned found = 0, s;
+	FILE *f = fopen(SVC_LOG, "r");
+
+	if (!f)
+		fail("%s: %s", SVC_LOG, strerror(errno));
+	snprintf(pat, sizeof(pat), ": connected: pid %d uid", (int)pid);
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = strstr(line, "] session ");
+
+		if (!p || sscanf(p, "] session %u:", &s) != 1)
+			continue;
+		if (!sid && strstr(line, pat))
+			found = s;
+		else if (sid && s == sid && strstr(line, needle))
+			found++;
+	}
+	fclose(f);
+	return found;
+}
+
+/* A session of the service, from QUERY SESSIONS. */
+struct svc_session_arg {
+	pid_t pid;
+	bool found;
+	struct dmasvc_stat_session st;
+};
+
+static int svc_session_rec(void *arg, const void *record)
+{
+	struct svc_session_arg *a = arg;
+	const struct dmasvc_stat_session *st = record;
+
+	if (st->pid == (uint32_t)a->pid) {
+		a->st = *st;
+		a->found = true;
+	}
+	return 0;
+}
+
+/*
+ * svc_devices - the devices the service holds in the session of client
+ * @pid (QUERY SESSIONS, all sessions, on a query-only connection), or -1
+ * when it has no session of @pid.
+ */
+static int svc_devices(pid_t pid)
+{
+	struct svc_session_arg a = { .pid = pid };
+	struct dmasvc_client *c;
+	int ret = dmasvc_connect_query_only(SVC_SOCK, NULL, &c);
+
+	if (ret < 0)
+		fail("query-only connection to %s: %s", SVC_SOCK, strerror(-ret));
+	ret = dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, DMASVC_QUERY_F_ALL_SESSIONS, 0, 0,
+				sizeof(struct dmasvc_stat_session), svc_session_rec, &a);
+	if (ret < 0)
+		fail("QUERY SESSIONS: %s: %s", strerror(-ret), dmasvc_last_error(c));
+	dmasvc_disconnect(c);
+	return a.found ? (int)a.st.devices : -1;
+}
+
+/*
+ * devices_check - the device count of QEMU's session, seen twice: by the
+ * service (QUERY SESSIONS) and by QEMU (qom-get ds0 devices); both must
+ * be @want.
+ */
+static void devices_check(int want, const char *what)
+{
+	int svc = svc_devices(qemu_pid);
+	uint64_t qom = qom_u64("/objects/ds0", "devices");
+
+	if (svc != want || qom != (uint64_t)want)
+		fail("%s: the service's session of QEMU holds %d devices, ds0 'devices' is %" PRIu64
+		     ", want %d", what, svc, qom, want);
+	say("%s: the service's session and ds0 both hold %d device(s)", what, want);
+}
+
+/*
+ * file_lines - the lines of the file @path from byte @from on that hold
+ * @needle, each printed as "nested-l1: @tag: LINE" when @tag is not NULL.
+ * Returns how many; 0 when the file cannot be read.
+ */
+static int file_lines(const char *path, off_t from, const char *needle, const char *tag)
+{
+	char line[2048];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	if (!f)
+		return 0;
+	if (from > 0)
+		fseeko(f, from, SEEK_SET);
+	while (fgets(line, sizeof(line), f)) {
+		if (!strstr(line, needle))
+			continue;
+		n++;
+		line[strcspn(line, "\n")] = 0;
+		if (tag)
+			say("%s: %s", tag, line);
+	}
+	fclose(f);
+	return n;
+}
+
+/* file_has - true when the file @path contains a line holding @needle. */
 static bool file_has(const char *path, const char *needle)
 {
-	static char buf[1 << 16];
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
+	return file_lines(path, 0, needle, NULL) > 0;
+}
 
-	if (fd < 0)
-		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = 0;
-	return strstr(buf, needle) != NULL;
+/* file_size - bytes in the file @path now (0 if it cannot be read). */
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? 0 : st.st_size;
 }
 
 /*
  * refusal - QEMU with @extra arguments must exit non-zero before booting,
- * with @needle in its output.  dma-service only.
+ * with @needle in its output.  dma-service only.  Returns QEMU's pid.
  */
-static void refusal(const char *what, char *const *extra, const char *needle)
+static pid_t refusal(const char *what, char *const *extra, const char *needle)
 {
 	char *argv[96];
 	double t = now();
@@ -560,6 +767,7 @@ static void refusal(const char *what, char *const *extra, const char *needle)
 	if (rc == 0 || !file_has(QEMU_LOG, needle))
 		fail("refusal %s: QEMU exit %d, want != 0 with '%s'", what, rc, needle);
 	say("refusal %s: exit %d with '%s' (%.1f s)", what, rc, needle, now() - t);
+	return pid;
 }
 
 /* qemu_start - start QEMU with the L2 guest, connect QMP and the console. */
@@ -585,6 +793,40 @@ static void phase(const char *name, double *t)
 	*t = now();
 }
 
+/*
+ * no_attach - the refused QEMU @pid talked to the service (the service
+ * logged its session's "connected: pid") and sent no DEVICE_ATTACH: no
+ * line of that session names the command (at debug level the service logs
+ * every reply, failures at warn, malformed requests as "bad ... request").
+ */
+static void no_attach(pid_t pid, const char *what)
+{
+	unsigned sid = svc_log_session(pid, 0, NULL);
+
+	if (!sid)
+		fail("refusal %s: no session of QEMU pid %d in the service's log", what, (int)pid);
+	if (svc_log_session(0, sid, "DEVICE_ATTACH"))
+		fail("refusal %s: the service logged DEVICE_ATTACH in QEMU's session %u", what, sid);
+	say("refusal %s: QEMU's session %u at the service saw no DEVICE_ATTACH", what, sid);
+}
+
+/*
+ * dma_service_budget - QEMU's dma_max_mappings check, done by the service:
+ * with --max-mappings 64 the REGION_ADD of virtio-mem's 256 MiB at 2 MiB
+ * granules (128 areas) is refused with ENOSPC, and QEMU stops before the
+ * guest runs with the service's text.  Runs its own dmasvc.
+ */
+static void dma_service_budget(void)
+{
+	char *budget[] = { "--max-mappings", "64", NULL };
+
+	svc_start(budget);
+	refusal("dmasvc --max-mappings 64", NULL, "mapping budget exceeded");
+	if (file_lines(QEMU_LOG, 0, "the space allows 64", "budget refusal") < 1)
+		fail("budget refusal: QEMU's message does not name the budget ('the space allows 64')");
+	svc_stop();
+}
+
 /* dma_service_refusals - section 3.3's refusals (no L2 boot). */
 static void dma_service_refusals(void)
 {
@@ -593,11 +835,150 @@ static void dma_service_refusals(void)
 			 "vfio-pci,id=edu1,host=0000:00:00.0,iommufd=iommufd1,dma-service=ds0", NULL };
 	char *mig[] = { "-global", "vfio-pci.enable-migration=on", NULL };
 
-	/* Not checked yet: that the service saw no DEVICE_ATTACH (it logs
-	 * only --device attaches today). */
-	refusal("vIOMMU", viommu, "vIOMMU");
-	refusal("iommufd= and dma-service=", both, "dma-service");
-	refusal("enable-migration=on", mig, "migrat");
+	no_attach(refusal("vIOMMU", viommu, "vIOMMU"), "vIOMMU");
+	no_attach(refusal("iommufd= and dma-service=", both, "dma-service"), "iommufd= and dma-service=");
+	no_attach(refusal("enable-migration=on", mig, "migrat"), "enable-migration=on");
+}
+
+/*
+ * reset_check - the guest resets edu (sysfs reset in L2: the kernel picks
+ * its method, saves and restores config space around it); QEMU's vfio-pci
+ * sees the reset (trace vfio_pci_reset), the lines of its log say which
+ * path VFIO took, and DMA into boot RAM and plugged memory still works.
+ */
+static void reset_check(void)
+{
+	off_t from = file_size(QEMU_LOG);
+	double t;
+
+	l2("reset");
+	/* the trace lines come from QEMU's main thread: give them a moment */
+	for (t = now(); !file_lines(QEMU_LOG, from, "vfio_pci_reset", NULL) && now() - t < 10;)
+		usleep(100000);
+	if (!file_lines(QEMU_LOG, from, "vfio_pci_reset", "reset path"))
+		fail("reset: no vfio_pci_reset in QEMU's log: the guest's reset did not reach VFIO");
+	file_lines(QEMU_LOG, from, "hot_reset", "reset path");
+	file_lines(QEMU_LOG, from, "Cannot reset", "reset path");
+	count.dma_ok += l2("dma_ok boot");
+	count.dma_ok += l2("dma_ok vmem");
+}
+
+/* cat_line - the first line of the file @path into @buf ("?" if none). */
+static void cat_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f || !fgets(buf, (int)len, f))
+		snprintf(buf, len, "?");
+	buf[strcspn(buf, "\n")] = 0;
+	if (f)
+		fclose(f);
+}
+
+/*
+ * qemu_threads - where QEMU stands, from the kernel: each thread's name,
+ * state, wait channel and system call, and its open vfio files.  For a
+ * device_del that never completes.
+ */
+static void qemu_threads(void)
+{
+	char path[320], comm[64], wchan[64], sys[128], stat[256], link[256];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)qemu_pid);
+	dir = opendir(path);
+	while (dir && (d = readdir(dir))) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)qemu_pid, d->d_name);
+		cat_line(path, comm, sizeof(comm));
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan", (int)qemu_pid, d->d_name);
+		cat_line(path, wchan, sizeof(wchan));
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", (int)qemu_pid, d->d_name);
+		cat_line(path, sys, sizeof(sys));
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)qemu_pid, d->d_name);
+		cat_line(path, stat, sizeof(stat));
+		say("thread %s %s: state %.3s wchan %s syscall %.40s", d->d_name, comm,
+		    strrchr(stat, ')') ? strrchr(stat, ')') + 2 : "?", wchan, sys);
+	}
+	if (dir)
+		closedir(dir);
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)qemu_pid);
+	dir = opendir(path);
+	while (dir && (d = readdir(dir))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)qemu_pid, d->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0 && (link[n] = 0, strstr(link, "vfio") || strstr(link, "iommu")))
+			say("fd %s -> %s", d->d_name, link);
+	}
+	if (dir)
+		closedir(dir);
+	if (access("/usr/bin/gdb", X_OK) == 0) { /* DMASVC_NESTED_EXTRA_CPIO */
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd),
+			 "gdb -batch -nx -ex 'thread apply all bt' /dbg/qemu-system-x86_64 %d 2>&1 | "
+			 "grep -v '^\\[New LWP' | head -400", (int)qemu_pid);
+		fflush(stdout);
+		if (system(cmd) != 0)
+			say("gdb failed");
+	}
+}
+
+/*
+ * device_del_check - device_del edu0: DEVICE_DELETED (QEMU finalized the
+ * device), L2 saw it go, vmpin is 0 (iommufd pins only while a device is
+ * attached to the IOAS) and the session holds no device.
+ */
+static void device_del_check(const char *what)
+{
+	double w;
+
+	qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
+	w = qmp_wait_event("\"DEVICE_DELETED\"", "\"device\": \"edu0\"", 60);
+	if (w < 0) {
+		qemu_threads();
+		say("query-pci has edu0: %s",
+		    strstr(qmp("{\"execute\":\"query-pci\"}"), "\"edu0\"") ? "yes" : "no");
+		say("qom-list /machine/peripheral: %s",
+		    qmp("{\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}}"));
+		fail("%s: no DEVICE_DELETED for edu0 in 60 s", what);
+	}
+	say("%s: DEVICE_DELETED after %.1f s", what, w);
+	l2("gone");
+	vmpin_check(0, 0, what);
+	if (opt.backend != BE_DMA_SERVICE)
+		return;
+	devices_check(0, what);
+	/* the session keeps its memory: only the pin went with the device */
+	if (!qom_u64("/objects/ds0", "regions"))
+		fail("%s: ds0 has no regions at the service", what);
+	say("%s: ds0 keeps %" PRIu64 " regions, %" PRIu64 " KiB populated", what,
+	    qom_u64("/objects/ds0", "regions"), qom_u64("/objects/ds0", "populated-bytes") / 1024);
+}
+
+/*
+ * device_add_check - device_add the same host device again: L2 finds it,
+ * vmpin = @b + @size (the attach pinned the session's memory), the session
+ * holds it, and DMA to boot RAM and to the held plugged pages works.
+ */
+static void device_add_check(uint64_t b, uint64_t size, const char *what)
+{
+	double t = now();
+
+	qmp("{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\",\"id\":\"edu0\","
+	    "\"host\":\"%s\",\"bus\":\"rp0\",%s}}", opt.bdf,
+	    opt.backend == BE_IOMMUFD ? "\"iommufd\":\"iommufd0\"" : "\"dma-service\":\"ds0\"");
+	say("%s: device_add answered in %.1f s", what, now() - t);
+	l2("reopen");
+	vmpin_check(b, size, what);
+	if (opt.backend == BE_DMA_SERVICE)
+		devices_check(1, what);
+	count.dma_ok += l2("dma_ok boot");
+	count.dma_ok += l2("dma_ok vmem");
 }
 
 /* dma_service_boot_checks - the migration blocker and object-del in use. */
@@ -619,7 +1000,8 @@ static void dma_service_boot_checks(void)
  * dma_service_kill_restart - SIGKILL dmasvc mid-plug (the plug stops, the
  * device is blocked), unplug without the service, restart it (the shim
  * reconnects; the blocked device stays out of the new session).  Returns
- * the plugged size afterwards.
+ * the plugged size afterwards.  The way back to DMA is device_del +
+ * device_add (run() does it next).
  */
 static uint64_t dma_service_kill_restart(void)
 {
@@ -651,7 +1033,7 @@ static uint64_t dma_service_kill_restart(void)
 	count.dma_blocked += l2("dma_blocked held");
 	resize(16 * MiB);
 	say("kill: unplug to 16 MiB without the service");
-	svc_start();
+	svc_start(NULL);
 	for (t = now(); !file_has(QEMU_LOG, "reconnected to");) {
 		if (now() - t > 60)
 			fail("restart: the shim did not reconnect in 60 s");
@@ -661,13 +1043,6 @@ static uint64_t dma_service_kill_restart(void)
 	/* Reconnected, boot RAM and the plugged memory are mapped again in the
 	 * new session, but the blocked device is not in it: still no DMA. */
 	count.dma_blocked += l2("dma_blocked boot");
-	/*
-	 * Not done here: device_del + device_add of edu0 to bring its DMA
-	 * back.  Measured: QEMU 10.0.2 in L1 (TCG) never finalizes a
-	 * device_del'ed vfio-pci device, with this backend and with stock
-	 * iommufd= alike (no DEVICE_DELETED in 180 s; the cdev stays open),
-	 * so the re-add fails at bind (tests/nested/README.md).
-	 */
 	return 16 * MiB;
 }
 
@@ -675,13 +1050,14 @@ static uint64_t dma_service_kill_restart(void)
 static void run(void)
 {
 	char ans[512], cmd[96];
-	uint64_t b, base, max;
+	uint64_t b, base, max, size;
 	double t = now(), t_qemu;
 	const char *r;
 	int rc;
 
 	if (opt.backend == BE_DMA_SERVICE) {
-		svc_start();
+		dma_service_budget();
+		svc_start(NULL);
 		dma_service_refusals();
 		phase("refusals", &t);
 	}
@@ -705,8 +1081,16 @@ static void run(void)
 	say("virtio-mem at 0x%" PRIx64 ", %" PRIu64 " MiB; B = %" PRIu64 " KiB", base, max / MiB, b / 1024);
 	vmpin_check(b, 0, "boot");
 	count.dma_ok += l2("dma_ok boot");
-	if (opt.backend == BE_DMA_SERVICE)
+	if (opt.backend == BE_DMA_SERVICE) {
+		unsigned sid = svc_log_session(qemu_pid, 0, NULL);
+
+		/* the refusals' needle, seen where an attach did happen */
+		if (!sid || !svc_log_session(0, sid, "DEVICE_ATTACH: device"))
+			fail("boot: no 'DEVICE_ATTACH: device' line of QEMU's session %u in the service's log",
+			     sid);
+		devices_check(1, "boot");
 		dma_service_boot_checks();
+	}
 	phase("boot checks", &t);
 
 	say("plug 32 MiB: %.1f s", resize(32 * MiB));
@@ -733,9 +1117,19 @@ static void run(void)
 	count.dma_ok += l2("dma_ok vmem");
 	phase("replug", &t);
 
+	reset_check();
+	phase("reset", &t);
+
+	device_del_check("device_del");
+	device_add_check(b, 32 * MiB, "device_add");
+	phase("device_del + device_add", &t);
+
 	if (opt.backend == BE_DMA_SERVICE) {
-		dma_service_kill_restart();
+		size = dma_service_kill_restart();
 		phase("kill and restart", &t);
+		device_del_check("device_del of the blocked device");
+		device_add_check(b, size, "device_add in the new session");
+		phase("replug after the broken session", &t);
 	}
 
 	qmp_ex("{\"execute\":\"quit\"}", true);
@@ -746,13 +1140,91 @@ static void run(void)
 	say("quit: QEMU exited 0");
 	if (opt.backend == BE_DMA_SERVICE) {
 		vmpin_check(0, 0, "quit (QEMU's session is gone)");
-		kill(svc_pid, SIGTERM);
-		rc = reap(svc_pid, 30);
-		svc_pid = -1;
-		if (rc != 0)
-			fail("dmasvc exit %d on SIGTERM, want 0", rc);
+		svc_stop();
 	}
 	phase("teardown", &t);
+}
+
+/*
+ * qtest_unplug - no L2: QEMU under -accel qtest with edu assigned, then
+ * device_del, the guest's ACPI eject done by this program through qtest
+ * (outl to ICH9's PCI hotplug registers at 0xcc0: select the bus, eject
+ * the slot), DEVICE_DELETED awaited, and device_add again.  Tells whether
+ * a device_del'ed vfio-pci device is finalized without a TCG vCPU.
+ */
+static void qtest_unplug(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char *argv[64], dev[256], obj[256], ans[64];
+	int lfd, qt, n = 0;
+	uint64_t bsel;
+	double w;
+
+	if (opt.backend == BE_DMA_SERVICE)
+		svc_start(NULL);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/tmp/l2-qtest.sock");
+	unlink(sa.sun_path);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1))
+		fail("qtest socket: %s", strerror(errno));
+	if (opt.backend == BE_IOMMUFD) {
+		snprintf(obj, sizeof(obj), "iommufd,id=iommufd0");
+		snprintf(dev, sizeof(dev), "vfio-pci,id=edu0,host=%s,bus=rp0,iommufd=iommufd0", opt.bdf);
+	} else {
+		snprintf(obj, sizeof(obj), "dma-service,id=ds0,socket=%s", SVC_SOCK);
+		snprintf(dev, sizeof(dev), "vfio-pci,id=edu0,host=%s,bus=rp0,dma-service=ds0", opt.bdf);
+	}
+	char *base[] = { (char *)opt.qemu, "-L", (char *)opt.fw, "-accel", "qtest", "-qtest",
+			 "unix:/tmp/l2-qtest.sock", "-m", "128M",
+			 "-object", "memory-backend-memfd,id=ram0,size=128M",
+			 "-machine", "q35,memory-backend=ram0,aux-ram-share=on",
+			 "-device", "pcie-root-port,id=rp0,chassis=1", "-nodefaults", "-display", "none",
+			 "-qmp", "unix:" QMP_SOCK ",server=on,wait=off", "-name", "l2,debug-threads=on",
+			 "-trace", "vfio_dma_service_*", "-trace", "dma_service_device_*",
+			 "-trace", "iommufd_cdev_*", "-trace", "acpi_pci_eject_slot",
+			 "-trace", "acpi_pci_unplug*", "-trace", "vfio_region_finalize",
+			 "-object", obj, "-device", dev, NULL };
+	for (; base[n]; n++)
+		argv[n] = base[n];
+	argv[n] = NULL;
+	unlink(QMP_SOCK);
+	qemu_pid = spawn(argv, QEMU_LOG);
+	qt = accept(lfd, NULL, NULL);
+	if (qt < 0)
+		fail("qtest accept: %s", strerror(errno));
+	qmp_open();
+	say("qtest QEMU pid %d: edu0 in query-pci: %s", (int)qemu_pid,
+	    strstr(qmp("{\"execute\":\"query-pci\"}"), "\"edu0\"") ? "yes" : "no");
+	bsel = qom_u64("/machine/peripheral/rp0/rp0", "acpi-pcihp-bsel");
+	say("rp0's bus: acpi-pcihp-bsel %" PRIu64, bsel);
+	for (int round = 0; round < 2; round++) {
+		char cmd[96];
+
+		qmp("{\"execute\":\"device_del\",\"arguments\":{\"id\":\"edu0\"}}");
+		snprintf(cmd, sizeof(cmd), "outl 0xcd0 0x%" PRIx64 "\noutl 0xcc8 0x1\n", bsel);
+		if (write(qt, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+			fail("qtest write: %s", strerror(errno));
+		if (read(qt, ans, sizeof(ans)) <= 0)
+			fail("qtest read");
+		w = qmp_wait_event("\"DEVICE_DELETED\"", "\"device\": \"edu0\"", 60);
+		say("round %d: eject done; DEVICE_DELETED after %.1f s (-1: none); edu0 in query-pci: %s",
+		    round, w, strstr(qmp("{\"execute\":\"query-pci\"}"), "\"edu0\"") ? "yes" : "no");
+		if (w < 0) {
+			qemu_threads();
+			fail("qtest: no DEVICE_DELETED");
+		}
+		if (opt.backend == BE_DMA_SERVICE)
+			devices_check(0, "qtest device_del");
+		qmp("{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"vfio-pci\",\"id\":\"edu0\","
+		    "\"host\":\"%s\",\"bus\":\"rp0\",%s}}", opt.bdf,
+		    opt.backend == BE_IOMMUFD ? "\"iommufd\":\"iommufd0\"" : "\"dma-service\":\"ds0\"");
+		say("round %d: device_add ok", round);
+		if (opt.backend == BE_DMA_SERVICE)
+			devices_check(1, "qtest device_add");
+	}
+	kill(qemu_pid, SIGTERM);
+	say("qtest rc %d", reap(qemu_pid, 30));
+	qemu_pid = -1;
 }
 
 static void usage(void)
@@ -805,6 +1277,11 @@ int main(int argc, char **argv)
 		usage();
 	say("backend %s, edu %s", opt.backend == BE_IOMMUFD ? "iommufd (stock)" : "dma-service",
 	    opt.bdf);
+	if (getenv("NESTED_QTEST_UNPLUG")) {
+		qtest_unplug();
+		say("PASS qtest-unplug");
+		return 0;
+	}
 	run();
 	printf("nested-e2e: dma_ok=%d dma_blocked=%d vmpin_checks=%d\n", count.dma_ok,
 	       count.dma_blocked, count.vmpin_checks);

@@ -13,7 +13,10 @@
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
 #   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
 #   limit, default 1200 s), DMASVC_VM_LOG (console log; default under the
-#   build directory).
+#   build directory), DMASVC_NESTED_EXTRA_CPIO (a debugging archive appended
+#   to L1's initramfs, e.g. gdb with its libraries as /usr/bin/gdb and an
+#   unstripped QEMU as /dbg/qemu-system-x86_64: nested-l1 then prints
+#   QEMU's thread stacks when a device_del does not complete).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +44,8 @@ step "QEMU, kernels and payload ready"
 "$vm/build-initramfs.sh" -o "$work/l2-initrd.cpio.gz" -i "$here/l2-init" -b "$l2_edu"
 "$vm/build-initramfs.sh" -o "$work/l1-base.cpio.gz" -b "$dmasvc_static" -b "$nested_l1" \
 	-t "$here/10-nested-e2e" -f "$work/l2-initrd.cpio.gz=/l2/initrd.cpio.gz"
-cat "$work/l1-base.cpio.gz" "$payload" >"$work/l1-initrd.cpio.gz"
+cat "$work/l1-base.cpio.gz" "$payload" ${DMASVC_NESTED_EXTRA_CPIO:+"$DMASVC_NESTED_EXTRA_CPIO"} \
+	>"$work/l1-initrd.cpio.gz"
 step "initramfs ready (backend $backend)"
 
 log=${DMASVC_VM_LOG:-$work/console.log}
