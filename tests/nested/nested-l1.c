@@ -14,8 +14,15 @@
  *   dma-service  the dma-service backend (issue 12): dmasvc-static
  *                --iommufd /dev/iommu pins, so vmpin is dmasvc's VmPin,
  *                and only ram0's sections are handed over (the shim leaves
- *                the ROM memfds out).  Also: the refusals, migration
- *                blocker, object-del, kill and restart steps.
+ *                the ROM memfds out).  Also: the budget refusal
+ *                (dmasvc --max-mappings 64), the refusals (and that none
+ *                sent DEVICE_ATTACH), migration blocker, object-del, kill
+ *                and restart, and device_del + device_add of the blocked
+ *                device (the way back to DMA).
+ * Both backends: a guest-driven reset of edu, then device_del +
+ * device_add of edu, each followed by DMA checks.
+ * NESTED_QTEST_UNPLUG=1 in the environment: no L2, only device_del and
+ * device_add under -accel qtest (qtest_unplug).
  *
  * Terms: vmpin = VmPin of the pinning process (/proc/PID/status, read by
  * tests/vm/guest/svc-audit.c), the kernel's count; B = the RAM sections of
@@ -931,7 +938,9 @@ static void qemu_threads(void)
 /*
  * device_del_check - device_del edu0: DEVICE_DELETED (QEMU finalized the
  * device), L2 saw it go, vmpin is 0 (iommufd pins only while a device is
- * attached to the IOAS) and the session holds no device.
+ * attached to the IOAS; stock: QEMU's container went with the device);
+ * dma-service: the session holds no device but keeps its regions.
+ * Prints where QEMU stands when no DEVICE_DELETED comes in 60 s.
  */
 static void device_del_check(const char *what)
 {
@@ -962,8 +971,8 @@ static void device_del_check(const char *what)
 
 /*
  * device_add_check - device_add the same host device again: L2 finds it,
- * vmpin = @b + @size (the attach pinned the session's memory), the session
- * holds it, and DMA to boot RAM and to the held plugged pages works.
+ * vmpin = @b + @size (the attach pinned the memory), dma-service: the
+ * session holds it; DMA to boot RAM and to the held plugged pages works.
  */
 static void device_add_check(uint64_t b, uint64_t size, const char *what)
 {
