@@ -12,7 +12,9 @@
 # Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
 #   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
-#   limit, default 1200 s), DMASVC_VM_LOG (console log; default under the
+#   limit, default 1200 s), DMASVC_NESTED_APPEND (more L1 kernel arguments,
+#   which reach nested-l1 as environment: NESTED_DEVICE_DEL=1,
+#   NESTED_QTEST_UNPLUG=1), DMASVC_VM_LOG (console log; default under the
 #   build directory), DMASVC_NESTED_EXTRA_CPIO (a debugging archive appended
 #   to L1's initramfs, e.g. gdb with its libraries as /usr/bin/gdb and an
 #   unstripped QEMU as /dbg/qemu-system-x86_64: nested-l1 then prints
@@ -51,7 +53,7 @@ step "initramfs ready (backend $backend)"
 log=${DMASVC_VM_LOG:-$work/console.log}
 set +e
 DMASVC_VM_MEM=2G DMASVC_VM_EDU=edu,dma_mask=0xffffffffffff DMASVC_VM_LOG=$log \
-	DMASVC_VM_APPEND="nested_backend=$backend" \
+	DMASVC_VM_APPEND="nested_backend=$backend ${DMASVC_NESTED_APPEND:-}" \
 	"$vm/run-guest.sh" "$l1_kernel" "$work/l1-initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-1200}"
 rc=$?
 set -e
