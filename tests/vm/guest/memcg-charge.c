@@ -6,9 +6,14 @@
  * service's VmPin, on the real iommufd backend in the vm-tier guest.
  *
  * Usage: memcg-charge prefault|fault-in SOCKET CGROUP_ROOT
- *   (env: DMASVC_PID, the daemon's pid, as set by with-daemon; the daemon
- *   runs in CGROUP_ROOT/svc, this program moves itself to CGROUP_ROOT/vm1
- *   before it allocates anything: guest/tests/70-memcg-charge-iommufd)
+ *   (env: DMASVC_PID, the daemon's pid, as set by with-daemon; EDU_CDEV;
+ *   the daemon runs in CGROUP_ROOT/svc, this program moves itself to
+ *   CGROUP_ROOT/vm1 before it allocates anything:
+ *   guest/tests/70-memcg-charge-iommufd)
+ *
+ * The plugging client attaches the edu cdev to its session first: iommufd
+ * pins pages only for an IOAS with a domain attached (without one, a map
+ * records the area and pins nothing, so nothing would be faulted either).
  *
  *   prefault  (daemon without --allow-fault-in) a libdmasvc client in its
  *             default mode plugs N = 64 MiB of a fresh memfd in one blocking
@@ -115,9 +120,12 @@ static uint64_t resident_pages(int fd)
 	return n;
 }
 
-/* Connect, register @fd as one region of 2 MiB granules at @iova. */
-static struct dmasvc_client *client(const char *sock, bool caller_mode, int fd, uint64_t iova,
-				    int *region)
+/*
+ * Connect, attach the edu cdev when @devfd >= 0, register @fd as one region
+ * of 2 MiB granules at @iova.
+ */
+static struct dmasvc_client *client(const char *sock, bool caller_mode, int devfd, int fd,
+				    uint64_t iova, int *region)
 {
 	struct dmasvc_connect_opts o = { .timeout_ms = 60000 };
 	struct dmasvc_region_desc d = { .size = N, .iova = iova, .granule = GRANULE };
@@ -129,6 +137,8 @@ static struct dmasvc_client *client(const char *sock, bool caller_mode, int fd, 
 		fail("connect %s: %s", sock, strerror(-ret));
 	if (caller_mode && (ret = dmasvc_set_prefault(c, DMASVC_PREFAULT_CALLER)))
 		fail("set_prefault: %s", strerror(-ret));
+	if (devfd >= 0 && (ret = dmasvc_device_attach(c, devfd)) < 0)
+		fail("device_attach: %s (%s)", strerror(-ret), dmasvc_last_error(c));
 	ret = dmasvc_memory_add(c, fd, N, 0);
 	if (ret < 0)
 		fail("memory_add: %s (%s)", strerror(-ret), dmasvc_last_error(c));
@@ -147,7 +157,7 @@ int main(int argc, char **argv)
 	const char *root;
 	char self[32];
 	pid_t svc;
-	int fd, r, ret;
+	int fd, devfd, r, ret;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	mode = argc == 4 ? argv[1] : "?";
@@ -162,8 +172,11 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s/vm1/cgroup.procs", root);
 		write_file(path, self); /* before the first allocation of guest memory */
 	}
+	devfd = open(getenv("EDU_CDEV") ? getenv("EDU_CDEV") : "/dev/null", O_RDWR | O_CLOEXEC);
+	if (devfd < 0 || !getenv("EDU_CDEV"))
+		fail("open EDU_CDEV: %s", strerror(errno));
 	fd = guest_memfd();
-	c = client(argv[2], !strcmp(mode, "fault-in"), fd, 1ull << 30, &r);
+	c = client(argv[2], !strcmp(mode, "fault-in"), devfd, fd, 1ull << 30, &r);
 	v0 = current(root, "vm1");
 	s0 = current(root, "svc");
 	ret = dmasvc_populate(c, (uint32_t)r, 0, N);
@@ -193,13 +206,14 @@ int main(int argc, char **argv)
 		       mode);
 		dmasvc_disconnect(c);
 		close(fd);
+		close(devfd);
 		return 0;
 	}
 
 	/* A client that faults nothing in: its populate of holes is refused. */
 	{
 		int fd2 = guest_memfd(), r2;
-		struct dmasvc_client *c2 = client(argv[2], true, fd2, 2ull << 30, &r2);
+		struct dmasvc_client *c2 = client(argv[2], true, -1, fd2, 2ull << 30, &r2);
 		uint64_t s2, pin2, ds2;
 
 		ret = dmasvc_populate(c2, (uint32_t)r2, 0, N);
@@ -225,6 +239,7 @@ int main(int argc, char **argv)
 	}
 	dmasvc_disconnect(c);
 	close(fd);
+	close(devfd);
 	printf("memcg-charge[%s]: PASS\n", mode);
 	return 0;
 }
