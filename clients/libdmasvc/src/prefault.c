@@ -15,6 +15,7 @@
  * e.g. QEMU's prealloc=on) before each populate.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <sys/mman.h>
 
 #include "libdmasvc_priv.h"
@@ -24,13 +25,49 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
+/*
+ * first_absent: the offset of the first page of [@addr, @addr + @length)
+ * that mincore() does not report in memory, or @length when all are (the
+ * service's residency check asks the same question the same way).  A
+ * mincore() failure answers 0: the caller then lets madvise() decide.
+ */
+static size_t first_absent(char *addr, size_t length)
+{
+	enum { VEC = 4096 }; /* pages per call */
+	unsigned char vec[VEC];
+	size_t done = 0;
+
+	while (done < length) {
+		size_t bytes = length - done < (size_t)VEC * 4096 ? length - done : (size_t)VEC * 4096;
+
+		if (mincore(addr + done, bytes, vec) < 0)
+			return done;
+		for (size_t i = 0; i < (bytes + 4095) / 4096; i++)
+			if (!(vec[i] & 1))
+				return done + i * 4096;
+		done += bytes;
+	}
+	return length;
+}
+
 int dmasvc_prefault(void *addr, size_t length, bool writable)
 {
 	int advice = writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+	size_t from;
 
-	if (!addr || !length)
+	if (!addr || !length || ((uintptr_t)addr & 4095))
 		return -EINVAL;
-	while (madvise(addr, length, advice) < 0) {
+	/*
+	 * Pages already in memory: a mincore() walk (about 1 us per MiB)
+	 * instead of MADV_POPULATE's page-by-page walk (about 0.3 ms per MiB
+	 * measured, bench/RESULTS.md), so populating again what stayed
+	 * allocated (a replug, a replay) costs almost nothing.
+	 */
+	from = first_absent(addr, length);
+	if (from == length)
+		return 0;
+	from &= ~(size_t)4095;
+	while (madvise((char *)addr + from, length - from, advice) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
