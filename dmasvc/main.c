@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dmasvc/backend_kernel.h"
+
 #include "burst_priv.h"
 #include "config_priv.h"
 #include "executor_priv.h"
@@ -31,6 +33,8 @@
 static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			const struct be_ops **ops, struct be_ops *test_ops, struct be_ctx **ctx)
 {
+	/* iommufd's knobs: open() copies them, so the stack is enough. */
+	struct be_iommufd_config kcfg = { .rlimit_mode = -1, .huge_pages = -1 }, *kc = &kcfg;
 	struct soft_iommu_config soft = { .nr_ranges = 0 };
 	struct be_config cfg = {
 		.max_areas = opt_backend_max_areas(o),
@@ -83,6 +87,9 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 	} else {
 		*ops = &be_iommufd_ops;
 		cfg.path = o->iommufd_path;
+		cfg.backend_private = kc;
+		kc->rlimit_mode = o->iommufd_rlimit_mode;
+		kc->huge_pages = o->iommufd_huge_pages;
 	}
 	ret = (*ops)->open(&cfg, ctx);
 	if (ret) {

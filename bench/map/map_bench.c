@@ -43,7 +43,7 @@ struct opts {
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring, path_kernel;
+	bool path_engine, path_ring, path_kernel, path_faultin;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -109,7 +109,10 @@ static void usage(FILE *f)
 "                           default $EDU_CDEV with --backend iommufd)\n"
 "  --paths LIST             ring,engine,kernel (default: ring,kernel on soft,\n"
 "                           engine,ring,kernel on iommufd; the ring path sends\n"
-"                           the --device to the daemon with dmasvc_device_attach)\n"
+"                           the --device to the daemon with dmasvc_device_attach;\n"
+"                           faultin: the daemon with --allow-fault-in and a\n"
+"                           client that prefaults nothing, so the service\n"
+"                           allocates the plug: ring,faultin compares who pays)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G);\n"
@@ -304,6 +307,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->path_ring = strstr(paths, "ring") != NULL;
 	o->path_engine = strstr(paths, "engine") != NULL;
 	o->path_kernel = strstr(paths, "kernel") != NULL;
+	o->path_faultin = strstr(paths, "faultin") != NULL;
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
@@ -373,7 +377,7 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 		ret = -errno;
 		goto out_close;
 	}
-	if (ops != &mb_ring_ops) { /* in-process paths map it themselves */
+	if (ops != &mb_ring_ops && ops != &mb_faultin_ops) { /* in-process paths map it themselves */
 		r.vaddr = mmap(NULL, sc->size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 		if (r.vaddr == MAP_FAILED) {
 			ret = -errno;
@@ -436,6 +440,41 @@ out_close:
 	return ret;
 }
 
+/*
+ * fault_in_ratios: for each worker count run on both "ring" (the VMM
+ * prefaults) and "faultin" (the service faults), the median over the
+ * interleaved repetitions of faultin's wall time / ring's in the same
+ * repetition, with its range: who pays for allocating the plug, side by
+ * side.  Prints nothing without such a pair.
+ */
+static void fault_in_ratios(FILE *f, const struct mb_scen *sc, unsigned int phase,
+			    const struct mb_inst *inst, const struct mb_result *row, size_t ni)
+{
+	for (size_t i = 0; i < ni; i++) {
+		double r[MB_MAX_REPS], lo = 0, hi = 0;
+		unsigned int n = 0;
+
+		if (inst[i].ops != &mb_faultin_ops)
+			continue;
+		for (size_t j = 0; j < ni; j++) {
+			if (inst[j].ops != &mb_ring_ops || inst[j].workers != inst[i].workers)
+				continue;
+			for (unsigned int k = 0; k < row[i].reps && k < row[j].reps; k++) {
+				if (row[j].wall_ms[k] <= 0)
+					continue;
+				r[n] = row[i].wall_ms[k] / row[j].wall_ms[k];
+				lo = n && lo < r[n] ? lo : r[n];
+				hi = n && hi > r[n] ? hi : r[n];
+				n++;
+			}
+		}
+		if (n)
+			fprintf(f, "fault-in ratio w%u (%s, %s): service faulting / VMM prefaulting = %.3f "
+				   "(%.3f-%.3f) over %u interleaved repetitions\n\n",
+				inst[i].workers, sc->ph[phase].name, sc->title, mb_median_d(r, n), lo, hi, n);
+	}
+}
+
 /* Run @sc on every target, interleaved, and print its tables. */
 static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_scen *sc,
 		    struct mb_inst *inst, size_t ni, bool *first_row)
@@ -475,6 +514,8 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 			mb_report_table(stdout, m, sc, p, inst, row, ni);
 		if (o->json_file)
 			mb_json_rows(o->json_file, first_row, sc, p, inst, row, ni);
+		if (!o->json)
+			fault_in_ratios(stdout, sc, p, inst, row, ni);
 		fflush(stdout);
 	}
 	for (size_t i = 0; i < ni; i++)
@@ -511,7 +552,7 @@ static bool fits(uint64_t size, char *why, size_t len)
 
 static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 {
-	const struct mb_path_ops *paths[2] = { NULL, NULL };
+	const struct mb_path_ops *paths[3] = { NULL, NULL, NULL };
 	size_t n = 0;
 	int ret;
 
@@ -524,7 +565,9 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 		paths[0] = &mb_engine_ops;
 	if (o->path_ring)
 		paths[1] = &mb_ring_ops;
-	for (unsigned int p = 0; p < 2; p++) {
+	if (o->path_faultin)
+		paths[2] = &mb_faultin_ops;
+	for (unsigned int p = 0; p < 3; p++) {
 		for (unsigned int w = 0; paths[p] && w < o->nr_workers && n < MAX_INST; w++) {
 			struct mb_inst *in = &inst[n];
 

@@ -6,7 +6,8 @@
  *   path     a way of making the IOMMU follow guest memory: "direct" (what
  *            QEMU's VFIO listener does in-process today), "engine" (dmasvc's
  *            planner + worker pool in-process, no socket), "ring" (the
- *            dmasvc daemon, driven over its SQ/CQ ring by libdmasvc) or
+ *            dmasvc daemon, driven over its SQ/CQ ring by libdmasvc; the
+ *            VMM prefaults), "faultin" (the same, the daemon faults) or
  *            "kernel" (the backend's own calls for the same work, nothing
  *            around them: the physical limit);
  *   target   one opened path with a worker count (direct has none; for
@@ -100,6 +101,9 @@ extern const struct mb_path_ops mb_direct_ops;
 extern const struct mb_path_ops mb_engine_ops;
 extern const struct mb_path_ops mb_ring_ops;
 extern const struct mb_path_ops mb_kernel_ops;
+/* the ring path with the daemon faulting plugged memory in (--allow-fault-in)
+ * and a client that prefaults nothing: who allocates, compared with ring */
+extern const struct mb_path_ops mb_faultin_ops;
 
 /* ---- mb_backend.c: the in-process backend for direct and engine ---------- */
 

@@ -18,6 +18,13 @@
  * drops every pin and the device of the session.  Backend call
  * counts come from the daemon (QUERY STATUS of the own session); pins are
  * read from the daemon's /proc/PID/status.
+ *
+ * Who allocates the plugged memory (docs/design.md, "Who allocates guest
+ * memory"): on "ring" the VMM does, libdmasvc's default prefault
+ * (MADV_POPULATE_WRITE in the bench process) before each populate is
+ * posted, inside the timed call; on "faultin" the daemon runs with
+ * --allow-fault-in and the client in DMASVC_PREFAULT_CALLER mode faults
+ * nothing in, so the daemon's pins fault the pages (the service pays).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +49,7 @@
 
 struct mb_target {
 	const struct mb_env *env;
+	bool fault_in;           /* the "faultin" path */
 	pid_t daemon;
 	int dev_fd;              /* our fd of the device sent to the daemon, or -1 */
 	char sock[256];
@@ -60,8 +68,10 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 	struct stat st;
 	int logfd;
 
-	snprintf(t->sock, sizeof(t->sock), "%s/w%u.sock", env->tmpdir, workers);
-	snprintf(logpath, sizeof(logpath), "%s/dmasvc-w%u.log", env->tmpdir, workers);
+	const char *kind = t->fault_in ? "f" : "";
+
+	snprintf(t->sock, sizeof(t->sock), "%s/%sw%u.sock", env->tmpdir, kind, workers);
+	snprintf(logpath, sizeof(logpath), "%s/dmasvc-%sw%u.log", env->tmpdir, kind, workers);
 	snprintf(wbuf, sizeof(wbuf), "%u", workers);
 	unlink(t->sock);
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -87,6 +97,8 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 		argv[a++] = wbuf;
 		argv[a++] = "--log-level";
 		argv[a++] = "warn";
+		if (t->fault_in)
+			argv[a++] = "--allow-fault-in";
 		argv[a] = NULL;
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
 		dup2(logfd, STDERR_FILENO);
@@ -122,7 +134,7 @@ static void daemon_stop(struct mb_target *t)
 	t->daemon = 0;
 }
 
-static int ring_open(const struct mb_env *env, unsigned int workers,
+static int open_kind(const struct mb_env *env, unsigned int workers, bool fault_in,
 		     struct mb_target **out)
 {
 	struct mb_target *t = calloc(1, sizeof(*t));
@@ -131,6 +143,7 @@ static int ring_open(const struct mb_env *env, unsigned int workers,
 	if (!t)
 		return -ENOMEM;
 	t->env = env;
+	t->fault_in = fault_in;
 	t->dev_fd = -1;
 	ret = daemon_start(env, workers ? workers : 1, t);
 	if (ret) {
@@ -140,6 +153,16 @@ static int ring_open(const struct mb_env *env, unsigned int workers,
 	}
 	*out = t;
 	return 0;
+}
+
+static int ring_open(const struct mb_env *env, unsigned int workers, struct mb_target **out)
+{
+	return open_kind(env, workers, false, out);
+}
+
+static int faultin_open(const struct mb_env *env, unsigned int workers, struct mb_target **out)
+{
+	return open_kind(env, workers, true, out);
 }
 
 static void ring_close(struct mb_target *t)
@@ -177,6 +200,8 @@ static int ring_region_add(struct mb_target *t, const struct mb_region *r)
 	ret = dmasvc_connect(t->sock, &o, &t->c);
 	if (ret)
 		return ret;
+	if (t->fault_in && (ret = dmasvc_set_prefault(t->c, DMASVC_PREFAULT_CALLER)))
+		goto err_disconnect;
 	if (t->env->device_path) {
 		/* attached first, so that every map pins (iommufd pins only
 		 * while a device is attached) */
@@ -377,6 +402,17 @@ static pid_t ring_pin_pid(struct mb_target *t)
 const struct mb_path_ops mb_ring_ops = {
 	.name = "ring",
 	.open = ring_open,
+	.close = ring_close,
+	.region_add = ring_region_add,
+	.region_del = ring_region_del,
+	.notify = ring_notify,
+	.counts = ring_counts,
+	.pin_pid = ring_pin_pid,
+};
+
+const struct mb_path_ops mb_faultin_ops = {
+	.name = "faultin",
+	.open = faultin_open,
 	.close = ring_close,
 	.region_add = ring_region_add,
 	.region_del = ring_region_del,

@@ -209,6 +209,20 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls + b->st.unmap_retries;
 		if (b->err)
 			dlog_err(d->log, s->id, b->err, "running a burst of %zu events", b->nev);
+		if (b->nr_refused) {
+			const struct gran_event *ev = &b->ev[b->refused_event];
+			uint64_t g = gran_region_granule(ev->region);
+
+			dlog(d->log, DLOG_WARN, s->id,
+			     "region %u: populate of [0x%llx, 0x%llx) refused (%d): memory offset 0x%llx %s; "
+			     "the VMM must fault guest memory in before it posts (libdmasvc does), or the "
+			     "operator allows it with --allow-fault-in (%u populate(s) refused in this burst)",
+			     b->region_ids[b->refused_event], (unsigned long long)(ev->first * g),
+			     (unsigned long long)((ev->first + ev->count) * g), b->refused_err,
+			     (unsigned long long)b->refused_hole,
+			     b->refused_err == -ENXIO ? "is not in memory (a hole)" : "could not be checked",
+			     b->nr_refused);
+		}
 		if (b->map_failed)
 			dlog_err(d->log, s->id, b->first_fail.res, "region %u: map iova 0x%llx len 0x%llx",
 				 b->first_fail.event < b->nev ? b->region_ids[b->first_fail.event] : 0,

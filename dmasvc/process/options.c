@@ -41,6 +41,9 @@ enum {
 	OPT_SOCKET_GROUP,
 	OPT_LOG_LEVEL,
 	OPT_STATS_INTERVAL,
+	OPT_ALLOW_FAULT_IN,
+	OPT_RLIMIT_MODE,
+	OPT_HUGE_PAGES,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -67,6 +70,9 @@ static const struct option long_opts[] = {
 	{ "socket-group", required_argument, NULL, OPT_SOCKET_GROUP },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "allow-fault-in", no_argument, NULL, OPT_ALLOW_FAULT_IN },
+	{ "iommufd-rlimit-mode", required_argument, NULL, OPT_RLIMIT_MODE },
+	{ "iommufd-huge-pages", required_argument, NULL, OPT_HUGE_PAGES },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -118,6 +124,17 @@ void opt_usage(FILE *out)
 		"                        /dev/iommu and --device cdevs: each session reopens\n"
 		"                        them).  dmasvc.service uses User= instead\n"
 		"  --workers N           threads that run map calls in parallel, 1..%d (default %d)\n"
+		"  --allow-fault-in      pin guest memory that is not in memory yet, faulting it\n"
+		"                        in from the service (charged to the service's cgroup,\n"
+		"                        not the VM's).  Default: such a populate is refused\n"
+		"                        with ENXIO; the VMM faults its memory in first\n"
+		"                        (libdmasvc does)\n"
+		"  --iommufd-rlimit-mode user|process  IOMMU_OPTION_RLIMIT_MODE of every iommufd\n"
+		"                        context: pins counted in the service user's locked_vm\n"
+		"                        (user) or the service process's (process, like VFIO);\n"
+		"                        needs CAP_SYS_RESOURCE.  Default: the kernel's (user)\n"
+		"  --iommufd-huge-pages on|off  IOMMU_OPTION_HUGE_PAGES of every IOAS (default:\n"
+		"                        the kernel's, on)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info); under\n"
 		"                        journald (JOURNAL_STREAM) lines carry <N> priorities\n"
@@ -305,6 +322,17 @@ static void set_defaults(struct dsvc_options *o)
 	o->run_uid = (uid_t)-1;
 	o->run_gid = (gid_t)-1;
 	o->socket_gid = (gid_t)-1;
+	o->iommufd_rlimit_mode = -1;
+	o->iommufd_huge_pages = -1;
+}
+
+/* Index of @s in the NULL-terminated @words, or -EINVAL. */
+static int parse_word(const char *s, const char *const *words)
+{
+	for (int i = 0; words[i]; i++)
+		if (!strcmp(s, words[i]))
+			return i;
+	return -EINVAL;
 }
 
 const struct option *opt_long_options(void)
@@ -505,6 +533,23 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 			}
 			o->stats_interval = (unsigned int)v;
 			break;
+		case OPT_ALLOW_FAULT_IN:
+			o->allow_fault_in = true;
+			break;
+		case OPT_RLIMIT_MODE: /* the kernel's values: 0 per user, 1 per process (mm) */
+			o->iommufd_rlimit_mode = parse_word(optarg, (const char *const[]){ "user", "process", NULL });
+			if (o->iommufd_rlimit_mode < 0) {
+				snprintf(err, errlen, "--iommufd-rlimit-mode: '%s' is not user or process", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_HUGE_PAGES:
+			o->iommufd_huge_pages = parse_word(optarg, (const char *const[]){ "off", "on", NULL });
+			if (o->iommufd_huge_pages < 0) {
+				snprintf(err, errlen, "--iommufd-huge-pages: '%s' is not on or off", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_HELP:
 			opt_usage(out);
 			return OPT_EXIT;
@@ -531,6 +576,11 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 	}
 	if (o->socket_group && !mode_given)
 		o->socket_mode = 0660;
+	if ((o->iommufd_rlimit_mode >= 0 || o->iommufd_huge_pages >= 0) &&
+	    o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_IOMMUFD) {
+		snprintf(err, errlen, "--iommufd-rlimit-mode and --iommufd-huge-pages need the iommufd backend");
+		return -EINVAL;
+	}
 	return OPT_RUN;
 
 err_both:

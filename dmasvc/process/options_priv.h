@@ -121,6 +121,13 @@ struct dsvc_options {
 	struct opt_uid_caps uid_caps[OPT_MAX_UID_CAPS];
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
 	enum dlog_level log_level;   /* --log-level; default info */
+	bool allow_fault_in;         /* --allow-fault-in: pin pages that are not in memory
+					(the service faults them in); default false: such a
+					populate is refused (datapath/burst_run.c) */
+	int iommufd_rlimit_mode;     /* --iommufd-rlimit-mode: IOMMU_OPTION_RLIMIT_MODE, 0 user,
+					1 process; -1 (default) the kernel's */
+	int iommufd_huge_pages;      /* --iommufd-huge-pages: IOMMU_OPTION_HUGE_PAGES, 0 or 1;
+					-1 (default) the kernel's */
 	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 and no gids = default list */
 	uid_t allow_uids[OPT_MAX_ALLOW_UIDS];
 	unsigned int nr_allow_gids;  /* --allow-gid GID (repeatable): a peer's SO_PEERCRED gid */

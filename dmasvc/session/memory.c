@@ -95,6 +95,30 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
 	return 0;
 }
 
+int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint64_t *hole)
+{
+	enum { VEC = 4096 }; /* pages per mincore(): 16 MiB of 4 KiB pages */
+	unsigned char vec[VEC];
+
+	if (m->hugetlb)
+		return 0;
+	while (len) {
+		size_t pages = (size_t)(len / 4096 < VEC ? len / 4096 : VEC);
+
+		if (mincore((char *)m->vaddr + off, pages * 4096, vec) < 0)
+			return -errno;
+		for (size_t i = 0; i < pages; i++) {
+			if (!(vec[i] & 1)) {
+				*hole = off + i * 4096;
+				return 1;
+			}
+		}
+		off += pages * 4096;
+		len -= pages * 4096;
+	}
+	return 0;
+}
+
 void mem_close(struct dsvc_memory *m)
 {
 	if (m->vaddr)

@@ -47,6 +47,27 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
  */
 int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *err, size_t errlen);
 
+/*
+ * mem_find_hole: whether every page of [@off, @off + @len) of @m is in
+ * memory (in the memfd's page cache), without faulting anything in:
+ * mincore() on the service's own MAP_SHARED mapping reports page-cache
+ * residency for shmem, whatever the service's page tables hold.  The
+ * residency rule of populates (docs/design.md, "Who allocates guest
+ * memory"): the service pins only pages the VM allocated.
+ *   needs:      @off and @len multiples of 4096, inside [0, m->size).
+ *   guarantees: no page is allocated, read or mapped; cost is one
+ *               mincore() per 16 MiB (about 1 us per MiB measured, see
+ *               bench/RESULTS.md).  A page of the memfd that was swapped
+ *               out counts as a hole (the VMM's fault brings it back,
+ *               charged to the VM).
+ *   returns:    0 when every page is resident; 1 with *@hole = the memory
+ *               offset of the first page that is not; 0 without checking
+ *               for hugetlbfs (mincore there reports the service's own page
+ *               tables, not the file: the check cannot tell; see
+ *               docs/design.md); -errno when mincore fails.
+ */
+int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint64_t *hole);
+
 /* mem_close: munmap and close.  Never fails. */
 void mem_close(struct dsvc_memory *m);
 

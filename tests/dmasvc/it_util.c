@@ -229,6 +229,18 @@ int it_memfd(uint64_t size, bool sealed)
 	return fd;
 }
 
+int it_memfd_prefault(int fd, uint64_t off, uint64_t len)
+{
+	void *p = mmap(NULL, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	int err;
+
+	if (p == MAP_FAILED)
+		return -errno;
+	err = dmasvc_prefault(p, (size_t)len, true);
+	munmap(p, (size_t)len);
+	return err;
+}
+
 /* ---- comparing the service with a client ---- */
 
 struct run_list {

@@ -62,6 +62,14 @@ int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);
 int it_memfd(uint64_t size, bool sealed);
 
 /*
+ * it_memfd_prefault: allocate [@off, @off + @len) of memfd @fd in this
+ * process, as a VMM does before it posts a populate (the residency rule,
+ * docs/design.md): a temporary shared mapping, dmasvc_prefault(), unmap;
+ * the pages stay in the memfd.  Returns 0 or -errno.
+ */
+int it_memfd_prefault(int fd, uint64_t off, uint64_t len);
+
+/*
  * it_check_client: the service's view of @region equals the client's bitmap:
  * QUERY REGIONS populated/mapped bytes, and QUERY AUDIT extents all OK and
  * covering exactly the bitmap's runs at @iova.  Returns 0 or a negative

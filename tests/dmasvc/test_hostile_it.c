@@ -323,6 +323,8 @@ static void raw_ring_open_sized(struct raw_ring *rr, uint32_t entries, uint64_t 
 	rr->sock = it_raw_connect(svc.sock);
 	cr_assert_eq(it_raw_hello(rr->sock), 0);
 	rr->memfd = it_memfd(size, true);
+	/* A VMM allocates its memory before it posts populates (the residency rule). */
+	cr_assert_eq(it_memfd_prefault(rr->memfd, 0, size), 0);
 	cr_assert_eq(it_raw_call(rr->sock, DMASVC_CMD_MEMORY_ADD, &ma, sizeof(ma), &rr->memfd, 1, rep,
 				 sizeof(rep), NULL, NULL), 0);
 	ra.mem_id = rep[0];

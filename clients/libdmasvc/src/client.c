@@ -61,9 +61,12 @@ int cl_session_open(struct dmasvc_client *c)
 
 static void client_free(struct dmasvc_client *c)
 {
-	for (uint32_t i = 0; i < c->nmems; i++)
-		if (c->mems[i].live)
+	for (uint32_t i = 0; i < c->nmems; i++) {
+		if (c->mems[i].live) {
+			cl_memory_unmap(&c->mems[i]);
 			close(c->mems[i].fd);
+		}
+	}
 	for (uint32_t i = 0; i < c->nregions; i++) {
 		if (c->regions[i]) {
 			cl_bitmap_destroy(&c->regions[i]->populated);
@@ -262,14 +265,24 @@ int dmasvc_memory_add(struct dmasvc_client *c, int fd, uint64_t size, uint32_t f
 	err = table_grow((void **)&c->mems, c->nmems, sizeof(*c->mems));
 	if (err)
 		goto err_unlock;
+	err = cl_memory_map(c, &m);
+	if (err) {
+		snprintf(c->last_error, sizeof(c->last_error),
+			 "memory_add: mapping the memory to fault populates in (libdmasvc's prefault; "
+			 "dmasvc_set_prefault(DMASVC_PREFAULT_CALLER) makes none): %s", strerror(-err));
+		c->service_error[0] = '\0';
+		goto err_unlock;
+	}
 	err = cl_memory_send(c, &m);
 	if (err)
-		goto err_unlock;
+		goto err_unmap;
 	id = (int)c->nmems;
 	c->mems[c->nmems++] = m;
 	pthread_mutex_unlock(&c->ctl_lock);
 	return id;
 
+err_unmap:
+	cl_memory_unmap(&m);
 err_unlock:
 	pthread_mutex_unlock(&c->ctl_lock);
 	close(m.fd);
@@ -297,6 +310,7 @@ int dmasvc_memory_remove(struct dmasvc_client *c, uint32_t mem_id)
 	err = cl_call_simple(c, DMASVC_CMD_MEMORY_REMOVE, &req, sizeof(req), NULL, 0, NULL, 0);
 	if (!err || err == -ENOTCONN) {
 		/* Gone from the service either way: forget it locally. */
+		cl_memory_unmap(m);
 		close(m->fd);
 		m->live = false;
 		err = 0;
@@ -364,6 +378,10 @@ int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *
 	err = cl_region_send(c, r);
 	if (err)
 		goto err_unlock;
+	/* The service checked that the region lies inside its memory. */
+	if (c->mems[d->mem_id].map)
+		r->prefault = (char *)c->mems[d->mem_id].map + d->mem_offset;
+	r->prefault_write = !(c->mems[d->mem_id].flags & DMASVC_MEMORY_READONLY);
 	r->live = true;
 	id = (int)c->nregions;
 	pthread_mutex_lock(&c->state_lock);

@@ -37,6 +37,8 @@ struct cl_memory {
 	uint32_t svc_id;      /* valid while the session that added it lives */
 	uint32_t flags;
 	uint64_t size;
+	void *map;            /* DMASVC_PREFAULT_LIBRARY: our MAP_SHARED mapping of
+				 [0, size) to fault populates in through; else NULL */
 };
 
 struct cl_region {
@@ -44,6 +46,9 @@ struct cl_region {
 	uint32_t svc_id;
 	struct dmasvc_region_desc desc; /* desc.mem_id is a local memory id */
 	struct cl_bitmap populated;     /* guarded by client.state_lock */
+	char *prefault;                 /* the region's start in its memory's map, or
+					   NULL (caller mode); immutable once live */
+	bool prefault_write;            /* MADV_POPULATE_WRITE (else READ) */
 };
 
 /* Slot of one event posted on a queue; slot index = seq & slot_mask. */
@@ -93,6 +98,7 @@ struct dmasvc_queue {
 	struct dmasvc_completion *ready; /* FIFO of nslots entries */
 	uint32_t ready_head, ready_count;
 	int replay_err;              /* first failure of a SLOT_REPLAY event */
+	int prefault_err;            /* the last populate refused by its prefault, or 0 */
 };
 
 struct dmasvc_client {
@@ -104,6 +110,7 @@ struct dmasvc_client {
 	struct dmasvc_connect_opts opts; /* defaults filled in */
 	struct dmasvc_hello_reply hello;
 	bool query_only;             /* dmasvc_connect_query_only(): HELLO, no queue */
+	enum dmasvc_prefault_mode prefault; /* under ctl_lock; fixed once a memory exists */
 	char last_error[DMASVC_TEXT_MAX];
 	char service_error[DMASVC_TEXT_MAX]; /* error reply text of the last request, or "" */
 
@@ -147,6 +154,14 @@ int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t le
  */
 int cl_local_error(struct dmasvc_client *c, const char *what, int err);
 
+/*
+ * cl_event_error: an event call of @c failed (not a control request): set
+ * dmasvc_last_error() from @fmt, leave the service's text alone.  Takes
+ * ctl_lock (must not be held).
+ */
+__attribute__((format(printf, 2, 3)))
+void cl_event_error(struct dmasvc_client *c, const char *fmt, ...);
+
 /* cl_call_timed: cl_call waiting up to @timeout_ms (< 0: forever) instead of
  * the connection's timeout, for calls known to take long. */
 int cl_call_timed(struct dmasvc_client *c, int timeout_ms, uint16_t cmd, const void *body,
@@ -189,6 +204,19 @@ int cl_socket_adopt(int fd);
  * current service and record its svc id.  ctl_lock held; 0 or -errno. */
 int cl_memory_send(struct dmasvc_client *c, struct cl_memory *m);
 int cl_region_send(struct dmasvc_client *c, struct cl_region *r);
+
+/* ---- prefault.c ---------------------------------------------------------- */
+
+/*
+ * cl_memory_map: in DMASVC_PREFAULT_LIBRARY mode map @m (m->fd, m->size,
+ * m->flags set) MAP_SHARED | MAP_NORESERVE into m->map, touching nothing;
+ * in caller mode set m->map = NULL.  ctl_lock held.  Returns 0 or -errno
+ * (mmap's).
+ */
+int cl_memory_map(struct dmasvc_client *c, struct cl_memory *m);
+
+/* cl_memory_unmap: undo cl_memory_map (NULL map: nothing).  Never fails. */
+void cl_memory_unmap(struct cl_memory *m);
 
 /* cl_region_get: live region @id or NULL; state_lock held.  Inline: the
  * submit path (queue.c) looks regions up without a call into client.c. */

@@ -231,6 +231,8 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	struct cl_region *r;
 	struct cl_slot *s;
 	uint64_t first, count;
+	char *prefault = NULL;
+	bool prefault_write = false;
 	int err;
 
 	if (q->dead)
@@ -239,8 +241,11 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	r = cl_region_get(c, region);
 	err = r ? cl_range_to_bits(r->desc.size, r->desc.granule, offset, length, &first, &count)
 		: -ENOENT; /* what the service answers for an unknown region */
-	if (!err)
+	if (!err) {
 		sqe.region_id = r->svc_id;
+		prefault = r->prefault;
+		prefault_write = r->prefault_write;
+	}
 	pthread_mutex_unlock(&c->state_lock);
 	if (err)
 		return err;
@@ -254,6 +259,19 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 			/* the caller will wait for completions: publish the batch so far */
 			err = cl_ring_publish(&q->ring);
 			return err ? err : -EAGAIN;
+		}
+	}
+	/*
+	 * The VM allocates its memory, not the service: fault the range in
+	 * here, in the caller's thread, before the service sees the event
+	 * (prefault.c; the range lies inside the region, checked above).
+	 */
+	q->prefault_err = 0;
+	if (op == DMASVC_OP_POPULATE && prefault) {
+		err = dmasvc_prefault(prefault + offset, (size_t)length, prefault_write);
+		if (err) {
+			q->prefault_err = err;
+			return err;
 		}
 	}
 	sqe.offset = offset;
@@ -384,6 +402,7 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 			  uint64_t offset, uint64_t length)
 {
 	struct dmasvc_queue *q;
+	bool prefault_failed;
 	int64_t seq;
 	int err;
 
@@ -415,7 +434,17 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 	else if (err == -ETIMEDOUT)
 		q->slots[seq & (q->nslots - 1)].kind = SLOT_ORPHAN;
 out_unlock:
+	prefault_failed = seq < 0 && q->prefault_err == err;
 	cl_queue_unlock(q);
+	if (op == DMASVC_OP_POPULATE && (prefault_failed || err == -ENXIO))
+		cl_event_error(c, prefault_failed
+			? "populate of region %u [0x%llx, 0x%llx): faulting the memory in before posting "
+			  "(libdmasvc's prefault) failed: %s"
+			: "populate of region %u [0x%llx, 0x%llx): the service refused it, some of the "
+			  "memory is not in memory (%s): fault it in before posting (dmasvc_prefault(), "
+			  "or leave it to libdmasvc), or run the service with --allow-fault-in",
+			region, (unsigned long long)offset, (unsigned long long)(offset + length),
+			strerror(-err));
 	return err;
 }
 

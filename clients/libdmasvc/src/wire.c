@@ -10,6 +10,7 @@
  * (older msg_id) are dropped.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -206,6 +207,17 @@ int cl_local_error(struct dmasvc_client *c, const char *what, int err)
 	c->service_error[0] = '\0';
 	pthread_mutex_unlock(&c->ctl_lock);
 	return err;
+}
+
+void cl_event_error(struct dmasvc_client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&c->ctl_lock);
+	va_start(ap, fmt);
+	vsnprintf(c->last_error, sizeof(c->last_error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&c->ctl_lock);
 }
 
 int cl_call(struct dmasvc_client *c, uint16_t cmd, const void *body, uint32_t len,

@@ -503,3 +503,31 @@ Test(options, backend_reports_through_the_callback)
 		be_type1_ops.close(ctx);
 	cr_expect(strstr(line, "type1: ") == line, "type1 reports through the callback: '%s'", line);
 }
+
+/* Who allocates guest memory, and the iommufd options (docs/design.md). */
+Test(options, fault_in_and_iommufd_options)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
+	cr_expect(!o.allow_fault_in, "the service faults nothing in by default");
+	cr_expect_eq(o.iommufd_rlimit_mode, -1, "the kernel's rlimit mode by default");
+	cr_expect_eq(o.iommufd_huge_pages, -1);
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu", "--allow-fault-in"), OPT_RUN, "%s", err);
+	cr_expect(o.allow_fault_in);
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--iommufd-rlimit-mode", "process",
+			   "--iommufd-huge-pages", "off"), OPT_RUN, "%s", err);
+	cr_expect_eq(o.iommufd_rlimit_mode, 1, "IOMMUFD_RLIMIT_MODE: 1 = per process (mm)");
+	cr_expect_eq(o.iommufd_huge_pages, 0);
+	cr_assert_eq(PARSE(&o, err, "--iommufd-rlimit-mode", "user", "--iommufd-huge-pages", "on"), OPT_RUN,
+		     "%s", err);
+	cr_expect_eq(o.iommufd_rlimit_mode, 0);
+	cr_expect_eq(o.iommufd_huge_pages, 1);
+	cr_expect_eq(PARSE(&o, err, "--iommufd-rlimit-mode", "vm"), -EINVAL);
+	cr_expect(strstr(err, "--iommufd-rlimit-mode") && strstr(err, "'vm'"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--iommufd-huge-pages", "2"), -EINVAL);
+	cr_expect(strstr(err, "--iommufd-huge-pages"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--soft-iommu", "--iommufd-rlimit-mode", "user"), -EINVAL);
+	cr_expect(strstr(err, "need the iommufd backend"), "%s", err);
+}

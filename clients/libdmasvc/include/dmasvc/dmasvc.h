@@ -123,10 +123,59 @@ const char *dmasvc_last_service_error(const struct dmasvc_client *c);
 /*
  * dmasvc_memory_add: give the service guest memory: a memfd sealed with
  * F_SEAL_SHRINK, or a hugetlbfs file, of at least @size bytes.  The library
- * keeps a dup of @fd for replay; the caller keeps its own.  Returns the
- * memory id (>= 0) or -errno.
+ * keeps a dup of @fd for replay; the caller keeps its own.  In
+ * DMASVC_PREFAULT_LIBRARY mode (the default) it also maps the memory
+ * (address space only, nothing touched) for prefaulting populates.
+ * Returns the memory id (>= 0) or -errno (mmap's errno when that mapping
+ * fails).
  */
 int dmasvc_memory_add(struct dmasvc_client *c, int fd, uint64_t size, uint32_t flags);
+
+/* ---- who allocates guest memory ------------------------------------------ */
+
+/*
+ * The rule (docs/design.md, "Who allocates guest memory"): the pages of a
+ * populate are allocated by the VM, in the VMM's context, before the
+ * populate is posted; the service only pins pages that are already in
+ * memory, so the memory cgroup charge, NUMA placement and transparent huge
+ * pages follow the VMM.  A service that finds a page of the range not in
+ * memory refuses the populate with -ENXIO (unless its operator runs it
+ * with --allow-fault-in), and the blocking calls then say so in
+ * dmasvc_last_error().
+ */
+enum dmasvc_prefault_mode {
+	/* The library maps each memory once (MAP_SHARED | MAP_NORESERVE, in
+	 * this process) and faults every populate's range in through that
+	 * mapping (MADV_POPULATE_WRITE; READ for DMASVC_MEMORY_READONLY) right
+	 * before it posts it, on the calling thread.  The default. */
+	DMASVC_PREFAULT_LIBRARY = 0,
+	/* The caller guarantees the range is in memory before each populate:
+	 * its own preallocation, or dmasvc_prefault() on its own mapping (which
+	 * keeps the caller's madvise and mbind choices).  No mapping is made. */
+	DMASVC_PREFAULT_CALLER = 1,
+};
+
+/*
+ * dmasvc_set_prefault: choose who faults populates in (see above).
+ *   needs:      no memory added yet on @c.
+ *   returns:    0, -EINVAL (bad mode), -EBUSY (memories exist).
+ */
+int dmasvc_set_prefault(struct dmasvc_client *c, enum dmasvc_prefault_mode mode);
+
+/*
+ * dmasvc_prefault: allocate every page of [@addr, @addr + @length), a range
+ * of the caller's own shared mapping of guest memory, in the calling thread
+ * (MADV_POPULATE_WRITE when @writable, else MADV_POPULATE_READ; Linux >=
+ * 5.14), from the first page mincore() does not report in memory: pages
+ * already in memory cost a mincore() walk only (~1 us per MiB).
+ *   needs:      @addr page-aligned (huge-page-aligned for hugetlbfs), @length
+ *               a multiple of that page size.
+ *   returns:    0, or -errno from madvise: -ENOMEM (out of memory, e.g. the
+ *               VM's memory cgroup limit, or not mapped), -EFAULT (beyond the
+ *               file's end), -EINVAL (alignment, or a kernel before 5.14),
+ *               -EHWPOISON.
+ */
+int dmasvc_prefault(void *addr, size_t length, bool writable);
 
 /* dmasvc_memory_remove: -EBUSY while a region uses it. */
 int dmasvc_memory_remove(struct dmasvc_client *c, uint32_t mem_id);
@@ -156,13 +205,16 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
 
 /*
  * Blocking events on the default queue: return once the service completed
- * the event (0) or failed it (-errno; the region is as before the call), or
+ * the event (0) or failed it (-errno; the region is as before the call;
+ * -ENXIO: a populate of memory that is not in memory, see "who allocates
+ * guest memory"), or
  * -ETIMEDOUT after the connect timeout (the event may still complete
  * later; the bitmap is updated when it does).  -ENOTCONN when the service
  * is gone.  Checked locally first, with the service's codes: -ENOENT for
  * an unknown region, -EINVAL for a zero or misaligned range, -ERANGE for a
- * range past the region's end.  The default
- * queue's mutex is held for the whole call, so blocking calls from several
+ * range past the region's end.  A populate is prefaulted first (library
+ * mode) and fails with dmasvc_prefault()'s error without posting anything.
+ * The default queue's mutex is held for the whole call, so blocking calls from several
  * threads run one after the other; open a queue per thread to overlap them.
  */
 int dmasvc_populate(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
@@ -194,7 +246,10 @@ struct dmasvc_completion {
 
 /*
  * dmasvc_submit_populate / dmasvc_submit_discard: post one event.  Returns 0,
- * -EAGAIN when the SQ is full (reap completions and retry), -ENOENT for an
+ * -EAGAIN when the SQ is full (reap completions and retry), a populate's
+ * prefault error (library mode, as dmasvc_prefault(); nothing posted;
+ * its completion may later carry -ENXIO if the range lost pages
+ * meanwhile), -ENOENT for an
  * unknown region, -EINVAL for a misaligned range, -ERANGE past the region's end
  * (checked locally first), -ENOTCONN, -EPROTO once the ring is corrupt.
  * The doorbell is rung only when the service asked for a wake-up.  Events

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_prefault_it.c - who allocates guest memory (docs/design.md, "Who
+ * allocates guest memory"), against the real daemon on the software model,
+ * through libdmasvc: the library's default prefault makes populates work
+ * and leaves the pages in the memfd; a client that faults nothing in is
+ * refused with -ENXIO and an error naming the range, pins nothing and gets
+ * nothing faulted in; faulting its own mapping in (dmasvc_prefault) makes
+ * the same populate work; --allow-fault-in accepts the hole and the service
+ * faults it in.  No memcg here: the charge itself is measured in the
+ * tests/vm guest (guest/memcg-charge.c).  Pins: the daemon's VmLck.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "it_util.h"
+
+#define MiB (1ull << 20)
+#define G (2 * MiB)
+#define SIZE (16 * MiB)
+#define IOVA (1ull << 32)
+
+static struct it_svc svc;
+
+static void stop(void)
+{
+	int rc = it_svc_finish(&svc);
+
+	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
+}
+
+TestSuite(prefault, .fini = stop, .timeout = 60);
+
+struct fx {
+	struct dmasvc_client *c;
+	int fd, region;
+	char *map; /* the test's own view of the memfd (mincore, caller prefault) */
+};
+
+static void fx_open(struct fx *f, const char *const *extra, enum dmasvc_prefault_mode mode)
+{
+	struct dmasvc_region_desc d = { .size = SIZE, .iova = IOVA, .granule = G };
+	int mem;
+
+	cr_assert_eq(it_svc_start(&svc, extra), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	cr_assert_eq(dmasvc_set_prefault(f->c, mode), 0);
+	f->fd = it_memfd(SIZE, true);
+	cr_assert_geq(f->fd, 0);
+	f->map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	cr_assert_neq(f->map, MAP_FAILED);
+	mem = dmasvc_memory_add(f->c, f->fd, SIZE, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(f->c));
+	d.mem_id = (uint32_t)mem;
+	f->region = dmasvc_region_add(f->c, &d);
+	cr_assert_geq(f->region, 0, "%s", dmasvc_last_error(f->c));
+}
+
+static void fx_close(struct fx *f)
+{
+	dmasvc_disconnect(f->c);
+	munmap(f->map, SIZE);
+	close(f->fd);
+	cr_expect_eq(it_wait_vmlck(svc.pid, 0, 5000), 0, "the session's pins are gone");
+}
+
+/* Pages of [off, off + len) of the memfd in memory (mincore faults nothing in). */
+static uint64_t resident(const struct fx *f, uint64_t off, uint64_t len)
+{
+	unsigned char v[SIZE / 4096];
+	uint64_t n = 0;
+
+	cr_assert_eq(mincore(f->map + off, len, v), 0);
+	for (uint64_t i = 0; i < len / 4096; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+Test(prefault, the_library_faults_a_populate_in_before_it_posts)
+{
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_LIBRARY);
+	cr_assert_eq(resident(&f, 0, SIZE), 0, "a fresh memfd is all holes");
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * MiB, 4 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(resident(&f, 2 * MiB, 4 * MiB), 1024, "the populated range is in memory");
+	cr_expect_eq(resident(&f, 0, 2 * MiB) + resident(&f, 6 * MiB, SIZE - 6 * MiB), 0,
+		     "nothing else was faulted in");
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(4 * MiB), 5000), (int64_t)(4 * MiB));
+	/* asynchronous submits prefault too */
+	cr_assert_eq(dmasvc_submit_populate(dmasvc_default_queue(f.c), (uint32_t)f.region, 8 * MiB, G, 7), 0);
+	{
+		struct dmasvc_completion cq;
+
+		cr_assert_eq(dmasvc_reap(dmasvc_default_queue(f.c), &cq, 1, 5000), 1);
+		cr_expect_eq(cq.res, 0);
+		cr_expect_eq(cq.user_data, 7);
+	}
+	cr_expect_eq(resident(&f, 8 * MiB, G), G / 4096);
+	fx_close(&f);
+}
+
+Test(prefault, a_populate_of_a_hole_is_refused_and_named)
+{
+	struct dmasvc_completion cq;
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_CALLER);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * MiB, 4 * MiB), -ENXIO);
+	cr_expect(strstr(dmasvc_last_error(f.c), "region 0 [0x200000, 0x600000)") &&
+		  strstr(dmasvc_last_error(f.c), "not in memory") &&
+		  strstr(dmasvc_last_error(f.c), "--allow-fault-in"),
+		  "the error names the range and the way out: %s", dmasvc_last_error(f.c));
+	cr_expect_eq(resident(&f, 0, SIZE), 0, "the service faulted nothing in");
+	cr_expect_eq(it_vmlck(svc.pid), 0, "nothing pinned");
+	cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 0);
+	/* asynchronously: the CQE carries it */
+	cr_assert_eq(dmasvc_submit_populate(dmasvc_default_queue(f.c), (uint32_t)f.region, 0, G, 9), 0);
+	cr_assert_eq(dmasvc_reap(dmasvc_default_queue(f.c), &cq, 1, 5000), 1);
+	cr_expect_eq(cq.res, -ENXIO);
+
+	/* the caller faults its own mapping in: now it maps */
+	cr_assert_eq(dmasvc_prefault(f.map + 2 * MiB, 4 * MiB, true), 0);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * MiB, 4 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(4 * MiB), 5000), (int64_t)(4 * MiB));
+	/* one page of a granule missing is enough to refuse it */
+	cr_assert_eq(dmasvc_prefault(f.map + 8 * MiB, G - 4096, true), 0);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * MiB, G), -ENXIO);
+	cr_expect_eq(it_vmlck(svc.pid), (int64_t)(4 * MiB));
+	fx_close(&f);
+}
+
+Test(prefault, allow_fault_in_lets_the_service_fault_holes_in)
+{
+	static const char *const extra[] = { "--allow-fault-in", NULL };
+	struct fx f;
+
+	fx_open(&f, extra, DMASVC_PREFAULT_CALLER);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 4 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(resident(&f, 0, 4 * MiB), 1024, "the service's pin faulted the pages in");
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(4 * MiB), 5000), (int64_t)(4 * MiB));
+	fx_close(&f);
+}
+
+Test(prefault, the_mode_is_chosen_before_the_first_memory)
+{
+	struct dmasvc_client *c;
+	int fd = it_memfd(SIZE, true);
+	char page[4096];
+
+	cr_assert_eq(it_svc_start(&svc, NULL), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	cr_expect_eq(dmasvc_set_prefault(c, (enum dmasvc_prefault_mode)7), -EINVAL);
+	cr_assert_geq(dmasvc_memory_add(c, fd, SIZE, 0), 0);
+	cr_expect_eq(dmasvc_set_prefault(c, DMASVC_PREFAULT_CALLER), -EBUSY);
+	cr_expect_eq(dmasvc_prefault(NULL, 4096, true), -EINVAL);
+	cr_expect_eq(dmasvc_prefault(page + 1, 4096, true), -EINVAL, "not page-aligned");
+	dmasvc_disconnect(c);
+	close(fd);
+}
