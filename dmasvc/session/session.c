@@ -118,6 +118,7 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		goto err_free;
 	s->id = ++d->next_session_id;
 	s->fd = fd;
+	s->keep_fd = -1;
 	s->admin = admin;
 	s->log_budget = SESSION_LOG_BUDGET;
 	d->sessions[slot] = s;

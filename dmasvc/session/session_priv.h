@@ -76,8 +76,18 @@ static_assert(SESSION_MAX_MEMORIES <= (1u << ID_SLOT_BITS), "slot bits");
 struct dsvc_region {
 	uint32_t id;
 	uint32_t flags;            /* DMASVC_REGION_* */
-	struct dsvc_memory *mem;   /* users counts this region */
+	struct dsvc_memory *mem;   /* users counts this region; NULL while adopted */
 	struct gran_region *gr;    /* granule state; owns the budget reservation */
+	/*
+	 * adopted: re-created from a kept session's record (docs/restart.md)
+	 * and not yet claimed by the resumed client's REGION_ADD: no memory,
+	 * granule state from the kernel's audit; it can be discarded and torn
+	 * down but not populated.  keep_*: the memory it maps (st_dev,
+	 * st_ino of the fd, offset, size), kept in the record and compared
+	 * at the claim.
+	 */
+	bool adopted;
+	uint64_t keep_mem_dev, keep_mem_ino, keep_mem_offset, keep_mem_size;
 };
 
 /*
@@ -193,6 +203,21 @@ struct dsvc_session {
 	/* Usage as of the moment the session went busy (executor_kick takes
 	 * it), for readers while it is busy (session_usage()). */
 	struct session_usage usage_snapshot;
+	/*
+	 * Restart (docs/restart.md).  token: the secret a client resumes this
+	 * session with (all-zero: not resumable).  keep_fd: the memfd holding
+	 * its record, -1 when the session is not kept.  orphan: adopted from
+	 * a previous instance and not resumed yet (fd is -1); torn down at
+	 * orphan_deadline_ns (CLOCK_MONOTONIC).  resumed: a client resumed it;
+	 * region_phase: REGION_ADDs may still claim adopted regions (ends at
+	 * the first RING_SETUP after the resume).
+	 */
+	uint8_t token[DMASVC_TOKEN_LEN];
+	int keep_fd;
+	bool orphan;
+	bool resumed;
+	bool region_phase;
+	uint64_t orphan_deadline_ns;
 };
 
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */

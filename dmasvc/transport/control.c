@@ -19,12 +19,14 @@
 
 struct cmd_desc {
 	const char *name;
-	size_t body;  /* known (and minimum) body size */
+	size_t body;  /* known body size */
+	size_t min;   /* minimum body size; 0: the known size (a command that grew
+			 keeps its old size here; the missing tail reads as zero) */
 	bool takes_fd; /* exactly one SCM_RIGHTS fd */
 };
 
 static const struct cmd_desc cmds[DMASVC_CMD_MAX] = {
-	[DMASVC_CMD_HELLO] = { "HELLO", sizeof(struct dmasvc_hello), false },
+	[DMASVC_CMD_HELLO] = { "HELLO", sizeof(struct dmasvc_hello), false, DMASVC_HELLO_V1_SIZE },
 	[DMASVC_CMD_MEMORY_ADD] = { "MEMORY_ADD", sizeof(struct dmasvc_memory_add), true },
 	[DMASVC_CMD_MEMORY_REMOVE] = { "MEMORY_REMOVE", sizeof(struct dmasvc_memory_remove), false },
 	[DMASVC_CMD_REGION_ADD] = { "REGION_ADD", sizeof(struct dmasvc_region_add), false },
@@ -34,6 +36,7 @@ static const struct cmd_desc cmds[DMASVC_CMD_MAX] = {
 	[DMASVC_CMD_DEVICE_DETACH] = { "DEVICE_DETACH", sizeof(struct dmasvc_device_detach), false },
 	[DMASVC_CMD_QUERY] = { "QUERY", sizeof(struct dmasvc_query), false },
 	[DMASVC_CMD_BYE] = { "BYE", 0, false },
+	[DMASVC_CMD_UPGRADE] = { "UPGRADE", 0, false },
 };
 
 const char *ctl_cmd_name(uint16_t cmd)
@@ -207,11 +210,12 @@ int ctl_decode(const void *buf, size_t len, int msg_flags, int *fds, unsigned in
 	}
 	d = &cmds[hdr.cmd];
 	body_len = len - sizeof(hdr);
-	if (body_len < d->body) {
-		ret = dlog_errf(-EINVAL, err, errlen, "%s body of %zu bytes, needs %zu", d->name, body_len, d->body);
+	if (body_len < (d->min ? d->min : d->body)) {
+		ret = dlog_errf(-EINVAL, err, errlen, "%s body of %zu bytes, needs %zu", d->name, body_len,
+				d->min ? d->min : d->body);
 		goto err_close;
 	}
-	if (!all_zero(p + sizeof(hdr) + d->body, body_len - d->body)) {
+	if (body_len > d->body && !all_zero(p + sizeof(hdr) + d->body, body_len - d->body)) {
 		ret = dlog_errf(-E2BIG, err, errlen, "%s body has %zu unknown non-zero trailing bytes",
 			   d->name, body_len - d->body);
 		goto err_close;
@@ -225,7 +229,8 @@ int ctl_decode(const void *buf, size_t len, int msg_flags, int *fds, unsigned in
 		ret = dlog_errf(-EBADF, err, errlen, "%s: invalid fd", d->name);
 		goto err_close;
 	}
-	memcpy(&req->u, p + sizeof(hdr), d->body);
+	memset(&req->u, 0, sizeof(req->u));
+	memcpy(&req->u, p + sizeof(hdr), body_len < d->body ? body_len : d->body);
 	ret = check_body(req, err, errlen);
 	if (ret)
 		goto err_close;

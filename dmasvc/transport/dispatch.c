@@ -100,7 +100,8 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 	case DMASVC_CMD_HELLO:
 		ret = do_hello(d, s, &req->u.hello, &body.hello, err, sizeof(err), &out->disconnect);
 		out->why = "protocol version mismatch";
-		body_len = sizeof(body.hello);
+		/* a minor < 2 client knows only the first 32 bytes */
+		body_len = s->minor >= 2 ? sizeof(body.hello) : DMASVC_HELLO_REPLY_V1_SIZE;
 		break;
 	case DMASVC_CMD_MEMORY_ADD:
 		ret = session_memory_add(d, s, req->fd, &req->u.memory_add, &id, err, sizeof(err));

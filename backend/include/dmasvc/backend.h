@@ -88,6 +88,23 @@ struct be_config {
  */
 typedef int (*be_audit_fn)(void *arg, uint64_t iova, uint64_t length);
 
+#define BE_KEPT_MAX_DEVICES 16
+
+/*
+ * What outlives the service's process for one space (docs/restart.md): the
+ * kernel objects are held by these fds, so a new instance that gets them
+ * back (systemd's fd store, or an exec) adopts the space as it is.
+ */
+struct be_kept_space {
+	int fd;              /* the space's own iommufd context */
+	uint32_t ioas_id;
+	uint32_t nr_devs;
+	struct {
+		int fd;          /* the VFIO cdev file bound to @fd's context */
+		uint32_t dev_id; /* the kernel's device id (device_attach's handle) */
+	} devs[BE_KEPT_MAX_DEVICES];
+};
+
 struct be_ops {
 	/* @name: short name for logs and stats ("iommufd", "type1", "soft"). */
 	const char *name;
@@ -188,6 +205,29 @@ struct be_ops {
 	 */
 	int (*audit)(struct be_space *space, uint64_t iova, uint64_t length,
 		     uint64_t probe_granule, be_audit_fn fn, void *arg);
+
+	/*
+	 * Restart (docs/restart.md).  Optional, all three or none: NULL means
+	 * the backend's state dies with the process (type1, the model).
+	 *
+	 * @space_keep: fill *@out with the fds that hold @space's kernel
+	 * objects; they stay owned by the backend.  Returns 0 or -errno.
+	 *
+	 * @space_adopt: a space from fds a previous instance kept; ownership
+	 * of every fd in @in moves to the backend, also on error (closed).
+	 * Checks that the IOAS and each device are what @in says; nothing is
+	 * attached, detached, mapped or unmapped.  Returns 0 and *@out, or
+	 * -errno (-ENOENT: no such IOAS in that context; -ENODEV: a device
+	 * fd is not a VFIO device).
+	 *
+	 * @space_forget: free @space and close its fds without unmapping or
+	 * detaching anything (the kept copies hold the kernel objects).
+	 * Never fails.
+	 */
+	int (*space_keep)(struct be_space *space, struct be_kept_space *out);
+	int (*space_adopt)(struct be_ctx *ctx, const struct be_kept_space *in,
+			   struct be_space **out);
+	void (*space_forget)(struct be_space *space);
 };
 
 /* The backends built into this binary; NULL where not compiled in. */

@@ -48,7 +48,10 @@
 #include "dmasvc/records.h"
 
 #define DMASVC_PROTO_MAJOR 1
-#define DMASVC_PROTO_MINOR 1 /* 1: DEVICE_ATTACH reply carries iommufd_devid */
+/* 1: DEVICE_ATTACH reply carries iommufd_devid.
+ * 2: session tokens: HELLO may resume a kept session (docs/restart.md);
+ *    the UPGRADE admin command; SQE flag DMASVC_SQE_REPLAY. */
+#define DMASVC_PROTO_MINOR 2
 
 /* DMASVC_MSG_MAX (records.h): bytes in one packet, header included */
 #define DMASVC_TEXT_MAX 256        /* reply text, NUL included */
@@ -66,6 +69,7 @@ enum dmasvc_cmd {
 	DMASVC_CMD_DEVICE_DETACH = 8,
 	DMASVC_CMD_QUERY = 9,          /* stats / regions / audit records */
 	DMASVC_CMD_BYE = 10,           /* orderly close: unmap all, then reply */
+	DMASVC_CMD_UPGRADE = 11,       /* admin: re-exec the service, keeping sessions */
 	DMASVC_CMD_MAX
 };
 
@@ -82,13 +86,20 @@ static_assert(sizeof(struct dmasvc_msg_hdr) == 16, "hdr size");
 
 /* ---- HELLO ------------------------------------------------------------ */
 
+#define DMASVC_TOKEN_LEN 16
+
 struct dmasvc_hello {
 	uint16_t major;       /* DMASVC_PROTO_MAJOR; a mismatch is -EPROTO */
 	uint16_t minor;       /* DMASVC_PROTO_MINOR the client speaks */
-	uint32_t flags;       /* must be 0 */
+	uint32_t flags;       /* DMASVC_HELLO_*; other bits -EINVAL */
+#define DMASVC_HELLO_RESUME (1u << 0) /* resume the kept session holding @token */
 	uint64_t client_tag;  /* free-form id for logs (e.g. the VMM's pid) */
+	/* minor >= 2 (a 16-byte HELLO reads as all-zero here): the token of
+	 * the session to resume, with DMASVC_HELLO_RESUME; else all-zero. */
+	uint8_t token[DMASVC_TOKEN_LEN];
 };
-static_assert(sizeof(struct dmasvc_hello) == 16, "hello size");
+static_assert(sizeof(struct dmasvc_hello) == 32, "hello size");
+#define DMASVC_HELLO_V1_SIZE 16 /* minor < 2 clients send this much */
 
 struct dmasvc_hello_reply {
 	uint16_t major;
@@ -98,8 +109,17 @@ struct dmasvc_hello_reply {
 	uint32_t max_cq_entries;
 	uint64_t max_areas;       /* area budget of the session's space */
 	uint64_t __reserved;      /* 0 */
+	/* minor >= 2 only (a minor < 2 client gets the first 32 bytes): */
+	uint32_t flags;           /* DMASVC_HELLO_RESUMED */
+#define DMASVC_HELLO_RESUMED (1u << 0) /* this connection resumed a kept session */
+	uint32_t __reserved2;     /* 0 */
+	/* The secret that resumes this session after a service restart
+	 * (single use: every resume issues a new one); all-zero when the
+	 * session cannot be resumed (type1, the software model). */
+	uint8_t token[DMASVC_TOKEN_LEN];
 };
-static_assert(sizeof(struct dmasvc_hello_reply) == 32, "hello reply size");
+static_assert(sizeof(struct dmasvc_hello_reply) == 56, "hello reply size");
+#define DMASVC_HELLO_REPLY_V1_SIZE 32
 
 /* ---- MEMORY_ADD / MEMORY_REMOVE --------------------------------------- */
 

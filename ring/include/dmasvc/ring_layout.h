@@ -66,7 +66,7 @@ enum dmasvc_op {
  */
 struct dmasvc_sqe {
 	uint8_t opcode;      /* enum dmasvc_op */
-	uint8_t flags;       /* must be 0 */
+	uint8_t flags;       /* DMASVC_SQE_*; other bits are -EINVAL */
 	uint16_t __reserved; /* must be 0 */
 	uint32_t region_id;
 	uint64_t offset;     /* bytes from the region start */
@@ -74,6 +74,10 @@ struct dmasvc_sqe {
 	uint64_t user_data;  /* returned unchanged in the CQE */
 };
 static_assert(sizeof(struct dmasvc_sqe) == 32, "SQE is 32 bytes");
+/* The client replays its state after a resume (docs/restart.md): the
+ * event changes nothing in meaning; a map or unmap it makes is a repair,
+ * logged and counted. */
+#define DMASVC_SQE_REPLAY (1u << 0)
 static_assert(offsetof(struct dmasvc_sqe, region_id) == 4, "SQE layout");
 static_assert(offsetof(struct dmasvc_sqe, offset) == 8, "SQE layout");
 static_assert(offsetof(struct dmasvc_sqe, length) == 16, "SQE layout");
