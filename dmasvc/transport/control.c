@@ -20,9 +20,9 @@
 struct cmd_desc {
 	const char *name;
 	size_t body;  /* known body size */
+	bool takes_fd; /* exactly one SCM_RIGHTS fd */
 	size_t min;   /* minimum body size; 0: the known size (a command that grew
 			 keeps its old size here; the missing tail reads as zero) */
-	bool takes_fd; /* exactly one SCM_RIGHTS fd */
 };
 
 static const struct cmd_desc cmds[DMASVC_CMD_MAX] = {
