@@ -132,9 +132,16 @@ Test(control, request_errors_are_not_fatal)
 	n = pkt(buf, 0, NULL, 0, 0, 0);
 	cr_expect_eq(decode(buf, n, 0, NULL, 0, &req), -EOPNOTSUPP);
 
-	n = pkt(buf, DMASVC_CMD_HELLO, &h, sizeof(h) - 1, 0, 0);
+	n = pkt(buf, DMASVC_CMD_HELLO, &h, DMASVC_HELLO_V1_SIZE - 1, 0, 0);
 	cr_expect_eq(decode(buf, n, 0, NULL, 0, &req), -EINVAL, "short body");
 	cr_expect(!req.fatal);
+	/* a minor < 2 client's 16-byte HELLO is whole; the token reads as zero */
+	memset(&h.token, 0xa5, sizeof(h.token));
+	n = pkt(buf, DMASVC_CMD_HELLO, &h, DMASVC_HELLO_V1_SIZE, 0, 0);
+	cr_expect_eq(decode(buf, n, 0, NULL, 0, &req), 0, "the 16-byte HELLO of minor < 2");
+	cr_expect_eq(req.u.hello.token[0], 0);
+	cr_expect_eq(req.u.hello.token[DMASVC_TOKEN_LEN - 1], 0);
+	memset(&h.token, 0, sizeof(h.token));
 
 	n = pkt(buf, DMASVC_CMD_HELLO, &h, sizeof(h), 8, 0);
 	cr_expect_eq(decode(buf, n, 0, NULL, 0, &req), 0, "zero trailing bytes are accepted");
