@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* Opaque here; each backend's file defines both for itself (soft.c, iommufd.c, type1.c). */
 struct be_ctx;   /* one opened backend (an open /dev/iommu, a model instance) */
 struct be_space; /* one IOMMU address space owned by a be_ctx */
 
