@@ -53,6 +53,19 @@ struct be_limits {
 };
 
 /*
+ * be_limits_allow: whether [@iova, @last] lies inside one allowed range of
+ * @lim (no ranges: everything is allowed).  limits.c.
+ */
+bool be_limits_allow(const struct be_limits *lim, uint64_t iova, uint64_t last);
+
+/*
+ * be_limits_format: @lim's ranges as "0xA-0xL 0xA-0xL ..." ("any" when it
+ * has none) into @buf, NUL-terminated, cut short with "..." when it does
+ * not fit.  Never fails.  limits.c.
+ */
+void be_limits_format(const struct be_limits *lim, char *buf, size_t len);
+
+/*
  * Where the bytes of a map come from.  vaddr is the service's own MAP_SHARED
  * mapping of the memory at fd_offset; fd/fd_offset name the same bytes for
  * backends that map files directly (IOMMU_IOAS_MAP_FILE).  fd may be -1.
