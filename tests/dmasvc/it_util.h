@@ -83,8 +83,14 @@ bool it_svc_alive(const struct it_svc *s);
 /* it_count_fds: the open fds of @pid, or -1. */
 int it_count_fds(pid_t pid);
 
-/* it_vmlck: VmLck of @pid in bytes, or -errno. */
+/*
+ * it_proc_status_bytes: the "@field: N kB" line of /proc/@pid/status in
+ * bytes, or -errno (-ENOENT: no such line).  it_vmlck and it_vmrss: VmLck
+ * and VmRSS.
+ */
+int64_t it_proc_status_bytes(pid_t pid, const char *field);
 int64_t it_vmlck(pid_t pid);
+int64_t it_vmrss(pid_t pid);
 
 /* it_wait_vmlck: wait up to @ms for VmLck of @pid to equal @bytes; returns the last value. */
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);
