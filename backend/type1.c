@@ -24,7 +24,7 @@
  * opened_file is set; "Device FDs hold a group file reference"), and
  * type1_open() opened the group before any client could reach the service.
  * be_type1_device_open() keeps a reference to each file it creates
- * (type1_space.own), so a client's fd is in the group exactly when it is
+ * (struct be_space.own), so a client's fd is in the group exactly when it is
  * one of those open files (a client can hold one only as a copy of the
  * service's, e.g. taken with pidfd_getfd(2)).  Open-file identity is tested
  * without kcmp(2) (CONFIG_KCMP is off in many kernels, the vm tier's
