@@ -80,7 +80,6 @@ _Static_assert(sizeof(struct iommu_ioas_map_file) == 40,
 	       "iommu_ioas_map_file layout");
 
 #define BE_NAME "iommufd"
-#define IOFD_MAX_DEVICES 32
 
 enum iommufd_map_file_state {
 	IOFD_MF_UNKNOWN = 0, /* not tried yet */
@@ -100,7 +99,7 @@ enum iommufd_map_file_state {
  * that VM's memory.  With a context per space, the ids it can name are its
  * own session's.
  */
-struct iommufd_ctx {
+struct be_ctx {
 	char *path;                   /* /dev/iommu */
 	int rlimit_mode;              /* -1 = kernel default; set on every space's file */
 	int huge_pages;               /* -1 = kernel default */
@@ -110,30 +109,15 @@ struct iommufd_ctx {
 	struct be_report rep;         /* immutable after open; any thread */
 };
 
-/* A device bound to the ctx's iommufd and attached to one IOAS. */
-struct iommufd_dev {
-	int fd;          /* our dup of the caller's cdev fd (same file) */
-	uint32_t dev_id; /* the kernel's out_devid; handle for detach */
-};
-
-/* One IOAS in its own iommufd context.  devs[] is touched only by the single control thread. */
-struct iommufd_space {
-	struct iommufd_ctx *ctx;
+/* One IOAS in its own iommufd context. */
+struct be_space {
+	struct be_ctx *ctx;
 	int fd;                       /* this space's /dev/iommu: its own context */
 	uint32_t ioas_id;
-	unsigned int nr_devs;
-	struct iommufd_dev devs[IOFD_MAX_DEVICES];
+	/* The cdevs bound to fd and attached to the IOAS; each handle is the
+	 * kernel's out_devid.  Control thread only. */
+	struct kernel_devs devs;
 };
-
-static struct iommufd_ctx *to_ctx(struct be_ctx *c)
-{
-	return (struct iommufd_ctx *)c;
-}
-
-static struct iommufd_space *to_space(struct be_space *s)
-{
-	return (struct iommufd_space *)s;
-}
 
 /* IOMMU_OPTION set or get of @option on @object (0 = global). */
 static int iommufd_option(int fd, uint32_t option, uint16_t op, uint32_t object,
@@ -223,7 +207,7 @@ static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	const struct be_iommufd_config *kc = cfg->backend_private;
 	const char *path = cfg->path ? cfg->path : "/dev/iommu";
-	struct iommufd_ctx *ctx;
+	struct be_ctx *ctx;
 	int fd;
 
 	ctx = calloc(1, sizeof(*ctx));
@@ -248,13 +232,12 @@ static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 		return fd;
 	}
 	close(fd);
-	*out = (struct be_ctx *)ctx;
+	*out = ctx;
 	return 0;
 }
 
-static void iommufd_close(struct be_ctx *c)
+static void iommufd_close(struct be_ctx *ctx)
 {
-	struct iommufd_ctx *ctx = to_ctx(c);
 
 	if (!ctx)
 		return;
@@ -264,10 +247,9 @@ static void iommufd_close(struct be_ctx *c)
 	free(ctx);
 }
 
-static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
+static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 {
-	struct iommufd_ctx *ctx = to_ctx(c);
-	struct iommufd_space *sp;
+	struct be_space *sp;
 	int rc;
 
 	sp = calloc(1, sizeof(*sp));
@@ -295,7 +277,7 @@ static int iommufd_space_create(struct be_ctx *c, struct be_space **out)
 		}
 	}
 	ctx->nr_spaces++;
-	*out = (struct be_space *)sp;
+	*out = sp;
 	return 0;
 
 err_destroy_ioas:
@@ -307,29 +289,30 @@ err_free:
 	return rc;
 }
 
-/* Detach and unbind devs[i] and drop it from the array.  Never fails. */
-static void iommufd_dev_release(struct iommufd_space *sp, unsigned int i)
+/*
+ * Detach device entry @i from the IOAS and drop it (the bind ends once the
+ * caller's fd is closed too).  Never fails.
+ */
+static void iommufd_dev_release(struct be_space *sp, unsigned int i)
 {
 	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
-	int rc = kernel_ioctl(sp->devs[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
+	int rc = kernel_ioctl(sp->devs.dev[i].fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
 
 	if (rc < 0)
 		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: VFIO_DEVICE_DETACH_IOMMUFD_PT", 0, 0,
 			   rc);
-	close(sp->devs[i].fd); /* unbinds once the caller's fd is closed too */
-	sp->devs[i] = sp->devs[--sp->nr_devs];
+	kernel_devs_drop(&sp->devs, i);
 }
 
-static void iommufd_space_destroy(struct be_space *s)
+static void iommufd_space_destroy(struct be_space *sp)
 {
-	struct iommufd_space *sp = to_space(s);
 	uint64_t unmapped;
 	int rc;
 
 	if (!sp)
 		return;
-	while (sp->nr_devs)
-		iommufd_dev_release(sp, sp->nr_devs - 1);
+	while (sp->devs.n)
+		iommufd_dev_release(sp, sp->devs.n - 1);
 	/* iova 0, length U64_MAX is the kernel's "unmap everything". */
 	rc = iommufd_unmap_raw(sp->fd, sp->ioas_id, 0, UINT64_MAX, &unmapped);
 	if (rc < 0 && rc != -ENOENT)
@@ -340,9 +323,8 @@ static void iommufd_space_destroy(struct be_space *s)
 	free(sp);
 }
 
-static int iommufd_limits(struct be_space *s, struct be_limits *out)
+static int iommufd_limits(struct be_space *sp, struct be_limits *out)
 {
-	struct iommufd_space *sp = to_space(s);
 	struct iommu_iova_range *ranges;
 	struct iommu_ioas_iova_ranges cmd = {
 		.size = sizeof(cmd),
@@ -402,7 +384,7 @@ static uint32_t iommufd_map_flags(unsigned int prot)
  * Try IOMMU_IOAS_MAP_FILE.  Returns 0, -errno from the kernel, or
  * -ENOTTY when this kernel does not have it (then never again on this ctx).
  */
-static int iommufd_map_file(struct iommufd_space *sp, uint64_t iova,
+static int iommufd_map_file(struct be_space *sp, uint64_t iova,
 			 uint64_t length, const struct be_map_src *src,
 			 uint32_t flags)
 {
@@ -426,21 +408,17 @@ static int iommufd_map_file(struct iommufd_space *sp, uint64_t iova,
 	return rc;
 }
 
-static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
+static int iommufd_map(struct be_space *sp, uint64_t iova, uint64_t length,
 		    const struct be_map_src *src, unsigned int prot)
 {
-	struct iommufd_space *sp = to_space(s);
 	uint32_t flags = iommufd_map_flags(prot);
 	struct iommu_ioas_map cmd;
 	uint64_t end;
 	int rc;
 
-	rc = kernel_range(iova, length, &end);
+	rc = kernel_map_args(iova, length, src, prot, &end);
 	if (rc < 0)
 		return rc;
-	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
-	    (prot & ~(unsigned int)(BE_PROT_READ | BE_PROT_WRITE)) || !src)
-		return -EINVAL;
 
 	/* Relaxed: a stale value only costs one extra ENOTTY attempt. */
 	if (src->fd >= 0 && atomic_load_explicit(&sp->ctx->map_file,
@@ -473,10 +451,9 @@ static int iommufd_map(struct be_space *s, uint64_t iova, uint64_t length,
 	return 0;
 }
 
-static int iommufd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
-	struct iommufd_space *sp = to_space(s);
 	uint64_t end;
 	int rc;
 
@@ -503,10 +480,9 @@ static int iommufd_unmap(struct be_space *s, uint64_t iova, uint64_t length,
  * ioctl): after a failed attach that file stays bound and a retry fails in
  * VFIO_DEVICE_BIND_IOMMUFD with -EINVAL; the caller must open a fresh fd.
  */
-static int iommufd_device_attach(struct be_space *s, int device_fd,
+static int iommufd_device_attach(struct be_space *sp, int device_fd,
 			      uint32_t *dev_id)
 {
-	struct iommufd_space *sp = to_space(s);
 	struct vfio_device_bind_iommufd bind = {
 		.argsz = sizeof(bind),
 		.iommufd = sp->fd,
@@ -517,7 +493,7 @@ static int iommufd_device_attach(struct be_space *s, int device_fd,
 	};
 	int fd, rc;
 
-	if (sp->nr_devs == IOFD_MAX_DEVICES)
+	if (kernel_devs_full(&sp->devs))
 		return -ENOSPC;
 	fd = kernel_dup(device_fd);
 	if (fd < 0)
@@ -532,10 +508,7 @@ static int iommufd_device_attach(struct be_space *s, int device_fd,
 		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_DEVICE_ATTACH_IOMMUFD_PT", 0, 0, rc);
 		goto err_close; /* unbinds with the file's last close */
 	}
-	sp->devs[sp->nr_devs++] = (struct iommufd_dev){
-		.fd = fd,
-		.dev_id = bind.out_devid,
-	};
+	kernel_devs_add(&sp->devs, fd, bind.out_devid);
 	*dev_id = bind.out_devid;
 	return 0;
 
@@ -544,18 +517,12 @@ err_close:
 	return rc;
 }
 
-static void iommufd_device_detach(struct be_space *s, uint32_t dev_id)
+static void iommufd_device_detach(struct be_space *sp, uint32_t dev_id)
 {
-	struct iommufd_space *sp = to_space(s);
+	int i = kernel_devs_index(&sp->devs, &sp->ctx->rep, BE_NAME, dev_id);
 
-	for (unsigned int i = 0; i < sp->nr_devs; i++) {
-		if (sp->devs[i].dev_id == dev_id) {
-			iommufd_dev_release(sp, i);
-			return;
-		}
-	}
-	be_reportf(&sp->ctx->rep, BE_NAME ": BUG: detach of unknown device %u",
-		dev_id);
+	if (i >= 0)
+		iommufd_dev_release(sp, (unsigned int)i);
 }
 
 /*
@@ -601,7 +568,7 @@ static int iommufd_device_reserved(struct be_space *s, int device_fd,
  * Is [@iova, @iova + @length) fully mapped in @sp?  Probes by copying it
  * into @scratch and removing the copy again.  Returns 1, 0, or -errno.
  */
-static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t iova,
+static int iommufd_probe(struct be_space *sp, uint32_t scratch, uint64_t iova,
 		      uint64_t length)
 {
 	struct iommu_ioas_copy cmd = {
@@ -635,7 +602,7 @@ static int iommufd_probe(struct iommufd_space *sp, uint32_t scratch, uint64_t io
 /* One audit walk: the probe target and the run of mapped bytes not yet
  * reported (adjacent mapped spans are merged before fn sees them). */
 struct iommufd_audit {
-	struct iommufd_space *sp;
+	struct be_space *sp;
 	uint32_t scratch;   /* the scratch IOAS probes copy into */
 	uint64_t gran;      /* probe granule */
 	be_audit_fn fn;
@@ -687,7 +654,7 @@ static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t probe_granule, be_audit_fn fn, void *arg)
 {
 	struct iommufd_audit a = {
-		.sp = to_space(s), .gran = probe_granule, .fn = fn, .arg = arg,
+		.sp = s, .gran = probe_granule, .fn = fn, .arg = arg,
 	};
 	uint64_t end;
 	int rc;
@@ -708,9 +675,8 @@ static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	return rc;
 }
 
-int be_iommufd_get_option(struct be_space *s, uint32_t option, uint64_t *val)
+int be_iommufd_get_option(struct be_space *sp, uint32_t option, uint64_t *val)
 {
-	struct iommufd_space *sp = to_space(s);
 	uint32_t object = option == IOMMU_OPTION_RLIMIT_MODE ? 0 : sp->ioas_id;
 
 	*val = 0;
@@ -720,12 +686,12 @@ int be_iommufd_get_option(struct be_space *s, uint32_t option, uint64_t *val)
 
 uint32_t be_iommufd_ioas_id(struct be_space *s)
 {
-	return to_space(s)->ioas_id;
+	return s->ioas_id;
 }
 
 bool be_iommufd_map_file_used(struct be_space *s)
 {
-	return atomic_load_explicit(&to_space(s)->ctx->map_file,
+	return atomic_load_explicit(&s->ctx->map_file,
 				    memory_order_relaxed) == IOFD_MF_WORKS;
 }
 

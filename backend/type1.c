@@ -24,7 +24,7 @@
  * opened_file is set; "Device FDs hold a group file reference"), and
  * type1_open() opened the group before any client could reach the service.
  * be_type1_device_open() keeps a reference to each file it creates
- * (type1_space.own), so a client's fd is in the group exactly when it is
+ * (struct be_space.own), so a client's fd is in the group exactly when it is
  * one of those open files (a client can hold one only as a copy of the
  * service's, e.g. taken with pidfd_getfd(2)).  Open-file identity is tested
  * without kcmp(2) (CONFIG_KCMP is off in many kernels, the vm tier's
@@ -50,7 +50,7 @@
  * here (the record tells a cut from a misaligned request).
  *
  * Vocabulary (backend.h): area, end (exclusive), last (inclusive).
- * Locking: struct type1_space.lock serialises map/unmap/audit and the record
+ * Locking: struct be_space.lock serialises map/unmap/audit and the record
  * (the kernel holds one container mutex for the whole pin+map anyway).
  */
 #include <pthread.h>
@@ -65,46 +65,30 @@
 #include "kernel_priv.h"
 
 #define BE_NAME "type1"
-#define T1_MAX_DEVICES 32
 #define T1_CONTAINER "/dev/vfio/vfio"
 
 /* One open VFIO group.  Immutable after open() except space. */
-struct type1_ctx {
+struct be_ctx {
 	int group_fd;
 	uint64_t max_areas;     /* cfg->max_areas, 0 = kernel's limit only */
-	struct type1_space *space; /* the one live space, or NULL */
+	struct be_space *space; /* the one live space, or NULL */
 	struct be_report rep;   /* immutable; any thread */
 };
 
-struct type1_dev {
-	int fd;          /* our dup of a device fd of this group */
-	uint32_t dev_id; /* handle given out by device_attach() */
-};
-
-struct type1_space {
-	struct type1_ctx *ctx;     /* immutable */
+struct be_space {
+	struct be_ctx *ctx;     /* immutable */
 	/* Control thread only: the device files be_type1_device_open() made
 	 * (our references), what device_attach() accepts. */
 	unsigned int nr_own;
-	int own[T1_MAX_DEVICES];
+	int own[KERNEL_MAX_DEVICES];
 	int container_fd;       /* immutable */
 	pthread_mutex_t lock;   /* guards rec and the kernel map/unmap calls */
 	struct area_record rec; /* successful maps not yet unmapped */
-	/* Control thread only: */
+	/* Control thread only: the attached devices (fds of this group), each
+	 * handle counted up from next_dev_id. */
 	uint32_t next_dev_id;
-	unsigned int nr_devs;
-	struct type1_dev devs[T1_MAX_DEVICES];
+	struct kernel_devs devs;
 };
-
-static struct type1_ctx *to_ctx(struct be_ctx *c)
-{
-	return (struct type1_ctx *)c;
-}
-
-static struct type1_space *to_space(struct be_space *s)
-{
-	return (struct type1_space *)s;
-}
 
 /* Open the container and check it speaks type1v2.  Returns fd or -errno (reported to @r). */
 static int type1_container_open(const struct be_report *r)
@@ -136,7 +120,7 @@ static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 {
 	struct vfio_group_status st = { .argsz = sizeof(st) };
 	struct be_report rep = be_report_init(cfg);
-	struct type1_ctx *ctx;
+	struct be_ctx *ctx;
 	int rc, probe;
 
 	if (!cfg->path)
@@ -169,7 +153,7 @@ static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 		rc = -EBUSY;
 		goto err_close;
 	}
-	*out = (struct be_ctx *)ctx;
+	*out = ctx;
 	return 0;
 
 err_close:
@@ -179,9 +163,8 @@ err_free:
 	return rc;
 }
 
-static void type1_close(struct be_ctx *c)
+static void type1_close(struct be_ctx *ctx)
 {
-	struct type1_ctx *ctx = to_ctx(c);
 
 	if (!ctx)
 		return;
@@ -191,10 +174,9 @@ static void type1_close(struct be_ctx *c)
 	free(ctx);
 }
 
-static int type1_space_create(struct be_ctx *c, struct be_space **out)
+static int type1_space_create(struct be_ctx *ctx, struct be_space **out)
 {
-	struct type1_ctx *ctx = to_ctx(c);
-	struct type1_space *sp;
+	struct be_space *sp;
 	int rc;
 
 	if (ctx->space)
@@ -227,7 +209,7 @@ static int type1_space_create(struct be_ctx *c, struct be_space **out)
 		goto err_unset;
 	}
 	ctx->space = sp;
-	*out = (struct be_space *)sp;
+	*out = sp;
 	return 0;
 
 err_unset:
@@ -242,9 +224,8 @@ err_free:
 	return rc;
 }
 
-static void type1_space_destroy(struct be_space *s)
+static void type1_space_destroy(struct be_space *sp)
 {
-	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_unmap um = {
 		.argsz = sizeof(um),
 		.flags = VFIO_DMA_UNMAP_FLAG_ALL,
@@ -253,8 +234,8 @@ static void type1_space_destroy(struct be_space *s)
 
 	if (!sp)
 		return;
-	while (sp->nr_devs)
-		close(sp->devs[--sp->nr_devs].fd);
+	while (sp->devs.n)
+		kernel_devs_drop(&sp->devs, sp->devs.n - 1);
 	while (sp->nr_own)
 		close(sp->own[--sp->nr_own]);
 	if (sp->rec.n) {
@@ -315,9 +296,8 @@ static void type1_parse_caps(const struct vfio_iommu_type1_info *info,
 	}
 }
 
-static int type1_limits(struct be_space *s, struct be_limits *out)
+static int type1_limits(struct be_space *sp, struct be_limits *out)
 {
-	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_info *info;
 	uint32_t size = sizeof(*info);
 	uint64_t avail = UINT64_MAX;
@@ -359,10 +339,9 @@ static int type1_limits(struct be_space *s, struct be_limits *out)
 	return 0;
 }
 
-static int type1_map(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_map(struct be_space *sp, uint64_t iova, uint64_t length,
 		  const struct be_map_src *src, unsigned int prot)
 {
-	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_map map = {
 		.argsz = sizeof(map),
 		.iova = iova,
@@ -371,12 +350,10 @@ static int type1_map(struct be_space *s, uint64_t iova, uint64_t length,
 	uint64_t end;
 	int rc;
 
-	rc = kernel_range(iova, length, &end);
+	rc = kernel_map_args(iova, length, src, prot, &end);
 	if (rc < 0)
 		return rc;
-	if (!(prot & (BE_PROT_READ | BE_PROT_WRITE)) ||
-	    (prot & ~(unsigned int)(BE_PROT_READ | BE_PROT_WRITE)) || !src ||
-	    !src->vaddr)
+	if (!src->vaddr)
 		return -EINVAL;
 	map.vaddr = (uintptr_t)src->vaddr;
 	if (prot & BE_PROT_READ)
@@ -412,10 +389,9 @@ out_unlock:
 	return rc;
 }
 
-static int type1_unmap(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 		    uint64_t *unmapped)
 {
-	struct type1_space *sp = to_space(s);
 	struct vfio_iommu_type1_dma_unmap um = {
 		.argsz = sizeof(um),
 		.iova = iova,
@@ -454,7 +430,7 @@ out_unlock:
  * @ours shows through @fd only then (see the file comment).  Restores the
  * flags.  An error reads as "not the same".
  */
-static bool type1_same_file(const struct type1_space *sp, int fd, int ours)
+static bool type1_same_file(const struct be_space *sp, int fd, int ours)
 {
 	int a = fcntl(fd, F_GETFL), b = fcntl(ours, F_GETFL), a2;
 
@@ -468,14 +444,13 @@ static bool type1_same_file(const struct type1_space *sp, int fd, int ours)
 	return a2 == (b ^ O_NONBLOCK);
 }
 
-static int type1_device_attach(struct be_space *s, int device_fd,
+static int type1_device_attach(struct be_space *sp, int device_fd,
 			    uint32_t *dev_id)
 {
-	struct type1_space *sp = to_space(s);
 	bool ours = false;
 	int fd;
 
-	if (sp->nr_devs == T1_MAX_DEVICES)
+	if (kernel_devs_full(&sp->devs))
 		return -ENOSPC;
 	for (unsigned int i = 0; i < sp->nr_own && !ours; i++)
 		ours = type1_same_file(sp, device_fd, sp->own[i]);
@@ -484,33 +459,22 @@ static int type1_device_attach(struct be_space *s, int device_fd,
 	fd = kernel_dup(device_fd);
 	if (fd < 0)
 		return fd;
-	sp->devs[sp->nr_devs++] = (struct type1_dev){
-		.fd = fd,
-		.dev_id = ++sp->next_dev_id,
-	};
+	kernel_devs_add(&sp->devs, fd, ++sp->next_dev_id);
 	*dev_id = sp->next_dev_id;
 	return 0;
 }
 
-static void type1_device_detach(struct be_space *s, uint32_t dev_id)
+static void type1_device_detach(struct be_space *sp, uint32_t dev_id)
 {
-	struct type1_space *sp = to_space(s);
+	int i = kernel_devs_index(&sp->devs, &sp->ctx->rep, BE_NAME, dev_id);
 
-	for (unsigned int i = 0; i < sp->nr_devs; i++) {
-		if (sp->devs[i].dev_id == dev_id) {
-			close(sp->devs[i].fd);
-			sp->devs[i] = sp->devs[--sp->nr_devs];
-			return;
-		}
-	}
-	be_reportf(&sp->ctx->rep, BE_NAME ": BUG: detach of unknown device %u",
-		dev_id);
+	if (i >= 0)
+		kernel_devs_drop(&sp->devs, (unsigned int)i);
 }
 
-static int type1_audit(struct be_space *s, uint64_t iova, uint64_t length,
+static int type1_audit(struct be_space *sp, uint64_t iova, uint64_t length,
 		    uint64_t probe_granule, be_audit_fn fn, void *arg)
 {
-	struct type1_space *sp = to_space(s);
 	uint64_t end;
 	int rc;
 
@@ -524,12 +488,11 @@ static int type1_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	return rc;
 }
 
-int be_type1_device_open(struct be_space *s, const char *name)
+int be_type1_device_open(struct be_space *sp, const char *name)
 {
-	struct type1_space *sp = to_space(s);
 	int rc, own;
 
-	if (sp->nr_own == T1_MAX_DEVICES)
+	if (sp->nr_own == KERNEL_MAX_DEVICES)
 		return -ENOSPC;
 	rc = kernel_ioctl(sp->ctx->group_fd, VFIO_GROUP_GET_DEVICE_FD, (void *)name);
 	if (rc < 0) {

@@ -53,6 +53,23 @@ struct ctl_audit {
 	bool all_ok;     /* no MISSING or STRAY extent */
 };
 
+/* The @i-th record (@i < n) of @v's sessions, @v's regions, @ar's extents. */
+static inline const struct dmasvc_stat_session *ctl_session(const struct ctl_view *v, size_t i)
+{
+	return (const struct dmasvc_stat_session *)v->sessions.data + i;
+}
+
+static inline const struct dmasvc_stat_region *ctl_region(const struct ctl_view *v, size_t i)
+{
+	return (const struct dmasvc_stat_region *)v->regions.data + i;
+}
+
+static inline const struct dmasvc_audit_extent *ctl_extent(const struct ctl_audit_region *ar,
+							   size_t i)
+{
+	return (const struct dmasvc_audit_extent *)ar->extents.data + i;
+}
+
 /* ---- read.c ---- */
 
 /*

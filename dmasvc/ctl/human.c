@@ -94,7 +94,7 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 	else
 		fprintf(out, "; since start no events\n");
 	for (size_t i = 0; i < v->sessions.n; i++) {
-		const struct dmasvc_stat_session *s = (const struct dmasvc_stat_session *)v->sessions.data + i;
+		const struct dmasvc_stat_session *s = ctl_session(v, i);
 		char left[32];
 
 		if (s->max_areas == UINT64_MAX)
@@ -117,7 +117,7 @@ void ctl_human_regions(FILE *out, const struct ctl_view *v)
 	fprintf(out, "%-7s %-7s %-7s %-18s %-10s %-10s %-10s %-10s %-10s %s\n", "session", "region",
 		"memory", "iova", "size", "granule", "populated", "mapped", "pinned", "flags");
 	for (size_t i = 0; i < v->regions.n; i++) {
-		const struct dmasvc_stat_region *r = (const struct dmasvc_stat_region *)v->regions.data + i;
+		const struct dmasvc_stat_region *r = ctl_region(v, i);
 		char b[5][32];
 
 		fprintf(out, "%-7u %-7u %-7u 0x%-16" PRIx64 " %-10s %-10s %-10s %-10s %-10s %s\n",
@@ -136,7 +136,7 @@ void ctl_human_audit(FILE *out, const struct ctl_audit *a)
 		const struct ctl_audit_region *ar = &a->r[i];
 
 		for (size_t j = 0; j < ar->extents.n; j++) {
-			const struct dmasvc_audit_extent *x = (const struct dmasvc_audit_extent *)ar->extents.data + j;
+			const struct dmasvc_audit_extent *x = ctl_extent(ar, j);
 			char b[32];
 
 			fprintf(out, "session %u region %u: %-7s iova 0x%" PRIx64 " len 0x%" PRIx64 " (%s)\n",

@@ -161,7 +161,7 @@ int ctl_json_status(FILE *out, const struct ctl_view *v)
 	put(&b, svc, "latency_since_start", latency_since_start(&b, st));
 	put(&b, doc, "service", svc);
 	for (size_t i = 0; i < v->sessions.n; i++)
-		append(&b, arr, session_obj(&b, (const struct dmasvc_stat_session *)v->sessions.data + i));
+		append(&b, arr, session_obj(&b, ctl_session(v, i)));
 	put(&b, doc, "sessions", arr);
 	return emit(out, &b, doc);
 }
@@ -172,7 +172,7 @@ int ctl_json_regions(FILE *out, const struct ctl_view *v)
 	struct json_object *doc = document(&b), *arr = json_object_new_array();
 
 	for (size_t i = 0; i < v->regions.n; i++) {
-		const struct dmasvc_stat_region *r = (const struct dmasvc_stat_region *)v->regions.data + i;
+		const struct dmasvc_stat_region *r = ctl_region(v, i);
 		struct json_object *o = json_object_new_object();
 
 		put_u64(&b, o, "session_id", r->session_id);
@@ -207,7 +207,7 @@ int ctl_json_audit(FILE *out, const struct ctl_audit *a)
 		put_u64(&b, o, "session_id", ar->session_id);
 		put_u64(&b, o, "region_id", ar->region_id);
 		for (size_t j = 0; j < ar->extents.n; j++) {
-			const struct dmasvc_audit_extent *x = (const struct dmasvc_audit_extent *)ar->extents.data + j;
+			const struct dmasvc_audit_extent *x = ctl_extent(ar, j);
 			struct json_object *e = json_object_new_object();
 
 			ok = ok && x->state == DMASVC_AUDIT_OK;

@@ -16,6 +16,7 @@
  * cumulative buckets whose bounds are exact bucket edges, 2^k - 1 ns.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -84,94 +85,122 @@ static void latency_histogram(FILE *out, const struct dmasvc_stat_service *st)
 	fprintf(out, "%s_count %" PRIu64 "\n", name, st->latency_count);
 }
 
-/* One sample per session of @name: @get(session). */
-#define PER_SESSION(out, v, name, expr)                                                      \
-	do {                                                                                 \
-		for (size_t i_ = 0; i_ < (v)->sessions.n; i_++) {                            \
-			const struct dmasvc_stat_session *s =                                \
-				(const struct dmasvc_stat_session *)(v)->sessions.data + i_; \
-			fprintf(out, "%s{session=\"%u\"} %" PRIu64 "\n", name, s->session_id,  \
-				(uint64_t)(expr));                                           \
-		}                                                                            \
-	} while (0)
+/*
+ * A column of a record table shown as a family of samples, one per record:
+ * the uint32_t or uint64_t field at @off (@width bytes) of each record,
+ * labelled with the record's identity and then @labels.  A row with @type
+ * NULL adds samples to the family of the row above it.  @no_max: a record
+ * whose value is UINT64_MAX (a limit that does not exist) has no sample.
+ */
+struct column {
+	const char *name, *type, *help;
+	const char *labels;
+	size_t off, width;
+	bool no_max;
+};
+
+#define FIELD(type, f) offsetof(type, f), sizeof(((type *)0)->f)
+#define SESSION(f) FIELD(struct dmasvc_stat_session, f)
+#define REGION(f) FIELD(struct dmasvc_stat_region, f)
+
+/* record_ident: writes the labels that name record @rec (a session or region) into @buf. */
+typedef void record_ident(const void *rec, char *buf, size_t len);
+
+static void session_ident(const void *rec, char *buf, size_t len)
+{
+	const struct dmasvc_stat_session *s = rec;
+
+	snprintf(buf, len, "session=\"%u\"", s->session_id);
+}
+
+static void region_ident(const void *rec, char *buf, size_t len)
+{
+	const struct dmasvc_stat_region *r = rec;
+
+	snprintf(buf, len, "session=\"%u\",region=\"%u\"", r->session_id, r->region_id);
+}
+
+/* columns: the families @col[0..@n) over the records of @vec, each named by @ident. */
+static void columns(FILE *out, const struct ctl_vec *vec, record_ident *ident,
+		    const struct column *col, size_t n)
+{
+	for (const struct column *c = col; c < col + n; c++) {
+		if (c->type)
+			family(out, c->name, c->type, c->help);
+		for (size_t i = 0; i < vec->n; i++) {
+			const char *rec = (const char *)vec->data + i * vec->size;
+			uint64_t val = 0;
+			uint32_t v32;
+			char id[64];
+
+			if (c->width == sizeof(v32)) {
+				memcpy(&v32, rec + c->off, sizeof(v32));
+				val = v32;
+			} else {
+				memcpy(&val, rec + c->off, sizeof(val));
+			}
+			if (c->no_max && val == UINT64_MAX)
+				continue;
+			ident(rec, id, sizeof(id));
+			fprintf(out, "%s{%s%s} %" PRIu64 "\n", c->name, id, c->labels, val);
+		}
+	}
+}
 
 static void sessions(FILE *out, const struct ctl_view *v)
 {
+	static const struct column col[] = {
+		{ "dmasvc_session_events_total", "counter", "Ring events the session completed.", "",
+		  SESSION(events), false },
+		{ "dmasvc_session_events_failed_total", "counter",
+		  "Ring events the session completed with an error.", "", SESSION(events_failed), false },
+		{ "dmasvc_session_backend_calls_total", "counter",
+		  "Backend map and unmap calls made for the session.", ",op=\"map\"", SESSION(map_calls),
+		  false },
+		{ "dmasvc_session_backend_calls_total", NULL, NULL, ",op=\"unmap\"", SESSION(unmap_calls),
+		  false },
+		{ "dmasvc_session_regions", "gauge", "Regions the session has registered.", "",
+		  SESSION(regions), false },
+		{ "dmasvc_session_rings", "gauge", "Rings (queues) the session has open.", "",
+		  SESSION(rings), false },
+		{ "dmasvc_session_devices", "gauge", "Devices attached to the session's space.", "",
+		  SESSION(devices), false },
+		{ "dmasvc_session_areas", "gauge", "Areas mapped in the session's space.", "",
+		  SESSION(areas), false },
+		{ "dmasvc_session_areas_reserved", "gauge",
+		  "Areas the session's regions reserve in the worst case.", "", SESSION(reserved_areas),
+		  false },
+		{ "dmasvc_session_areas_limit", "gauge",
+		  "Area budget of the session's space (no sample: no limit).", "", SESSION(max_areas),
+		  true },
+	};
+
 	family(out, "dmasvc_session_info", "gauge",
 	       "One series per connected client session (always 1): its pid, uid and client tag.");
 	for (size_t i = 0; i < v->sessions.n; i++) {
-		const struct dmasvc_stat_session *s = (const struct dmasvc_stat_session *)v->sessions.data + i;
+		const struct dmasvc_stat_session *s = ctl_session(v, i);
 
 		fprintf(out, "dmasvc_session_info{session=\"%u\",pid=\"%u\",uid=\"%u\",client_tag=\"0x%" PRIx64
 			"\"} 1\n", s->session_id, s->pid, s->uid, s->client_tag);
 	}
-	family(out, "dmasvc_session_events_total", "counter", "Ring events the session completed.");
-	PER_SESSION(out, v, "dmasvc_session_events_total", s->events);
-	family(out, "dmasvc_session_events_failed_total", "counter",
-	       "Ring events the session completed with an error.");
-	PER_SESSION(out, v, "dmasvc_session_events_failed_total", s->events_failed);
-	family(out, "dmasvc_session_backend_calls_total", "counter",
-	       "Backend map and unmap calls made for the session.");
-	for (size_t i = 0; i < v->sessions.n; i++) {
-		const struct dmasvc_stat_session *s = (const struct dmasvc_stat_session *)v->sessions.data + i;
-
-		fprintf(out, "dmasvc_session_backend_calls_total{session=\"%u\",op=\"map\"} %" PRIu64 "\n",
-			s->session_id, s->map_calls);
-		fprintf(out, "dmasvc_session_backend_calls_total{session=\"%u\",op=\"unmap\"} %" PRIu64 "\n",
-			s->session_id, s->unmap_calls);
-	}
-	family(out, "dmasvc_session_regions", "gauge", "Regions the session has registered.");
-	PER_SESSION(out, v, "dmasvc_session_regions", s->regions);
-	family(out, "dmasvc_session_rings", "gauge", "Rings (queues) the session has open.");
-	PER_SESSION(out, v, "dmasvc_session_rings", s->rings);
-	family(out, "dmasvc_session_devices", "gauge", "Devices attached to the session's space.");
-	PER_SESSION(out, v, "dmasvc_session_devices", s->devices);
-	family(out, "dmasvc_session_areas", "gauge", "Areas mapped in the session's space.");
-	PER_SESSION(out, v, "dmasvc_session_areas", s->areas);
-	family(out, "dmasvc_session_areas_reserved", "gauge",
-	       "Areas the session's regions reserve in the worst case.");
-	PER_SESSION(out, v, "dmasvc_session_areas_reserved", s->reserved_areas);
-	family(out, "dmasvc_session_areas_limit", "gauge",
-	       "Area budget of the session's space (no sample: no limit).");
-	for (size_t i = 0; i < v->sessions.n; i++) {
-		const struct dmasvc_stat_session *s = (const struct dmasvc_stat_session *)v->sessions.data + i;
-
-		if (s->max_areas != UINT64_MAX)
-			fprintf(out, "dmasvc_session_areas_limit{session=\"%u\"} %" PRIu64 "\n", s->session_id,
-				s->max_areas);
-	}
+	columns(out, &v->sessions, session_ident, col, sizeof(col) / sizeof(col[0]));
 }
 
 static void regions(FILE *out, const struct ctl_view *v)
 {
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} f[] = {
-		{ "dmasvc_region_size_bytes", "Size of the region.",
-		  offsetof(struct dmasvc_stat_region, size) },
-		{ "dmasvc_region_granule_bytes", "Granule of the region (its unit of populate and discard).",
-		  offsetof(struct dmasvc_stat_region, granule) },
-		{ "dmasvc_region_populated_bytes", "Bytes of the region the service has populated.",
-		  offsetof(struct dmasvc_stat_region, populated_bytes) },
-		{ "dmasvc_region_mapped_bytes", "Bytes of the region in areas the backend accepted.",
-		  offsetof(struct dmasvc_stat_region, mapped_bytes) },
-		{ "dmasvc_region_pinned_bytes", "Bytes the backend holds pinned for the region.",
-		  offsetof(struct dmasvc_stat_region, pinned_bytes) },
+	static const struct column col[] = {
+		{ "dmasvc_region_size_bytes", "gauge", "Size of the region.", "", REGION(size), false },
+		{ "dmasvc_region_granule_bytes", "gauge",
+		  "Granule of the region (its unit of populate and discard).", "", REGION(granule), false },
+		{ "dmasvc_region_populated_bytes", "gauge",
+		  "Bytes of the region the service has populated.", "", REGION(populated_bytes), false },
+		{ "dmasvc_region_mapped_bytes", "gauge",
+		  "Bytes of the region in areas the backend accepted.", "", REGION(mapped_bytes), false },
+		{ "dmasvc_region_pinned_bytes", "gauge", "Bytes the backend holds pinned for the region.",
+		  "", REGION(pinned_bytes), false },
 	};
 
-	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
-		family(out, f[k].name, "gauge", f[k].help);
-		for (size_t i = 0; i < v->regions.n; i++) {
-			const char *r = (const char *)v->regions.data + i * v->regions.size;
-			const struct dmasvc_stat_region *rr = (const struct dmasvc_stat_region *)r;
-			uint64_t val;
-
-			memcpy(&val, r + f[k].off, sizeof(val));
-			fprintf(out, "%s{session=\"%u\",region=\"%u\"} %" PRIu64 "\n", f[k].name,
-				rr->session_id, rr->region_id, val);
-		}
-	}
+	columns(out, &v->regions, region_ident, col, sizeof(col) / sizeof(col[0]));
 }
 
 void ctl_metrics(FILE *out, const struct ctl_view *v)

@@ -149,7 +149,7 @@ int ctl_read_audit(struct dmasvc_client *c, struct ctl_audit *a, const char **wh
 		ar->session_id = r->session_id;
 		ar->region_id = r->region_id;
 		for (size_t j = 0; j < ar->extents.n; j++)
-			if (((const struct dmasvc_audit_extent *)ar->extents.data)[j].state != DMASVC_AUDIT_OK)
+			if (ctl_extent(ar, j)->state != DMASVC_AUDIT_OK)
 				a->all_ok = false;
 		a->n++;
 	}

@@ -310,16 +310,6 @@ int session_memory_remove(struct dsvc_session *s, uint32_t id, char *err, size_t
 	return 0;
 }
 
-bool session_iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last)
-{
-	if (lim->nr_ranges == 0)
-		return true;
-	for (uint32_t i = 0; i < lim->nr_ranges && i < BE_MAX_IOVA_RANGES; i++)
-		if (iova >= lim->ranges[i].start && last <= lim->ranges[i].last)
-			return true;
-	return false;
-}
-
 /*
  * REGION_ADD's refusal by the area budget: the cap's line (areas the region
  * needs at worst, areas reserved, the cap) followed by the budget's own
@@ -390,10 +380,10 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	ret = d->ops->limits(s->space, &lim);
 	if (ret)
 		return dlog_errf(ret, err, errlen, "backend limits query failed");
-	if (!session_iova_allowed(&lim, req->iova, last)) {
+	if (!be_limits_allow(&lim, req->iova, last)) {
 		char ranges[160];
 
-		session_ranges_format(&lim, ranges, sizeof(ranges));
+		be_limits_format(&lim, ranges, sizeof(ranges));
 		return dlog_errf(-ERANGE, err, errlen,
 			     "iova 0x%llx..0x%llx is outside the space's IOVA ranges (%s)",
 			     (unsigned long long)req->iova, (unsigned long long)last, ranges);

@@ -66,29 +66,6 @@ static void budget_open(struct dsvc_session *s, uint64_t space_areas)
 	gran_budget_init(&s->budget, s->max_areas == UINT64_MAX ? 0 : s->max_areas);
 }
 
-void session_ranges_format(const struct be_limits *lim, char *buf, size_t len)
-{
-	size_t used = 0;
-
-	if (!len)
-		return;
-	buf[0] = '\0';
-	if (lim->nr_ranges == 0)
-		snprintf(buf, len, "any");
-	for (uint32_t i = 0; i < lim->nr_ranges && i < BE_MAX_IOVA_RANGES; i++) {
-		int n = snprintf(buf + used, len - used, "%s0x%llx-0x%llx", i ? " " : "",
-				 (unsigned long long)lim->ranges[i].start,
-				 (unsigned long long)lim->ranges[i].last);
-
-		if (n < 0 || (size_t)n >= len - used) {
-			if (len > 4)
-				memcpy(buf + len - 4, "...", 4);
-			return;
-		}
-		used += (size_t)n;
-	}
-}
-
 /*
  * The next region of @s from slot *@i on (advances *@i past it), with its
  * IOVA span in *@iova and the inclusive *@last; NULL after the last.
@@ -127,9 +104,9 @@ static int regions_fit(struct dsvc *d, struct dsvc_session *s, char *err, size_t
 		return dlog_errf(ret, err, errlen,
 			     "device attach refused: reading the space's IOVA ranges after it failed");
 	while ((r = region_next(s, &i, &iova, &last))) {
-		if (session_iova_allowed(&lim, iova, last))
+		if (be_limits_allow(&lim, iova, last))
 			continue;
-		session_ranges_format(&lim, ranges, sizeof(ranges));
+		be_limits_format(&lim, ranges, sizeof(ranges));
 		return dlog_errf(-EADDRINUSE, err, errlen,
 			     "device attach refused: region %u iova 0x%llx-0x%llx is outside the IOVA"
 			     " ranges allowed with the device attached (%s)", r->id,

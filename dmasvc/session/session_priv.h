@@ -396,13 +396,4 @@ int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int 
 				 uint32_t handle, const char *run_err, uint32_t *id, char *err,
 				 size_t errlen);
 
-/*
- * session_iova_allowed: whether [@iova, @last] lies inside one allowed IOVA
- * range of @lim (no ranges: everything is allowed).
- * session_ranges_format: @lim's ranges as "0xA-0xL 0xA-0xL ..." into @buf
- * (truncated with "..." when it does not fit).
- */
-bool session_iova_allowed(const struct be_limits *lim, uint64_t iova, uint64_t last);
-void session_ranges_format(const struct be_limits *lim, char *buf, size_t len);
-
 #endif /* DMASVC_SESSION_PRIV_H */

@@ -71,7 +71,7 @@ static void teardown(void)
 	if (memfd >= 0)
 		close(memfd);
 	memfd = -1;
-	cr_expect_eq(it_svc_finish(&svc), 0);
+	it_suite_stop(&svc);
 }
 
 TestSuite(ctl, .init = setup, .fini = teardown, .timeout = 60);

@@ -185,9 +185,10 @@ int it_count_fds(pid_t pid)
 	return n;
 }
 
-int64_t it_vmlck(pid_t pid)
+int64_t it_proc_status_bytes(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t flen = strlen(field);
 	int64_t kb = -ENOENT;
 	FILE *f;
 
@@ -196,10 +197,21 @@ int64_t it_vmlck(pid_t pid)
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %" SCNd64 " kB", &kb) == 1)
+		if (!strncmp(line, field, flen) && line[flen] == ':' &&
+		    sscanf(line + flen + 1, "%" SCNd64 " kB", &kb) == 1)
 			break;
 	fclose(f);
 	return kb < 0 ? kb : kb * 1024;
+}
+
+int64_t it_vmlck(pid_t pid)
+{
+	return it_proc_status_bytes(pid, "VmLck");
+}
+
+int64_t it_vmrss(pid_t pid)
+{
+	return it_proc_status_bytes(pid, "VmRSS");
 }
 
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms)

@@ -43,6 +43,37 @@ void it_svc_kill(struct it_svc *s);
  * up; returns the exit status, 0 if it was not running. */
 int it_svc_finish(struct it_svc *s);
 
+/*
+ * Suite fixtures for the Criterion suites; unlike the rest of this file
+ * they assert (it_suite.c).
+ * it_suite_start: start @s with @extra (it_svc_start; asserts it started)
+ *   and return the service's VmLck in bytes (asserted readable), the
+ *   baseline of the suite's "nothing left pinned" checks.
+ * it_suite_stop: the suite's teardown: it_svc_finish(@s), and expect the
+ *   service to have exited 0 on SIGTERM (0 too if it was not running).
+ */
+int64_t it_suite_start(struct it_svc *s, const char *const *extra);
+void it_suite_stop(struct it_svc *s);
+
+/*
+ * IT_SUITE(name, ...): the Criterion suite @name (more TestSuite options
+ * after it) over one plain service for each test: defines the file's
+ * `svc` and its VmLck baseline `base_vmlck`, started by it_suite_start()
+ * before each test and stopped by it_suite_stop() after it.
+ */
+#define IT_SUITE(name, ...)                                                                \
+	static struct it_svc svc;                                                          \
+	static int64_t base_vmlck;                                                         \
+	static void name##_start(void)                                                     \
+	{                                                                                  \
+		base_vmlck = it_suite_start(&svc, NULL);                                   \
+	}                                                                                  \
+	static void name##_stop(void)                                                      \
+	{                                                                                  \
+		it_suite_stop(&svc);                                                       \
+	}                                                                                  \
+	TestSuite(name, .init = name##_start, .fini = name##_stop, __VA_ARGS__)
+
 /* it_svc_cleanup: kill if running, remove the temp dir. */
 void it_svc_cleanup(struct it_svc *s);
 
@@ -52,8 +83,14 @@ bool it_svc_alive(const struct it_svc *s);
 /* it_count_fds: the open fds of @pid, or -1. */
 int it_count_fds(pid_t pid);
 
-/* it_vmlck: VmLck of @pid in bytes, or -errno. */
+/*
+ * it_proc_status_bytes: the "@field: N kB" line of /proc/@pid/status in
+ * bytes, or -errno (-ENOENT: no such line).  it_vmlck and it_vmrss: VmLck
+ * and VmRSS.
+ */
+int64_t it_proc_status_bytes(pid_t pid, const char *field);
 int64_t it_vmlck(pid_t pid);
+int64_t it_vmrss(pid_t pid);
 
 /* it_wait_vmlck: wait up to @ms for VmLck of @pid to equal @bytes; returns the last value. */
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);

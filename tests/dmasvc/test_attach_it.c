@@ -43,7 +43,7 @@ static void up(void)
 
 static void down(void)
 {
-	cr_expect_eq(it_svc_finish(&svc), 0, "dmasvc exits 0 on SIGTERM");
+	it_suite_stop(&svc);
 }
 
 TestSuite(attach, .init = up, .fini = down, .timeout = 60);

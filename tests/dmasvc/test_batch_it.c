@@ -23,24 +23,7 @@
 #define RUNS 100
 #define POST_GAP_US 50 /* the VMM's work between two notes of a conversion */
 
-static struct it_svc svc;
-static int64_t base_vmlck;
-
-static void start(void)
-{
-	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
-	base_vmlck = it_vmlck(svc.pid);
-	cr_assert_geq(base_vmlck, 0);
-}
-
-static void stop(void)
-{
-	int rc = it_svc_finish(&svc);
-
-	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
-}
-
-TestSuite(batch, .init = start, .fini = stop, .timeout = 120);
+IT_SUITE(batch, .timeout = 120);
 
 struct fixture {
 	struct dmasvc_client *c;

@@ -69,9 +69,7 @@ static struct it_svc svc;
 
 static void stop(void)
 {
-	int rc = it_svc_finish(&svc);
-
-	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
+	it_suite_stop(&svc);
 }
 
 TestSuite(ctlflood, .fini = stop, .timeout = 120);
@@ -82,24 +80,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* VmRSS of @pid in bytes, or -1. */
-static int64_t vmrss(pid_t pid)
-{
-	char path[64], line[256];
-	long long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb < 0 ? -1 : kb * 1024;
 }
 
 /* Send one request without blocking.  Returns 0, -EAGAIN, or -errno (peer gone). */
@@ -347,7 +327,7 @@ Test(ctlflood, control_floods_neither_stall_nor_grow_the_service)
 	cr_assert_eq(dmasvc_populate(b, (uint32_t)region, 0, 2 * MiB), 0);
 	cr_assert_eq(dmasvc_discard(b, (uint32_t)region, 0, 2 * MiB), 0);
 	fds = it_count_fds(svc.pid);
-	rss0 = vmrss(svc.pid);
+	rss0 = it_vmrss(svc.pid);
 	cr_assert_gt(rss0, 0);
 
 	memset(f, 0, sizeof(f));
@@ -367,7 +347,7 @@ Test(ctlflood, control_floods_neither_stall_nor_grow_the_service)
 		n++;
 		if (n % 8 == 0)
 			cr_assert_eq(dmasvc_discard(b, (uint32_t)region, 0, 16 * MiB), 0);
-		rss = vmrss(svc.pid);
+		rss = it_vmrss(svc.pid);
 		rss_max = rss > rss_max ? rss : rss_max;
 		if (!rss_half && now_ms() - t0 >= FLOOD_MS / 2)
 			rss_half = rss_max;
@@ -456,7 +436,7 @@ Test(ctlflood, one_uid_cannot_take_every_session)
 	d.mem_id = (uint32_t)mem;
 	region = dmasvc_region_add(b, &d);
 	cr_assert_geq(region, 0, "%s", dmasvc_last_error(b));
-	rss0 = vmrss(svc.pid);
+	rss0 = it_vmrss(svc.pid);
 	cr_assert_eq(pipe(up), 0);
 	cr_assert_eq(pipe(down), 0);
 	pid = fork();
@@ -491,8 +471,8 @@ Test(ctlflood, one_uid_cannot_take_every_session)
 	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c2), 0, "a new session for another uid");
 	cr_assert_geq(dmasvc_memory_add(c2, memfd, 16 * MiB, 0), 0, "%s", dmasvc_last_error(c2));
 	dmasvc_disconnect(c2);
-	cr_assert(!RSS_CHECKED || vmrss(svc.pid) - rss0 < RSS_BOUND, "the service grew by %lld KiB",
-		  (long long)(vmrss(svc.pid) - rss0) >> 10);
+	cr_assert(!RSS_CHECKED || it_vmrss(svc.pid) - rss0 < RSS_BOUND, "the service grew by %lld KiB",
+		  (long long)(it_vmrss(svc.pid) - rss0) >> 10);
 	close(down[1]); /* the flooder lets go */
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "flooder step %d", WEXITSTATUS(status));

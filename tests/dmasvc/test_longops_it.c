@@ -87,17 +87,14 @@ static void svc_up(const char *faults, const char *devices, const char *const *e
 		setenv("DMASVC_TEST_SOFT_FAULTS", faults, 1);
 	if (devices)
 		setenv("DMASVC_TEST_SOFT_DEVICES", devices, 1);
-	cr_assert_eq(it_svc_start(&svc, extra), 0, "dmasvc starts");
+	base_vmlck = it_suite_start(&svc, extra);
 	unsetenv("DMASVC_TEST_SOFT_FAULTS");
 	unsetenv("DMASVC_TEST_SOFT_DEVICES");
-	base_vmlck = it_vmlck(svc.pid);
 }
 
 static void stop(void)
 {
-	int rc = it_svc_finish(&svc);
-
-	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
+	it_suite_stop(&svc);
 }
 
 TestSuite(longops, .fini = stop, .timeout = 120);

@@ -24,24 +24,7 @@
 
 #define MiB (1ull << 20)
 
-static struct it_svc svc;
-static int64_t base_vmlck;
-
-static void start(void)
-{
-	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
-	base_vmlck = it_vmlck(svc.pid);
-	cr_assert_geq(base_vmlck, 0);
-}
-
-static void stop(void)
-{
-	int rc = it_svc_finish(&svc);
-
-	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
-}
-
-TestSuite(session, .init = start, .fini = stop, .timeout = 60);
+IT_SUITE(session, .timeout = 60);
 
 struct fixture {
 	struct dmasvc_client *c;

@@ -38,29 +38,10 @@ static struct it_svc svc;
 
 static void stop(void)
 {
-	int rc = it_svc_finish(&svc);
-
-	cr_expect_eq(rc, 0, "dmasvc exits 0 on SIGTERM (got %d)", rc);
+	it_suite_stop(&svc);
 }
 
 TestSuite(limits, .fini = stop, .timeout = 120);
-
-/* VmRSS of @pid in bytes. */
-static int64_t vmrss(pid_t pid)
-{
-	char path[64], line[256];
-	long long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	cr_assert_not_null(f);
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %lld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb * 1024;
-}
 
 /* A raw session (HELLO done) on the running service. */
 static int raw_session(void)
@@ -115,10 +96,11 @@ Test(limits, memories_cap)
 	}
 	cr_assert_eq(dmasvc_memory_add(c, fd, 64 * KiB, 0), -EMFILE, "the 257th memory is refused");
 	cr_assert(strstr(dmasvc_last_error(c), "cap"), "message: %s", dmasvc_last_error(c));
-	rss = vmrss(svc.pid);
+	rss = it_vmrss(svc.pid);
+	cr_assert_geq(rss, 0, "the service's VmRSS is readable");
 	for (int i = 0; i < 500; i++)
 		cr_assert_eq(dmasvc_memory_add(c, fd, 64 * KiB, 0), -EMFILE);
-	cr_assert_lt(vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
+	cr_assert_lt(it_vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
 	cr_assert_eq(dmasvc_memory_remove(c, (uint32_t)ret), 0);
 	cr_assert_geq(dmasvc_memory_add(c, fd, 64 * KiB, 0), 0, "a freed slot is usable again");
 	dmasvc_disconnect(c);
@@ -180,10 +162,11 @@ Test(limits, regions_cap)
 	d.iova = 1ull << 33;
 	cr_assert_eq(dmasvc_region_add(c, &d), -EMFILE, "the 1025th region is refused");
 	cr_assert(strstr(dmasvc_last_error(c), "cap"), "message: %s", dmasvc_last_error(c));
-	rss = vmrss(svc.pid);
+	rss = it_vmrss(svc.pid);
+	cr_assert_geq(rss, 0, "the service's VmRSS is readable");
 	for (int i = 0; i < 500; i++)
 		cr_assert_eq(dmasvc_region_add(c, &d), -EMFILE);
-	cr_assert_lt(vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
+	cr_assert_lt(it_vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
 	cr_assert_eq(dmasvc_populate(c, (uint32_t)last, 0, 4 * KiB), 0, "the regions still work");
 	dmasvc_disconnect(c);
 	close(fd);
@@ -199,10 +182,11 @@ Test(limits, rings_cap)
 	for (int i = 0; i < DMASVC_MAX_RINGS; i++)
 		cr_assert_eq(raw_ring(fd, 2), 0, "ring %d of %d", i, DMASVC_MAX_RINGS);
 	cr_assert_eq(raw_ring(fd, 2), EMFILE, "ring %d is refused", DMASVC_MAX_RINGS + 1);
-	rss = vmrss(svc.pid);
+	rss = it_vmrss(svc.pid);
+	cr_assert_geq(rss, 0, "the service's VmRSS is readable");
 	for (int i = 0; i < 500; i++)
 		cr_assert_eq(raw_ring(fd, 2), EMFILE);
-	cr_assert_lt(vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
+	cr_assert_lt(it_vmrss(svc.pid) - rss, (int64_t)(2 * MiB), "refusals cost no service memory");
 	still_works(fd);
 	close(fd);
 }

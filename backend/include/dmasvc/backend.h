@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* Opaque here; each backend's file defines both for itself (soft.c, iommufd.c, type1.c). */
 struct be_ctx;   /* one opened backend (an open /dev/iommu, a model instance) */
 struct be_space; /* one IOMMU address space owned by a be_ctx */
 
@@ -50,6 +51,19 @@ struct be_limits {
 	uint32_t nr_ranges;     /* valid entries in ranges[] */
 	struct be_iova_range ranges[BE_MAX_IOVA_RANGES];
 };
+
+/*
+ * be_limits_allow: whether [@iova, @last] lies inside one allowed range of
+ * @lim (no ranges: everything is allowed).  limits.c.
+ */
+bool be_limits_allow(const struct be_limits *lim, uint64_t iova, uint64_t last);
+
+/*
+ * be_limits_format: @lim's ranges as "0xA-0xL 0xA-0xL ..." ("any" when it
+ * has none) into @buf, NUL-terminated, cut short with "..." when it does
+ * not fit.  Never fails.  limits.c.
+ */
+void be_limits_format(const struct be_limits *lim, char *buf, size_t len);
 
 /*
  * Where the bytes of a map come from.  vaddr is the service's own MAP_SHARED
