@@ -256,6 +256,8 @@ int main(int argc, char **argv)
 
 		if (env && !strcmp(env, "1"))
 			d.async_bytes = 0; /* tests: every burst takes the executor path */
+		env = getenv(TESTHOOK_ORPHAN_ON_HANGUP_ENV);
+		d.test_orphan_on_hangup = env && !strcmp(env, "1"); /* tests: resume on the model */
 	}
 #endif
 	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);

@@ -144,6 +144,21 @@ const struct gran_region_desc *gran_region_desc(const struct gran_region *r)
 	return &r->d;
 }
 
+int gran_region_set_memory(struct gran_region *r, void *mem_vaddr, int mem_fd,
+			   uint64_t mem_size)
+{
+	uint64_t end;
+
+	if (!mem_vaddr)
+		return -EINVAL;
+	if (__builtin_add_overflow(r->d.mem_offset, r->d.size, &end) || end > mem_size)
+		return -ERANGE;
+	r->d.mem_vaddr = mem_vaddr;
+	r->d.mem_fd = mem_fd;
+	r->d.mem_size = mem_size;
+	return 0;
+}
+
 uint64_t gran_region_populated(const struct gran_region *r)
 {
 	return r->bm.count;

@@ -79,6 +79,9 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 		fmt_ns(st->uptime_ns, false, b1, sizeof(b1)), st->workers, st->sessions);
 	fprintf(out, "events: %" PRIu64 " completed, %" PRIu64 " failed; backend calls: map %" PRIu64
 		", unmap %" PRIu64 "\n", st->events, st->events_failed, st->map_calls, st->unmap_calls);
+	if (st->resume_repair_maps || st->resume_repair_unmaps) /* only after a restart's repairs */
+		fprintf(out, "resume repairs: %" PRIu64 " granules mapped, %" PRIu64 " unmapped\n",
+			st->resume_repair_maps, st->resume_repair_unmaps);
 	fprintf(out, "areas: %" PRIu64 " mapped", st->areas);
 	if (st->max_areas == UINT64_MAX)
 		fprintf(out, " (no budget limit)");
@@ -109,6 +112,9 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 			s->events, s->events_failed, s->map_calls, s->unmap_calls, s->areas, left,
 			s->reserved_areas, fmt_le(s->latency_p50_ns, b1, sizeof(b1)),
 			fmt_le(s->latency_p99_ns, b2, sizeof(b2)));
+		if (s->resume_repair_maps || s->resume_repair_unmaps)
+			fprintf(out, "session %u: resume repairs: %" PRIu64 " granules mapped, %" PRIu64
+				" unmapped\n", s->session_id, s->resume_repair_maps, s->resume_repair_unmaps);
 	}
 }
 

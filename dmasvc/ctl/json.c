@@ -100,6 +100,8 @@ static struct json_object *session_obj(struct jb *b, const struct dmasvc_stat_se
 	put_u64(b, o, "events_failed", s->events_failed);
 	put_u64(b, o, "map_calls", s->map_calls);
 	put_u64(b, o, "unmap_calls", s->unmap_calls);
+	put_u64(b, o, "resume_repair_maps", s->resume_repair_maps);
+	put_u64(b, o, "resume_repair_unmaps", s->resume_repair_unmaps);
 	put_u64(b, o, "areas", s->areas);
 	put_u64_or_null(b, o, "max_areas", s->max_areas, UINT64_MAX);
 	put_u64_or_null(b, o, "budget_left_areas",
@@ -152,6 +154,8 @@ int ctl_json_status(FILE *out, const struct ctl_view *v)
 	put_u64(&b, svc, "events_failed", st->events_failed);
 	put_u64(&b, svc, "map_calls", st->map_calls);
 	put_u64(&b, svc, "unmap_calls", st->unmap_calls);
+	put_u64(&b, svc, "resume_repair_maps", st->resume_repair_maps);
+	put_u64(&b, svc, "resume_repair_unmaps", st->resume_repair_unmaps);
 	put_u64(&b, svc, "pinned_bytes", st->pinned_bytes);
 	put_u64(&b, svc, "locked_bytes", st->vmlck_bytes);
 	put(&b, svc, "locked_source", json_object_new_string(ctl_locked_source(st->backend)));

@@ -159,6 +159,11 @@ static void sessions(FILE *out, const struct ctl_view *v)
 		  false },
 		{ "dmasvc_session_backend_calls_total", NULL, NULL, ",op=\"unmap\"", SESSION(unmap_calls),
 		  false },
+		{ "dmasvc_session_resume_repairs_total", "counter",
+		  "Granules replay events of the resumed session had to map or unmap (0 after a consistent resume).",
+		  ",op=\"map\"", SESSION(resume_repair_maps), false },
+		{ "dmasvc_session_resume_repairs_total", NULL, NULL, ",op=\"unmap\"",
+		  SESSION(resume_repair_unmaps), false },
 		{ "dmasvc_session_regions", "gauge", "Regions the session has registered.", "",
 		  SESSION(regions), false },
 		{ "dmasvc_session_rings", "gauge", "Rings (queues) the session has open.", "",
@@ -224,6 +229,10 @@ void ctl_metrics(FILE *out, const struct ctl_view *v)
 	       "Backend map and unmap calls (ioctls on the kernel backends).");
 	fprintf(out, "dmasvc_backend_calls_total{op=\"map\"} %" PRIu64 "\n", st->map_calls);
 	fprintf(out, "dmasvc_backend_calls_total{op=\"unmap\"} %" PRIu64 "\n", st->unmap_calls);
+	family(out, "dmasvc_resume_repairs_total", "counter",
+	       "Granules replay events of resumed sessions had to map or unmap, since start.");
+	fprintf(out, "dmasvc_resume_repairs_total{op=\"map\"} %" PRIu64 "\n", st->resume_repair_maps);
+	fprintf(out, "dmasvc_resume_repairs_total{op=\"unmap\"} %" PRIu64 "\n", st->resume_repair_unmaps);
 	family(out, "dmasvc_pinned_bytes", "gauge", "Bytes the backend holds pinned for all sessions.");
 	fprintf(out, "dmasvc_pinned_bytes %" PRIu64 "\n", st->pinned_bytes);
 	family(out, "dmasvc_process_locked_bytes", "gauge",

@@ -33,6 +33,11 @@ struct dsvc_burst {
 	struct gran_event ev[RING_BURST];
 	uint32_t region_ids[RING_BURST];     /* per event, for log lines */
 	unsigned int ev_sqe[RING_BURST];     /* event index -> SQE index */
+	bool replay[RING_BURST];             /* per event: DMASVC_SQE_REPLAY in a resumed session */
+	/* per replay event, counted by burst_run before the plan: granules
+	 * its op must change (a populate's unmapped ones, a discard's mapped
+	 * ones): the repair, logged and counted at the finish if it succeeded */
+	uint64_t repair[RING_BURST];
 	/* Results, written by whoever runs it: */
 	int32_t res[RING_BURST];             /* per event */
 	int err;                             /* plan build/execute error, or 0 */

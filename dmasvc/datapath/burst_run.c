@@ -48,6 +48,36 @@ static size_t check_resident(const struct dsvc *d, const struct dsvc_session *s,
 	return n;
 }
 
+/* gran_region_for_each_run callback: add the run's granules to *@arg. */
+static int sum_run(void *arg, struct gran_region *r, uint64_t first, uint64_t count)
+{
+	(void)r;
+	(void)first;
+	*(uint64_t *)arg += count;
+	return 0;
+}
+
+/*
+ * count_repairs: for each replay event of @b, the granules its op must
+ * change (before the plan runs: the state is the kernel's as adopted):
+ * a populate's unmapped granules, a discard's mapped ones (b->repair).
+ * Replay events are disjoint (libdmasvc's complement replay), so counts
+ * taken before the burst are what the burst changes.
+ */
+static void count_repairs(struct dsvc_burst *b)
+{
+	for (size_t i = 0; i < b->nev; i++) {
+		const struct gran_event *ev = &b->ev[i];
+		uint64_t mapped = 0;
+
+		b->repair[i] = 0;
+		if (!b->replay[i])
+			continue;
+		gran_region_for_each_run(ev->region, ev->first, ev->count, sum_run, &mapped);
+		b->repair[i] = ev->op == GRAN_OP_POPULATE ? ev->count - mapped : mapped;
+	}
+}
+
 void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 {
 	struct pool_job_runner pr;
@@ -62,6 +92,7 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	memset(&b->st, 0, sizeof(b->st));
 	b->err = 0;
 	b->map_failed = false;
+	count_repairs(b);
 	np = check_resident(d, s, b);
 	if (!np)
 		return;

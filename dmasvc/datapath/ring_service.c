@@ -26,13 +26,15 @@ int ringsvc_sqe_validate(const struct dmasvc_sqe *sqe, const struct dsvc_session
 	uint64_t first, count;
 	int ret;
 
-	if (sqe->opcode >= DMASVC_OP_MAX || sqe->flags || sqe->__reserved)
+	if (sqe->opcode >= DMASVC_OP_MAX || (sqe->flags & ~DMASVC_SQE_REPLAY) || sqe->__reserved)
 		return -EINVAL;
 	if (sqe->opcode == DMASVC_OP_NOP)
 		return 0;
 	r = session_region(s, sqe->region_id);
 	if (!r)
 		return -ENOENT;
+	if (r->adopted && sqe->opcode == DMASVC_OP_POPULATE)
+		return -ESTALE; /* no memory until the resumed client adds it again (resume.c) */
 	ret = gran_region_range(r->gr, sqe->offset, sqe->length, &first, &count);
 	if (ret)
 		return ret;
@@ -126,6 +128,7 @@ static void burst_admit(struct dsvc *d, struct dsvc_session *s, struct dsvc_burs
 		}
 		b->ev[k] = b->ev[e];
 		b->region_ids[k] = b->region_ids[e];
+		b->replay[k] = b->replay[e];
 		b->ev_sqe[k] = b->ev_sqe[e];
 		b->granules += b->ev[k].count;
 		b->bytes += b->ev[k].count * gran_region_granule(b->ev[k].region);
@@ -176,9 +179,15 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 		b->cqes[i] = (struct dmasvc_cqe){ .user_data = sqes[i].user_data, .res = 0 };
 		if (v == 1) {
 			b->region_ids[b->nev] = sqes[i].region_id;
+			b->replay[b->nev] = s->resumed && (sqes[i].flags & DMASVC_SQE_REPLAY);
 			b->ev_sqe[b->nev++] = (unsigned int)i;
 			b->granules += ev->count;
 			b->bytes += ev->count * gran_region_granule(ev->region); /* <= region size: no overflow */
+		} else if (v == -ESTALE) {
+			b->cqes[i].res = v;
+			dlog(d->log, session_log_level(s, DLOG_WARN), s->id,
+			     "region %u: populate refused (%d): the region is adopted from before the "
+			     "restart and has no memory until the client adds it again", sqes[i].region_id, v);
 		} else if (v < 0) {
 			b->cqes[i].res = v;
 			dlog(d->log, DLOG_DEBUG, s->id, "bad SQE op %u region %u off 0x%llx len 0x%llx: %d",
@@ -188,6 +197,35 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 	}
 	burst_admit(d, s, b);
 	return n;
+}
+
+/*
+ * The replay events of @b that repaired something (b->repair, counted by
+ * burst_run) and succeeded: one warning line each, and the session's
+ * repair counters (docs/restart.md).
+ */
+static void repairs_finish(struct dsvc *d, struct dsvc_session *s, const struct dsvc_burst *b)
+{
+	for (size_t e = 0; e < b->nev; e++) {
+		const struct gran_event *ev = &b->ev[e];
+		uint64_t g;
+
+		if (!b->replay[e] || !b->repair[e] || b->res[e])
+			continue;
+		g = gran_region_granule(ev->region);
+		if (ev->op == GRAN_OP_POPULATE)
+			s->ctr.resume_repair_maps += b->repair[e];
+		else
+			s->ctr.resume_repair_unmaps += b->repair[e];
+		dlog(d->log, DLOG_WARN, s->id,
+		     "resume: session %u region %u [0x%llx, 0x%llx): %llu granules %s", s->id,
+		     b->region_ids[e], (unsigned long long)(gran_region_iova(ev->region) + ev->first * g),
+		     (unsigned long long)(gran_region_iova(ev->region) + (ev->first + ev->count) * g),
+		     (unsigned long long)b->repair[e],
+		     ev->op == GRAN_OP_POPULATE
+			     ? "the client holds populated were not mapped: mapped"
+			     : "mapped in the kernel the client does not hold populated: unmapped");
+	}
 }
 
 /*
@@ -206,6 +244,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 		for (size_t e = 0; e < b->nev; e++)
 			b->cqes[b->ev_sqe[e]].res = b->res[e];
 		s->ctr.map_calls += b->st.map_calls;
+		repairs_finish(d, s, b);
 		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls + b->st.unmap_retries;
 		if (b->err)
 			dlog_err(d->log, s->id, b->err, "running a burst of %zu events", b->nev);

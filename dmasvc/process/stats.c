@@ -113,4 +113,6 @@ void counters_add(struct dsvc_counters *dst, const struct dsvc_counters *src)
 	dst->events_failed += src->events_failed;
 	dst->map_calls += src->map_calls;
 	dst->unmap_calls += src->unmap_calls;
+	dst->resume_repair_maps += src->resume_repair_maps;
+	dst->resume_repair_unmaps += src->resume_repair_unmaps;
 }

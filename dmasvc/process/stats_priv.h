@@ -54,6 +54,10 @@ struct dsvc_counters {
 	uint64_t events_failed; /* ... with res != 0 */
 	uint64_t map_calls;     /* backend map ops issued */
 	uint64_t unmap_calls;   /* backend unmap ops issued */
+	/* granules replay events of a resumed session had to map / unmap
+	 * (docs/restart.md: repairs; 0 after a consistent resume) */
+	uint64_t resume_repair_maps;
+	uint64_t resume_repair_unmaps;
 };
 
 /* hist_bucket: the bucket index of @v (always < HIST_BUCKETS). */

@@ -23,6 +23,11 @@
  *   reserves while attached, like VT-d's MSI window 0xfee00000-0xfeefffff.
  * DMASVC_TEST_ASYNC_ALL=1: every burst with events runs on the session's
  *   executor thread, however small (the executor paths under test).
+ * DMASVC_TEST_ORPHAN_ON_HANGUP=1: sessions get resume tokens on any backend
+ *   (the model too), and a session whose socket hangs up becomes an orphan
+ *   instead of being torn down, as adoption after a restart makes it
+ *   (session_orphan_for_test): resume, the region claim and replay repairs
+ *   are tested on the host without a kernel.
  */
 #ifndef DMASVC_TESTHOOKS_PRIV_H
 #define DMASVC_TESTHOOKS_PRIV_H
@@ -34,6 +39,7 @@
 #define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
 #define TESTHOOK_SOFT_DEVICES_ENV "DMASVC_TEST_SOFT_DEVICES"
 #define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
+#define TESTHOOK_ORPHAN_ON_HANGUP_ENV "DMASVC_TEST_ORPHAN_ON_HANGUP" /* "1": see above */
 
 /*
  * testhook_parse_soft_faults: parse @s (the format above) into *@f (zeroed

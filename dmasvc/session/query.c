@@ -54,6 +54,8 @@ static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_sessio
 	r->events_failed = s->ctr.events_failed;
 	r->map_calls = s->ctr.map_calls;
 	r->unmap_calls = s->ctr.unmap_calls;
+	r->resume_repair_maps = s->ctr.resume_repair_maps;
+	r->resume_repair_unmaps = s->ctr.resume_repair_unmaps;
 	r->areas = session_usage(s).areas;
 	r->max_areas = s->max_areas;
 	r->reserved_areas = s->budget.reserved;
@@ -80,7 +82,7 @@ static void fill_region(const struct dsvc *d, const struct dsvc_session *s,
 	memset(r, 0, sizeof(*r));
 	r->session_id = s->id;
 	r->region_id = rg->id;
-	r->mem_id = rg->mem->id;
+	r->mem_id = rg->mem ? rg->mem->id : 0; /* 0: adopted, no memory yet (resume.c) */
 	r->flags = rg->flags;
 	r->iova = gran_region_iova(g);
 	r->size = gran_region_size(g);
@@ -121,6 +123,8 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 	st->events_failed = c.events_failed;
 	st->map_calls = c.map_calls;
 	st->unmap_calls = c.unmap_calls;
+	st->resume_repair_maps = c.resume_repair_maps;
+	st->resume_repair_unmaps = c.resume_repair_unmaps;
 	st->vmlck_bytes = strcmp(d->ops->name, "soft") == 0 ? read_vm_kb("VmLck") : read_vm_kb("VmPin");
 	st->latency_p50_ns = lat_percentile(&d->lat, 50);
 	st->latency_p99_ns = lat_percentile(&d->lat, 99);
@@ -144,6 +148,8 @@ static void fill_service_own(struct dsvc *d, const struct dsvc_session *s,
 	st->events_failed = s->ctr.events_failed;
 	st->map_calls = s->ctr.map_calls;
 	st->unmap_calls = s->ctr.unmap_calls;
+	st->resume_repair_maps = s->ctr.resume_repair_maps;
+	st->resume_repair_unmaps = s->ctr.resume_repair_unmaps;
 	u = session_usage(s);
 	st->pinned_bytes = session_pins(d, s) ? u.mapped_bytes : 0;
 	st->latency_p50_ns = lat_percentile(&s->lat, 50);

@@ -58,6 +58,10 @@ struct dsvc {
 	bool lazy_space;
 	uint64_t lazy_max_areas;
 	uint32_t cfg_dev_owner;      /* session holding the --device devices; 0 = none */
+	/* Test builds only (DMASVC_TEST_ORPHAN_ON_HANGUP, testhooks_priv.h):
+	 * sessions on the model get tokens and a hang-up makes them orphans,
+	 * as a restart would (docs/restart.md); false in production. */
+	bool test_orphan_on_hangup;
 };
 
 /* dsvc_now_ns: CLOCK_MONOTONIC in ns. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "log_priv.h"
 #include "session_priv.h"
@@ -51,7 +52,7 @@ struct dsvc_memory *session_memory(const struct dsvc_session *s, uint32_t id)
 	unsigned int slot = id & ((1u << ID_SLOT_BITS) - 1);
 	struct dsvc_memory *m;
 
-	if (slot >= SESSION_MAX_MEMORIES)
+	if (slot >= SESSION_MAX_MEMORIES || !id) /* 0: never an id (a hidden memory's, test builds) */
 		return NULL;
 	m = s->mems[slot];
 	return m && m->id == id ? m : NULL;
@@ -83,7 +84,8 @@ static int uid_sessions_check(struct dsvc *d, struct dsvc_session *s)
 	uint64_t n = 0;
 
 	for (unsigned int i = 0; i < d->session_hi; i++)
-		if (d->sessions[i] && d->sessions[i]->cred.uid == s->cred.uid)
+		if (d->sessions[i] && d->sessions[i]->cred.uid == s->cred.uid &&
+		    !d->sessions[i]->orphan) /* its client must be able to come back */
 			n++;
 	if (n < s->cap[OPT_CAP_SESSIONS])
 		return 0;
@@ -347,6 +349,11 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	m = session_memory(s, req->mem_id);
 	if (!m)
 		return dlog_errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
+	if (s->region_phase) { /* resumed: an adopted region may be this one (resume.c) */
+		ret = session_region_claim(d, s, m, req, id, err, errlen);
+		if (ret)
+			return ret < 0 ? ret : 0;
+	}
 	ret = session_space_get(d, s, err, errlen);
 	if (ret)
 		return ret;
@@ -435,7 +442,8 @@ void session_region_forget(struct dsvc_session *s, struct dsvc_region *r)
 {
 	s->regions[r->id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_regions--;
-	r->mem->users--;
+	if (r->mem) /* NULL while adopted */
+		r->mem->users--;
 	gran_region_unregister(r->gr);
 	free(r);
 	session_usage_snapshot(s);
@@ -462,7 +470,8 @@ int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	unsigned int slot;
 	int ret;
 
-	(void)d;
+	if (s->region_phase) /* the first RING_SETUP after a resume (resume.c) */
+		session_region_phase_end(d, s);
 	for (slot = 0; slot < DMASVC_MAX_RINGS; slot++)
 		if (!s->rings[slot])
 			break;
@@ -535,3 +544,75 @@ enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)
 	s->log_budget--;
 	return want;
 }
+
+#ifdef DMASVC_FAULT_INJECTION
+void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s)
+{
+	unsigned int adopted = 0;
+
+	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++) {
+		if (s->rings[i])
+			ring_free(s->rings[i]);
+		s->rings[i] = NULL;
+	}
+	s->nr_rings = 0;
+	s->ring_hi = 0;
+	s->ring_next = 0;
+	s->inflight = 0;
+	for (unsigned int i = 0; i < s->region_hi; i++) {
+		struct dsvc_region *r = s->regions[i];
+		struct stat st;
+
+		if (!r || r->adopted)
+			continue;
+		if (fstat(r->mem->fd, &st) == 0) {
+			r->keep_mem_dev = (uint64_t)st.st_dev;
+			r->keep_mem_ino = (uint64_t)st.st_ino;
+		}
+		r->keep_mem_offset = gran_region_desc(r->gr)->mem_offset;
+		r->keep_mem_size = r->mem->size;
+		r->mem->users--;
+		r->mem = NULL;
+		r->adopted = true;
+		adopted++;
+	}
+	/*
+	 * The memories leave the client's ids.  One a region mapped stays
+	 * mapped, hidden (id 0, not counted), as the kernel keeps an adopted
+	 * session's pages pinned: the model's areas point into it.  The
+	 * others are closed.  session_teardown() closes the hidden ones.
+	 */
+	for (unsigned int i = 0; i < SESSION_MAX_MEMORIES; i++) {
+		struct dsvc_memory *m = s->mems[i];
+		bool used = false;
+
+		if (!m || !m->id)
+			continue;
+		for (unsigned int k = 0; k < s->region_hi && !used; k++)
+			used = s->regions[k] && s->regions[k]->adopted &&
+			       gran_region_desc(s->regions[k]->gr)->mem_vaddr == m->vaddr;
+		s->nr_mems--;
+		s->registered_bytes -= m->size;
+		if (used) {
+			m->id = 0;
+			continue;
+		}
+		mem_close(m);
+		free(m);
+		s->mems[i] = NULL;
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->hello_done = false;
+	s->hung_up = false;
+	s->ctl_pending = false;
+	s->orphan = true;
+	s->resumed = false;
+	s->region_phase = false;
+	s->orphan_deadline_ns = dsvc_now_ns() + 60ull * 1000000000ull;
+	session_usage_snapshot(s);
+	dlog(d->log, DLOG_INFO, s->id, "test hook: the socket hung up: session orphaned, %u regions adopted",
+	     adopted);
+}
+#endif

@@ -223,6 +223,64 @@ struct dsvc_session {
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
 
 /*
+ * Resume (docs/restart.md).
+ *
+ * session_resumable: whether @s can outlive the service (the backend keeps
+ * spaces: iommufd; or the test hook).  Sessions that cannot get an
+ * all-zero token.
+ */
+bool session_resumable(const struct dsvc *d);
+
+/*
+ * session_token_issue: a fresh random token for @s (getrandom) when the
+ * service can keep it, all-zero otherwise or when getrandom fails (logged).
+ * The caller writes the session's record.  Never fails.
+ */
+void session_token_issue(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * session_orphan_match: the orphan session (not closing) whose token equals
+ * @token and whose uid is @uid, or NULL.  @token all-zero never matches.
+ * Every orphan's token is compared in constant time, whether it matches or
+ * not, so the time taken says nothing about a token.
+ */
+struct dsvc_session *session_orphan_match(struct dsvc *d, const uint8_t token[DMASVC_TOKEN_LEN],
+					  uid_t uid);
+
+/*
+ * session_region_claim: REGION_ADD @req in resumed @s during its region
+ * phase, against the adopted regions.  An adopted region of the same iova,
+ * size, granule and flags over the same memory (st_dev, st_ino of @m's fd
+ * and offset equal to the record) is bound to @m and keeps its id and
+ * granule state: returns 1 and *@id.  An adopted region that overlaps
+ * @req but differs is unmapped and removed (logged, its unmap calls
+ * counted); then returns 0 (the caller adds the region as new).  Returns
+ * -errno with @err on failure (fstat of the memory).
+ */
+int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_memory *m,
+			 const struct dmasvc_region_add *req, uint32_t *id, char *err,
+			 size_t errlen);
+
+/*
+ * session_region_phase_end: the first RING_SETUP after a resume: every
+ * adopted region the client did not claim is unmapped and removed, one log
+ * line each.  Returns the unmap calls made (added to s->ctr here).
+ */
+void session_region_phase_end(struct dsvc *d, struct dsvc_session *s);
+
+#ifdef DMASVC_FAULT_INJECTION
+/*
+ * session_orphan_for_test (DMASVC_TEST_ORPHAN_ON_HANGUP, test builds): turn
+ * live @s, whose socket hung up, into an orphan as adoption after a
+ * restart would make it: socket closed (fd -1), rings freed, every region
+ * adopted (its memory identity recorded, the memory hidden from the
+ * client's ids but kept mapped, as the kernel keeps the pages pinned),
+ * granule state kept.  The caller cancelled its polls.  Never fails.
+ */
+void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s);
+#endif
+
+/*
  * session_create: a new session for connected socket @fd (ownership moves
  * to the session) with peer credentials @cred.  Creates its space (with
  * d->lazy_space only its budget: session_space_get() creates the space).

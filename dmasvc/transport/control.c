@@ -113,8 +113,16 @@ static int check_body(struct ctl_request *req, char *err, size_t errlen)
 {
 	switch (req->cmd) {
 	case DMASVC_CMD_HELLO:
-		if (req->u.hello.flags)
-			return dlog_errf(-EINVAL, err, errlen, "hello flags must be 0");
+		if (req->u.hello.flags & ~(uint32_t)DMASVC_HELLO_RESUME)
+			return dlog_errf(-EINVAL, err, errlen, "unknown hello flags 0x%x",
+				    req->u.hello.flags & ~(uint32_t)DMASVC_HELLO_RESUME);
+		if ((req->u.hello.flags & DMASVC_HELLO_RESUME) && req->u.hello.minor < 2)
+			return dlog_errf(-EINVAL, err, errlen,
+				    "hello RESUME needs protocol minor 2 (the client says %u)",
+				    req->u.hello.minor);
+		if (!(req->u.hello.flags & DMASVC_HELLO_RESUME) &&
+		    !all_zero(req->u.hello.token, sizeof(req->u.hello.token)))
+			return dlog_errf(-EINVAL, err, errlen, "hello token without RESUME must be all-zero");
 		return 0;
 	case DMASVC_CMD_MEMORY_ADD:
 		if (req->u.memory_add.flags & ~(uint32_t)DMASVC_MEMORY_READONLY)

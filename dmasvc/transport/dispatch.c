@@ -17,9 +17,52 @@
 #include "reply_priv.h"
 #include "ring_service_priv.h"
 
-static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
-		    struct dmasvc_hello_reply *rep, char *err, size_t errlen, bool *disconnect)
+/*
+ * HELLO RESUME (docs/restart.md): the orphan session holding @h's token
+ * for the peer's uid takes over @s's connection.  Here only the session
+ * state moves (client tag, pid, minor, a new token); the event loop moves
+ * the socket and drops @s once the reply is sent (out->resumed).  Returns
+ * 0 and *@o, or -ESTALE (no such session; @s stays before HELLO so the
+ * client may send a plain one).
+ */
+static int hello_resume(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
+			uint16_t minor, struct dsvc_session **o, char *err, size_t errlen)
 {
+	struct dsvc_session *t = session_orphan_match(d, h->token, s->cred.uid);
+
+	if (!t) {
+		snprintf(err, errlen, "no session to resume: expired, torn down or another uid");
+		return -ESTALE;
+	}
+	t->orphan = false;
+	t->resumed = true;
+	t->region_phase = true;
+	t->hello_done = true;
+	t->client_tag = h->client_tag;
+	t->minor = minor;
+	t->cred.pid = s->cred.pid;
+	t->cred.gid = s->cred.gid;
+	t->admin = s->admin;
+	t->log_budget = SESSION_LOG_BUDGET;
+	session_token_issue(d, t); /* single use */
+	/* keep: record */
+	dlog(d->log, DLOG_INFO, t->id,
+	     "resumed by pid %d uid %u tag 0x%llx (connection of session %u): %u regions, %u devices",
+	     (int)t->cred.pid, (unsigned)t->cred.uid, (unsigned long long)t->client_tag, s->id,
+	     t->nr_regions, t->nr_devices);
+	*o = t;
+	return 0;
+}
+
+static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
+		    struct dmasvc_hello_reply *rep, struct dispatch_out *out, char *err,
+		    size_t errlen)
+{
+	unsigned int ours = DMASVC_PROTO_MINOR; /* a variable: the compare may be always-false */
+	uint16_t minor = (uint16_t)(h->minor < ours ? h->minor : ours);
+	struct dsvc_session *t = s;
+	int ret;
+
 	if (s->hello_done) {
 		snprintf(err, errlen, "HELLO sent twice");
 		return -EINVAL;
@@ -27,31 +70,39 @@ static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_
 	if (h->major != DMASVC_PROTO_MAJOR) {
 		snprintf(err, errlen, "protocol major %u not supported (service speaks %d.%d)",
 			 h->major, DMASVC_PROTO_MAJOR, DMASVC_PROTO_MINOR);
-		*disconnect = true;
+		out->disconnect = true;
 		return -EPROTO;
 	}
-	s->hello_done = true;
-	s->client_tag = h->client_tag;
-	{
-		unsigned int ours = DMASVC_PROTO_MINOR; /* a variable: the compare may be always-false today */
-
-		s->minor = (uint16_t)(h->minor < ours ? h->minor : ours);
+	if (h->flags & DMASVC_HELLO_RESUME) { /* minor >= 2: checked by ctl_decode */
+		ret = hello_resume(d, s, h, minor, &t, err, errlen);
+		if (ret)
+			return ret;
+		out->resumed = t;
+	} else {
+		s->hello_done = true;
+		s->client_tag = h->client_tag;
+		s->minor = minor;
+		if (minor >= 2) {
+			session_token_issue(d, s);
+			/* keep: record */
+		}
 	}
 	*rep = (struct dmasvc_hello_reply){
 		.major = DMASVC_PROTO_MAJOR,
-		.minor = s->minor,
-		.session_id = s->id,
+		.minor = t->minor,
+		.session_id = t->id,
 		.max_sq_entries = CTL_MAX_SQ_ENTRIES,
 		.max_cq_entries = CTL_MAX_CQ_ENTRIES,
-		.max_areas = s->max_areas,
+		.max_areas = t->max_areas,
+		.flags = t != s ? DMASVC_HELLO_RESUMED : 0,
 	};
+	memcpy(rep->token, t->token, sizeof(rep->token));
 	/* debug: every dmasvcctl call says hello; a VMM is announced at its first object */
-	dlog(d->log, DLOG_DEBUG, s->id, "hello: pid %d uid %u tag 0x%llx protocol %u.%u%s",
-	     (int)s->cred.pid, (unsigned)s->cred.uid, (unsigned long long)s->client_tag, h->major,
-	     s->minor, s->admin ? " (admin)" : "");
+	dlog(d->log, DLOG_DEBUG, t->id, "hello: pid %d uid %u tag 0x%llx protocol %u.%u%s%s",
+	     (int)t->cred.pid, (unsigned)t->cred.uid, (unsigned long long)t->client_tag, h->major,
+	     t->minor, t->admin ? " (admin)" : "", t != s ? " (resumed)" : "");
 	return 0;
 }
-
 
 /*
  * Make @req (checked) a job for @s's executor, with @r or @slot as its
@@ -98,8 +149,10 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 	}
 	switch (req->cmd) {
 	case DMASVC_CMD_HELLO:
-		ret = do_hello(d, s, &req->u.hello, &body.hello, err, sizeof(err), &out->disconnect);
+		ret = do_hello(d, s, &req->u.hello, &body.hello, out, err, sizeof(err));
 		out->why = "protocol version mismatch";
+		if (out->resumed)
+			s = out->resumed; /* the reply speaks for the resumed session */
 		/* a minor < 2 client knows only the first 32 bytes */
 		body_len = s->minor >= 2 ? sizeof(body.hello) : DMASVC_HELLO_REPLY_V1_SIZE;
 		break;

@@ -21,6 +21,9 @@ struct dispatch_out {
 	const char *why;     /* ... for this reason (log line) */
 	bool new_ring;       /* a ring was set up: arm its doorbell */
 	bool deferred;       /* the request became a job (ctl_job_priv.h): no reply now */
+	/* HELLO RESUME matched: after the reply, the connection moves onto
+	 * this session and the one it came in on is dropped (evloop.c). */
+	struct dsvc_session *resumed;
 };
 
 /*

@@ -190,6 +190,60 @@ static void session_close(struct evl *e, struct dsvc_session *s, const char *why
 	close_advance(e, s);
 }
 
+/*
+ * The peer of @s hung up: close @s (session_close).  Test builds with
+ * DMASVC_TEST_ORPHAN_ON_HANGUP make a resumable session an orphan instead,
+ * as a restart would (session_orphan_for_test).  The caller must not touch
+ * @s again.
+ */
+static void session_hangup(struct evl *e, struct dsvc_session *s, const char *why)
+{
+#ifdef DMASVC_FAULT_INJECTION
+	uint8_t any = 0;
+
+	for (unsigned int i = 0; i < DMASVC_TOKEN_LEN; i++)
+		any |= s->token[i];
+	if (e->d->test_orphan_on_hangup && any && (s->nr_regions || s->nr_devices) && !s->closing &&
+	    !s->busy && !s->close_why && !s->broken) { /* a session owning nothing has nothing to keep */
+		cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
+		for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++)
+			if (s->rings[i] && s->rings[i]->doorbell_armed)
+				cancel_poll(e, make_tag(TAG_DOORBELL, s->id, i));
+		io_uring_submit(&e->uring);
+		session_orphan_for_test(e->d, s);
+		return;
+	}
+#endif
+	session_close(e, s, why);
+}
+
+/*
+ * HELLO RESUME matched (dispatch.c moved the session state): the connection
+ * of @s, the session made at accept, moves onto @o, and @s is dropped
+ * without a disconnect (it owns nothing a client made: before HELLO).
+ * Decision: the connection moves onto the orphan object, not the orphan's
+ * state into @s: the orphan's regions, space, devices, executor thread and
+ * grace bookkeeping all point at its object, while @s holds only a socket.
+ * The loop finds sessions by id in its poll tags, so the socket's poll is
+ * cancelled under @s's id and armed again under @o's (a completion still
+ * queued for @s's tag finds no session and is dropped).  Returns nothing;
+ * @s is freed; @o may be closed (no poll possible).
+ */
+static void connection_move(struct evl *e, struct dsvc_session *s, struct dsvc_session *o)
+{
+	struct dsvc *d = e->d;
+
+	cancel_poll(e, make_tag(TAG_CLIENT, s->id, 0));
+	io_uring_submit(&e->uring);
+	o->fd = s->fd;
+	s->fd = -1;
+	o->ctl_pending = true; /* requests sent behind the HELLO: read them next turn */
+	ringsvc_session_release(d, s);
+	session_destroy(d, s);
+	if (arm_poll(e, o->fd, make_tag(TAG_CLIENT, o->id, 0)))
+		session_close(e, o, "cannot poll its socket");
+}
+
 static void arm_new_rings(struct evl *e, struct dsvc_session *s)
 {
 	for (unsigned int i = 0; i < DMASVC_MAX_RINGS; i++) {
@@ -242,7 +296,7 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		if (n == 0 && !(msg_flags & MSG_TRUNC)) {
 			for (unsigned int i = 0; i < nfds && i < CTL_MAX_FDS; i++)
 				close(fds[i]);
-			session_close(e, s, "peer closed the socket");
+			session_hangup(e, s, "peer closed the socket");
 			return false;
 		}
 		ret = ctl_decode(in, (size_t)n, msg_flags, fds, nfds, &req, err, sizeof(err));
@@ -265,6 +319,16 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		}
 		if (dout.close_fds_after && dout.nfds)
 			close(dout.fds[0]);
+		if (dout.resumed) {
+			uint32_t oid = dout.resumed->id;
+			struct dsvc_session *o;
+
+			connection_move(e, s, dout.resumed); /* frees s; may close the other */
+			o = session_find(d, oid);
+			if (o && dout.disconnect) /* the reply was not sent */
+				session_close(e, o, dout.why ? dout.why : "closed");
+			return false;
+		}
 		if (dout.new_ring)
 			arm_new_rings(e, s);
 		if (dout.disconnect) {
@@ -398,7 +462,7 @@ static int work_all(struct evl *e)
 			}
 			continue;
 		}
-		if (s->busy)
+		if (s->busy || s->orphan) /* an orphan has no socket and no ring */
 			continue;
 		if (s->close_why || s->broken) {
 			session_close(e, s, s->close_why ? s->close_why : "ring protocol error");
@@ -406,7 +470,7 @@ static int work_all(struct evl *e)
 		}
 		if (s->hung_up) { /* answer what came before the hang-up, then close */
 			if (client_readable(e, s))
-				session_close(e, s, "socket hung up");
+				session_hangup(e, s, "socket hung up");
 			continue;
 		}
 		if (s->ctl_pending) {
@@ -567,8 +631,8 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 		/* Mark only: work_all reads the requests, within the turn's bound
 		 * (and not while the session is busy: its executor owns it). */
 		s = session_find(d, sid);
-		if (!s)
-			return true; /* gone, or closing: its poll was cancelled */
+		if (!s || s->orphan)
+			return true; /* gone, closing or orphaned: its poll was cancelled */
 		if (res > 0 && (res & POLLIN))
 			s->ctl_pending = true;
 		if (res < 0 || (res & (POLLERR | POLLHUP | POLLNVAL))) {

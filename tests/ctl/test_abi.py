@@ -3,8 +3,9 @@
 
   symbols NM SO HEADER MAP MANPAGE
       The shared library's exported symbols (nm -D --defined-only) are
-      exactly the functions dmasvc.h declares, each at version DMASVC_0.1,
-      the version script lists each of them by name (no glob in global:),
+      exactly the functions dmasvc.h declares, each at the version node the
+      version script lists it in by name (DMASVC_0.1, or a later node for a
+      function added after a release; no glob in global:),
       and libdmasvc(3) names each.
   headers CC [CXX] -- HEADER...
       The installed headers, laid out as installed (include/dmasvc/), compile
@@ -30,16 +31,28 @@ def declared(header):
 
 
 def mapped(mapfile):
+    """Every name the version script exports, with its node: {name: node}.
+    The first node has global: and local:; later nodes (functions added
+    after a release) have global: only and inherit the first."""
     with open(mapfile, encoding="utf-8") as f:
         text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
-    m = re.search(r"global:(.*?)local:", text, re.S)
-    if not m:
-        sys.exit(f"FAIL: {mapfile}: no global:/local: sections")
-    names = [n.strip() for n in m.group(1).split(";") if n.strip()]
-    globs = [n for n in names if re.search(r"[*?\[]", n)]
-    if globs:
-        sys.exit(f"FAIL: {mapfile}: global: has patterns {globs}, not names")
-    return set(names)
+    nodes = re.findall(r"(DMASVC_[0-9.]+)\s*\{(.*?)\}\s*(?:DMASVC_[0-9.]+)?\s*;", text, re.S)
+    if not nodes or "local:" not in nodes[0][1]:
+        sys.exit(f"FAIL: {mapfile}: no node with global:/local: sections")
+    out = {}
+    for node, body in nodes:
+        m = re.search(r"global:(.*?)(?:local:|$)", body, re.S)
+        if not m:
+            sys.exit(f"FAIL: {mapfile}: node {node} has no global: section")
+        names = [n.strip() for n in m.group(1).split(";") if n.strip()]
+        globs = [n for n in names if re.search(r"[*?\[]", n)]
+        if globs:
+            sys.exit(f"FAIL: {mapfile}: global: has patterns {globs}, not names")
+        for n in names:
+            if n in out:
+                sys.exit(f"FAIL: {mapfile}: {n} in two nodes")
+            out[n] = node
+    return out
 
 
 def symbols(args):
@@ -65,11 +78,12 @@ def symbols(args):
         errs.append(f"{n}: exported by the .so, not declared in dmasvc.h")
     for n in sorted(decl - exported):
         errs.append(f"{n}: declared in dmasvc.h, not exported by the .so")
-    for n in sorted(exported):
-        if versions.get(n) != "DMASVC_0.1":
-            errs.append(f"{n}: version {versions.get(n)!r}, want DMASVC_0.1")
     mp = mapped(mapfile)
-    for n in sorted(mp ^ decl):
+    for n in sorted(exported):
+        want = mp.get(n, "DMASVC_0.1")
+        if versions.get(n) != want:
+            errs.append(f"{n}: version {versions.get(n)!r}, want {want} (the map's node)")
+    for n in sorted(set(mp) ^ decl):
         errs.append(f"{n}: in {'the map only' if n in mp else 'dmasvc.h only'}")
     with open(man, encoding="utf-8") as f:
         page = f.read()

@@ -59,7 +59,7 @@ static int expect_sqe(const struct fz_session *f, const struct dmasvc_sqe *q, in
 	const struct dsvc_region *r = NULL;
 	uint64_t g, end;
 
-	if (q->opcode > DMASVC_OP_DISCARD || q->flags || q->__reserved)
+	if (q->opcode > DMASVC_OP_DISCARD || (q->flags & ~DMASVC_SQE_REPLAY) || q->__reserved)
 		return -EINVAL;
 	if (q->opcode == DMASVC_OP_NOP)
 		return 0;

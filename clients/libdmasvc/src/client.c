@@ -25,33 +25,95 @@ static void set_error(struct dmasvc_client *c, const char *what, int err)
 	snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, strerror(-err));
 }
 
-int cl_session_open(struct dmasvc_client *c)
+/*
+ * One HELLO on c->sock, RESUME with c->token when @resume.  A minor < 2
+ * service answers 32 bytes: the rest of c->hello reads as zero (no token).
+ * A RESUME is sent only to a service that gave a token, so minor >= 2.
+ * Returns 0 (c->hello, c->token, c->resumed set) or -errno (the service's
+ * refusal, e.g. -ESTALE, or a transport error).
+ */
+static int hello_call(struct dmasvc_client *c, bool resume)
 {
 	struct dmasvc_hello hello = {
 		.major = DMASVC_PROTO_MAJOR,
 		.minor = DMASVC_PROTO_MINOR,
+		.flags = resume ? DMASVC_HELLO_RESUME : 0,
 		.client_tag = c->opts.client_tag,
 	};
-	int fd, err;
+	struct cl_reply r;
+	int err;
+
+	if (resume)
+		memcpy(hello.token, c->token, sizeof(hello.token));
+	err = cl_call_timed(c, c->opts.timeout_ms, DMASVC_CMD_HELLO, &hello, sizeof(hello), NULL, 0,
+			    &r, DMASVC_HELLO_REPLY_V1_SIZE);
+	if (err)
+		return err;
+	cl_reply_close_fds(&r);
+	if (r.hdr.error)
+		return -(int)r.hdr.error;
+	/* The text follows the reply struct, whose size the agreed minor
+	 * tells (a minor < 2 service sends 32 bytes). */
+	memset(&c->hello, 0, sizeof(c->hello));
+	memcpy(&c->hello, r.buf, DMASVC_HELLO_REPLY_V1_SIZE);
+	if (c->hello.major != DMASVC_PROTO_MAJOR)
+		return -EPROTO;
+	if (c->hello.minor >= 2) {
+		if (r.body_len < sizeof(c->hello))
+			return -EPROTO;
+		memcpy(&c->hello, r.buf, sizeof(c->hello));
+	}
+	memcpy(c->token, c->hello.token, sizeof(c->token));
+	c->resumed = resume && (c->hello.flags & DMASVC_HELLO_RESUMED);
+	return 0;
+}
+
+/* A connected socket to c->path, or c->given_fd once; -errno with last_error. */
+static int session_socket(struct dmasvc_client *c)
+{
+	int fd;
 
 	if (c->given_fd >= 0) {
 		fd = c->given_fd;
 		c->given_fd = -1;
-	} else if (!c->path[0]) {
+		return fd;
+	}
+	if (!c->path[0]) {
 		set_error(c, "connected through a socket fd: no path to connect again", -ENOTCONN);
 		return -ENOTCONN;
-	} else {
-		fd = cl_socket_connect(c->path);
-		if (fd < 0) {
-			set_error(c, c->path, fd);
-			return fd;
-		}
 	}
+	fd = cl_socket_connect(c->path);
+	if (fd < 0)
+		set_error(c, c->path, fd);
+	return fd;
+}
+
+int cl_session_open(struct dmasvc_client *c, bool resume)
+{
+	uint8_t any = 0;
+	int fd, err;
+
+	for (unsigned int i = 0; i < sizeof(c->token); i++)
+		any |= c->token[i];
+	c->resumed = false;
+	fd = session_socket(c);
+	if (fd < 0)
+		return fd;
 	c->sock = fd;
-	err = cl_call_simple(c, DMASVC_CMD_HELLO, &hello, sizeof(hello), NULL, 0, &c->hello,
-			     sizeof(c->hello));
-	if (!err && c->hello.major != DMASVC_PROTO_MAJOR)
-		err = -EPROTO;
+	err = resume && any ? hello_call(c, true) : -ESTALE;
+	if (err == -ESTALE) {
+		/* no session to resume (or no token): a fresh one, same connection */
+		err = hello_call(c, false);
+	} else if (err) {
+		/* e.g. a service older than minor 2 refusing the RESUME flag */
+		close(c->sock);
+		c->sock = -1;
+		fd = session_socket(c);
+		if (fd < 0)
+			return fd;
+		c->sock = fd;
+		err = hello_call(c, false);
+	}
 	if (err) {
 		close(c->sock);
 		c->sock = -1;
@@ -121,7 +183,7 @@ static int client_connect(const char *socket_path, int fd, const struct dmasvc_c
 	if (!c->opts.timeout_ms)
 		c->opts.timeout_ms = CL_DEFAULT_TIMEOUT_MS;
 
-	err = cl_session_open(c);
+	err = cl_session_open(c, false);
 	if (err) {
 		if (c->given_fd >= 0)
 			close(c->given_fd);

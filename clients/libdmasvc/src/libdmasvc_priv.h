@@ -108,7 +108,10 @@ struct dmasvc_client {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "": dmasvc_connect_fd() */
 	int given_fd;                /* dmasvc_connect_fd()'s socket until its HELLO, else -1 */
 	struct dmasvc_connect_opts opts; /* defaults filled in */
-	struct dmasvc_hello_reply hello;
+	struct dmasvc_hello_reply hello;  /* the last HELLO's reply (a minor < 2 service's: zero tail) */
+	uint8_t token[DMASVC_TOKEN_LEN]; /* from the last HELLO reply: resumes the session
+					    after a service restart; all-zero: not resumable */
+	bool resumed;                /* the last session open resumed the previous session */
 	bool query_only;             /* dmasvc_connect_query_only(): HELLO, no queue */
 	enum dmasvc_prefault_mode prefault; /* under ctl_lock; fixed once a memory exists */
 	char last_error[DMASVC_TEXT_MAX];
@@ -189,8 +192,11 @@ int cl_socket_connect(const char *path);
 /* ---- client.c ------------------------------------------------------------- */
 
 /* cl_session_open: connect c->path (or take c->given_fd once) and HELLO;
- * sets c->sock.  -ENOTCONN for an fd-made client's reconnect.  ctl_lock held. */
-int cl_session_open(struct dmasvc_client *c);
+ * sets c->sock, c->hello, c->token and c->resumed.  @resume with a token:
+ * HELLO RESUME first; refused (-ESTALE: a plain HELLO on the same
+ * connection; else a new connection) it opens a fresh session.
+ * -ENOTCONN for an fd-made client's reconnect.  ctl_lock held. */
+int cl_session_open(struct dmasvc_client *c, bool resume);
 
 /*
  * cl_socket_adopt: check that @fd is a connected AF_UNIX SOCK_SEQPACKET

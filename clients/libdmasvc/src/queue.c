@@ -277,6 +277,8 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	sqe.offset = offset;
 	sqe.length = length;
 	sqe.user_data = q->submit_seq;
+	if (kind == SLOT_REPLAY && c->hello.minor >= 2) /* older services refuse the flag */
+		sqe.flags = DMASVC_SQE_REPLAY;
 	if (q->batch) {
 		err = cl_ring_stage(&q->ring, &sqe, 1);
 		if (err == 0) {

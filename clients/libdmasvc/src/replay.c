@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * replay.c - dmasvc_reconnect(): after the service went away, open a new
- * session, re-register every live memory and region (their local ids stay,
- * their svc ids are refreshed), re-create every queue's ring and replay each
- * region's populated bitmap as one POPULATE per maximal run.
+ * replay.c - dmasvc_reconnect(): after the service went away, resume the
+ * session with its token (HELLO RESUME, docs/restart.md) or open a new one,
+ * re-register every live memory and region (their local ids stay, their svc
+ * ids are refreshed; a resumed session gives its regions' ids again),
+ * re-create every queue's ring and replay each region's bitmap: one
+ * POPULATE per maximal populated run and one DISCARD per run between them,
+ * flagged DMASVC_SQE_REPLAY (a map or unmap they cause is a logged repair).
  *
  * Events in flight when the old service died complete with -ECONNRESET
  * (unless their CQE had already been posted, which is then honoured) and
@@ -15,27 +18,40 @@
 
 #include "libdmasvc_priv.h"
 
-/* Post every populated run of region @id on @q as SLOT_REPLAY events. */
+/*
+ * Post region @id's whole state on @q as SLOT_REPLAY events, in order: a
+ * POPULATE per maximal populated run and a DISCARD per run between them
+ * (the complement).  The discards cost nothing where nothing is mapped (a
+ * fresh session) and, after a resume, repair what the kernel kept but the
+ * client does not hold (an event in flight at the crash).
+ */
 static int replay_region(struct dmasvc_queue *q, uint32_t id)
 {
 	struct dmasvc_client *c = q->c;
-	uint64_t from = 0, first, count, granule;
+	uint64_t from = 0, first, count, granule, ng;
 	int err = 0;
 
 	for (;;) {
 		struct cl_region *r;
 		bool found;
+		uint8_t op;
 		int64_t seq;
 
 		pthread_mutex_lock(&c->state_lock);
 		r = cl_region_get(c, id);
-		found = r && cl_bitmap_next_run(&r->populated, from, &first, &count);
 		granule = r ? r->desc.granule : 0;
+		ng = r ? r->desc.size / granule : 0;
+		found = r && cl_bitmap_next_run(&r->populated, from, &first, &count);
 		pthread_mutex_unlock(&c->state_lock);
-		if (!found)
+		if (!r || from >= ng)
 			return 0;
-		seq = cl_submit_locked(q, DMASVC_OP_POPULATE, id, first * granule, count * granule, 0,
-				  SLOT_REPLAY);
+		if (found && first == from) {
+			op = DMASVC_OP_POPULATE;
+		} else {
+			op = DMASVC_OP_DISCARD;
+			count = (found ? first : ng) - from;
+		}
+		seq = cl_submit_locked(q, op, id, from * granule, count * granule, 0, SLOT_REPLAY);
 		if (seq == -EAGAIN) {
 			/* Ring or slots full: let the service catch up, then retry. */
 			err = cl_queue_wait_idle(q, c->opts.timeout_ms);
@@ -45,7 +61,7 @@ static int replay_region(struct dmasvc_queue *q, uint32_t id)
 		}
 		if (seq < 0)
 			return (int)seq;
-		from = first + count;
+		from += count;
 	}
 }
 
@@ -85,9 +101,13 @@ int dmasvc_reconnect(struct dmasvc_client *c)
 		close(c->sock);
 		c->sock = -1;
 	}
-	err = cl_session_open(c);
+	err = cl_session_open(c, true);
 	if (err)
 		goto out_unlock;
+	/* Resumed or fresh, the same replay: memories are new objects either
+	 * way; a resumed session's REGION_ADDs claim its kept regions (same
+	 * ids, nothing mapped), its devices stay attached (not replayed); the
+	 * state replay then maps nothing that is mapped already. */
 	for (uint32_t i = 0; i < c->nmems && !err; i++)
 		if (c->mems[i].live)
 			err = cl_memory_send(c, &c->mems[i]);
@@ -102,4 +122,9 @@ out_unlock:
 	cl_queue_unlock(c->defq);
 	pthread_mutex_unlock(&c->ctl_lock);
 	return err;
+}
+
+bool dmasvc_resumed(const struct dmasvc_client *c)
+{
+	return c && c->resumed;
 }

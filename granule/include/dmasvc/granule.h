@@ -87,6 +87,16 @@ uint64_t gran_region_granule(const struct gran_region *r);
 uint64_t gran_region_nr_granules(const struct gran_region *r);
 const struct gran_region_desc *gran_region_desc(const struct gran_region *r);
 
+/*
+ * gran_region_set_memory - bind @r to another mapping of its memory (a
+ * restarted service's region claimed by the resumed client: the granules
+ * the kernel holds stay mapped, later maps read the new mapping).  The
+ * region [mem_offset, mem_offset + size) must fit @mem_size.  Returns 0 or
+ * -ERANGE (nothing changed); -EINVAL for a NULL @mem_vaddr.
+ */
+int gran_region_set_memory(struct gran_region *r, void *mem_vaddr, int mem_fd,
+			   uint64_t mem_size);
+
 /* Counters: mapped granules, and the same in bytes. */
 uint64_t gran_region_populated(const struct gran_region *r);
 uint64_t gran_region_mapped_bytes(const struct gran_region *r);

@@ -67,6 +67,14 @@ struct dmasvc_stat_service {
 	uint64_t latency_sum_ns;  /* their latencies summed */
 #define DMASVC_LATENCY_LOG2 40
 	uint64_t latency_log2[DMASVC_LATENCY_LOG2];
+	/*
+	 * Appended at protocol minor 2 (docs/restart.md): granules that replay
+	 * events (DMASVC_SQE_REPLAY) of resumed sessions had to map / unmap,
+	 * all sessions since start: repairs of a state the client and the
+	 * kept kernel state disagreed on; 0 after a consistent resume.
+	 */
+	uint64_t resume_repair_maps;
+	uint64_t resume_repair_unmaps;
 };
 
 struct dmasvc_stat_session {
@@ -86,6 +94,10 @@ struct dmasvc_stat_session {
 	uint64_t reserved_areas;  /* worst case reserved by its regions */
 	uint64_t latency_p50_ns;
 	uint64_t latency_p99_ns;
+	/* Appended at protocol minor 2: this session's repairs (as in
+	 * dmasvc_stat_service). */
+	uint64_t resume_repair_maps;
+	uint64_t resume_repair_unmaps;
 };
 
 struct dmasvc_stat_region {

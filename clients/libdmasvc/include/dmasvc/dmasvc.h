@@ -314,6 +314,16 @@ int dmasvc_queue_arm(struct dmasvc_queue *q);
  * dmasvc_reconnect: after the service went away, connect again, re-add every
  * memory and region (ids unchanged for the caller) and replay every
  * populated range.  Queues are re-created (the same pointers stay valid).
+ * It first tries to resume the same session with the token of the last
+ * HELLO (a service that kept it across its restart: iommufd,
+ * docs/restart.md): then the service's regions keep what is mapped (the
+ * replay maps nothing already mapped; a populated range the kernel lost is
+ * mapped again, a mapped range the bitmap does not hold is unmapped: both
+ * logged by the service as repairs) and devices stay attached with their
+ * ids.  Otherwise (no token, the session expired, an older service) a
+ * fresh session: devices are not re-attached.  Replay events carry
+ * DMASVC_SQE_REPLAY; each region's unpopulated runs are replayed as
+ * discards (free where nothing is mapped).
  * Events in flight when the old service died complete with -ECONNRESET
  * (unless their completion had already been posted) and leave the bitmap
  * alone, so afterwards the service's state equals the bitmap.  Threads
@@ -321,6 +331,14 @@ int dmasvc_queue_arm(struct dmasvc_queue *q);
  * -errno; it may be retried.
  */
 int dmasvc_reconnect(struct dmasvc_client *c);
+
+/*
+ * dmasvc_resumed: whether the last dmasvc_reconnect() resumed the same
+ * session (same session id, devices still attached) rather than opening a
+ * fresh one.  False before any reconnect and for NULL.  (Version node
+ * DMASVC_0.2.)
+ */
+bool dmasvc_resumed(const struct dmasvc_client *c);
 
 /* dmasvc_region_populated_bytes: what the library's bitmap says is populated. */
 int64_t dmasvc_region_populated_bytes(struct dmasvc_client *c, uint32_t region_id);
