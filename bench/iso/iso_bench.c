@@ -15,11 +15,18 @@
  *               service unmaps, unpins and unmaps its memory
  *   status      `dmasvcctl status` run in a loop for STATUS_MS
  * and B alone again at the end (the machine's drift), and prints, side by
- * side, B's p50/p99 under each, the ratio of each p99 to B's p99 alone
+ * side, B's p50/p99/max under each, the ratio of each p99 to B's p99 alone
  * (the first row), and A's operation time.  A populate of B counts in the
  * scenario it started in, however long it waits.  Target: ratios <= 3.
+ * With --reps N the sequence (alone, populate, remove, teardown, status)
+ * runs N times and each row pools its N scenarios' samples (A's op time is
+ * the mean): one REGION_REMOVE of 4 GiB gives B only a few hundred events,
+ * whose p99 is nearly their maximum, and the alone baseline is then taken
+ * between the loads, not only before them.
  *
- * Usage: iso-bench [--size GiB] [--workers N] [--daemon PATH] [--ctl PATH]
+ * Usage: iso-bench [--size GiB] [--workers N] [--reps N] [--json] [--daemon PATH] [--ctl PATH]
+ * --json prints {"machine", "load", "rows": [{"name", "what", "op_ms", "n",
+ * "p50_us", "p99_us", "max_us", "ratio"}]} instead of the table.
  * A benchmark, never a meson test; results in bench/RESULTS.md.
  * Reuses map-bench's clock, memfd, /proc and percentile helpers (mb_util.c).
  */
@@ -51,7 +58,8 @@ extern char **environ;
 
 struct opts {
 	uint64_t size;
-	unsigned int workers;
+	unsigned int workers, reps;
+	bool json;
 	const char *daemon, *ctl;
 };
 
@@ -158,12 +166,14 @@ static size_t probe_end(struct probe *p)
 	return n < MAX_SAMPLES ? n : MAX_SAMPLES;
 }
 
-/* One scenario's row. */
+/* One scenario's row: the samples of all its repetitions. */
 struct row {
 	const char *name;
 	const char *what;
+	uint64_t *lat;           /* MAX_SAMPLES */
 	size_t n;
-	uint64_t p50, p99, op_ns;
+	uint64_t p50, p99, max, op_ns; /* op_ns: summed over reps until printed */
+	unsigned int reps;
 	int err;
 };
 
@@ -241,15 +251,29 @@ static pid_t doomed_start(const char *sock, uint64_t size)
 	return pid;
 }
 
+/* Add the probe's samples since probe_begin() and A's op time to @r. */
 static void finish_row(struct row *r, struct probe *p, uint64_t op_ns)
 {
-	r->n = probe_end(p);
-	r->op_ns = op_ns;
-	r->p50 = mb_percentile(p->lat, r->n, 50);
-	r->p99 = mb_percentile(p->lat, r->n, 99);
+	size_t n = probe_end(p);
+
+	if (n > MAX_SAMPLES - r->n)
+		n = MAX_SAMPLES - r->n;
+	memcpy(r->lat + r->n, p->lat, n * sizeof(*p->lat));
+	r->n += n;
+	r->op_ns += op_ns;
+	r->reps++;
 }
 
-static void print_machine(int argc, char **argv)
+/* Percentiles of @r's pooled samples and its mean op time. */
+static void close_row(struct row *r)
+{
+	r->p50 = mb_percentile(r->lat, r->n, 50);
+	r->p99 = mb_percentile(r->lat, r->n, 99);
+	r->max = r->n ? r->lat[r->n - 1] : 0; /* mb_percentile sorted them */
+	r->op_ns = r->reps ? r->op_ns / r->reps : 0;
+}
+
+static void print_machine(int argc, char **argv, bool json)
 {
 	char line[256], model[128] = "?";
 	struct utsname u;
@@ -266,18 +290,114 @@ static void print_machine(int argc, char **argv)
 		fclose(f);
 	uname(&u);
 	getloadavg(la, 3);
+	if (json) {
+		printf("{\"machine\": \"%s, %ld CPUs, %s %s\", \"load_start\": [%.2f, %.2f, %.2f], ",
+		       model, sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, la[0], la[1], la[2]);
+		return;
+	}
 	printf("iso-bench: session B's blocking 2 MiB populate while session A runs long operations\n");
-	printf("machine: %s, %ld CPUs, %s %s, load %.2f %.2f %.2f\n", model, sysconf(_SC_NPROCESSORS_ONLN),
-	       u.sysname, u.release, la[0], la[1], la[2]);
+	printf("machine: %s, %ld CPUs, %s %s, load %.2f %.2f %.2f (start)\n", model,
+	       sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release, la[0], la[1], la[2]);
 	printf("command:");
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
 	printf("\n");
 }
 
+/* The table (or the JSON rows) of @rows; ratios against rows[0]. */
+static void print_rows(const struct opts *o, struct row *rows, int nr)
+{
+	double la[3] = { 0 };
+
+	getloadavg(la, 3);
+	if (o->json)
+		printf("\"load_end\": [%.2f, %.2f, %.2f], \"workers\": %u, \"size_gib\": %llu, \"reps\": %u, \"rows\": [",
+		       la[0], la[1], la[2], o->workers, (unsigned long long)(o->size / GiB), o->reps);
+	else
+		printf("load %.2f %.2f %.2f (end); workers %u, SIZE %llu GiB, reps %u, "
+		       "B: blocking 2 MiB populate, then its discard, each timed; us\n\n"
+		       "%-9s %-30s %12s %8s %10s %10s %10s %10s  %s\n",
+		       la[0], la[1], la[2], o->workers, (unsigned long long)(o->size / GiB), o->reps,
+		       "scenario", "session A does", "A's op (ms)", "B n", "B p50", "B p99", "B max",
+		       "p99/alone", "target <= 3x");
+	for (int i = 0; i < nr; i++) {
+		struct row *r = &rows[i];
+		double ratio = rows[0].p99 ? (double)r->p99 / (double)rows[0].p99 : 0;
+
+		if (o->json) {
+			printf("%s{\"name\": \"%s\", \"what\": \"%s\", \"err\": %d, \"op_ms\": %.1f, \"n\": %zu, "
+			       "\"p50_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, \"ratio\": %.3f}",
+			       i ? ", " : "", r->name, r->what, r->err, (double)r->op_ns / 1e6, r->n,
+			       (double)r->p50 / 1e3, (double)r->p99 / 1e3, (double)r->max / 1e3, ratio);
+			continue;
+		}
+		if (r->err) {
+			printf("%-9s %-30s failed: %s\n", r->name, r->what, strerror(-r->err));
+			continue;
+		}
+		printf("%-9s %-30s %12.0f %8zu %10.0f %10.0f %10.0f %9.2fx  %s\n", r->name, r->what,
+		       (double)r->op_ns / 1e6, r->n, (double)r->p50 / 1e3, (double)r->p99 / 1e3,
+		       (double)r->max / 1e3, ratio,
+		       i == 0 || i == nr - 1 ? "-" : ratio <= 3.0 ? "met" : "MISSED");
+	}
+	if (o->json)
+		printf("]}\n");
+}
+
+/* One repetition of the loads, each row's samples added to @rows[1..4]. */
+static void run_loads(const struct opts *o, const char *sock, pid_t daemon, struct probe *p,
+		      struct row *rows)
+{
+	struct sess a = { 0 };
+	uint64_t t0;
+	pid_t doomed;
+	int ret, err;
+
+	err = sess_open(&a, sock, o->size, A_IOVA);
+	probe_begin(p); /* A populates SIZE */
+	t0 = mb_now_ns();
+	if (!err)
+		err = dmasvc_populate(a.c, (uint32_t)a.region, 0, o->size);
+	finish_row(&rows[1], p, mb_now_ns() - t0);
+	rows[1].err = rows[1].err ? rows[1].err : err;
+
+	probe_begin(p); /* A removes it */
+	t0 = mb_now_ns();
+	ret = err ? err : dmasvc_region_remove(a.c, (uint32_t)a.region);
+	finish_row(&rows[2], p, mb_now_ns() - t0);
+	rows[2].err = rows[2].err ? rows[2].err : ret;
+	sess_close(&a);
+
+	doomed = doomed_start(sock, o->size); /* a child with SIZE populated, then killed */
+	if (doomed < 0 && !rows[3].err)
+		rows[3].err = (int)doomed;
+	if (doomed > 0) {
+		int64_t lck = mb_proc_bytes(daemon, "VmLck"), shm = mb_proc_bytes(daemon, "RssShmem");
+
+		probe_begin(p);
+		t0 = mb_now_ns();
+		kill(doomed, SIGKILL);
+		waitpid(doomed, NULL, 0);
+		/* done when the service let go of its pins and its mapping */
+		while ((mb_proc_bytes(daemon, "VmLck") > lck - (int64_t)o->size + (int64_t)(16 * MiB) ||
+			mb_proc_bytes(daemon, "RssShmem") > shm - (int64_t)o->size + (int64_t)(16 * MiB)) &&
+		       mb_now_ns() - t0 < 120 * 1000000000ull)
+			usleep(1000);
+		finish_row(&rows[3], p, mb_now_ns() - t0);
+	}
+
+	probe_begin(p); /* an operator asking in a loop */
+	t0 = mb_now_ns();
+	ret = status_loop(o->ctl, sock, STATUS_MS);
+	finish_row(&rows[4], p, mb_now_ns() - t0);
+	if (ret < 0 && !rows[4].err)
+		rows[4].err = ret;
+}
+
 int main(int argc, char **argv)
 {
-	struct opts o = { .size = 4 * GiB, .workers = 2, .daemon = MB_DAEMON_PATH, .ctl = ISO_CTL_PATH };
+	struct opts o = { .size = 4 * GiB, .workers = 2, .reps = 1, .daemon = MB_DAEMON_PATH,
+			  .ctl = ISO_CTL_PATH };
 	char dir[] = "/tmp/iso-bench-XXXXXX", sock[128];
 	struct probe p = { 0 };
 	struct row rows[NR_ROWS] = {
@@ -285,9 +405,7 @@ int main(int argc, char **argv)
 		{ "remove", "REGION_REMOVE of SIZE" }, { "teardown", "SIGKILL with SIZE populated" },
 		{ "status", "dmasvcctl status, in a loop" }, { "alone", "nothing (again, at the end)" },
 	};
-	struct sess a = { 0 };
-	uint64_t t0;
-	pid_t daemon, doomed;
+	pid_t daemon;
 	int ret;
 
 	for (int i = 1; i < argc; i++) {
@@ -295,17 +413,24 @@ int main(int argc, char **argv)
 			o.size = strtoull(argv[++i], NULL, 0) * GiB;
 		else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
 			o.workers = (unsigned int)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			o.reps = (unsigned int)strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--json"))
+			o.json = true;
 		else if (!strcmp(argv[i], "--daemon") && i + 1 < argc)
 			o.daemon = argv[++i];
 		else if (!strcmp(argv[i], "--ctl") && i + 1 < argc)
 			o.ctl = argv[++i];
-		else {
-			fprintf(stderr, "usage: %s [--size GiB] [--workers N] [--daemon PATH] [--ctl PATH]\n",
-				argv[0]);
+		else
+			o.reps = 0;
+		if (!o.reps || !o.size || !o.workers) {
+			fprintf(stderr, "usage: %s [--size GiB] [--workers N] [--reps N] [--json] "
+				"[--daemon PATH] [--ctl PATH]\n", argv[0]);
 			return 2;
 		}
 	}
-	print_machine(argc, argv);
+	print_machine(argc, argv, o.json);
+	fflush(stdout);
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(sock, sizeof(sock), "%s/dmasvc.sock", dir);
@@ -315,7 +440,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	p.lat = calloc(MAX_SAMPLES, sizeof(*p.lat));
-	ret = p.lat ? sess_open(&p.b, sock, B_SIZE, B_IOVA) : -ENOMEM;
+	ret = p.lat ? 0 : -ENOMEM;
+	for (int i = 0; i < NR_ROWS && !ret; i++) {
+		rows[i].lat = calloc(MAX_SAMPLES, sizeof(*rows[i].lat));
+		ret = rows[i].lat ? 0 : -ENOMEM;
+	}
+	if (!ret)
+		ret = sess_open(&p.b, sock, B_SIZE, B_IOVA);
 	if (!ret)
 		ret = -pthread_create(&p.thread, NULL, probe_main, &p);
 	if (ret) {
@@ -323,68 +454,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	probe_begin(&p); /* alone */
-	usleep(ALONE_MS * 1000);
-	finish_row(&rows[0], &p, 0);
-
-	rows[1].err = sess_open(&a, sock, o.size, A_IOVA);
-	probe_begin(&p); /* A populates SIZE */
-	t0 = mb_now_ns();
-	if (!rows[1].err)
-		rows[1].err = dmasvc_populate(a.c, (uint32_t)a.region, 0, o.size);
-	finish_row(&rows[1], &p, mb_now_ns() - t0);
-
-	probe_begin(&p); /* A removes it */
-	t0 = mb_now_ns();
-	rows[2].err = rows[1].err ? rows[1].err : dmasvc_region_remove(a.c, (uint32_t)a.region);
-	finish_row(&rows[2], &p, mb_now_ns() - t0);
-	sess_close(&a);
-
-	doomed = doomed_start(sock, o.size); /* a child with SIZE populated, then killed */
-	rows[3].err = doomed < 0 ? (int)doomed : 0;
-	if (doomed > 0) {
-		int64_t lck = mb_proc_bytes(daemon, "VmLck"), shm = mb_proc_bytes(daemon, "RssShmem");
-
-		probe_begin(&p);
-		t0 = mb_now_ns();
-		kill(doomed, SIGKILL);
-		waitpid(doomed, NULL, 0);
-		/* done when the service let go of its pins and its mapping */
-		while ((mb_proc_bytes(daemon, "VmLck") > lck - (int64_t)o.size + (int64_t)(16 * MiB) ||
-			mb_proc_bytes(daemon, "RssShmem") > shm - (int64_t)o.size + (int64_t)(16 * MiB)) &&
-		       mb_now_ns() - t0 < 120 * 1000000000ull)
-			usleep(1000);
-		finish_row(&rows[3], &p, mb_now_ns() - t0);
+	for (unsigned int r = 0; r < o.reps && !p.err; r++) {
+		probe_begin(&p); /* alone */
+		usleep(ALONE_MS * 1000);
+		finish_row(&rows[0], &p, 0);
+		run_loads(&o, sock, daemon, &p, rows);
 	}
-
-	probe_begin(&p); /* an operator asking in a loop */
-	t0 = mb_now_ns();
-	ret = status_loop(o.ctl, sock, STATUS_MS);
-	rows[4].err = ret < 0 ? ret : 0;
-	finish_row(&rows[4], &p, mb_now_ns() - t0);
 
 	probe_begin(&p); /* alone again: how much the machine drifted */
 	usleep(ALONE_MS * 1000);
 	finish_row(&rows[5], &p, 0);
 
-	printf("workers %u, SIZE %llu GiB, B: blocking 2 MiB populate, then its discard, each timed; us\n\n",
-	       o.workers, (unsigned long long)(o.size / GiB));
-	printf("%-9s %-30s %12s %8s %10s %10s %10s  %s\n", "scenario", "session A does", "A's op (ms)",
-	       "B n", "B p50", "B p99", "p99/alone", "target <= 3x");
-	for (int i = 0; i < NR_ROWS; i++) {
-		struct row *r = &rows[i];
-		double ratio = rows[0].p99 ? (double)r->p99 / (double)rows[0].p99 : 0;
-
-		if (r->err) {
-			printf("%-9s %-30s failed: %s\n", r->name, r->what, strerror(-r->err));
-			continue;
-		}
-		printf("%-9s %-30s %12.0f %8zu %10.0f %10.0f %9.2fx  %s\n", r->name, r->what,
-		       (double)r->op_ns / 1e6, r->n, (double)r->p50 / 1e3, (double)r->p99 / 1e3, ratio,
-		       i == 0 || i == NR_ROWS - 1 ? "-" : ratio <= 3.0 ? "met" : "MISSED");
-	}
+	for (int i = 0; i < NR_ROWS; i++)
+		close_row(&rows[i]);
+	print_rows(&o, rows, NR_ROWS);
 	if (p.err)
-		printf("B failed: %s\n", strerror(-p.err));
+		fprintf(stderr, "B failed: %s\n", strerror(-p.err));
 out:
 	atomic_store(&p.stop, true);
 	if (p.thread)
@@ -394,6 +479,8 @@ out:
 	waitpid(daemon, NULL, 0);
 	unlink(sock);
 	rmdir(dir);
+	for (int i = 0; i < NR_ROWS; i++)
+		free(rows[i].lat);
 	free(p.lat);
-	return 0;
+	return p.err ? 1 : 0;
 }

@@ -44,11 +44,17 @@ struct dsvc_burst {
 	struct gran_exec_stats st;
 	bool map_failed;
 	struct gran_map_job first_fail;      /* the first failed map job */
-	/* The residency rule (burst_run.c): populates refused before the plan. */
+	/* The residency rule (burst_run.c): populates refused before the plan
+	 * (not counting those the cap refused too: they are -EDQUOT). */
 	unsigned int nr_refused;             /* events refused */
 	size_t refused_event;                /* the first of them */
 	int refused_err;                     /* its result: -ENXIO, or mincore's -errno */
 	uint64_t refused_hole;               /* memory offset of its first absent page */
+	/* The populated-bytes cap (session_burst_admit), judged after the
+	 * residency rule: populates refused with -EDQUOT. */
+	unsigned int nr_over_cap;
+	size_t over_cap_event;               /* the first of them */
+	char over_cap_why[DMASVC_TEXT_MAX];  /* its refusal, for the log line */
 	/* Scratch of burst_run: the events that go into the plan, and where
 	 * each one came from in ev[]. */
 	struct gran_event plan_ev[RING_BURST];
@@ -59,11 +65,15 @@ struct dsvc_burst {
  * burst_run: plan and run the events of @b against @s's space (map jobs
  * on d->pool) and store the results in @b.  Runs on the loop or on @s's
  * executor; touches only @b, the space and the regions the events name.
- * Unless the operator allows faulting in (--allow-fault-in), a populate
- * whose memory range holds a page that is not in memory is refused with
- * -ENXIO before anything is mapped (mem_find_hole(): the service pins only
- * pages the VM allocated; docs/design.md, "Who allocates guest memory").
- * Never fails (failures are per-event results and b->err).
+ * Two checks come before anything is mapped or faulted in, in this order:
+ * unless the operator allows faulting in (--allow-fault-in), a populate
+ * whose memory range holds a page that is not in memory is a hole, refused
+ * with -ENXIO (mem_find_hole(), which faults nothing: the service pins only
+ * pages the VM allocated; docs/design.md, "Who allocates guest memory");
+ * then the session's populated-bytes cap (session_burst_admit): a populate
+ * over it is -EDQUOT, hole or not, and a refused hole takes no budget from
+ * the events after it.  Never fails (failures are per-event results and
+ * b->err).
  */
 void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * burst_run.c - run one burst: refuse populates of memory that is not
- * resident, plan the other events, execute the plan with the worker pool's
+ * resident, then those over the session's populated-bytes cap, plan the
+ * other events, execute the plan with the worker pool's
  * job runner, keep the results (see burst_priv.h).
  */
 #include <errno.h>
@@ -11,38 +12,67 @@
 #include "exec_pool_priv.h"
 
 /*
- * check_resident: apply the residency rule to @b's populates (all pass when
- * the operator allows faulting in).  A refused event gets its result now
- * (-ENXIO, or mincore's -errno) and the first one is recorded for the log
- * line; the others go to b->plan_ev in order.  Returns how many went.
+ * find_holes: the residency rule on @b's populates (none is a hole when the
+ * operator allows faulting in): @hole[i] true and b->res[i] the result
+ * (-ENXIO, or mincore's -errno), @at[i] the memory offset of the first
+ * absent page.  Faults nothing in.
  */
-static size_t check_resident(const struct dsvc *d, const struct dsvc_session *s,
-			     struct dsvc_burst *b)
+static void find_holes(const struct dsvc *d, const struct dsvc_session *s, struct dsvc_burst *b,
+		       bool *hole, uint64_t *at)
 {
-	size_t n = 0;
-
-	b->nr_refused = 0;
 	for (size_t i = 0; i < b->nev; i++) {
 		const struct gran_event *ev = &b->ev[i];
 
+		hole[i] = false;
 		if (ev->op == GRAN_OP_POPULATE && !d->opt->allow_fault_in) {
 			const struct dsvc_region *r = session_region(s, b->region_ids[i]);
-			uint64_t g = gran_region_granule(ev->region), hole = 0;
-			int ret = r ? mem_find_hole(r->mem, gran_region_desc(ev->region)->mem_offset +
-							    ev->first * g, ev->count * g, &hole)
-				    : -ENOENT; /* cannot happen: regions do not change while it runs */
+			uint64_t g = gran_region_granule(ev->region);
+			int ret;
 
+			at[i] = 0;
+			ret = r ? mem_find_hole(r->mem, gran_region_desc(ev->region)->mem_offset +
+							    ev->first * g, ev->count * g, &at[i])
+				: -ENOENT; /* cannot happen: regions do not change while it runs */
 			if (ret) {
+				hole[i] = true;
 				b->res[i] = ret < 0 ? ret : -ENXIO;
-				if (!b->nr_refused++) {
-					b->refused_event = i;
-					b->refused_err = b->res[i];
-					b->refused_hole = hole;
-				}
-				continue;
 			}
 		}
-		b->plan_ev[n] = *ev;
+	}
+}
+
+/*
+ * refuse_before_plan: the residency rule, then the populated-bytes cap
+ * (burst_priv.h).  Refused events get their result and are counted (the
+ * first of each kind kept for the log line); the others go to b->plan_ev
+ * in order.  Returns how many went.
+ */
+static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session *s,
+				 struct dsvc_burst *b)
+{
+	bool hole[RING_BURST], over[RING_BURST];
+	uint64_t at[RING_BURST];
+	size_t n = 0;
+
+	b->nr_refused = 0;
+	b->nr_over_cap = 0;
+	find_holes(d, s, b, hole, at);
+	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, &b->over_cap_event,
+					     b->over_cap_why, sizeof(b->over_cap_why));
+	for (size_t i = 0; i < b->nev; i++) {
+		if (over[i]) {
+			b->res[i] = -EDQUOT;
+			continue;
+		}
+		if (hole[i]) {
+			if (!b->nr_refused++) {
+				b->refused_event = i;
+				b->refused_err = b->res[i];
+				b->refused_hole = at[i];
+			}
+			continue;
+		}
+		b->plan_ev[n] = b->ev[i];
 		b->plan_idx[n++] = (unsigned int)i;
 	}
 	return n;
@@ -93,7 +123,7 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	b->err = 0;
 	b->map_failed = false;
 	count_repairs(b);
-	np = check_resident(d, s, b);
+	np = refuse_before_plan(d, s, b);
 	if (!np)
 		return;
 	ret = gran_plan_build(b->plan_ev, np, &plan);

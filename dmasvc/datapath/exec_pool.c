@@ -5,9 +5,10 @@
  *
  * Vocabulary: a batch lives on its caller's stack for the duration of
  * pool_run(); while it has unclaimed items it sits on the pool's "open"
- * list.  Workers claim items from the oldest open batch; the caller claims
- * items of its own batch only, then waits until every claimed item of it
- * finished.  One mutex guards the list and every batch's counters.
+ * list.  Workers claim items from the open batches in turn, one item each
+ * (round robin: the head batch moves to the tail after a claim); the caller
+ * claims items of its own batch only, then waits until every claimed item
+ * of it finished.  One mutex guards the list and every batch's counters.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -77,13 +78,25 @@ static void *pool_thread(void *opaque)
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct pool_batch *b;
+		size_t i;
 
 		while (!p->stop && !p->head)
 			pthread_cond_wait(&p->work, &p->lock);
 		if (p->stop)
 			break;
 		b = p->head;
-		pool_run_item_locked(p, b, pool_claim_locked(p, b));
+		i = pool_claim_locked(p, b);
+		if (p->head == b && b->link) {
+			/* Round robin: the next claim serves the next open batch
+			 * (each session runs at most one batch at a time, so a
+			 * session's small burst does not wait behind all of
+			 * another's 2048 map jobs for the workers). */
+			p->head = b->link;
+			b->link = NULL;
+			p->tail->link = b;
+			p->tail = b;
+		}
+		pool_run_item_locked(p, b, i);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;

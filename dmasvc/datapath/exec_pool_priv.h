@@ -11,8 +11,8 @@
  *
  * Threading: pool_run() may be called from several threads at once (the
  * event loop and session executors); their batches share the worker
- * threads, oldest batch first, and each caller also runs items of its own
- * batch.  pool_run() returns after every item of its batch finished.
+ * threads in turn (a worker takes one item of the next open batch, round
+ * robin), and each caller also runs items of its own batch.  pool_run() returns after every item of its batch finished.
  */
 #ifndef DMASVC_EXEC_POOL_PRIV_H
 #define DMASVC_EXEC_POOL_PRIV_H

@@ -108,36 +108,6 @@ bool ringsvc_ring_pending(struct dsvc_ring *rg)
 }
 
 /*
- * Apply the session's populated-bytes cap to @b's events (caps.c): a
- * refused populate completes with -EDQUOT and leaves the burst, which
- * changes nothing for it.
- */
-static void burst_admit(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
-{
-	bool refused[RING_BURST];
-	size_t k = 0;
-
-	if (!b->nev || !session_burst_admit(d, s, b->ev, b->region_ids, b->nev, refused))
-		return;
-	b->bytes = 0;
-	b->granules = 0;
-	for (size_t e = 0; e < b->nev; e++) {
-		if (refused[e]) {
-			b->cqes[b->ev_sqe[e]].res = -EDQUOT;
-			continue;
-		}
-		b->ev[k] = b->ev[e];
-		b->region_ids[k] = b->region_ids[e];
-		b->replay[k] = b->replay[e];
-		b->ev_sqe[k] = b->ev_sqe[e];
-		b->granules += b->ev[k].count;
-		b->bytes += b->ev[k].count * gran_region_granule(b->ev[k].region);
-		k++;
-	}
-	b->nev = k;
-}
-
-/*
  * Drain one burst of @rg into s->burst and validate it; bad SQEs get their
  * CQE now.  Returns the SQEs drained (0: none) or RING_EPROTO.
  */
@@ -185,7 +155,7 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 			b->bytes += ev->count * gran_region_granule(ev->region); /* <= region size: no overflow */
 		} else if (v == -ESTALE) {
 			b->cqes[i].res = v;
-			dlog(d->log, session_log_level(s, DLOG_WARN), s->id,
+			dlog(d->log, session_log_level(d, s, DLOG_WARN), s->id,
 			     "region %u: populate refused (%d): the region is adopted from before the "
 			     "restart and has no memory until the client adds it again", sqes[i].region_id, v);
 		} else if (v < 0) {
@@ -195,7 +165,6 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 			     (unsigned long long)sqes[i].length, v);
 		}
 	}
-	burst_admit(d, s, b);
 	return n;
 }
 
@@ -252,7 +221,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 			const struct gran_event *ev = &b->ev[b->refused_event];
 			uint64_t g = gran_region_granule(ev->region);
 
-			dlog(d->log, DLOG_WARN, s->id,
+			dlog(d->log, session_log_level(d, s, DLOG_WARN), s->id,
 			     "region %u: populate of [0x%llx, 0x%llx) refused (%d): memory offset 0x%llx %s; "
 			     "the VMM must fault guest memory in before it posts (libdmasvc does), or the "
 			     "operator allows it with --allow-fault-in (%u populate(s) refused in this burst)",
@@ -261,6 +230,15 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 			     (unsigned long long)b->refused_hole,
 			     b->refused_err == -ENXIO ? "is not in memory (a hole)" : "could not be checked",
 			     b->nr_refused);
+		}
+		if (b->nr_over_cap) {
+			const struct gran_event *ev = &b->ev[b->over_cap_event];
+
+			dlog(d->log, session_log_level(d, s, DLOG_WARN), s->id,
+			     "populate of region %u granules %llu..%llu refused: %s (%u populate(s) "
+			     "refused over the cap in this burst)", b->region_ids[b->over_cap_event],
+			     (unsigned long long)ev->first, (unsigned long long)(ev->first + ev->count - 1),
+			     b->over_cap_why, b->nr_over_cap);
 		}
 		if (b->map_failed)
 			dlog_err(d->log, s->id, b->first_fail.res, "region %u: map iova 0x%llx len 0x%llx",

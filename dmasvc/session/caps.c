@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * caps.c - the populated-bytes cap, applied to a burst's events before it
- * is planned (see session_priv.h, "Caps", and options_priv.h for the caps
+ * caps.c - the populated-bytes cap, applied to a burst's events after the
+ * residency rule and before it is planned (see session_priv.h, "Caps", and options_priv.h for the caps
  * themselves; the other caps are checked by the operations they bound, in
  * session.c, which also words every refusal: session_cap_refuse).
  *
@@ -34,7 +34,7 @@ static int add_run(void *arg, struct gran_region *r, uint64_t first, uint64_t co
  * state.  Recursion depth <= @k; the pieces stay disjoint, so at most
  * 2k + 1 leaves.
  */
-static uint64_t populated_after(const struct gran_event *ev, const bool *refused, size_t k,
+static uint64_t populated_after(const struct gran_event *ev, const bool *skip, size_t k,
 				struct gran_region *r, uint64_t first, uint64_t end)
 {
 	uint64_t n = 0;
@@ -44,26 +44,27 @@ static uint64_t populated_after(const struct gran_event *ev, const bool *refused
 		uint64_t s = e->first > first ? e->first : first;
 		uint64_t t = e->first + e->count < end ? e->first + e->count : end;
 
-		if (refused[j] || e->region != r || s >= t)
+		if (skip[j] || e->region != r || s >= t)
 			continue;
 		if (e->op == GRAN_OP_POPULATE)
 			n = t - s;
 		if (first < s)
-			n += populated_after(ev, refused, j, r, first, s);
+			n += populated_after(ev, skip, j, r, first, s);
 		if (t < end)
-			n += populated_after(ev, refused, j, r, t, end);
+			n += populated_after(ev, skip, j, r, t, end);
 		return n;
 	}
 	gran_region_for_each_run(r, first, end - first, add_run, &n);
 	return n;
 }
 
-unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const struct gran_event *ev,
-				 const uint32_t *region_ids, size_t nev, bool *refused)
+unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran_event *ev,
+				 size_t nev, const bool *hole, bool *refused, size_t *first,
+				 char *why, size_t whylen)
 {
 	uint64_t cap = s->cap[OPT_CAP_POPULATED], pop, upper;
+	bool skip[RING_BURST]; /* refused, or a hole: takes no effect */
 	unsigned int nref = 0;
-	char why[DMASVC_TEXT_MAX];
 
 	for (size_t i = 0; i < nev; i++)
 		refused[i] = false;
@@ -75,28 +76,29 @@ unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const s
 		if (ev[i].op == GRAN_OP_POPULATE &&
 		    __builtin_add_overflow(upper, ev[i].count * gran_region_granule(ev[i].region), &upper))
 			upper = UINT64_MAX;
-	if (upper <= cap)
-		return 0;
+	if (upper <= cap || nev > RING_BURST)
+		return 0; /* nev > RING_BURST cannot happen: a burst has at most that many */
 	for (size_t i = 0; i < nev; i++) {
 		const struct gran_event *e = &ev[i];
 		uint64_t g = gran_region_granule(e->region);
-		uint64_t have = populated_after(ev, refused, i, e->region, e->first, e->first + e->count);
+		uint64_t have = populated_after(ev, skip, i, e->region, e->first, e->first + e->count);
 		uint64_t add = (e->count - have) * g;
 
+		skip[i] = hole && hole[i];
 		if (e->op != GRAN_OP_POPULATE) {
 			pop -= have * g <= pop ? have * g : pop;
 			continue;
 		}
 		if (add == 0 || (add <= cap && pop <= cap - add)) { /* re-populating is free */
-			pop += add;
+			if (!skip[i])
+				pop += add;
 			continue;
 		}
-		refused[i] = true;
-		nref++;
-		session_cap_refuse(s, OPT_CAP_POPULATED, -EDQUOT, add, pop, why, sizeof(why));
-		dlog(d->log, session_log_level(s, DLOG_WARN), s->id,
-		     "populate of region %u granules %llu..%llu refused: %s", region_ids[i],
-		     (unsigned long long)e->first, (unsigned long long)(e->first + e->count - 1), why);
+		refused[i] = skip[i] = true;
+		if (!nref++) {
+			*first = i;
+			session_cap_refuse(s, OPT_CAP_POPULATED, -EDQUOT, add, pop, why, whylen);
+		}
 	}
 	return nref;
 }

@@ -121,8 +121,22 @@ int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint6
 
 void mem_close(struct dsvc_memory *m)
 {
-	if (m->vaddr)
-		munmap(m->vaddr, (size_t)m->size);
+	/*
+	 * In pieces of MEM_UNMAP_CHUNK: munmap() zaps the page tables with the
+	 * service's mmap lock held (read, after the detach), and a pin or
+	 * unpin of another session (the model's mlock, a GUP fault) waits for
+	 * the write lock behind it.  One munmap of 4 GiB of populated memory
+	 * stalled another session's 2 MiB populate for the whole zap (tens of
+	 * ms, bench/RESULTS.md "iso-bench"); a piece holds the lock for a zap
+	 * of 32 MiB.  A piece is a multiple of the page size (hugetlbfs).
+	 */
+	if (m->vaddr) {
+		uint64_t chunk = m->page_size > MEM_UNMAP_CHUNK ? m->page_size : MEM_UNMAP_CHUNK;
+
+		for (uint64_t off = 0; off < m->size; off += chunk)
+			munmap((char *)m->vaddr + off,
+			       (size_t)(m->size - off < chunk ? m->size - off : chunk));
+	}
 	if (m->fd >= 0)
 		close(m->fd);
 	m->vaddr = NULL;

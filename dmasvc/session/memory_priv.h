@@ -68,7 +68,10 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
  */
 int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint64_t *hole);
 
-/* mem_close: munmap and close.  Never fails. */
+/* mem_close unmaps in pieces of this many bytes (or of one page, if larger). */
+#define MEM_UNMAP_CHUNK (32ull << 20)
+
+/* mem_close: munmap (piece by piece: memory.c) and close.  Never fails. */
 void mem_close(struct dsvc_memory *m);
 
 #endif /* DMASVC_MEMORY_PRIV_H */

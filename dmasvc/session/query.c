@@ -56,11 +56,13 @@ static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_sessio
 	r->unmap_calls = s->ctr.unmap_calls;
 	r->resume_repair_maps = s->ctr.resume_repair_maps;
 	r->resume_repair_unmaps = s->ctr.resume_repair_unmaps;
-	r->areas = session_usage(s).areas;
+	r->areas = session_usage(s).areas; /* the snapshot while busy: never waits */
 	r->max_areas = s->max_areas;
 	r->reserved_areas = s->budget.reserved;
 	r->latency_p50_ns = lat_percentile(&s->lat, 50);
 	r->latency_p99_ns = lat_percentile(&s->lat, 99);
+	r->populated_bytes = session_usage(s).mapped_bytes;
+	r->max_populated_bytes = s->cap[OPT_CAP_POPULATED];
 }
 
 /*

@@ -26,6 +26,17 @@
 #define DSVC_MAX_SESSIONS 256
 static_assert(OPT_MAX_SESSIONS == DSVC_MAX_SESSIONS, "--max-sessions ranges over the table");
 
+/* Distinct peer uids whose warning budget one second can track; the
+ * uids past them share the last entry (session.c, session_log_level). */
+#define DSVC_LOG_UIDS 32
+
+/* One peer uid's warning lines left this second (session_log_level). */
+struct dsvc_uid_log {
+	uint32_t uid;
+	uint32_t left;
+	bool noted;                  /* the "rest at debug level" line was logged */
+};
+
 struct dsvc_session;
 struct exec_pool;   /* datapath/exec_pool_priv.h */
 struct executor_queue;    /* datapath/executor_priv.h */
@@ -62,6 +73,11 @@ struct dsvc {
 	 * sessions on the model get tokens and a hang-up makes them orphans,
 	 * as a restart would (docs/restart.md); false in production. */
 	bool test_orphan_on_hangup;
+	/* Warning budget per peer uid, this second (session_log_tick() empties
+	 * it): a client reconnecting in a loop gets a fresh session budget
+	 * each time, not a fresh uid budget. */
+	struct dsvc_uid_log log_uids[DSVC_LOG_UIDS];
+	unsigned int nr_log_uids;
 };
 
 /* dsvc_now_ns: CLOCK_MONOTONIC in ns. */

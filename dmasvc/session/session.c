@@ -90,7 +90,8 @@ static int uid_sessions_check(struct dsvc *d, struct dsvc_session *s)
 	if (n < s->cap[OPT_CAP_SESSIONS])
 		return 0;
 	session_cap_refuse(s, OPT_CAP_SESSIONS, -EUSERS, 1, n, why, sizeof(why));
-	dlog(d->log, DLOG_WARN, 0, "peer pid %d uid %u: %s", (int)s->cred.pid, (unsigned)s->cred.uid,
+	s->log_budget = 1; /* not a session yet: only its uid's budget limits this line */
+	dlog(d->log, session_log_level(d, s, DLOG_WARN), 0, "peer pid %d uid %u: %s", (int)s->cred.pid, (unsigned)s->cred.uid,
 	     why);
 	return -EUSERS;
 }
@@ -535,12 +536,37 @@ int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, ui
 			 (unsigned long long)in_use, (unsigned long long)s->cap[c]);
 }
 
-enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want)
+/* The warning budget of peer @uid this second: its entry, added if new (the last one is shared once full). */
+static struct dsvc_uid_log *uid_log(struct dsvc *d, uint32_t uid)
 {
+	for (unsigned int i = 0; i < d->nr_log_uids; i++)
+		if (d->log_uids[i].uid == uid)
+			return &d->log_uids[i];
+	if (d->nr_log_uids == DSVC_LOG_UIDS)
+		return &d->log_uids[DSVC_LOG_UIDS - 1];
+	d->log_uids[d->nr_log_uids] = (struct dsvc_uid_log){ .uid = uid, .left = UID_LOG_BUDGET };
+	return &d->log_uids[d->nr_log_uids++];
+}
+
+enum dlog_level session_log_level(struct dsvc *d, struct dsvc_session *s, enum dlog_level want)
+{
+	struct dsvc_uid_log *u;
+
 	if (want > DLOG_WARN)
 		return want;
 	if (s->log_budget == 0)
 		return DLOG_DEBUG;
+	u = uid_log(d, (uint32_t)s->cred.uid);
+	if (u->left == 0) {
+		if (!u->noted)
+			dlog(d->log, DLOG_WARN, s->id,
+			     "peer uid %u: more than %d warning lines this second (UID_LOG_BUDGET, all its "
+			     "sessions); the rest of this second at debug level", (unsigned)s->cred.uid,
+			     UID_LOG_BUDGET);
+		u->noted = true;
+		return DLOG_DEBUG;
+	}
+	u->left--;
 	s->log_budget--;
 	return want;
 }
@@ -616,3 +642,11 @@ void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s)
 	     adopted);
 }
 #endif
+
+void session_log_tick(struct dsvc *d)
+{
+	for (unsigned int i = 0; i < d->session_hi; i++)
+		if (d->sessions[i])
+			d->sessions[i]->log_budget = SESSION_LOG_BUDGET;
+	d->nr_log_uids = 0;
+}

@@ -221,6 +221,7 @@ struct dsvc_session {
 };
 
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
+#define UID_LOG_BUDGET 50     /* warning lines per peer uid per second, all its sessions */
 
 /*
  * Resume (docs/restart.md).
@@ -369,11 +370,18 @@ void session_devices_release(struct dsvc *d, struct dsvc_session *s);
 int session_space_get(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen);
 
 /*
- * session_log_level: the level to log a complaint about @s at: @want while
- * the session's per-second budget lasts (and always for info/debug), else
- * DLOG_DEBUG.  Consumes one unit of budget for error/warn lines.
+ * session_log_level: on the loop, the level to log a complaint about @s
+ * at: @want while both @s's per-second budget (SESSION_LOG_BUDGET) and
+ * its peer uid's (UID_LOG_BUDGET, shared by the uid's sessions, closed
+ * ones included, so reconnecting does not refill it) last, and always for
+ * info/debug; else DLOG_DEBUG.  Consumes one unit of each for error/warn
+ * lines.  The first line a uid's budget demotes in a second is preceded by
+ * one warning saying so.  Never fails.
  */
-enum dlog_level session_log_level(struct dsvc_session *s, enum dlog_level want);
+enum dlog_level session_log_level(struct dsvc *d, struct dsvc_session *s, enum dlog_level want);
+
+/* session_log_tick: once a second, on the loop: refill every session's and uid's warning budget. */
+void session_log_tick(struct dsvc *d);
 
 /*
  * session_usage: what @s has mapped, read from its regions' granule state;
@@ -396,18 +404,25 @@ int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, ui
 		       uint64_t in_use, char *err, size_t errlen);
 
 /*
- * session_burst_admit: on the loop, @s not busy: apply @s's populated-bytes
- * cap to a burst's validated events @ev[0..@nev) (in SQE order; region ids
- * @region_ids for the log).  Events take effect in order, so a populate
- * adds the granules of its range not populated after the events before it
- * (state now, overlaid with the earlier admitted events; a failed map
- * counts as made, a discard as done).  A populate that would take the
- * session over its cap is refused (@refused[i] true, logged with the
- * numbers) and the events after it are judged without it.  Returns the
- * number refused; nothing is changed but @refused.
+ * session_burst_admit: apply @s's populated-bytes cap to a burst's
+ * validated events @ev[0..@nev) (in SQE order), by whoever runs the burst
+ * (the loop, or @s's executor while @s is busy: it reads only s->cap, which
+ * is fixed, session_usage() and the regions the events name).  Events take
+ * effect in order, so a populate adds the granules of its range not
+ * populated after the events before it (state now, overlaid with the
+ * earlier admitted events; a failed map counts as made, a discard as done).
+ * @hole[i] (may be NULL) marks a populate the residency rule refused: it is
+ * judged like the others but, admitted, adds nothing, so a refused hole
+ * never takes budget from the events after it.  A populate that would take
+ * the session over its cap is refused (@refused[i] true) and the events
+ * after it are judged without it; the first refusal's text ("cap
+ * max-populated-mib (...) exceeded: requested R bytes, in use U, cap C") goes
+ * to @why and its index to *@first.  Returns the number refused; nothing is
+ * changed but @refused, @why and *@first.
  */
-unsigned int session_burst_admit(struct dsvc *d, struct dsvc_session *s, const struct gran_event *ev,
-				 const uint32_t *region_ids, size_t nev, bool *refused);
+unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran_event *ev,
+				 size_t nev, const bool *hole, bool *refused, size_t *first,
+				 char *why, size_t whylen);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

@@ -302,7 +302,7 @@ static bool client_readable(struct evl *e, struct dsvc_session *s)
 		ret = ctl_decode(in, (size_t)n, msg_flags, fds, nfds, &req, err, sizeof(err));
 		if (ret) {
 			rlen = reply_error(&req, ret, err, out);
-			dlog(d->log, req.fatal ? session_log_level(s, DLOG_WARN) : DLOG_DEBUG, s->id,
+			dlog(d->log, req.fatal ? session_log_level(d, s, DLOG_WARN) : DLOG_DEBUG, s->id,
 			     "bad %s request: %s",
 			     req.hdr_ok ? ctl_cmd_name(req.cmd) : "?", err);
 			dout.disconnect = req.fatal;
@@ -565,12 +565,10 @@ static void stats_tick(struct evl *e)
 	while (read(e->tfd, &exp, sizeof(exp)) < 0 && errno == EINTR)
 		;
 	lat_roll(&d->lat);
-	for (unsigned int i = 0; i < d->session_hi; i++) {
-		if (!d->sessions[i])
-			continue;
-		lat_roll(&d->sessions[i]->lat);
-		d->sessions[i]->log_budget = SESSION_LOG_BUDGET;
-	}
+	for (unsigned int i = 0; i < d->session_hi; i++)
+		if (d->sessions[i])
+			lat_roll(&d->sessions[i]->lat);
+	session_log_tick(d);
 	notify_status(e, false);
 	if (++e->ticks % d->opt->stats_interval == 0 && d->log->level >= DLOG_INFO) {
 		struct dmasvc_stat_service st;

@@ -82,7 +82,7 @@ ssize_t reply_encode(struct dsvc *d, struct dsvc_session *s, const struct ctl_re
 		char full[DMASVC_TEXT_MAX];
 
 		snprintf(full, sizeof(full), "%s: %s", ctl_cmd_name(req->cmd), err);
-		dlog(d->log, session_log_level(s, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN),
+		dlog(d->log, session_log_level(d, s, ret == -ENOMEM || ret == -EIO ? DLOG_ERROR : DLOG_WARN),
 		     s->id, "%s: %s", full, strerror(-ret));
 		return ctl_encode_reply(buf, DMASVC_MSG_MAX, req->cmd, req->msg_id, ret, NULL, 0, full);
 	}

@@ -11,7 +11,9 @@
  * state against the backend (QUERY REGIONS + AUDIT against the client's
  * bitmap), the service's VmLck (the model pins with mlock) and its open
  * fds.  A populate over the populated-bytes cap completes with -EDQUOT and
- * maps nothing; re-populating what is populated stays free at the cap.
+ * maps nothing (libdmasvc's blocking populate puts the cap, the numbers and
+ * the range into dmasvc_last_error()); re-populating what is populated
+ * stays free at the cap.
  * --uid-caps raises one cap and lowers another for the test's own uid
  * while a client forked as uid 65534 gets the defaults; and one session at
  * its caps does not stop another from working.
@@ -265,6 +267,9 @@ Test(caps, populated_bytes)
 	snap_take(a, &s);
 	cr_assert_eq(s.populated, 8 * MiB);
 	cr_assert_eq(dmasvc_populate(a, (uint32_t)r, 8 * MiB, 2 * MiB), -EDQUOT);
+	/* the CQE has no text: libdmasvc words it from the session's record */
+	says(a, "populate of region 0 [0x800000, 0xa00000): the service refused it, cap max-populated-mib");
+	says(a, "exceeded: requested up to 2097152 bytes, in use 8388608, cap 8388608");
 	snap_same(a, &s, "a refused populate");
 	cr_assert_eq(dmasvc_populate(a, (uint32_t)r, 6 * MiB, 4 * MiB), -EDQUOT,
 		     "half of it is populated: 2 MiB more is still over");

@@ -164,3 +164,70 @@ Test(prefault, the_mode_is_chosen_before_the_first_memory)
 	dmasvc_disconnect(c);
 	close(fd);
 }
+
+/* Submit @n populates of [off[i], off[i] + len[i]) on @f's default queue as one burst; CQE results by index. */
+static void populate_burst(struct fx *f, int n, const uint64_t *off, const uint64_t *len, int *res)
+{
+	struct dmasvc_queue *q = dmasvc_default_queue(f->c);
+	struct dmasvc_completion cq[8];
+	int got = 0;
+
+	cr_assert_eq(dmasvc_queue_batch_begin(q), 0); /* one doorbell: one burst */
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f->region, off[i], len[i], (uint64_t)i), 0);
+	cr_assert_eq(dmasvc_queue_batch_end(q), 0);
+	while (got < n) {
+		int k = dmasvc_reap(q, cq, (unsigned)(n - got), 5000);
+
+		cr_assert_gt(k, 0, "completions: %d", k);
+		for (int i = 0; i < k; i++)
+			res[cq[i].user_data] = cq[i].res;
+		got += k;
+	}
+}
+
+/*
+ * The residency rule and the populated-bytes cap (docs/protocol.md, ENXIO
+ * and EDQUOT): both are judged before anything is mapped or faulted in; a
+ * populate over the cap is -EDQUOT whether or not it is a hole, and a hole
+ * refused with -ENXIO takes no budget from the events after it.  Cap 8 MiB;
+ * one burst: a 4 MiB hole, then 6 MiB that are in memory (fits: the hole
+ * took nothing), then a 10 MiB hole (over the cap: -EDQUOT, not -ENXIO).
+ * On the service before the order was decided (the cap on the loop, then
+ * the residency rule) the second populate was -EDQUOT: the hole had been
+ * counted against the cap.
+ */
+Test(prefault, a_refused_hole_takes_no_budget_and_the_cap_comes_first)
+{
+	static const char *const extra[] = { "--max-populated-mib", "8", NULL };
+	const uint64_t off[] = { 0, 4 * MiB, 0 }, len[] = { 4 * MiB, 6 * MiB, SIZE - 6 * MiB };
+	int res[3] = { 1, 1, 1 };
+	struct fx f;
+
+	fx_open(&f, extra, DMASVC_PREFAULT_CALLER);
+	cr_assert_eq(dmasvc_prefault(f.map + 4 * MiB, 6 * MiB, true), 0);
+	populate_burst(&f, 3, off, len, res);
+	cr_expect_eq(res[0], -ENXIO, "the hole: %d", res[0]);
+	cr_expect_eq(res[1], 0, "6 MiB in memory, after a refused hole, under an 8 MiB cap: %d", res[1]);
+	cr_expect_eq(res[2], -EDQUOT, "10 MiB more over the cap, a hole too: %d", res[2]);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(6 * MiB), 5000), (int64_t)(6 * MiB));
+	cr_expect_eq(resident(&f, 0, 4 * MiB), 0, "the service faulted nothing in");
+	cr_expect_eq(resident(&f, 10 * MiB, SIZE - 10 * MiB), 0, "the service faulted nothing in");
+	fx_close(&f);
+}
+
+/* With --allow-fault-in a populate over the cap is refused before the map would fault it in. */
+Test(prefault, over_the_cap_nothing_is_faulted_in)
+{
+	static const char *const extra[] = { "--allow-fault-in", "--max-populated-mib", "4", NULL };
+	struct fx f;
+
+	fx_open(&f, extra, DMASVC_PREFAULT_CALLER);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 6 * MiB), -EDQUOT);
+	cr_expect_eq(resident(&f, 0, SIZE), 0, "nothing faulted in");
+	cr_expect_eq(it_vmlck(svc.pid), 0, "nothing pinned");
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 4 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(resident(&f, 0, SIZE), 1024, "at the cap: the service faulted it in");
+	fx_close(&f);
+}

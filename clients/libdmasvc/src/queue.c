@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -399,6 +400,30 @@ void cl_queue_fail_inflight(struct dmasvc_queue *q, int err)
 	apply_completed(q);
 }
 
+/*
+ * The text of a populate of @region [@offset, @offset + @length) that the
+ * service refused over the session's populated-bytes cap (-EDQUOT): the
+ * CQE has no text, so the numbers come from the session's own QUERY
+ * SESSIONS record (what it has populated now and its cap); without them
+ * (an older service, a failed query) the text names the cap alone.
+ */
+static void over_cap_error(struct dmasvc_client *c, uint32_t region, uint64_t offset,
+			   uint64_t length)
+{
+	struct dmasvc_stat_session st = { 0 };
+	char nums[128] = "";
+
+	if (dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, &st, sizeof(st), 1) == 1 &&
+	    st.max_populated_bytes)
+		snprintf(nums, sizeof(nums), ": requested up to %llu bytes, in use %llu, cap %llu",
+			 (unsigned long long)length, (unsigned long long)st.populated_bytes,
+			 (unsigned long long)st.max_populated_bytes);
+	cl_event_error(c, "populate of region %u [0x%llx, 0x%llx): the service refused it, cap "
+		       "max-populated-mib (the session's populated bytes; --max-populated-mib or the "
+		       "operator's --uid-caps) exceeded%s; discard some memory first",
+		       region, (unsigned long long)offset, (unsigned long long)(offset + length), nums);
+}
+
 /* A blocking event on the default queue. */
 static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 			  uint64_t offset, uint64_t length)
@@ -447,6 +472,8 @@ out_unlock:
 			  "or leave it to libdmasvc), or run the service with --allow-fault-in",
 			region, (unsigned long long)offset, (unsigned long long)(offset + length),
 			strerror(-err));
+	else if (op == DMASVC_OP_POPULATE && err == -EDQUOT)
+		over_cap_error(c, region, offset, length);
 	return err;
 }
 

@@ -94,6 +94,8 @@ struct dmasvc_stat_session {
 	uint64_t reserved_areas;  /* worst case reserved by its regions */
 	uint64_t latency_p50_ns;
 	uint64_t latency_p99_ns;
+	uint64_t populated_bytes;     /* mapped bytes summed over its regions: what the cap counts */
+	uint64_t max_populated_bytes; /* its populated-bytes cap (--max-populated-mib, --uid-caps) */
 	/* Appended at protocol minor 2: this session's repairs (as in
 	 * dmasvc_stat_service). */
 	uint64_t resume_repair_maps;

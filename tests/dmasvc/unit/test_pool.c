@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_pool.c - the worker pool runs every item exactly once, in parallel
- * when it has lanes, and can be reused batch after batch.
+ * when it has lanes, and can be reused batch after batch; concurrent
+ * batches share the workers in turn.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -109,4 +110,69 @@ Test(pool, concurrent_callers_share_the_lanes)
 		free(c[i].b.hits);
 	}
 	pool_destroy(p);
+}
+
+/* A batch that records which threads ran its items. */
+struct rr_batch {
+	pthread_t caller;
+	atomic_int by_caller, by_worker, done;
+	int sleep_us;
+};
+
+static void rr_item(void *arg, size_t i)
+{
+	struct rr_batch *b = arg;
+
+	(void)i;
+	usleep((useconds_t)b->sleep_us);
+	if (pthread_equal(pthread_self(), b->caller))
+		atomic_fetch_add(&b->by_caller, 1);
+	else
+		atomic_fetch_add(&b->by_worker, 1);
+	atomic_fetch_add(&b->done, 1);
+}
+
+struct rr_run {
+	struct exec_pool *p;
+	struct rr_batch *b;
+	size_t n;
+};
+
+static void *rr_caller(void *arg)
+{
+	struct rr_run *r = arg;
+
+	r->b->caller = pthread_self();
+	pool_run(r->p, rr_item, r->b, r->n);
+	return NULL;
+}
+
+/*
+ * Fair share between sessions: A's batch of 1000 items (1 ms each, over a
+ * second of claims on 3 lanes) is running when B's batch of 10 starts; the
+ * workers take turns, so some of B's items run on worker threads while A
+ * still has items left.  Oldest-first (before): B got only its own lane,
+ * by_worker 0, until A's last item was claimed.
+ */
+Test(pool, a_later_batch_gets_a_share_of_the_workers)
+{
+	struct rr_batch a = { .sleep_us = 1000 }, b = { .sleep_us = 1000 };
+	struct rr_run ra = { .b = &a, .n = 1000 }, rb = { .b = &b, .n = 10 };
+	pthread_t ta, tb;
+
+	cr_assert_eq(pool_create(3, &ra.p), 0);
+	rb.p = ra.p;
+	cr_assert_eq(pthread_create(&ta, NULL, rr_caller, &ra), 0);
+	while (atomic_load(&a.done) < 10)
+		usleep(1000);
+	cr_assert_eq(pthread_create(&tb, NULL, rr_caller, &rb), 0);
+	pthread_join(tb, NULL);
+	cr_expect_lt(atomic_load(&a.done), 1000, "A still had items when B finished");
+	cr_expect_eq(atomic_load(&b.by_caller) + atomic_load(&b.by_worker), 10);
+	cr_expect_geq(atomic_load(&b.by_worker), 1,
+		      "the workers served B too (by worker %d, by its caller %d; A done %d)",
+		      atomic_load(&b.by_worker), atomic_load(&b.by_caller), atomic_load(&a.done));
+	pthread_join(ta, NULL);
+	cr_expect_eq(atomic_load(&a.done), 1000);
+	pool_destroy(ra.p);
 }

@@ -597,15 +597,66 @@ Test(session, teardown_unmaps_and_unpins)
 	cr_expect_eq(d.gone.unmap_calls, 2, "one coalesced unmap per populated run");
 }
 
+/* The last occurrence of @needle in @hay, or NULL. */
+static const char *strrstr_last(const char *hay, const char *needle)
+{
+	const char *last = NULL;
+
+	for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+		last = p;
+	return last;
+}
+
 Test(session, complaints_are_rate_limited)
 {
 	int warn = 0;
 
 	for (int i = 0; i < 100; i++)
-		if (session_log_level(s, DLOG_WARN) == DLOG_WARN)
+		if (session_log_level(&d, s, DLOG_WARN) == DLOG_WARN)
 			warn++;
 	cr_expect_eq(warn, SESSION_LOG_BUDGET, "a flood of bad requests logs a bounded number of warnings");
-	cr_expect_eq(session_log_level(s, DLOG_INFO), DLOG_INFO, "info is never demoted");
+	cr_expect_eq(session_log_level(&d, s, DLOG_INFO), DLOG_INFO, "info is never demoted");
+}
+
+/*
+ * A client that reconnects gets a fresh session budget, not a fresh uid
+ * budget: 10 sessions of one uid, one after the other, each complaining
+ * 100 times within a second, log UID_LOG_BUDGET warnings in all (and one
+ * line saying the rest go to debug); another uid has its own budget; the
+ * next second refills both.  Before the uid budget: 10 x SESSION_LOG_BUDGET.
+ */
+Test(session, reconnecting_does_not_refill_the_uid_budget)
+{
+	struct ucred cred = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	struct ucred other = { .pid = getpid(), .uid = getuid() + 1, .gid = getgid() };
+	struct dsvc_session *t;
+	int warn = 0, sp[2];
+
+	for (int k = 0; k < 10; k++) {
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+		cr_assert_eq(session_create(&d, sp[0], &cred, false, &t), 0);
+		for (int i = 0; i < 100; i++)
+			warn += session_log_level(&d, t, DLOG_WARN) == DLOG_WARN;
+		ringsvc_session_release(&d, t);
+		session_destroy(&d, t); /* closes sp[0] */
+		close(sp[1]);
+	}
+	cr_expect_eq(warn, UID_LOG_BUDGET, "10 reconnects: %d warnings, want the uid's %d", warn,
+		     UID_LOG_BUDGET);
+	fflush(lg.out);
+	cr_expect(strstr(logtext, "more than 50 warning lines this second") &&
+		  strstr(logtext, "more than 50 warning lines this second") ==
+			  strrstr_last(logtext, "more than 50 warning lines this second"),
+		  "one line says the rest go to debug level:\n%s", logtext);
+	cr_expect_eq(session_log_level(&d, s, DLOG_WARN), DLOG_DEBUG, "s has the same uid: spent");
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	cr_assert_eq(session_create(&d, sp[0], &other, false, &t), 0);
+	cr_expect_eq(session_log_level(&d, t, DLOG_WARN), DLOG_WARN, "another uid: its own budget");
+	session_log_tick(&d);
+	cr_expect_eq(session_log_level(&d, s, DLOG_WARN), DLOG_WARN, "the next second: refilled");
+	ringsvc_session_release(&d, t);
+	session_destroy(&d, t);
+	close(sp[1]);
 }
 
 /* Dispatch one decoded request; returns the reply's error and copies its text. */

@@ -207,7 +207,8 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
  * Blocking events on the default queue: return once the service completed
  * the event (0) or failed it (-errno; the region is as before the call;
  * -ENXIO: a populate of memory that is not in memory, see "who allocates
- * guest memory"), or
+ * guest memory"; -EDQUOT: a populate over the session's populated-bytes
+ * cap, dmasvc_last_error() naming the cap and the numbers), or
  * -ETIMEDOUT after the connect timeout (the event may still complete
  * later; the bitmap is updated when it does).  -ENOTCONN when the service
  * is gone.  Checked locally first, with the service's codes: -ENOENT for
