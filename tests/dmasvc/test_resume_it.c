@@ -560,6 +560,27 @@ Test(resume, claim_mismatch_phase_end_and_repairs, .init = start_hook, .fini = s
 	cr_assert_eq(log_count("mapped in the kernel the client does not hold populated: unmapped"), 1);
 	cr_assert_eq(it_wait_vmlck(svc.pid, base + (int64_t)(4 * G), 2000), base + (int64_t)(4 * G),
 		     "r1 holds 4 granules, the new r2 none");
+	/* dmasvcctl shows them (human output: only when non-zero) */
+	{
+		const char *ctl = getenv("DMASVCCTL_BIN");
+		char cmd[512], line[512];
+		bool svc_line = false, sess_line = false;
+		char want[128];
+		FILE *p;
+
+		cr_assert_not_null(ctl, "DMASVCCTL_BIN (meson sets it)");
+		snprintf(cmd, sizeof(cmd), "'%s' --socket '%s' status", ctl, svc.sock);
+		snprintf(want, sizeof(want), "session %u: resume repairs: 2 granules mapped, 2 unmapped", b.sid);
+		p = popen(cmd, "r");
+		cr_assert_not_null(p);
+		while (fgets(line, sizeof(line), p)) {
+			svc_line = svc_line || strncmp(line, "resume repairs: 2 granules mapped, 2 unmapped", 45) == 0;
+			sess_line = sess_line || strstr(line, want);
+		}
+		cr_assert_eq(pclose(p), 0);
+		cr_assert(svc_line, "dmasvcctl status: the service's repairs line");
+		cr_assert(sess_line, "dmasvcctl status: '%s'", want);
+	}
 	/* a populate without the flag is not a repair */
 	cr_assert_eq(raw_event(&b, DMASVC_OP_POPULATE, 0, r1, 7 * G, G), 0);
 	cr_assert(session_record(b.sid, &st));
