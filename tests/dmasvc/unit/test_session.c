@@ -299,8 +299,9 @@ Test(session, populate_discard_and_bad_sqes)
 		     "offset overflow");
 	cr_expect_eq(one_event(&c, DMASVC_OP_NOP, 0, 0, 0), 0, "NOP");
 	{
-		struct dmasvc_sqe e = { .opcode = DMASVC_OP_POPULATE, .flags = 2, .region_id = r,
-					.length = GRAN, .user_data = 5 }; /* bit 0 is REPLAY */
+		/* a flag no protocol version defines (bit 0 is DMASVC_SQE_REPLAY) */
+		struct dmasvc_sqe e = { .opcode = DMASVC_OP_POPULATE, .flags = 0x80, .region_id = r,
+					.length = GRAN, .user_data = 5 };
 		struct dmasvc_cqe cqe[2];
 
 		cr_assert_eq(ring_sq_post(&c.sq, &e, 1), 1);
