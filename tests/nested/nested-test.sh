@@ -13,7 +13,7 @@
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
 #   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
 #   limit, default 1200 s), DMASVC_NESTED_APPEND (more L1 kernel arguments,
-#   which reach nested-l1 as environment: NESTED_DEVICE_DEL=1,
+#   which reach nested-l1 as environment, e.g.
 #   NESTED_QTEST_ONLY=1), DMASVC_VM_LOG (console log; default under the
 #   build directory), DMASVC_NESTED_EXTRA_CPIO (a debugging archive appended
 #   to L1's initramfs, e.g. gdb with its libraries as /usr/bin/gdb and an
