@@ -33,9 +33,11 @@
  *
  * Output: progress lines "nested-l1: ...", L2's console as "l2| ...",
  * each phase's elapsed time, and at the end
- *   nested-unplug: rounds=N
+ *   nested-unplug: rounds=N qtest=N l2=N
  *   nested-e2e: dma_ok=N dma_blocked=N vmpin_checks=N
- * Exit status 0 only when every step passed and each N >= 1.
+ * (rounds: device_del + device_add pairs whose every check passed, under
+ * qtest and with L2).  Exit status 0 only when every step passed and each
+ * N >= 1.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1011,6 +1013,22 @@ static void cdev_check(int want, const char *what)
 }
 
 /*
+ * svc_cdev_closed - after QEMU exited: the service closes edu's cdev (its
+ * copy from DEVICE_ATTACH) when the session goes; waits up to 10 s.
+ */
+static void svc_cdev_closed(const char *what)
+{
+	double end = now() + 10;
+	int fds;
+
+	while ((fds = proc_fds(svc_pid, "/dev/vfio/devices/")) && now() < end)
+		usleep(100000);
+	if (fds)
+		fail("%s: the service still holds edu's cdev %d time(s)", what, fds);
+	say("%s: the service closed edu's cdev", what);
+}
+
+/*
  * device_del_check - device_del edu0: DEVICE_DELETED (QEMU finalized the
  * device), L2 saw it go, vmpin is 0 (iommufd pins only while a device is
  * attached to the IOAS; stock: QEMU's container went with the device);
@@ -1379,14 +1397,8 @@ static void qtest_unplug(void)
 	if (rc != 0)
 		fail("qtest quit: QEMU exit %d, want 0", rc);
 	if (opt.backend == BE_DMA_SERVICE) {
-		int fds;
-
 		vmpin_check(0, 0, "qtest quit");
-		for (double end = now() + 10; (fds = proc_fds(svc_pid, "/dev/vfio/devices/")) && now() < end;)
-			usleep(100000);
-		if (fds)
-			fail("qtest quit: the service still holds edu's cdev %d time(s)", fds);
-		say("qtest quit: QEMU exited 0; the service pins nothing and closed edu's cdev");
+		svc_cdev_closed("qtest quit");
 	} else {
 		say("qtest quit: QEMU exited 0");
 	}
@@ -1502,6 +1514,7 @@ static void run(void)
 	say("quit: QEMU exited 0");
 	if (opt.backend == BE_DMA_SERVICE) {
 		vmpin_check(0, 0, "quit (QEMU's session is gone)");
+		svc_cdev_closed("quit");
 		svc_stop();
 	}
 	phase("teardown", &t);
