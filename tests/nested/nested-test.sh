@@ -7,14 +7,14 @@
 # guest/init, dmasvc-static, nested-l1, 10-nested-e2e, L2's initrd as
 # /l2/initrd.cpio.gz; then the payload appended), booted by tests/vm's
 # run-guest.sh with 2 GiB and edu's 48-bit dma_mask.  Passes only on the
-# guest's PASS line; prints the nested-e2e summary line.
+# guest's PASS line; prints the nested-unplug and nested-e2e summary lines.
 #
 # Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
 #   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
 #   limit, default 1200 s), DMASVC_NESTED_APPEND (more L1 kernel arguments,
-#   which reach nested-l1 as environment: NESTED_DEVICE_DEL=1,
-#   NESTED_QTEST_UNPLUG=1), DMASVC_VM_LOG (console log; default under the
+#   which reach nested-l1 as environment, e.g.
+#   NESTED_QTEST_ONLY=1), DMASVC_VM_LOG (console log; default under the
 #   build directory), DMASVC_NESTED_EXTRA_CPIO (a debugging archive appended
 #   to L1's initramfs, e.g. gdb with its libraries as /usr/bin/gdb and an
 #   unstripped QEMU as /dbg/qemu-system-x86_64: nested-l1 then prints
@@ -57,6 +57,6 @@ DMASVC_VM_MEM=2G DMASVC_VM_EDU=edu,dma_mask=0xffffffffffff DMASVC_VM_LOG=$log \
 	"$vm/run-guest.sh" "$l1_kernel" "$work/l1-initrd.cpio.gz" "${DMASVC_VM_TIMEOUT:-1200}"
 rc=$?
 set -e
-grep -a -e 'nested-l1: .*phase ' -e '^nested-e2e:' "$log" | tr -d '\r' >&2 || true
+grep -a -e 'nested-l1: .*phase ' -e '^nested-e2e:' -e '^nested-unplug:' "$log" | tr -d '\r' >&2 || true
 step "done, rc $rc"
 exit $rc

@@ -109,6 +109,7 @@ class Qmp:
         self.sock.settimeout(timeout)
         self.sock.connect(path)
         self.f = self.sock.makefile("rw")
+        self.events = []  # every event seen so far, oldest first
         json.loads(self.f.readline())  # greeting
         self.cmd("qmp_capabilities")
 
@@ -124,6 +125,8 @@ class Qmp:
                 raise Fail(f"QMP {name}: {r['error']}")
             if "return" in r:
                 return r["return"]
+            if "event" in r:
+                self.events.append(r)
 
     def send_fd(self, fd, name):
         """QMP getfd: pass @fd to QEMU under @name (SCM_RIGHTS)."""

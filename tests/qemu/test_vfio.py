@@ -24,12 +24,23 @@ QEMU runs stopped (-S) or fails at its command line.
                       the session is still connected; the same with
                       iommufd= (refused before the service, memfd closed)
 
+  unplug after      (QEMU itself, the shim's patches/0007) an emulated edu
+  info mtree -f     behind a root port, its BAR0 mapped through qtest, then
+                    HMP "info mtree -f", then device_del and the ACPI
+                    eject: DEVICE_DELETED must come.  Unpatched QEMU 10.0.2
+                    leaked a reference on every FlatView that several
+                    address spaces share (system/memory.c:
+                    mtree_info_flatview), and with it the device: no
+                    DEVICE_DELETED, ever (measured: none in 10 s here,
+                    none in 60 s in the nested tier's L1).
+
 object-del while a device uses ds0, the migration blocker and the safety
 valve need a real device: they are checked in the nested tier.
 """
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +148,75 @@ def hotplug(qemu, svc, tmp, extra_dev, what, want, attach_delta):
         log.close()
 
 
+def mtree_unplug(qemu, tmp):
+    """device_del of a device whose BAR was in the flat view at an "info
+    mtree -f": QEMU must finalize it (DEVICE_DELETED).  -accel qtest: the
+    test writes what firmware and the guest's ACPI eject would."""
+    what = "unplug after info mtree -f"
+    qmp_path = os.path.join(tmp, "mtree-qmp.sock")
+    qt_path = os.path.join(tmp, "mtree-qtest.sock")
+    for p in (qmp_path, qt_path):
+        if os.path.exists(p):
+            os.unlink(p)
+    lsock = socket.socket(socket.AF_UNIX)
+    lsock.bind(qt_path)
+    lsock.listen(1)
+    lsock.settimeout(60)
+    log = open(os.path.join(tmp, "qemu-mtree.log"), "w")
+    proc = subprocess.Popen([
+        qemu, "-accel", "qtest", "-qtest", f"unix:{qt_path}", "-nodefaults", "-display", "none",
+        "-L", "/usr/share/seabios", "-L", "/usr/share/qemu", "-machine", "q35",
+        "-device", "pcie-root-port,id=rp0,chassis=1,addr=0x1", "-device", "edu,id=edu0,bus=rp0",
+        "-qmp", f"unix:{qmp_path},server=on,wait=off"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        qt_sock = lsock.accept()[0]
+        qt_file = qt_sock.makefile("rw")
+
+        def qt(cmd):
+            qt_file.write(cmd + "\n")
+            qt_file.flush()
+            ans = qt_file.readline().strip()
+            if not ans.startswith("OK"):
+                raise ts.Fail(f"{what}: qtest '{cmd}': {ans}")
+            return ans
+
+        def cfg(bus, devfn, reg, val):
+            qt(f"outl 0xcf8 0x{0x80000000 | bus << 16 | devfn << 8 | reg:x}")
+            qt(f"outl 0xcfc 0x{val:x}")
+
+        qmp = ts.wait_for("QMP", lambda: ts.qmp_connect(qmp_path, proc), 60)
+        # rp0 (00:01.0): bus 1, a window at 0xfe000000, MEM + master; edu's BAR0 there
+        cfg(0, 8, 0x18, 0x00010100)
+        cfg(0, 8, 0x20, 0xfe00fe00)
+        cfg(0, 8, 0x04, 6)
+        cfg(1, 0, 0x10, 0xfe000000)
+        cfg(1, 0, 0x04, 6)
+        ans = qt("readl 0xfe000000")
+        ts.check(int(ans.split()[1], 16) == 0x010000ed, f"{what}: edu's id through BAR0: {ans}")
+        mtree = qmp.cmd("human-monitor-command", **{"command-line": "info mtree -f"})
+        ts.check("edu-mmio" in mtree, f"{what}: edu's BAR0 is in the flat view")
+        bsel = qmp.cmd("qom-get", path="/machine/peripheral/rp0/rp0", property="acpi-pcihp-bsel")
+        qmp.cmd("device_del", id="edu0")
+        qt(f"outl 0xcd0 0x{bsel:x}")
+        qt("outl 0xcc8 0x1")
+
+        def deleted():
+            qmp.cmd("query-status")
+            return any(e["event"] == "DEVICE_DELETED" and e["data"].get("device") == "edu0"
+                       for e in qmp.events) or None
+        ts.wait_for(f"{what}: DEVICE_DELETED for edu0 (QEMU finalized the device)", deleted, 10)
+        ts.log(f"{what}: DEVICE_DELETED")
+        qmp.cmd("quit")
+        qmp.close()
+        ts.check(proc.wait(60) == 0, f"{what}: QEMU quits with 0")
+    finally:
+        lsock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 def run_vfio_checks(qemu, svc, tmp):
     # fd=N: /dev/null, inherited by QEMU under the same number.
     null_fd = os.open("/dev/null", os.O_RDWR)
@@ -161,6 +241,7 @@ def run_vfio_checks(qemu, svc, tmp):
             ["the service could not attach the device", "Operation not supported"], 1)
     hotplug(qemu, svc, tmp, {"iommufd": "iommufd0"}, "hotplug iommufd=",
             ["'iommufd' and 'dma-service' cannot be used together"], 0)
+    mtree_unplug(qemu, tmp)
 
 
 def main():
