@@ -238,6 +238,16 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		if (!ret)
 			return 0;
 		break;
+	case DMASVC_CMD_UPGRADE:
+		/* Runs after this turn (evloop.c): the reply goes out first. */
+		if (!s->admin) {
+			ret = dlog_errf(-EPERM, err, sizeof(err),
+					"UPGRADE is for the service's admins (root and the service's uid),"
+					" not uid %u", (unsigned)s->cred.uid);
+			break;
+		}
+		d->upgrade = true;
+		break;
 	default:
 		snprintf(err, sizeof(err), "unknown command %u", req->cmd);
 		ret = -EOPNOTSUPP;
