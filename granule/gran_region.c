@@ -156,6 +156,7 @@ int gran_region_set_memory(struct gran_region *r, void *mem_vaddr, int mem_fd,
 	r->d.mem_vaddr = mem_vaddr;
 	r->d.mem_fd = mem_fd;
 	r->d.mem_size = mem_size;
+	r->d.flags &= ~GRAN_DESC_NO_MEMORY; /* it has one now */
 	return 0;
 }
 
@@ -263,16 +264,6 @@ int gran_region_learn(struct gran_region *r, const struct be_ops *ops,
 		gran_bm_trim(&r->bm, 0, r->nr_granules);
 	}
 	return ret;
-}
-
-int gran_region_bind_memory(struct gran_region *r, void *vaddr, int fd)
-{
-	if (!vaddr || !(r->d.flags & GRAN_DESC_NO_MEMORY))
-		return -EINVAL;
-	r->d.mem_vaddr = vaddr;
-	r->d.mem_fd = fd;
-	r->d.flags &= ~GRAN_DESC_NO_MEMORY;
-	return 0;
 }
 
 /* Unmap granules one at a time; returns how many the backend refused. */

@@ -742,8 +742,7 @@ static int group_adopt(struct dsvc *d, struct keep_group *g, struct keep_record 
 	g->state = -1;
 	s->cred = (struct ucred){ .pid = 0, .uid = rec->uid, .gid = rec->gid };
 	s->cap_uid = opt_caps_for_uid(d->opt, rec->uid, s->cap);
-	s->hello_done = true;
-	s->announced = true;
+	s->announced = true; /* hello_done stays false: the resume's HELLO sets it */
 	s->client_tag = rec->client_tag;
 	s->minor = rec->minor;
 	memcpy(s->token, rec->token, DMASVC_TOKEN_LEN);

@@ -655,7 +655,7 @@ void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s)
 	s->orphan = true;
 	s->resumed = false;
 	s->region_phase = false;
-	s->orphan_deadline_ns = dsvc_now_ns() + 60ull * 1000000000ull;
+	s->orphan_deadline_ns = dsvc_now_ns() + (uint64_t)d->opt->resume_grace_sec * 1000000000ull;
 	session_usage_snapshot(s);
 	dlog(d->log, DLOG_INFO, s->id, "test hook: the socket hung up: session orphaned, %u regions adopted",
 	     adopted);

@@ -336,10 +336,10 @@ Test(region, learn_from_audit_without_memory)
 	/* Learning again is idempotent (clears, then sets what is held). */
 	cr_assert_eq(gran_region_learn(r, &be_soft_ops, sm.space), 0);
 	cr_assert_eq(gran_region_populated(r), sizeof(held) / sizeof(held[0]));
-	cr_assert_eq(gran_region_bind_memory(r, NULL, -1), -EINVAL);
-	cr_assert_eq(gran_region_bind_memory(r, m.va, m.fd), 0);
-	cr_assert_eq(gran_region_desc(r)->flags, 0);
-	cr_assert_eq(gran_region_bind_memory(r, m.va, m.fd), -EINVAL, "bound once");
+	cr_assert_eq(gran_region_set_memory(r, NULL, -1, n * K4), -EINVAL);
+	cr_assert_eq(gran_region_set_memory(r, m.va, m.fd, n * K4), 0);
+	cr_assert_eq(gran_region_desc(r)->flags, 0, "it has a memory now");
+	cr_assert_eq(gran_region_populated(r), sizeof(held) / sizeof(held[0]), "state kept");
 	cr_assert_eq(gran_region_unmap_all(r, &be_soft_ops, sm.space), 0);
 	cr_assert_eq(gt_areas(sm.space), 0);
 	gran_region_unregister(r);

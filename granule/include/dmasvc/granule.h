@@ -53,7 +53,7 @@ struct gran_region_desc {
  * GRAN_DESC_NO_MEMORY: a region re-created from a kept session
  * (docs/restart.md) before a memory is bound to it: mem_vaddr may be NULL
  * and mem_fd -1.  Its state comes from gran_region_learn(); its owner must
- * not plan a populate on it before gran_region_bind_memory().  Set only by
+ * not plan a populate on it before gran_region_set_memory().  Set only by
  * the service, never from a client's request.
  */
 #define GRAN_DESC_NO_MEMORY (1u << 0)
@@ -149,13 +149,5 @@ uint64_t gran_region_unmap_all(struct gran_region *r, const struct be_ops *ops,
  */
 int gran_region_learn(struct gran_region *r, const struct be_ops *ops,
 		      struct be_space *space);
-
-/*
- * gran_region_bind_memory - give a GRAN_DESC_NO_MEMORY region its memory:
- * @vaddr (the service's mapping of the memory at offset 0, not NULL) and
- * @fd (or -1); clears GRAN_DESC_NO_MEMORY.  Geometry and state unchanged.
- * Returns 0, or -EINVAL when @r already has a memory or @vaddr is NULL.
- */
-int gran_region_bind_memory(struct gran_region *r, void *vaddr, int fd);
 
 #endif /* DMASVC_GRANULE_H */
