@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 	if (claim.activated)
 		dlog(&lg, DLOG_INFO, 0, "socket activated: serving the socket systemd passed for %s",
 		     opt.socket_path);
-	else if (claim.dev || claim.ino)
+	else if (claim.upgraded)
 		dlog(&lg, DLOG_INFO, 0, "listening on %s (the socket passed by the upgrade)",
 		     opt.socket_path);
 	else

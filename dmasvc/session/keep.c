@@ -331,10 +331,15 @@ int keep_store_remove(const char *name)
 
 /* ---- the live side ---------------------------------------------------- */
 
-/* Whether @s is to be kept at all (see keep_session_write). */
+/*
+ * Whether @s is to be kept at all (see keep_session_write): from its first
+ * region or device on (a query-only client such as dmasvcctl never puts
+ * anything into the store; a session with nothing has nothing to resume).
+ */
 static bool keepable(const struct dsvc *d, const struct dsvc_session *s)
 {
-	return d->opt->keep_sessions && d->ops->space_keep && s->space && !s->closing;
+	return d->opt->keep_sessions && d->ops->space_keep && s->space && !s->closing &&
+	       (s->nr_regions || s->nr_devices || s->keep_fd >= 0);
 }
 
 /* The record of @s now; @kept from space_keep.  Returns 0. */

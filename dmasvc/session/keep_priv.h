@@ -105,7 +105,7 @@ int keep_record_decode(const void *buf, size_t len, uint32_t max_regions, struct
  * push to / remove from the fd store the names that appeared / went
  * (devices attached or detached since the last call).  A no-op returning
  * 0 when --keep-sessions is off, the backend keeps nothing (type1, the
- * model) or @s has no space yet.  On the loop, @s not busy.  Call it at
+ * model), @s has no space yet, or it never had a region or a device.  On the loop, @s not busy.  Call it at
  * every control change (HELLO's token, REGION_ADD/REMOVE, DEVICE_ATTACH/
  * DETACH, a resume).  Returns 0 or -errno (logged here: a session that
  * cannot be kept is still served).

@@ -110,7 +110,8 @@ static int adopt_activated(const struct dsvc_options *o, int n, char **names,
 		if (sd_is_socket_unix(f, SOCK_SEQPACKET, 1, o->socket_path, 0) > 0 && fd < 0) {
 			fd = f;
 			/* "listen": bound by the instance before an upgrade, so its file is ours */
-			claim->activated = strcmp(name, "listen") != 0;
+			claim->upgraded = !strcmp(name, "listen");
+			claim->activated = !claim->upgraded;
 			continue;
 		}
 		claim->nr_stray++; /* closed: nothing of ours */

@@ -34,6 +34,7 @@
 struct server_claim {
 	int lock_fd;               /* -1: nothing claimed */
 	bool activated;            /* the socket came from systemd (sd_listen_fds) */
+	bool upgraded;             /* the socket came from this service's upgrade ("listen") */
 	dev_t dev;
 	ino_t ino;
 	/* Passed fds that are a kept session's (keep_priv.h names), for
