@@ -8,6 +8,9 @@
  * pin count (/proc/vmstat nr_foll_pin_acquired - nr_foll_pin_released,
  * iommufd pins with FOLL_PIN) must not move across the upgrade and the
  * resume: the kernel kept every mapping.  Usage: keep-check SOCKET.
+ * keep-check SOCKET abandon: the client never comes back; after the
+ * daemon's --resume-grace-sec (3 s in 81-*) the orphan is torn down and
+ * the pins go back to where they were before the session.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +68,8 @@ int main(int argc, char **argv)
 	long long p0, p1, p2, p3;
 	int fd, dfd, mem, r, ret;
 
-	CHECK(argc == 2 && pid_s && cdev, "usage: keep-check SOCKET (DMASVC_PID, EDU_CDEV set)");
+	CHECK((argc == 2 || (argc == 3 && !strcmp(argv[2], "abandon"))) && pid_s && cdev,
+	      "usage: keep-check SOCKET [abandon] (DMASVC_PID, EDU_CDEV set)");
 	p0 = pins();
 	CHECK(dmasvc_connect(argv[1], NULL, &c) == 0, "connect");
 	fd = memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -92,6 +96,17 @@ int main(int argc, char **argv)
 	p2 = pins();
 	printf("keep-check: pins after the upgrade %lld\n", p2);
 	CHECK(p2 == p1, "pins moved across the upgrade: %lld -> %lld", p1, p2);
+	if (argc == 3) { /* abandon: never resumed */
+		dmasvc_disconnect(c);
+		close(dfd);
+		close(fd);
+		sleep(4); /* the 3 s grace and the teardown (pins() waits 2 s more) */
+		p3 = pins();
+		printf("keep-check: pins after the grace period %lld\n", p3);
+		CHECK(p3 == p0, "the orphan's pins were not released: %lld, %lld before", p3, p0);
+		printf("keep-check: PASS\n");
+		return 0;
+	}
 	ret = dmasvc_reconnect(c);
 	CHECK(ret == 0, "reconnect %d %s", ret, dmasvc_last_error(c));
 	printf("keep-check: reconnect: resumed %d\n", (int)dmasvc_resumed(c));
