@@ -675,6 +675,99 @@ static int iommufd_audit(struct be_space *s, uint64_t iova, uint64_t length,
 	return rc;
 }
 
+/*
+ * Restart (docs/restart.md).  The space's context fd, its IOAS id and each
+ * device's fd stay owned by the space; the caller keeps dups of them.
+ */
+static int iommufd_space_keep(struct be_space *sp, struct be_kept_space *out)
+{
+	if (sp->devs.n > BE_KEPT_MAX_DEVICES)
+		return -E2BIG;
+	*out = (struct be_kept_space){ .fd = sp->fd, .ioas_id = sp->ioas_id,
+				       .nr_devs = sp->devs.n };
+	for (unsigned int i = 0; i < sp->devs.n; i++) {
+		out->devs[i].fd = sp->devs.dev[i].fd;
+		out->devs[i].dev_id = sp->devs.dev[i].dev_id;
+	}
+	return 0;
+}
+
+/* Close every fd of @in (the ones >= 0). */
+static void kept_close(const struct be_kept_space *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	for (uint32_t i = 0; i < in->nr_devs && i < BE_KEPT_MAX_DEVICES; i++)
+		if (in->devs[i].fd >= 0)
+			close(in->devs[i].fd);
+}
+
+/*
+ * Adopt: the IOAS must answer IOMMU_IOAS_IOVA_RANGES in the kept context
+ * (-ENOENT otherwise: not an IOAS of that file), and every device fd must
+ * answer VFIO_DEVICE_GET_INFO (-ENODEV otherwise).  Whether a device is
+ * bound to this very context cannot be asked without changing it; a
+ * device that is not is refused by the kernel at the teardown's detach
+ * (logged as a bug there), nothing worse.
+ */
+static int iommufd_space_adopt(struct be_ctx *ctx, const struct be_kept_space *in,
+			       struct be_space **out)
+{
+	struct iommu_ioas_iova_ranges rng = { .size = sizeof(rng), .ioas_id = in->ioas_id };
+	struct be_space *sp;
+	int rc;
+
+	if (in->fd < 0 || in->nr_devs > BE_KEPT_MAX_DEVICES || in->nr_devs > KERNEL_MAX_DEVICES) {
+		rc = -EINVAL;
+		goto err_close;
+	}
+	rc = kernel_ioctl(in->fd, IOMMU_IOAS_IOVA_RANGES, &rng);
+	if (rc < 0 && rc != -EMSGSIZE) {
+		kernel_report(&ctx->rep, BE_NAME, "IOMMU_IOAS_IOVA_RANGES (adopt)", 0, 0, rc);
+		rc = rc == -ENOTTY || rc == -EINVAL ? -ENOENT : rc;
+		goto err_close;
+	}
+	for (uint32_t i = 0; i < in->nr_devs; i++) {
+		struct vfio_device_info info = { .argsz = sizeof(info) };
+
+		rc = in->devs[i].fd < 0 ? -EBADF
+					: kernel_ioctl(in->devs[i].fd, VFIO_DEVICE_GET_INFO, &info);
+		if (rc < 0) {
+			kernel_report(&ctx->rep, BE_NAME, "VFIO_DEVICE_GET_INFO (adopt)", 0, 0, rc);
+			rc = -ENODEV;
+			goto err_close;
+		}
+	}
+	sp = calloc(1, sizeof(*sp));
+	if (!sp) {
+		rc = -ENOMEM;
+		goto err_close;
+	}
+	sp->ctx = ctx;
+	sp->fd = in->fd;
+	sp->ioas_id = in->ioas_id;
+	for (uint32_t i = 0; i < in->nr_devs; i++)
+		kernel_devs_add(&sp->devs, in->devs[i].fd, in->devs[i].dev_id);
+	ctx->nr_spaces++;
+	*out = sp;
+	return 0;
+
+err_close:
+	kept_close(in);
+	return rc;
+}
+
+static void iommufd_space_forget(struct be_space *sp)
+{
+	if (!sp)
+		return;
+	while (sp->devs.n) /* closes only: nothing detached */
+		kernel_devs_drop(&sp->devs, sp->devs.n - 1);
+	close(sp->fd);
+	sp->ctx->nr_spaces--;
+	free(sp);
+}
+
 int be_iommufd_get_option(struct be_space *sp, uint32_t option, uint64_t *val)
 {
 	uint32_t object = option == IOMMU_OPTION_RLIMIT_MODE ? 0 : sp->ioas_id;
@@ -709,4 +802,7 @@ const struct be_ops be_iommufd_ops = {
 	.device_reserved = iommufd_device_reserved,
 	.device_handle_is_devid = true,
 	.audit = iommufd_audit,
+	.space_keep = iommufd_space_keep,
+	.space_adopt = iommufd_space_adopt,
+	.space_forget = iommufd_space_forget,
 };

@@ -21,6 +21,7 @@
 #include "exec_pool_priv.h"
 #include "privdrop_priv.h"
 #include "server_priv.h"
+#include "keep_priv.h"
 #include "session_priv.h"
 #include "testhooks_priv.h"
 
@@ -169,6 +170,40 @@ static int read_options(int argc, char **argv, struct dsvc_options *opt, struct 
 	return ret;
 }
 
+/*
+ * The restart side of the start (docs/restart.md): the upgrade's exec path
+ * (--upgrade-exec, else this binary's absolute path now, into @exe) and
+ * argv, the keep-sessions line, and the adoption of the sessions a
+ * previous instance kept (the fds server_listen() sorted into @claim).
+ */
+static void keep_start(struct dsvc *d, struct dsvc_options *opt, struct server_claim *claim,
+		       char **argv, char *exe, size_t exelen)
+{
+	ssize_t n;
+
+	d->argv = argv;
+	if (!opt->upgrade_exec) {
+		n = readlink("/proc/self/exe", exe, exelen - 1);
+		if (n > 0 && exe[0] == '/') {
+			exe[n] = '\0';
+			opt->upgrade_exec = exe;
+		}
+	}
+	if (opt->keep_sessions && !d->ops->space_keep)
+		dlog(d->log, DLOG_WARN, 0, "keep-sessions: the %s backend cannot keep sessions across a"
+		     " restart; they are torn down at stop as without it", d->ops->name);
+	else if (opt->keep_sessions && !keep_store_available())
+		dlog(d->log, DLOG_INFO, 0, "keep-sessions: no service manager fd store; only a planned"
+		     " upgrade (SIGHUP) keeps sessions");
+	if (claim->nr_keep) {
+		unsigned int n_adopted = keep_adopt(d, claim->keep_fds, claim->keep_names, claim->nr_keep);
+
+		dlog(d->log, DLOG_INFO, 0, "adopted %u kept sessions from %u passed fds; each is torn"
+		     " down unless resumed within %u s", n_adopted, claim->nr_keep, opt->resume_grace_sec);
+	}
+	server_keep_free(claim, false); /* keep_adopt took every fd */
+}
+
 int main(int argc, char **argv)
 {
 	struct dsvc_options opt;
@@ -180,7 +215,7 @@ int main(int argc, char **argv)
 	const char *cfg_path;
 	char **margv;
 	struct dsvc d;
-	char err[512];
+	char err[512], exe[OPT_PATH_MAX];
 	sigset_t mask;
 	int ret, lfd, status = 2;
 
@@ -214,6 +249,7 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP); /* the planned upgrade (docs/restart.md) */
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	lfd = server_listen(&opt, &claim, err, sizeof(err));
@@ -222,8 +258,15 @@ int main(int argc, char **argv)
 		ret = lfd;
 		goto err_backend;
 	}
+	if (claim.nr_stray)
+		dlog(&lg, DLOG_WARN, 0, "%u passed fds are neither the socket nor a kept session's: closed",
+		     claim.nr_stray);
+	d.socket_activated = claim.activated;
 	if (claim.activated)
 		dlog(&lg, DLOG_INFO, 0, "socket activated: serving the socket systemd passed for %s",
+		     opt.socket_path);
+	else if (claim.upgraded)
+		dlog(&lg, DLOG_INFO, 0, "listening on %s (the socket passed by the upgrade)",
 		     opt.socket_path);
 	else
 		dlog(&lg, DLOG_INFO, 0, "listening on %s (mode %04o%s%s)", opt.socket_path,
@@ -261,6 +304,7 @@ int main(int argc, char **argv)
 	}
 #endif
 	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);
+	keep_start(&d, &opt, &claim, argv, exe, sizeof(exe));
 	/* closes lfd; tells systemd READY=1 once it polls, STOPPING=1 at the signal */
 	ret = evl_run(&d, lfd);
 	lfd = -1;
@@ -272,6 +316,7 @@ err_pool:
 err_listen:
 	if (lfd >= 0)
 		close(lfd);
+	server_keep_free(&claim, true); /* not adopted: an early failure */
 	server_release(&opt, &claim);
 err_backend:
 	d.ops->close(d.be);

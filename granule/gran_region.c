@@ -30,9 +30,9 @@ static int check_desc(const struct gran_region_desc *d, char *msg, size_t msglen
 	if (g < GRAN_MIN_GRANULE || (g & (g - 1)))
 		FAIL(-EINVAL, "granule %" PRIu64 " is not a power of two >= %llu",
 		     g, GRAN_MIN_GRANULE);
-	if (d->flags)
+	if (d->flags & ~GRAN_DESC_NO_MEMORY)
 		FAIL(-EINVAL, "unknown region flags 0x%x", d->flags);
-	if (!d->mem_vaddr)
+	if (!d->mem_vaddr && !(d->flags & GRAN_DESC_NO_MEMORY))
 		FAIL(-EINVAL, "region has no memory mapping");
 	if (!d->size)
 		FAIL(-EINVAL, "region size is 0");
@@ -156,6 +156,7 @@ int gran_region_set_memory(struct gran_region *r, void *mem_vaddr, int mem_fd,
 	r->d.mem_vaddr = mem_vaddr;
 	r->d.mem_fd = mem_fd;
 	r->d.mem_size = mem_size;
+	r->d.flags &= ~GRAN_DESC_NO_MEMORY; /* it has one now */
 	return 0;
 }
 
@@ -239,6 +240,30 @@ int gran_region_resync(struct gran_region *r, const struct be_ops *ops,
 		return ret < 0 ? ret : -EIO;
 	}
 	return 0;
+}
+
+int gran_region_learn(struct gran_region *r, const struct be_ops *ops,
+		      struct be_space *space)
+{
+	int ret = 0;
+
+	if (!ops->audit)
+		return -EOPNOTSUPP;
+	/* One leaf's span at a time: at most one empty leaf exists at once. */
+	for (uint64_t g = 0; g < r->nr_granules && !ret; g += GRAN_LEAF_BITS) {
+		uint64_t n = r->nr_granules - g < GRAN_LEAF_BITS ? r->nr_granules - g
+								  : GRAN_LEAF_BITS;
+
+		ret = gran_bm_ensure(&r->bm, g, g + n);
+		if (!ret)
+			ret = gran_region_resync(r, ops, space, g, n);
+		gran_bm_trim(&r->bm, g, g + n);
+	}
+	if (ret) {
+		gran_bm_clear(&r->bm, 0, r->nr_granules);
+		gran_bm_trim(&r->bm, 0, r->nr_granules);
+	}
+	return ret;
 }
 
 /* Unmap granules one at a time; returns how many the backend refused. */

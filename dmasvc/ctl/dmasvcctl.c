@@ -44,6 +44,8 @@ static void usage(FILE *out)
 		"  audit     compare the service's per-granule state with what the backend\n"
 		"            holds; prints OK/MISSING/STRAY extents\n"
 		"  metrics   Prometheus text format (node_exporter textfile collector)\n"
+		"  upgrade   make the service re-execute itself in place, keeping its\n"
+		"            sessions (admin; like SIGHUP)\n"
 		"Options:\n"
 		"  --socket PATH   control socket (default %s)\n"
 		"  --json          JSON output (status, regions, audit); schema version %d\n"
@@ -64,7 +66,7 @@ static int report(struct dmasvc_client *c, const char *what, int ret)
 	return EXIT_SERVICE;
 }
 
-enum cmd { CMD_STATUS, CMD_REGIONS, CMD_AUDIT, CMD_METRICS };
+enum cmd { CMD_STATUS, CMD_REGIONS, CMD_AUDIT, CMD_METRICS, CMD_UPGRADE };
 
 /* run: read what @cmd shows, then print it.  Returns the exit status. */
 static int run(struct dmasvc_client *c, enum cmd cmd, bool json)
@@ -74,6 +76,13 @@ static int run(struct dmasvc_client *c, enum cmd cmd, bool json)
 	struct ctl_view v;
 	int ret, status = 0;
 
+	if (cmd == CMD_UPGRADE) {
+		ret = dmasvc_upgrade(c);
+		if (ret)
+			return report(c, "upgrade", ret);
+		printf("upgrade: the service accepted; it re-executes itself now\n");
+		return 0;
+	}
 	if (cmd == CMD_AUDIT) {
 		ret = ctl_read_audit(c, &a, &what);
 		if (ret)
@@ -124,7 +133,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const names[] = { "status", "regions", "audit", "metrics" };
+	static const char *const names[] = { "status", "regions", "audit", "metrics", "upgrade" };
 	const char *path = DMASVC_DEFAULT_SOCKET;
 	struct dmasvc_client *c;
 	bool json = false;
@@ -156,7 +165,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
 		if (!strcmp(argv[optind], names[i]))
 			cmd = i;
 	if (cmd < 0) {
@@ -172,8 +181,8 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (json && cmd == CMD_METRICS) {
-		fprintf(stderr, "dmasvcctl: metrics has no --json (it is Prometheus text)\n");
+	if (json && (cmd == CMD_METRICS || cmd == CMD_UPGRADE)) {
+		fprintf(stderr, "dmasvcctl: %s has no --json\n", names[cmd]);
 		return EXIT_USAGE;
 	}
 	ret = dmasvc_connect_query_only(path, NULL, &c);

@@ -44,6 +44,9 @@ enum {
 	OPT_ALLOW_FAULT_IN,
 	OPT_RLIMIT_MODE,
 	OPT_HUGE_PAGES,
+	OPT_KEEP_SESSIONS,
+	OPT_RESUME_GRACE,
+	OPT_UPGRADE_EXEC,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -73,6 +76,9 @@ static const struct option long_opts[] = {
 	{ "allow-fault-in", no_argument, NULL, OPT_ALLOW_FAULT_IN },
 	{ "iommufd-rlimit-mode", required_argument, NULL, OPT_RLIMIT_MODE },
 	{ "iommufd-huge-pages", required_argument, NULL, OPT_HUGE_PAGES },
+	{ "keep-sessions", no_argument, NULL, OPT_KEEP_SESSIONS },
+	{ "resume-grace-sec", required_argument, NULL, OPT_RESUME_GRACE },
+	{ "upgrade-exec", required_argument, NULL, OPT_UPGRADE_EXEC },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -135,6 +141,16 @@ void opt_usage(FILE *out)
 		"                        needs CAP_SYS_RESOURCE.  Default: the kernel's (user)\n"
 		"  --iommufd-huge-pages on|off  IOMMU_OPTION_HUGE_PAGES of every IOAS (default:\n"
 		"                        the kernel's, on)\n"
+		"  --keep-sessions       iommufd sessions outlive the process (docs/restart.md):\n"
+		"                        each session's iommufd context, devices and record go\n"
+		"                        into systemd's fd store (FileDescriptorStoreMax=) and to\n"
+		"                        the next instance at an upgrade (SIGHUP, dmasvcctl\n"
+		"                        upgrade); SIGTERM keeps them instead of unmapping, and\n"
+		"                        a restarted service adopts them until the VMM resumes\n"
+		"  --resume-grace-sec N  seconds an adopted session waits for its client to\n"
+		"                        resume before it is torn down, 1..86400 (default 60)\n"
+		"  --upgrade-exec PATH   the binary an upgrade executes, an absolute path\n"
+		"                        (default: this binary's path at start)\n"
 		"  --stats-interval SEC  seconds between stats log lines at info level (default 10)\n"
 		"  --log-level LEVEL     error, warn, info or debug (default info); under\n"
 		"                        journald (JOURNAL_STREAM) lines carry <N> priorities\n"
@@ -318,6 +334,7 @@ static void set_defaults(struct dsvc_options *o)
 	o->max_inflight = OPT_DEFAULT_INFLIGHT;
 	o->max_sessions = OPT_DEFAULT_SESSIONS;
 	o->stats_interval = 10;
+	o->resume_grace_sec = OPT_DEFAULT_RESUME_GRACE;
 	o->log_level = DLOG_INFO;
 	o->run_uid = (uid_t)-1;
 	o->run_gid = (gid_t)-1;
@@ -535,6 +552,25 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 			break;
 		case OPT_ALLOW_FAULT_IN:
 			o->allow_fault_in = true;
+			break;
+		case OPT_KEEP_SESSIONS:
+			o->keep_sessions = true;
+			break;
+		case OPT_RESUME_GRACE:
+			if (parse_u64(optarg, 10, 1, OPT_MAX_RESUME_GRACE, &v)) {
+				snprintf(err, errlen, "--resume-grace-sec: '%s' is not a number of seconds in 1..%u",
+					 optarg, OPT_MAX_RESUME_GRACE);
+				return -EINVAL;
+			}
+			o->resume_grace_sec = (unsigned int)v;
+			break;
+		case OPT_UPGRADE_EXEC:
+			if (optarg[0] != '/' || strlen(optarg) >= OPT_PATH_MAX) {
+				snprintf(err, errlen, "--upgrade-exec: '%s' is not an absolute path (under %d bytes)",
+					 optarg, OPT_PATH_MAX);
+				return -EINVAL;
+			}
+			o->upgrade_exec = optarg;
 			break;
 		case OPT_RLIMIT_MODE: /* the kernel's values: 0 per user, 1 per process (mm) */
 			o->iommufd_rlimit_mode = parse_word(optarg, (const char *const[]){ "user", "process", NULL });

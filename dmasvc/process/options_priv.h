@@ -58,6 +58,9 @@ enum opt_backend {
 #define OPT_DEFAULT_POPULATED_MIB (4096ull << 10)        /* 4 TiB */
 #define OPT_IOMMUFD_DEFAULT_AREAS (1ull << 22)  /* 8 TiB at 2 MiB, 16 GiB at 4 KiB */
 #define OPT_DEFAULT_REGIONS 1024u
+#define OPT_DEFAULT_RESUME_GRACE 60u
+#define OPT_MAX_RESUME_GRACE 86400u
+#define OPT_PATH_MAX 4096
 #define OPT_MAX_REGIONS 4096u          /* the session's region table (id slot bits) */
 #define OPT_DEFAULT_INFLIGHT 16384u
 #define OPT_MAX_INFLIGHT (64u * 4096u) /* DMASVC_MAX_RINGS rings of the largest SQ */
@@ -121,6 +124,11 @@ struct dsvc_options {
 	struct opt_uid_caps uid_caps[OPT_MAX_UID_CAPS];
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
 	enum dlog_level log_level;   /* --log-level; default info */
+	bool keep_sessions;          /* --keep-sessions: iommufd sessions outlive the process
+					(session/keep_priv.h, docs/restart.md) */
+	unsigned int resume_grace_sec; /* --resume-grace-sec N, 1..OPT_MAX_RESUME_GRACE; default 60 */
+	const char *upgrade_exec;    /* --upgrade-exec PATH (absolute; points into argv or the
+					config); NULL: main() uses its own binary's path */
 	bool allow_fault_in;         /* --allow-fault-in: pin pages that are not in memory
 					(the service faults them in); default false: such a
 					populate is refused (datapath/burst_run.c) */

@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 
+#include "keep_priv.h"
 #include "session_priv.h"
 
 bool session_resumable(const struct dsvc *d)
@@ -110,7 +111,7 @@ int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_mem
 			dlog(d->log, DLOG_DEBUG, s->id,
 			     "resume: region %u claimed by memory %u (0x%" PRIx64 " bytes mapped kept)",
 			     r->id, m->id, gran_region_mapped_bytes(r->gr));
-			/* keep: record */
+			keep_session_write(d, s);
 			return 1;
 		}
 		adopted_remove(d, s, r, "does not match the record");
@@ -125,5 +126,5 @@ void session_region_phase_end(struct dsvc *d, struct dsvc_session *s)
 		if (s->regions[i] && s->regions[i]->adopted)
 			adopted_remove(d, s, s->regions[i], "was not added again before the first RING_SETUP");
 	session_usage_snapshot(s);
-	/* keep: record */
+	keep_session_write(d, s);
 }

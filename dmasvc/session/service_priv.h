@@ -78,6 +78,14 @@ struct dsvc {
 	 * each time, not a fresh uid budget. */
 	struct dsvc_uid_log log_uids[DSVC_LOG_UIDS];
 	unsigned int nr_log_uids;
+	/*
+	 * Restart (docs/restart.md).  upgrade: an upgrade was asked for
+	 * (SIGHUP, the UPGRADE command); the loop runs it after the turn.
+	 * argv: main's argv, what the upgrade's exec passes on.
+	 */
+	bool upgrade;
+	char *const *argv;
+	bool socket_activated;       /* the listening socket's file is not ours to remove */
 };
 
 /* dsvc_now_ns: CLOCK_MONOTONIC in ns. */

@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log_priv.h"
+#include "keep_priv.h"
 #include "session_priv.h"
 
 uint64_t dsvc_now_ns(void)
@@ -96,17 +97,29 @@ static int uid_sessions_check(struct dsvc *d, struct dsvc_session *s)
 	return -EUSERS;
 }
 
-int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
-		   struct dsvc_session **out)
+int session_insert(struct dsvc *d, struct dsvc_session *s)
 {
-	struct dsvc_session *s;
 	unsigned int slot;
-	int ret;
 
 	for (slot = 0; slot < DSVC_MAX_SESSIONS; slot++)
 		if (!d->sessions[slot])
 			break;
 	if (slot == DSVC_MAX_SESSIONS)
+		return -EMFILE;
+	d->sessions[slot] = s;
+	d->nr_sessions++;
+	if (slot >= d->session_hi)
+		d->session_hi = slot + 1;
+	return 0;
+}
+
+int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
+		   struct dsvc_session **out)
+{
+	struct dsvc_session *s;
+	int ret;
+
+	if (d->nr_sessions >= DSVC_MAX_SESSIONS)
 		return -EMFILE;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -124,10 +137,7 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	s->keep_fd = -1;
 	s->admin = admin;
 	s->log_budget = SESSION_LOG_BUDGET;
-	d->sessions[slot] = s;
-	d->nr_sessions++;
-	if (slot >= d->session_hi)
-		d->session_hi = slot + 1;
+	session_insert(d, s); /* cannot fail: a slot was free above */
 	*out = s;
 	return 0;
 
@@ -232,6 +242,7 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 		dlog(d->log, DLOG_ERROR, s->id, "BUG: destroying a session the data path did not release");
 	if (!s->torn_down)
 		s->ctr.unmap_calls += session_teardown(d, s);
+	keep_session_forget_names(d, s); /* nothing of it is kept any more */
 	for (unsigned int i = 0; i < s->region_hi; i++) {
 		if (!s->regions[i])
 			continue;
@@ -344,6 +355,7 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	struct dsvc_memory *m;
 	struct dsvc_region *r;
 	struct be_limits lim;
+	struct stat st;
 	unsigned int slot;
 	int ret;
 
@@ -429,6 +441,12 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	r->id = make_id(&s->region_gen, slot);
 	r->flags = req->flags;
 	r->mem = m;
+	if (fstat(m->fd, &st) == 0) { /* the memory's identity, for the kept record */
+		r->keep_mem_dev = st.st_dev;
+		r->keep_mem_ino = st.st_ino;
+	}
+	r->keep_mem_offset = req->mem_offset;
+	r->keep_mem_size = m->size;
 	m->users++;
 	s->regions[slot] = r;
 	s->nr_regions++;
@@ -436,6 +454,7 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 		s->region_hi = slot + 1;
 	*id = r->id;
 	session_usage_snapshot(s);
+	keep_session_write(d, s);
 	return 0;
 }
 
@@ -443,7 +462,7 @@ void session_region_forget(struct dsvc_session *s, struct dsvc_region *r)
 {
 	s->regions[r->id & ((1u << ID_SLOT_BITS) - 1)] = NULL;
 	s->nr_regions--;
-	if (r->mem) /* NULL while adopted */
+	if (r->mem) /* NULL while adopted (keep.c) */
 		r->mem->users--;
 	gran_region_unregister(r->gr);
 	free(r);
@@ -636,7 +655,7 @@ void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s)
 	s->orphan = true;
 	s->resumed = false;
 	s->region_phase = false;
-	s->orphan_deadline_ns = dsvc_now_ns() + 60ull * 1000000000ull;
+	s->orphan_deadline_ns = dsvc_now_ns() + (uint64_t)d->opt->resume_grace_sec * 1000000000ull;
 	session_usage_snapshot(s);
 	dlog(d->log, DLOG_INFO, s->id, "test hook: the socket hung up: session orphaned, %u regions adopted",
 	     adopted);

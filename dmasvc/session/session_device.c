@@ -19,9 +19,8 @@
 #include <unistd.h>
 
 #include "dmasvc/backend_kernel.h"
+#include "keep_priv.h"
 #include "session_priv.h"
-
-static void budget_open(struct dsvc_session *s, uint64_t space_areas);
 
 /* Open a space for @s and set its budget from the space's limits. */
 static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t errlen)
@@ -48,16 +47,12 @@ static int space_open(struct dsvc *d, struct dsvc_session *s, char *err, size_t 
 		s->space = NULL;
 		return dlog_errf(ret, err, errlen, "backend limits query failed");
 	}
-	budget_open(s, lim.max_areas);
+	session_budget_open(s, lim.max_areas);
 	return 0;
 }
 
-/*
- * Set the area budget of @s: the smaller of what the space allows
- * (@space_areas, UINT64_MAX = unlimited) and its max-mappings cap, which
- * from now on holds the result (what a refusal names).
- */
-static void budget_open(struct dsvc_session *s, uint64_t space_areas)
+/* session_priv.h */
+void session_budget_open(struct dsvc_session *s, uint64_t space_areas)
 {
 	s->max_areas = space_areas;
 	if (s->cap[OPT_CAP_MAPPINGS] && s->cap[OPT_CAP_MAPPINGS] < s->max_areas)
@@ -178,7 +173,7 @@ int session_space_open(struct dsvc *d, struct dsvc_session *s)
 	char err[128];
 
 	if (d->lazy_space) {
-		budget_open(s, d->lazy_max_areas);
+		session_budget_open(s, d->lazy_max_areas);
 		return 0;
 	}
 	return space_open(d, s, err, sizeof(err));
@@ -194,8 +189,8 @@ static int device_slot(const struct dsvc_session *s, char *err, size_t errlen)
 		    SESSION_MAX_DEVICES);
 }
 
-/* Record backend device @handle in slot @slot of @s. */
-static void device_record(struct dsvc_session *s, unsigned int slot, uint32_t handle, bool cfg)
+/* session_priv.h */
+void session_device_record(struct dsvc_session *s, unsigned int slot, uint32_t handle, bool cfg)
 {
 	s->devices[slot] = handle;
 	s->device_used[slot] = true;
@@ -216,7 +211,7 @@ static int device_add(struct dsvc *d, struct dsvc_session *s, unsigned int slot,
 
 	if (ret)
 		return ret;
-	device_record(s, slot, handle, cfg);
+	session_device_record(s, slot, handle, cfg);
 	return 0;
 }
 
@@ -319,7 +314,7 @@ int session_device_attach_commit(struct dsvc_session *s, unsigned int slot, int 
 	if (ret)
 		return dlog_errf(ret, err, errlen, "%s",
 			     run_err[0] ? run_err : "attaching the device failed");
-	device_record(s, slot, handle, false);
+	session_device_record(s, slot, handle, false);
 	*id = slot + 1;
 	return 0;
 }
@@ -358,5 +353,6 @@ int session_device_detach(struct dsvc *d, struct dsvc_session *s, uint32_t id, c
 	d->ops->device_detach(s->space, s->devices[id - 1]);
 	s->device_used[id - 1] = false;
 	s->nr_devices--;
+	keep_session_write(d, s); /* its name leaves the fd store */
 	return 0;
 }

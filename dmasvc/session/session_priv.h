@@ -218,6 +218,7 @@ struct dsvc_session {
 	bool resumed;
 	bool region_phase;
 	uint64_t orphan_deadline_ns;
+	uint32_t keep_pushed;      /* keep.c: which of its names this instance put in the fd store */
 };
 
 #define SESSION_LOG_BUDGET 20 /* warning lines per session per second */
@@ -291,6 +292,25 @@ void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s);
  */
 int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 		   struct dsvc_session **out);
+
+/*
+ * session_insert: put @s (its id set) into @d's table.  Returns 0, or
+ * -EMFILE when the table is full.  session_create() and keep_adopt() use it.
+ */
+int session_insert(struct dsvc *d, struct dsvc_session *s);
+
+/*
+ * session_budget_open: set @s's area budget: the smaller of what its space
+ * allows (@space_areas, UINT64_MAX = unlimited) and its max-mappings cap,
+ * which from now on holds the result (what a refusal names).
+ */
+void session_budget_open(struct dsvc_session *s, uint64_t space_areas);
+
+/*
+ * session_device_record: record backend device @handle in slot @slot of @s
+ * (@cfg: an operator --device).  The slot must be free.
+ */
+void session_device_record(struct dsvc_session *s, unsigned int slot, uint32_t handle, bool cfg);
 
 /*
  * session_teardown: the long part of freeing @s, safe on its executor

@@ -10,6 +10,7 @@
 
 #include "ctl_job_priv.h"
 #include "executor_priv.h"
+#include "keep_priv.h"
 #include "reply_priv.h"
 
 /* On the executor: the long part of the request (session_priv.h, threading). */
@@ -51,11 +52,13 @@ static ssize_t ctl_job_apply(struct dsvc *d, struct dsvc_session *s, struct ctl_
 	switch (j->req.cmd) {
 	case DMASVC_CMD_REGION_REMOVE:
 		session_region_forget(s, j->region);
+		keep_session_write(d, s); /* the record follows every control change */
 		break;
 	case DMASVC_CMD_DEVICE_ATTACH:
 		ret = session_device_attach_commit(s, j->slot, j->ret, j->handle, j->err, &id, err,
 						   sizeof(err));
 		if (!ret) {
+			keep_session_write(d, s);
 			body.device.dev_id = id;
 			body.device.iommufd_devid = session_device_iommufd_devid(d, s, id);
 			body_len = sizeof(body.device);

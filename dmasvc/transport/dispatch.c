@@ -13,6 +13,7 @@
 
 #include "ctl_job_priv.h"
 #include "dispatch_priv.h"
+#include "keep_priv.h"
 #include "query_priv.h"
 #include "reply_priv.h"
 #include "ring_service_priv.h"
@@ -45,7 +46,7 @@ static int hello_resume(struct dsvc *d, struct dsvc_session *s, const struct dma
 	t->admin = s->admin;
 	t->log_budget = SESSION_LOG_BUDGET;
 	session_token_issue(d, t); /* single use */
-	/* keep: record */
+	keep_session_write(d, t); /* the new token; its names are in the store already */
 	dlog(d->log, DLOG_INFO, t->id,
 	     "resumed by pid %d uid %u tag 0x%llx (connection of session %u): %u regions, %u devices",
 	     (int)t->cred.pid, (unsigned)t->cred.uid, (unsigned long long)t->client_tag, s->id,
@@ -84,7 +85,7 @@ static int do_hello(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_
 		s->minor = minor;
 		if (minor >= 2) {
 			session_token_issue(d, s);
-			/* keep: record */
+			keep_session_write(d, s); /* the token: from now on it can be resumed */
 		}
 	}
 	*rep = (struct dmasvc_hello_reply){
@@ -237,6 +238,16 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		ret = defer(d, s, req, NULL, 0, out, err, sizeof(err));
 		if (!ret)
 			return 0;
+		break;
+	case DMASVC_CMD_UPGRADE:
+		/* Runs after this turn (evloop.c): the reply goes out first. */
+		if (!s->admin) {
+			ret = dlog_errf(-EPERM, err, sizeof(err),
+					"UPGRADE is for the service's admins (root and the service's uid),"
+					" not uid %u", (unsigned)s->cred.uid);
+			break;
+		}
+		d->upgrade = true;
 		break;
 	default:
 		snprintf(err, sizeof(err), "unknown command %u", req->cmd);

@@ -45,10 +45,12 @@
 #include "executor_priv.h"
 #include "dispatch_priv.h"
 #include "evloop_priv.h"
+#include "keep_priv.h"
 #include "query_priv.h"
 #include "reply_priv.h"
 #include "ring_service_priv.h"
 #include "server_priv.h"
+#include "upgrade_priv.h"
 
 #define SPIN_MAX_NS 50000ull
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
@@ -557,6 +559,32 @@ static void wake_rings(struct evl *e)
 	}
 }
 
+/*
+ * Tear down every orphan session (adopted, docs/restart.md) whose grace
+ * period ended without a resume, exactly as a closed session.
+ */
+static void orphans_expire(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	uint64_t now = dsvc_now_ns();
+
+	for (unsigned int i = 0; i < d->session_hi; i++) {
+		struct dsvc_session *s = d->sessions[i];
+		struct session_usage u;
+
+		if (!s || !s->orphan || s->closing || s->busy || now < s->orphan_deadline_ns)
+			continue;
+		u = session_usage(s);
+		dlog(d->log, DLOG_INFO, s->id,
+		     "orphan session %u (uid %u, tag %llu) not resumed within %u s: torn down,"
+		     " releasing %llu bytes mapped (%llu areas), %u regions, %u devices",
+		     s->id, (unsigned)s->cred.uid, (unsigned long long)s->client_tag,
+		     d->opt->resume_grace_sec, (unsigned long long)u.mapped_bytes,
+		     (unsigned long long)u.areas, s->nr_regions, s->nr_devices);
+		session_close(e, s, "not resumed within the grace period");
+	}
+}
+
 static void stats_tick(struct evl *e)
 {
 	struct dsvc *d = e->d;
@@ -569,6 +597,7 @@ static void stats_tick(struct evl *e)
 		if (d->sessions[i])
 			lat_roll(&d->sessions[i]->lat);
 	session_log_tick(d);
+	orphans_expire(e);
 	notify_status(e, false);
 	if (++e->ticks % d->opt->stats_interval == 0 && d->log->level >= DLOG_INFO) {
 		struct dmasvc_stat_service st;
@@ -597,9 +626,13 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 		return true; /* a poll_remove's own completion */
 	switch (kind) {
 	case TAG_SIGNAL: {
-		struct signalfd_siginfo si;
+		struct signalfd_siginfo si = { 0 };
 
-		if (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (read(e->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si) && si.ssi_signo == SIGHUP) {
+			dlog(d->log, DLOG_INFO, 0, "SIGHUP: upgrade (re-exec of %s)",
+			     d->opt->upgrade_exec ? d->opt->upgrade_exec : "?");
+			d->upgrade = true; /* after this turn (evl_run) */
+		} else if (si.ssi_signo) {
 			dlog(d->log, DLOG_INFO, 0, "signal %u: stopping", si.ssi_signo);
 			sd_notify(0, "STOPPING=1\nSTATUS=stopping: removing every mapping");
 			return false;
@@ -663,6 +696,7 @@ static int setup_fds(struct evl *e)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	e->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (e->sfd < 0)
 		return -errno;
@@ -674,7 +708,84 @@ static int setup_fds(struct evl *e)
 	return 0;
 }
 
-/* SIGTERM/SIGINT: stop accepting, finish queued events, unmap everything. */
+/* Wait until no session has a burst or job in flight, closing ones included. */
+static void quiesce_all(struct evl *e)
+{
+	struct dsvc *d = e->d;
+
+	ringsvc_quiesce(d, NULL);
+	for (;;) {
+		bool busy = false;
+
+		for (unsigned int i = 0; i < d->session_hi; i++)
+			busy |= d->sessions[i] && d->sessions[i]->busy;
+		if (!busy || !d->bx)
+			return;
+		executor_wait(d);
+		ringsvc_complete(d);
+	}
+}
+
+/*
+ * The planned upgrade (SIGHUP, UPGRADE; docs/restart.md): nothing more is
+ * drained or read, what is in flight finishes, every kept session's record
+ * is rewritten, and the process executes --upgrade-exec with the listening
+ * socket and the keep sets.  Returns only when the exec failed (logged):
+ * the loop serves on.
+ */
+static void do_upgrade(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	char err[DMASVC_TEXT_MAX];
+	unsigned int kept = 0;
+	int ret;
+
+	d->upgrade = false;
+	sd_notify(0, "RELOADING=1\nSTATUS=upgrading: re-executing the service");
+	quiesce_all(e);
+	for (unsigned int i = 0; i < d->session_hi; i++) {
+		struct dsvc_session *s = d->sessions[i];
+
+		if (s && !s->closing && keep_session_write(d, s) == 0 && s->keep_fd >= 0)
+			kept++;
+	}
+	dlog(d->log, DLOG_INFO, 0, "upgrade: executing %s with the listening socket and %u kept"
+	     " sessions (%u sessions that cannot be kept end with this image)",
+	     d->opt->upgrade_exec ? d->opt->upgrade_exec : "?", kept, d->nr_sessions - kept);
+	fflush(NULL);
+	ret = upgrade_exec(d, e->lfd, d->argv, err, sizeof(err));
+	dlog_err(d->log, 0, ret, "upgrade failed, serving on with this image: %s", err);
+	sd_notify(0, "READY=1");
+	e->status_sessions = UINT32_MAX; /* STATUS= again at the next tick */
+}
+
+/*
+ * Keep every kept session (--keep-sessions with a service manager's fd
+ * store): rewrite its record and free it without teardown, its kernel
+ * objects held by the store.  Returns how many were kept.
+ */
+static unsigned int keep_all(struct evl *e)
+{
+	struct dsvc *d = e->d;
+	unsigned int kept = 0;
+
+	for (unsigned int i = 0; i < d->session_hi; i++) {
+		struct dsvc_session *s = d->sessions[i];
+
+		if (!s || s->closing || s->keep_fd < 0 || keep_session_write(d, s))
+			continue;
+		ringsvc_session_release(d, s);
+		keep_session_release(d, s);
+		session_destroy(d, s);
+		kept++;
+	}
+	return kept;
+}
+
+/*
+ * SIGTERM/SIGINT: stop accepting, finish queued events, then keep what can
+ * be kept (--keep-sessions and an fd store) and unmap everything else.
+ */
 static void shutdown_all(struct evl *e)
 {
 	struct dsvc *d = e->d;
@@ -690,7 +801,9 @@ static void shutdown_all(struct evl *e)
 	wake_rings(e);
 	for (unsigned int t = 0; t < SHUTDOWN_TURNS && work_all(e) > 0; t++)
 		ringsvc_quiesce(d, NULL); /* complete what clients already posted */
-	ringsvc_quiesce(d, NULL);
+	quiesce_all(e);
+	if (d->opt->keep_sessions && keep_store_available())
+		dlog(d->log, DLOG_INFO, 0, "stopping: %u sessions kept in the fd store", keep_all(e));
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++)
 		if (d->sessions[i])
 			session_close(e, d->sessions[i], "service stopping");
@@ -751,6 +864,8 @@ int evl_run(struct dsvc *d, int lfd)
 				running = false;
 		}
 		io_uring_cq_advance(&e.uring, seen);
+		if (running && d->upgrade)
+			do_upgrade(&e);
 	}
 	shutdown_all(&e);
 	ret = 0;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "keep_priv.h"
 #include "server_priv.h"
 
 /*
@@ -73,37 +75,93 @@ static int claim_lock(const struct dsvc_options *o, const char *path, char *err,
 }
 
 /*
- * Adopt the socket systemd passed (socket activation): it must be one
- * listening SOCK_SEQPACKET socket bound to @o->socket_path.  Returns its fd
- * (made non-blocking and cloexec) or -errno with a reason.
+ * Sort the @n fds passed (socket activation, the fd store, an upgrade's
+ * exec; names from LISTEN_FDNAMES): the one listening SOCK_SEQPACKET
+ * socket bound to @o->socket_path is returned (made non-blocking and
+ * cloexec); every keep-set fd (keep_name_is_ours) goes to @claim's keep
+ * list for keep_adopt(); anything else is closed with a line in @claim's
+ * count of strays.  Returns the socket's fd, or -errno with a reason (no
+ * such socket, or two; every fd is closed then).
  */
-static int adopt_activated(const struct dsvc_options *o, int n, char *err, size_t errlen)
+static int adopt_activated(const struct dsvc_options *o, int n, char **names,
+			   struct server_claim *claim, char *err, size_t errlen)
 {
-	int fd = SD_LISTEN_FDS_START, ret;
+	int fd = -1, ret;
 
-	if (n != 1) {
+	claim->keep_fds = calloc((size_t)n, sizeof(int));
+	claim->keep_names = calloc((size_t)n + 1, sizeof(char *));
+	if (!claim->keep_fds || !claim->keep_names) {
+		snprintf(err, errlen, "out of memory for %d passed fds", n);
 		for (int i = 0; i < n; i++)
 			close(SD_LISTEN_FDS_START + i);
-		snprintf(err, errlen, "socket activation passed %d sockets; dmasvc serves exactly one", n);
-		return -EINVAL;
+		ret = -ENOMEM;
+		goto err_keep;
 	}
-	ret = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, o->socket_path, 0);
-	if (ret <= 0) {
-		close(fd);
+	for (int i = 0; i < n; i++) {
+		int f = SD_LISTEN_FDS_START + i;
+		const char *name = names && names[i] ? names[i] : "unknown";
+
+		if (keep_name_is_ours(name)) {
+			fcntl(f, F_SETFD, FD_CLOEXEC);
+			claim->keep_fds[claim->nr_keep] = f;
+			claim->keep_names[claim->nr_keep++] = strdup(name);
+			continue;
+		}
+		if (sd_is_socket_unix(f, SOCK_SEQPACKET, 1, o->socket_path, 0) > 0 && fd < 0) {
+			fd = f;
+			/* "listen": bound by the instance before an upgrade, so its file is ours */
+			claim->upgraded = !strcmp(name, "listen");
+			claim->activated = !claim->upgraded;
+			continue;
+		}
+		claim->nr_stray++; /* closed: nothing of ours */
+		close(f);
+	}
+	if (fd < 0) {
 		snprintf(err, errlen,
-			 "the activated socket (fd %d) is not a listening SOCK_SEQPACKET socket bound to %s "
+			 "no passed fd is a listening SOCK_SEQPACKET socket bound to %s "
 			 "(ListenSequentialPacket= in dmasvc.socket and --socket must name the same path)",
-			 fd, o->socket_path);
-		return ret < 0 ? ret : -EINVAL;
+			 o->socket_path);
+		ret = -EINVAL;
+		goto err_close;
 	}
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
 		ret = -errno;
 		close(fd);
 		snprintf(err, errlen, "cannot set up the activated socket (fd %d)", fd);
-		return ret;
+		goto err_keep;
 	}
 	return fd;
+
+err_close:
+	if (fd >= 0)
+		close(fd);
+err_keep:
+	server_keep_free(claim, true);
+	return ret;
+}
+
+void server_keep_free(struct server_claim *claim, bool close_fds)
+{
+	for (unsigned int i = 0; i < claim->nr_keep; i++) {
+		if (close_fds && claim->keep_fds[i] >= 0)
+			close(claim->keep_fds[i]);
+		free(claim->keep_names ? claim->keep_names[i] : NULL);
+	}
+	free(claim->keep_fds);
+	free(claim->keep_names);
+	claim->keep_fds = NULL;
+	claim->keep_names = NULL;
+	claim->nr_keep = 0;
+}
+
+/* Free a names list from sd_listen_fds_with_names. */
+static void names_free(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
 }
 
 int server_listen(const struct dsvc_options *o, struct server_claim *claim, char *err,
@@ -111,17 +169,18 @@ int server_listen(const struct dsvc_options *o, struct server_claim *claim, char
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
+	char **names = NULL;
 	mode_t old;
 	int fd, ret, n;
 
+	memset(claim, 0, sizeof(*claim));
 	claim->lock_fd = -1;
-	claim->activated = false;
 	if (strlen(o->socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, errlen, "socket path %s is too long", o->socket_path);
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, o->socket_path);
-	n = sd_listen_fds(1); /* also clears LISTEN_* so no child inherits them */
+	n = sd_listen_fds_with_names(1, &names); /* also clears LISTEN_* so no child inherits them */
 	if (n < 0) {
 		snprintf(err, errlen, "cannot read the socket activation environment (LISTEN_FDS)");
 		return n;
@@ -132,16 +191,22 @@ int server_listen(const struct dsvc_options *o, struct server_claim *claim, char
 	if (ret < 0) {
 		for (int i = 0; i < n; i++)
 			close(SD_LISTEN_FDS_START + i);
+		names_free(names);
 		return ret;
 	}
 	claim->lock_fd = ret;
 	if (n > 0) {
-		fd = adopt_activated(o, n, err, errlen);
+		fd = adopt_activated(o, n, names, claim, err, errlen);
+		names_free(names);
 		if (fd < 0) {
 			ret = fd;
 			goto err_unlock;
 		}
-		claim->activated = true; /* systemd owns the file: never unlinked here */
+		/* systemd's file is never unlinked here; our own (an upgrade's "listen") is */
+		if (!claim->activated && lstat(o->socket_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			claim->dev = st.st_dev;
+			claim->ino = st.st_ino;
+		}
 		return fd;
 	}
 	if (lstat(o->socket_path, &st) == 0) {

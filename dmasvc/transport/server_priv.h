@@ -34,14 +34,22 @@
 struct server_claim {
 	int lock_fd;               /* -1: nothing claimed */
 	bool activated;            /* the socket came from systemd (sd_listen_fds) */
+	bool upgraded;             /* the socket came from this service's upgrade ("listen") */
 	dev_t dev;
 	ino_t ino;
+	/* Passed fds that are a kept session's (keep_priv.h names), for
+	 * keep_adopt(); nr_stray: passed fds of no use, closed. */
+	int *keep_fds;
+	char **keep_names;
+	unsigned int nr_keep, nr_stray;
 };
 
 /*
  * server_listen: take the lock next to @o->socket_path, then either adopt
- * the socket systemd passed (exactly one, a listening SOCK_SEQPACKET socket
- * bound to that path; *@claim->activated set) or create the SOCK_SEQPACKET
+ * the socket passed by systemd or an upgrade's exec (LISTEN_FDS: exactly
+ * one listening SOCK_SEQPACKET socket bound to that path, whatever its
+ * name; *@claim->activated set; the passed keep-set fds, named dmasvc-s*,
+ * in @claim->keep_* for keep_adopt(), other fds closed) or create the SOCK_SEQPACKET
  * socket there, owned by @o->run_uid and @o->socket_gid where set, with
  * mode @o->socket_mode (a stale socket file, whose owner is gone since the
  * lock was free, is replaced; any other file there is an error) and
@@ -51,6 +59,12 @@ struct server_claim {
  */
 int server_listen(const struct dsvc_options *o, struct server_claim *claim, char *err,
 		  size_t errlen);
+
+/*
+ * server_keep_free: free @claim's keep list (closing its fds when
+ * @close_fds: keep_adopt() did not take them).  Idempotent.
+ */
+void server_keep_free(struct server_claim *claim, bool close_fds);
 
 /*
  * server_release: remove the socket file if it is still the one @claim

@@ -14,6 +14,7 @@
 
 #include "dmasvc/granule.h"
 #include "gran_priv.h"
+#include "gtest_util.h"
 
 /* Under ASan, malloc statistics come from the sanitizer's allocator. */
 #if defined(__SANITIZE_ADDRESS__) /* gcc */
@@ -292,4 +293,56 @@ Test(bitmap, matches_reference)
 	cr_assert_eq(gran_bm_next_clear(&bm, 5, n), 5);
 	gran_bm_destroy(&bm);
 	free(ref);
+}
+
+/*
+ * A region re-created without a memory (adoption after a restart) learns
+ * which granules the space holds from the backend's audit: the areas a
+ * previous owner mapped, including across a bitmap leaf boundary, and
+ * nothing else; no map or unmap is made.  Then a memory is bound.
+ */
+Test(region, learn_from_audit_without_memory)
+{
+	struct gt_mem m;
+	struct gt_soft sm;
+	struct gran_region *r = NULL;
+	uint64_t n = GRAN_LEAF_BITS + 64, held[] = { 0, 1, 7, GRAN_LEAF_BITS - 1, GRAN_LEAF_BITS,
+						    GRAN_LEAF_BITS + 63 };
+	struct gran_region_desc d = desc(0, n * K4, 1ull << 32, K4, n * K4);
+	char msg[256];
+
+	gt_mem_create(&m, n * K4);
+	gt_soft_open(&sm, NULL, 0);
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+		struct be_map_src src = { m.va + held[i] * K4, m.fd, held[i] * K4 };
+
+		cr_assert_eq(be_soft_ops.map(sm.space, d.iova + held[i] * K4, K4, &src,
+					     BE_PROT_READ), 0);
+	}
+	d.mem_vaddr = NULL;
+	d.mem_fd = -1;
+	cr_assert_eq(gran_region_register(&d, NULL, &r, msg, sizeof(msg)), -EINVAL,
+		     "no memory without GRAN_DESC_NO_MEMORY");
+	d.flags = GRAN_DESC_NO_MEMORY;
+	cr_assert_eq(gran_region_register(&d, NULL, &r, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(gran_region_populated(r), 0);
+	cr_assert_eq(gran_region_learn(r, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gran_region_populated(r), sizeof(held) / sizeof(held[0]));
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		cr_assert(gran_region_test(r, held[i]), "granule %llu", (unsigned long long)held[i]);
+	cr_assert(!gran_region_test(r, 2));
+	cr_assert(!gran_region_test(r, GRAN_LEAF_BITS + 1));
+	cr_assert_eq(gt_areas(sm.space), sizeof(held) / sizeof(held[0]), "the audit mapped nothing");
+	/* Learning again is idempotent (clears, then sets what is held). */
+	cr_assert_eq(gran_region_learn(r, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gran_region_populated(r), sizeof(held) / sizeof(held[0]));
+	cr_assert_eq(gran_region_set_memory(r, NULL, -1, n * K4), -EINVAL);
+	cr_assert_eq(gran_region_set_memory(r, m.va, m.fd, n * K4), 0);
+	cr_assert_eq(gran_region_desc(r)->flags, 0, "it has a memory now");
+	cr_assert_eq(gran_region_populated(r), sizeof(held) / sizeof(held[0]), "state kept");
+	cr_assert_eq(gran_region_unmap_all(r, &be_soft_ops, sm.space), 0);
+	cr_assert_eq(gt_areas(sm.space), 0);
+	gran_region_unregister(r);
+	gt_soft_close(&sm);
+	gt_mem_destroy(&m);
 }

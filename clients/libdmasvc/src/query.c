@@ -187,3 +187,15 @@ uint32_t dmasvc_session_id(const struct dmasvc_client *c)
 {
 	return c ? c->hello.session_id : 0;
 }
+
+int dmasvc_upgrade(struct dmasvc_client *c)
+{
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	pthread_mutex_lock(&c->ctl_lock);
+	err = cl_call_simple(c, DMASVC_CMD_UPGRADE, NULL, 0, NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&c->ctl_lock);
+	return err;
+}

@@ -46,8 +46,17 @@ struct gran_region_desc {
 	void *mem_vaddr;     /* service's mapping of the memory at offset 0 */
 	int mem_fd;          /* the memory's fd for MAP_FILE backends, or -1 */
 	unsigned int prot;   /* enum be_prot bits for every map */
-	unsigned int flags;  /* none defined yet: must be 0 */
+	unsigned int flags;  /* GRAN_DESC_*; other bits -EINVAL */
 };
+
+/*
+ * GRAN_DESC_NO_MEMORY: a region re-created from a kept session
+ * (docs/restart.md) before a memory is bound to it: mem_vaddr may be NULL
+ * and mem_fd -1.  Its state comes from gran_region_learn(); its owner must
+ * not plan a populate on it before gran_region_set_memory().  Set only by
+ * the service, never from a client's request.
+ */
+#define GRAN_DESC_NO_MEMORY (1u << 0)
 
 /*
  * gran_region_register - check @d and create a region, reserving its worst
@@ -128,5 +137,17 @@ int gran_region_for_each_run(struct gran_region *r, uint64_t first,
  */
 uint64_t gran_region_unmap_all(struct gran_region *r, const struct be_ops *ops,
 			       struct be_space *space);
+
+/*
+ * gran_region_learn - set @r's granule state from what the backend holds:
+ * every granule of @r that be_ops.audit() of @space reports mapped (probed
+ * at @r's granule) is marked mapped, every other one unmapped; no map, no
+ * unmap.  For a region whose areas a previous owner made (adoption after a
+ * restart).  Returns 0; -EOPNOTSUPP without audit; -ENOMEM; or the audit's
+ * -errno, with @r's state then all unmapped (nothing is claimed that the
+ * audit did not see).
+ */
+int gran_region_learn(struct gran_region *r, const struct be_ops *ops,
+		      struct be_space *space);
 
 #endif /* DMASVC_GRANULE_H */

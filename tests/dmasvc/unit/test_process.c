@@ -669,3 +669,152 @@ Test(process, a_huge_failing_populate_costs_little_memory)
 	close(fd);
 	cr_expect_eq(stop(), 0);
 }
+
+/* Occurrences of @needle in @hay. */
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Wait until the log holds @n "backend soft," start lines (images started). */
+static bool wait_images(int n)
+{
+	for (int i = 0; i < 500; i++) {
+		if (count_of(slurp(svc.log), "backend soft,") >= n)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * In a child: send @cmd with @body, wait for the reply.  Returns its errno
+ * (0 for success), or 100+ for a transport failure (no criterion asserts:
+ * they would abort the forked child).
+ */
+static int child_call(int s, uint16_t cmd, const void *body, size_t len)
+{
+	unsigned char out[DMASVC_MSG_MAX], in[DMASVC_MSG_MAX];
+	struct dmasvc_msg_hdr h = { .size = (uint32_t)(sizeof(h) + len), .cmd = cmd, .msg_id = cmd };
+	ssize_t n;
+
+	memcpy(out, &h, sizeof(h));
+	if (len)
+		memcpy(out + sizeof(h), body, len);
+	if (send(s, out, h.size, 0) != (ssize_t)h.size)
+		return 101;
+	n = recv(s, in, sizeof(in), 0);
+	if (n < (ssize_t)sizeof(h))
+		return 102;
+	memcpy(&h, in, sizeof(h));
+	return h.error > 99 ? 103 : (int)h.error;
+}
+
+/* HELLO then UPGRADE on a raw connection as @uid (0: us); returns UPGRADE's -errno or 0. */
+static int upgrade_as(uid_t uid)
+{
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		struct dmasvc_hello h = { .major = DMASVC_PROTO_MAJOR, .minor = DMASVC_PROTO_MINOR };
+		int s, ret;
+
+		if (uid && (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0))
+			_exit(126);
+		s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		memcpy(sa.sun_path, svc.sock, strnlen(svc.sock, sizeof(sa.sun_path) - 1));
+		if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			_exit(125);
+		if (child_call(s, DMASVC_CMD_HELLO, &h, sizeof(h)))
+			_exit(124);
+		ret = child_call(s, DMASVC_CMD_UPGRADE, NULL, 0);
+		_exit(ret);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "the child died: status 0x%x", st);
+	cr_assert_lt(WEXITSTATUS(st), 100, "transport failure %d", WEXITSTATUS(st));
+	return -WEXITSTATUS(st);
+}
+
+/*
+ * The planned upgrade on the model (docs/restart.md): UPGRADE from an
+ * admin, and SIGHUP, re-execute the service in the same process (same
+ * pid) with the same listening socket; the model's session is not
+ * resumable, so it ends with the old image (its pins are gone with the
+ * old mm, VmLck 0), and new clients are served after it.  UPGRADE from a
+ * peer that is not an admin is refused with EPERM and changes nothing.
+ */
+Test(process, upgrade_reexecs_same_pid_and_socket)
+{
+	const char *extra[] = { "--keep-sessions", "--allow-uid", "0", "--allow-uid", "65534",
+				"--socket-mode", "0666", NULL };
+	struct dmasvc_region_desc d = { .size = 16 * MB, .iova = 1ull << 30, .granule = 2 * MB };
+	struct dmasvc_client *c;
+	struct stat st0, st1;
+	char exe0[256], exe1[256], path[64];
+	int fd = make_memfd(16 * MB, F_SEAL_SHRINK), mem, r;
+	ssize_t n;
+
+	start(extra);
+	cr_assert(wait_images(1));
+	cr_assert_eq(stat(svc.sock, &st0), 0);
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)svc.pid);
+	n = readlink(path, exe0, sizeof(exe0) - 1);
+	cr_assert_gt(n, 0);
+	exe0[n] = 0;
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	mem = dmasvc_memory_add(c, fd, 16 * MB, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(c));
+	d.mem_id = (uint32_t)mem;
+	r = dmasvc_region_add(c, &d);
+	cr_assert_geq(r, 0, "%s", dmasvc_last_error(c));
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 0, 8 * MB), 0);
+	cr_expect_eq(vmlck_of(svc.pid), 8 * MB);
+
+	cr_expect_eq(upgrade_as(65534), -EPERM, "a non-admin peer cannot upgrade");
+	cr_expect(strstr(slurp(svc.log), "UPGRADE is for the service's admins"), "%s", slurp(svc.log));
+	usleep(200000);
+	cr_expect_eq(count_of(slurp(svc.log), "backend soft,"), 1, "no re-exec: %s", slurp(svc.log));
+	cr_expect_eq(vmlck_of(svc.pid), 8 * MB, "the session is untouched");
+
+	cr_expect_eq(upgrade_as(0), 0, "root's UPGRADE is accepted");
+	cr_assert(wait_images(2), "the new image started: %s", slurp(svc.log));
+	cr_expect_eq(kill(svc.pid, 0), 0, "same pid");
+	cr_expect(strstr(slurp(svc.log), "upgrade: executing"), "%s", slurp(svc.log));
+	cr_expect(strstr(slurp(svc.log), "(the socket passed by the upgrade)"), "%s", slurp(svc.log));
+	n = readlink(path, exe1, sizeof(exe1) - 1);
+	cr_assert_gt(n, 0);
+	exe1[n] = 0;
+	cr_expect_str_eq(exe1, exe0);
+	cr_assert_eq(stat(svc.sock, &st1), 0);
+	cr_expect(st0.st_ino == st1.st_ino, "the same socket file: not re-bound");
+	cr_expect_eq(vmlck_of(svc.pid), 0, "the model's pins ended with the old image");
+	cr_expect_lt(dmasvc_populate(c, (uint32_t)r, 8 * MB, 2 * MB), 0, "the old session is gone");
+	dmasvc_disconnect(c);
+
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0, "a new client is served");
+	mem = dmasvc_memory_add(c, fd, 16 * MB, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(c));
+	d.mem_id = (uint32_t)mem;
+	r = dmasvc_region_add(c, &d);
+	cr_assert_geq(r, 0, "%s", dmasvc_last_error(c));
+	cr_assert_eq(dmasvc_populate(c, (uint32_t)r, 0, 4 * MB), 0);
+	cr_expect_eq(vmlck_of(svc.pid), 4 * MB);
+
+	kill(svc.pid, SIGHUP);
+	cr_assert(wait_images(3), "SIGHUP re-executes too: %s", slurp(svc.log));
+	cr_expect_eq(kill(svc.pid, 0), 0, "same pid");
+	dmasvc_disconnect(c);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0, "served after the second upgrade");
+	dmasvc_disconnect(c);
+	cr_expect_eq(stop(), 0);
+	cr_expect_neq(access(svc.sock, F_OK), 0, "its own socket file removed at the stop");
+	close(fd);
+}

@@ -408,6 +408,17 @@ int dmasvc_query_each(struct dmasvc_client *c, uint32_t what, uint32_t flags, ui
 /* dmasvc_session_id: the service's id of the current session (for logs). */
 uint32_t dmasvc_session_id(const struct dmasvc_client *c);
 
+/*
+ * dmasvc_upgrade: ask the service to upgrade itself in place (UPGRADE,
+ * docs/restart.md): after this reply it re-executes its binary, keeping
+ * its pid, socket and the sessions it can keep.
+ *   needs:      an admin peer (root or the service's uid).
+ *   returns:    0 when the service accepted (the upgrade runs after the
+ *               reply; this connection then ends), or -errno: -EPERM not
+ *               an admin, transport errors as for any control call.
+ */
+int dmasvc_upgrade(struct dmasvc_client *c);
+
 /* ---- devices (src/device.c) ---------------------------------------------- */
 
 /*
