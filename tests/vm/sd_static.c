@@ -307,3 +307,13 @@ int sd_notifyf(int unset_environment, const char *format, ...)
 	va_end(ap);
 	return r;
 }
+
+/*
+ * The build's tag: tests/vm builds the static daemon twice (dmasvc-static,
+ * tag "A"; dmasvc-static-b, -DDMASVC_BUILD_TAG="B") so the upgrade test
+ * (guest/tests/81-restart-upgrade-iommufd) replaces one build by another.
+ */
+#ifndef DMASVC_BUILD_TAG
+#define DMASVC_BUILD_TAG "A"
+#endif
+__attribute__((used)) static const char build_tag[] = "dmasvc-static build " DMASVC_BUILD_TAG;
