@@ -14,14 +14,16 @@
  *     closed, as systemd's same_fd() check does), FDSTOREREMOVE=1 with
  *     FDNAME= (every fd of that name closed);
  *   - starts the daemon: fork, in the child the listening socket at fd 3
- *     named "listen", then every kept fd in the order stored, with its
+ *     named as systemd names a socket unit's fds (FileDescriptorName=
+ *     defaults to the unit's name: "dmasvc.socket"), then every kept fd in the order stored, with its
  *     name, LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID = the child's own pid,
  *     NOTIFY_SOCKET, then execv;
  *   - restarts it when it dies unless it exited 0 (Restart=on-failure),
  *     or when the test asks.
  *
  * Usage: fdstore-keeper [options] -- DAEMON [ARG]...
- *   --socket PATH    the service socket (bound here, passed as "listen")
+ *   --socket PATH    the service socket (bound here, passed first)
+ *   --socket-name N  its fd name (default "dmasvc.socket", the unit's name)
  *   --notify PATH    the notify socket (default PATH.notify)
  *   --ctl PATH       a FIFO the test writes one-line commands to:
  *                      kill      SIGKILL the daemon (a restart follows)
@@ -75,7 +77,7 @@ struct kept {
 
 /* Everything the keeper owns; one instance, in main(). */
 struct keeper {
-	const char *sock_path, *notify_path, *ctl_path, *state_path, *log_path;
+	const char *sock_path, *sock_name, *notify_path, *ctl_path, *state_path, *log_path;
 	char **argv;        /* the daemon's argv; argv[0] replaced by exec P */
 	char *exec_path;    /* owned; NULL: argv[0] */
 	int listen_fd, notify_fd, ctl_fd, sig_fd;
@@ -270,7 +272,7 @@ static void start_daemon(struct keeper *k)
 	}
 	if (pid == 0) {
 		int fds[KEEP_MAX + 1];
-		size_t namelen = 16;
+		size_t namelen = strlen(k->sock_name) + 1;
 		char *names, num[32];
 		sigset_t all;
 
@@ -284,7 +286,7 @@ static void start_daemon(struct keeper *k)
 		names = malloc(namelen);
 		if (!names)
 			_exit(127);
-		strcpy(names, "listen");
+		strcpy(names, k->sock_name);
 		for (unsigned int i = 0; i < k->nkept; i++) {
 			strcat(names, ":");
 			strcat(names, k->kept[i].name);
@@ -441,6 +443,8 @@ int main(int argc, char **argv)
 			goto usage;
 		if (!strcmp(argv[i], "--socket"))
 			k.sock_path = v;
+		else if (!strcmp(argv[i], "--socket-name"))
+			k.sock_name = v;
 		else if (!strcmp(argv[i], "--notify"))
 			k.notify_path = v;
 		else if (!strcmp(argv[i], "--ctl"))
@@ -458,6 +462,8 @@ int main(int argc, char **argv)
 	if (i + 1 >= argc || !k.sock_path || argv[i + 1][0] != '/')
 		goto usage;
 	k.argv = argv + i + 1;
+	if (!k.sock_name)
+		k.sock_name = "dmasvc.socket";
 	if (!k.notify_path) {
 		snprintf(notify_default, sizeof(notify_default), "%s.notify", k.sock_path);
 		k.notify_path = notify_default;
@@ -516,7 +522,7 @@ int main(int argc, char **argv)
 	return 0;
 
 usage:
-	fprintf(stderr, "usage: fdstore-keeper --socket PATH [--notify PATH] [--ctl FIFO] "
+	fprintf(stderr, "usage: fdstore-keeper --socket PATH [--socket-name NAME] [--notify PATH] [--ctl FIFO] "
 			"[--state FILE] [--log FILE] [--restart-sec S] -- /ABS/DAEMON [ARG]...\n");
 	return 2;
 }

@@ -6,7 +6,7 @@
  * exercised against the keeper.
  *
  * Usage: keeper-dummy REPORT SOCKET
- * Each start: the passed fds must be "listen" first (a listening
+ * Each start: the passed fds must be "dmasvc.socket" first (a listening
  * SOCK_SEQPACKET socket bound to SOCKET) then any "dummy-mem"; with a
  * dummy-mem memfd its counter is read and incremented, without one a memfd
  * is made with counter 1 and stored (FDSTORE=1, FDNAME=dummy-mem).  When the
@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 		if (i)
 			strncat(joined, ":", sizeof(joined) - strlen(joined) - 1);
 		strncat(joined, names[i], sizeof(joined) - strlen(joined) - 1);
-		if (!strcmp(names[i], "listen"))
+		if (!strcmp(names[i], "dmasvc.socket"))
 			sock_ok = i == 0 && sd_is_socket_unix(SD_LISTEN_FDS_START + i, SOCK_SEQPACKET,
 							      1, argv[2], 0) == 1;
 		if (!strcmp(names[i], "dummy-mem"))

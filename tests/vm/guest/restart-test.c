@@ -7,7 +7,7 @@
  * the client resumes.  Runs under tests/vm/fdstore-keeper (systemd's fd
  * store and Restart= for the busybox guest).
  *
- * Usage: restart-test crash|upgrade|abandon|bench SOCKET KEEPER_DIR
+ * Usage: restart-test crash|crash-device|upgrade|abandon|bench SOCKET KEEPER_DIR
  *   KEEPER_DIR holds the keeper's control FIFO "ctl" and state file "state"
  *   (tests/vm/fdstore-keeper.c); env EDU_CDEV; upgrade: env RESTART_UP_PATH
  *   (the --upgrade-exec path the daemon runs from) and RESTART_UP_NEW (build
@@ -46,6 +46,13 @@
  *          the new daemon's VmPin equals only what it mapped itself (pins
  *          are charged to the mm that mapped; the adopted areas stay charged
  *          to the dead instance's mm, which iommufd keeps).
+ * crash-device  as crash, but the daemon runs with --device EDU_CDEV (it
+ *          opens and binds the cdev itself) and this process holds no VFIO
+ *          file at all: it drives edu through sysfs (resource0 mapped,
+ *          config file).  So only the daemon, and the fd store it pushed
+ *          to, keep the device's file open: without the keep set the kill
+ *          closes it (vfio-pci disables the device: bus master off, DMA
+ *          blocked) and the gap checks fail.
  * upgrade  build B is renamed over RESTART_UP_PATH, then the keeper sends
  *          SIGHUP: the same pid re-execs; its /proc/PID/exe is then build B's
  *          inode; DMA lands during the re-exec and after; the client's
@@ -102,6 +109,7 @@ struct rt {
 	struct dmasvc_region_desc a, s;
 	bool pop[NGRAN];
 	int64_t pin_base; /* vmstat pins (pages) before anything was populated */
+	bool operator_device; /* crash-device: the daemon's --device, no client fd */
 	unsigned int checks;
 	uint8_t seed;
 };
@@ -312,7 +320,20 @@ static void event(struct rt *t, int g, bool populate)
 
 static int rd_bar(struct rt *t, uint32_t reg, uint32_t *v)
 {
+	if (t->edu.bar) {
+		*v = t->edu.bar[reg / 4];
+		return 0;
+	}
 	return pread(t->devfd, v, 4, (off_t)(t->edu.bar0_off + reg)) == 4 ? 0 : -EIO;
+}
+
+static int wr_bar(struct rt *t, uint32_t reg, uint32_t v)
+{
+	if (t->edu.bar) {
+		t->edu.bar[reg / 4] = v;
+		return 0;
+	}
+	return pwrite(t->devfd, &v, 4, (off_t)(t->edu.bar0_off + reg)) == 4 ? 0 : -EIO;
 }
 
 /* The factorial register still holds 10! and bus mastering is still on. */
@@ -325,7 +346,7 @@ static void check_not_reset(struct rt *t, const char *step)
 	if (rd_bar(t, EDU_REG_FACT, &fact) || fact != FACT_OUT)
 		fail(t, "%s: edu's factorial register reads %u, want %u (device reset or rewritten)",
 		     step, fact, FACT_OUT);
-	if (pread(t->devfd, &cmd, 2, (off_t)(t->edu.cfg_off + 4)) != 2 || !(cmd & 0x4))
+	if (pread(t->edu.fd, &cmd, 2, (off_t)(t->edu.cfg_off + 4)) != 2 || !(cmd & 0x4))
 		fail(t, "%s: PCI command 0x%x: bus mastering off (the device was closed or reset)",
 		     step, cmd);
 	note(t, "%s: factorial register %u, PCI command 0x%x (bus master on): not reset", step,
@@ -347,9 +368,11 @@ static void setup(struct rt *t)
 	struct dmasvc_device_info info;
 	int mem, rc;
 
-	t->devfd = cdev ? open(cdev, O_RDWR | O_CLOEXEC) : -1;
-	if (t->devfd < 0)
-		fail(t, "open EDU_CDEV %s: %s", cdev ? cdev : "(unset)", strerror(errno));
+	if (!t->operator_device) {
+		t->devfd = cdev ? open(cdev, O_RDWR | O_CLOEXEC) : -1;
+		if (t->devfd < 0)
+			fail(t, "open EDU_CDEV %s: %s", cdev ? cdev : "(unset)", strerror(errno));
+	}
 	t->memfd = memfd_create("guest-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
 	if (t->memfd < 0 || ftruncate(t->memfd, (off_t)MEM_SIZE) < 0 ||
 	    fcntl(t->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
@@ -367,9 +390,11 @@ static void setup(struct rt *t)
 	rc = dmasvc_connect(t->sock, &opts, &t->c);
 	if (rc)
 		fail(t, "connect %s: %s", t->sock, strerror(-rc));
-	rc = dmasvc_device_attach_ex(t->c, t->devfd, 60000, &info);
-	if (rc < 0)
-		fail(t, "DEVICE_ATTACH: %s", strerror(-rc));
+	if (!t->operator_device) {
+		rc = dmasvc_device_attach_ex(t->c, t->devfd, 60000, &info);
+		if (rc < 0)
+			fail(t, "DEVICE_ATTACH: %s", strerror(-rc));
+	}
 	mem = dmasvc_memory_add(t->c, t->memfd, MEM_SIZE, 0);
 	if (mem < 0)
 		fail(t, "memory_add: %s", strerror(-mem));
@@ -381,13 +406,22 @@ static void setup(struct rt *t)
 	rc = dmasvc_populate(t->c, (uint32_t)t->s_id, 0, t->s.granule);
 	if (rc)
 		fail(t, "populate S: %s", strerror(-rc));
-	rc = edu_init(&t->edu, t->devfd);
-	if (rc)
-		fail(t, "edu_init: %s", strerror(-rc));
+	if (t->operator_device) {
+		const char *bdf = getenv("EDU_BDF");
+
+		/* No VFIO fd here: only the daemon (and the fd store) hold the cdev. */
+		rc = bdf ? edu_init_sysfs(&t->edu, bdf) : -ENOENT;
+		if (rc)
+			fail(t, "edu over sysfs (%s): %s", bdf ? bdf : "EDU_BDF unset", strerror(-rc));
+	} else {
+		rc = edu_init(&t->edu, t->devfd);
+		if (rc)
+			fail(t, "edu_init: %s", strerror(-rc));
+	}
 	{
 		uint32_t in = FACT_IN, fact = 0;
 
-		if (pwrite(t->devfd, &in, 4, (off_t)(t->edu.bar0_off + EDU_REG_FACT)) != 4)
+		if (wr_bar(t, EDU_REG_FACT, in))
 			fail(t, "write the factorial register: %s", strerror(errno));
 		for (int i = 0; i < 100 && fact != FACT_OUT; i++) {
 			usleep(10000);
@@ -689,13 +723,16 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc != 4 || (strcmp(argv[1], "crash") && strcmp(argv[1], "upgrade") &&
-			  strcmp(argv[1], "abandon") && strcmp(argv[1], "bench"))) {
-		fprintf(stderr, "usage: restart-test crash|upgrade|abandon|bench SOCKET KEEPER_DIR\n");
+			  strcmp(argv[1], "abandon") && strcmp(argv[1], "bench") &&
+			  strcmp(argv[1], "crash-device"))) {
+		fprintf(stderr, "usage: restart-test crash|crash-device|upgrade|abandon|bench SOCKET "
+				"KEEPER_DIR\n");
 		return 2;
 	}
 	t.mode = argv[1];
 	t.sock = argv[2];
 	t.kdir = argv[3];
+	t.operator_device = !strcmp(t.mode, "crash-device");
 	if (!strcmp(t.mode, "bench")) {
 		mode_bench(&t);
 		printf("restart-test[bench]: PASS checks=%u\n", t.checks);
@@ -704,7 +741,7 @@ int main(int argc, char **argv)
 	setup(&t);
 	own_session(&t, &ss);
 	note(&t, "session %u", ss.session_id);
-	if (!strcmp(t.mode, "crash"))
+	if (!strcmp(t.mode, "crash") || t.operator_device)
 		mode_crash(&t, ss.session_id);
 	else if (!strcmp(t.mode, "upgrade"))
 		mode_upgrade(&t, ss.session_id);
