@@ -168,6 +168,25 @@ static int64_t vmstat_pins(void)
 	return acq < 0 || rel < 0 ? -1 : acq - rel;
 }
 
+/*
+ * The baseline: vmstat pins once they stopped moving (two reads 1 s apart
+ * equal; at most 15 s).  The previous test's kept context is released when
+ * its keeper exits, and vmstat folds per-cpu deltas only every second.
+ */
+static int64_t stable_pins(void)
+{
+	int64_t a = vmstat_pins(), b;
+
+	for (int i = 0; i < 15; i++) {
+		sleep(1);
+		b = vmstat_pins();
+		if (a == b)
+			return b;
+		a = b;
+	}
+	return -1;
+}
+
 static uint64_t populated_bytes(const struct rt *t)
 {
 	uint64_t sum = t->s.granule; /* S[0] is always populated */
@@ -384,9 +403,9 @@ static void setup(struct rt *t)
 					    .iova = 0x1000000, .granule = 2 * MiB };
 	t->s = (struct dmasvc_region_desc){ .mem_offset = 18 * MiB, .size = 4 * KiB,
 					    .iova = 0x3000000, .granule = 4 * KiB };
-	t->pin_base = vmstat_pins();
+	t->pin_base = stable_pins();
 	if (t->pin_base < 0)
-		fail(t, "no nr_foll_pin_* in /proc/vmstat");
+		fail(t, "no nr_foll_pin_* in /proc/vmstat, or they did not settle in 15 s");
 	rc = dmasvc_connect(t->sock, &opts, &t->c);
 	if (rc)
 		fail(t, "connect %s: %s", t->sock, strerror(-rc));
@@ -648,7 +667,7 @@ static void mode_bench(struct rt *t)
 	int fd, mem, id, rc = -EAGAIN;
 	uint64_t t_pop;
 
-	t->pin_base = vmstat_pins();
+	t->pin_base = stable_pins();
 	fd = memfd_create("bench-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
 	t->devfd = open(getenv("EDU_CDEV") ? getenv("EDU_CDEV") : "/none", O_RDWR | O_CLOEXEC);
 	if (fd < 0 || t->devfd < 0 || ftruncate(fd, (off_t)size) < 0 ||
