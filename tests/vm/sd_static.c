@@ -1,144 +1,266 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sd_static.c - what the static guest daemon (dmasvc-static) links instead
- * of libsystemd, which Debian ships only as a shared library.  The guest has
- * no systemd, but a test's fd store (tests/vm, docs/restart.md) speaks the
- * two protocols the daemon uses, so these implement them as libsystemd
- * does (sd-daemon.c), reduced to what the daemon calls:
- *   - LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES: fds from 3, FD_CLOEXEC set,
- *     names split at ':' ("unknown" when absent), the variables unset;
- *   - NOTIFY_SOCKET: one datagram (path, or '@' for an abstract name) with
- *     the state text and SCM_RIGHTS fds; nothing without the variable.
- * Without the variables they answer what libsystemd answers (0).
+ * of libsystemd, which Debian ships only as a shared library.  The busybox
+ * guest has no systemd, but tests/vm/fdstore-keeper.c plays its part
+ * (socket activation, the notify socket and its fd store), so these speak
+ * the same protocol as libsystemd 252 does:
+ *   - sd_listen_fds*: LISTEN_PID must be our pid, LISTEN_FDS the count of
+ *     fds from 3 (SD_LISTEN_FDS_START), LISTEN_FDNAMES their ':'-separated
+ *     names (missing names read "unknown"); the fds are made CLOEXEC;
+ *     @unset_environment removes the three variables.
+ *   - sd_notify*: one datagram to the AF_UNIX socket in NOTIFY_SOCKET
+ *     (a path, or '@' for the abstract namespace), fds as SCM_RIGHTS;
+ *     without NOTIFY_SOCKET nothing is sent and 0 is returned.
+ * Only what the daemon calls is here; credentials (SCM_CREDENTIALS) are
+ * not sent: the kernel attaches them when the receiver sets SO_PASSCRED.
  */
-#include <stddef.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
 #include <systemd/sd-daemon.h>
 
-static void unset_listen(void)
+#define SD_MAX_PASSED 4096 /* like FileDescriptorStoreMax's order of magnitude */
+
+/* Parse all of @s as a decimal number in [0, max]; -EINVAL otherwise. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static void unset_listen_env(void)
 {
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
 }
 
-int sd_listen_fds(int unset_environment)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	long n;
-
-	if (!pid || !fds || strtol(pid, NULL, 10) != (long)getpid()) {
-		if (unset_environment)
-			unset_listen();
-		return 0;
-	}
-	n = strtol(fds, NULL, 10);
-	if (n < 0 || n > 65536)
-		n = 0;
-	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++)
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-	if (unset_environment)
-		unset_listen();
-	return (int)n;
-}
-
+/*
+ * sd_listen_fds_with_names - as libsystemd: the number of passed fds (0 when
+ * LISTEN_PID is unset or not ours) and, in @names, a NULL-terminated array
+ * of their names (malloc'd, the caller frees each and the array).
+ */
 int sd_listen_fds_with_names(int unset_environment, char ***names)
 {
-	const char *e = getenv("LISTEN_FDNAMES");
-	char *copy = e ? strdup(e) : NULL, *save = NULL, *tok;
-	int n = sd_listen_fds(unset_environment), i = 0;
-	char **l;
+	unsigned long pid, n;
+	const char *e;
+	char **v = NULL;
+	int r;
 
-	if (n <= 0 || !names) {
-		free(copy);
-		return n;
+	if (names)
+		*names = NULL;
+	e = getenv("LISTEN_PID");
+	if (!e) {
+		r = 0;
+		goto out;
 	}
-	l = calloc((size_t)n + 1, sizeof(*l));
-	if (!l) {
-		free(copy);
-		return -ENOMEM;
+	if (parse_uint(e, (unsigned long)INT32_MAX, &pid) < 0) {
+		r = -EINVAL;
+		goto out;
 	}
-	for (tok = copy ? strtok_r(copy, ":", &save) : NULL; tok && i < n;
-	     tok = strtok_r(NULL, ":", &save))
-		l[i++] = strdup(tok);
-	for (; i < n; i++)
-		l[i] = strdup("unknown");
-	free(copy);
-	*names = l;
-	return n;
+	if ((pid_t)pid != getpid()) {
+		r = 0;
+		goto out;
+	}
+	if (parse_uint(getenv("LISTEN_FDS"), SD_MAX_PASSED, &n) < 0) {
+		r = -EINVAL;
+		goto out;
+	}
+	for (unsigned long i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + (int)i;
+		int fl = fcntl(fd, F_GETFD);
+
+		if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) {
+			r = -errno;
+			goto out;
+		}
+	}
+	if (names) {
+		const char *list = getenv("LISTEN_FDNAMES");
+		const char *p = list;
+
+		v = calloc(n + 1, sizeof(*v));
+		if (!v) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (unsigned long i = 0; i < n; i++) {
+			size_t len = 0;
+
+			if (p) {
+				const char *colon = strchr(p, ':');
+
+				len = colon ? (size_t)(colon - p) : strlen(p);
+			}
+			v[i] = p ? strndup(p, len) : strdup("unknown");
+			if (!v[i]) {
+				for (unsigned long j = 0; j < i; j++)
+					free(v[j]);
+				free(v);
+				r = -ENOMEM;
+				goto out;
+			}
+			if (p)
+				p = p[len] == ':' ? p + len + 1 : NULL;
+		}
+		*names = v;
+	}
+	r = (int)n;
+out:
+	if (unset_environment)
+		unset_listen_env();
+	return r;
 }
 
+int sd_listen_fds(int unset_environment)
+{
+	return sd_listen_fds_with_names(unset_environment, NULL);
+}
+
+/*
+ * sd_is_socket_unix - as libsystemd: 1 when @fd is an AF_UNIX socket of
+ * @type (0: any), listening when @listening > 0 (not listening when 0,
+ * either when < 0), bound to @path (@length 0: NUL-terminated; NULL: any
+ * path); 0 when not; -errno on error.
+ */
 int sd_is_socket_unix(int fd, int type, int listening, const char *path, size_t length)
 {
 	struct sockaddr_un sa;
-	socklen_t l = sizeof(int), sl = sizeof(sa);
-	int t = 0, acc = 0;
+	socklen_t l = sizeof(sa);
+	struct stat st;
+	int v;
 
-	(void)path;
-	(void)length;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &t, &l) < 0)
+	if (fd < 0)
+		return -EBADF;
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (type && t != type)
+	if (!S_ISSOCK(st.st_mode))
 		return 0;
-	l = sizeof(int);
-	if (listening >= 0 && (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l) < 0 ||
-			       !acc != !listening))
-		return 0;
-	if (getsockname(fd, (struct sockaddr *)&sa, &sl) < 0)
+	if (type) {
+		socklen_t tl = sizeof(v);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &tl) < 0)
+			return -errno;
+		if (v != type)
+			return 0;
+	}
+	if (listening >= 0) {
+		socklen_t tl = sizeof(v);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &tl) < 0)
+			return -errno;
+		if (!v != !listening)
+			return 0;
+	}
+	memset(&sa, 0, sizeof(sa));
+	if (getsockname(fd, (struct sockaddr *)&sa, &l) < 0)
 		return -errno;
-	return sa.sun_family == AF_UNIX;
+	if (sa.sun_family != AF_UNIX)
+		return 0;
+	if (path) {
+		size_t have = l > offsetof(struct sockaddr_un, sun_path)
+				      ? l - offsetof(struct sockaddr_un, sun_path) : 0;
+
+		if (length == 0)
+			length = strlen(path);
+		if (length == 0)
+			return have == 0;
+		if (path[0]) /* a path: the kernel may count the NUL */
+			return have >= length && !strncmp(sa.sun_path, path, length) &&
+			       (have == length || sa.sun_path[length] == '\0');
+		return have == length && !memcmp(sa.sun_path, path, length);
+	}
+	return 1;
 }
 
+/*
+ * sd_pid_notify_with_fds - send @state (and @n_fds fds as SCM_RIGHTS) to
+ * NOTIFY_SOCKET.  @pid is ignored (the kernel's credentials name the
+ * sender).  Returns 1 when sent, 0 without NOTIFY_SOCKET, -errno.
+ */
 int sd_pid_notify_with_fds(pid_t pid, int unset_environment, const char *state, const int *fds,
-			   unsigned int n_fds)
+			   unsigned n_fds)
 {
-	const char *e = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct iovec iov = { (void *)state, strlen(state) };
+	struct iovec iov = { .iov_base = (void *)state, .iov_len = state ? strlen(state) : 0 };
 	struct msghdr mh = { .msg_name = &sa, .msg_iov = &iov, .msg_iovlen = 1 };
-	char cbuf[CMSG_SPACE(sizeof(int) * 253)];
+	const char *e = getenv("NOTIFY_SOCKET");
 	size_t len;
-	int s, ret = 1;
+	char *cbuf = NULL;
+	int s, r;
 
 	(void)pid;
-	if (!e || !*e)
+	if (!state)
+		return -EINVAL;
+	if (n_fds > 0 && !fds)
+		return -EINVAL;
+	if (!e)
 		return 0;
 	len = strlen(e);
-	if (len >= sizeof(sa.sun_path) || n_fds > 253)
-		return -EINVAL;
+	if ((e[0] != '/' && e[0] != '@') || len < 2 || len > sizeof(sa.sun_path)) {
+		r = -EINVAL;
+		goto out;
+	}
 	memcpy(sa.sun_path, e, len);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
-	if (n_fds) {
-		struct cmsghdr *c;
+	if (e[0] == '@')
+		sa.sun_path[0] = '\0';
+	mh.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
+				     (e[0] == '/' ? 1 : 0));
+	if (mh.msg_namelen > sizeof(sa))
+		mh.msg_namelen = sizeof(sa);
+	if (n_fds > 0) {
+		struct cmsghdr *cm;
 
-		memset(cbuf, 0, sizeof(cbuf));
+		if (n_fds > 253) { /* SCM_MAX_FD */
+			r = -E2BIG;
+			goto out;
+		}
+		cbuf = calloc(1, CMSG_SPACE(sizeof(int) * n_fds));
+		if (!cbuf) {
+			r = -ENOMEM;
+			goto out;
+		}
 		mh.msg_control = cbuf;
 		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
 	}
 	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (sendmsg(s, &mh, MSG_NOSIGNAL) < 0)
-		ret = -errno;
+	if (s < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = sendmsg(s, &mh, MSG_NOSIGNAL) < 0 ? -errno : 1;
 	close(s);
+out:
+	free(cbuf);
 	if (unset_environment)
 		unsetenv("NOTIFY_SOCKET");
-	return ret;
+	return r;
 }
 
 int sd_pid_notify(pid_t pid, int unset_environment, const char *state)
@@ -151,18 +273,47 @@ int sd_notify(int unset_environment, const char *state)
 	return sd_pid_notify_with_fds(0, unset_environment, state, NULL, 0);
 }
 
-int sd_notifyf(int unset_environment, const char *format, ...)
+/* Format @format and send it (the two *notifyf below). */
+static int vnotifyf(pid_t pid, int unset_environment, const char *format, va_list ap)
 {
 	char *p = NULL;
+	int r;
+
+	if (vasprintf(&p, format, ap) < 0)
+		return -ENOMEM;
+	r = sd_pid_notify_with_fds(pid, unset_environment, p, NULL, 0);
+	free(p);
+	return r;
+}
+
+int sd_pid_notifyf(pid_t pid, int unset_environment, const char *format, ...)
+{
 	va_list ap;
-	int ret;
+	int r;
 
 	va_start(ap, format);
-	ret = vasprintf(&p, format, ap);
+	r = vnotifyf(pid, unset_environment, format, ap);
 	va_end(ap);
-	if (ret < 0)
-		return -ENOMEM;
-	ret = sd_notify(unset_environment, p);
-	free(p);
-	return ret;
+	return r;
 }
+
+int sd_notifyf(int unset_environment, const char *format, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, format);
+	r = vnotifyf(0, unset_environment, format, ap);
+	va_end(ap);
+	return r;
+}
+
+/*
+ * The build's tag: tests/vm builds the static daemon twice (dmasvc-static,
+ * tag "A"; dmasvc-static-b, -DDMASVC_BUILD_TAG="B") so the upgrade test
+ * (guest/tests/81-restart-upgrade-iommufd) replaces one build by another.
+ */
+#ifndef DMASVC_BUILD_TAG
+#define DMASVC_BUILD_TAG "A"
+#endif
+__attribute__((used)) static const char build_tag[] = "dmasvc-static build " DMASVC_BUILD_TAG;

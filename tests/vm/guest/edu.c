@@ -8,7 +8,10 @@
  * 28-bit-masked device needs.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,43 +33,88 @@ static int region_offset(int fd, uint32_t index, uint64_t *off)
 
 static int rd32(struct edu *e, uint32_t reg, uint32_t *val)
 {
-	ssize_t n = pread(e->fd, val, 4, (off_t)(e->bar0_off + reg));
+	ssize_t n;
+
+	if (e->bar) {
+		*val = e->bar[reg / 4];
+		return 0;
+	}
+	n = pread(e->fd, val, 4, (off_t)(e->bar0_off + reg));
 
 	return n == 4 ? 0 : n < 0 ? -errno : -EIO;
 }
 
 static int wr32(struct edu *e, uint32_t reg, uint32_t val)
 {
-	ssize_t n = pwrite(e->fd, &val, 4, (off_t)(e->bar0_off + reg));
+	ssize_t n;
+
+	if (e->bar) {
+		e->bar[reg / 4] = val;
+		return 0;
+	}
+	n = pwrite(e->fd, &val, 4, (off_t)(e->bar0_off + reg));
 
 	return n == 4 ? 0 : n < 0 ? -errno : -EIO;
 }
 
-int edu_init(struct edu *e, int fd)
+/* Check the identification register and turn bus mastering on. */
+static int edu_enable(struct edu *e)
 {
 	uint16_t cmd;
 	uint32_t id;
 	int rc;
 
-	e->fd = fd;
-	rc = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX, &e->bar0_off);
-	if (rc < 0)
-		return rc;
-	rc = region_offset(fd, VFIO_PCI_CONFIG_REGION_INDEX, &e->cfg_off);
-	if (rc < 0)
-		return rc;
 	rc = rd32(e, EDU_REG_ID, &id);
 	if (rc < 0)
 		return rc;
 	if ((id & 0xff) != 0xed)
 		return -ENODEV;
 	/* PCI command register: memory space (bit 1) + bus master (bit 2). */
-	if (pread(fd, &cmd, 2, (off_t)(e->cfg_off + 4)) != 2)
+	if (pread(e->fd, &cmd, 2, (off_t)(e->cfg_off + 4)) != 2)
 		return -EIO;
 	cmd |= 0x6;
-	if (pwrite(fd, &cmd, 2, (off_t)(e->cfg_off + 4)) != 2)
+	if (pwrite(e->fd, &cmd, 2, (off_t)(e->cfg_off + 4)) != 2)
 		return -EIO;
 	return 0;
+}
+
+int edu_init(struct edu *e, int fd)
+{
+	int rc;
+
+	e->fd = fd;
+	e->bar = NULL;
+	rc = region_offset(fd, VFIO_PCI_BAR0_REGION_INDEX, &e->bar0_off);
+	if (rc < 0)
+		return rc;
+	rc = region_offset(fd, VFIO_PCI_CONFIG_REGION_INDEX, &e->cfg_off);
+	if (rc < 0)
+		return rc;
+	return edu_enable(e);
+}
+
+int edu_init_sysfs(struct edu *e, const char *bdf)
+{
+	char path[128];
+	void *bar;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+	fd = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	bar = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (bar == MAP_FAILED)
+		return -errno;
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", bdf);
+	e->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (e->fd < 0)
+		return -errno;
+	e->bar = bar;
+	e->bar0_off = 0;
+	e->cfg_off = 0;
+	return edu_enable(e);
 }
 
 int edu_dma(struct edu *e, uint64_t iova, size_t len, int to_ram)

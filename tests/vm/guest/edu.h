@@ -39,9 +39,11 @@
 #define EDU_DMA_TIMEOUT_MS 20000
 
 struct edu {
-	int fd;            /* VFIO device fd; not owned */
-	uint64_t bar0_off; /* file offset of BAR0 in fd */
+	int fd;            /* VFIO device fd (edu_init; not owned), or the
+			      sysfs config file (edu_init_sysfs; owned) */
+	uint64_t bar0_off; /* file offset of BAR0 in fd (VFIO) */
 	uint64_t cfg_off;  /* file offset of PCI config space in fd */
+	volatile uint32_t *bar; /* edu_init_sysfs: BAR0 mapped from sysfs; else NULL */
 };
 
 /*
@@ -50,6 +52,16 @@ struct edu {
  * Returns 0 or -errno.
  */
 int edu_init(struct edu *e, int fd);
+
+/*
+ * edu_init_sysfs - edu at PCI address @bdf without any VFIO fd: BAR0 mapped
+ * from /sys/bus/pci/devices/@bdf/resource0, config space through its
+ * config file (root; both bypass VFIO, so they work while another process
+ * owns the device).  Checks the identification register and enables bus
+ * mastering.  For a test that must not hold the device's VFIO file.
+ * Returns 0 or -errno.
+ */
+int edu_init_sysfs(struct edu *e, const char *bdf);
 
 /*
  * edu_dma - one DMA of @len (<= EDU_DMA_MAX) bytes between @iova and the dev
