@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/vm/systemd-guest.sh BUILD_DIR - EXPERIMENT: boot Debian's systemd 252
+# tests/vm/systemd-guest.sh BUILD_DIR - meson test vm-systemd: boot Debian's systemd 252
 # (the host's /lib/systemd/systemd and its libraries) as PID 1 in the tests/vm
 # guest, kernel from kernel.config + systemd.config, units in systemd-guest/.
 set -euo pipefail
