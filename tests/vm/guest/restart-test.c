@@ -45,7 +45,12 @@
  *          after the resume, each DMA-checked; pins equal at every step;
  *          the new daemon's VmPin equals only what it mapped itself (pins
  *          are charged to the mm that mapped; the adopted areas stay charged
- *          to the dead instance's mm, which iommufd keeps).
+ *          to the dead instance's mm, which iommufd keeps).  Then a second
+ *          SIGKILL, of the instance that adopted: in that gap A[0] and A[6]
+ *          land and A[1] stays blocked (what the second instance mapped and
+ *          unmapped is kept too), the third instance adopts, the client
+ *          resumes the same session with 0 map calls, DMA on A[0], A[2..6]
+ *          lands, A[1] blocked, and the third daemon's VmPin is 0.
  * crash-device  as crash, but the daemon runs with --device EDU_CDEV (it
  *          opens and binds the cdev itself) and this process holds no VFIO
  *          file at all: it drives edu through sysfs (resource0 mapped,
@@ -517,7 +522,12 @@ static void after_resume(struct rt *t, pid_t daemon)
 	note(t, "new daemon VmPin %" PRIu64 " bytes: the granules it mapped", vmpin);
 }
 
-static void mode_crash(struct rt *t, uint32_t sid)
+/*
+ * One SIGKILL through the keeper and the restart after its RestartSec:
+ * @gap runs while no daemon runs (checked: before the restart).  Returns
+ * the restarted daemon's pid, ready (READY=1 sent) but not yet resumed.
+ */
+static pid_t kill_and_restart(struct rt *t, void (*gap)(struct rt *t))
 {
 	long starts = keeper_state(t, "starts"), ready = keeper_state(t, "ready");
 	pid_t old = (pid_t)keeper_state(t, "pid"), now;
@@ -531,7 +541,7 @@ static void mode_crash(struct rt *t, uint32_t sid)
 	if (kill(old, 0) == 0 || keeper_state(t, "pid") != 0)
 		fail(t, "the daemon %d still runs after SIGKILL", (int)old);
 	note(t, "daemon %d killed; the keeper restarts it after its RestartSec", (int)old);
-	check_gap(t, "no daemon running");
+	gap(t);
 	t->checks++;
 	if (keeper_state(t, "pid") != 0 || keeper_state(t, "starts") != starts)
 		fail(t, "the gap's checks took longer than the restart delay: not measured in a gap");
@@ -541,9 +551,54 @@ static void mode_crash(struct rt *t, uint32_t sid)
 	now = (pid_t)keeper_state(t, "pid");
 	note(t, "restarted as pid %d", (int)now);
 	check_pins(t, "restarted, before the reconnect");
+	return now;
+}
+
+static void first_gap(struct rt *t)
+{
+	check_gap(t, "no daemon running");
+}
+
+/* The state after_resume() left: A[0], A[2..6] populated, A[1] discarded. */
+static void second_gap(struct rt *t)
+{
+	check_dma(t, 0, true, "second gap");
+	check_dma(t, 6, true, "second gap (populated by the adopting instance)");
+	check_dma(t, 1, false, "second gap (discarded by the adopting instance)");
+	check_pins(t, "second gap");
+	check_not_reset(t, "second gap");
+}
+
+/*
+ * A second crash, of the instance that adopted the session: the fd store
+ * must still hold the session (the adopting instance's names), with what
+ * it mapped and unmapped itself.  The third instance maps nothing.
+ */
+static void crash_again(struct rt *t, uint32_t sid)
+{
+	pid_t now = kill_and_restart(t, second_gap);
+	uint64_t vmpin;
+
+	resume(t, sid);
+	for (int g = 0; g < 7; g++)
+		check_dma(t, g, g != 1, "after the second resume");
+	check_pins(t, "after the second resume");
+	vmpin = svc_status_bytes(now, "VmPin:");
+	t->checks++;
+	if (vmpin != 0)
+		fail(t, "the third daemon's VmPin %" PRIu64 ", want 0 (it mapped nothing)", vmpin);
+	note(t, "second crash: resumed again, 0 map calls, the third daemon pins nothing itself");
+}
+
+static void mode_crash(struct rt *t, uint32_t sid)
+{
+	pid_t now;
+
+	now = kill_and_restart(t, first_gap);
 	resume(t, sid);
 	check_not_reset(t, "after the resume");
 	after_resume(t, now);
+	crash_again(t, sid);
 }
 
 /* /proc/PID/exe names the inode of @path. */
