@@ -18,7 +18,7 @@
 #include "memory_priv.h"
 
 int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool *hugetlb,
-		 char *err, size_t errlen)
+		 struct stat *st_out, char *err, size_t errlen)
 {
 	struct statfs sfs;
 	struct stat st;
@@ -61,17 +61,20 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 	if (!readonly && (fl & O_ACCMODE) != O_RDWR)
 		return dlog_errf(-EACCES, err, errlen,
 				"memory fd is read-only but the memory is not DMASVC_MEMORY_READONLY");
+	if (st_out)
+		*st_out = st;
 	return 0;
 }
 
 int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *err, size_t errlen)
 {
 	uint64_t page_size;
+	struct stat st;
 	bool hugetlb;
 	void *p;
 	int ret;
 
-	ret = mem_check_fd(fd, size, readonly, &page_size, &hugetlb, err, errlen);
+	ret = mem_check_fd(fd, size, readonly, &page_size, &hugetlb, &st, err, errlen);
 	if (ret)
 		return ret;
 	/*
@@ -91,6 +94,8 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
 	m->page_size = page_size;
 	m->readonly = readonly;
 	m->hugetlb = hugetlb;
+	m->dev = (uint64_t)st.st_dev;
+	m->ino = (uint64_t)st.st_ino;
 	m->users = 0;
 	return 0;
 }

@@ -27,19 +27,23 @@ struct dsvc_memory {
 	uint64_t page_size; /* 4096, or the hugetlbfs page size */
 	bool readonly;      /* mapped PROT_READ; regions must be READONLY */
 	bool hugetlb;
+	uint64_t dev, ino;  /* the file's st_dev/st_ino: its identity across a restart */
 	unsigned int users; /* regions using it (event-loop thread only) */
 };
+
+struct stat;
 
 /*
  * mem_check_fd: check that @fd is a usable memory of @size bytes (see the
  * file comment) and that its access mode allows @readonly/read-write use.
- * Sets *@page_size and *@hugetlb.  Returns 0, or -errno with a reason in
+ * Sets *@page_size and *@hugetlb, and *@st (the fd's fstat) when not
+ * NULL.  Returns 0, or -errno with a reason in
  * @err: -EBADF/-EINVAL wrong file type, -EPERM missing F_SEAL_SHRINK,
  * -ERANGE file shorter than @size, -EINVAL size not a page multiple,
  * -EACCES fd not opened for writing.
  */
 int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool *hugetlb,
-		 char *err, size_t errlen);
+		 struct stat *st, char *err, size_t errlen);
 
 /*
  * mem_open: mem_check_fd() then mmap.  Takes ownership of @fd on success

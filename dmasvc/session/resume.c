@@ -78,15 +78,11 @@ static void adopted_remove(struct dsvc *d, struct dsvc_session *s, struct dsvc_r
 	session_region_forget(s, r);
 }
 
-int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_memory *m,
-			 const struct dmasvc_region_add *req, uint32_t *id, char *err,
-			 size_t errlen)
+bool session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_memory *m,
+			  const struct dmasvc_region_add *req, uint32_t *id)
 {
 	uint64_t last = req->iova + req->size - 1; /* no overflow: checked by ctl_decode */
-	struct stat st;
 
-	if (fstat(m->fd, &st) < 0)
-		return dlog_errf(-errno, err, errlen, "fstat of memory %u", m->id);
 	for (unsigned int i = 0; i < s->region_hi; i++) {
 		struct dsvc_region *r = s->regions[i];
 		uint64_t iova, size;
@@ -99,7 +95,7 @@ int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_mem
 			continue;
 		if (iova == req->iova && size == req->size &&
 		    gran_region_granule(r->gr) == req->granule && r->flags == req->flags &&
-		    r->keep_mem_dev == (uint64_t)st.st_dev && r->keep_mem_ino == (uint64_t)st.st_ino &&
+		    r->keep_mem_dev == m->dev && r->keep_mem_ino == m->ino &&
 		    r->keep_mem_offset == req->mem_offset &&
 		    !((req->granule | req->mem_offset) & (m->page_size - 1)) &&
 		    (!m->readonly || (req->flags & DMASVC_REGION_READONLY)) &&
@@ -112,11 +108,11 @@ int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_mem
 			     "resume: region %u claimed by memory %u (0x%" PRIx64 " bytes mapped kept)",
 			     r->id, m->id, gran_region_mapped_bytes(r->gr));
 			keep_session_write(d, s);
-			return 1;
+			return true;
 		}
 		adopted_remove(d, s, r, "does not match the record");
 	}
-	return 0;
+	return false;
 }
 
 void session_region_phase_end(struct dsvc *d, struct dsvc_session *s)

@@ -355,7 +355,6 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	struct dsvc_memory *m;
 	struct dsvc_region *r;
 	struct be_limits lim;
-	struct stat st;
 	unsigned int slot;
 	int ret;
 
@@ -363,9 +362,8 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	if (!m)
 		return dlog_errf(-ENOENT, err, errlen, "no memory %u", req->mem_id);
 	if (s->region_phase) { /* resumed: an adopted region may be this one (resume.c) */
-		ret = session_region_claim(d, s, m, req, id, err, errlen);
-		if (ret)
-			return ret < 0 ? ret : 0;
+		if (session_region_claim(d, s, m, req, id))
+			return 0;
 	}
 	ret = session_space_get(d, s, err, errlen);
 	if (ret)
@@ -441,10 +439,8 @@ int session_region_add(struct dsvc *d, struct dsvc_session *s, const struct dmas
 	r->id = make_id(&s->region_gen, slot);
 	r->flags = req->flags;
 	r->mem = m;
-	if (fstat(m->fd, &st) == 0) { /* the memory's identity, for the kept record */
-		r->keep_mem_dev = st.st_dev;
-		r->keep_mem_ino = st.st_ino;
-	}
+	r->keep_mem_dev = m->dev; /* the memory's identity, for the kept record */
+	r->keep_mem_ino = m->ino;
 	r->keep_mem_offset = req->mem_offset;
 	r->keep_mem_size = m->size;
 	m->users++;
@@ -606,16 +602,10 @@ void session_orphan_for_test(struct dsvc *d, struct dsvc_session *s)
 	s->inflight = 0;
 	for (unsigned int i = 0; i < s->region_hi; i++) {
 		struct dsvc_region *r = s->regions[i];
-		struct stat st;
 
 		if (!r || r->adopted)
 			continue;
-		if (fstat(r->mem->fd, &st) == 0) {
-			r->keep_mem_dev = (uint64_t)st.st_dev;
-			r->keep_mem_ino = (uint64_t)st.st_ino;
-		}
-		r->keep_mem_offset = gran_region_desc(r->gr)->mem_offset;
-		r->keep_mem_size = r->mem->size;
+		/* keep_mem_* were recorded at REGION_ADD */
 		r->mem->users--;
 		r->mem = NULL;
 		r->adopted = true;

@@ -252,16 +252,14 @@ struct dsvc_session *session_orphan_match(struct dsvc *d, const uint8_t token[DM
 /*
  * session_region_claim: REGION_ADD @req in resumed @s during its region
  * phase, against the adopted regions.  An adopted region of the same iova,
- * size, granule and flags over the same memory (st_dev, st_ino of @m's fd
+ * size, granule and flags over the same memory (@m's st_dev, st_ino
  * and offset equal to the record) is bound to @m and keeps its id and
- * granule state: returns 1 and *@id.  An adopted region that overlaps
+ * granule state: returns true and *@id.  An adopted region that overlaps
  * @req but differs is unmapped and removed (logged, its unmap calls
- * counted); then returns 0 (the caller adds the region as new).  Returns
- * -errno with @err on failure (fstat of the memory).
+ * counted); then returns false (the caller adds the region as new).
  */
-int session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_memory *m,
-			 const struct dmasvc_region_add *req, uint32_t *id, char *err,
-			 size_t errlen);
+bool session_region_claim(struct dsvc *d, struct dsvc_session *s, struct dsvc_memory *m,
+			  const struct dmasvc_region_add *req, uint32_t *id);
 
 /*
  * session_region_phase_end: the first RING_SETUP after a resume: every

@@ -22,7 +22,7 @@ static int check(int fd, uint64_t size, bool ro)
 	bool huge;
 	char err[256];
 
-	return mem_check_fd(fd, size, ro, &ps, &huge, err, sizeof(err));
+	return mem_check_fd(fd, size, ro, &ps, &huge, NULL, err, sizeof(err));
 }
 
 Test(memory, sealed_memfd_ok_and_mapped_shared)
@@ -111,10 +111,10 @@ Test(memory, hugetlbfs_memfd_needs_no_seal_but_huge_page_multiples)
 		return;
 	}
 	cr_assert_eq(ftruncate(fd, 4 * MB), 0);
-	cr_expect_eq(mem_check_fd(fd, 4 * MB, false, &ps, &huge, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(mem_check_fd(fd, 4 * MB, false, &ps, &huge, NULL, err, sizeof(err)), 0, "%s", err);
 	cr_expect(huge);
 	cr_expect_geq(ps, 2 * MB, "the huge page size, from fstatfs");
-	cr_expect_eq(mem_check_fd(fd, 4096, false, &ps, &huge, err, sizeof(err)), -EINVAL,
+	cr_expect_eq(mem_check_fd(fd, 4096, false, &ps, &huge, NULL, err, sizeof(err)), -EINVAL,
 		     "size must be a multiple of the huge page size");
 	cr_expect(strstr(err, "page size"), "%s", err);
 	close(fd);
