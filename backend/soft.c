@@ -5,7 +5,7 @@
  *
  * A map is iommufd's two-phase insert: under the space lock the range is
  * checked and an unpublished area reserves it; the lock is dropped while the
- * pages are mlock()ed (so maps of disjoint ranges pin in parallel); then the
+ * pages are pinned (soft_pin.c; so maps of disjoint ranges pin in parallel); then the
  * area is published under the lock, or removed again if the pin failed.
  *
  * Vocabulary: end is exclusive (iova + length), last is inclusive
@@ -17,14 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "dmasvc/backend.h"
 #include "dmasvc/soft_iommu.h"
 #include "report_priv.h"
+#include "soft_pin_priv.h"
 #include "soft_tree_priv.h"
 
 #define SOFT_PAGE 4096ull
@@ -43,6 +42,7 @@ struct be_ctx {
 	uint64_t map_calls;              /* guarded by lock; since set_faults */
 	uint64_t unmap_calls;            /* guarded by lock; since set_faults */
 	struct be_report rep;            /* immutable; any thread */
+	struct soft_pinner *pin;         /* immutable pointer; locks inside */
 };
 
 /*
@@ -63,29 +63,12 @@ struct be_space {
 	uint32_t test_devs;      /* test devices attached: ctx->cfg.dev_resv is reserved */
 };
 
-/*
- * Pin and unpin through the raw system calls: AddressSanitizer's runtime
- * intercepts mlock()/munlock() as no-ops, and the model must pin for real
- * in sanitizer builds too.  Return 0 or -errno.
- */
-static int soft_pin(void *vaddr, uint64_t length)
+/* Free @a and what it owns (its slots are given back by soft_pinner_unpin first). */
+static void soft_area_free(struct soft_area *a)
 {
-	return syscall(SYS_mlock, vaddr, (size_t)length) ? -errno : 0;
-}
-
-static int soft_unpin(void *vaddr, uint64_t length)
-{
-	return syscall(SYS_munlock, vaddr, (size_t)length) ? -errno : 0;
-}
-
-/* munlock cannot fail on a range that was mlock()ed: report it (to @r) as a bug. */
-static void soft_unpin_area(const struct be_report *r, const struct soft_area *a)
-{
-	int ret = soft_unpin(a->vaddr, a->length);
-
-	if (ret)
-		be_reportf(r, "soft: BUG: munlock iova 0x%llx len 0x%llx: %d",
-			   (unsigned long long)a->iova, (unsigned long long)a->length, ret);
+	if (a->slots && a->slots != &a->slot1)
+		free(a->slots);
+	free(a);
 }
 
 static int soft_open(const struct be_config *cfg, struct be_ctx **out)
@@ -93,6 +76,7 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	const struct soft_iommu_config *sc = cfg ? cfg->backend_private : NULL;
 	struct be_ctx *ctx;
 	uint32_t i;
+	int ret;
 
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
@@ -128,6 +112,11 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	ctx->max_areas = cfg && cfg->max_areas ? cfg->max_areas : UINT64_MAX;
 	if (cfg)
 		ctx->rep = be_report_init(cfg);
+	ret = soft_pinner_open(ctx->cfg.pin, &ctx->rep, &ctx->pin);
+	if (ret) {
+		free(ctx);
+		return ret;
+	}
 	pthread_mutex_init(&ctx->lock, NULL);
 	*out = ctx;
 	return 0;
@@ -137,6 +126,7 @@ static void soft_close(struct be_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	soft_pinner_close(ctx->pin); /* every space is destroyed: no slot is in use */
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
 }
@@ -176,8 +166,8 @@ static void soft_space_destroy(struct be_space *s)
 		if (!a)
 			break;
 		if (a->published)
-			soft_unpin_area(&s->ctx->rep, a);
-		free(a);
+			soft_pinner_unpin(s->ctx->pin, a);
+		soft_area_free(a);
 	}
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -339,7 +329,7 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 	/* Pin outside the lock, like iommufd's read-locked pin phase. */
 	if (s->ctx->cfg.before_pin)
 		s->ctx->cfg.before_pin(s->ctx->cfg.before_pin_arg, iova, length);
-	ret = soft_pin(a->vaddr, a->length);
+	ret = soft_pinner_pin(s->ctx->pin, a);
 
 	/* Phase 2: publish, or drop the reservation. */
 	pthread_mutex_lock(&s->lock);
@@ -353,7 +343,7 @@ static int soft_map(struct be_space *s, uint64_t iova, uint64_t length,
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
-		free(a);
+		soft_area_free(a);
 	return ret;
 }
 
@@ -378,7 +368,8 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
 	uint64_t last, done = 0;
-	struct soft_area *a;
+	struct soft_area *a, *gone = NULL;
+	bool later = soft_pinner_unpins_unlocked(s->ctx->pin);
 	int ret = -ENOENT;
 
 	if (unmapped)
@@ -411,14 +402,25 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		s->root = soft_tree_remove(s->root, a->iova);
 		s->nr_areas--;
 		s->pinned_bytes -= a->length;
-		soft_unpin_area(&s->ctx->rep, a);
 		done += a->length;
-		free(a);
+		if (later) {
+			a->left = gone; /* unlinked: the tree link is free */
+			gone = a;
+			continue;
+		}
+		soft_pinner_unpin(s->ctx->pin, a);
+		soft_area_free(a);
 	}
 	if (done)
 		ret = 0;
 out_unlock:
 	pthread_mutex_unlock(&s->lock);
+	/* io_uring pins are counted: unpin with the space unlocked, before returning. */
+	while ((a = gone)) {
+		gone = a->left;
+		soft_pinner_unpin(s->ctx->pin, a);
+		soft_area_free(a);
+	}
 	if (unmapped)
 		*unmapped = done;
 	soft_delay(soft_knob(s->ctx, &s->ctx->faults.unmap_us_per_mib) * (done >> 20));
@@ -532,6 +534,11 @@ int soft_iommu_lookup(struct be_space *s, uint64_t iova, uint64_t *area_iova,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+void soft_iommu_pin_info(struct be_ctx *ctx, struct soft_iommu_pin_info *out)
+{
+	soft_pinner_info(ctx->pin, out);
 }
 
 void soft_iommu_get_stats(struct be_space *s, struct soft_iommu_stats *out)

@@ -22,11 +22,24 @@
  * once the pin succeeded; only published areas are visible to translate,
  * lookup and audit, and an unmap that meets an unpublished one gets -EBUSY.
  */
+struct soft_slot {
+	uint32_t ring; /* index into the model's ring table */
+	uint32_t slot; /* registered-buffer slot of that ring */
+};
+
 struct soft_area {
 	uint64_t iova;
 	uint64_t length;
 	void *vaddr;
 	bool published;
+	/*
+	 * The registered-buffer slots that pin the area (io_uring pin mode;
+	 * nslots = 0 in mlock mode): one per GiB or part of it.  slots points
+	 * at slot1 when nslots == 1, else at a heap array the area owns.
+	 */
+	uint32_t nslots;
+	struct soft_slot slot1;
+	struct soft_slot *slots;
 	int height;               /* AVL height, leaf = 1 */
 	struct soft_area *left;   /* smaller IOVAs */
 	struct soft_area *right;  /* larger IOVAs */

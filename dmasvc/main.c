@@ -60,6 +60,18 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			}
 			dlog(lg, DLOG_WARN, 0, "test fault injection armed: %s", env);
 		}
+		env = getenv(TESTHOOK_SOFT_PIN_ENV);
+		if (env && *env) {
+			if (!strcmp(env, "mlock"))
+				soft.pin = SOFT_PIN_MLOCK;
+			else if (!strcmp(env, "io_uring"))
+				soft.pin = SOFT_PIN_IO_URING;
+			else {
+				dlog(lg, DLOG_ERROR, 0, "%s=%s: expected mlock or io_uring", TESTHOOK_SOFT_PIN_ENV, env);
+				return -EINVAL;
+			}
+			dlog(lg, DLOG_WARN, 0, "test: the software model pins with %s", env);
+		}
 		env = getenv(TESTHOOK_SOFT_DEVICES_ENV);
 		if (env && *env) {
 			char err[256];
@@ -93,6 +105,17 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 		kc->huge_pages = o->iommufd_huge_pages;
 	}
 	ret = (*ops)->open(&cfg, ctx);
+	if (!ret && o->backend == OPT_BACKEND_SOFT) {
+		struct soft_iommu_pin_info pi;
+
+		soft_iommu_pin_info(*ctx, &pi);
+		if (pi.mode == SOFT_PIN_IO_URING)
+			dlog(lg, DLOG_INFO, 0, "the software model pins with io_uring registered buffers"
+			     " (pin_user_pages FOLL_LONGTERM, shown in VmPin)");
+		else
+			dlog(lg, DLOG_WARN, 0, "the software model pins with mlock (shown in VmLck, takes the"
+			     " mmap write lock): %s", pi.reason);
+	}
 	if (ret) {
 		if (o->backend != OPT_BACKEND_SOFT)
 			dlog_err(lg, 0, ret, "cannot open the %s backend at %s%s", (*ops)->name, cfg.path,

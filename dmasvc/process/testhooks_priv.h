@@ -38,6 +38,7 @@
 
 #define TESTHOOK_SOFT_FAULTS_ENV "DMASVC_TEST_SOFT_FAULTS"
 #define TESTHOOK_SOFT_DEVICES_ENV "DMASVC_TEST_SOFT_DEVICES"
+#define TESTHOOK_SOFT_PIN_ENV "DMASVC_TEST_SOFT_PIN" /* "mlock" or "io_uring": the model's pin (else auto) */
 #define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
 #define TESTHOOK_ORPHAN_ON_HANGUP_ENV "DMASVC_TEST_ORPHAN_ON_HANGUP" /* "1": see above */
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -33,11 +34,24 @@ void gt_mem_destroy(struct gt_mem *m)
 	m->fd = -1;
 }
 
+enum soft_pin_mode gt_pin_mode(void)
+{
+	const char *e = getenv("GT_SOFT_PIN");
+
+	return e && !strcmp(e, "mlock") ? SOFT_PIN_MLOCK : SOFT_PIN_IO_URING;
+}
+
 void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
 		  uint64_t max_areas)
 {
+	struct soft_iommu_config c = { .nr_ranges = 0 };
 	struct be_config bc = { .path = NULL, .max_areas = max_areas,
-				.backend_private = (void *)cfg };
+				.backend_private = &c };
+
+	if (cfg)
+		c = *cfg;
+	if (c.pin == SOFT_PIN_AUTO)
+		c.pin = gt_pin_mode(); /* the suite runs once per pin path */
 
 	cr_assert_eq(be_soft_ops.open(&bc, &s->ctx), 0);
 	cr_assert_eq(be_soft_ops.space_create(s->ctx, &s->space), 0);
@@ -49,19 +63,31 @@ void gt_soft_close(struct gt_soft *s)
 	be_soft_ops.close(s->ctx);
 }
 
-long long gt_vmlck_bytes(void)
+long long gt_status_bytes(const char *key)
 {
 	char line[256];
 	long long kb = -1;
+	size_t kl = strlen(key);
 	FILE *f = fopen("/proc/self/status", "r");
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %lld kB", &kb) == 1)
+		if (!strncmp(line, key, kl) && line[kl] == ':' &&
+		    sscanf(line + kl + 1, " %lld kB", &kb) == 1)
 			break;
 	fclose(f);
 	return kb < 0 ? -1 : kb * 1024;
+}
+
+long long gt_vmlck_bytes(void)
+{
+	return gt_status_bytes("VmLck");
+}
+
+long long gt_pinned_bytes(void)
+{
+	return gt_status_bytes(gt_pin_mode() == SOFT_PIN_MLOCK ? "VmLck" : "VmPin");
 }
 
 uint64_t gt_areas(struct be_space *space)

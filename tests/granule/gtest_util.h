@@ -30,13 +30,27 @@ struct gt_soft {
 	struct be_space *space;
 };
 
-/* Open the model with @cfg (may be NULL) and @max_areas (0 = unlimited). */
+/*
+ * The pin path the test program runs on: GT_SOFT_PIN=mlock in the
+ * environment -> SOFT_PIN_MLOCK, else SOFT_PIN_IO_URING (meson runs the
+ * model's suite once per path).
+ */
+enum soft_pin_mode gt_pin_mode(void);
+
+/*
+ * Open the model with @cfg (may be NULL) and @max_areas (0 = unlimited),
+ * pinning with gt_pin_mode() unless @cfg names a pin mode.
+ */
 void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
 		  uint64_t max_areas);
 void gt_soft_close(struct gt_soft *s);
 
+/* /proc/self/status line @key ("VmPin", ...) in bytes, or -1 if unreadable. */
+long long gt_status_bytes(const char *key);
 /* VmLck of this process in bytes, or -1 if unreadable. */
 long long gt_vmlck_bytes(void);
+/* What the kernel counts as pinned by gt_pin_mode(): VmPin (io_uring) or VmLck (mlock). */
+long long gt_pinned_bytes(void);
 
 /* Areas and pinned bytes of a space. */
 uint64_t gt_areas(struct be_space *space);

@@ -20,7 +20,7 @@
  * unmap failure was injected into the same burst: then the failed event's
  * range follows the region state, which is itself checked against the model.
  * Every 256 bursts (and at the end) a full audit compares all granules, all
- * model areas, pinned bytes and the process's VmLck.
+ * model areas, pinned bytes and the process's VmPin (VmLck on the mlock path).
  *
  * Environment: GRAN_DIFF_SEED (default: time-based; printed on failure),
  * GRAN_DIFF_EVENTS (default 1000000).  Real pinned memory is capped
@@ -88,7 +88,7 @@ struct world {
 	unsigned char *mark[NREG]; /* scratch per burst: MARK_* bits */
 	uint64_t ref_pop[NREG];  /* populated granules per the reference */
 	unsigned int weight[NREG]; /* specs[].weight, for dg_weighted() */
-	long long vmlck_base;    /* VmLck before anything was mapped */
+	long long pin_base;    /* VmPin (VmLck with mlock) before anything was mapped */
 };
 
 /* ---- operation log (test-only state: the wrapper ops have no context) ---- */
@@ -169,8 +169,8 @@ static void world_init(struct world *w)
 	*o = be_soft_ops;
 	o->map = log_map;
 	o->unmap = log_unmap;
-	w->vmlck_base = gt_vmlck_bytes();
-	cr_assert(w->vmlck_base >= 0);
+	w->pin_base = gt_pinned_bytes();
+	cr_assert(w->pin_base >= 0);
 	gt_mem_create(&w->mem, MEM_SIZE);
 	gt_soft_open(&w->sm, NULL, 0);
 	for (i = 0; i < NREG; i++) {
@@ -528,10 +528,10 @@ static void full_audit(struct world *w)
 	cr_assert_eq(a.areas, pop, "seed=%llu", (unsigned long long)w->seed);
 	cr_assert_eq(gt_areas(w->sm.space), pop);
 	cr_assert_eq(gt_pinned(w->sm.space), bytes);
-	/* The pins are real: VmLck moved by exactly the mapped bytes. */
-	cr_assert_eq(gt_vmlck_bytes() - w->vmlck_base, (long long)bytes,
-		     "seed=%llu: VmLck %lld, mapped %llu", (unsigned long long)w->seed,
-		     gt_vmlck_bytes() - w->vmlck_base, (unsigned long long)bytes);
+	/* The pins are real: VmPin moved by exactly the mapped bytes. */
+	cr_assert_eq(gt_pinned_bytes() - w->pin_base, (long long)bytes,
+		     "seed=%llu: pinned %lld, mapped %llu", (unsigned long long)w->seed,
+		     gt_pinned_bytes() - w->pin_base, (unsigned long long)bytes);
 }
 
 Test(diff, million_random_events)

@@ -2,14 +2,17 @@
 /*
  * test_soft.c - the software IOMMU model's rules: translate, EEXIST,
  * iommufd's partial-overlap ENOENT with *unmapped, IOVA ranges, ENOSPC,
- * argument checks, real pinning (VmLck), mlock failure, fault injection,
- * audit order, concurrent maps, and O(log n) area storage.
+ * argument checks, real pinning (VmPin, or VmLck on the mlock path), pin
+ * failure, fault injection, audit order, concurrent maps, O(log n) area
+ * storage, and the io_uring pin's slots (more than one ring, areas above
+ * 1 GiB).  meson runs it once per pin path (GT_SOFT_PIN, gtest_util.h).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -185,27 +188,70 @@ Test(soft, area_limit_enospc)
 	gt_soft_close(&s2);
 }
 
-Test(soft, vmlck_follows_mapped_bytes)
+Test(soft, pins_with_the_asked_mechanism)
 {
-	long long base = gt_vmlck_bytes();
+	struct soft_iommu_pin_info pi;
+	long long pin = gt_status_bytes("VmPin"), lck = gt_vmlck_bytes();
+	bool uring = gt_pin_mode() == SOFT_PIN_IO_URING;
+
+	soft_iommu_pin_info(sm.ctx, &pi);
+	cr_assert_eq(pi.mode, gt_pin_mode(), "pin mode %d (%s)", pi.mode, pi.reason);
+	cr_assert_eq(pi.rings, 0, "rings are made at the first pin, not at open");
+	map_ok(0x100000, 0, 1 << 20);
+	/* The kernel shows the pin where the mechanism puts it, and only there. */
+	cr_assert_eq(gt_status_bytes("VmPin") - pin, uring ? 1 << 20 : 0);
+	cr_assert_eq(gt_vmlck_bytes() - lck, uring ? 0 : 1 << 20);
+	soft_iommu_pin_info(sm.ctx, &pi);
+	cr_assert_eq(pi.rings, uring ? 1u : 0u);
+	cr_assert_eq(pi.slots, uring ? 1u : 0u);
+	cr_assert_eq(unmap_at(0x100000, 1 << 20, NULL), 0);
+	/* The unpin is done when unmap returns (no deferred release). */
+	cr_assert_eq(gt_status_bytes("VmPin"), pin);
+	cr_assert_eq(gt_vmlck_bytes(), lck);
+	soft_iommu_pin_info(sm.ctx, &pi);
+	cr_assert_eq(pi.slots, 0);
+}
+
+Test(soft, forced_mechanism_wins_over_the_suite)
+{
+	struct soft_iommu_config c = { .pin = SOFT_PIN_MLOCK };
+	struct soft_iommu_pin_info pi;
+	struct gt_soft s2;
+
+	gt_soft_open(&s2, &c, 0);
+	soft_iommu_pin_info(s2.ctx, &pi);
+	cr_assert_eq(pi.mode, SOFT_PIN_MLOCK);
+	cr_assert_str_eq(pi.reason, "mlock was asked for");
+	gt_soft_close(&s2);
+	c.pin = SOFT_PIN_IO_URING;
+	gt_soft_open(&s2, &c, 0);
+	soft_iommu_pin_info(s2.ctx, &pi);
+	cr_assert_eq(pi.mode, SOFT_PIN_IO_URING);
+	cr_assert_str_eq(pi.reason, "");
+	gt_soft_close(&s2);
+}
+
+Test(soft, pinned_bytes_follow_mapped_bytes)
+{
+	long long base = gt_pinned_bytes();
 	uint64_t un;
 
 	cr_assert(base >= 0);
 	map_ok(0x100000, 0, 64 * K4);
 	map_ok(0x200000, 100 * K4, 3 * K4);
 	map_ok(0x300000, 1 << 20, 1 << 20);
-	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(67 * K4 + (1 << 20)));
+	cr_assert_eq(gt_pinned_bytes() - base, (long long)(67 * K4 + (1 << 20)));
 	cr_assert_eq(gt_pinned(sm.space), 67 * K4 + (1 << 20));
 	cr_assert_eq(unmap_at(0x200000, 3 * K4, &un), 0);
-	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(64 * K4 + (1 << 20)));
+	cr_assert_eq(gt_pinned_bytes() - base, (long long)(64 * K4 + (1 << 20)));
 	cr_assert_eq(unmap_at(0, 1ull << 30, &un), 0);
 	cr_assert_eq(un, 64 * K4 + (1 << 20));
-	cr_assert_eq(gt_vmlck_bytes(), base);
+	cr_assert_eq(gt_pinned_bytes(), base);
 	/* Destroy releases what is left. */
 	map_ok(0x100000, 0, 8 * K4);
-	cr_assert_eq(gt_vmlck_bytes() - base, (long long)(8 * K4));
+	cr_assert_eq(gt_pinned_bytes() - base, (long long)(8 * K4));
 	gt_soft_close(&sm);
-	cr_assert_eq(gt_vmlck_bytes(), base);
+	cr_assert_eq(gt_pinned_bytes(), base);
 	gt_soft_open(&sm, NULL, 0);
 }
 
@@ -221,7 +267,7 @@ static void drop_ipc_lock(void)
 	cr_assert_eq(syscall(SYS_capset, &hdr, data), 0);
 }
 
-Test(soft, mlock_failure_maps_nothing)
+Test(soft, pin_failure_maps_nothing)
 {
 	struct rlimit rl = { 64 * K4, 64 * K4 };
 	long long base;
@@ -229,13 +275,15 @@ Test(soft, mlock_failure_maps_nothing)
 
 	drop_ipc_lock();
 	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
-	base = gt_vmlck_bytes();
+	base = gt_pinned_bytes();
+	/* io_uring: the first pin makes the ring, now, without CAP_IPC_LOCK. */
 	ret = map_at(0x100000, 0, 1 << 20);
 	cr_assert(ret == -ENOMEM || ret == -EPERM || ret == -EAGAIN,
-		  "mlock beyond RLIMIT_MEMLOCK gave %d", ret);
+		  "a pin beyond RLIMIT_MEMLOCK gave %d", ret);
 	cr_assert(!mapped(0x100000));
 	cr_assert_eq(gt_areas(sm.space), 0);
-	cr_assert_eq(gt_vmlck_bytes(), base);
+	cr_assert_eq(gt_pinned_bytes(), base);
+	cr_assert_eq(gt_status_bytes("VmPin") + gt_vmlck_bytes(), base);
 	/* The reservation is gone: the same range maps once it fits. */
 	map_ok(0x100000, 0, 16 * K4);
 }
@@ -524,4 +572,91 @@ Test(soft, test_device_reserves_iova)
 	cr_expect_eq(lim.nr_ranges, 1, "the last detach gives the windows back");
 	map_ok(0xfee00000, K4, K4);
 	cr_assert_eq(unmap_at(0, 0xffffffffull, &(uint64_t){ 0 }), 0);
+}
+
+/*
+ * More areas than one io_uring buffer table holds (16384 slots): the pinner
+ * makes a second ring and VmPin still counts every byte; all of it is
+ * released by unmap.  (On the mlock path: the same, in VmLck.)
+ */
+Test(soft, more_areas_than_one_ring_holds)
+{
+	const uint64_t n = 16384 + 600;
+	struct gt_mem big;
+	struct gt_soft s2;
+	struct soft_iommu_pin_info pi;
+	long long base = gt_pinned_bytes();
+	uint64_t un;
+
+	gt_mem_create(&big, n * K4);
+	gt_soft_open(&s2, NULL, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		struct be_map_src src = { big.va + i * K4, big.fd, i * K4 };
+		int ret = be_soft_ops.map(s2.space, (1ull << 32) + i * 2 * K4, K4, &src,
+					  BE_PROT_READ | BE_PROT_WRITE);
+
+		cr_assert_eq(ret, 0, "map %llu: %d", (unsigned long long)i, ret);
+	}
+	cr_assert_eq(gt_pinned_bytes() - base, (long long)(n * K4));
+	soft_iommu_pin_info(s2.ctx, &pi);
+	if (gt_pin_mode() == SOFT_PIN_IO_URING) {
+		cr_assert_eq(pi.slots, n);
+		cr_assert_geq(pi.rings, 2u, "%llu areas in %u rings", (unsigned long long)n, pi.rings);
+	}
+	cr_assert_eq(be_soft_ops.unmap(s2.space, 0, 1ull << 40, &un), 0);
+	cr_assert_eq(un, n * K4);
+	cr_assert_eq(gt_pinned_bytes(), base);
+	soft_iommu_pin_info(s2.ctx, &pi);
+	cr_assert_eq(pi.slots, 0);
+	/* Freed slots are used again: no new ring for the same number of areas. */
+	for (uint64_t i = 0; i < n; i++) {
+		struct be_map_src src = { big.va + i * K4, big.fd, i * K4 };
+
+		cr_assert_eq(be_soft_ops.map(s2.space, i * K4, K4, &src, BE_PROT_READ), 0);
+	}
+	{
+		struct soft_iommu_pin_info p2;
+
+		soft_iommu_pin_info(s2.ctx, &p2);
+		cr_assert_eq(p2.rings, pi.rings);
+	}
+	gt_soft_close(&s2); /* destroy unpins what is left */
+	cr_assert_eq(gt_pinned_bytes(), base);
+	gt_mem_destroy(&big);
+}
+
+/*
+ * An area above 1 GiB (one io_uring buffer is at most 1 GiB: the area takes
+ * two slots), and a pin whose second GiB fails (its tail is not mapped)
+ * leaves nothing pinned: the first GiB's slot is cleared again.  Allocates
+ * 1 GiB of memory (the pin faults it in).
+ */
+Test(soft, area_above_1g_and_its_failed_tail, .timeout = 120)
+{
+	const uint64_t g = 1ull << 30;
+	struct gt_mem big;
+	struct soft_iommu_pin_info pi;
+	long long base = gt_pinned_bytes();
+	struct be_map_src src;
+	uint64_t un;
+	int ret;
+
+	gt_mem_create(&big, g + 2 * K4);
+	cr_assert_eq(munmap(big.va + g + K4, K4), 0); /* the last page: a hole */
+	src = (struct be_map_src){ big.va, big.fd, 0 };
+	ret = be_soft_ops.map(sm.space, 0, g + 2 * K4, &src, BE_PROT_READ | BE_PROT_WRITE);
+	cr_assert(ret == -EFAULT || ret == -ENOMEM, "a pin over a hole gave %d", ret);
+	cr_assert(!mapped(0));
+	cr_assert_eq(gt_pinned_bytes(), base, "nothing stays pinned after a failed pin");
+	soft_iommu_pin_info(sm.ctx, &pi);
+	cr_assert_eq(pi.slots, 0);
+	cr_assert_eq(be_soft_ops.map(sm.space, 0, g + K4, &src, BE_PROT_READ | BE_PROT_WRITE), 0);
+	cr_assert_eq(gt_pinned_bytes() - base, (long long)(g + K4));
+	soft_iommu_pin_info(sm.ctx, &pi);
+	cr_assert_eq(pi.slots, gt_pin_mode() == SOFT_PIN_IO_URING ? 2u : 0u);
+	cr_assert_eq(unmap_at(0, g + K4, &un), 0);
+	cr_assert_eq(un, g + K4);
+	cr_assert_eq(gt_pinned_bytes(), base);
+	big.size = g + K4; /* the last page is already gone */
+	gt_mem_destroy(&big);
 }

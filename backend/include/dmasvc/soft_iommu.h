@@ -5,28 +5,31 @@
  *
  * The model is a userspace imitation of iommufd's IOAS bookkeeping for
  * machines with no IOMMU.  It protects no device: nothing outside this
- * process ever looks at its tables.  What it does do for real is pin: a
- * mapped area is mlock()ed in the service's own MAP_SHARED mapping of the
- * memory, so pinned bytes show in VmLck and populated memory is really
- * allocated.  Tests use soft_iommu_translate() to see what a device would
- * read at an IOVA.
+ * process ever looks at its tables.  What it does do for real is pin, the
+ * way the kernel pins for a device: a mapped area's pages in the service's
+ * own MAP_SHARED mapping of the memory are pinned with pin_user_pages
+ * (FOLL_LONGTERM), reached through an io_uring registered buffer, so pinned
+ * bytes show in VmPin and populated memory is really allocated.  Where
+ * io_uring is not available the model mlock()s instead (VmLck); see
+ * soft_iommu_pin_info().  Tests use soft_iommu_translate() to see what a
+ * device would read at an IOVA.
  *
  * Rules it enforces (iommufd's, see docs/design.md "Facts"):
  *   map    one area per call; any overlap -> -EEXIST; a range outside the
  *          allowed IOVA ranges or misaligned (4 KiB) -> -EINVAL; overflow
- *          -> -EOVERFLOW; more than max_areas areas -> -ENOSPC; mlock
- *          failure -> its -errno and nothing stays mapped.
+ *          -> -EOVERFLOW; more than max_areas areas -> -ENOSPC; pin
+ *          failure -> its -errno and nothing stays mapped or pinned.
  *   unmap  whole areas only, walked in increasing IOVA order; an area cut
  *          by the range -> -ENOENT after the areas before it were unmapped
  *          (*unmapped counts them); nothing there -> -ENOENT; an area whose
  *          map is still in flight -> -EBUSY.
  *
- * Pin accounting caveat: mlock is per page and not reference counted.  Two
- * areas never overlap in IOVA, but two areas that point at the same host
- * pages (the same memory registered at two IOVAs) would share the lock:
- * unmapping one munlocks the other's pages.  The kernel refcounts pins; the
- * model does not.  Each mlock()ed range also becomes its own VMA unless it
- * touches a neighbour, so very many scattered areas can hit
+ * Pin accounting: io_uring pins are counted per pin, like the kernel's
+ * (two areas over the same host pages pin them twice, VmPin counts both).
+ * The mlock fallback is per page and not reference counted: two areas that
+ * point at the same host pages would share the lock, and unmapping one
+ * munlocks the other's pages; each mlock()ed range also becomes its own VMA
+ * unless it touches a neighbour, so very many scattered areas can hit
  * vm.max_map_count and fail with -ENOMEM (reported like any pin failure).
  *
  * Vocabulary: end is exclusive (iova + length), last is inclusive.
@@ -63,6 +66,13 @@ struct soft_iommu_faults {
 
 #define SOFT_IOMMU_MAX_DEV_RESV 4
 
+/* How the model pins (soft_iommu_config.pin). */
+enum soft_pin_mode {
+	SOFT_PIN_AUTO = 0,  /* io_uring registered buffers where available, else mlock */
+	SOFT_PIN_MLOCK,     /* mlock()/munlock() (VmLck); the fallback, or forced */
+	SOFT_PIN_IO_URING,  /* io_uring only: open() fails with the probe's -errno without it */
+};
+
 /* be_config.backend_private for be_soft_ops (NULL = all defaults). */
 struct soft_iommu_config {
 	/* Allowed IOVA windows; 0 ranges = one window [0, 2^48 - 1]. */
@@ -87,7 +97,22 @@ struct soft_iommu_config {
 	 */
 	uint32_t nr_dev_resv;
 	struct be_iova_range dev_resv[SOFT_IOMMU_MAX_DEV_RESV];
+	enum soft_pin_mode pin; /* default SOFT_PIN_AUTO */
 };
+
+/* What soft_iommu_pin_info() reports. */
+struct soft_iommu_pin_info {
+	enum soft_pin_mode mode; /* SOFT_PIN_IO_URING or SOFT_PIN_MLOCK, never AUTO */
+	char reason[128];        /* why mlock ("" with io_uring) */
+	uint32_t rings;          /* io_uring rings created so far (lazily, at first pin) */
+	uint64_t slots;          /* registered-buffer slots in use, every space */
+};
+
+/*
+ * soft_iommu_pin_info - the pin mechanism @ctx chose at open and its rings.
+ * Never fails.
+ */
+void soft_iommu_pin_info(struct be_ctx *ctx, struct soft_iommu_pin_info *out);
 
 /*
  * soft_iommu_set_faults - replace the model instance's injected failures and
@@ -133,7 +158,7 @@ int soft_iommu_test_device_reserved(struct be_space *space, int device_fd,
 /* Counters of one space, read under its lock. */
 struct soft_iommu_stats {
 	uint64_t areas;        /* published plus reserved (in-flight) areas */
-	uint64_t pinned_bytes; /* bytes of published areas (mlock()ed) */
+	uint64_t pinned_bytes; /* bytes of published areas (pinned) */
 	uint64_t maps;         /* successful map() calls, ever */
 	uint64_t unmap_calls;  /* unmap() calls, ever, failed ones included */
 };

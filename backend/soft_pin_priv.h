@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * soft_pin_priv.h - private to the software IOMMU model; do not include
+ * directly from outside backend/.
+ *
+ * How the model pins an area's host pages (docs/design.md, "The software
+ * model's pin"): with the kernel's long-term pin, pin_user_pages(FOLL_WRITE |
+ * FOLL_LONGTERM), as io_uring reaches it when a buffer is registered in a
+ * slot of a sparse buffer table; cleared, the slot unpins before the update
+ * returns.  Pins show in VmPin (mm->pinned_vm), are counted per pin (two
+ * areas over the same pages pin them twice), and take the mmap lock for
+ * read at most.  Where io_uring is not available (the io_uring_disabled
+ * sysctl, ENOSYS, seccomp, a kernel without sparse tables) the model falls
+ * back to mlock(), which shows in VmLck instead.
+ *
+ * Rings: one table holds at most SOFT_RING_SLOTS buffers and one buffer at
+ * most 1 GiB, so an area takes one slot per GiB or part of it, all from one
+ * ring, and rings are created lazily (after the daemon's privilege drop, so
+ * their RLIMIT_MEMLOCK accounting follows the credentials the service runs
+ * with).  A registration holds its ring's kernel mutex (uring_lock) while it
+ * pins: concurrent pins go to different rings (an idle one, or a new one up
+ * to SOFT_SPARE_RINGS beyond those the slots in use need).
+ */
+#ifndef DMASVC_SOFT_PIN_PRIV_H
+#define DMASVC_SOFT_PIN_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dmasvc/soft_iommu.h"
+#include "report_priv.h"
+#include "soft_tree_priv.h"
+
+#define SOFT_RING_SLOTS 16384u     /* IORING_MAX_REG_BUFFERS */
+#define SOFT_SLOT_BYTES (1ull << 30) /* io_buffer_validate(): iov_len <= 1 GiB */
+#define SOFT_SPARE_RINGS 4u
+
+struct soft_pinner;
+
+/*
+ * soft_pinner_open - choose the pin mechanism: @want SOFT_PIN_MLOCK uses
+ * mlock; SOFT_PIN_IO_URING requires io_uring (-errno of the probe when it
+ * cannot be had); SOFT_PIN_AUTO probes io_uring (a ring with a sparse
+ * table, closed again) and falls back to mlock, keeping the reason.
+ * @r reports BUGs of unpin later.  Returns 0 or -errno (*@out untouched).
+ */
+int soft_pinner_open(enum soft_pin_mode want, const struct be_report *r,
+		     struct soft_pinner **out);
+
+/* soft_pinner_close - close every ring (unpinning what they still hold). */
+void soft_pinner_close(struct soft_pinner *p);
+
+/*
+ * soft_pinner_pin - pin [a->vaddr, a->vaddr + a->length) for @a (no lock of
+ * the caller needs to be held; any thread).  On success @a's slots are set;
+ * on failure nothing stays pinned, @a has no slots, and the return is the
+ * kernel's -errno (e.g. -ENOMEM beyond RLIMIT_MEMLOCK, -EFAULT unmapped).
+ */
+int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a);
+
+/*
+ * soft_pinner_unpin - release @a's pin (pinned by soft_pinner_pin) and its
+ * slots.  Never fails: a kernel refusal is reported as a BUG.
+ */
+void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a);
+
+/*
+ * soft_pinner_unpins_unlocked - whether unpin may run after the space lock
+ * is dropped (io_uring: pins are counted, an area's unpin touches nobody
+ * else's) rather than under it (mlock: a page's lock is shared by every
+ * area over it, so the old model's order is kept).
+ */
+bool soft_pinner_unpins_unlocked(const struct soft_pinner *p);
+
+/* soft_pinner_info - fill *@out (mode, reason, rings, slots in use). */
+void soft_pinner_info(struct soft_pinner *p, struct soft_iommu_pin_info *out);
+
+#endif /* DMASVC_SOFT_PIN_PRIV_H */
