@@ -345,6 +345,12 @@ static void print_rows(const struct opts *o, struct row *rows, int nr)
 }
 
 /* One repetition of the loads, each row's samples added to @rows[1..4]. */
+/* What the model holds pinned in @pid: VmPin (io_uring pins) + VmLck (its mlock fallback). */
+static int64_t pinned(pid_t pid)
+{
+	return mb_proc_bytes(pid, "VmPin") + mb_proc_bytes(pid, "VmLck");
+}
+
 static void run_loads(const struct opts *o, const char *sock, pid_t daemon, struct probe *p,
 		      struct row *rows)
 {
@@ -372,14 +378,14 @@ static void run_loads(const struct opts *o, const char *sock, pid_t daemon, stru
 	if (doomed < 0 && !rows[3].err)
 		rows[3].err = (int)doomed;
 	if (doomed > 0) {
-		int64_t lck = mb_proc_bytes(daemon, "VmLck"), shm = mb_proc_bytes(daemon, "RssShmem");
+		int64_t lck = pinned(daemon), shm = mb_proc_bytes(daemon, "RssShmem");
 
 		probe_begin(p);
 		t0 = mb_now_ns();
 		kill(doomed, SIGKILL);
 		waitpid(doomed, NULL, 0);
 		/* done when the service let go of its pins and its mapping */
-		while ((mb_proc_bytes(daemon, "VmLck") > lck - (int64_t)o->size + (int64_t)(16 * MiB) ||
+		while ((pinned(daemon) > lck - (int64_t)o->size + (int64_t)(16 * MiB) ||
 			mb_proc_bytes(daemon, "RssShmem") > shm - (int64_t)o->size + (int64_t)(16 * MiB)) &&
 		       mb_now_ns() - t0 < 120 * 1000000000ull)
 			usleep(1000);

@@ -95,7 +95,7 @@ static void usage(FILE *f)
 "Reported per scenario phase and path: wall time (median, min-max) and\n"
 "ratio = median over repetitions of direct/path (paired within each\n"
 "repetition), note latency p50/p99, backend map and unmap calls, pinned\n"
-"bytes (VmLck on the model, VmPin on iommufd, of the process that pins)\n"
+"bytes (VmPin; VmLck on the model's mlock path; of the process that pins)\n"
 "against populated bytes, and the whole-region pin a VMM without discard\n"
 "tracking causes (the region's size).\n"
 "\n"
@@ -350,9 +350,10 @@ static void machine_info(struct mb_machine *m, const struct opts *o, int argc, c
 			 o->env.iommu_path, o->env.device_path ? o->env.device_path : "NONE");
 	else
 		snprintf(m->backend, sizeof(m->backend),
-			 "soft (the software IOMMU model be_soft_ops: userspace tables, pins = mlock)");
+			 "soft (the software IOMMU model be_soft_ops: userspace tables, pins = %s)",
+			 mb_soft_pin() == SOFT_PIN_MLOCK ? "mlock" : "io_uring registered buffers");
 	snprintf(m->pin_field, sizeof(m->pin_field), "%s",
-		 o->env.backend == MB_IOMMUFD ? "VmPin" : "VmLck");
+		 o->env.backend != MB_IOMMUFD && mb_soft_pin() == SOFT_PIN_MLOCK ? "VmLck" : "VmPin");
 	for (int i = 0; i < argc && len + 2 < sizeof(m->command); i++)
 		len += (size_t)snprintf(m->command + len, sizeof(m->command) - len, "%s%s",
 					i ? " " : "", argv[i]);

@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include "dmasvc/backend.h"
+#include "dmasvc/soft_iommu.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -124,6 +125,13 @@ void mb_space_close(struct mb_space *s);
 /* ---- mb_util.c ------------------------------------------------------------ */
 
 uint64_t mb_now_ns(void);
+/*
+ * mb_soft_pin: how the software model pins, in this process and in the
+ * daemon it starts (which inherits the environment): DMASVC_TEST_SOFT_PIN=
+ * mlock -> SOFT_PIN_MLOCK (the model before io_uring), io_uring ->
+ * SOFT_PIN_IO_URING, else SOFT_PIN_AUTO (io_uring where available).
+ */
+enum soft_pin_mode mb_soft_pin(void);
 /* mb_proc_kb: "VmLck"/"VmPin"/... of @pid in bytes, or -errno. */
 int64_t mb_proc_bytes(pid_t pid, const char *field);
 /* mb_meminfo_bytes: a /proc/meminfo field in bytes, or -errno. */

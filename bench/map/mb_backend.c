@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mb_backend.c - the in-process backend space of the direct and engine
- * paths: be_soft_ops (the model, pins with mlock) or be_iommufd_ops on
+ * paths: be_soft_ops (the model, pins as mb_soft_pin() says) or be_iommufd_ops on
  * /dev/iommu with a VFIO cdev attached, so that iommufd really pins and
  * fills IOMMU page tables (with no device attached it only records areas).
  */
@@ -14,6 +14,7 @@
 int mb_space_open(const struct mb_env *env, struct mb_space *s)
 {
 	struct be_config cfg = { 0 };
+	struct soft_iommu_config soft = { .pin = mb_soft_pin() };
 	int ret;
 
 	*s = (struct mb_space){ .dev_fd = -1 };
@@ -22,6 +23,7 @@ int mb_space_open(const struct mb_env *env, struct mb_space *s)
 		cfg.path = env->iommu_path;
 	} else {
 		s->ops = &be_soft_ops;
+		cfg.backend_private = &soft;
 	}
 	ret = s->ops->open(&cfg, &s->ctx);
 	if (ret)

@@ -149,3 +149,12 @@ const char *mb_fmt_size(char *buf, uint64_t b)
 		snprintf(buf, 24, "%llu B", (unsigned long long)b);
 	return buf;
 }
+
+enum soft_pin_mode mb_soft_pin(void)
+{
+	const char *e = getenv("DMASVC_TEST_SOFT_PIN");
+
+	if (e && !strcmp(e, "mlock"))
+		return SOFT_PIN_MLOCK;
+	return e && !strcmp(e, "io_uring") ? SOFT_PIN_IO_URING : SOFT_PIN_AUTO;
+}

@@ -99,7 +99,7 @@ void ctl_audit_free(struct ctl_audit *a);
 /* ctl_audit_state: "OK", "MISSING", "STRAY" (or "UNKNOWN"). */
 const char *ctl_audit_state(uint32_t state);
 
-/* ctl_locked_source: what vmlck_bytes measures on @backend: "VmLck" or "VmPin". */
+/* ctl_locked_source: what vmlck_bytes measures on @backend: "VmPin+VmLck" (the model) or "VmPin". */
 const char *ctl_locked_source(const char *backend);
 
 /*

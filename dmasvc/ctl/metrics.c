@@ -236,8 +236,8 @@ void ctl_metrics(FILE *out, const struct ctl_view *v)
 	family(out, "dmasvc_pinned_bytes", "gauge", "Bytes the backend holds pinned for all sessions.");
 	fprintf(out, "dmasvc_pinned_bytes %" PRIu64 "\n", st->pinned_bytes);
 	family(out, "dmasvc_process_locked_bytes", "gauge",
-	       "The service process's locked memory as the kernel counts it: VmLck on the software "
-	       "model, VmPin on the kernel backends.");
+	       "The service process's pinned memory as the kernel counts it: VmPin + VmLck on the "
+	       "software model (io_uring pins, or its mlock fallback), VmPin on the kernel backends.");
 	fprintf(out, "dmasvc_process_locked_bytes %" PRIu64 "\n", st->vmlck_bytes);
 	family(out, "dmasvc_areas", "gauge", "Areas mapped, all spaces.");
 	fprintf(out, "dmasvc_areas %" PRIu64 "\n", st->areas);

@@ -181,7 +181,7 @@ const char *ctl_audit_state(uint32_t state)
 
 const char *ctl_locked_source(const char *backend)
 {
-	return strcmp(backend, "soft") == 0 ? "VmLck" : "VmPin";
+	return strcmp(backend, "soft") == 0 ? "VmPin+VmLck" : "VmPin";
 }
 
 uint64_t ctl_log2_le_ns(unsigned int k)

@@ -17,7 +17,7 @@
 #include "log_priv.h"
 #include "query_priv.h"
 
-/* VmLck (software model) or VmPin (kernel backends) of this process, in bytes. */
+/* A "Vm...: N kB" line of this process's status, in bytes (0 when missing). */
 static uint64_t read_vm_kb(const char *key)
 {
 	char line[256];
@@ -127,7 +127,9 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 	st->unmap_calls = c.unmap_calls;
 	st->resume_repair_maps = c.resume_repair_maps;
 	st->resume_repair_unmaps = c.resume_repair_unmaps;
-	st->vmlck_bytes = strcmp(d->ops->name, "soft") == 0 ? read_vm_kb("VmLck") : read_vm_kb("VmPin");
+	/* The model pins in VmPin (io_uring) or, its fallback, VmLck (mlock). */
+	st->vmlck_bytes = strcmp(d->ops->name, "soft") == 0 ? read_vm_kb("VmPin") + read_vm_kb("VmLck")
+							     : read_vm_kb("VmPin");
 	st->latency_p50_ns = lat_percentile(&d->lat, 50);
 	st->latency_p99_ns = lat_percentile(&d->lat, 99);
 	st->latency_count = d->lat_total.h.count;

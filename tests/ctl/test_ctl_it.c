@@ -213,7 +213,7 @@ Test(ctl, status_json)
 	o = parse(r.out);
 	s = get(o, "service", json_type_object);
 	cr_expect_str_eq(json_object_get_string(get(s, "backend", json_type_string)), "soft");
-	cr_expect_str_eq(json_object_get_string(get(s, "locked_source", json_type_string)), "VmLck");
+	cr_expect_str_eq(json_object_get_string(get(s, "locked_source", json_type_string)), "VmPin+VmLck");
 	get(s, "max_areas", json_type_null); /* the software model has no budget: null */
 	cr_expect_eq(get_u64(s, "sessions"), 1, "the tool's own session is not counted");
 	cr_expect_eq(get_u64(s, "areas"), 3);

@@ -206,7 +206,9 @@ int64_t it_proc_status_bytes(pid_t pid, const char *field)
 
 int64_t it_vmlck(pid_t pid)
 {
-	return it_proc_status_bytes(pid, "VmLck");
+	int64_t pin = it_proc_status_bytes(pid, "VmPin"), lck = it_proc_status_bytes(pid, "VmLck");
+
+	return pin < 0 ? pin : lck < 0 ? lck : pin + lck;
 }
 
 int64_t it_vmrss(pid_t pid)

@@ -85,14 +85,17 @@ int it_count_fds(pid_t pid);
 
 /*
  * it_proc_status_bytes: the "@field: N kB" line of /proc/@pid/status in
- * bytes, or -errno (-ENOENT: no such line).  it_vmlck and it_vmrss: VmLck
- * and VmRSS.
+ * bytes, or -errno (-ENOENT: no such line).  it_vmrss: VmRSS.  it_vmlck:
+ * what the kernel counts as pinned by @pid, VmPin + VmLck (the software
+ * model pins with io_uring registered buffers, VmPin, or with mlock where
+ * io_uring is not available, VmLck; iommufd pins count in VmPin; the
+ * service pins nothing else).
  */
 int64_t it_proc_status_bytes(pid_t pid, const char *field);
 int64_t it_vmlck(pid_t pid);
 int64_t it_vmrss(pid_t pid);
 
-/* it_wait_vmlck: wait up to @ms for VmLck of @pid to equal @bytes; returns the last value. */
+/* it_wait_vmlck: wait up to @ms for it_vmlck(@pid) to equal @bytes; returns the last value. */
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);
 
 /* it_memfd: a memfd of @size bytes sealed against shrink/grow (or not). */

@@ -32,14 +32,16 @@ struct fixture {
 	uint64_t size, granule, iova;
 };
 
-static void fx_open(struct fixture *f, uint64_t size, uint64_t granule, uint64_t iova)
+/* A session on the service at @sock with one sealed memfd of @size and one region over it. */
+static void fx_open_at(struct fixture *f, const char *sock, uint64_t size, uint64_t granule,
+		       uint64_t iova)
 {
 	struct dmasvc_region_desc d = { .size = size, .iova = iova, .granule = granule };
 
 	f->size = size;
 	f->granule = granule;
 	f->iova = iova;
-	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	cr_assert_eq(dmasvc_connect(sock, NULL, &f->c), 0);
 	f->fd = it_memfd(size, true);
 	cr_assert_geq(f->fd, 0);
 	f->mem = dmasvc_memory_add(f->c, f->fd, size, 0);
@@ -47,6 +49,11 @@ static void fx_open(struct fixture *f, uint64_t size, uint64_t granule, uint64_t
 	d.mem_id = (uint32_t)f->mem;
 	f->region = dmasvc_region_add(f->c, &d);
 	cr_assert_geq(f->region, 0, "region_add: %s", dmasvc_last_error(f->c));
+}
+
+static void fx_open(struct fixture *f, uint64_t size, uint64_t granule, uint64_t iova)
+{
+	fx_open_at(f, svc.sock, size, granule, iova);
 }
 
 static void fx_close(struct fixture *f)
@@ -67,6 +74,7 @@ Test(session, populate_discard_matches_backend_and_vmlck)
 {
 	struct fixture f;
 	const uint64_t G = 2 * MiB;
+	int64_t lck = it_proc_status_bytes(svc.pid, "VmLck");
 
 	fx_open(&f, 64 * MiB, G, 1ull << 32);
 	check(&f);
@@ -75,7 +83,9 @@ Test(session, populate_discard_matches_backend_and_vmlck)
 	cr_assert_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(12 * G));
 	check(&f);
 	cr_assert_eq(it_wait_vmlck(svc.pid, base_vmlck + (int64_t)(12 * G), 3000),
-		     base_vmlck + (int64_t)(12 * G), "VmLck follows the pins");
+		     base_vmlck + (int64_t)(12 * G), "VmPin follows the pins");
+	/* The model pins like the kernel (io_uring, pin_user_pages): VmPin, not VmLck. */
+	cr_assert_eq(it_proc_status_bytes(svc.pid, "VmLck"), lck, "the model mlock()ed");
 
 	/* Idempotent populate, discard across a hole and a populated run. */
 	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * G, 2 * G), 0);
@@ -625,4 +635,30 @@ Test(session, connect_fd_takes_a_connected_socket_and_refuses_anything_else)
 	cr_assert_geq(fd, 0);
 	cr_expect_eq(dmasvc_connect_fd(fd, NULL, &c), -ENOTCONN);
 	cr_expect_eq(dmasvc_connect_fd(-1, NULL, &c), -EBADF);
+}
+
+/*
+ * The model's fallback pin (mlock, where io_uring is not available), forced
+ * by the test hook: the same populate and discard show in VmLck instead of
+ * VmPin, and all of it is released.
+ */
+Test(session, mlock_fallback_pins_in_vmlck)
+{
+	struct it_svc s2 = { 0 };
+	struct fixture f;
+	int64_t pin0, lck0;
+
+	setenv("DMASVC_TEST_SOFT_PIN", "mlock", 1);
+	cr_assert_eq(it_svc_start(&s2, NULL), 0);
+	unsetenv("DMASVC_TEST_SOFT_PIN");
+	pin0 = it_proc_status_bytes(s2.pid, "VmPin");
+	lck0 = it_proc_status_bytes(s2.pid, "VmLck");
+	fx_open_at(&f, s2.sock, 16 * MiB, 2 * MiB, 1ull << 32);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 8 * MiB), 0);
+	cr_assert_eq(it_proc_status_bytes(s2.pid, "VmLck") - lck0, (int64_t)(8 * MiB));
+	cr_assert_eq(it_proc_status_bytes(s2.pid, "VmPin"), pin0);
+	cr_assert_eq(dmasvc_discard(f.c, (uint32_t)f.region, 0, 8 * MiB), 0);
+	cr_assert_eq(it_wait_vmlck(s2.pid, pin0 + lck0, 3000), pin0 + lck0);
+	fx_close(&f);
+	cr_assert_eq(it_svc_finish(&s2), 0);
 }

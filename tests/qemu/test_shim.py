@@ -172,13 +172,19 @@ class Service:
         return os.path.join(self.tmp, f"dmasvc.{self.n}.log")
 
     def vmlck(self):
-        """The kernel's count of the service's mlocked bytes (VmLck): the
-        software model pins every mapped area with mlock()."""
+        """The kernel's count of the service's pinned bytes, VmPin + VmLck:
+        the software model pins every mapped area with io_uring registered
+        buffers (VmPin), or with mlock() where io_uring is not available
+        (VmLck)."""
+        found, total = 0, 0
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmLck:"):
-                    return int(line.split()[1]) * 1024
-        raise Fail("no VmLck in the service's /proc status")
+                if line.startswith("VmLck:") or line.startswith("VmPin:"):
+                    found += 1
+                    total += int(line.split()[1]) * 1024
+        if found != 2:
+            raise Fail("no VmPin or VmLck in the service's /proc status")
+        return total
 
     def pinned(self):
         """Bytes the kernel says the service pinned since it started."""

@@ -154,7 +154,7 @@ Test(privdrop, runs_as_the_user_with_cap_ipc_lock_only_and_still_pins)
 	cr_assert_geq(region, 0, "region_add: %d", region);
 	cr_assert_eq(dmasvc_populate(c, (uint32_t)region, 0, 32 * MiB), 0, "populate 32 MiB");
 	cr_expect_eq(it_wait_vmlck(svc.pid, base + (int64_t)(32 * MiB), 2000), base + (int64_t)(32 * MiB),
-		     "VmLck counts the 32 MiB pinned");
+		     "VmPin + VmLck count the 32 MiB pinned");
 	cr_expect_eq(it_check_region(c, (uint32_t)region, d.iova, why, sizeof(why)), 0, "%s", why);
 	cr_assert_eq(dmasvc_discard(c, (uint32_t)region, 0, 32 * MiB), 0);
 	cr_expect_eq(it_wait_vmlck(svc.pid, base, 2000), base, "discard unpins");

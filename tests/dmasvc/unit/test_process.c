@@ -164,9 +164,10 @@ static uint64_t status_bytes(pid_t pid, const char *key)
 	return p ? strtoull(p + strlen(key), NULL, 10) * 1024 : 0;
 }
 
+/* What the kernel counts as pinned by @pid: VmPin (the model's io_uring pin) + VmLck (its mlock fallback). */
 static uint64_t vmlck_of(pid_t pid)
 {
-	return status_bytes(pid, "VmLck:");
+	return status_bytes(pid, "VmPin:") + status_bytes(pid, "VmLck:");
 }
 
 Test(process, cli_exit_codes)
