@@ -112,7 +112,7 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	ctx->max_areas = cfg && cfg->max_areas ? cfg->max_areas : UINT64_MAX;
 	if (cfg)
 		ctx->rep = be_report_init(cfg);
-	ret = soft_pinner_open(ctx->cfg.pin, &ctx->rep, &ctx->pin);
+	ret = soft_pinner_open(ctx->cfg.pin, ctx->cfg.pin_rings, &ctx->rep, &ctx->pin);
 	if (ret) {
 		free(ctx);
 		return ret;

@@ -141,11 +141,32 @@ static void ring_free(struct soft_ring *r)
 	free(r);
 }
 
-int soft_pinner_open(enum soft_pin_mode want, const struct be_report *rep,
+/* Append a new ring to @p (p->lock held, or @p not yet shared); 0 or -errno. */
+static int ring_add(struct soft_pinner *p)
+{
+	struct soft_ring *r;
+	int err = 0;
+
+	if (p->nr_rings == p->cap_rings) {
+		uint32_t cap = p->cap_rings ? 2 * p->cap_rings : 8;
+		struct soft_ring **n = realloc(p->rings, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		p->rings = n;
+		p->cap_rings = cap;
+	}
+	r = ring_new(&err);
+	if (!r)
+		return err;
+	p->rings[p->nr_rings++] = r;
+	return 0;
+}
+
+int soft_pinner_open(enum soft_pin_mode want, uint32_t rings, const struct be_report *rep,
 		     struct soft_pinner **out)
 {
 	struct soft_pinner *p = calloc(1, sizeof(*p));
-	struct soft_ring *probe = NULL;
 	int err = 0;
 
 	if (!p)
@@ -153,14 +174,21 @@ int soft_pinner_open(enum soft_pin_mode want, const struct be_report *rep,
 	p->rep = *rep;
 	p->mode = SOFT_PIN_MLOCK;
 	if (want != SOFT_PIN_MLOCK) {
-		probe = ring_new(&err);
-		if (probe) {
-			ring_free(probe); /* rings are made at first use, after the privilege drop */
+		/* The first ring is the probe; the others fail only for lack of memory or fds. */
+		for (uint32_t i = 0; i < (rings ? rings : SOFT_OPEN_RINGS) && !err; i++)
+			err = ring_add(p);
+		if (!err) {
 			p->mode = SOFT_PIN_IO_URING;
-		} else if (want == SOFT_PIN_IO_URING) {
+		} else if (want == SOFT_PIN_IO_URING || p->nr_rings) {
+			for (uint32_t i = 0; i < p->nr_rings; i++)
+				ring_free(p->rings[i]);
+			free(p->rings);
 			free(p);
 			return err;
 		} else {
+			free(p->rings);
+			p->rings = NULL;
+			p->cap_rings = 0;
 			snprintf(p->reason, sizeof(p->reason),
 				 "io_uring registered buffers are not available: %s%s", strerror(-err),
 				 err == -EPERM ? " (kernel.io_uring_disabled, or seccomp)" :
@@ -186,16 +214,13 @@ void soft_pinner_close(struct soft_pinner *p)
 }
 
 /*
- * The ring to take @need slots from (p->lock held): an idle ring with room;
- * else, while fewer than SOFT_SPARE_RINGS rings beyond what the slots in use
- * fill exist, a new one (so concurrent pins do not queue on one uring_lock);
- * else the least busy ring with room; else a new one.  Returns the index or
- * -errno.
+ * The ring to take @need slots from (p->lock held): an idle ring with room
+ * (so concurrent pins do not queue on one uring_lock); else the least busy
+ * ring with room; else a new ring.  Returns the index or -errno.
  */
 static int pick_ring(struct soft_pinner *p, uint32_t need)
 {
-	uint64_t filled = (p->slots + SOFT_RING_SLOTS - 1) / SOFT_RING_SLOTS;
-	int best = -1, err = 0;
+	int best = -1, ret;
 	struct soft_ring *r;
 
 	for (uint32_t i = 0; i < p->nr_rings; i++) {
@@ -207,22 +232,10 @@ static int pick_ring(struct soft_pinner *p, uint32_t need)
 		if (best < 0 || r->inflight < p->rings[best]->inflight)
 			best = (int)i;
 	}
-	if (best >= 0 && p->nr_rings >= filled + SOFT_SPARE_RINGS)
+	if (best >= 0)
 		return best;
-	if (p->nr_rings == p->cap_rings) {
-		uint32_t cap = p->cap_rings ? 2 * p->cap_rings : 8;
-		struct soft_ring **n = realloc(p->rings, cap * sizeof(*n));
-
-		if (!n)
-			return best >= 0 ? best : -ENOMEM;
-		p->rings = n;
-		p->cap_rings = cap;
-	}
-	r = ring_new(&err);
-	if (!r)
-		return best >= 0 ? best : err;
-	p->rings[p->nr_rings] = r;
-	return (int)p->nr_rings++;
+	ret = ring_add(p);
+	return ret ? ret : (int)p->nr_rings - 1;
 }
 
 /* Clear slot @s, unpinning what it holds (before it returns); 0 or -errno. */

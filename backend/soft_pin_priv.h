@@ -15,11 +15,13 @@
  *
  * Rings: one table holds at most SOFT_RING_SLOTS buffers and one buffer at
  * most 1 GiB, so an area takes one slot per GiB or part of it, all from one
- * ring, and rings are created lazily (after the daemon's privilege drop, so
- * their RLIMIT_MEMLOCK accounting follows the credentials the service runs
- * with).  A registration holds its ring's kernel mutex (uring_lock) while it
- * pins: concurrent pins go to different rings (an idle one, or a new one up
- * to SOFT_SPARE_RINGS beyond those the slots in use need).
+ * ring.  SOFT_OPEN_RINGS rings are made at open (so the service's fds do not
+ * change with its pins), more only when those are full.  A registration
+ * holds its ring's kernel mutex (uring_lock) while it pins: concurrent pins
+ * go to different rings (an idle one if there is one).  io_uring decides at
+ * ring creation whether to charge RLIMIT_MEMLOCK (not with CAP_IPC_LOCK);
+ * the daemon opens its backend before its privilege drop, which keeps
+ * CAP_IPC_LOCK, so the decision is the one the running service would get.
  */
 #ifndef DMASVC_SOFT_PIN_PRIV_H
 #define DMASVC_SOFT_PIN_PRIV_H
@@ -33,18 +35,19 @@
 
 #define SOFT_RING_SLOTS 16384u     /* IORING_MAX_REG_BUFFERS */
 #define SOFT_SLOT_BYTES (1ull << 30) /* io_buffer_validate(): iov_len <= 1 GiB */
-#define SOFT_SPARE_RINGS 4u
+#define SOFT_OPEN_RINGS 4u
 
 struct soft_pinner;
 
 /*
  * soft_pinner_open - choose the pin mechanism: @want SOFT_PIN_MLOCK uses
- * mlock; SOFT_PIN_IO_URING requires io_uring (-errno of the probe when it
- * cannot be had); SOFT_PIN_AUTO probes io_uring (a ring with a sparse
- * table, closed again) and falls back to mlock, keeping the reason.
+ * mlock; SOFT_PIN_IO_URING requires io_uring (-errno of the first ring's
+ * creation when it cannot be had); SOFT_PIN_AUTO makes the first ring (a
+ * sparse table) and falls back to mlock when that fails, keeping the
+ * reason.  With io_uring, @rings rings are made now (0: SOFT_OPEN_RINGS).
  * @r reports BUGs of unpin later.  Returns 0 or -errno (*@out untouched).
  */
-int soft_pinner_open(enum soft_pin_mode want, const struct be_report *r,
+int soft_pinner_open(enum soft_pin_mode want, uint32_t rings, const struct be_report *r,
 		     struct soft_pinner **out);
 
 /* soft_pinner_close - close every ring (unpinning what they still hold). */

@@ -98,13 +98,14 @@ struct soft_iommu_config {
 	uint32_t nr_dev_resv;
 	struct be_iova_range dev_resv[SOFT_IOMMU_MAX_DEV_RESV];
 	enum soft_pin_mode pin; /* default SOFT_PIN_AUTO */
+	uint32_t pin_rings;     /* io_uring rings made at open (0: 4); more when those are full */
 };
 
 /* What soft_iommu_pin_info() reports. */
 struct soft_iommu_pin_info {
 	enum soft_pin_mode mode; /* SOFT_PIN_IO_URING or SOFT_PIN_MLOCK, never AUTO */
 	char reason[128];        /* why mlock ("" with io_uring) */
-	uint32_t rings;          /* io_uring rings created so far (lazily, at first pin) */
+	uint32_t rings;          /* io_uring rings (made at open; more when those are full) */
 	uint64_t slots;          /* registered-buffer slots in use, every space */
 };
 
