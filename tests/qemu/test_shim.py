@@ -11,8 +11,10 @@ regions/status/audit --json):
 
   Each state is measured three ways that share no counter: the service's
   granule state (dmasvcctl regions), the backend's own area table
-  (dmasvcctl audit), and the kernel's VmLck of the service (the software
-  model mlock()s every area), each against QEMU's plugged size.
+  (dmasvcctl audit), and the kernel's VmPin + VmLck of the service (the
+  software model pins every area with io_uring registered buffers, VmPin,
+  or with mlock() where io_uring is not available, VmLck), each against
+  QEMU's plugged size.
 
   boot         boot RAM populated, held and locked, in few large areas
                (head, body, tail); firmware ROM memfds left out with a
@@ -270,7 +272,7 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
     """The service's state for QEMU equals boot RAM + @plugged bytes of
     virtio-mem (@plugged: QEMU's own count, qom-get size), measured three
     ways that share no counter: the service's granule state (QUERY regions),
-    the backend's area table (AUDIT), and the kernel's VmLck of the service."""
+    the backend's area table (AUDIT), and the kernel's VmPin + VmLck of the service."""
     regs = regions_of(svc, qemu_pid)
     check(regs is not None, f"{what}: QEMU has a session")
     vm = [r for r in regs if r["iova"] == vmem_base]
@@ -300,7 +302,7 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
           f"{what}: the BIOS ROM (unsealed memfd) is not handed over")
     pinned = svc.pinned()
     check(pinned == RAM + plugged,
-          f"{what}: the kernel's VmLck of the service grew by {pinned // MiB} MiB =="
+          f"{what}: the kernel's VmPin + VmLck of the service grew by {pinned // MiB} MiB =="
           f" boot RAM + plugged {(RAM + plugged) // MiB} MiB")
     check(audit_ok, f"{what}: dmasvcctl audit finds no MISSING/STRAY extents"
           + ("" if audit_ok else ":\n" + audit_out))
