@@ -6,10 +6,66 @@
  * job runner, keep the results (see burst_priv.h).
  */
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "burst_priv.h"
 #include "exec_pool_priv.h"
+
+/* Reserve @n entries of @size bytes at *@off (aligned for any type); returns the offset. */
+static size_t burst_carve(size_t *off, size_t n, size_t size)
+{
+	size_t at = (*off + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+
+	*off = at + n * size;
+	return at;
+}
+
+struct dsvc_burst *burst_new(unsigned int cap)
+{
+	size_t off = sizeof(struct dsvc_burst), o_sqes, o_cqes, o_ev, o_rid, o_evs, o_replay,
+	       o_repair, o_res, o_pev, o_pidx, o_hole, o_over, o_skip, o_at;
+	struct dsvc_burst *b;
+	char *base;
+
+	if (!cap)
+		return NULL;
+	o_sqes = burst_carve(&off, cap, sizeof(struct dmasvc_sqe));
+	o_cqes = burst_carve(&off, cap, sizeof(struct dmasvc_cqe));
+	o_ev = burst_carve(&off, cap, sizeof(struct gran_event));
+	o_rid = burst_carve(&off, cap, sizeof(uint32_t));
+	o_evs = burst_carve(&off, cap, sizeof(unsigned int));
+	o_replay = burst_carve(&off, cap, sizeof(bool));
+	o_repair = burst_carve(&off, cap, sizeof(uint64_t));
+	o_res = burst_carve(&off, cap, sizeof(int32_t));
+	o_pev = burst_carve(&off, cap, sizeof(struct gran_event));
+	o_pidx = burst_carve(&off, cap, sizeof(unsigned int));
+	o_hole = burst_carve(&off, cap, sizeof(bool));
+	o_over = burst_carve(&off, cap, sizeof(bool));
+	o_skip = burst_carve(&off, cap, sizeof(bool));
+	o_at = burst_carve(&off, cap, sizeof(uint64_t));
+	base = calloc(1, off); /* cap <= RING_MAX_ENTRIES: no overflow */
+	if (!base)
+		return NULL;
+	b = (struct dsvc_burst *)base;
+	b->cap = cap;
+	b->sqes = (struct dmasvc_sqe *)(base + o_sqes);
+	b->cqes = (struct dmasvc_cqe *)(base + o_cqes);
+	b->ev = (struct gran_event *)(base + o_ev);
+	b->region_ids = (uint32_t *)(base + o_rid);
+	b->ev_sqe = (unsigned int *)(base + o_evs);
+	b->replay = (bool *)(base + o_replay);
+	b->repair = (uint64_t *)(base + o_repair);
+	b->res = (int32_t *)(base + o_res);
+	b->plan_ev = (struct gran_event *)(base + o_pev);
+	b->plan_idx = (unsigned int *)(base + o_pidx);
+	b->hole = (bool *)(base + o_hole);
+	b->over = (bool *)(base + o_over);
+	b->skip = (bool *)(base + o_skip);
+	b->hole_at = (uint64_t *)(base + o_at);
+	return b;
+}
 
 /*
  * find_holes: the residency rule on @b's populates (none is a hole when the
@@ -50,14 +106,14 @@ static void find_holes(const struct dsvc *d, const struct dsvc_session *s, struc
 static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session *s,
 				 struct dsvc_burst *b)
 {
-	bool hole[RING_BURST], over[RING_BURST];
-	uint64_t at[RING_BURST];
+	bool *hole = b->hole, *over = b->over;
+	uint64_t *at = b->hole_at;
 	size_t n = 0;
 
 	b->nr_refused = 0;
 	b->nr_over_cap = 0;
 	find_holes(d, s, b, hole, at);
-	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, &b->over_cap_event,
+	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->skip, &b->over_cap_event,
 					     b->over_cap_why, sizeof(b->over_cap_why));
 	for (size_t i = 0; i < b->nev; i++) {
 		if (over[i]) {

@@ -59,12 +59,11 @@ static uint64_t populated_after(const struct gran_event *ev, const bool *skip, s
 }
 
 unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran_event *ev,
-				 size_t nev, const bool *hole, bool *refused, size_t *first,
-				 char *why, size_t whylen)
+				 size_t nev, const bool *hole, bool *refused, bool *skip,
+				 size_t *first, char *why, size_t whylen)
 {
 	uint64_t cap = s->cap[OPT_CAP_POPULATED], pop, upper;
-	bool skip[RING_BURST]; /* refused, or a hole: takes no effect */
-	unsigned int nref = 0;
+	unsigned int nref = 0; /* skip[i]: refused, or a hole: takes no effect */
 
 	for (size_t i = 0; i < nev; i++)
 		refused[i] = false;
@@ -76,8 +75,8 @@ unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran
 		if (ev[i].op == GRAN_OP_POPULATE &&
 		    __builtin_add_overflow(upper, ev[i].count * gran_region_granule(ev[i].region), &upper))
 			upper = UINT64_MAX;
-	if (upper <= cap || nev > RING_BURST)
-		return 0; /* nev > RING_BURST cannot happen: a burst has at most that many */
+	if (upper <= cap)
+		return 0;
 	for (size_t i = 0; i < nev; i++) {
 		const struct gran_event *e = &ev[i];
 		uint64_t g = gran_region_granule(e->region);

@@ -15,6 +15,14 @@
  *            the recent mean gap between SQ bursts; no spin when bursts come
  *            further apart than that (sleeping costs ~33 us here, see
  *            docs/design.md "Facts", so spinning pays only for closely spaced bursts).
+ *   poll     polling mode (--poll-us N, off by default): the window lasts
+ *            at least until N us after the last burst of any session, however
+ *            far apart bursts came, so a VMM's next synchronous event finds
+ *            the loop polling (no doorbell write, no wake-up).  On this
+ *            thread, not a dedicated poller: the work it finds runs here
+ *            anyway, and one thread keeps the per-turn bound and the round
+ *            robin of work_all (a poll pass only looks; work_all does the
+ *            work).  Cost: up to one CPU for N us after each burst.
  *   turn     one pass of work_all over every session.  Work is done only
  *            there, never in a completion handler (a doorbell or socket
  *            completion only marks the session), and each session gets at
@@ -78,6 +86,7 @@ struct evl {
 	int lfd, sfd, tfd;
 	uint64_t gap_ns;          /* mean gap between bursts (EWMA, 1/8 weight) */
 	uint64_t last_burst_ns;
+	uint64_t poll_ns;         /* --poll-us in ns: poll this long after the last burst */
 	unsigned int ticks;
 	uid_t self;
 	unsigned int status_sessions; /* the session count systemd was last told */
@@ -485,14 +494,22 @@ static int work_all(struct evl *e)
 	return total;
 }
 
-/* Adaptive spin: poll the SQ tails for up to the window.  Returns true if work was found. */
+/*
+ * Poll the SQ tails (and the io_uring CQ) until the window ends: the
+ * adaptive one (twice the mean gap between bursts, when that is at most
+ * SPIN_MAX_NS) from now, or, in polling mode, until poll_ns after the last
+ * burst, whichever ends later.  Returns true if work was found.
+ */
 static bool spin(struct evl *e)
 {
-	uint64_t window = e->gap_ns * 2, start;
+	uint64_t window = e->gap_ns * 2, start = dsvc_now_ns(), end = start;
 
-	if (window == 0 || window > SPIN_MAX_NS)
+	if (window && window <= SPIN_MAX_NS)
+		end = start + window;
+	if (e->poll_ns && e->last_burst_ns && e->last_burst_ns + e->poll_ns > end)
+		end = e->last_burst_ns + e->poll_ns;
+	if (end == start)
 		return false;
-	start = dsvc_now_ns();
 	do {
 		struct io_uring_cqe *cqe;
 
@@ -507,7 +524,7 @@ static bool spin(struct evl *e)
 		}
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
-	} while (dsvc_now_ns() - start < window);
+	} while (dsvc_now_ns() < end);
 	return false;
 }
 
@@ -820,7 +837,8 @@ static void shutdown_all(struct evl *e)
 
 int evl_run(struct dsvc *d, int lfd)
 {
-	struct evl e = { .d = d, .lfd = lfd, .sfd = -1, .tfd = -1, .self = geteuid() };
+	struct evl e = { .d = d, .lfd = lfd, .sfd = -1, .tfd = -1, .self = geteuid(),
+			 .poll_ns = (uint64_t)d->opt->poll_us * 1000 };
 	bool running = true;
 	int ret;
 
