@@ -22,7 +22,12 @@
  *            thread, not a dedicated poller: the work it finds runs here
  *            anyway, and one thread keeps the per-turn bound and the round
  *            robin of work_all (a poll pass only looks; work_all does the
- *            work).  Cost: up to one CPU for N us after each burst.
+ *            work).  The poller yields its CPU (sched_yield) after each
+ *            empty pass: on an oversubscribed host a polling loop has lost
+ *            the wake-up preemption a sleeping one gets, and a client that
+ *            shares its CPU would otherwise wait for a tick to post (or
+ *            spin out its wait and sleep, measured: p50 70-84 us instead of
+ *            18-44 us at load 4).  Cost: up to one CPU for N us after each burst.
  *   turn     one pass of work_all over every session.  Work is done only
  *            there, never in a completion handler (a doorbell or socket
  *            completion only marks the session), and each session gets at
@@ -38,6 +43,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +530,9 @@ static bool spin(struct evl *e)
 		}
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
+		if (e->poll_ns)
+			sched_yield(); /* a poller is not a wake-up: leave the CPU to whoever
+					  needs it, e.g. the client we wait for on a shared CPU */
 	} while (dsvc_now_ns() < end);
 	return false;
 }
