@@ -31,8 +31,9 @@
  *   turn     one pass of work_all over every session.  Work is done only
  *            there, never in a completion handler (a doorbell or socket
  *            completion only marks the session), and each session gets at
- *            most BURSTS_PER_TURN bursts (over all its rings, round robin)
- *            and CTL_PER_TURN control requests per turn: however a client
+ *            most BURSTS_PER_TURN bursts (over all its rings, round robin;
+ *            none more once SQES_PER_TURN SQEs were done, a burst being a
+ *            whole SQ) and CTL_PER_TURN control requests per turn: however a client
  *            floods its doorbells or its socket, the others wait at most
  *            one bounded turn.  What takes long (big bursts, REGION_REMOVE,
  *            BYE, DEVICE_ATTACH, a session's teardown) runs on the
@@ -68,6 +69,8 @@
 
 #define SPIN_MAX_NS 50000ull
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
+#define SQES_PER_TURN 512  /* ... and no burst more once this many SQEs were completed
+			      (a burst is a whole SQ, up to 4096: one never stops midway) */
 #define URING_ENTRIES 256
 #define CTL_PER_TURN 16    /* control requests per session per loop turn */
 #define SHUTDOWN_TURNS 64  /* turns to finish what clients posted before a stop */
@@ -438,8 +441,9 @@ static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool
 
 /*
  * One turn's ring work of @s: one burst per ring, round robin from where
- * the last turn stopped, BURSTS_PER_TURN bursts at most; stops when a
- * burst went to the executor.  Returns SQEs completed (*@closed as above).
+ * the last turn stopped, BURSTS_PER_TURN bursts and SQES_PER_TURN SQEs at
+ * most (a burst already taken is finished whole); stops when a burst went
+ * to the executor.  Returns SQEs completed (*@closed as above).
  */
 static int work_rings(struct evl *e, struct dsvc_session *s, bool *closed)
 {
@@ -454,6 +458,8 @@ static int work_rings(struct evl *e, struct dsvc_session *s, bool *closed)
 			continue;
 		done = work_ring(e, s, i, closed);
 		total += done;
+		if (done > 0 && total >= SQES_PER_TURN)
+			budget = 1; /* this was the turn's last burst */
 		if ((done > 0 || s->busy) && --budget == 0)
 			s->ring_next = (i + 1) % n; /* the next turn starts after it */
 	}
