@@ -8,9 +8,9 @@
  *
  * Vocabulary: a "burst" is what one drain pass took from an SQ: everything
  * published, up to the SQ's size, so a batch the client published at once
- * is one burst and one plan (burst_priv.h); "events" are its valid populate/discard SQEs in order;
- * "backlog" holds CQEs the CQ had no room for; "finish" turns results into
- * CQEs, counters and log lines.
+ * is one burst and one plan (burst_priv.h); "events" are its valid
+ * populate/discard SQEs in order; "backlog" holds CQEs the CQ had no room
+ * for; "finish" turns results into CQEs, counters and log lines.
  */
 #include <errno.h>
 #include <stdlib.h>
