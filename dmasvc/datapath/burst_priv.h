@@ -69,8 +69,9 @@ struct dsvc_burst {
 	 * cap's skip, the first absent page. */
 	struct gran_event *plan_ev;
 	unsigned int *plan_idx;
-	bool *hole, *over, *skip;
+	bool *hole, *over;
 	uint64_t *hole_at;
+	struct session_admit_span *spans;    /* 2 * cap + 1: the cap's scratch */
 };
 
 /*

@@ -25,7 +25,7 @@ static size_t burst_carve(size_t *off, size_t n, size_t size)
 struct dsvc_burst *burst_new(unsigned int cap)
 {
 	size_t off = sizeof(struct dsvc_burst), o_sqes, o_cqes, o_ev, o_rid, o_evs, o_replay,
-	       o_repair, o_res, o_pev, o_pidx, o_hole, o_over, o_skip, o_at;
+	       o_repair, o_res, o_pev, o_pidx, o_hole, o_over, o_spans, o_at;
 	struct dsvc_burst *b;
 	char *base;
 
@@ -43,7 +43,7 @@ struct dsvc_burst *burst_new(unsigned int cap)
 	o_pidx = burst_carve(&off, cap, sizeof(unsigned int));
 	o_hole = burst_carve(&off, cap, sizeof(bool));
 	o_over = burst_carve(&off, cap, sizeof(bool));
-	o_skip = burst_carve(&off, cap, sizeof(bool));
+	o_spans = burst_carve(&off, 2 * (size_t)cap + 1, sizeof(struct session_admit_span));
 	o_at = burst_carve(&off, cap, sizeof(uint64_t));
 	base = calloc(1, off); /* cap <= RING_MAX_ENTRIES: no overflow */
 	if (!base)
@@ -62,7 +62,7 @@ struct dsvc_burst *burst_new(unsigned int cap)
 	b->plan_idx = (unsigned int *)(base + o_pidx);
 	b->hole = (bool *)(base + o_hole);
 	b->over = (bool *)(base + o_over);
-	b->skip = (bool *)(base + o_skip);
+	b->spans = (struct session_admit_span *)(base + o_spans);
 	b->hole_at = (uint64_t *)(base + o_at);
 	return b;
 }
@@ -163,7 +163,7 @@ static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session
 	b->nr_refused = 0;
 	b->nr_over_cap = 0;
 	find_holes(d, s, b, hole, at);
-	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->skip, &b->over_cap_event,
+	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->spans, &b->over_cap_event,
 					     b->over_cap_why, sizeof(b->over_cap_why));
 	for (size_t i = 0; i < b->nev; i++) {
 		if (over[i]) {

@@ -435,13 +435,20 @@ int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, ui
  * the session over its cap is refused (@refused[i] true) and the events
  * after it are judged without it; the first refusal's text ("cap
  * max-populated-mib (...) exceeded: requested R bytes, in use U, cap C") goes
- * to @why and its index to *@first.  @skip is the caller's scratch of @nev
- * entries.  Returns the number refused; nothing is changed but @refused,
- * @skip, @why and *@first.
+ * to @why and its index to *@first.  @spans is the caller's scratch of
+ * 2 * @nev + 1 entries.  Cost: O(@nev^2) plus one walk of the granules the
+ * events touch.  Returns the number refused; nothing is changed but
+ * @refused, @spans, @why and *@first.
  */
+struct session_admit_span {
+	struct gran_region *r;
+	uint64_t first, end;       /* granules [first, end) */
+	bool populated;
+};
 unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran_event *ev,
-				 size_t nev, const bool *hole, bool *refused, bool *skip,
-				 size_t *first, char *why, size_t whylen);
+				 size_t nev, const bool *hole, bool *refused,
+				 struct session_admit_span *spans, size_t *first, char *why,
+				 size_t whylen);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);
