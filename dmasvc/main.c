@@ -327,6 +327,9 @@ int main(int argc, char **argv)
 	}
 #endif
 	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);
+	if (opt.poll_us)
+		dlog(&lg, DLOG_INFO, 0, "polling mode: the event loop polls the rings for %u us after"
+		     " each burst before it sleeps (up to one CPU while events keep coming)", opt.poll_us);
 	keep_start(&d, &opt, &claim, argv, exe, sizeof(exe));
 	/* closes lfd; tells systemd READY=1 once it polls, STOPPING=1 at the signal */
 	ret = evl_run(&d, lfd);

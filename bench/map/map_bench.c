@@ -34,6 +34,7 @@
 
 #define MAX_LIST 8
 #define MAX_INST 16
+#define MAX_VARIANTS 4
 #define REGION_IOVA (4 * GiB)
 #define MEM_SPARE (512 * MiB)
 #define MEM_WAIT_S 20
@@ -57,6 +58,10 @@ struct opts {
 	unsigned int storm_conv;
 	unsigned int reps;
 	uint64_t seed;
+	/* --variant NAME=DAEMON[,ARG...]: ring targets, each its own env */
+	struct mb_env variants[MAX_VARIANTS];
+	char variant_buf[MAX_VARIANTS][256];
+	unsigned int nr_variants;
 };
 
 static void usage(FILE *f)
@@ -114,6 +119,11 @@ static void usage(FILE *f)
 "                           client that prefaults nothing, so the service\n"
 "                           allocates the plug: ring,faultin compares who pays)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
+"  --variant NAME=DAEMON[,ARG...]  instead of one ring daemon, one per variant\n"
+"                           (repeatable, up to 4; NAME up to 12 characters):\n"
+"                           DAEMON started with ARGs (e.g. --poll-us=200),\n"
+"                           rows labelled \"dmasvc NAME wN\", interleaved with\n"
+"                           the others (old build against new, an option on/off)\n"
 "  --workers LIST           worker counts (default 1,2,4: N = 4)\n"
 "  --sizes LIST             plug sizes, multiples of 128M (default 1G,4G,16G);\n"
 "                           a size that does not fit (MemAvailable - 512M,\n"
@@ -157,6 +167,39 @@ static int parse_list_u64(const char *s, uint64_t *out, bool sizes)
 	return n ? n : -1;
 }
 
+/*
+ * --variant NAME=DAEMON[,ARG...]: a ring target running DAEMON with ARGs
+ * (at most MB_MAX_DAEMON_ARGS), labelled "dmasvc NAME wN".  The env is
+ * completed from o->env in main (backend, paths).  0, or -1 for a bad spec.
+ */
+static int parse_variant(struct opts *o, const char *spec)
+{
+	char *buf = o->variant_buf[o->nr_variants], *eq, *save = NULL, *tok;
+	struct mb_env *v = &o->variants[o->nr_variants];
+	unsigned int na = 0;
+
+	if (strlen(spec) >= sizeof(o->variant_buf[0]))
+		return -1;
+	strcpy(buf, spec);
+	eq = strchr(buf, '=');
+	if (!eq || eq == buf || eq - buf > 12)
+		return -1;
+	*eq = '\0';
+	memset(v, 0, sizeof(*v));
+	v->variant = buf;
+	tok = strtok_r(eq + 1, ",", &save);
+	if (!tok)
+		return -1;
+	v->daemon_path = tok;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (na == MB_MAX_DAEMON_ARGS)
+			return -1;
+		v->daemon_args[na++] = tok;
+	}
+	o->nr_variants++;
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -165,6 +208,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "device", required_argument, NULL, 'd' },
 		{ "paths", required_argument, NULL, 'p' },
 		{ "daemon", required_argument, NULL, 'D' },
+		{ "variant", required_argument, NULL, 'V' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "sizes", required_argument, NULL, 's' },
 		{ "granules", required_argument, NULL, 'g' },
@@ -211,6 +255,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'd': o->env.device_path = optarg; break;
 		case 'p': paths = optarg; break;
 		case 'D': o->env.daemon_path = optarg; break;
+		case 'V':
+			if (o->nr_variants == MAX_VARIANTS || parse_variant(o, optarg))
+				return -1;
+			break;
 		case 'w':
 			n = parse_list_u64(optarg, tmp, false);
 			if (n < 0)
@@ -569,13 +617,31 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 	if (o->path_faultin)
 		paths[2] = &mb_faultin_ops;
 	for (unsigned int p = 0; p < 3; p++) {
-		for (unsigned int w = 0; paths[p] && w < o->nr_workers && n < MAX_INST; w++) {
+		/* the ring path once per --variant, if any */
+		unsigned int nv = p == 1 && o->nr_variants ? o->nr_variants : 1;
+
+		for (unsigned int k = 0; paths[p] && k < nv * o->nr_workers && n < MAX_INST; k++) {
 			struct mb_inst *in = &inst[n];
+			unsigned int w = k % o->nr_workers, v = k / o->nr_workers;
+			const struct mb_env *env = &o->env;
 
 			*in = (struct mb_inst){ .ops = paths[p], .workers = o->workers[w] };
 			snprintf(in->label, sizeof(in->label), "dmasvc %s w%u", paths[p]->name,
 				 o->workers[w]);
-			ret = paths[p]->open(&o->env, o->workers[w], &in->t);
+			if (p == 1 && o->nr_variants) {
+				struct mb_env *ve = &o->variants[v];
+				const char *name = ve->variant, *dpath = ve->daemon_path;
+				const char *args[MB_MAX_DAEMON_ARGS + 1];
+
+				memcpy(args, ve->daemon_args, sizeof(args));
+				*ve = o->env; /* backend, device, tmpdir */
+				ve->variant = name;
+				ve->daemon_path = dpath;
+				memcpy(ve->daemon_args, args, sizeof(args));
+				env = ve;
+				snprintf(in->label, sizeof(in->label), "dmasvc %s w%u", name, o->workers[w]);
+			}
+			ret = paths[p]->open(env, o->workers[w], &in->t);
 			if (ret) {
 				fprintf(stderr, "map-bench: starting %s: %s\n", in->label,
 					strerror(-ret));

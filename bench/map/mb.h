@@ -36,11 +36,14 @@
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
-/* Burst the daemon drains at once (dmasvc/session/session_priv.h RING_BURST, 128); the
- * engine path cuts batches into bursts of this size to do the same. */
-#define MB_BURST 128
+/* Burst the daemon drains at once: since issue 16 a whole SQ, and the ring
+ * path's SQ has 1024 entries (path_ring.c RING_SQ), so a batch of up to
+ * that many notes is one plan; the engine path cuts batches the same way. */
+#define MB_BURST 1024
 
 enum mb_backend { MB_SOFT, MB_IOMMUFD };
+
+#define MB_MAX_DAEMON_ARGS 4 /* extra daemon arguments of one --variant */
 
 /* What every target needs to know about the run environment. */
 struct mb_env {
@@ -48,6 +51,10 @@ struct mb_env {
 	const char *iommu_path;  /* /dev/iommu for MB_IOMMUFD */
 	const char *device_path; /* VFIO cdev attached to every space, or NULL */
 	const char *daemon_path; /* dmasvc binary for the ring path */
+	/* the ring path's variant (--variant): a name for its socket and log,
+	 * and extra daemon arguments (NULL-terminated); "" and none by default */
+	const char *variant;
+	const char *daemon_args[MB_MAX_DAEMON_ARGS + 1];
 	const char *tmpdir;      /* sockets and daemon logs */
 };
 

@@ -43,7 +43,7 @@
 #include "dmasvc/proto.h"
 #include "mb.h"
 
-#define RING_SQ 256
+#define RING_SQ 1024 /* a batch of up to 1024 notes is one drain of the daemon */
 #define DAEMON_START_MS 30000
 #define DAEMON_RELEASE_MS 30000
 
@@ -68,10 +68,10 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 	struct stat st;
 	int logfd;
 
-	const char *kind = t->fault_in ? "f" : "";
+	const char *kind = t->fault_in ? "f" : "", *var = env->variant ? env->variant : "";
 
-	snprintf(t->sock, sizeof(t->sock), "%s/%sw%u.sock", env->tmpdir, kind, workers);
-	snprintf(logpath, sizeof(logpath), "%s/dmasvc-%sw%u.log", env->tmpdir, kind, workers);
+	snprintf(t->sock, sizeof(t->sock), "%s/%s%sw%u.sock", env->tmpdir, kind, var, workers);
+	snprintf(logpath, sizeof(logpath), "%s/dmasvc-%s%sw%u.log", env->tmpdir, kind, var, workers);
 	snprintf(wbuf, sizeof(wbuf), "%u", workers);
 	unlink(t->sock);
 	logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -84,7 +84,7 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 	}
 	if (t->daemon == 0) {
 		const char *backend = env->backend == MB_IOMMUFD ? "--iommufd" : "--soft-iommu";
-		const char *argv[12];
+		const char *argv[12 + MB_MAX_DAEMON_ARGS];
 		int a = 0;
 
 		argv[a++] = env->daemon_path;
@@ -99,6 +99,8 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 		argv[a++] = "warn";
 		if (t->fault_in)
 			argv[a++] = "--allow-fault-in";
+		for (int i = 0; i < MB_MAX_DAEMON_ARGS && env->daemon_args[i]; i++)
+			argv[a++] = env->daemon_args[i];
 		argv[a] = NULL;
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
 		dup2(logfd, STDERR_FILENO);

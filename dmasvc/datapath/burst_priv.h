@@ -23,23 +23,32 @@
 #define BURST_ASYNC_BYTES (16ull << 20)
 #define BURST_ASYNC_GRANULES 256
 
+/*
+ * One burst: what one drain took from one SQ.  Its capacity is the largest
+ * SQ of its session (cap SQEs): a drain takes everything published, and a
+ * batch the client published with one tail store is never larger than its
+ * SQ, so a batch is always drained, planned and coalesced as one (burst_new).
+ * Every array below has cap entries, in one allocation with the struct.
+ */
 struct dsvc_burst {
+	unsigned int cap;                    /* entries of every array below */
 	struct dsvc_ring *rg;                /* the ring it came from */
 	unsigned int n;                      /* SQEs drained */
 	size_t nev;                          /* valid events among them */
 	uint64_t t0;                         /* drain time: latency starts here */
 	uint64_t bytes, granules;            /* work the events name (upper bound) */
-	struct dmasvc_cqe cqes[RING_BURST];  /* one per SQE, in SQE order */
-	struct gran_event ev[RING_BURST];
-	uint32_t region_ids[RING_BURST];     /* per event, for log lines */
-	unsigned int ev_sqe[RING_BURST];     /* event index -> SQE index */
-	bool replay[RING_BURST];             /* per event: DMASVC_SQE_REPLAY in a resumed session */
+	struct dmasvc_sqe *sqes;             /* the drained SQEs (private copies) */
+	struct dmasvc_cqe *cqes;             /* one per SQE, in SQE order */
+	struct gran_event *ev;
+	uint32_t *region_ids;                /* per event, for log lines */
+	unsigned int *ev_sqe;                /* event index -> SQE index */
+	bool *replay;                        /* per event: DMASVC_SQE_REPLAY in a resumed session */
 	/* per replay event, counted by burst_run before the plan: granules
 	 * its op must change (a populate's unmapped ones, a discard's mapped
 	 * ones): the repair, logged and counted at the finish if it succeeded */
-	uint64_t repair[RING_BURST];
+	uint64_t *repair;
 	/* Results, written by whoever runs it: */
-	int32_t res[RING_BURST];             /* per event */
+	int32_t *res;                        /* per event */
 	int err;                             /* plan build/execute error, or 0 */
 	struct gran_exec_stats st;
 	bool map_failed;
@@ -56,10 +65,21 @@ struct dsvc_burst {
 	size_t over_cap_event;               /* the first of them */
 	char over_cap_why[DMASVC_TEXT_MAX];  /* its refusal, for the log line */
 	/* Scratch of burst_run: the events that go into the plan, and where
-	 * each one came from in ev[]. */
-	struct gran_event plan_ev[RING_BURST];
-	unsigned int plan_idx[RING_BURST];
+	 * each one came from in ev[]; per event: a hole, over the cap, the
+	 * cap's skip, the first absent page. */
+	struct gran_event *plan_ev;
+	unsigned int *plan_idx;
+	bool *hole, *over;
+	uint64_t *hole_at;
+	struct session_admit_span *spans;    /* 2 * cap + 1: the cap's scratch */
 };
+
+/*
+ * burst_new: a burst of capacity @cap (>= 1) SQEs, every array zeroed, in
+ * one allocation the caller frees with free().  Returns NULL when out of
+ * memory.
+ */
+struct dsvc_burst *burst_new(unsigned int cap);
 
 /*
  * burst_run: plan and run the events of @b against @s's space (map jobs

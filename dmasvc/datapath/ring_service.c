@@ -6,10 +6,11 @@
  * run on the event loop; the run (burst_run.c) happens there too, or on
  * the session's executor for a big burst (executor.c).
  *
- * Vocabulary: a "burst" is what one drain pass took from an SQ (<=
- * RING_BURST SQEs); "events" are its valid populate/discard SQEs in order;
- * "backlog" holds CQEs the CQ had no room for; "finish" turns results into
- * CQEs, counters and log lines.
+ * Vocabulary: a "burst" is what one drain pass took from an SQ: everything
+ * published, up to the SQ's size, so a batch the client published at once
+ * is one burst and one plan (burst_priv.h); "events" are its valid
+ * populate/discard SQEs in order; "backlog" holds CQEs the CQ had no room
+ * for; "finish" turns results into CQEs, counters and log lines.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -114,10 +115,11 @@ bool ringsvc_ring_pending(struct dsvc_ring *rg)
 static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *rg)
 {
 	struct dsvc_burst *b = s->burst;
-	struct dmasvc_sqe sqes[RING_BURST];
+	struct dmasvc_sqe *sqes = b->sqes;
+	unsigned int max = rg->sq_entries; /* <= b->cap; the backlog holds that many */
 	int n;
 
-	n = ring_sq_drain(&rg->sq, sqes, RING_BURST);
+	n = ring_sq_drain(&rg->sq, sqes, max);
 	if (n <= 0)
 		return n;
 	/*
@@ -125,8 +127,8 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 	 * what arrived meanwhile too, so adjacent discards share one unmap
 	 * (no waiting; stops at the first empty re-check).
 	 */
-	while (n < RING_BURST) {
-		int more = ring_sq_drain(&rg->sq, sqes + n, RING_BURST - (unsigned int)n);
+	while ((unsigned int)n < max) {
+		int more = ring_sq_drain(&rg->sq, sqes + n, max - (unsigned int)n);
 
 		if (more < 0)
 			return more;
@@ -283,13 +285,22 @@ int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *
 
 	if (s->busy)
 		return 0;
-	if (!s->burst) {
-		s->burst = calloc(1, sizeof(*s->burst));
-		if (!s->burst) {
+	if (!s->burst || s->burst->cap < rg->sq_entries) {
+		/* sized for the session's largest SQ: a drain never cuts a batch */
+		unsigned int cap = rg->sq_entries;
+		struct dsvc_burst *b;
+
+		for (unsigned int i = 0; i < s->ring_hi; i++)
+			if (s->rings[i] && s->rings[i]->sq_entries > cap)
+				cap = s->rings[i]->sq_entries;
+		b = burst_new(cap);
+		if (!b) {
 			dlog_err(d->log, s->id, -ENOMEM, "ring %u: no memory to drain it (retried next turn)",
 				 rg->id);
 			return 0;
 		}
+		free(s->burst); /* not busy: nothing runs on it */
+		s->burst = b;
 	}
 	for (unsigned int i = 0; i < max_bursts; i++) {
 		ret = settle_backlog(rg);

@@ -60,6 +60,7 @@ enum opt_backend {
 #define OPT_DEFAULT_REGIONS 1024u
 #define OPT_DEFAULT_RESUME_GRACE 60u
 #define OPT_MAX_RESUME_GRACE 86400u
+#define OPT_MAX_POLL_US 1000000u /* --poll-us: at most 1 s of polling after an event */
 #define OPT_PATH_MAX 4096
 #define OPT_MAX_REGIONS 4096u          /* the session's region table (id slot bits) */
 #define OPT_DEFAULT_INFLIGHT 16384u
@@ -123,6 +124,9 @@ struct dsvc_options {
 	unsigned int nr_uid_caps;
 	struct opt_uid_caps uid_caps[OPT_MAX_UID_CAPS];
 	unsigned int stats_interval; /* --stats-interval SEC, 1..3600; default 10 */
+	unsigned int poll_us;        /* --poll-us N, 0..OPT_MAX_POLL_US: the loop polls the SQs
+					this long after the last event before it sleeps
+					(transport/evloop.c); 0 (default): the adaptive spin only */
 	enum dlog_level log_level;   /* --log-level; default info */
 	bool keep_sessions;          /* --keep-sessions: iommufd sessions outlive the process
 					(session/keep_priv.h, docs/restart.md) */

@@ -194,6 +194,7 @@ static void ring_free(struct dsvc_ring *rg)
 		close(rg->doorbell);
 	if (rg->completion >= 0)
 		close(rg->completion);
+	free(rg->backlog);
 	free(rg);
 }
 
@@ -498,10 +499,15 @@ int session_ring_setup(struct dsvc *d, struct dsvc_session *s, const struct dmas
 		return session_cap_refuse(s, OPT_CAP_INFLIGHT, -ENOSPC, req->sq_entries, s->inflight,
 					  err, errlen);
 	rg = calloc(1, sizeof(*rg));
-	if (!rg)
+	if (rg)
+		rg->backlog = calloc(req->sq_entries, sizeof(*rg->backlog));
+	if (!rg || !rg->backlog) {
+		free(rg);
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
+	}
 	ret = ring_fds_create(&rf, &p);
 	if (ret) {
+		free(rg->backlog);
 		free(rg);
 		return dlog_errf(ret, err, errlen, "creating the ring failed");
 	}
@@ -532,6 +538,7 @@ err_unmap:
 	ring_unmap(&rg->map);
 err_fds:
 	ring_fds_close(&rf);
+	free(rg->backlog);
 	free(rg);
 	return dlog_errf(ret, err, errlen, "mapping the new ring failed");
 }

@@ -68,7 +68,6 @@
 #define SESSION_MAX_MEMORIES 256
 #define SESSION_MAX_REGIONS OPT_MAX_REGIONS /* the table; the cap is s->cap[OPT_CAP_REGIONS] */
 #define SESSION_MAX_DEVICES 16
-#define RING_BURST 128              /* SQEs drained per burst (one plan; datapath/) */
 
 static_assert(SESSION_MAX_REGIONS <= (1u << ID_SLOT_BITS), "slot bits");
 static_assert(SESSION_MAX_MEMORIES <= (1u << ID_SLOT_BITS), "slot bits");
@@ -102,8 +101,9 @@ struct dsvc_ring {
 	int doorbell;              /* we poll it; the client writes it */
 	int completion;            /* we write it; the client polls it */
 	uint32_t sq_entries;
-	/* CQEs the CQ had no room for yet, posted before any new drain. */
-	struct dmasvc_cqe backlog[RING_BURST];
+	/* CQEs the CQ had no room for yet, posted before any new drain: at
+	 * most one burst, which is at most sq_entries SQEs (datapath/). */
+	struct dmasvc_cqe *backlog;      /* sq_entries of them, owned */
 	unsigned int nr_backlog;
 	bool cq_waiting;           /* cq wait flag set: the client's drain rings our doorbell */
 	bool doorbell_armed;       /* a multishot poll on doorbell is live */
@@ -435,12 +435,20 @@ int session_cap_refuse(const struct dsvc_session *s, enum opt_cap c, int ret, ui
  * the session over its cap is refused (@refused[i] true) and the events
  * after it are judged without it; the first refusal's text ("cap
  * max-populated-mib (...) exceeded: requested R bytes, in use U, cap C") goes
- * to @why and its index to *@first.  Returns the number refused; nothing is
- * changed but @refused, @why and *@first.
+ * to @why and its index to *@first.  @spans is the caller's scratch of
+ * 2 * @nev + 1 entries.  Cost: O(@nev^2) plus one walk of the granules the
+ * events touch.  Returns the number refused; nothing is changed but
+ * @refused, @spans, @why and *@first.
  */
+struct session_admit_span {
+	struct gran_region *r;
+	uint64_t first, end;       /* granules [first, end) */
+	bool populated;
+};
 unsigned int session_burst_admit(const struct dsvc_session *s, const struct gran_event *ev,
-				 size_t nev, const bool *hole, bool *refused, size_t *first,
-				 char *why, size_t whylen);
+				 size_t nev, const bool *hole, bool *refused,
+				 struct session_admit_span *spans, size_t *first, char *why,
+				 size_t whylen);
 
 /* session_unmap_all: remove every mapping of @s (regions stay registered, all discarded). */
 void session_unmap_all(struct dsvc *d, struct dsvc_session *s);

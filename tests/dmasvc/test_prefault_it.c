@@ -216,6 +216,43 @@ Test(prefault, a_refused_hole_takes_no_budget_and_the_cap_comes_first)
 	fx_close(&f);
 }
 
+/*
+ * The service checks consecutive populates of contiguous memory with one
+ * mincore() over their union (datapath/burst_run.c find_holes); a union
+ * with a hole is checked again event by event, so only the populate that
+ * holds it is refused.  One burst of 8 contiguous 2 MiB populates, the
+ * 6th missing one page (its last): 7 map, the 6th is -ENXIO.  And 8 with no
+ * hole all map.
+ */
+Test(prefault, one_hole_in_a_run_of_contiguous_populates_refuses_that_one_only)
+{
+	uint64_t off[8], len[8];
+	int res[8];
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_CALLER);
+	for (int i = 0; i < 8; i++) {
+		off[i] = (uint64_t)i * G;
+		len[i] = G;
+		res[i] = 1;
+	}
+	cr_assert_eq(dmasvc_prefault(f.map, 5 * G + G - 4096, true), 0);
+	cr_assert_eq(dmasvc_prefault(f.map + 6 * G, 2 * G, true), 0);
+	populate_burst(&f, 8, off, len, res);
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(res[i], i == 5 ? -ENXIO : 0, "populate %d: %d", i, res[i]);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(7 * G), 5000), (int64_t)(7 * G));
+	cr_expect_eq(resident(&f, 5 * G + G - 4096, 4096), 0, "the service faulted nothing in");
+	cr_assert_eq(dmasvc_prefault(f.map + 5 * G, G, true), 0);
+	for (int i = 0; i < 8; i++)
+		res[i] = 1;
+	populate_burst(&f, 8, off, len, res);
+	for (int i = 0; i < 8; i++)
+		cr_expect_eq(res[i], 0, "populate %d again, no hole: %d", i, res[i]);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(8 * G), 5000), (int64_t)(8 * G));
+	fx_close(&f);
+}
+
 /* With --allow-fault-in a populate over the cap is refused before the map would fault it in. */
 Test(prefault, over_the_cap_nothing_is_faulted_in)
 {

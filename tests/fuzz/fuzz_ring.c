@@ -116,7 +116,7 @@ static bool service_turn(struct fz_session *f, struct fz_ring *r, unsigned int b
 	}
 	drained = r->rg->sq.core.head - head0;
 	posted = r->rg->cq.core.tail - tail0;
-	FZ_CHECK(r->rg->nr_backlog <= RING_BURST, "backlog %u", r->rg->nr_backlog);
+	FZ_CHECK(r->rg->nr_backlog <= r->rg->sq_entries, "backlog %u", r->rg->nr_backlog);
 	FZ_CHECK(r->rg->cq.core.tail - r->rg->cq.core.head_cache <= r->cq_entries,
 		 "CQ producer is %u ahead of the accepted head", r->rg->cq.core.tail - r->rg->cq.core.head_cache);
 	for (uint32_t i = 0; i < drained; i++) {

@@ -15,7 +15,7 @@
  *            first audit cursor is byte 1 << (4 * bits)
  *   byte 1   N for the faults (1..256); also picks the STRAY/MISSING granules
  *            and the first audit cursor
- *   then     up to RING_BURST SQEs of 32 bytes, steered by fz_steer_sqe()
+ *   then     up to FZ_BURST SQEs of 32 bytes, steered by fz_steer_sqe()
  *            so that valid events are common.
  *
  * Oracles:
@@ -49,6 +49,7 @@
 #include "plan_priv.h" /* test access: window, stages */
 
 #define MODEL_MAX 64 /* granules per region in the layout, at most */
+#define FZ_BURST 128 /* SQEs validated per input (a burst of the ring service is up to an SQ) */
 
 enum { M_UNMAPPED = 0, M_MAPPED = 1, M_UNKNOWN = 2 };
 
@@ -282,8 +283,8 @@ static void other_queries(struct fz_session *f, uint64_t cursor)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct gran_event ev[RING_BURST];
-	int ridx[RING_BURST];
+	struct gran_event ev[FZ_BURST];
+	int ridx[FZ_BURST];
 	struct soft_iommu_faults faults = { 0 }, none = { 0 };
 	struct fz_session f;
 	size_t n, nev = 0;
@@ -300,8 +301,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 2;
 	size -= 2;
 	n = size / sizeof(struct dmasvc_sqe);
-	if (n > RING_BURST)
-		n = RING_BURST;
+	if (n > FZ_BURST)
+		n = FZ_BURST;
 
 	fz_session_shared(&f);
 	for (size_t i = 0; i < n; i++) {

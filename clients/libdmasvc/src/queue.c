@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,8 @@
 #include "libdmasvc_priv.h"
 
 #define CL_REAP_BATCH 64
-#define CL_SPIN_US 50 /* poll the CQ this long before sleeping on the eventfd */
+#define CL_SPIN_US 50 /* poll the CQ this long before sleeping on the eventfd, yielding
+			 the CPU between polls (a polling service may share it) */
 
 void cl_queue_lock(struct dmasvc_queue *q)
 {
@@ -330,8 +332,10 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 			return err;
 		if (done(q, arg))
 			return 0;
-		if (cl_now_us() < spin_until)
+		if (cl_now_us() < spin_until) {
+			sched_yield(); /* a service sharing our CPU gets it to complete us */
 			continue;
+		}
 		if (deadline >= 0) {
 			int64_t left = deadline - cl_now_ms();
 

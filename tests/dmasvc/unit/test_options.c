@@ -45,7 +45,8 @@ Test(options, all_flags)
 
 	cr_assert_eq(PARSE(&o, err, "--soft-iommu", "--socket", "/tmp/x.sock", "--socket-mode", "0660",
 			   "--workers", "4", "--max-mappings", "1000", "--allow-uid", "1000",
-			   "--allow-uid", "0", "--log-level", "debug", "--stats-interval", "5"),
+			   "--allow-uid", "0", "--log-level", "debug", "--stats-interval", "5",
+			   "--poll-us", "200"),
 		     OPT_RUN, "%s", err);
 	cr_expect_eq(o.backend, OPT_BACKEND_SOFT);
 	cr_expect_str_eq(o.socket_path, "/tmp/x.sock");
@@ -57,6 +58,7 @@ Test(options, all_flags)
 	cr_expect_eq(o.allow_uids[1], 0);
 	cr_expect_eq(o.log_level, DLOG_DEBUG);
 	cr_expect_eq(o.stats_interval, 5);
+	cr_expect_eq(o.poll_us, 200);
 
 	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu"), OPT_RUN);
 	cr_expect_eq(o.backend, OPT_BACKEND_IOMMUFD);
@@ -88,6 +90,9 @@ Test(options, bad_flags_name_the_flag)
 	cr_expect_eq(PARSE(&o, err, "--soft-iommu", "--iommufd", "/dev/iommu"), -EINVAL);
 	cr_expect(strstr(err, "mutually exclusive"), "%s", err);
 	cr_expect_eq(PARSE(&o, err, "--soft-fail-map", "3"), -EINVAL, "no fault flags in production");
+	cr_expect_eq(PARSE(&o, err, "--poll-us", "1000001"), -EINVAL);
+	cr_expect(strstr(err, "--poll-us") && strstr(err, "0..1000000"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--poll-us", "-5"), -EINVAL);
 }
 
 Test(options, help_and_version)
@@ -99,7 +104,7 @@ Test(options, help_and_version)
 	char *argv[] = { "dmasvc", "--help", NULL };
 	char *argv2[] = { "dmasvc", "--version", NULL };
 	const char *flags[] = { "--iommufd", "--vfio-group", "--device", "--soft-iommu", "--socket", "--socket-mode", "--workers",
-				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval",
+				"--max-mappings", "--allow-uid", "--log-level", "--stats-interval", "--poll-us",
 				"--help", "--version", "--max-registered-gib", "--max-populated-mib",
 				"--max-regions", "--max-inflight", "--max-sessions", "--uid-caps",
 				"--config", "--user", "--socket-group", "--allow-gid" };

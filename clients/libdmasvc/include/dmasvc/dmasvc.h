@@ -266,8 +266,8 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
  * dmasvc_queue_batch_begin / dmasvc_queue_batch_end: post the events
  * submitted on @q in between as one batch.  Their SQEs are written into the
  * SQ but published only by batch_end, with one tail store and at most one
- * doorbell, so the service takes the batch in one drain (up to its drain
- * size, 128 events: RING_BURST) and coalesces neighbours, e.g. 64
+ * doorbell, so the service takes the batch in one drain (a drain takes the
+ * whole SQ: a batch that fits in @q's SQ) and coalesces neighbours, e.g. 64
  * contiguous one-page discards cost one unmap however slowly the caller
  * posts them.  Nothing is lost or reordered.  A batch is published early,
  * at that point, when the SQ or the queue's slots fill up (submit

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_poll_it.c - polling mode (dmasvc --poll-us N) against the real
+ * dmasvc (--soft-iommu): synchronous one-page conversions spaced further
+ * apart than the adaptive spin (at most 50 us) but closer than N find the
+ * event loop polling, so it never sleeps between them; without the option
+ * the loop sleeps (and is woken by the doorbell) for each of them.
+ *
+ * What is measured is the kernel's count of the loop thread's voluntary
+ * context switches (/proc/PID/task/PID/status voluntary_ctxt_switches: the
+ * loop is the main thread; every sleep in io_uring_enter is one), not a
+ * counter of ours; a host under load adds involuntary switches only.
+ * And that polling ends: after N the loop sleeps again (its CPU time,
+ * /proc/PID/stat utime + stime, stops growing).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "it_util.h"
+
+#define PAGE 4096ull
+#define EVENTS 200
+#define GAP_US 1000       /* between two conversions: > the adaptive spin's 50 us */
+#define POLL_US "100000"  /* 100 ms: > GAP_US, so polling mode covers every gap */
+
+static void sleep_us(unsigned us)
+{
+	nanosleep(&(struct timespec){ .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000l },
+		  NULL);
+}
+
+/* voluntary_ctxt_switches of the main thread (the event loop) of @pid, or -1. */
+static long loop_sleeps(pid_t pid)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* CPU time (utime + stime) of the whole process @pid in clock ticks, or -1. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* after the comm field */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)(ut + st);
+}
+
+struct conn {
+	struct dmasvc_client *c;
+	int fd, region;
+};
+
+static void conn_open(struct conn *k, struct it_svc *s)
+{
+	struct dmasvc_region_desc d = { .size = EVENTS * PAGE, .iova = 1ull << 32, .granule = PAGE };
+	int mem;
+
+	cr_assert_eq(dmasvc_connect(s->sock, NULL, &k->c), 0);
+	k->fd = it_memfd(EVENTS * PAGE, true);
+	cr_assert_geq(k->fd, 0);
+	mem = dmasvc_memory_add(k->c, k->fd, EVENTS * PAGE, 0);
+	cr_assert_geq(mem, 0, "memory_add: %s", dmasvc_last_error(k->c));
+	d.mem_id = (uint32_t)mem;
+	k->region = dmasvc_region_add(k->c, &d);
+	cr_assert_geq(k->region, 0, "region_add: %s", dmasvc_last_error(k->c));
+}
+
+static void conn_close(struct conn *k)
+{
+	dmasvc_disconnect(k->c);
+	close(k->fd);
+}
+
+/*
+ * EVENTS synchronous one-page conversions (populate, then discard, page by
+ * page, alternating), GAP_US apart, on a service started with @extra.
+ * Returns how often its event loop slept meanwhile.
+ */
+static long loop_sleeps_during_conversions(const char *const *extra)
+{
+	struct it_svc s = { 0 };
+	struct conn k;
+	long before, after;
+
+	cr_assert_eq(it_svc_start(&s, extra), 0, "dmasvc starts");
+	conn_open(&k, &s);
+	cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, 0, PAGE), 0); /* warm */
+	before = loop_sleeps(s.pid);
+	cr_assert_geq(before, 0);
+	for (unsigned i = 0; i < EVENTS; i++) {
+		uint64_t off = (i / 2) * PAGE;
+
+		sleep_us(GAP_US);
+		if (i % 2)
+			cr_assert_eq(dmasvc_discard(k.c, (uint32_t)k.region, off, PAGE), 0);
+		else
+			cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, off, PAGE), 0);
+	}
+	after = loop_sleeps(s.pid);
+	conn_close(&k);
+	cr_assert_eq(it_svc_finish(&s), 0);
+	return after - before;
+}
+
+TestSuite(poll, .timeout = 120);
+
+Test(poll, polling_mode_takes_conversions_without_sleeping)
+{
+	const char *const poll_on[] = { "--poll-us", POLL_US, NULL };
+	long off = loop_sleeps_during_conversions(NULL);
+	long on = loop_sleeps_during_conversions(poll_on);
+
+	fprintf(stderr, "loop sleeps in %d conversions %d us apart: %ld without --poll-us, %ld with "
+		"--poll-us %s\n", EVENTS, GAP_US, off, on, POLL_US);
+
+	/* Without polling each conversion wakes the loop (the doorbell); a few
+	 * may find it still spinning (the adaptive window). */
+	cr_expect_geq(off, EVENTS / 2, "without --poll-us the loop slept %ld times in %d conversions "
+		      "%d us apart (expected about one sleep each)", off, EVENTS, GAP_US);
+	/* Polling for 100 ms covers every 1 ms gap: no sleep between them
+	 * (a few for the stats timer's tick or a page fault are allowed). */
+	cr_expect_leq(on, EVENTS / 20, "with --poll-us %s the loop slept %ld times in %d conversions "
+		      "%d us apart (expected none)", POLL_US, on, EVENTS, GAP_US);
+}
+
+/* Polling stops N us after the last event: the idle service burns no CPU. */
+Test(poll, polling_stops_after_the_window)
+{
+	const char *const poll_on[] = { "--poll-us", "20000", NULL };
+	struct it_svc s = { 0 };
+	struct conn k;
+	long t0, t1, sleeps0, sleeps1;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	cr_assert_eq(it_svc_start(&s, poll_on), 0, "dmasvc starts");
+	conn_open(&k, &s);
+	cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, 0, PAGE), 0);
+	sleep_us(200000); /* 10 windows: it went to sleep */
+	t0 = cpu_ticks(s.pid);
+	sleeps0 = loop_sleeps(s.pid);
+	sleep_us(1000000);
+	t1 = cpu_ticks(s.pid);
+	sleeps1 = loop_sleeps(s.pid);
+	cr_assert_geq(t0, 0);
+	fprintf(stderr, "idle second after the window: %ld of %ld CPU ticks, %ld loop sleeps\n",
+		t1 - t0, hz, sleeps1 - sleeps0);
+	/* idle second: the stats timer wakes it once (one sleep each side) */
+	cr_expect_leq(t1 - t0, hz / 20, "an idle polling service used %ld of %ld ticks in 1 s",
+		      t1 - t0, hz);
+	cr_expect_leq(sleeps1 - sleeps0, 5, "the idle loop sleeps between timer ticks (%ld sleeps)",
+		      sleeps1 - sleeps0);
+	cr_expect_geq(sleeps1 - sleeps0, 1, "the idle loop sleeps (%ld sleeps)", sleeps1 - sleeps0);
+	conn_close(&k);
+	cr_assert_eq(it_svc_finish(&s), 0);
+}
