@@ -272,6 +272,8 @@ Test(resume, reconnect_on_the_model_falls_back_and_replays, .init = start_plain,
 	uint32_t old_sid;
 
 	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	cr_assert_not(dmasvc_resumable(c), "the model's zero token: not resumable");
+	cr_assert_not(dmasvc_resumable(NULL));
 	reg_add(c, &regs[0], 32 * MiB, 1ull << 30);
 	reg_add(c, &regs[1], 16 * MiB, 2ull << 30);
 	populate_pattern(c, regs);
@@ -370,9 +372,12 @@ Test(resume, resume_same_session_maps_nothing, .init = start_hook, .fini = stop)
 	populate_pattern(c, regs);
 	sid = dmasvc_session_id(c);
 	before = own_session(c);
+	cr_assert(dmasvc_resumable(c), "a non-zero token and a socket path: resumable");
 	hang_up(sock, sid);
+	cr_assert(dmasvc_resumable(c), "still resumable once the connection is gone");
 	cr_assert_eq(dmasvc_reconnect(c), 0, "%s", dmasvc_last_error(c));
 	cr_assert(dmasvc_resumed(c), "resumed with the token");
+	cr_assert(dmasvc_resumable(c), "the resumed session's token: resumable again");
 	cr_assert_eq(dmasvc_session_id(c), sid, "the same session");
 	check_equal(c, regs, 2); /* QUERY REGIONS translates the service's ids: same ones kept */
 	after = own_session(c);
@@ -488,6 +493,24 @@ static int32_t raw_event(struct raw *r, uint8_t op, uint8_t flags, uint32_t regi
 	}
 	cr_assert_fail("no CQE within 2 s");
 	return 0;
+}
+
+/* A token is not enough: a client on a given socket fd cannot connect again. */
+Test(resume, resumable_needs_a_token_and_a_path, .init = start_hook, .fini = stop)
+{
+	struct dmasvc_client *c = NULL, *q = NULL;
+	int fd = it_raw_connect(svc.sock);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(dmasvc_connect_fd(fd, NULL, &c), 0, "%s", c ? dmasvc_last_error(c) : "");
+	cr_expect_not(dmasvc_resumable(c), "no path: dmasvc_reconnect cannot resume");
+	dmasvc_disconnect(c);
+	cr_assert_eq(dmasvc_connect_query_only(svc.sock, NULL, &q), 0);
+	cr_expect_not(dmasvc_resumable(q), "query-only: nothing to resume");
+	dmasvc_disconnect(q);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &c), 0);
+	cr_expect(dmasvc_resumable(c), "the same service, a path: resumable");
+	dmasvc_disconnect(c);
 }
 
 Test(resume, claim_mismatch_phase_end_and_repairs, .init = start_hook, .fini = stop)

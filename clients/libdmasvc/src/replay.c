@@ -128,3 +128,14 @@ bool dmasvc_resumed(const struct dmasvc_client *c)
 {
 	return c && c->resumed;
 }
+
+bool dmasvc_resumable(const struct dmasvc_client *c)
+{
+	uint8_t any = 0;
+
+	if (!c || c->query_only || !c->path[0])
+		return false;
+	for (unsigned int i = 0; i < sizeof(c->token); i++)
+		any |= c->token[i];
+	return any != 0;
+}

@@ -341,6 +341,25 @@ int dmasvc_reconnect(struct dmasvc_client *c);
  */
 bool dmasvc_resumed(const struct dmasvc_client *c);
 
+/*
+ * dmasvc_resumable: whether dmasvc_reconnect() may resume the current
+ * session after the service went away: the service gave a non-zero token
+ * in the last HELLO (it keeps sessions across a restart: iommufd with
+ * --keep-sessions, docs/restart.md) and the client has a socket path to
+ * connect to again (not dmasvc_connect_fd(), not query-only).  A VMM that
+ * lost its connection uses it to decide whether its devices may keep
+ * their DMA while it waits for the service (the kernel keeps the
+ * session's mappings), or must be blocked at once.
+ *   needs:      not called while dmasvc_reconnect() runs on @c in another
+ *               thread.
+ *   guarantees: reads only what the last HELLO left; sends nothing.  A
+ *               true answer is no promise: the service may still expire
+ *               the session (its grace period) or lose it; dmasvc_resumed()
+ *               after dmasvc_reconnect() tells what happened.
+ *   returns:    true or false; false for NULL.  (Version node DMASVC_0.2.)
+ */
+bool dmasvc_resumable(const struct dmasvc_client *c);
+
 /* dmasvc_region_populated_bytes: what the library's bitmap says is populated. */
 int64_t dmasvc_region_populated_bytes(struct dmasvc_client *c, uint32_t region_id);
 
