@@ -9,18 +9,64 @@
  * once it breaks, the object stays broken (plugs are refused) until it is
  * deleted and added again with a new fd.
  *
- * Read-only state for `qom-get`: connected, broken, session-id, regions
- * (the service's regions of this VM), populated-bytes (what this side
- * has told the service is populated), devices and devices-blocked.
+ * Read-only state for `qom-get`: connected, broken, resumed (the last
+ * reconnect resumed the same session), session-id, regions (the service's
+ * regions of this VM), populated-bytes (what this side has told the service
+ * is populated), devices and devices-blocked.
  *
  * Devices: vfio-pci's dma-service=ds0 (hw/vfio/vfio-dma-service.c) attaches
  * them through dma_service_device_attach (include/system/dma-service.h).
- * While the object has devices it cannot be deleted.  When the session
- * breaks, the devices' DMA is blocked before anything else happens (the
- * safety valve, ds_block_devices): the service's context stays alive as long
- * as the device file is bound to it, with its mappings and pins, so a plug
- * that is vetoed now could otherwise stay reachable.  A blocked device stays
- * bound to the old context; only device_del + device_add restores its DMA.
+ * While the object has devices it cannot be deleted.  The device files stay
+ * bound to the service's iommufd context, which the kernel keeps alive with
+ * its IOAS, mappings and pins while they are bound.  The safety valve
+ * (ds_block_devices) detaches them from the IOAS on QEMU's own fd; a blocked
+ * device stays bound to the old context, and only device_del + device_add
+ * restores its DMA.
+ *
+ * Restart of the service (docs/restart.md, "What a VM behind QEMU sees"):
+ *   - A session is *resumable* when the service gave a non-zero token in
+ *     HELLO (dmasvc_resumable: iommufd with --keep-sessions) and this
+ *     object can connect again (socket=, reconnect-ms > 0).  The kernel
+ *     then keeps the session's IOAS, mappings and device attachments while
+ *     no service runs, so the devices keep their DMA.
+ *   - When the connection is lost with a resumable session, the devices
+ *     are NOT blocked (@keep_dma).  While disconnected: a populate (plug)
+ *     is vetoed, as before; a discard (unplug) of a handed-over region, a
+ *     change of the memory map (region add or del), a device detach, or
+ *     any failure other than a vetoed populate fires the valve: the only
+ *     ways memory the guest gave up could stay reachable, or the service's
+ *     record and QEMU's view could part.  A non-resumable session (token
+ *     0: type1, the software model, no --keep-sessions; or fd=, or
+ *     reconnect-ms=0) fires the valve at once, as before.
+ *   - The reconnect timer, @keep_dma and no device blocked: dmasvc_reconnect
+ *     on the same client (resume with the token, memories and regions
+ *     re-added, libdmasvc's bitmap replayed; the service repairs and counts
+ *     any mismatch).  Resumed: online again, the devices attached all
+ *     along, nothing replayed through the listener.  libdmasvc's bitmap
+ *     equals QEMU's view then: a bit changes only when an event completed,
+ *     every populate that failed was vetoed (virtio-mem keeps the block
+ *     unplugged) and every discard that failed, or could not be sent,
+ *     fired the valve (so @keep_dma is false).  An event in flight at the
+ *     crash fails with -ECONNRESET and leaves the bitmap alone: a populate
+ *     the dead service had already mapped is a block the guest never got
+ *     (vetoed; the device may reach it until the resume's complement
+ *     DISCARD unmaps it, a logged repair: it is this VM's own memory, zero
+ *     since its last discard punched it); a discard in flight fired the
+ *     valve before virtio-mem punched the block.
+ *   - Not resumed (grace expired, fresh session, or the resume failed once
+ *     the service answered), or a device blocked: the valve (a device the
+ *     service already detached is detached again without error: the kernel
+ *     detaches only what is attached), then the state handed over from
+ *     QEMU's view as before (a fresh client, listener unregistered and
+ *     registered again).  With a device blocked and a resumable session,
+ *     the kept session is first resumed and closed (BYE), so the service
+ *     releases its copy of the device files at once instead of after its
+ *     grace period, and device_del + device_add can bind them again.
+ *     Never both paths on one session.
+ *   - Info lines: "resumed session N at PATH" or "reconnected to PATH (new
+ *     session N)"; traces dma_service_disconnected (what broke, whether
+ *     the devices keep DMA), dma_service_valve (why), dma_service_resume
+ *     (the result of dmasvc_reconnect) and dma_service_reconnect.
  *
  * A MemoryListener on address_space_memory tells the service, through
  * libdmasvc, which guest RAM is there and which of it the guest may use;
@@ -39,9 +85,10 @@
  *   online   connected, not broken, not closing: only then are requests sent
  *   broken   a request failed in a way that leaves the service's state
  *            unknown (connection lost, timeout, failed discard); nothing is
- *            sent until the reconnect timer has connected again and handed
- *            the whole state over again (listener unregistered + registered:
- *            QEMU's own view is the truth, not a replay log)
+ *            sent until the reconnect timer has resumed the session or
+ *            connected again and handed the whole state over again
+ *            (listener unregistered + registered: QEMU's own view is the
+ *            truth, not a replay log); see "Restart" above
  *
  * Firmware and option ROMs that aux-ram-share=on puts in unsealed memfds
  * (created without MFD_ALLOW_SEALING, so they can never get F_SEAL_SHRINK,
@@ -173,6 +220,13 @@ struct DmaService {
     bool complete;             /* user_creatable complete ran successfully */
     bool discard_disabled;     /* uncoordinated discards disabled by us */
     bool broken;               /* see the file header */
+    /*
+     * While broken: the session was resumable when it broke and nothing
+     * since fired the valve, so the devices keep their DMA and the
+     * reconnect timer resumes the session.
+     */
+    bool keep_dma;
+    bool resumed;              /* the last reconnect resumed the session */
     bool closing;              /* finalize: the BYE unmaps everything */
     bool replaying;            /* in ram_discard_manager_register_listener */
     bool machine_done_added;   /* @machine_done is in the notifier list */
@@ -204,6 +258,14 @@ static bool ds_online(const DmaService *s)
  */
 static void ds_fail(DmaService *s, Error *err);
 
+/* ds_conn_error: true for errors after which the connection is unusable. */
+static bool ds_conn_error(int err)
+{
+    return err == -ENOTCONN || err == -ECONNRESET || err == -EPIPE ||
+           err == -ETIMEDOUT || err == -EPROTO || err == -EBADF ||
+           err == -ECONNREFUSED;
+}
+
 /* ds_can_reconnect: the connection can be made again (socket=, reconnect-ms). */
 static bool ds_can_reconnect(DmaService *s)
 {
@@ -211,14 +273,15 @@ static bool ds_can_reconnect(DmaService *s)
 }
 
 /*
- * ds_block_devices: the safety valve.  Called when the session breaks,
- * before the failed request's caller (a populate: virtio-mem's veto)
- * learns of it.  The device files stay bound to the service's iommufd
- * context, which the kernel keeps alive with its IOAS, mappings and pins
- * while they are bound; so detach each device from its IOAS on QEMU's own
- * fd (any holder of the bound file may: vfio_df_ioctl_detach_pt).  The
- * device then sits in the blocking domain: no DMA, no pins.  Warns once per
- * device.  Never fails: a device that cannot be blocked is reported.
+ * ds_block_devices: the safety valve (call it through ds_valve).  The
+ * device files stay bound to the service's iommufd context, which the
+ * kernel keeps alive with its IOAS, mappings and pins while they are bound;
+ * so detach each device from its IOAS on QEMU's own fd (any holder of the
+ * bound file may: vfio_df_ioctl_detach_pt; the kernel returns 0 for a
+ * device that is not attached, e.g. one the service detached already).
+ * The device then sits in the blocking domain: no DMA, no pins.  Warns
+ * once per device.  Never fails: a device that cannot be blocked is
+ * reported.
  */
 static void ds_block_devices(DmaService *s)
 {
@@ -253,14 +316,54 @@ static void ds_block_devices(DmaService *s)
     }
 }
 
-static void ds_set_broken(DmaService *s, int err, const char *what)
+/*
+ * ds_valve: the devices may no longer keep their DMA (@why, for the trace):
+ * block them now, and make the reconnect hand the state over afresh.
+ */
+static void ds_valve(DmaService *s, const char *why)
 {
-    if (s->broken || s->closing) {
+    s->keep_dma = false;
+    trace_dma_service_valve(why);
+    ds_block_devices(s);
+}
+
+/*
+ * ds_keeps_dma: may the devices keep their DMA while the connection is
+ * down?  Only when the service keeps the session across its restart and
+ * this object can connect again to resume it.
+ */
+static bool ds_keeps_dma(DmaService *s)
+{
+    return ds_can_reconnect(s) && s->client && dmasvc_resumable(s->client) &&
+           s->complete && phase_check(PHASE_MACHINE_READY);
+}
+
+/*
+ * ds_set_broken: see ds_fail's declaration.  @vetoed: the failed request
+ * was a populate whose caller vetoes it (nothing the guest gave up is
+ * involved): with a resumable session the devices keep their DMA; every
+ * other failure fires the valve (the file header, "Restart").
+ */
+static void ds_set_broken_ex(DmaService *s, int err, const char *what,
+                             bool vetoed)
+{
+    if (s->closing) {
+        return;
+    }
+    if (s->broken) {
+        if (!vetoed && s->keep_dma) {
+            ds_valve(s, what);
+        }
         return;
     }
     s->broken = true;
+    s->resumed = false;
+    s->keep_dma = vetoed && ds_conn_error(err) && ds_keeps_dma(s);
     trace_dma_service_broken(what, err);
-    ds_block_devices(s);
+    trace_dma_service_disconnected(what, err, s->keep_dma);
+    if (!s->keep_dma) {
+        ds_valve(s, what);
+    }
     if (!s->complete || !phase_check(PHASE_MACHINE_READY)) {
         Error *e = NULL;
 
@@ -276,6 +379,8 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
     warn_report("dma-service '%s': %s failed: %s; %s",
                 object_get_canonical_path_component(OBJECT(s)), what,
                 strerror(-err),
+                s->keep_dma ? "devices keep their DMA; reconnecting to resume"
+                " the session" :
                 ds_can_reconnect(s) ? "reconnecting" :
                 s->socket ? "reconnect-ms=0: giving up" :
                 "fd= cannot connect again: delete the object and add it with"
@@ -286,12 +391,9 @@ static void ds_set_broken(DmaService *s, int err, const char *what)
     }
 }
 
-/* ds_conn_error: true for errors after which the connection is unusable. */
-static bool ds_conn_error(int err)
+static void ds_set_broken(DmaService *s, int err, const char *what)
 {
-    return err == -ENOTCONN || err == -ECONNRESET || err == -EPIPE ||
-           err == -ETIMEDOUT || err == -EPROTO || err == -EBADF ||
-           err == -ECONNREFUSED;
+    ds_set_broken_ex(s, err, what, false);
 }
 
 /*
@@ -440,7 +542,8 @@ static int ds_notify_populate(RamDiscardListener *rdl,
          * the manager only logs it, and the block would stay plugged but
          * unmapped.  Either way, resync from scratch.
          */
-        ds_set_broken(s, ret, s->replaying ? "replay of plugged memory" : "populate");
+        ds_set_broken_ex(s, ret, s->replaying ? "replay of plugged memory" :
+                         "populate", !s->replaying);
     }
     return ret < 0 ? ret : 0;
 }
@@ -454,7 +557,15 @@ static void ds_notify_discard(RamDiscardListener *rdl,
     int ret;
 
     if (!ds_online(s) || !r->mem) {
-        return;                /* the resync or the BYE covers it */
+        /*
+         * Unregistered: nothing mapped.  Closing: the BYE covers it.
+         * Disconnected: the kept session still maps it; the resync hands
+         * the state over afresh.
+         */
+        if (r->mem && s->broken && !s->closing && s->keep_dma) {
+            ds_valve(s, "discard while disconnected");
+        }
+        return;
     }
     ret = dmasvc_discard(s->client, r->part[0].region_id, off, len);
     trace_dma_service_discard(r->part[0].region_id, off, len, ret);
@@ -838,6 +949,11 @@ static void ds_commit(MemoryListener *listener)
     DsInflight inflight = { 0 };
     int fd;
 
+    if (s->broken && s->keep_dma &&
+        (!QLIST_EMPTY(&s->adds) || !QLIST_EMPTY(&s->dels))) {
+        /* The kept session no longer matches the memory map. */
+        ds_valve(s, "memory map changed while disconnected");
+    }
     QLIST_FOREACH_SAFE(r, &s->dels, next, next) {
         QLIST_REMOVE(r, next);
         ds_region_destroy(s, r);
@@ -882,21 +998,82 @@ static int ds_connect(DmaService *s)
 }
 
 /*
+ * ds_resume_retry: after dmasvc_reconnect failed with @err, is the service
+ * only not back yet (try again later, the devices keep their DMA)?
+ */
+static bool ds_resume_retry(int err)
+{
+    return err == -ECONNREFUSED || err == -ENOENT || err == -EAGAIN ||
+           err == -ETIMEDOUT;
+}
+
+/*
+ * ds_resume: the reconnect timer's resume path (@keep_dma, no device
+ * blocked): dmasvc_reconnect on the same client.  Returns 1 when the
+ * session was resumed (online again), 0 when the service is not back yet
+ * (timer re-armed), -1 when the session is lost: then the valve has fired
+ * and @s->client holds whatever the reconnect left (a fresh session, or a
+ * dead connection), for ds_resync's fresh path to close.
+ */
+static int ds_resume(DmaService *s)
+{
+    const char *id = object_get_canonical_path_component(OBJECT(s));
+    int ret = dmasvc_reconnect(s->client);
+    bool resumed = ret == 0 && dmasvc_resumed(s->client);
+
+    trace_dma_service_resume(dmasvc_session_id(s->client), resumed, ret);
+    if (resumed) {
+        s->broken = false;
+        s->keep_dma = false;
+        s->resumed = true;
+        info_report("dma-service '%s': resumed session %u at %s: devices kept"
+                    " their DMA", id, dmasvc_session_id(s->client),
+                    s->endpoint);
+        return 1;
+    }
+    if (ret < 0 && ds_resume_retry(ret)) {
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        return 0;
+    }
+    warn_report("dma-service '%s': the session at %s was not resumed (%s);"
+                " blocking the devices' DMA and handing the state over"
+                " afresh", id, s->endpoint,
+                ret < 0 ? strerror(-ret) : "the service opened a new session");
+    ds_valve(s, ret < 0 ? "resume failed" : "session not resumed");
+    return -1;
+}
+
+/*
  * ds_resync: the reconnect timer, armed while the session is broken.
- * Once a new connection is up, drop every region without a request (the
- * old session is gone, or BYE closes it and unmaps all of it), then
- * register the listener again, which hands the current sections and
- * plugged blocks over from scratch.  Until then, the regions stay as they
- * are and managed ones veto plugs.
+ * With @keep_dma and no device blocked, resume the session (ds_resume).
+ * Otherwise (or when that fails) the fresh path: once a new connection is
+ * up, close the old session (a kept one is resumed first, so that its BYE
+ * releases it now), drop every region without a request, then register
+ * the listener again, which hands the current sections and plugged blocks
+ * over from scratch.  Until then, the regions stay as they are and managed
+ * ones veto plugs.
  */
 static void ds_resync(void *opaque)
 {
     DmaService *s = opaque;
     struct dmasvc_client *old = s->client;
+    bool blocked = false, tried = false;
+    DmaServiceDevice *d;
     int ret;
 
     if (!s->broken || s->closing) {
         return;
+    }
+    QLIST_FOREACH(d, &s->devices, next) {
+        blocked |= d->blocked;
+    }
+    if (s->keep_dma && !blocked) {
+        ret = ds_resume(s);
+        if (ret >= 0) {
+            return;
+        }
+        tried = true;
     }
     s->client = NULL;
     ret = ds_connect(s);
@@ -907,14 +1084,22 @@ static void ds_resync(void *opaque)
                   qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
         return;
     }
+    if (!tried && old && dmasvc_resumable(old)) {
+        /* Claim the kept session only to close it: the BYE below. */
+        ret = dmasvc_reconnect(old);
+        trace_dma_service_release(dmasvc_session_id(old),
+                                  ret == 0 && dmasvc_resumed(old), ret);
+    }
     memory_listener_unregister(&s->listener);  /* broken: no requests */
     assert(QLIST_EMPTY(&s->regions) && QLIST_EMPTY(&s->memories));
     dmasvc_disconnect(old);
     s->broken = false;
+    s->keep_dma = false;
     memory_listener_register(&s->listener, &address_space_memory);
     if (!s->broken) {
-        info_report("dma-service '%s': reconnected to %s",
-                    object_get_canonical_path_component(OBJECT(s)), s->endpoint);
+        info_report("dma-service '%s': reconnected to %s (new session %u)",
+                    object_get_canonical_path_component(OBJECT(s)), s->endpoint,
+                    dmasvc_session_id(s->client));
     }
 }
 
@@ -1137,6 +1322,10 @@ void dma_service_device_detach(Object *ds, VFIODevice *vbasedev)
                      object_get_canonical_path_component(ds), vbasedev->name);
         return;
     }
+    if (s->broken && s->keep_dma && !d->blocked) {
+        /* The kept session would keep the device QEMU lets go of. */
+        ds_valve(s, "device detach while disconnected");
+    }
     QLIST_REMOVE(d, next);
     /*
      * Only in the session it was attached in: after a break (blocked or
@@ -1242,6 +1431,11 @@ static bool ds_get_broken(Object *obj, Error **errp)
     return DMA_SERVICE(obj)->broken;
 }
 
+static bool ds_get_resumed(Object *obj, Error **errp)
+{
+    return DMA_SERVICE(obj)->resumed;
+}
+
 /*
  * session-id, regions, populated-bytes, devices, devices-blocked: @opaque
  * names the value.
@@ -1290,7 +1484,7 @@ static const struct {
     { "devices", DS_STATE_DEVICES,
       "vfio devices attached to the session (read-only)" },
     { "devices-blocked", DS_STATE_DEVICES_BLOCKED,
-      "of those, devices whose DMA the broken session blocked; only"
+      "of those, devices whose DMA the safety valve blocked; only"
       " device_del + device_add restores it (read-only)" },
 };
 
@@ -1339,8 +1533,12 @@ static void ds_class_init(ObjectClass *oc, void *data)
         "connected to the service and not broken (read-only)");
     object_class_property_add_bool(oc, "broken", ds_get_broken, NULL);
     object_class_property_set_description(oc, "broken",
-        "a request failed; plugs are refused until the state is handed"
-        " over again (read-only)");
+        "a request failed; plugs are refused until the session is resumed"
+        " or the state is handed over again (read-only)");
+    object_class_property_add_bool(oc, "resumed", ds_get_resumed, NULL);
+    object_class_property_set_description(oc, "resumed",
+        "the last reconnect resumed the same session: devices kept their"
+        " DMA (read-only)");
     for (i = 0; i < ARRAY_SIZE(ds_state_props); i++) {
         object_class_property_add(oc, ds_state_props[i].name, "uint64",
                                   ds_get_state, NULL, NULL,

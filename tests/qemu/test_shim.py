@@ -52,6 +52,7 @@ PREPARE_GUEST; DMASVC_TEST_KEEP=1 keeps the temporary directory.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -311,7 +312,8 @@ def expect_state(svc, qemu_pid, vmem_base, plugged, what):
 def ds_state(qmp):
     """The dma-service object's read-only QOM state."""
     return {p: qmp.cmd("qom-get", path="/objects/ds0", property=p)
-            for p in ("connected", "broken", "session-id", "regions", "populated-bytes")}
+            for p in ("connected", "broken", "resumed", "session-id", "regions",
+                      "populated-bytes")}
 
 
 def expect_qom(qmp, svc, pid, plugged, what):
@@ -486,6 +488,12 @@ def run(env, tmp):
                  sum(r["populated_bytes"] for r in regions_of(svc, proc.pid)
                      if r["iova"] == base) == plugged_size(qmp), 30)
         expect_state(svc, proc.pid, base, plugged_size(qmp), "restart")
+        # The model gives a zero token (nothing is kept): never resumable,
+        # so the shim takes the fresh path, never the resume.
+        check(re.search(r"reconnected to \S+ \(new session \d+\)", read(qemu_log))
+              and "resumed session" not in read(qemu_log) and not ds_state(qmp)["resumed"],
+              "restart: the model's session is not resumable: 'reconnected to ... (new"
+              " session N)', qom 'resumed' false")
         resize(qmp, 192 * MiB)
         expect_state(svc, proc.pid, base, 192 * MiB, "restart, then 192 MiB")
 
