@@ -227,6 +227,7 @@ struct DmaService {
      */
     bool keep_dma;
     bool resumed;              /* the last reconnect resumed the session */
+    int watch_fd;              /* the control socket watched for a hangup, or -1 */
     bool closing;              /* finalize: the BYE unmaps everything */
     bool replaying;            /* in ram_discard_manager_register_listener */
     bool machine_done_added;   /* @machine_done is in the notifier list */
@@ -339,11 +340,13 @@ static bool ds_keeps_dma(DmaService *s)
 }
 
 /*
- * ds_set_broken: see ds_fail's declaration.  @vetoed: the failed request
- * was a populate whose caller vetoes it (nothing the guest gave up is
- * involved): with a resumable session the devices keep their DMA; every
- * other failure fires the valve (the file header, "Restart").
+ * ds_set_broken: see ds_fail's declaration.  @vetoed: nothing the guest
+ * gave up is involved (a populate whose caller vetoes it, or a hangup
+ * between requests): with a resumable session the devices keep their DMA;
+ * every other failure fires the valve (the file header, "Restart").
  */
+static void ds_watch(DmaService *s, bool on);
+
 static void ds_set_broken_ex(DmaService *s, int err, const char *what,
                              bool vetoed)
 {
@@ -358,6 +361,7 @@ static void ds_set_broken_ex(DmaService *s, int err, const char *what,
     }
     s->broken = true;
     s->resumed = false;
+    ds_watch(s, false);
     s->keep_dma = vetoed && ds_conn_error(err) && ds_keeps_dma(s);
     trace_dma_service_broken(what, err);
     trace_dma_service_disconnected(what, err, s->keep_dma);
@@ -394,6 +398,52 @@ static void ds_set_broken_ex(DmaService *s, int err, const char *what,
 static void ds_set_broken(DmaService *s, int err, const char *what)
 {
     ds_set_broken_ex(s, err, what, false);
+}
+
+/*
+ * ds_hangup: the control socket is readable while no request runs (every
+ * request runs with the BQL held, and so does this handler).  EOF or an
+ * error: the service went away between requests (a crash, an upgrade's
+ * exec); learn it now, not at the next plug.  Data: a late reply to a
+ * request that timed out, which libdmasvc drops at the next request; stop
+ * watching until the next connection rather than spin on it.
+ */
+static void ds_hangup(void *opaque)
+{
+    DmaService *s = opaque;
+    char byte;
+    ssize_t n = recv(s->watch_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    int err = n < 0 ? -errno : 0;
+
+    if (err == -EAGAIN || err == -EINTR) {
+        return;
+    }
+    trace_dma_service_hangup(n, err);
+    ds_watch(s, false);
+    if (n <= 0) {
+        ds_set_broken_ex(s, err ? err : -ECONNRESET,
+                         "the connection (closed by the service)", true);
+    }
+}
+
+/*
+ * ds_watch: watch the control socket of an online session for a hangup
+ * (@on), or stop (before the socket is closed, and while broken).
+ */
+static void ds_watch(DmaService *s, bool on)
+{
+    int fd = on && ds_online(s) ? dmasvc_control_fd(s->client) : -1;
+
+    if (s->watch_fd == fd) {
+        return;
+    }
+    if (s->watch_fd >= 0) {
+        qemu_set_fd_handler(s->watch_fd, NULL, NULL, NULL);
+    }
+    s->watch_fd = fd;
+    if (fd >= 0) {
+        qemu_set_fd_handler(fd, ds_hangup, NULL, s);
+    }
 }
 
 /*
@@ -1026,6 +1076,7 @@ static int ds_resume(DmaService *s)
         s->broken = false;
         s->keep_dma = false;
         s->resumed = true;
+        ds_watch(s, true);
         info_report("dma-service '%s': resumed session %u at %s: devices kept"
                     " their DMA", id, dmasvc_session_id(s->client),
                     s->endpoint);
@@ -1097,6 +1148,7 @@ static void ds_resync(void *opaque)
     s->keep_dma = false;
     memory_listener_register(&s->listener, &address_space_memory);
     if (!s->broken) {
+        ds_watch(s, true);
         info_report("dma-service '%s': reconnected to %s (new session %u)",
                     object_get_canonical_path_component(OBJECT(s)), s->endpoint,
                     dmasvc_session_id(s->client));
@@ -1152,6 +1204,7 @@ static void ds_complete(UserCreatable *uc, Error **errp)
         return;
     }
     s->complete = true;
+    ds_watch(s, true);
     if (!phase_check(PHASE_MACHINE_READY)) {
         qemu_add_machine_init_done_notifier(&s->machine_done);
         s->machine_done_added = true;
@@ -1165,6 +1218,7 @@ static void ds_init(Object *obj)
     s->timeout_ms = DMA_SERVICE_TIMEOUT_MS;
     s->reconnect_ms = DMA_SERVICE_RECONNECT_MS;
     s->sock_fd = -1;
+    s->watch_fd = -1;
     s->listener = (MemoryListener) {
         .name = "dma-service",
         .begin = ds_begin,
@@ -1190,6 +1244,7 @@ static void ds_finalize(Object *obj)
     assert(QLIST_EMPTY(&s->devices));
     /* The BYE in dmasvc_disconnect unmaps all at once: send nothing else. */
     s->closing = true;
+    ds_watch(s, false);
     memory_listener_unregister(&s->listener);
     assert(QLIST_EMPTY(&s->regions) && QLIST_EMPTY(&s->memories));
     dmasvc_disconnect(s->client);

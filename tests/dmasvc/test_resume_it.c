@@ -373,11 +373,21 @@ Test(resume, resume_same_session_maps_nothing, .init = start_hook, .fini = stop)
 	sid = dmasvc_session_id(c);
 	before = own_session(c);
 	cr_assert(dmasvc_resumable(c), "a non-zero token and a socket path: resumable");
+	cr_assert_eq(dmasvc_control_fd(c), sock, "the control fd is the connection's socket");
 	hang_up(sock, sid);
+	{
+		char b;
+
+		/* what a VMM polling the fd sees: a hangup, no call needed */
+		cr_assert_eq(recv(dmasvc_control_fd(c), &b, 1, MSG_PEEK | MSG_DONTWAIT), 0,
+			     "the hangup reads as EOF");
+	}
 	cr_assert(dmasvc_resumable(c), "still resumable once the connection is gone");
 	cr_assert_eq(dmasvc_reconnect(c), 0, "%s", dmasvc_last_error(c));
 	cr_assert(dmasvc_resumed(c), "resumed with the token");
 	cr_assert(dmasvc_resumable(c), "the resumed session's token: resumable again");
+	cr_assert_geq(dmasvc_control_fd(c), 0, "a new control fd");
+	cr_assert_eq(dmasvc_control_fd(NULL), -1);
 	cr_assert_eq(dmasvc_session_id(c), sid, "the same session");
 	check_equal(c, regs, 2); /* QUERY REGIONS translates the service's ids: same ones kept */
 	after = own_session(c);

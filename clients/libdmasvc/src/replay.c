@@ -139,3 +139,8 @@ bool dmasvc_resumable(const struct dmasvc_client *c)
 		any |= c->token[i];
 	return any != 0;
 }
+
+int dmasvc_control_fd(const struct dmasvc_client *c)
+{
+	return c && c->sock >= 0 ? c->sock : -1;
+}

@@ -360,6 +360,21 @@ bool dmasvc_resumed(const struct dmasvc_client *c);
  */
 bool dmasvc_resumable(const struct dmasvc_client *c);
 
+/*
+ * dmasvc_control_fd: the connection's control socket, for a caller that
+ * wants to learn that the service went away while no call runs (an
+ * upgrade or a crash between requests): poll it for POLLIN; a hangup
+ * (recv with MSG_PEEK returns 0, or an error) means the connection is
+ * gone.  Data may also be readable: a late reply to a call that timed
+ * out, which the library drops at the next call.
+ *   needs:      the caller never reads, writes or closes the fd, and stops
+ *               polling it before dmasvc_reconnect() or dmasvc_disconnect()
+ *               (both close it; a reconnect gives a new one).
+ *   returns:    the fd, or -1 (NULL, not connected).  (Version node
+ *               DMASVC_0.2.)
+ */
+int dmasvc_control_fd(const struct dmasvc_client *c);
+
 /* dmasvc_region_populated_bytes: what the library's bitmap says is populated. */
 int64_t dmasvc_region_populated_bytes(struct dmasvc_client *c, uint32_t region_id);
 
