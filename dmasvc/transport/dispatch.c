@@ -6,6 +6,7 @@
  * errors are reported.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,21 @@
 static int hello_resume(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_hello *h,
 			uint16_t minor, struct dsvc_session **o, char *err, size_t errlen)
 {
-	struct dsvc_session *t = session_orphan_match(d, h->token, s->cred.uid);
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	struct dsvc_session *t;
 
+	/*
+	 * A RESUME whose sender has already closed its connection: a client
+	 * that gave up waiting while the socket was held but not served (a
+	 * restart under socket activation) and will send a new RESUME on a new
+	 * connection.  Taking the orphan here would tear it down at the
+	 * hangup that follows; leave it for that next RESUME.
+	 */
+	if (s->fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR))) {
+		snprintf(err, errlen, "the connection is closed already: the session stays kept");
+		return -ESTALE;
+	}
+	t = session_orphan_match(d, h->token, s->cred.uid);
 	if (!t) {
 		snprintf(err, errlen, "no session to resume: expired, torn down or another uid");
 		return -ESTALE;

@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -645,5 +646,40 @@ Test(resume, a_token_resumes_once, .init = start_hook, .fini = stop)
 	cr_assert_neq(c.sid, b.sid);
 	close(b.sock);
 	close(c.sock);
+	close(fd);
+}
+
+/*
+ * A RESUME left in the socket by a client that gave up (it timed out while
+ * the socket was held but not served, as in a restart under socket
+ * activation, and closed): the service reads it after the hangup and must
+ * not spend the kept session on it (it would tear the session down at the
+ * hangup that follows); the client's next RESUME takes it.  Failed before
+ * the fix: b got ESTALE.
+ */
+Test(resume, a_resume_from_a_closed_connection_keeps_the_session, .init = start_hook, .fini = stop)
+{
+	const uint64_t size = 4 * MiB;
+	struct dmasvc_hello h = { .major = DMASVC_PROTO_MAJOR, .minor = 2, .flags = DMASVC_HELLO_RESUME };
+	struct raw a = { 0 }, b = { 0 };
+	int fd = it_memfd(size, true), stale;
+
+	a.sock = it_raw_connect(svc.sock);
+	cr_assert_eq(raw_hello(&a, NULL), 0);
+	(void)raw_region(&a, raw_mem(&a, fd, size), 1ull << 30, size, G);
+	hang_up(a.sock, a.sid);
+	close(a.sock);
+	cr_assert_eq(kill(svc.pid, SIGSTOP), 0);
+	stale = it_raw_connect(svc.sock);
+	cr_assert_geq(stale, 0);
+	memcpy(h.token, a.token, sizeof(h.token));
+	cr_assert_eq(it_raw_send(stale, DMASVC_CMD_HELLO, 7, &h, sizeof(h), NULL, 0), 0);
+	close(stale);
+	cr_assert_eq(kill(svc.pid, SIGCONT), 0);
+	usleep(300000); /* the service reads the stale RESUME and the hangup */
+	b.sock = it_raw_connect(svc.sock);
+	cr_assert_eq(raw_hello(&b, a.token), 0, "the kept session is still there to resume");
+	cr_assert_eq(b.sid, a.sid, "the same session");
+	close(b.sock);
 	close(fd);
 }

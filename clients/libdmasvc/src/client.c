@@ -104,8 +104,14 @@ int cl_session_open(struct dmasvc_client *c, bool resume)
 	if (err == -ESTALE) {
 		/* no session to resume (or no token): a fresh one, same connection */
 		err = hello_call(c, false);
-	} else if (err) {
-		/* e.g. a service older than minor 2 refusing the RESUME flag */
+	} else if (err == -EINVAL || err == -EPROTO) {
+		/*
+		 * A service older than minor 2 refusing the RESUME flag.  Not a
+		 * transport error (-ETIMEDOUT: a restarting service whose socket
+		 * is there but not served yet, -ECONNRESET): a fresh session then
+		 * would give up a session that may still be resumed; the caller
+		 * retries.
+		 */
 		close(c->sock);
 		c->sock = -1;
 		fd = session_socket(c);
