@@ -69,6 +69,10 @@
 #define SVC_SOCK "/tmp/nested-dmasvc.sock"
 #define QEMU_LOG "/tmp/l2-qemu.log"
 #define SVC_LOG "/tmp/nested-dmasvc.log"
+/* fdstore-keeper (tests/vm): systemd's fd store and Restart= for L1 */
+#define KEEPER_CTL "/tmp/nested-keeper.ctl"
+#define KEEPER_STATE "/tmp/nested-keeper.state"
+#define KEEPER_LOG "/tmp/nested-keeper.log"
 
 enum backend { BE_IOMMUFD, BE_DMA_SERVICE };
 
@@ -85,9 +89,20 @@ static struct {
 
 static struct {
 	int dma_ok, dma_blocked, vmpin_checks, unplug_rounds, l2_unplug_rounds;
+	/* the restart checks (dma-service): DMA checks passed while no
+	 * service ran, system-wide pin checks, resumes verified at the
+	 * service, gaps in which the valve blocked the device */
+	int gap_dma_ok, sys_pin_checks, resumes, valve_gaps;
 } count;
 
-static pid_t qemu_pid = -1, svc_pid = -1;
+/*
+ * pin_base: the system's FOLL_PIN bytes that are not the service's,
+ * -1 until the first restart check measured it (vmpin_check then counts
+ * system-wide: after a kill the pins belong to the kept context, charged
+ * to the dead instance's mm).
+ */
+static int64_t pin_base = -1;
+static pid_t qemu_pid = -1, svc_pid = -1, keeper_pid = -1;
 static int qmp_fd = -1, ser_fd = -1;
 static char ser_buf[8192];
 static size_t ser_len;
@@ -103,6 +118,8 @@ static double now(void)
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool file_has(const char *path, const char *needle);
+static int file_lines(const char *path, off_t from, const char *needle, const char *tag);
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* say - one progress line on stdout (the L1 console). */
@@ -153,10 +170,19 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 	putchar('\n');
 	dump(QEMU_LOG, 30);
-	if (opt.backend == BE_DMA_SERVICE)
+	if (opt.backend == BE_DMA_SERVICE) {
 		dump(SVC_LOG, 30);
+		/* what the last 30 lines may not show: adoption and errors */
+		file_lines(SVC_LOG, 0, "keep:", "service log");
+		file_lines(SVC_LOG, 0, "adopted", "service log");
+		file_lines(SVC_LOG, 0, "[error]", "service log");
+	}
 	if (qemu_pid > 0)
 		kill(qemu_pid, SIGKILL);
+	if (keeper_pid > 0) {
+		dump(KEEPER_LOG, 20);
+		kill(keeper_pid, SIGKILL);
+	}
 	if (svc_pid > 0)
 		kill(svc_pid, SIGKILL);
 	fflush(stdout);
@@ -384,6 +410,15 @@ static uint64_t vmem_size(void)
 	return strtoull(r + strlen("{\"return\": "), NULL, 10);
 }
 
+/* qom_bool - qom-get @path @prop as a bool. */
+static bool qom_bool(const char *path, const char *prop)
+{
+	const char *r = qmp("{\"execute\":\"qom-get\",\"arguments\":"
+			    "{\"path\":\"%s\",\"property\":\"%s\"}}", path, prop);
+
+	return !strncmp(r, "{\"return\": true", 15);
+}
+
 /* qom_u64 - qom-get @path @prop as a number. */
 static uint64_t qom_u64(const char *path, const char *prop)
 {
@@ -520,13 +555,66 @@ static int l2(const char *cmd)
 
 /* ---- checks ------------------------------------------------------------------ */
 
-/* vmpin_check - VmPin of the pinning process == B + @plugged (waits up to 10 s). */
+/*
+ * sys_pins - the system's FOLL_PIN pages in bytes, from the kernel
+ * (/proc/vmstat, svc_foll_pin_pages; as tests/vm/guest/restart-test.c
+ * reads them); negative if missing.  Callers re-read: vmstat folds
+ * per-CPU deltas about once a second.
+ */
+static int64_t sys_pins(void)
+{
+	int64_t pages = svc_foll_pin_pages();
+
+	return pages < 0 ? -1 : pages * 4096;
+}
+
+/*
+ * pin_base_measure - pin_base = system pins - the service's VmPin, read
+ * until two reads 1 s apart agree (at most 15 s): what the rest of L1 pins.
+ */
+static void pin_base_measure(void)
+{
+	int64_t prev = INT64_MIN;
+
+	for (int i = 0; i < 16; i++) {
+		int64_t base = sys_pins() - (int64_t)svc_status_bytes(svc_pid, "VmPin:");
+
+		if (base == prev) {
+			pin_base = base;
+			say("pins: the rest of L1 pins %" PRId64 " KiB (/proc/vmstat foll_pin - dmasvc's VmPin)",
+			    base / 1024);
+			return;
+		}
+		prev = base;
+		sleep(1);
+	}
+	fail("pins: /proc/vmstat foll_pin - dmasvc's VmPin did not settle in 15 s");
+}
+
+/*
+ * vmpin_check - the pinned bytes == B + @plugged (waits up to 10 s): VmPin
+ * of the pinning process, or, once pin_base is measured (dma-service's
+ * restart checks), the system's pins - pin_base.
+ */
 static void vmpin_check(uint64_t b, uint64_t plugged, const char *what)
 {
 	pid_t pid = opt.backend == BE_DMA_SERVICE ? svc_pid : qemu_pid;
+	bool sys = opt.backend == BE_DMA_SERVICE && pin_base >= 0;
 	double end = now() + 10;
 	uint64_t pin;
 
+	if (sys) {
+		while ((pin = (uint64_t)(sys_pins() - pin_base)) != b + plugged && now() < end)
+			usleep(200000);
+		if (pin != b + plugged)
+			fail("%s: system pins - base %" PRId64 " KiB, want B %" PRIu64 " KiB + size %" PRIu64
+			     " KiB", what, (int64_t)pin / 1024, b / 1024, plugged / 1024);
+		count.vmpin_checks++;
+		count.sys_pin_checks++;
+		say("%s: system pins - base %" PRIu64 " KiB == B %" PRIu64 " KiB + size %" PRIu64
+		    " MiB (/proc/vmstat)", what, pin / 1024, b / 1024, plugged / MiB);
+		return;
+	}
 	while ((pin = svc_status_bytes(pid, "VmPin:")) != b + plugged && now() < end)
 		usleep(100000);
 	if (pin != b + plugged)
@@ -648,11 +736,98 @@ static void svc_start(char *const *extra)
 	say("dmasvc pid %d on %s", (int)svc_pid, SVC_SOCK);
 }
 
-/* svc_stop - SIGTERM the service; it must exit 0. */
+/*
+ * keeper_state - the number after "@key " in the keeper's state file
+ * ("pid", "starts", "ready", "fds"), or -1.
+ */
+static long keeper_state(const char *key)
+{
+	char line[256];
+	size_t n = strlen(key);
+	long v = -1;
+	FILE *f = fopen(KEEPER_STATE, "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ' ')
+			v = strtol(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* keeper_cmd - one command line to the keeper's control FIFO. */
+static void keeper_cmd(const char *cmd)
+{
+	int fd = open(KEEPER_CTL, O_WRONLY | O_NONBLOCK);
+
+	if (fd < 0 || write(fd, cmd, strlen(cmd)) < 0 || write(fd, "\n", 1) != 1)
+		fail("keeper command '%s': %s", cmd, strerror(errno));
+	close(fd);
+}
+
+/*
+ * keeper_wait_ready - wait (60 s) until the keeper's daemon has sent
+ * READY=1 @ready times in all and runs; returns its pid.
+ */
+static pid_t keeper_wait_ready(long ready)
+{
+	double end = now() + 60;
+	long pid;
+
+	while (keeper_state("ready") < ready || (pid = keeper_state("pid")) <= 0) {
+		if (waitpid(keeper_pid, NULL, WNOHANG) == keeper_pid) {
+			keeper_pid = -1;
+			fail("fdstore-keeper exited");
+		}
+		if (now() > end)
+			fail("the keeper's dmasvc did not send READY=1 (%ld times) in 60 s", ready);
+		usleep(50000);
+	}
+	return (pid_t)pid;
+}
+
+/*
+ * svc_start_kept - dmasvc-static --iommufd /dev/iommu --keep-sessions on
+ * SVC_SOCK under fdstore-keeper (tests/vm/fdstore-keeper.c: it binds the
+ * socket, keeps what the service pushes to its fd store, restarts the
+ * service after a SIGKILL at once with the socket and the kept fds,
+ * LISTEN_FDS), as dmasvc.socket + dmasvc.service do under systemd.  The
+ * service's log (debug) is appended to SVC_LOG across restarts.
+ */
+static void svc_start_kept(void)
+{
+	static char bin[256];
+	char *argv[] = { "fdstore-keeper", "--socket", SVC_SOCK, "--ctl", KEEPER_CTL, "--state",
+			 KEEPER_STATE, "--log", SVC_LOG, "--", bin, "--iommufd", "/dev/iommu", "--socket",
+			 SVC_SOCK, "--log-level", "debug", "--stats-interval", "3600", "--keep-sessions",
+			 NULL };
+
+	snprintf(bin, sizeof(bin), "%s%s", strchr(opt.dmasvc, '/') ? "" : "/bin/", opt.dmasvc);
+	unlink(SVC_SOCK);
+	unlink(SVC_LOG);
+	unlink(KEEPER_STATE);
+	keeper_pid = spawn(argv, KEEPER_LOG);
+	svc_pid = keeper_wait_ready(1);
+	say("dmasvc pid %d on %s, --keep-sessions, under fdstore-keeper pid %d", (int)svc_pid,
+	    SVC_SOCK, (int)keeper_pid);
+}
+
+/* svc_stop - SIGTERM the service; it must exit 0 (and its keeper too). */
 static void svc_stop(void)
 {
 	int rc;
 
+	if (keeper_pid > 0) {
+		keeper_cmd("quit");
+		rc = reap(keeper_pid, 30);
+		keeper_pid = -1;
+		svc_pid = -1;
+		if (rc != 0)
+			fail("fdstore-keeper exit %d on quit, want 0", rc);
+		if (!file_has(KEEPER_STATE, "exit code 0"))
+			fail("dmasvc did not exit 0 on SIGTERM (the keeper's state)");
+		return;
+	}
 	kill(svc_pid, SIGTERM);
 	rc = reap(svc_pid, 30);
 	svc_pid = -1;
@@ -708,11 +883,11 @@ static int svc_session_rec(void *arg, const void *record)
 }
 
 /*
- * svc_devices - the devices the service holds in the session of client
- * @pid (QUERY SESSIONS, all sessions, on a query-only connection), or -1
- * when it has no session of @pid.
+ * svc_session - the service's record of the session of client @pid (QUERY
+ * SESSIONS, all sessions, on a query-only connection); false when it has
+ * none.
  */
-static int svc_devices(pid_t pid)
+static bool svc_session(pid_t pid, struct dmasvc_stat_session *out)
 {
 	struct svc_session_arg a = { .pid = pid };
 	struct dmasvc_client *c;
@@ -725,7 +900,20 @@ static int svc_devices(pid_t pid)
 	if (ret < 0)
 		fail("QUERY SESSIONS: %s: %s", strerror(-ret), dmasvc_last_error(c));
 	dmasvc_disconnect(c);
-	return a.found ? (int)a.st.devices : -1;
+	*out = a.st;
+	return a.found;
+}
+
+/*
+ * svc_devices - the devices the service holds in the session of client
+ * @pid (QUERY SESSIONS, all sessions, on a query-only connection), or -1
+ * when it has no session of @pid.
+ */
+static int svc_devices(pid_t pid)
+{
+	struct dmasvc_stat_session st;
+
+	return svc_session(pid, &st) ? (int)st.devices : -1;
 }
 
 /*
@@ -1105,53 +1293,231 @@ static void dma_service_boot_checks(void)
 }
 
 /*
- * dma_service_kill_restart - SIGKILL dmasvc mid-plug (the plug stops, the
- * device is blocked), unplug without the service, restart it (the shim
- * reconnects; the blocked device stays out of the new session).  Returns
- * the plugged size afterwards.  The way back to DMA is device_del +
- * device_add (run() does it next).
+ * svc_kill_held - SIGKILL the service while its keeper is stopped
+ * (SIGSTOP: it neither reaps nor restarts), and wait until the kernel has
+ * ended the process (a zombie: its files are closed, its mm is gone).  No
+ * service runs until svc_release.
  */
-static uint64_t dma_service_kill_restart(void)
+static void svc_kill_held(void)
 {
-	uint64_t size;
-	double t;
+	char path[64], st[256];
+	double end = now() + 10;
+	const char *p;
 
+	kill(keeper_pid, SIGSTOP);
+	kill(svc_pid, SIGKILL);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)svc_pid);
+	for (;;) {
+		cat_line(path, st, sizeof(st));
+		p = strrchr(st, ')');
+		if (!p || p[1] == 0 || p[2] == 'Z' || p[2] == 'X')
+			break;
+		if (now() > end)
+			fail("dmasvc pid %d has not died 10 s after SIGKILL", (int)svc_pid);
+		usleep(20000);
+	}
+	say("dmasvc pid %d SIGKILLed (keeper held: no restart yet)", (int)svc_pid);
+	svc_pid = -1;
+}
+
+/* svc_release - let the keeper go on: it restarts the service, which adopts the kept sessions. */
+static void svc_release(long ready)
+{
+	kill(keeper_pid, SIGCONT);
+	svc_pid = keeper_wait_ready(ready);
+	say("the keeper restarted dmasvc: pid %d (start %ld)", (int)svc_pid, keeper_state("starts"));
+}
+
+/* qemu_log_wait - wait (@timeout s) for a line of QEMU's log after @from holding @needle; print it. */
+static void qemu_log_wait(off_t from, const char *needle, const char *what, double timeout)
+{
+	double t = now();
+
+	while (!file_lines(QEMU_LOG, from, needle, NULL)) {
+		if (now() - t > timeout)
+			fail("%s: no '%s' in QEMU's log in %.0f s", what, needle, timeout);
+		usleep(200000);
+	}
+	file_lines(QEMU_LOG, from, needle, what);
+}
+
+/*
+ * resumed_check - the shim resumed session @sid: ds0 says connected,
+ * resumed, the same session id, no device blocked, and QEMU's log has no
+ * "blocked" after @from; the service holds session @sid of QEMU with 1
+ * device, and its resume made no repair (QUERY SESSIONS
+ * resume_repair_maps/unmaps 0: every granule QEMU had populated was still
+ * mapped in the kernel, nothing else was).
+ */
+static void resumed_check(uint64_t sid, off_t from, const char *what)
+{
+	struct dmasvc_stat_session st;
+
+	if (!qom_bool("/objects/ds0", "connected") || !qom_bool("/objects/ds0", "resumed") ||
+	    qom_u64("/objects/ds0", "session-id") != sid || qom_u64("/objects/ds0", "devices-blocked"))
+		fail("%s: ds0 connected %d resumed %d session %" PRIu64 " devices-blocked %" PRIu64
+		     ", want 1 1 %" PRIu64 " 0", what, qom_bool("/objects/ds0", "connected"),
+		     qom_bool("/objects/ds0", "resumed"), qom_u64("/objects/ds0", "session-id"),
+		     qom_u64("/objects/ds0", "devices-blocked"), sid);
+	if (file_lines(QEMU_LOG, from, "blocked", what))
+		fail("%s: QEMU blocked the device's DMA", what);
+	if (!svc_session(qemu_pid, &st) || st.session_id != sid || st.devices != 1 ||
+	    st.resume_repair_maps || st.resume_repair_unmaps)
+		fail("%s: the service's session of QEMU: id %u devices %u repair maps %" PRIu64
+		     " unmaps %" PRIu64 ", want %" PRIu64 " 1 0 0", what, st.session_id, st.devices,
+		     (uint64_t)st.resume_repair_maps, (uint64_t)st.resume_repair_unmaps, sid);
+	count.resumes++;
+	say("%s: session %" PRIu64 " resumed: 1 device, 0 repair maps, 0 repair unmaps; ds0"
+	    " connected, resumed, no device blocked", what, sid);
+}
+
+/*
+ * dma_service_kill_resume - SIGKILL dmasvc (--keep-sessions, under the
+ * keeper) mid-plug: the plug is vetoed, but the session is resumable, so
+ * QEMU does not block the device: while no service runs, edu's DMA into
+ * boot RAM and into the plugged memory works (data-checked) and the
+ * kernel keeps the pins (system-wide: they now belong to the kept iommufd
+ * context).  The keeper restarts the service, which adopts the session;
+ * the shim resumes it (same id, 1 device, 0 repairs).  Then a plug to
+ * 48 MiB and an unplug to 16 MiB in the resumed session, DMA-checked.
+ * @size is plugged now; returns the plugged size afterwards.
+ */
+static uint64_t dma_service_kill_resume(uint64_t b, uint64_t base, uint64_t size)
+{
+	uint64_t sid = qom_u64("/objects/ds0", "session-id"), stopped;
+	long ready = keeper_state("ready");
+	off_t from = file_size(QEMU_LOG);
+	char cmd[96];
+	int n;
+
+	pin_base_measure();
+	vmpin_check(b, size, "before the kill");
 	/*
-	 * Mid-plug, deterministically: a plug of 96 MiB takes well under a
-	 * second here, so a kill "at some size" races it.  Stop the service,
-	 * ask for 128 MiB (the guest starts plugging; the first populate
-	 * waits on the stopped service), then kill it: the plug is in flight.
+	 * Mid-plug, deterministically: stop the service, ask for 128 MiB (the
+	 * first populate waits on the stopped service), then kill it.
 	 */
 	kill(svc_pid, SIGSTOP);
 	qmp("{\"execute\":\"qom-set\",\"arguments\":{\"path\":\"/machine/peripheral/vm0\","
 	    "\"property\":\"requested-size\",\"value\":%" PRIu64 "}}", 128 * MiB);
 	usleep(500000);
-	kill(svc_pid, SIGKILL);
-	reap(svc_pid, 10);
-	svc_pid = -1;
+	svc_kill_held();
 	sleep(3);
-	size = vmem_size();
+	stopped = vmem_size();
 	sleep(3);
-	if (vmem_size() != size || size >= 128 * MiB)
+	if (vmem_size() != stopped || stopped >= 128 * MiB)
 		fail("kill: size %" PRIu64 " MiB, want it to stay below 128 MiB", vmem_size() / MiB);
-	say("kill: the plug stopped at %" PRIu64 " MiB; QMP answers", size / MiB);
-	if (!file_has(QEMU_LOG, "blocked"))
-		fail("kill: no 'DMA of ... blocked' warning");
+	say("kill: the plug stopped at %" PRIu64 " MiB; QMP answers", stopped / MiB);
+	if (file_lines(QEMU_LOG, from, "blocked", "kill"))
+		fail("kill: QEMU blocked the device's DMA although the session is resumable");
+	if (!qom_bool("/objects/ds0", "broken") || qom_u64("/objects/ds0", "devices-blocked"))
+		fail("kill: ds0 broken %d devices-blocked %" PRIu64 ", want 1 0",
+		     qom_bool("/objects/ds0", "broken"), qom_u64("/objects/ds0", "devices-blocked"));
+	say("kill: ds0 broken, no device blocked");
+	vmpin_check(b, stopped, "kill: no service runs; the kept context");
+	n = l2("dma_ok boot");
+	n += l2("dma_ok vmem");
+	count.dma_ok += n;
+	count.gap_dma_ok += n;
+	say("kill: %d DMA checks passed while no service ran", n);
+	svc_release(ready + 1);
+	qemu_log_wait(from, "resumed session", "resume", 60);
+	if (!file_has(SVC_LOG, "adopted session"))
+		fail("resume: the new dmasvc adopted no session");
+	file_lines(SVC_LOG, 0, "adopted session", "service");
+	resumed_check(sid, from, "resume");
+	vmpin_check(b, stopped, "resumed");
+	count.dma_ok += l2("dma_ok boot");
+	count.dma_ok += l2("dma_ok vmem");
+
+	say("plug to 48 MiB in the resumed session: %.1f s", resize(48 * MiB));
+	vmpin_check(b, 48 * MiB, "plug to 48 MiB after the resume");
+	snprintf(cmd, sizeof(cmd), "alloc %" PRIx64 " %" PRIx64, base, 48 * MiB);
+	if (l2(cmd) < 1)
+		fail("alloc: L2 holds no page in a block plugged after the resume");
+	count.dma_ok += l2("dma_ok vmem");
+	say("unplug to 16 MiB in the resumed session: %.1f s", resize(16 * MiB));
+	vmpin_check(b, 16 * MiB, "unplug to 16 MiB after the resume");
+	count.dma_blocked += l2("dma_blocked offline");
+	count.dma_ok += l2("dma_ok vmem");
+	return 16 * MiB;
+}
+
+/*
+ * dma_service_kill_unplug - SIGKILL dmasvc, and the guest unplugs while no
+ * service runs: the discard cannot be delivered, so the shim's valve blocks
+ * the device (the only way memory the guest gave up could stay
+ * reachable): DMA to boot RAM and to the held pages is blocked and the
+ * kept context pins nothing (the device left its IOAS).  The keeper
+ * restarts the service; the shim does not resume: it closes the kept
+ * session (the service releases its copy of edu's cdev at once, not after
+ * its grace period) and hands the state over to a new session, without
+ * the blocked device.  Returns the plugged size.  The way back to DMA is
+ * device_del + device_add (run() does it next).
+ */
+static uint64_t dma_service_kill_unplug(void)
+{
+	uint64_t sid = qom_u64("/objects/ds0", "session-id");
+	long ready = keeper_state("ready");
+	off_t from = file_size(QEMU_LOG);
+	int fds;
+
+	svc_kill_held();
+	say("kill: unplug to 12 MiB without the service: %.1f s", resize(12 * MiB));
+	if (file_lines(QEMU_LOG, from, "blocked", "valve") < 1)
+		fail("valve: no 'DMA of ... blocked' warning after an unplug while no service ran");
+	if (qom_u64("/objects/ds0", "devices-blocked") != 1)
+		fail("valve: ds0 devices-blocked %" PRIu64 ", want 1",
+		     qom_u64("/objects/ds0", "devices-blocked"));
+	vmpin_check(0, 0, "valve: the blocked device left the kept IOAS");
 	count.dma_blocked += l2("dma_blocked boot");
 	count.dma_blocked += l2("dma_blocked held");
-	resize(16 * MiB);
-	say("kill: unplug to 16 MiB without the service");
-	svc_start(NULL);
-	for (t = now(); !file_has(QEMU_LOG, "reconnected to");) {
-		if (now() - t > 60)
-			fail("restart: the shim did not reconnect in 60 s");
-		usleep(200000);
-	}
+	svc_release(ready + 1);
+	qemu_log_wait(from, "reconnected to", "restart after the valve", 60);
+	if (file_lines(QEMU_LOG, from, "resumed session", NULL))
+		fail("restart: the shim resumed a session although its device was blocked");
+	if (qom_u64("/objects/ds0", "session-id") == sid || qom_bool("/objects/ds0", "resumed"))
+		fail("restart: ds0 session %" PRIu64 " (was %" PRIu64 "), resumed %d: want a new session",
+		     qom_u64("/objects/ds0", "session-id"), sid, qom_bool("/objects/ds0", "resumed"));
 	vmpin_check(0, 0, "restart (the blocked device is in no session)");
-	/* Reconnected, boot RAM and the plugged memory are mapped again in the
-	 * new session, but the blocked device is not in it: still no DMA. */
+	fds = proc_fds(svc_pid, "/dev/vfio/devices/");
+	if (fds)
+		fail("restart: the service still holds edu's cdev %d time(s): the kept session was not"
+		     " closed", fds);
+	say("restart: new session %" PRIu64 "; the kept session %" PRIu64 " was closed (the service"
+	    " holds no edu cdev)", qom_u64("/objects/ds0", "session-id"), sid);
+	count.valve_gaps++;
 	count.dma_blocked += l2("dma_blocked boot");
-	return 16 * MiB;
+	return 12 * MiB;
+}
+
+/*
+ * dma_service_upgrade - a planned upgrade with edu attached: SIGHUP, the
+ * service re-executes in the same pid and keeps the session; DMA works
+ * right after the SIGHUP and after; the shim sees its connection close and
+ * resumes the same session (0 repairs); the pins stay.
+ */
+static void dma_service_upgrade(uint64_t b, uint64_t size)
+{
+	uint64_t sid = qom_u64("/objects/ds0", "session-id");
+	long ready = keeper_state("ready"), starts = keeper_state("starts");
+	off_t from = file_size(QEMU_LOG);
+	pid_t pid = svc_pid;
+	int n;
+
+	kill(svc_pid, SIGHUP);
+	n = l2("dma_ok boot");
+	n += l2("dma_ok vmem");
+	count.dma_ok += n;
+	svc_pid = keeper_wait_ready(ready + 1);
+	if (svc_pid != pid || keeper_state("starts") != starts)
+		fail("upgrade: dmasvc pid %d (start %ld), want the same pid %d (start %ld)", (int)svc_pid,
+		     keeper_state("starts"), (int)pid, starts);
+	say("upgrade: dmasvc re-executed in the same pid %d; %d DMA checks passed meanwhile", (int)pid, n);
+	qemu_log_wait(from, "resumed session", "upgrade", 60);
+	resumed_check(sid, from, "upgrade");
+	vmpin_check(b, size, "upgrade");
+	count.dma_ok += l2("dma_ok boot");
+	count.dma_ok += l2("dma_ok vmem");
 }
 
 /* ---- device_del + device_add under -accel qtest ------------------------------- */
@@ -1416,7 +1782,7 @@ static void run(void)
 
 	if (opt.backend == BE_DMA_SERVICE) {
 		dma_service_budget();
-		svc_start(NULL);
+		svc_start_kept();
 		dma_service_refusals();
 		phase("refusals", &t);
 	}
@@ -1498,12 +1864,16 @@ static void run(void)
 	phase("device_del + device_add", &t);
 
 	if (opt.backend == BE_DMA_SERVICE) {
-		size = dma_service_kill_restart();
-		phase("kill and restart", &t);
+		size = dma_service_kill_resume(b, base, 32 * MiB);
+		phase("kill mid-plug and resume", &t);
+		size = dma_service_kill_unplug();
+		phase("kill, unplug in the gap (valve), restart", &t);
 		device_del_check("device_del of the blocked device");
 		device_add_check(b, size, "device_add in the new session");
 		count.l2_unplug_rounds++;
 		phase("replug after the broken session", &t);
+		dma_service_upgrade(b, size);
+		phase("upgrade (SIGHUP)", &t);
 	}
 
 	qmp_ex("{\"execute\":\"quit\"}", true);
@@ -1577,11 +1947,14 @@ int main(int argc, char **argv)
 		say("PASS (qtest rounds only)");
 		return 0;
 	}
-	printf("nested-e2e: dma_ok=%d dma_blocked=%d vmpin_checks=%d\n", count.dma_ok,
-	       count.dma_blocked, count.vmpin_checks);
+	printf("nested-e2e: dma_ok=%d dma_blocked=%d vmpin_checks=%d gap_dma_ok=%d sys_pin_checks=%d"
+	       " resumes=%d valve_gaps=%d\n", count.dma_ok, count.dma_blocked, count.vmpin_checks,
+	       count.gap_dma_ok, count.sys_pin_checks, count.resumes, count.valve_gaps);
 	fflush(stdout);
 	if (count.unplug_rounds < 1 || count.l2_unplug_rounds < 1 || count.dma_ok < 1 || count.dma_blocked < 1 ||
-	    count.vmpin_checks < 1) {
+	    count.vmpin_checks < 1 ||
+	    (opt.backend == BE_DMA_SERVICE && (count.gap_dma_ok < 1 || count.sys_pin_checks < 1 ||
+					       count.resumes < 2 || count.valve_gaps < 1))) {
 		printf("nested-l1: FAIL: a count is 0\n");
 		return 1;
 	}

@@ -4,12 +4,13 @@
 # L1 kernel (tests/vm/build-kernel.sh) and the L2 kernel (the same with
 # --fragment kernel-l2.config), the payload (build-payload.sh, cached),
 # L2's initrd (busybox, l2-init, l2-edu) and L1's initramfs (tests/vm's
-# guest/init, dmasvc-static, nested-l1, 10-nested-e2e, L2's initrd as
+# guest/init, dmasvc-static, fdstore-keeper, nested-l1, 10-nested-e2e,
+# L2's initrd as
 # /l2/initrd.cpio.gz; then the payload appended), booted by tests/vm's
 # run-guest.sh with 2 GiB and edu's 48-bit dma_mask.  Passes only on the
 # guest's PASS line; prints the nested-unplug and nested-e2e summary lines.
 #
-# Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC
+# Usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC FDSTORE_KEEPER
 # Environment: BUILD_QEMU (set by meson.build), DMASVC_NESTED_BACKEND
 #   (dma-service, the default, or iommufd: stock QEMU), DMASVC_VM_TIMEOUT (L1 time
 #   limit, default 1200 s), DMASVC_NESTED_APPEND (more L1 kernel arguments,
@@ -23,9 +24,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 vm=$here/../vm
-nested_l1=${1:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
-l2_edu=${2:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
-dmasvc_static=${3:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC}
+nested_l1=${1:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC FDSTORE_KEEPER}
+l2_edu=${2:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC FDSTORE_KEEPER}
+dmasvc_static=${3:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC FDSTORE_KEEPER}
+fdstore_keeper=${4:?usage: nested-test.sh NESTED_L1 L2_EDU DMASVC_STATIC FDSTORE_KEEPER}
 build_qemu=${BUILD_QEMU:-$here/../../clients/qemu-shim/build-qemu.sh}
 backend=${DMASVC_NESTED_BACKEND:-dma-service}
 work=${MESON_BUILD_ROOT:-$PWD}/nested-work
@@ -44,7 +46,7 @@ done
 step "QEMU, kernels and payload ready"
 
 "$vm/build-initramfs.sh" -o "$work/l2-initrd.cpio.gz" -i "$here/l2-init" -b "$l2_edu"
-"$vm/build-initramfs.sh" -o "$work/l1-base.cpio.gz" -b "$dmasvc_static" -b "$nested_l1" \
+"$vm/build-initramfs.sh" -o "$work/l1-base.cpio.gz" -b "$dmasvc_static" -b "$fdstore_keeper" -b "$nested_l1" \
 	-t "$here/10-nested-e2e" -f "$work/l2-initrd.cpio.gz=/l2/initrd.cpio.gz"
 cat "$work/l1-base.cpio.gz" "$payload" ${DMASVC_NESTED_EXTRA_CPIO:+"$DMASVC_NESTED_EXTRA_CPIO"} \
 	>"$work/l1-initrd.cpio.gz"

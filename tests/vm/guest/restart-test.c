@@ -156,21 +156,7 @@ static uint64_t now_ms(void)
 /* FOLL_PIN pages held system-wide now (kernel counters), or -1. */
 static int64_t vmstat_pins(void)
 {
-	FILE *f = fopen("/proc/vmstat", "r");
-	char key[64];
-	unsigned long long v;
-	int64_t acq = -1, rel = -1;
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %llu", key, &v) == 2) {
-		if (!strcmp(key, "nr_foll_pin_acquired"))
-			acq = (int64_t)v;
-		else if (!strcmp(key, "nr_foll_pin_released"))
-			rel = (int64_t)v;
-	}
-	fclose(f);
-	return acq < 0 || rel < 0 ? -1 : acq - rel;
+	return svc_foll_pin_pages();
 }
 
 /*

@@ -33,6 +33,14 @@ int svc_audit_check(struct dmasvc_client *c, int region_id, const struct dmasvc_
 uint64_t svc_status_bytes(pid_t pid, const char *key);
 
 /*
+ * svc_foll_pin_pages - the FOLL_PIN pages held system-wide now, from the
+ * kernel: /proc/vmstat nr_foll_pin_acquired - nr_foll_pin_released, or -1
+ * when they cannot be read.  vmstat folds per-CPU deltas about once a
+ * second: callers re-read.
+ */
+int64_t svc_foll_pin_pages(void);
+
+/*
  * svc_steal_fd - a copy (pidfd_getfd(2)) of @daemon's @skip-th (from 0)
  * open fd whose /proc/PID/fd link reads @want, or -ENOENT / -errno.
  */
