@@ -63,6 +63,9 @@
  *     releases its copy of the device files at once instead of after its
  *     grace period, and device_del + device_add can bind them again.
  *     Never both paths on one session.
+ *   - A failed attempt is retried after reconnect-ms, or four times what it
+ *     held the main loop (a HELLO that waits for timeout-ms on a socket
+ *     held by systemd but not served yet) if longer (ds_retry).
  *   - Info lines: "resumed session N at PATH" or "reconnected to PATH (new
  *     session N)"; traces dma_service_disconnected (what broke, whether
  *     the devices keep DMA), dma_service_valve (why), dma_service_resume
@@ -1049,12 +1052,33 @@ static int ds_connect(DmaService *s)
 
 /*
  * ds_resume_retry: after dmasvc_reconnect failed with @err, is the service
- * only not back yet (try again later, the devices keep their DMA)?
+ * only not back yet, or gone again (try again later, the devices keep
+ * their DMA: the kept session waits in the fd store)?  Transport errors
+ * only; a refusal or a failed replay is not retried.
  */
 static bool ds_resume_retry(int err)
 {
     return err == -ECONNREFUSED || err == -ENOENT || err == -EAGAIN ||
-           err == -ETIMEDOUT;
+           err == -ETIMEDOUT || err == -ECONNRESET || err == -EPIPE ||
+           err == -ENOTCONN;
+}
+
+/*
+ * ds_retry: arm the reconnect timer after an attempt that failed and held
+ * QEMU's main loop @spent_ms: in reconnect-ms, or in four times @spent_ms
+ * if that is longer.  An attempt waits up to timeout-ms for HELLO when the
+ * socket is held (systemd, a keeper) but no instance serves it yet, and
+ * the guest's vCPUs wait for the BQL meanwhile: so such attempts take at
+ * most a fifth of the main loop's time, for a few seconds more until the
+ * resume once the service is back.
+ */
+static void ds_retry(DmaService *s, int64_t spent_ms)
+{
+    int64_t delay = MAX((int64_t)s->reconnect_ms, 4 * spent_ms);
+
+    trace_dma_service_retry(spent_ms, delay);
+    timer_mod(s->reconnect_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + delay);
 }
 
 /*
@@ -1068,6 +1092,7 @@ static bool ds_resume_retry(int err)
 static int ds_resume(DmaService *s)
 {
     const char *id = object_get_canonical_path_component(OBJECT(s));
+    int64_t t0 = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     int ret = dmasvc_reconnect(s->client);
     bool resumed = ret == 0 && dmasvc_resumed(s->client);
 
@@ -1083,8 +1108,7 @@ static int ds_resume(DmaService *s)
         return 1;
     }
     if (ret < 0 && ds_resume_retry(ret)) {
-        timer_mod(s->reconnect_timer,
-                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        ds_retry(s, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - t0);
         return 0;
     }
     warn_report("dma-service '%s': the session at %s was not resumed (%s);"
@@ -1111,6 +1135,7 @@ static void ds_resync(void *opaque)
     struct dmasvc_client *old = s->client;
     bool blocked = false, tried = false;
     DmaServiceDevice *d;
+    int64_t t0;
     int ret;
 
     if (!s->broken || s->closing) {
@@ -1127,12 +1152,12 @@ static void ds_resync(void *opaque)
         tried = true;
     }
     s->client = NULL;
+    t0 = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
     ret = ds_connect(s);
     trace_dma_service_reconnect(ret);
     if (ret < 0) {
         s->client = old;
-        timer_mod(s->reconnect_timer,
-                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->reconnect_ms);
+        ds_retry(s, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) - t0);
         return;
     }
     if (!tried && old && dmasvc_resumable(old)) {
