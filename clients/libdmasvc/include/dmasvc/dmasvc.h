@@ -322,7 +322,10 @@ int dmasvc_queue_arm(struct dmasvc_queue *q);
  * mapped again, a mapped range the bitmap does not hold is unmapped: both
  * logged by the service as repairs) and devices stay attached with their
  * ids.  Otherwise (no token, the session expired, an older service) a
- * fresh session: devices are not re-attached.  Replay events carry
+ * fresh session: devices are not re-attached.  A transport error on the
+ * way (-ETIMEDOUT from a socket that is held but not served yet, as in a
+ * restart under socket activation; -ECONNRESET) fails the call and opens
+ * no fresh session: the kept session may still be resumed by a retry.  Replay events carry
  * DMASVC_SQE_REPLAY; each region's unpopulated runs are replayed as
  * discards (free where nothing is mapped).
  * Events in flight when the old service died complete with -ECONNRESET
