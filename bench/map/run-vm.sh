@@ -9,7 +9,8 @@
 #   args        passed to map-bench in the guest (no ':' or spaces inside
 #               one argument)
 # Environment: DMASVC_VM_MEM (guest RAM, default 3G here),
-#   DMASVC_VM_TIMEOUT (default 3000 s).
+#   DMASVC_VM_TIMEOUT (default 3000 s), DMASVC_VM_EXTRA (more words for the
+#   guest kernel command line, e.g. idle=halt).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,7 @@ kernel=$("$vm/build-kernel.sh" | tail -n 1)
 
 joined=$(IFS=:; echo "$*")
 export DMASVC_VM_MEM=${DMASVC_VM_MEM:-3G}
-export DMASVC_VM_APPEND="loglevel=1 mapbench_args=$joined"
+export DMASVC_VM_APPEND="loglevel=1 ${DMASVC_VM_EXTRA:-} mapbench_args=$joined"
 export DMASVC_VM_LOG=$out.console.log
 rc=0
 # How much host CPU the emulator got: with 2 vCPUs, user+sys below 2x the
