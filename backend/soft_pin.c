@@ -11,11 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "soft_pin_priv.h"
+
+#ifdef MADV_POPULATE_READ
+#define SOFT_MADV_POPULATE_READ MADV_POPULATE_READ
+#else /* Linux 5.14 uapi; older libc headers lack it (EINVAL on older kernels) */
+#define SOFT_MADV_POPULATE_READ 22
+#endif
 
 /*
  * One ring and its free slots.  ring is used by any thread without a lock
@@ -294,6 +301,19 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	p->slots += n;
 	pthread_mutex_unlock(&p->lock);
 
+	/*
+	 * The pinning process's page tables first, with read faults: a page
+	 * the VMM allocated through its own mapping is in the page cache but
+	 * not in ours, and the pin's FOLL_WRITE faults take one fault per
+	 * 4 KiB page, where a read fault maps up to 16 cached neighbours
+	 * (fault-around; shmem's shared mappings map them writable).  Measured
+	 * 105-137 ms per GiB of pin faults against 54-75 ms of this plus
+	 * 14-28 ms of pin (bench/RESULTS.md, "plug: where the ring path's time
+	 * goes"); IOMMU_IOAS_MAP_FILE needs no page tables at all.  Over a
+	 * hole it allocates what the pin would have; errors are the pin's to
+	 * report, so none is taken from here.
+	 */
+	(void)madvise(a->vaddr, (size_t)a->length, SOFT_MADV_POPULATE_READ);
 	ret = 0;
 	for (done = 0; done < n; done++) {
 		uint64_t off = (uint64_t)done * SOFT_SLOT_BYTES;
