@@ -23,6 +23,8 @@
 #else /* Linux 5.14 uapi; older libc headers lack it (EINVAL on older kernels) */
 #define SOFT_MADV_POPULATE_READ 22
 #endif
+/* the kernel's default fault_around_bytes: what one read fault may map */
+#define SOFT_FAULT_AROUND (64u << 10)
 
 /*
  * One ring and its free slots.  ring is used by any thread without a lock
@@ -311,9 +313,12 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	 * 14-28 ms of pin (bench/RESULTS.md, "plug: where the ring path's time
 	 * goes"); IOMMU_IOAS_MAP_FILE needs no page tables at all.  Over a
 	 * hole it allocates what the pin would have; errors are the pin's to
-	 * report, so none is taken from here.
+	 * report, so none is taken from here.  Below SOFT_FAULT_AROUND there
+	 * are too few neighbours to gain a system call's worth (the storm's
+	 * 4 KiB pins).
 	 */
-	(void)madvise(a->vaddr, (size_t)a->length, SOFT_MADV_POPULATE_READ);
+	if (a->length >= SOFT_FAULT_AROUND)
+		(void)madvise(a->vaddr, (size_t)a->length, SOFT_MADV_POPULATE_READ);
 	ret = 0;
 	for (done = 0; done < n; done++) {
 		uint64_t off = (uint64_t)done * SOFT_SLOT_BYTES;
