@@ -270,6 +270,17 @@ static void slots_put(struct soft_pinner *p, struct soft_area *a, uint32_t ring)
 	a->nslots = 0;
 }
 
+/*
+ * first_page_present: whether mincore() reports the page at @vaddr (page
+ * aligned) in memory; false when it cannot tell.
+ */
+static bool first_page_present(void *vaddr)
+{
+	unsigned char v = 0;
+
+	return mincore(vaddr, 1, &v) == 0 && (v & 1);
+}
+
 int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 {
 	uint32_t n, done, ring;
@@ -315,9 +326,13 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	 * hole it allocates what the pin would have; errors are the pin's to
 	 * report, so none is taken from here.  Below SOFT_FAULT_AROUND there
 	 * are too few neighbours to gain a system call's worth (the storm's
-	 * 4 KiB pins).
+	 * 4 KiB pins).  Only when the area's first page is in memory: over
+	 * absent pages (a pin that allocates: in-process, --allow-fault-in) a
+	 * read fault allocates one page as the write fault would, and the pass
+	 * only adds to it (direct plug 264-384 ms per GiB without it, 367-467
+	 * with it, measured).
 	 */
-	if (a->length >= SOFT_FAULT_AROUND)
+	if (a->length >= SOFT_FAULT_AROUND && first_page_present(a->vaddr))
 		(void)madvise(a->vaddr, (size_t)a->length, SOFT_MADV_POPULATE_READ);
 	ret = 0;
 	for (done = 0; done < n; done++) {
