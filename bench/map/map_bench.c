@@ -44,7 +44,7 @@ struct opts {
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring, path_kernel, path_faultin;
+	bool path_engine, path_ring, path_kernel, path_faultin, path_direct_pf;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -105,7 +105,9 @@ static void usage(FILE *f)
 "tracking causes (the region's size).\n"
 "\n"
 "Options:\n"
-"  --backend soft|iommufd   soft: the software model, pins with mlock (default);\n"
+"  --backend soft|iommufd   soft: the software model (default), pins like the\n"
+"                           kernel (io_uring registered buffers; mlock where\n"
+"                           io_uring is not available);\n"
 "                           iommufd: the real kernel (needs /dev/iommu)\n"
 "  --iommu PATH             iommufd node (default /dev/iommu)\n"
 "  --device PATH            VFIO cdev attached to every space (in-process, or\n"
@@ -117,7 +119,12 @@ static void usage(FILE *f)
 "                           the --device to the daemon with dmasvc_device_attach;\n"
 "                           faultin: the daemon with --allow-fault-in and a\n"
 "                           client that prefaults nothing, so the service\n"
-"                           allocates the plug: ring,faultin compares who pays)\n"
+"                           allocates the plug: ring,faultin compares who pays;\n"
+"                           direct-pf: direct after the VMM's prefault, each\n"
+"                           populate first faulted in (dmasvc_prefault) through\n"
+"                           a second mapping as libdmasvc does, then mapped\n"
+"                           through the bench's own: the ring's plug work\n"
+"                           in-process, its like-for-like baseline)\n"
 "  --daemon PATH            dmasvc binary (default %s)\n"
 "  --variant NAME=DAEMON[,ARG...]  instead of one ring daemon, one per variant\n"
 "                           (repeatable, up to 4; NAME up to 12 characters):\n"
@@ -356,6 +363,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->path_engine = strstr(paths, "engine") != NULL;
 	o->path_kernel = strstr(paths, "kernel") != NULL;
 	o->path_faultin = strstr(paths, "faultin") != NULL;
+	o->path_direct_pf = strstr(paths, "direct-pf") != NULL;
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
@@ -610,6 +618,15 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 	if (ret)
 		return ret;
 	n++;
+	if (o->path_direct_pf) {
+		inst[n] = (struct mb_inst){ .ops = &mb_direct_pf_ops, .label = "direct-pf" };
+		ret = mb_direct_pf_ops.open(&o->env, 0, &inst[n].t);
+		if (ret) {
+			*ni = n;
+			return ret;
+		}
+		n++;
+	}
 	if (o->path_engine)
 		paths[0] = &mb_engine_ops;
 	if (o->path_ring)

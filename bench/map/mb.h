@@ -106,6 +106,9 @@ struct mb_path_ops {
 };
 
 extern const struct mb_path_ops mb_direct_ops;
+/* direct after the VMM's prefault through a second mapping (libdmasvc's
+ * way): the ring's plug work in-process, the like-for-like baseline */
+extern const struct mb_path_ops mb_direct_pf_ops;
 extern const struct mb_path_ops mb_engine_ops;
 extern const struct mb_path_ops mb_ring_ops;
 extern const struct mb_path_ops mb_kernel_ops;

@@ -14,10 +14,22 @@
  *
  * The backend space (and the device attach) is made per region: a VFIO
  * cdev can be bound to one iommufd at a time.
+ *
+ * "direct-pf" (direct after the VMM's prefault) does what the ring path's
+ * client and service do between them, in-process, without the ring: each
+ * populate first faults its range in with dmasvc_prefault() through a
+ * second MAP_SHARED mapping of the memory (what libdmasvc's default does in
+ * the VMM), then maps it per granule through the bench's own mapping (which
+ * has no page tables for it yet, as the service's has none): the like-for-
+ * like baseline of the ring at plug (bench/RESULTS.md, "plug: where the
+ * ring path's time goes").
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include "dmasvc/dmasvc.h"
 
 #include "mb.h"
 
@@ -26,6 +38,8 @@ struct mb_target {
 	struct mb_space sp;
 	struct mb_region r;
 	bool have_region;
+	bool prefault;   /* direct-pf */
+	char *pf_map;    /* direct-pf: the VMM's prefault mapping, or NULL */
 	struct mb_counts n;
 };
 
@@ -40,6 +54,16 @@ static int direct_open(const struct mb_env *env, unsigned int workers,
 	return 0;
 }
 
+static int direct_pf_open(const struct mb_env *env, unsigned int workers,
+			  struct mb_target **out)
+{
+	int ret = direct_open(env, workers, out);
+
+	if (!ret)
+		(*out)->prefault = true;
+	return ret;
+}
+
 static void direct_close(struct mb_target *t)
 {
 	free(t);
@@ -51,6 +75,17 @@ static int direct_region_add(struct mb_target *t, const struct mb_region *r)
 
 	if (ret)
 		return ret;
+	if (t->prefault) {
+		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_NORESERVE, r->fd, 0);
+
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			mb_space_close(&t->sp);
+			return ret;
+		}
+		t->pf_map = p;
+	}
 	t->r = *r;
 	t->have_region = true;
 	t->n = (struct mb_counts){ 0 };
@@ -62,6 +97,9 @@ static void direct_region_del(struct mb_target *t)
 	if (!t->have_region)
 		return;
 	mb_space_close(&t->sp); /* unmaps whatever is left */
+	if (t->pf_map)
+		munmap(t->pf_map, t->r.size);
+	t->pf_map = NULL;
 	t->have_region = false;
 }
 
@@ -101,7 +139,11 @@ static int direct_notify(struct mb_target *t, const struct mb_note *notes,
 		int ret;
 
 		if (notes[i].populate) {
-			ret = direct_populate(t, notes[i].offset, notes[i].length);
+			ret = t->pf_map ? dmasvc_prefault(t->pf_map + notes[i].offset,
+							  (size_t)notes[i].length, true)
+					: 0;
+			if (!ret)
+				ret = direct_populate(t, notes[i].offset, notes[i].length);
 		} else {
 			t->n.unmap_calls++;
 			ret = t->sp.ops->unmap(t->sp.space, t->r.iova + notes[i].offset,
@@ -129,6 +171,17 @@ static pid_t direct_pin_pid(struct mb_target *t)
 const struct mb_path_ops mb_direct_ops = {
 	.name = "direct",
 	.open = direct_open,
+	.close = direct_close,
+	.region_add = direct_region_add,
+	.region_del = direct_region_del,
+	.notify = direct_notify,
+	.counts = direct_counts,
+	.pin_pid = direct_pin_pid,
+};
+
+const struct mb_path_ops mb_direct_pf_ops = {
+	.name = "direct-pf",
+	.open = direct_pf_open,
 	.close = direct_close,
 	.region_add = direct_region_add,
 	.region_del = direct_region_del,
