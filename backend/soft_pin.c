@@ -247,12 +247,16 @@ static int pick_ring(struct soft_pinner *p, uint32_t need)
 	return ret ? ret : (int)p->nr_rings - 1;
 }
 
-/* Clear slot @s, unpinning what it holds (before it returns); 0 or -errno. */
-static int slot_clear(struct soft_pinner *p, struct soft_slot s)
+/*
+ * Clear slot @slot of ring @r, unpinning what it holds (before it returns);
+ * 0 or -errno.  @r was read from p->rings under p->lock: the array may be
+ * reallocated by ring_add meanwhile, the ring itself stays until close.
+ */
+static int slot_clear(struct soft_ring *r, uint32_t slot)
 {
 	struct iovec iov = { NULL, 0 };
 
-	return ring_update(p->rings[s.ring], s.slot, &iov);
+	return ring_update(r, slot, &iov);
 }
 
 /* Give @a's slots back and drop its ring's inflight (p->lock held). */
@@ -346,7 +350,7 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	}
 	/* A failure leaves nothing pinned: clear what the earlier chunks pinned. */
 	for (uint32_t i = 0; ret && i < done; i++) {
-		int c = slot_clear(p, a->slots[i]);
+		int c = slot_clear(r, a->slots[i].slot);
 
 		if (c)
 			be_reportf(&p->rep, "soft: BUG: clearing io_uring buffer slot %u of ring %u: %d",
@@ -363,6 +367,7 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 
 void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a)
 {
+	struct soft_ring *r;
 	uint32_t ring;
 	int ret;
 
@@ -378,10 +383,11 @@ void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a)
 		return;
 	ring = a->slots[0].ring;
 	pthread_mutex_lock(&p->lock);
-	p->rings[ring]->inflight++;
+	r = p->rings[ring];
+	r->inflight++;
 	pthread_mutex_unlock(&p->lock);
 	for (uint32_t i = 0; i < a->nslots; i++) {
-		ret = slot_clear(p, a->slots[i]);
+		ret = slot_clear(r, a->slots[i].slot);
 		if (ret)
 			be_reportf(&p->rep, "soft: BUG: unpin iova 0x%llx len 0x%llx (io_uring slot %u of ring %u): %d",
 				   (unsigned long long)a->iova, (unsigned long long)a->length,
