@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,7 +59,33 @@ struct mb_target {
 	struct mb_counts base;   /* the session's counters at region_add */
 	uint64_t *t_sub;         /* per-note submit time of the batch */
 	size_t t_cap;
+	int prefault_threads;    /* client:threads=N, or -1: libdmasvc's default */
+	bool whole;              /* client:whole: prefault each populate whole, then post */
+	char *map;               /* client:whole: the bench's own mapping of the region */
+	uint64_t map_size;
 };
+
+/*
+ * Variant words for the client, not the daemon (--variant NAME=DAEMON,ARG):
+ *   client:threads=N  dmasvc_set_prefault_threads(N) (the pipelined plug)
+ *   client:whole      libdmasvc as before the pipeline: the bench faults each
+ *                     populate's whole range in (DMASVC_PREFAULT_CALLER,
+ *                     dmasvc_prefault on its own mapping), then posts it
+ */
+#define CLIENT_WORD "client:"
+
+static void client_words(struct mb_target *t)
+{
+	t->prefault_threads = -1;
+	for (int i = 0; i < MB_MAX_DAEMON_ARGS && t->env->daemon_args[i]; i++) {
+		const char *a = t->env->daemon_args[i];
+
+		if (!strncmp(a, CLIENT_WORD "threads=", strlen(CLIENT_WORD "threads=")))
+			t->prefault_threads = atoi(a + strlen(CLIENT_WORD "threads="));
+		else if (!strcmp(a, CLIENT_WORD "whole"))
+			t->whole = true;
+	}
+}
 
 /* Start the daemon; wait until its socket exists.  0 or -errno. */
 static int daemon_start(const struct mb_env *env, unsigned int workers,
@@ -100,7 +127,8 @@ static int daemon_start(const struct mb_env *env, unsigned int workers,
 		if (t->fault_in)
 			argv[a++] = "--allow-fault-in";
 		for (int i = 0; i < MB_MAX_DAEMON_ARGS && env->daemon_args[i]; i++)
-			argv[a++] = env->daemon_args[i];
+			if (strncmp(env->daemon_args[i], CLIENT_WORD, strlen(CLIENT_WORD)))
+				argv[a++] = env->daemon_args[i];
 		argv[a] = NULL;
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the bench */
 		dup2(logfd, STDERR_FILENO);
@@ -147,6 +175,7 @@ static int open_kind(const struct mb_env *env, unsigned int workers, bool fault_
 	t->env = env;
 	t->fault_in = fault_in;
 	t->dev_fd = -1;
+	client_words(t);
 	ret = daemon_start(env, workers ? workers : 1, t);
 	if (ret) {
 		daemon_stop(t);
@@ -202,8 +231,21 @@ static int ring_region_add(struct mb_target *t, const struct mb_region *r)
 	ret = dmasvc_connect(t->sock, &o, &t->c);
 	if (ret)
 		return ret;
-	if (t->fault_in && (ret = dmasvc_set_prefault(t->c, DMASVC_PREFAULT_CALLER)))
+	if ((t->fault_in || t->whole) && (ret = dmasvc_set_prefault(t->c, DMASVC_PREFAULT_CALLER)))
 		goto err_disconnect;
+	if (t->prefault_threads >= 0 &&
+	    (ret = dmasvc_set_prefault_threads(t->c, (unsigned)t->prefault_threads)))
+		goto err_disconnect;
+	if (t->whole) {
+		t->map = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			      r->fd, 0);
+		if (t->map == MAP_FAILED) {
+			t->map = NULL;
+			ret = -errno;
+			goto err_disconnect;
+		}
+		t->map_size = r->size;
+	}
 	if (t->env->device_path) {
 		/* attached first, so that every map pins (iommufd pins only
 		 * while a device is attached) */
@@ -238,6 +280,9 @@ err_disconnect:
 	if (t->dev_fd >= 0)
 		close(t->dev_fd);
 	t->dev_fd = -1;
+	if (t->map)
+		munmap(t->map, t->map_size);
+	t->map = NULL;
 	return ret;
 }
 
@@ -278,6 +323,9 @@ static void ring_region_del(struct mb_target *t)
 		return;
 	dmasvc_disconnect(t->c); /* BYE: the daemon unmaps and unpins it all */
 	t->c = NULL;
+	if (t->map)
+		munmap(t->map, t->map_size);
+	t->map = NULL;
 	/*
 	 * The daemon may drop its mapping of the memory (and the device) after
 	 * it answered BYE.  Wait for that, so that freeing the pages happens
@@ -296,9 +344,15 @@ static void ring_region_del(struct mb_target *t)
 	t->dev_fd = -1;
 }
 
-static int submit_one(struct dmasvc_queue *q, uint32_t region, const struct mb_note *no,
-		      uint64_t user_data)
+static int submit_one(struct mb_target *t, struct dmasvc_queue *q, uint32_t region,
+		      const struct mb_note *no, uint64_t user_data)
 {
+	if (t->whole && no->populate) {
+		int ret = dmasvc_prefault(t->map + no->offset, no->length, true);
+
+		if (ret)
+			return ret;
+	}
 	if (no->populate)
 		return dmasvc_submit_populate(q, region, no->offset, no->length, user_data);
 	return dmasvc_submit_discard(q, region, no->offset, no->length, user_data);
@@ -338,7 +392,10 @@ static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t 
 	if (n == 1) {
 		uint64_t t0 = mb_now_ns();
 
-		ret = notes[0].populate ?
+		ret = t->whole && notes[0].populate ?
+			dmasvc_prefault(t->map + notes[0].offset, notes[0].length, true) : 0;
+		if (!ret)
+			ret = notes[0].populate ?
 			dmasvc_populate(t->c, t->region_id, notes[0].offset, notes[0].length) :
 			dmasvc_discard(t->c, t->region_id, notes[0].offset, notes[0].length);
 		lat_ns[0] = mb_now_ns() - t0;
@@ -359,7 +416,7 @@ static int ring_notify(struct mb_target *t, const struct mb_note *notes, size_t 
 	while (done < n) {
 		while (sent < n) {
 			t->t_sub[sent] = mb_now_ns();
-			ret = submit_one(q, t->region_id, &notes[sent], sent);
+			ret = submit_one(t, q, t->region_id, &notes[sent], sent);
 			if (ret == -EAGAIN)
 				break; /* libdmasvc published the batch so far */
 			if (ret)

@@ -200,11 +200,23 @@ static int pool_job_runner_run(void *ctx, const struct be_ops *ops, struct be_sp
 {
 	struct pool_job_runner *pr = ctx;
 
+	uint64_t bytes = 0;
+
 	pr->ops = ops;
 	pr->space = space;
 	pr->jobs = jobs;
 	atomic_store_explicit(&pr->failed_event, 0, memory_order_relaxed);
-	pool_run(pr->pool, run_one_job, pr, n);
+	for (size_t i = 0; i < n && bytes < POOL_SHARE_MIN_BYTES; i++)
+		bytes += jobs[i].length;
+	if (bytes < POOL_SHARE_MIN_BYTES) {
+		/* Too little to share: the hand-off would cost more than the
+		 * work, and lanes on one pinning primitive contend for its lock
+		 * (bench/RESULTS.md, the storm's w2 rows). */
+		for (size_t i = 0; i < n; i++)
+			run_one_job(pr, i);
+	} else {
+		pool_run(pr->pool, run_one_job, pr, n);
+	}
 	for (size_t i = 0; i < n && !pr->failed; i++) {
 		if (jobs[i].res && jobs[i].res != -ECANCELED) {
 			pr->failed = true;

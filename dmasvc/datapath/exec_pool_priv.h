@@ -52,6 +52,15 @@ void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n);
  * fails does not pin the rest of its window first.  The fields are the
  * runner's; read only failed and first_fail, after gran_plan_execute().
  */
+/*
+ * A window's map jobs are shared with the pool's workers only when they map
+ * at least this many bytes together; fewer run on the calling lane alone.
+ * A 4 KiB conversion's pins take microseconds each, a hand-off tens of them
+ * here (a wake-up), so a conversion storm's windows (tens of pages) run on
+ * one lane, while a 128 MiB plug is shared.
+ */
+#define POOL_SHARE_MIN_BYTES (1ull << 20)
+
 struct pool_job_runner {
 	struct exec_pool *pool;
 	const struct be_ops *ops;        /* of the window being run */

@@ -19,7 +19,7 @@ static const char *const api[] = {
 	"dmasvc_device_attach_ex", "dmasvc_device_detach", "dmasvc_connect_query_only", "dmasvc_query_each",
 	"dmasvc_last_service_error", "dmasvc_connect_fd", "dmasvc_queue_batch_begin",
 	"dmasvc_queue_batch_end", "dmasvc_set_prefault", "dmasvc_prefault", "dmasvc_resumed",
-	"dmasvc_upgrade", "dmasvc_resumable", "dmasvc_control_fd",
+	"dmasvc_upgrade", "dmasvc_resumable", "dmasvc_control_fd", "dmasvc_set_prefault_threads",
 };
 
 static const char *const hidden[] = {

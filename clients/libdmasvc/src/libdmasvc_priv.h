@@ -99,6 +99,9 @@ struct dmasvc_queue {
 	uint32_t ready_head, ready_count;
 	int replay_err;              /* first failure of a SLOT_REPLAY event */
 	int prefault_err;            /* the last populate refused by its prefault, or 0 */
+	char *pf_addr;               /* batch: staged populates not yet faulted in, one */
+	size_t pf_len;               /* contiguous run of the library's mapping (queue.c) */
+	bool pf_write;
 };
 
 struct dmasvc_client {
@@ -114,6 +117,7 @@ struct dmasvc_client {
 	bool resumed;                /* the last session open resumed the previous session */
 	bool query_only;             /* dmasvc_connect_query_only(): HELLO, no queue */
 	enum dmasvc_prefault_mode prefault; /* under ctl_lock; fixed once a memory exists */
+	unsigned prefault_threads;   /* dmasvc_set_prefault_threads(); 0 = default; atomic */
 	char last_error[DMASVC_TEXT_MAX];
 	char service_error[DMASVC_TEXT_MAX]; /* error reply text of the last request, or "" */
 
@@ -258,10 +262,36 @@ int cl_queue_wait_idle(struct dmasvc_queue *q, int timeout_ms);
  * returned ring (ctl_lock held; the old ring, if any, already torn down). */
 int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q);
 
-/* cl_submit_locked: post one event of @kind; queue lock held.  Returns the seq
- * (>= 0) or -errno (-EAGAIN full, -EINVAL/-ERANGE bad range, -ENOTCONN). */
+/* cl_submit_locked: post one event of @kind; queue lock held; a populate is
+ * faulted in first (library mode) when @prefault_it.  Returns the seq (>= 0)
+ * or -errno (-EAGAIN full, -EINVAL/-ERANGE bad range, -ENOTCONN, the
+ * prefault's error, also left in q->prefault_err). */
 int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
-		    uint64_t length, uint64_t user_data, uint8_t kind);
+			 uint64_t length, uint64_t user_data, uint8_t kind, bool prefault_it);
+
+/* cl_queue_wait_applied: wait (queue lock held) until event @seq was applied;
+ * 0, -ETIMEDOUT, or the queue's dead error. */
+int cl_queue_wait_applied(struct dmasvc_queue *q, uint64_t seq, int timeout_ms);
+
+/* cl_queue_inflight: events posted and not yet applied (queue lock held). */
+uint64_t cl_queue_inflight(const struct dmasvc_queue *q);
+
+/* cl_queue_orphan: events [@from, @to) not yet applied lose their waiter
+ * (a timed-out blocking call): applied when they complete, reported nowhere. */
+void cl_queue_orphan(struct dmasvc_queue *q, uint64_t from, uint64_t to);
+
+/* ---- pipeline.c ----------------------------------------------------------- */
+
+/*
+ * cl_populate_pipelined: a blocking populate of @region [@offset, +@length)
+ * faulted in and posted in pieces (pipeline.c says when and how); default
+ * queue's lock held.  Returns 1 when it does not apply (the caller posts one
+ * event), else the populate's result: 0, or -errno with the range as before
+ * the call (*@prefault_failed: the error is the fault-in's), -ETIMEDOUT as a
+ * blocking event's.
+ */
+int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offset,
+			  uint64_t length, bool *prefault_failed);
 
 /* ---- replay.c ------------------------------------------------------------- */
 int cl_replay(struct dmasvc_client *c);

@@ -20,6 +20,8 @@
 
 #include "libdmasvc_priv.h"
 
+#define PREFAULT_PROBE_MIN (64u << 10)
+
 #ifndef MADV_POPULATE_READ /* Linux 5.14 uapi; older libc headers lack it */
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
@@ -61,9 +63,11 @@ int dmasvc_prefault(void *addr, size_t length, bool writable)
 	 * Pages already in memory: a mincore() walk (about 1 us per MiB)
 	 * instead of MADV_POPULATE's page-by-page walk (about 0.3 ms per MiB
 	 * measured, bench/RESULTS.md), so populating again what stayed
-	 * allocated (a replug, a replay) costs almost nothing.
+	 * allocated (a replug, a replay) costs almost nothing.  A range of
+	 * PREFAULT_PROBE_MIN or less (a 4 KiB conversion) is advised at once:
+	 * the mincore() would cost as much as the advice on a present page.
 	 */
-	from = first_absent(addr, length);
+	from = length <= PREFAULT_PROBE_MIN ? 0 : first_absent(addr, length);
 	if (from == length)
 		return 0;
 	from &= ~(size_t)4095;

@@ -22,7 +22,9 @@
  * staged (written into the SQ, tail not moved) instead of posted; the end
  * publishes them all with one tail store and at most one doorbell, so the
  * service drains the batch whole (up to its drain size) and coalesces
- * neighbours however slowly the caller posted.  Whatever would wait for a
+ * neighbours however slowly the caller posted; its populates are faulted
+ * in at the publish, a contiguous run with one call (defer_prefault).
+ * Whatever would wait for a
  * completion publishes first (an unpublished event never completes): a
  * full SQ, queue_wait() (blocking calls, reap with a timeout, close).
  */
@@ -226,8 +228,49 @@ static int process_cqes(struct dmasvc_queue *q)
 	return total;
 }
 
+/*
+ * Batches fault their populates in when they are published, a contiguous
+ * run of the library's mapping with one madvise: a conversion notified page
+ * by page (QEMU's RamBlockAttributes) then costs one fault-in call per run,
+ * not one per page.  defer_prefault adds [@addr, +@len) to the queue's
+ * pending run, faulting the run before it in first when this one does not
+ * continue it.  A fault-in that fails here is not the caller's error any
+ * more (its submit returned): the populate reaches the service with pages
+ * missing, which refuses it with -ENXIO in its completion (the residency
+ * rule), and q->prefault_err keeps the cause.
+ */
+static void flush_prefault(struct dmasvc_queue *q)
+{
+	if (q->pf_len) {
+		int err = dmasvc_prefault(q->pf_addr, q->pf_len, q->pf_write);
+
+		if (err)
+			q->prefault_err = err;
+	}
+	q->pf_len = 0;
+}
+
+static void defer_prefault(struct dmasvc_queue *q, char *addr, size_t len, bool write)
+{
+	if (q->pf_len && addr == q->pf_addr + q->pf_len && write == q->pf_write) {
+		q->pf_len += len;
+		return;
+	}
+	flush_prefault(q);
+	q->pf_addr = addr;
+	q->pf_len = len;
+	q->pf_write = write;
+}
+
+/* Publish what is staged, its populates faulted in first.  0 or -errno. */
+static int queue_publish(struct dmasvc_queue *q)
+{
+	flush_prefault(q);
+	return cl_ring_publish(&q->ring);
+}
+
 int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
-		    uint64_t length, uint64_t user_data, uint8_t kind)
+			 uint64_t length, uint64_t user_data, uint8_t kind, bool prefault_it)
 {
 	struct dmasvc_client *c = q->c;
 	struct dmasvc_sqe sqe = { .opcode = op };
@@ -260,7 +303,7 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 			return err;
 		if (inflight(q) + (kind == SLOT_ASYNC ? q->ready_count : 0) >= q->nslots) {
 			/* the caller will wait for completions: publish the batch so far */
-			err = cl_ring_publish(&q->ring);
+			err = queue_publish(q);
 			return err ? err : -EAGAIN;
 		}
 	}
@@ -270,7 +313,7 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	 * (prefault.c; the range lies inside the region, checked above).
 	 */
 	q->prefault_err = 0;
-	if (op == DMASVC_OP_POPULATE && prefault) {
+	if (op == DMASVC_OP_POPULATE && prefault && prefault_it && !q->batch) {
 		err = dmasvc_prefault(prefault + offset, (size_t)length, prefault_write);
 		if (err) {
 			q->prefault_err = err;
@@ -287,10 +330,12 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 		if (err == 0) {
 			/* SQ full of our own staged SQEs: the batch cannot be
 			 * one drain; publish so the service frees room. */
-			err = cl_ring_publish(&q->ring);
+			err = queue_publish(q);
 			if (!err)
 				err = cl_ring_stage(&q->ring, &sqe, 1);
 		}
+		if (err > 0 && op == DMASVC_OP_POPULATE && prefault && prefault_it)
+			defer_prefault(q, prefault + offset, (size_t)length, prefault_write);
 	} else {
 		err = cl_ring_post(&q->ring, &sqe, 1);
 	}
@@ -316,7 +361,7 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
 	int64_t spin_until = cl_now_us() + CL_SPIN_US;
-	int perr = cl_ring_publish(&q->ring); /* a staged event would never complete */
+	int perr = queue_publish(q); /* a staged event would never complete */
 
 	if (perr)
 		return perr;
@@ -391,6 +436,23 @@ int cl_queue_wait_idle(struct dmasvc_queue *q, int timeout_ms)
 	return queue_wait(q, queue_idle, 0, timeout_ms);
 }
 
+int cl_queue_wait_applied(struct dmasvc_queue *q, uint64_t seq, int timeout_ms)
+{
+	return queue_wait(q, seq_applied, seq, timeout_ms);
+}
+
+uint64_t cl_queue_inflight(const struct dmasvc_queue *q)
+{
+	return inflight(q);
+}
+
+void cl_queue_orphan(struct dmasvc_queue *q, uint64_t from, uint64_t to)
+{
+	for (uint64_t seq = from; seq != to; seq++)
+		if (!seq_applied(q, seq))
+			q->slots[seq & (q->nslots - 1)].kind = SLOT_ORPHAN;
+}
+
 void cl_queue_fail_inflight(struct dmasvc_queue *q, int err)
 {
 	if (q->ring.memfd >= 0 && !q->dead)
@@ -443,8 +505,17 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 		return -EOPNOTSUPP;
 	q = c->defq;
 	cl_queue_lock(q);
+	if (op == DMASVC_OP_POPULATE) {
+		err = cl_populate_pipelined(q, region, offset, length, &prefault_failed);
+		if (err <= 0) {
+			/* the texts below tell a prefault failure by seq and prefault_err */
+			seq = prefault_failed ? err : 0;
+			q->prefault_err = prefault_failed ? err : 0;
+			goto out_unlock;
+		}
+	}
 	for (;;) {
-		seq = cl_submit_locked(q, op, region, offset, length, 0, SLOT_SYNC);
+		seq = cl_submit_locked(q, op, region, offset, length, 0, SLOT_SYNC, true);
 		if (seq != -EAGAIN)
 			break;
 		/* SQ or slots full: wait until the service completes something. */
@@ -501,7 +572,7 @@ static int submit_async(struct dmasvc_queue *q, uint8_t op, uint32_t region, uin
 	if (!q)
 		return -EINVAL;
 	cl_queue_lock(q);
-	seq = cl_submit_locked(q, op, region, offset, length, user_data, SLOT_ASYNC);
+	seq = cl_submit_locked(q, op, region, offset, length, user_data, SLOT_ASYNC, true);
 	cl_queue_unlock(q);
 	return seq < 0 ? (int)seq : 0;
 }
@@ -544,7 +615,7 @@ int dmasvc_queue_batch_end(struct dmasvc_queue *q)
 		ret = -EINVAL;
 	} else {
 		q->batch = false;
-		ret = q->dead ? q->dead_err : cl_ring_publish(&q->ring);
+		ret = q->dead ? q->dead_err : queue_publish(q);
 	}
 	cl_queue_unlock(q);
 	return ret;

@@ -51,7 +51,8 @@ static int replay_region(struct dmasvc_queue *q, uint32_t id)
 			op = DMASVC_OP_DISCARD;
 			count = (found ? first : ng) - from;
 		}
-		seq = cl_submit_locked(q, op, id, from * granule, count * granule, 0, SLOT_REPLAY);
+		seq = cl_submit_locked(q, op, id, from * granule, count * granule, 0, SLOT_REPLAY,
+				       true);
 		if (seq == -EAGAIN) {
 			/* Ring or slots full: let the service catch up, then retry. */
 			err = cl_queue_wait_idle(q, c->opts.timeout_ms);

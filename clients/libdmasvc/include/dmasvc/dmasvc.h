@@ -163,6 +163,21 @@ enum dmasvc_prefault_mode {
 int dmasvc_set_prefault(struct dmasvc_client *c, enum dmasvc_prefault_mode mode);
 
 /*
+ * dmasvc_set_prefault_threads: how many of the VMM's threads fault in one
+ * large blocking populate in library mode (DMASVC_0.2).  dmasvc_populate()
+ * of at least two 4 MiB pieces, on a range none of which is populated,
+ * with nothing else in flight on the default queue, is faulted in and
+ * posted piece by piece: the service pins a piece while the next is
+ * faulted in, by the caller's thread and @threads - 1 helpers started for
+ * the call (every signal blocked; joined before it returns).  Still all or
+ * nothing: a piece that fails makes the call discard the range again and
+ * return the error.  @threads 0 = the default: the CPUs the caller may run
+ * on (sched_getaffinity), at most 4; 1 = the calling thread only.
+ *   returns:    0, -EINVAL (@threads > 64).
+ */
+int dmasvc_set_prefault_threads(struct dmasvc_client *c, unsigned threads);
+
+/*
  * dmasvc_prefault: allocate every page of [@addr, @addr + @length), a range
  * of the caller's own shared mapping of guest memory, in the calling thread
  * (MADV_POPULATE_WRITE when @writable, else MADV_POPULATE_READ; Linux >=
@@ -248,7 +263,7 @@ struct dmasvc_completion {
 /*
  * dmasvc_submit_populate / dmasvc_submit_discard: post one event.  Returns 0,
  * -EAGAIN when the SQ is full (reap completions and retry), a populate's
- * prefault error (library mode, as dmasvc_prefault(); nothing posted;
+ * prefault error (library mode outside a batch, as dmasvc_prefault(); nothing posted;
  * its completion may later carry -ENXIO if the range lost pages
  * meanwhile), -ENOENT for an
  * unknown region, -EINVAL for a misaligned range, -ERANGE past the region's end
@@ -275,6 +290,12 @@ int dmasvc_submit_discard(struct dmasvc_queue *q, uint32_t region_id, uint64_t o
  * other than 0, the blocking calls on the default queue, close): an
  * unpublished event never completes.  On the default queue the batch
  * holds every thread's events until its end.  Batches do not nest.
+ * In library prefault mode a batch's populates are faulted in when it is
+ * published, each contiguous run of them with one call (a conversion
+ * notified page by page costs one fault-in per run, not per page), so a
+ * populate's submit in a batch never returns a prefault error: a fault-in
+ * that fails leaves the pages missing and the service completes that
+ * populate with -ENXIO.
  * begin returns 0, -EBUSY inside a batch, -EINVAL for NULL; end returns 0,
  * -EINVAL outside a batch, the queue's dead error (-ENOTCONN, -EPROTO), or
  * -errno from the doorbell write.  (Addition to the first API.)

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_pipeline_it.c - a large blocking populate faulted in and posted in
+ * pieces (clients/libdmasvc/src/pipeline.c), against the real daemon on the
+ * software model: it maps all of the range in pieces (the service counts
+ * one populate event per 4 MiB piece; the one-event path makes one), with
+ * the caller alone and with helper threads, which are gone when it
+ * returns; a piece the service refuses (the populated-bytes cap) makes the
+ * call give the range back whole (the daemon's pins, measured by the
+ * kernel, back to 0); a range already partly populated takes the one-event
+ * path.  Pins: the daemon's VmPin + VmLck (it_vmlck).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "it_util.h"
+
+#define MiB (1ull << 20)
+#define G (2 * MiB)
+#define SIZE (64 * MiB)
+#define IOVA (1ull << 32)
+
+static struct it_svc svc;
+
+static void stop(void)
+{
+	it_suite_stop(&svc);
+}
+
+TestSuite(pipeline, .fini = stop, .timeout = 60);
+
+struct fx {
+	struct dmasvc_client *c;
+	int fd, region;
+	char *map; /* the test's own view of the memfd (mincore) */
+};
+
+static void fx_open(struct fx *f, const char *const *extra)
+{
+	struct dmasvc_region_desc d = { .size = SIZE, .iova = IOVA, .granule = G };
+	int mem;
+
+	cr_assert_eq(it_svc_start(&svc, extra), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	f->fd = it_memfd(SIZE, true);
+	cr_assert_geq(f->fd, 0);
+	f->map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, f->fd, 0);
+	cr_assert_neq(f->map, MAP_FAILED);
+	mem = dmasvc_memory_add(f->c, f->fd, SIZE, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(f->c));
+	d.mem_id = (uint32_t)mem;
+	f->region = dmasvc_region_add(f->c, &d);
+	cr_assert_geq(f->region, 0, "%s", dmasvc_last_error(f->c));
+}
+
+static void fx_close(struct fx *f)
+{
+	dmasvc_disconnect(f->c);
+	munmap(f->map, SIZE);
+	close(f->fd);
+	cr_expect_eq(it_wait_vmlck(svc.pid, 0, 5000), 0, "the session's pins are gone");
+}
+
+static struct dmasvc_stat_session session(struct fx *f)
+{
+	struct dmasvc_stat_session st = { 0 };
+
+	cr_assert_eq(dmasvc_query(f->c, DMASVC_QUERY_SESSIONS, 0, 0, &st, sizeof(st), 1), 1);
+	return st;
+}
+
+/* Pages of [off, off + len) of the memfd in memory. */
+static uint64_t resident(const struct fx *f, uint64_t off, uint64_t len)
+{
+	static unsigned char v[SIZE / 4096];
+	uint64_t n = 0;
+
+	cr_assert_eq(mincore(f->map + off, len, v), 0);
+	for (uint64_t i = 0; i < len / 4096; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* Threads of this process (/proc/self/task). */
+static int threads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+Test(pipeline, a_large_populate_maps_all_of_it_in_pieces)
+{
+	static const unsigned threads[] = { 1, 4 };
+
+	for (unsigned k = 0; k < 2; k++) {
+		struct dmasvc_stat_session before, after;
+		int t0 = threads_now();
+		struct fx f;
+
+		fx_open(&f, NULL);
+		cr_assert_eq(dmasvc_set_prefault_threads(f.c, threads[k]), 0);
+		before = session(&f);
+		cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * MiB, 48 * MiB), 0,
+			     "%u threads: %s", threads[k], dmasvc_last_error(f.c));
+		after = session(&f);
+		cr_expect_eq(after.events - before.events, 12,
+			     "%u threads: 48 MiB is 12 populate events of 4 MiB, got %llu", threads[k],
+			     (unsigned long long)(after.events - before.events));
+		cr_expect_eq(after.populated_bytes, 48 * MiB);
+		cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), (int64_t)(48 * MiB));
+		cr_expect_eq(resident(&f, 8 * MiB, 48 * MiB), 48 * MiB / 4096,
+			     "the VMM faulted the whole range in");
+		cr_expect_eq(resident(&f, 0, 8 * MiB) + resident(&f, 56 * MiB, 8 * MiB), 0,
+			     "and nothing else");
+		cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(48 * MiB), 5000), (int64_t)(48 * MiB),
+			     "the daemon's pins, measured by the kernel");
+		cr_expect_eq(threads_now(), t0, "%u threads: the helpers are gone", threads[k]);
+		fx_close(&f);
+		cr_assert_eq(it_svc_finish(&svc), 0);
+	}
+}
+
+Test(pipeline, a_refused_piece_gives_the_whole_range_back)
+{
+	static const char *const extra[] = { "--max-populated-mib", "20", NULL };
+	struct dmasvc_stat_session before, after;
+	struct fx f;
+
+	fx_open(&f, extra);
+	cr_assert_eq(dmasvc_set_prefault_threads(f.c, 2), 0);
+	before = session(&f);
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 48 * MiB), -EDQUOT);
+	cr_expect(strstr(dmasvc_last_error(f.c), "max-populated-mib"), "%s", dmasvc_last_error(f.c));
+	after = session(&f);
+	cr_expect_gt(after.map_calls, before.map_calls,
+		     "the pieces under the cap were mapped before the refusal");
+	cr_expect_gt(after.unmap_calls, before.unmap_calls, "and given back");
+	cr_expect_eq(after.populated_bytes, 0, "nothing of the range is left populated");
+	cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 0);
+	cr_expect_eq(it_wait_vmlck(svc.pid, 0, 5000), 0, "no pin is left (kernel's count)");
+	/* under the cap it works, in pieces */
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 16 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(16 * MiB), 5000), (int64_t)(16 * MiB));
+	fx_close(&f);
+}
+
+Test(pipeline, a_partly_populated_range_is_one_event)
+{
+	struct dmasvc_stat_session before, after;
+	struct fx f;
+
+	fx_open(&f, NULL);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 4 * MiB, G), 0);
+	before = session(&f);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 32 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	after = session(&f);
+	cr_expect_eq(after.events - before.events, 1, "one event");
+	cr_expect_eq(after.populated_bytes, 32 * MiB);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(32 * MiB), 5000), (int64_t)(32 * MiB));
+	cr_expect_eq(dmasvc_set_prefault_threads(f.c, 65), -EINVAL);
+	fx_close(&f);
+}
