@@ -146,8 +146,8 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 	bool eligible = false;
 
 	*prefault_failed = false;
-	if (q != c->defq || cl_queue_inflight(q) != 0)
-		return 1;
+	if (length < 2 * CL_PIPE_PIECE || q != c->defq || cl_queue_inflight(q) != 0)
+		return 1; /* a piece is at least CL_PIPE_PIECE: fewer than two */
 	pthread_mutex_lock(&c->state_lock);
 	r = cl_region_get(c, region);
 	if (r && r->prefault &&

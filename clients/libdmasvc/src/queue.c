@@ -39,8 +39,13 @@
 #include "libdmasvc_priv.h"
 
 #define CL_REAP_BATCH 64
-#define CL_SPIN_US 50 /* poll the CQ this long before sleeping on the eventfd, yielding
-			 the CPU between polls (a polling service may share it) */
+/*
+ * Poll the CQ this long before sleeping on the eventfd, yielding the CPU
+ * between polls (a polling service may share it).  About KVM's halt-polling
+ * window (200 us): a conversion's round trip on the model is 100-200 us
+ * here, and a sleep costs two wake-ups (bench/RESULTS.md, "client spin").
+ */
+#define CL_SPIN_US 250
 
 void cl_queue_lock(struct dmasvc_queue *q)
 {
