@@ -415,10 +415,12 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		ret = 0;
 out_unlock:
 	pthread_mutex_unlock(&s->lock);
-	/* io_uring pins are counted: unpin with the space unlocked, before returning. */
+	/* io_uring pins are counted: unpin with the space unlocked, before
+	 * returning, every area of the call together. */
+	if (gone)
+		soft_pinner_unpin_list(s->ctx->pin, gone);
 	while ((a = gone)) {
 		gone = a->left;
-		soft_pinner_unpin(s->ctx->pin, a);
 		soft_area_free(a);
 	}
 	if (unmapped)

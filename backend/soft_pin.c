@@ -398,6 +398,88 @@ void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a)
 	pthread_mutex_unlock(&p->lock);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Clear @n slots of @r, consecutive from @first, with one buffer update per
+ * UNPIN_BATCH; 0 or the first -errno (the rest is still tried).
+ */
+#define UNPIN_BATCH 256u
+static int slots_clear_run(struct soft_ring *r, uint32_t first, uint32_t n)
+{
+	static const struct iovec none[UNPIN_BATCH]; /* all { NULL, 0 }: clear */
+	int err = 0;
+
+	while (n) {
+		uint32_t k = n < UNPIN_BATCH ? n : UNPIN_BATCH;
+		struct io_uring_rsrc_update2 up;
+		int ret;
+
+		memset(&up, 0, sizeof(up));
+		up.offset = first;
+		up.data = (uint64_t)(uintptr_t)none;
+		up.nr = k;
+		ret = uring_register(r->fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up));
+		if (ret != (int)k && !err)
+			err = ret < 0 ? ret : -EIO;
+		first += k;
+		n -= k;
+	}
+	return err;
+}
+
+void soft_pinner_unpin_list(struct soft_pinner *p, struct soft_area *gone)
+{
+	uint64_t *keys, n = 0, k = 0;
+	struct soft_area *a;
+
+	for (a = gone; a; a = a->left)
+		n += a->nslots;
+	keys = p->mode == SOFT_PIN_IO_URING && n > 1 ? malloc(n * sizeof(*keys)) : NULL;
+	if (!keys) {
+		for (a = gone; a; a = a->left)
+			soft_pinner_unpin(p, a);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	for (a = gone; a; a = a->left) {
+		if (!a->nslots)
+			continue;
+		p->rings[a->slots[0].ring]->inflight++;
+		for (uint32_t i = 0; i < a->nslots; i++)
+			keys[k++] = (uint64_t)a->slots[i].ring << 32 | a->slots[i].slot;
+	}
+	pthread_mutex_unlock(&p->lock);
+	qsort(keys, n, sizeof(*keys), cmp_u64);
+	for (uint64_t i = 0, j; i < n; i = j) {
+		uint32_t ring = (uint32_t)(keys[i] >> 32), first = (uint32_t)keys[i];
+		struct soft_ring *r;
+		int ret;
+
+		for (j = i + 1; j < n && keys[j] == keys[j - 1] + 1 &&
+				(uint32_t)(keys[j] >> 32) == ring; j++)
+			;
+		pthread_mutex_lock(&p->lock);
+		r = p->rings[ring]; /* the array may move (ring_add), the ring does not */
+		pthread_mutex_unlock(&p->lock);
+		ret = slots_clear_run(r, first, (uint32_t)(j - i));
+		if (ret)
+			be_reportf(&p->rep, "soft: BUG: unpin of io_uring slots %u-%u of ring %u: %d",
+				   first, first + (uint32_t)(j - i) - 1, ring, ret);
+	}
+	free(keys);
+	pthread_mutex_lock(&p->lock);
+	for (a = gone; a; a = a->left)
+		if (a->nslots)
+			slots_put(p, a, a->slots[0].ring);
+	pthread_mutex_unlock(&p->lock);
+}
+
 bool soft_pinner_unpins_unlocked(const struct soft_pinner *p)
 {
 	return p->mode == SOFT_PIN_IO_URING;

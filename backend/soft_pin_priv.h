@@ -68,6 +68,18 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a);
 void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a);
 
 /*
+ * soft_pinner_unpin_list - soft_pinner_unpin of every area of the list
+ * @gone (linked through ->left), the way one IOMMU_IOAS_UNMAP unpins every
+ * area it covers in one call: one buffer update per run of consecutive
+ * slots of a ring (slots are handed out in order, so the areas of a range
+ * mapped together mostly make one run), not one system call per area.
+ * The areas keep their list links; their slots are given back.  Never
+ * fails (as soft_pinner_unpin; without memory for the sort it unpins area
+ * by area).
+ */
+void soft_pinner_unpin_list(struct soft_pinner *p, struct soft_area *gone);
+
+/*
  * soft_pinner_unpins_unlocked - whether unpin may run after the space lock
  * is dropped (io_uring: pins are counted, an area's unpin touches nobody
  * else's) rather than under it (mlock: a page's lock is shared by every
