@@ -39,9 +39,9 @@ struct fx {
 	char *map; /* the test's own view of the memfd (mincore) */
 };
 
-static void fx_open(struct fx *f, const char *const *extra)
+static void fx_open_g(struct fx *f, const char *const *extra, uint64_t granule)
 {
-	struct dmasvc_region_desc d = { .size = SIZE, .iova = IOVA, .granule = G };
+	struct dmasvc_region_desc d = { .size = SIZE, .iova = IOVA, .granule = granule };
 	int mem;
 
 	cr_assert_eq(it_svc_start(&svc, extra), 0);
@@ -55,6 +55,11 @@ static void fx_open(struct fx *f, const char *const *extra)
 	d.mem_id = (uint32_t)mem;
 	f->region = dmasvc_region_add(f->c, &d);
 	cr_assert_geq(f->region, 0, "%s", dmasvc_last_error(f->c));
+}
+
+static void fx_open(struct fx *f, const char *const *extra)
+{
+	fx_open_g(f, extra, G);
 }
 
 static void fx_close(struct fx *f)
@@ -171,5 +176,29 @@ Test(pipeline, a_partly_populated_range_is_one_event)
 	cr_expect_eq(after.populated_bytes, 32 * MiB);
 	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(32 * MiB), 5000), (int64_t)(32 * MiB));
 	cr_expect_eq(dmasvc_set_prefault_threads(f.c, 65), -EINVAL);
+	fx_close(&f);
+}
+
+/*
+ * A range of one large granule (32 MiB) is one event, whose fault-in the
+ * threads share: it maps all of it, and the helpers are gone after.
+ */
+Test(pipeline, one_large_granule_is_one_event)
+{
+	struct dmasvc_stat_session before, after;
+	int t0 = threads_now();
+	struct fx f;
+
+	fx_open_g(&f, NULL, 32 * MiB);
+	cr_assert_eq(dmasvc_set_prefault_threads(f.c, 4), 0);
+	before = session(&f);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 32 * MiB, 32 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	after = session(&f);
+	cr_expect_eq(after.events - before.events, 1, "a granule is never cut");
+	cr_expect_eq(resident(&f, 32 * MiB, 32 * MiB), 32 * MiB / 4096);
+	cr_expect_eq(resident(&f, 0, 32 * MiB), 0);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(32 * MiB), 5000), (int64_t)(32 * MiB));
+	cr_expect_eq(threads_now(), t0, "the helpers are gone");
 	fx_close(&f);
 }

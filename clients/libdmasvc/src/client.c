@@ -447,8 +447,10 @@ int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *
 	if (err)
 		goto err_unlock;
 	/* The service checked that the region lies inside its memory. */
-	if (c->mems[d->mem_id].map)
+	if (c->mems[d->mem_id].map) {
 		r->prefault = (char *)c->mems[d->mem_id].map + d->mem_offset;
+		r->prefault_page = c->mems[d->mem_id].page;
+	}
 	r->prefault_write = !(c->mems[d->mem_id].flags & DMASVC_MEMORY_READONLY);
 	r->live = true;
 	id = (int)c->nregions;

@@ -39,6 +39,7 @@ struct cl_memory {
 	uint64_t size;
 	void *map;            /* DMASVC_PREFAULT_LIBRARY: our MAP_SHARED mapping of
 				 [0, size) to fault populates in through; else NULL */
+	uint64_t page;        /* with map: the memory's page size (huge for hugetlbfs) */
 };
 
 struct cl_region {
@@ -49,6 +50,7 @@ struct cl_region {
 	char *prefault;                 /* the region's start in its memory's map, or
 					   NULL (caller mode); immutable once live */
 	bool prefault_write;            /* MADV_POPULATE_WRITE (else READ) */
+	uint64_t prefault_page;         /* the memory's page size, with prefault */
 };
 
 /* Slot of one event posted on a queue; slot index = seq & slot_mask. */

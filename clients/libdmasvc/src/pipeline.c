@@ -12,19 +12,23 @@
  * (bench/RESULTS.md, "plug: where the ring path's time goes").
  *
  * When: a blocking populate (dmasvc_populate) in library prefault mode of
- * at least two pieces, on a default queue with nothing in flight, of a
- * range none of whose granules the library knows populated.  Anything else
- * takes the one-event path (queue.c).
+ * at least two pieces, and two units or two threads, on a default queue
+ * with nothing in flight, of a range none of whose granules the library
+ * knows populated.  Anything else takes the one-event path (queue.c).
  *
- * Pieces: granule multiples of at least CL_PIPE_PIECE bytes, at most
- * CL_PIPE_MAX_PIECES of them and never more than the queue's slots, so
- * every piece's slot (and result) stays put until the call reads it.
+ * Pieces and units: the range is faulted in by pieces of CL_PIPE_PIECE
+ * bytes (whole pages of the memory, huge ones for hugetlbfs) and posted by
+ * units of whole granules of at least CL_PIPE_PIECE, at most
+ * CL_PIPE_MAX_UNITS of them and never more than the queue's slots, so every
+ * unit's slot (and result) stays put until the call reads it.  A range of
+ * one granule (a 128 MiB granule) is one unit: its fault-in is still shared
+ * by the threads, its pin not overlapped.
  *
  * Threads: the caller and up to threads - 1 helpers (started for the call,
  * every signal blocked, joined before it returns) claim pieces in order
- * and fault them in; the caller posts each piece once it and every piece
- * before it are in (one SQE each, published at once).  The helpers touch
- * nothing but the memory and the piece table (under pipe.lock).
+ * and fault them in; the caller posts each unit once every piece up to its
+ * end is in (one SQE each, published at once).  The helpers touch nothing
+ * but the memory and the piece table (under pipe.lock).
  *
  * All or nothing, as the one-event path: when a piece fails (its fault-in
  * or the service), nothing more is posted, and once the posted pieces
@@ -43,20 +47,28 @@
 #include "libdmasvc_priv.h"
 
 #define CL_PIPE_PIECE (4ull << 20)   /* bytes: ~5 ms of fault-in, ~0.4 ms of pin */
-#define CL_PIPE_MAX_PIECES 64u
+#define CL_PIPE_MAX_UNITS 64u        /* events posted for one call, at most */
+#define CL_PIPE_MAX_PIECES 1024u     /* fault-in pieces of one call, at most */
 #define CL_PIPE_MAX_THREADS 4u       /* the default's cap (dmasvc_set_prefault_threads) */
 
 enum { PIECE_TODO = 0, PIECE_FAULTING, PIECE_IN };
 
+/*
+ * Two cuts of the range: fault-in pieces (pages of the memory, so that a
+ * 128 MiB granule is faulted in by several threads) and posted units (whole
+ * granules: what the service maps is never less than a granule).  A unit is
+ * posted once every piece up to its end is in.
+ */
 struct pipe {
 	pthread_mutex_t lock;        /* guards everything below */
 	pthread_cond_t changed;      /* a piece came in, or failed */
 	char *base;                  /* the range's first byte in the library's mapping */
 	bool writable;
-	uint64_t piece;              /* bytes per piece (the last may be shorter) */
 	uint64_t length;
+	uint64_t piece;              /* fault-in bytes per piece (the last may be shorter) */
 	uint32_t n;                  /* pieces */
 	uint32_t next;               /* first piece nobody claimed */
+	uint32_t in;                 /* pieces [0, in) are all in */
 	int err;                     /* first fault-in error, or 0: stops the claims */
 	uint8_t state[CL_PIPE_MAX_PIECES];
 };
@@ -80,8 +92,11 @@ static void pipe_fault(struct pipe *p, uint32_t i)
 	pthread_mutex_lock(&p->lock);
 	if (err && !p->err)
 		p->err = err;
-	if (!err)
+	if (!err) {
 		p->state[i] = PIECE_IN;
+		while (p->in < p->n && p->state[p->in] == PIECE_IN)
+			p->in++;
+	}
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
 }
@@ -132,17 +147,23 @@ static unsigned pipe_start(struct pipe *p, pthread_t *tids, unsigned want)
 	return got;
 }
 
+/* @v rounded up to a multiple of @m (a power of two or any m > 0). */
+static uint64_t round_up(uint64_t v, uint64_t m)
+{
+	return (v + m - 1) / m * m;
+}
+
 int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offset,
 			  uint64_t length, bool *prefault_failed)
 {
 	struct dmasvc_client *c = q->c;
 	struct pipe p = { .length = length };
 	pthread_t tids[CL_PIPE_MAX_THREADS];
-	uint64_t granule = 0, first_seq = q->submit_seq, first, count;
+	uint64_t granule = 0, page = 4096, unit, first_seq = q->submit_seq, first, count;
 	unsigned threads, helpers = 0;
-	uint32_t posted = 0, maxp;
+	uint32_t posted = 0, units, maxu;
 	struct cl_region *r;
-	int err = 0, werr = 0;
+	int err = 0, werr;
 	bool eligible = false;
 
 	*prefault_failed = false;
@@ -155,6 +176,7 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 		uint64_t pf, pc;
 
 		granule = r->desc.granule;
+		page = r->prefault_page;
 		p.base = r->prefault + offset;
 		p.writable = r->prefault_write;
 		/* no granule of the range populated: the rollback discards only ours */
@@ -164,36 +186,41 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 	if (!eligible)
 		return 1;
 
-	p.piece = (CL_PIPE_PIECE + granule - 1) / granule * granule;
-	maxp = q->nslots < CL_PIPE_MAX_PIECES ? q->nslots : CL_PIPE_MAX_PIECES;
-	if (length / p.piece >= maxp) /* fewer, larger pieces */
-		p.piece = ((length + maxp - 1) / maxp + granule - 1) / granule * granule;
+	/* pieces: pages of the memory; units: granules (offset and length are granule multiples) */
+	p.piece = round_up(CL_PIPE_PIECE, page);
+	if (length / p.piece >= CL_PIPE_MAX_PIECES)
+		p.piece = round_up((length + CL_PIPE_MAX_PIECES - 1) / CL_PIPE_MAX_PIECES, page);
 	p.n = (uint32_t)((length + p.piece - 1) / p.piece);
-	if (p.n < 2)
-		return 1;
-
-	pthread_mutex_init(&p.lock, NULL);
-	pthread_cond_init(&p.changed, NULL);
+	unit = round_up(CL_PIPE_PIECE, granule);
+	maxu = q->nslots < CL_PIPE_MAX_UNITS ? q->nslots : CL_PIPE_MAX_UNITS;
+	if (length / unit >= maxu) /* fewer, larger units */
+		unit = round_up((length + maxu - 1) / maxu, granule);
+	units = (uint32_t)((length + unit - 1) / unit);
 	threads = __atomic_load_n(&c->prefault_threads, __ATOMIC_RELAXED);
 	if (!threads)
 		threads = default_threads();
+	if (p.n < 2 || (units < 2 && threads < 2))
+		return 1; /* nothing to overlap */
+
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.changed, NULL);
 	if (threads > 1)
 		helpers = pipe_start(&p, tids, threads - 1 < p.n - 1 ? threads - 1 : p.n - 1);
 
-	/* Fault in what nobody claimed yet; post every piece that is in, in order. */
+	/* Fault in what nobody claimed yet; post each unit once it is in, in order. */
 	pthread_mutex_lock(&p.lock);
-	while (posted < p.n && !p.err && !err) {
+	while (posted < units && !p.err && !err) {
+		uint64_t off = (uint64_t)posted * unit;
+		uint64_t len = length - off < unit ? length - off : unit;
 		uint32_t i;
 
-		if (p.state[posted] == PIECE_IN) {
-			uint64_t off = offset + (uint64_t)posted * p.piece;
-			uint64_t len = offset + length - off < p.piece ? offset + length - off : p.piece;
+		if (p.in == p.n || (uint64_t)p.in * p.piece >= off + len) {
 			int64_t seq;
 
 			pthread_mutex_unlock(&p.lock);
-			seq = cl_submit_locked(q, DMASVC_OP_POPULATE, region, off, len, 0, SLOT_SYNC,
-					       false);
-			/* n <= nslots and nothing else in flight: never -EAGAIN */
+			seq = cl_submit_locked(q, DMASVC_OP_POPULATE, region, offset + off, len, 0,
+					       SLOT_SYNC, false);
+			/* units <= nslots and nothing else in flight: never -EAGAIN */
 			if (seq < 0)
 				err = (int)seq;
 			else
@@ -208,7 +235,7 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 			pthread_mutex_lock(&p.lock);
 			continue;
 		}
-		/* every piece claimed, the next to post still on a helper */
+		/* every piece claimed, the ones the next unit needs still on helpers */
 		pthread_cond_wait(&p.changed, &p.lock);
 	}
 	if (!err && p.err) {

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "libdmasvc_priv.h"
 
@@ -97,6 +98,7 @@ int dmasvc_set_prefault(struct dmasvc_client *c, enum dmasvc_prefault_mode mode)
 int cl_memory_map(struct dmasvc_client *c, struct cl_memory *m)
 {
 	int prot = m->flags & DMASVC_MEMORY_READONLY ? PROT_READ : PROT_READ | PROT_WRITE;
+	struct stat st;
 	void *p;
 
 	m->map = NULL;
@@ -109,6 +111,11 @@ int cl_memory_map(struct dmasvc_client *c, struct cl_memory *m)
 	if (p == MAP_FAILED)
 		return -errno;
 	m->map = p;
+	m->page = 4096;
+	/* hugetlbfs (and MFD_HUGETLB) give their huge page size as st_blksize */
+	if (fstat(m->fd, &st) == 0 && st.st_blksize > 4096 &&
+	    !(st.st_blksize & (st.st_blksize - 1)))
+		m->page = (uint64_t)st.st_blksize;
 	return 0;
 }
 
