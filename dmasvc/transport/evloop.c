@@ -68,6 +68,10 @@
 #include "upgrade_priv.h"
 
 #define SPIN_MAX_NS 50000ull
+/* Polling mode: the first 20 us of a poll window without yielding (a
+ * yield is a system call, ~1 us here; a client on another CPU answers in
+ * less), then yielding after each empty pass. */
+#define SPIN_PURE_NS 20000ull
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
 #define SQES_PER_TURN 512  /* ... and no burst more once this many SQEs were completed
 			      (a burst is a whole SQ, up to 4096: one never stops midway) */
@@ -536,7 +540,7 @@ static bool spin(struct evl *e)
 		}
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
-		if (e->poll_ns)
+		if (e->poll_ns && dsvc_now_ns() - start > SPIN_PURE_NS)
 			sched_yield(); /* a poller is not a wake-up: leave the CPU to whoever
 					  needs it, e.g. the client we wait for on a shared CPU */
 	} while (dsvc_now_ns() < end);
