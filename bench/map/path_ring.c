@@ -59,20 +59,21 @@ struct mb_target {
 	struct mb_counts base;   /* the session's counters at region_add */
 	uint64_t *t_sub;         /* per-note submit time of the batch */
 	size_t t_cap;
-	int prefault_threads;    /* client:threads=N, or -1: libdmasvc's default */
-	bool whole;              /* client:whole: prefault each populate whole, then post */
-	char *map;               /* client:whole: the bench's own mapping of the region */
+	int prefault_threads;    /* --client-threads=N, or -1: libdmasvc's default */
+	bool whole;              /* --client-whole: prefault each populate whole, then post */
+	char *map;               /* --client-whole: the bench's own mapping of the region */
 	uint64_t map_size;
 };
 
 /*
- * Variant words for the client, not the daemon (--variant NAME=DAEMON,ARG):
- *   client:threads=N  dmasvc_set_prefault_threads(N) (the pipelined plug)
- *   client:whole      libdmasvc as before the pipeline: the bench faults each
+ * Variant words for the client, not the daemon (--variant NAME=DAEMON,ARG;
+ * no ":" in them: run-vm.sh joins the arguments with it):
+ *   --client-threads=N  dmasvc_set_prefault_threads(N) (the pipelined plug)
+ *   --client-whole      libdmasvc as before the pipeline: the bench faults each
  *                     populate's whole range in (DMASVC_PREFAULT_CALLER,
  *                     dmasvc_prefault on its own mapping), then posts it
  */
-#define CLIENT_WORD "client:"
+#define CLIENT_WORD "--client-"
 
 static void client_words(struct mb_target *t)
 {
