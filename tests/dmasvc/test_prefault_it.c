@@ -268,3 +268,46 @@ Test(prefault, over_the_cap_nothing_is_faulted_in)
 	cr_expect_eq(resident(&f, 0, SIZE), 1024, "at the cap: the service faulted it in");
 	fx_close(&f);
 }
+
+/*
+ * A batch faults its populates in when it is published, a contiguous run
+ * with one call (libdmasvc queue.c defer_prefault): while a run grows
+ * nothing of it is in memory; a populate that does not continue it faults
+ * it in and starts the next; batch_end faults the last one in before it
+ * publishes; every populate completes 0 with the pins the kernel counts.
+ */
+Test(prefault, a_batch_faults_its_populates_in_at_publish)
+{
+	struct dmasvc_queue *q;
+	struct dmasvc_completion cq[16];
+	int got = 0;
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_LIBRARY);
+	q = dmasvc_default_queue(f.c);
+	cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
+	for (int i = 0; i < 4; i++) /* [0, 8 MiB) granule by granule */
+		cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f.region, (uint64_t)i * G, G,
+						    (uint64_t)i), 0);
+	cr_expect_eq(resident(&f, 0, SIZE), 0, "a run is not faulted in while it grows");
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f.region, 12 * MiB, G, 4), 0);
+	cr_expect_eq(resident(&f, 0, 8 * MiB), 8 * MiB / 4096,
+		     "a populate that does not continue the run faults the run in");
+	cr_expect_eq(resident(&f, 8 * MiB, SIZE - 8 * MiB), 0, "the new run waits for the publish");
+	cr_assert_eq(dmasvc_queue_batch_end(q), 0);
+	cr_expect_eq(resident(&f, 0, 8 * MiB) + resident(&f, 12 * MiB, G), (8 * MiB + G) / 4096,
+		     "the batch's ranges are in memory once published");
+	cr_expect_eq(resident(&f, 8 * MiB, 4 * MiB) + resident(&f, 14 * MiB, 2 * MiB), 0,
+		     "and nothing else");
+	while (got < 5) {
+		int k = dmasvc_reap(q, cq, 16, 5000);
+
+		cr_assert_gt(k, 0);
+		for (int i = 0; i < k; i++)
+			cr_expect_eq(cq[i].res, 0, "populate %llu: %d",
+				     (unsigned long long)cq[i].user_data, cq[i].res);
+		got += k;
+	}
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(8 * MiB + G), 5000), (int64_t)(8 * MiB + G));
+	fx_close(&f);
+}
