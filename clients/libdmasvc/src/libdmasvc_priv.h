@@ -278,6 +278,11 @@ int cl_queue_wait_applied(struct dmasvc_queue *q, uint64_t seq, int timeout_ms);
 /* cl_queue_inflight: events posted and not yet applied (queue lock held). */
 uint64_t cl_queue_inflight(const struct dmasvc_queue *q);
 
+/* cl_queue_wait_room: wait (queue lock held) until fewer events are in
+ * flight than now; 0, -EAGAIN when none is (nothing to wait for),
+ * -ETIMEDOUT, or the queue's dead error. */
+int cl_queue_wait_room(struct dmasvc_queue *q, int timeout_ms);
+
 /* cl_queue_orphan: events [@from, @to) not yet applied lose their waiter
  * (a timed-out blocking call): applied when they complete, reported nowhere. */
 void cl_queue_orphan(struct dmasvc_queue *q, uint64_t from, uint64_t to);

@@ -2,7 +2,7 @@
 /*
  * queue.c - event queues: RING_SETUP, posting populate/discard events,
  * reaping and validating completions, applying them to the region bitmaps,
- * and the blocking calls built on top.
+ * and waiting for them (the blocking calls on top are blocking.c's).
  *
  * Each posted event owns a slot (slot = seq & (nslots - 1)) until it is
  * applied.  In flight = submit_seq - apply_seq <= nslots = cq_entries, so
@@ -456,6 +456,11 @@ uint64_t cl_queue_inflight(const struct dmasvc_queue *q)
 	return inflight(q);
 }
 
+int cl_queue_wait_room(struct dmasvc_queue *q, int timeout_ms)
+{
+	return inflight(q) ? queue_wait(q, fewer_inflight, inflight(q), timeout_ms) : -EAGAIN;
+}
+
 void cl_queue_orphan(struct dmasvc_queue *q, uint64_t from, uint64_t to)
 {
 	for (uint64_t seq = from; seq != to; seq++)
@@ -474,104 +479,6 @@ void cl_queue_fail_inflight(struct dmasvc_queue *q, int err)
 			slot_complete(q, s, err);
 	}
 	apply_completed(q);
-}
-
-/*
- * The text of a populate of @region [@offset, @offset + @length) that the
- * service refused over the session's populated-bytes cap (-EDQUOT): the
- * CQE has no text, so the numbers come from the session's own QUERY
- * SESSIONS record (what it has populated now and its cap); without them
- * (an older service, a failed query) the text names the cap alone.
- */
-static void over_cap_error(struct dmasvc_client *c, uint32_t region, uint64_t offset,
-			   uint64_t length)
-{
-	struct dmasvc_stat_session st = { 0 };
-	char nums[128] = "";
-
-	if (dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, &st, sizeof(st), 1) == 1 &&
-	    st.max_populated_bytes)
-		snprintf(nums, sizeof(nums), ": requested up to %llu bytes, in use %llu, cap %llu",
-			 (unsigned long long)length, (unsigned long long)st.populated_bytes,
-			 (unsigned long long)st.max_populated_bytes);
-	cl_event_error(c, "populate of region %u [0x%llx, 0x%llx): the service refused it, cap "
-		       "max-populated-mib (the session's populated bytes; --max-populated-mib or the "
-		       "operator's --uid-caps) exceeded%s; discard some memory first",
-		       region, (unsigned long long)offset, (unsigned long long)(offset + length), nums);
-}
-
-/* A blocking event on the default queue. */
-static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
-			  uint64_t offset, uint64_t length)
-{
-	struct dmasvc_queue *q;
-	bool prefault_failed;
-	int64_t seq;
-	int err;
-
-	if (!c)
-		return -EINVAL;
-	if (c->query_only)
-		return -EOPNOTSUPP;
-	q = c->defq;
-	cl_queue_lock(q);
-	if (op == DMASVC_OP_POPULATE) {
-		err = cl_populate_pipelined(q, region, offset, length, &prefault_failed);
-		if (err <= 0) {
-			/* the texts below tell a prefault failure by seq and prefault_err */
-			seq = prefault_failed ? err : 0;
-			q->prefault_err = prefault_failed ? err : 0;
-			goto out_unlock;
-		}
-	}
-	for (;;) {
-		seq = cl_submit_locked(q, op, region, offset, length, 0, SLOT_SYNC, true);
-		if (seq != -EAGAIN)
-			break;
-		/* SQ or slots full: wait until the service completes something. */
-		err = inflight(q) ? queue_wait(q, fewer_inflight, inflight(q), c->opts.timeout_ms)
-				  : -EAGAIN;
-		if (err) {
-			seq = err;
-			break;
-		}
-	}
-	if (seq < 0) {
-		err = (int)seq;
-		goto out_unlock;
-	}
-	err = queue_wait(q, seq_applied, (uint64_t)seq, c->opts.timeout_ms);
-	if (!err)
-		err = q->slots[seq & (q->nslots - 1)].res;
-	else if (err == -ETIMEDOUT)
-		q->slots[seq & (q->nslots - 1)].kind = SLOT_ORPHAN;
-out_unlock:
-	prefault_failed = seq < 0 && q->prefault_err == err;
-	cl_queue_unlock(q);
-	if (op == DMASVC_OP_POPULATE && (prefault_failed || err == -ENXIO))
-		cl_event_error(c, prefault_failed
-			? "populate of region %u [0x%llx, 0x%llx): faulting the memory in before posting "
-			  "(libdmasvc's prefault) failed: %s"
-			: "populate of region %u [0x%llx, 0x%llx): the service refused it, some of the "
-			  "memory is not in memory (%s): fault it in before posting (dmasvc_prefault(), "
-			  "or leave it to libdmasvc), or run the service with --allow-fault-in",
-			region, (unsigned long long)offset, (unsigned long long)(offset + length),
-			strerror(-err));
-	else if (op == DMASVC_OP_POPULATE && err == -EDQUOT)
-		over_cap_error(c, region, offset, length);
-	return err;
-}
-
-int dmasvc_populate(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
-		    uint64_t length)
-{
-	return blocking_event(c, DMASVC_OP_POPULATE, region_id, offset, length);
-}
-
-int dmasvc_discard(struct dmasvc_client *c, uint32_t region_id, uint64_t offset,
-		   uint64_t length)
-{
-	return blocking_event(c, DMASVC_OP_DISCARD, region_id, offset, length);
 }
 
 static int submit_async(struct dmasvc_queue *q, uint8_t op, uint32_t region, uint64_t offset,
