@@ -39,13 +39,14 @@ struct fx {
 	char *map; /* the test's own view of the memfd (mincore) */
 };
 
-static void fx_open_g(struct fx *f, const char *const *extra, uint64_t granule)
+static void fx_open_sq(struct fx *f, const char *const *extra, uint64_t granule, uint32_t sq)
 {
 	struct dmasvc_region_desc d = { .size = SIZE, .iova = IOVA, .granule = granule };
+	struct dmasvc_connect_opts o = { .sq_entries = sq };
 	int mem;
 
 	cr_assert_eq(it_svc_start(&svc, extra), 0);
-	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, sq ? &o : NULL, &f->c), 0);
 	f->fd = it_memfd(SIZE, true);
 	cr_assert_geq(f->fd, 0);
 	f->map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, f->fd, 0);
@@ -55,6 +56,11 @@ static void fx_open_g(struct fx *f, const char *const *extra, uint64_t granule)
 	d.mem_id = (uint32_t)mem;
 	f->region = dmasvc_region_add(f->c, &d);
 	cr_assert_geq(f->region, 0, "%s", dmasvc_last_error(f->c));
+}
+
+static void fx_open_g(struct fx *f, const char *const *extra, uint64_t granule)
+{
+	fx_open_sq(f, extra, granule, 0);
 }
 
 static void fx_open(struct fx *f, const char *const *extra)
@@ -200,5 +206,23 @@ Test(pipeline, one_large_granule_is_one_event)
 	cr_expect_eq(resident(&f, 0, 32 * MiB), 0);
 	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(32 * MiB), 5000), (int64_t)(32 * MiB));
 	cr_expect_eq(threads_now(), t0, "the helpers are gone");
+	fx_close(&f);
+}
+
+/* A small SQ (8 entries) bounds the units: 64 MiB in 8 events of 8 MiB. */
+Test(pipeline, a_small_sq_gets_fewer_larger_units)
+{
+	struct dmasvc_stat_session before, after;
+	struct fx f;
+
+	fx_open_sq(&f, NULL, G, 8);
+	before = session(&f);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, SIZE), 0, "%s",
+		     dmasvc_last_error(f.c));
+	after = session(&f);
+	cr_expect_eq(after.events - before.events, 8, "got %llu events",
+		     (unsigned long long)(after.events - before.events));
+	cr_expect_eq(after.populated_bytes, SIZE);
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)SIZE, 5000), (int64_t)SIZE);
 	fx_close(&f);
 }

@@ -19,8 +19,9 @@
  * Pieces and units: the range is faulted in by pieces of CL_PIPE_PIECE
  * bytes (whole pages of the memory, huge ones for hugetlbfs) and posted by
  * units of whole granules of at least CL_PIPE_PIECE, at most
- * CL_PIPE_MAX_UNITS of them and never more than the queue's slots, so every
- * unit's slot (and result) stays put until the call reads it.  A range of
+ * CL_PIPE_MAX_UNITS of them and never more than the queue's SQ entries and
+ * slots, so every unit's SQE has room and its slot (and result) stays put
+ * until the call reads it.  A range of
  * one granule (a 128 MiB granule) is one unit: its fault-in is still shared
  * by the threads, its pin not overlapped.
  *
@@ -192,7 +193,10 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 		p.piece = round_up((length + CL_PIPE_MAX_PIECES - 1) / CL_PIPE_MAX_PIECES, page);
 	p.n = (uint32_t)((length + p.piece - 1) / p.piece);
 	unit = round_up(CL_PIPE_PIECE, granule);
+	/* every unit's SQE fits in the SQ and its slot stays put (nothing else in flight) */
 	maxu = q->nslots < CL_PIPE_MAX_UNITS ? q->nslots : CL_PIPE_MAX_UNITS;
+	if (q->sq_entries < maxu)
+		maxu = q->sq_entries;
 	if (length / unit >= maxu) /* fewer, larger units */
 		unit = round_up((length + maxu - 1) / maxu, granule);
 	units = (uint32_t)((length + unit - 1) / unit);
@@ -220,7 +224,13 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 			pthread_mutex_unlock(&p.lock);
 			seq = cl_submit_locked(q, DMASVC_OP_POPULATE, region, offset + off, len, 0,
 					       SLOT_SYNC, false);
-			/* units <= nslots and nothing else in flight: never -EAGAIN */
+			/* units <= the SQ and the slots, nothing else in flight:
+			 * -EAGAIN is not expected; wait for room all the same */
+			while (seq == -EAGAIN && !(err = cl_queue_wait_room(q, c->opts.timeout_ms)))
+				seq = cl_submit_locked(q, DMASVC_OP_POPULATE, region, offset + off,
+						       len, 0, SLOT_SYNC, false);
+			if (err)
+				seq = err;
 			if (seq < 0)
 				err = (int)seq;
 			else

@@ -85,6 +85,7 @@ int cl_queue_ring_setup(struct dmasvc_client *c, struct dmasvc_queue *q)
 		cl_reply_close_fds(&r);
 		return -EPROTO;
 	}
+	q->pf_len = 0; /* a new ring holds nothing staged: nothing to fault in for it */
 	/* cl_ring_attach owns the three fds from here on, on every path. */
 	r.nfds = 0;
 	err = cl_ring_attach(&q->ring, r.fds[0], r.fds[1], r.fds[2], rep.ring_size, q->sq_entries,
@@ -246,16 +247,15 @@ static int process_cqes(struct dmasvc_queue *q)
  * continue it.  A fault-in that fails here is not the caller's error any
  * more (its submit returned): the populate reaches the service with pages
  * missing, which refuses it with -ENXIO in its completion (the residency
- * rule), and q->prefault_err keeps the cause.
+ * rule); that completion is the report.  The run lives in the library's
+ * own mappings of memories that regions use, which stay mapped while a
+ * region uses them (dmasvc_memory_remove: -EBUSY), and a new ring (setup,
+ * reconnect) starts without one.
  */
 static void flush_prefault(struct dmasvc_queue *q)
 {
-	if (q->pf_len) {
-		int err = dmasvc_prefault(q->pf_addr, q->pf_len, q->pf_write);
-
-		if (err)
-			q->prefault_err = err;
-	}
+	if (q->pf_len)
+		(void)dmasvc_prefault(q->pf_addr, q->pf_len, q->pf_write);
 	q->pf_len = 0;
 }
 
