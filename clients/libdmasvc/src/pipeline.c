@@ -13,8 +13,8 @@
  *
  * When: a blocking populate (dmasvc_populate) in library prefault mode of
  * at least two pieces, and two units or two threads, on a default queue
- * with nothing in flight, of a range none of whose granules the library
- * knows populated.  Anything else takes the one-event path (queue.c).
+ * with nothing in flight and no batch open, of a range none of whose
+ * granules the library knows populated.  Anything else takes the one-event path (queue.c).
  *
  * Pieces and units: the range is faulted in by pieces of CL_PIPE_PIECE
  * bytes (whole pages of the memory, huge ones for hugetlbfs) and posted by
@@ -168,8 +168,9 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 	bool eligible = false;
 
 	*prefault_failed = false;
-	if (length < 2 * CL_PIPE_PIECE || q != c->defq || cl_queue_inflight(q) != 0)
-		return 1; /* a piece is at least CL_PIPE_PIECE: fewer than two */
+	/* a piece is at least CL_PIPE_PIECE; inside a batch nothing would be posted early */
+	if (length < 2 * CL_PIPE_PIECE || q != c->defq || q->batch || cl_queue_inflight(q) != 0)
+		return 1;
 	pthread_mutex_lock(&c->state_lock);
 	r = cl_region_get(c, region);
 	if (r && r->prefault &&
