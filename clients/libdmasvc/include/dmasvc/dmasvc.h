@@ -229,7 +229,10 @@ int dmasvc_region_remove(struct dmasvc_client *c, uint32_t region_id);
  * is gone.  Checked locally first, with the service's codes: -ENOENT for
  * an unknown region, -EINVAL for a zero or misaligned range, -ERANGE for a
  * range past the region's end.  A populate is prefaulted first (library
- * mode) and fails with dmasvc_prefault()'s error without posting anything.
+ * mode) and fails with dmasvc_prefault()'s error; a large one is faulted in
+ * and posted in pieces (dmasvc_set_prefault_threads), and a piece that
+ * fails makes the call discard what the others mapped before it returns
+ * the error, so the region is as before the call either way.
  * The default queue's mutex is held for the whole call, so blocking calls from several
  * threads run one after the other; open a queue per thread to overlap them.
  */
