@@ -398,6 +398,7 @@ void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* qsort order of two uint64_t: ascending. */
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -405,11 +406,12 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+#define UNPIN_BATCH 256u /* slots cleared by one buffer update, at most */
+
 /*
  * Clear @n slots of @r, consecutive from @first, with one buffer update per
  * UNPIN_BATCH; 0 or the first -errno (the rest is still tried).
  */
-#define UNPIN_BATCH 256u
 static int slots_clear_run(struct soft_ring *r, uint32_t first, uint32_t n)
 {
 	static const struct iovec none[UNPIN_BATCH]; /* all { NULL, 0 }: clear */

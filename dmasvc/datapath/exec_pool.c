@@ -199,7 +199,6 @@ static int pool_job_runner_run(void *ctx, const struct be_ops *ops, struct be_sp
 			       struct gran_map_job *jobs, size_t n)
 {
 	struct pool_job_runner *pr = ctx;
-
 	uint64_t bytes = 0;
 
 	pr->ops = ops;

@@ -45,14 +45,6 @@ unsigned int pool_workers(const struct exec_pool *p);
 void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n);
 
 /*
- * struct pool_job_runner - granule/'s map jobs (plan.h) on the pool: each
- * window's jobs are the items of one batch.  Once a job of an event failed,
- * lanes skip that event's later jobs of the window (they keep -ECANCELED:
- * the event fails and is undone anyway), so a huge populate whose first map
- * fails does not pin the rest of its window first.  The fields are the
- * runner's; read only failed and first_fail, after gran_plan_execute().
- */
-/*
  * A window's map jobs are shared with the pool's workers only when they map
  * at least this many bytes together; fewer run on the calling lane alone.
  * A 4 KiB conversion's pins take microseconds each, a hand-off tens of them
@@ -61,6 +53,14 @@ void pool_run(struct exec_pool *p, pool_item_fn fn, void *arg, size_t n);
  */
 #define POOL_SHARE_MIN_BYTES (1ull << 20)
 
+/*
+ * struct pool_job_runner - granule/'s map jobs (plan.h) on the pool: each
+ * window's jobs are the items of one batch.  Once a job of an event failed,
+ * lanes skip that event's later jobs of the window (they keep -ECANCELED:
+ * the event fails and is undone anyway), so a huge populate whose first map
+ * fails does not pin the rest of its window first.  The fields are the
+ * runner's; read only failed and first_fail, after gran_plan_execute().
+ */
 struct pool_job_runner {
 	struct exec_pool *pool;
 	const struct be_ops *ops;        /* of the window being run */

@@ -14,9 +14,11 @@
  * /proc/PID/stat utime + stime, stops growing).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,6 +180,116 @@ Test(poll, polling_stops_after_the_window)
 	cr_expect_leq(sleeps1 - sleeps0, 5, "the idle loop sleeps between timer ticks (%ld sleeps)",
 		      sleeps1 - sleeps0);
 	cr_expect_geq(sleeps1 - sleeps0, 1, "the idle loop sleeps (%ld sleeps)", sleeps1 - sleeps0);
+	conn_close(&k);
+	cr_assert_eq(it_svc_finish(&s), 0);
+}
+
+/* voluntary_ctxt_switches summed over every thread of @pid but its main one
+ * (the loop): the worker pool's lanes and the executors; -1 on error. */
+static long other_threads_sleeps(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	long sum = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char st[96], line[256];
+		long v = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)pid)
+			continue;
+		snprintf(st, sizeof(st), "/proc/%d/task/%d/status", (int)pid, atoi(e->d_name));
+		f = fopen(st, "re");
+		if (!f)
+			continue; /* the thread ended */
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+				break;
+		fclose(f);
+		sum += v;
+	}
+	closedir(d);
+	return sum;
+}
+
+/*
+ * A burst's map jobs go to the worker pool only when they map 1 MiB or more
+ * (POOL_SHARE_MIN_BYTES, datapath/exec_pool_priv.h): 100 bursts of 64
+ * one-page populates (256 KiB each) on `--workers 2` never wake a worker,
+ * counted by the kernel (the other threads' voluntary context switches);
+ * one burst of 64 populates of 64 KiB granules (4 MiB) does.  Before the
+ * threshold every burst woke a worker (>= 100 switches).
+ */
+Test(poll, small_bursts_stay_on_one_lane)
+{
+	const char *const w2[] = { "--workers", "2", NULL };
+	struct dmasvc_region_desc d = { .size = 64 * 64 * 1024, .iova = 1ull << 33, .granule = 64 * 1024 };
+	struct it_svc s = { 0 };
+	struct dmasvc_queue *q;
+	struct conn k;
+	long before, small, big;
+	int mem, region2;
+
+	cr_assert_eq(it_svc_start(&s, w2), 0, "dmasvc starts");
+	conn_open(&k, &s);
+	q = dmasvc_default_queue(k.c);
+	before = other_threads_sleeps(s.pid);
+	cr_assert_geq(before, 0);
+	for (int r = 0; r < 100; r++) {
+		struct dmasvc_completion cq[64];
+		int got = 0;
+
+		cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
+		for (uint64_t i = 0; i < 64; i++)
+			cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)k.region, i * PAGE, PAGE, i), 0);
+		cr_assert_eq(dmasvc_queue_batch_end(q), 0);
+		while (got < 64) {
+			int n = dmasvc_reap(q, cq, 64, 5000);
+
+			cr_assert_gt(n, 0);
+			for (int i = 0; i < n; i++)
+				cr_assert_eq(cq[i].res, 0);
+			got += n;
+		}
+		cr_assert_eq(dmasvc_discard(k.c, (uint32_t)k.region, 0, 64 * PAGE), 0);
+	}
+	small = other_threads_sleeps(s.pid) - before;
+
+	/* the same burst over 64 KiB granules maps 4 MiB: shared */
+	mem = dmasvc_memory_add(k.c, it_memfd(d.size, true), d.size, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(k.c));
+	d.mem_id = (uint32_t)mem;
+	region2 = dmasvc_region_add(k.c, &d);
+	cr_assert_geq(region2, 0, "%s", dmasvc_last_error(k.c));
+	before = other_threads_sleeps(s.pid);
+	for (int r = 0; r < 20; r++) {
+		struct dmasvc_completion cq[64];
+		int got = 0;
+
+		cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
+		for (uint64_t i = 0; i < 64; i++)
+			cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region2, i * d.granule, d.granule,
+							    i), 0);
+		cr_assert_eq(dmasvc_queue_batch_end(q), 0);
+		while (got < 64) {
+			int n = dmasvc_reap(q, cq, 64, 5000);
+
+			cr_assert_gt(n, 0);
+			got += n;
+		}
+		cr_assert_eq(dmasvc_discard(k.c, (uint32_t)region2, 0, d.size), 0);
+	}
+	big = other_threads_sleeps(s.pid) - before;
+	fprintf(stderr, "worker sleeps: 100 bursts of 256 KiB %ld, 20 bursts of 4 MiB %ld\n", small,
+		big);
+	cr_expect_leq(small, 10, "bursts of 64 one-page populates woke the workers %ld times", small);
+	cr_expect_geq(big, 10, "bursts of 4 MiB woke the workers only %ld times in 20", big);
 	conn_close(&k);
 	cr_assert_eq(it_svc_finish(&s), 0);
 }

@@ -102,6 +102,7 @@ static void pipe_fault(struct pipe *p, uint32_t i)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* A helper thread: fault pieces in until none is left to claim or one failed. */
 static void *pipe_helper(void *arg)
 {
 	struct pipe *p = arg;
