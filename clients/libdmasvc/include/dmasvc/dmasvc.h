@@ -166,9 +166,9 @@ int dmasvc_set_prefault(struct dmasvc_client *c, enum dmasvc_prefault_mode mode)
  * dmasvc_set_prefault_threads: how many of the VMM's threads fault in one
  * large blocking populate in library mode (DMASVC_0.2).  dmasvc_populate()
  * of at least two 4 MiB pieces, on a range none of which is populated,
- * with nothing else in flight on the default queue, is faulted in and
- * posted piece by piece: the service pins a piece while the next is
- * faulted in, by the caller's thread and @threads - 1 helpers started for
+ * with nothing else in flight on the default queue and no batch open, is
+ * faulted in and posted piece by piece: the service pins a piece while the
+ * next is faulted in, by the caller's thread and @threads - 1 helpers started for
  * the call (every signal blocked; joined before it returns).  Still all or
  * nothing: a piece that fails makes the call discard the range again and
  * return the error.  @threads 0 = the default: the CPUs the caller may run
