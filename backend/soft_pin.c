@@ -247,6 +247,35 @@ static int pick_ring(struct soft_pinner *p, uint32_t need)
 	return ret ? ret : (int)p->nr_rings - 1;
 }
 
+#define UNPIN_BATCH 256u /* slots cleared by one buffer update, at most */
+
+/*
+ * Clear @n slots of @r, consecutive from @first, with one buffer update per
+ * UNPIN_BATCH; 0 or the first -errno (the rest is still tried).
+ */
+static int slots_clear_run(struct soft_ring *r, uint32_t first, uint32_t n)
+{
+	static const struct iovec none[UNPIN_BATCH]; /* all { NULL, 0 }: clear */
+	int err = 0;
+
+	while (n) {
+		uint32_t k = n < UNPIN_BATCH ? n : UNPIN_BATCH;
+		struct io_uring_rsrc_update2 up;
+		int ret;
+
+		memset(&up, 0, sizeof(up));
+		up.offset = first;
+		up.data = (uint64_t)(uintptr_t)none;
+		up.nr = k;
+		ret = uring_register(r->fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up));
+		if (ret != (int)k && !err)
+			err = ret < 0 ? ret : -EIO;
+		first += k;
+		n -= k;
+	}
+	return err;
+}
+
 /*
  * Clear slot @slot of ring @r, unpinning what it holds (before it returns);
  * 0 or -errno.  @r was read from p->rings under p->lock: the array may be
@@ -254,9 +283,7 @@ static int pick_ring(struct soft_pinner *p, uint32_t need)
  */
 static int slot_clear(struct soft_ring *r, uint32_t slot)
 {
-	struct iovec iov = { NULL, 0 };
-
-	return ring_update(r, slot, &iov);
+	return slots_clear_run(r, slot, 1);
 }
 
 /* Give @a's slots back and drop its ring's inflight (p->lock held). */
@@ -404,35 +431,6 @@ static int cmp_u64(const void *a, const void *b)
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
 	return x < y ? -1 : x > y;
-}
-
-#define UNPIN_BATCH 256u /* slots cleared by one buffer update, at most */
-
-/*
- * Clear @n slots of @r, consecutive from @first, with one buffer update per
- * UNPIN_BATCH; 0 or the first -errno (the rest is still tried).
- */
-static int slots_clear_run(struct soft_ring *r, uint32_t first, uint32_t n)
-{
-	static const struct iovec none[UNPIN_BATCH]; /* all { NULL, 0 }: clear */
-	int err = 0;
-
-	while (n) {
-		uint32_t k = n < UNPIN_BATCH ? n : UNPIN_BATCH;
-		struct io_uring_rsrc_update2 up;
-		int ret;
-
-		memset(&up, 0, sizeof(up));
-		up.offset = first;
-		up.data = (uint64_t)(uintptr_t)none;
-		up.nr = k;
-		ret = uring_register(r->fd, IORING_REGISTER_BUFFERS_UPDATE, &up, sizeof(up));
-		if (ret != (int)k && !err)
-			err = ret < 0 ? ret : -EIO;
-		first += k;
-		n -= k;
-	}
-	return err;
 }
 
 void soft_pinner_unpin_list(struct soft_pinner *p, struct soft_area *gone)

@@ -518,7 +518,7 @@ static int work_all(struct evl *e)
  */
 static bool spin(struct evl *e)
 {
-	uint64_t window = e->gap_ns * 2, start = dsvc_now_ns(), end = start;
+	uint64_t window = e->gap_ns * 2, start = dsvc_now_ns(), end = start, now;
 
 	if (window && window <= SPIN_MAX_NS)
 		end = start + window;
@@ -540,10 +540,11 @@ static bool spin(struct evl *e)
 		}
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
-		if (e->poll_ns && dsvc_now_ns() - start > SPIN_PURE_NS)
+		now = dsvc_now_ns();
+		if (e->poll_ns && now - start > SPIN_PURE_NS)
 			sched_yield(); /* a poller is not a wake-up: leave the CPU to whoever
 					  needs it, e.g. the client we wait for on a shared CPU */
-	} while (dsvc_now_ns() < end);
+	} while (now < end);
 	return false;
 }
 

@@ -369,7 +369,7 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		      uint64_t arg, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
-	int64_t spin_from = cl_now_us(), spin_until = spin_from + CL_SPIN_US;
+	int64_t spin_from = cl_now_us(), spin_until = spin_from + CL_SPIN_US, now;
 	int perr = queue_publish(q); /* a staged event would never complete */
 
 	if (perr)
@@ -386,8 +386,9 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 			return err;
 		if (done(q, arg))
 			return 0;
-		if (cl_now_us() < spin_until) {
-			if (cl_now_us() - spin_from > CL_SPIN_PURE_US)
+		now = cl_now_us();
+		if (now < spin_until) {
+			if (now - spin_from > CL_SPIN_PURE_US)
 				sched_yield(); /* a service sharing our CPU gets it to complete us */
 			continue;
 		}
