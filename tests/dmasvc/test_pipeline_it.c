@@ -8,10 +8,13 @@
  * returns; a piece the service refuses (the populated-bytes cap) makes the
  * call give the range back whole (the daemon's pins, measured by the
  * kernel, back to 0); a range already partly populated takes the one-event
- * path.  Pins: the daemon's VmPin + VmLck (it_vmlck).
+ * path; a fault-in that fails (hugetlb with an empty pool) posts and pins
+ * nothing and says so, and in a batch reaches the caller as completions.  Pins: the daemon's VmPin + VmLck (it_vmlck).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -225,4 +228,91 @@ Test(pipeline, a_small_sq_gets_fewer_larger_units)
 	cr_expect_eq(after.populated_bytes, SIZE);
 	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)SIZE, 5000), (int64_t)SIZE);
 	fx_close(&f);
+}
+
+/* HugePages_Free from /proc/meminfo, or -1. */
+static long huge_pages_free(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * A fault-in that fails: 16 MiB of a hugetlb memfd with no huge page in the
+ * pool (MAP_NORESERVE: the fault-in, not the mapping, finds none).  The
+ * pipelined populate returns the fault-in's error and says so, posts and
+ * pins nothing.  (Where the pool has pages the same call must succeed.)
+ */
+Test(pipeline, a_failed_fault_in_maps_nothing_and_says_so)
+{
+	struct dmasvc_region_desc d = { .size = 16 * MiB, .iova = IOVA, .granule = G };
+	struct dmasvc_stat_session before, after;
+	long free_pages = huge_pages_free();
+	struct fx f = { 0 };
+	int fd, mem, ret;
+
+	cr_assert_geq(free_pages, 0);
+	cr_assert_eq(it_svc_start(&svc, NULL), 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f.c), 0);
+	cr_assert_eq(dmasvc_set_prefault_threads(f.c, 2), 0);
+	fd = memfd_create("it-huge", MFD_CLOEXEC | MFD_HUGETLB | MFD_ALLOW_SEALING);
+	cr_assert_geq(fd, 0, "memfd_create(MFD_HUGETLB): %s", strerror(errno));
+	cr_assert_eq(ftruncate(fd, (off_t)d.size), 0);
+	cr_assert_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	mem = dmasvc_memory_add(f.c, fd, d.size, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(f.c));
+	d.mem_id = (uint32_t)mem;
+	f.region = dmasvc_region_add(f.c, &d);
+	cr_assert_geq(f.region, 0, "%s", dmasvc_last_error(f.c));
+	before = session(&f);
+	ret = dmasvc_populate(f.c, (uint32_t)f.region, 0, d.size);
+	after = session(&f);
+	if (free_pages >= 8) {
+		cr_expect_eq(ret, 0, "%ld huge pages free: %s", free_pages, dmasvc_last_error(f.c));
+	} else if (free_pages == 0) {
+		cr_expect_lt(ret, 0, "no huge page in the pool, yet the populate worked");
+		cr_expect(strstr(dmasvc_last_error(f.c), "faulting the memory in before posting"),
+			  "the error names the fault-in: %s", dmasvc_last_error(f.c));
+		cr_expect_eq(after.events, before.events, "nothing was posted");
+		cr_expect_eq(after.populated_bytes, 0);
+		cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 0);
+		cr_expect_eq(it_vmlck(svc.pid), 0, "nothing pinned");
+	}
+	/*
+	 * The same in a batch: the fault-in runs at the publish, the submits
+	 * have returned, so the completions carry the refusal; nothing pinned.
+	 */
+	if (free_pages == 0) {
+		struct dmasvc_queue *q = dmasvc_default_queue(f.c);
+		struct dmasvc_completion cq[8];
+		int got = 0;
+
+		cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
+		for (uint64_t i = 0; i < 4; i++)
+			cr_expect_eq(dmasvc_submit_populate(q, (uint32_t)f.region, i * G, G, i), 0,
+				     "a submit in a batch returns no fault-in error");
+		cr_assert_eq(dmasvc_queue_batch_end(q), 0);
+		while (got < 4) {
+			int n = dmasvc_reap(q, cq, 8, 5000);
+
+			cr_assert_gt(n, 0);
+			for (int i = 0; i < n; i++)
+				cr_expect_lt(cq[i].res, 0, "populate %llu of holes completed %d",
+					     (unsigned long long)cq[i].user_data, cq[i].res);
+			got += n;
+		}
+		cr_expect_eq(dmasvc_region_populated_bytes(f.c, (uint32_t)f.region), 0);
+		cr_expect_eq(it_vmlck(svc.pid), 0, "nothing pinned");
+	}
+	dmasvc_disconnect(f.c);
+	close(fd);
 }
