@@ -61,6 +61,7 @@
 #include "dmasvc/backend_kernel.h"
 #include "iommufd_test_priv.h"
 #include "kernel_priv.h"
+#include "prefill_priv.h"
 
 #ifndef IOMMU_IOAS_MAP_FILE
 /* Linux >= 6.13 uapi (include/uapi/linux/iommufd.h); absent from 6.12. */
@@ -435,6 +436,14 @@ static int iommufd_map(struct be_space *sp, uint64_t iova, uint64_t length,
 	}
 	if (!src->vaddr)
 		return -EINVAL;
+	/*
+	 * With a device attached the map pins through the vaddr now: fill our
+	 * page tables first (prefill_priv.h).  Without one it only records the
+	 * area, and the first attach pins everything later.  devs.n changes
+	 * only on the space's owner thread, never during a map.
+	 */
+	if (sp->devs.n)
+		prefill_page_tables(src->vaddr, length);
 	cmd = (struct iommu_ioas_map){
 		.size = sizeof(cmd),
 		.flags = flags,

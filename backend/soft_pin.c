@@ -16,15 +16,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "prefill_priv.h"
 #include "soft_pin_priv.h"
-
-#ifdef MADV_POPULATE_READ
-#define SOFT_MADV_POPULATE_READ MADV_POPULATE_READ
-#else /* Linux 5.14 uapi; older libc headers lack it (EINVAL on older kernels) */
-#define SOFT_MADV_POPULATE_READ 22
-#endif
-/* the kernel's default fault_around_bytes: what one read fault may map */
-#define SOFT_FAULT_AROUND (64u << 10)
 
 /*
  * One ring and its free slots.  ring is used by any thread without a lock
@@ -301,17 +294,6 @@ static void slots_put(struct soft_pinner *p, struct soft_area *a, uint32_t ring)
 	a->nslots = 0;
 }
 
-/*
- * first_page_present: whether mincore() reports the page at @vaddr (page
- * aligned) in memory; false when it cannot tell.
- */
-static bool first_page_present(void *vaddr)
-{
-	unsigned char v = 0;
-
-	return mincore(vaddr, 1, &v) == 0 && (v & 1);
-}
-
 int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 {
 	uint32_t n, done, ring;
@@ -346,25 +328,13 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	pthread_mutex_unlock(&p->lock);
 
 	/*
-	 * The pinning process's page tables first, with read faults: a page
-	 * the VMM allocated through its own mapping is in the page cache but
-	 * not in ours, and the pin's FOLL_WRITE faults take one fault per
-	 * 4 KiB page, where a read fault maps up to 16 cached neighbours
-	 * (fault-around; shmem's shared mappings map them writable).  Measured
-	 * 105-137 ms per GiB of pin faults against 54-75 ms of this plus
-	 * 14-28 ms of pin (bench/RESULTS.md, "plug: where the ring path's time
-	 * goes"); IOMMU_IOAS_MAP_FILE needs no page tables at all.  Over a
-	 * hole it allocates what the pin would have; errors are the pin's to
-	 * report, so none is taken from here.  Below SOFT_FAULT_AROUND there
-	 * are too few neighbours to gain a system call's worth (the storm's
-	 * 4 KiB pins).  Only when the area's first page is in memory: over
-	 * absent pages (a pin that allocates: in-process, --allow-fault-in) a
-	 * read fault allocates one page as the write fault would, and the pass
-	 * only adds to it (direct plug 264-384 ms per GiB without it, 367-467
-	 * with it, measured).
+	 * The pinning process's page tables first (prefill_priv.h): a page the
+	 * VMM allocated through its own mapping is not in ours yet.  Over
+	 * absent pages (a pin that allocates: in-process, --allow-fault-in) it
+	 * does nothing (direct plug 264-384 ms per GiB without a pass, 367-467
+	 * with one, measured).
 	 */
-	if (a->length >= SOFT_FAULT_AROUND && first_page_present(a->vaddr))
-		(void)madvise(a->vaddr, (size_t)a->length, SOFT_MADV_POPULATE_READ);
+	prefill_page_tables(a->vaddr, a->length);
 	ret = 0;
 	for (done = 0; done < n; done++) {
 		uint64_t off = (uint64_t)done * SOFT_SLOT_BYTES;

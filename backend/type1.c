@@ -63,6 +63,7 @@
 #include "dmasvc/backend_kernel.h"
 #include "area_record_priv.h"
 #include "kernel_priv.h"
+#include "prefill_priv.h"
 
 #define BE_NAME "type1"
 #define T1_CONTAINER "/dev/vfio/vfio"
@@ -360,6 +361,7 @@ static int type1_map(struct be_space *sp, uint64_t iova, uint64_t length,
 		map.flags |= VFIO_DMA_MAP_FLAG_READ;
 	if (prot & BE_PROT_WRITE)
 		map.flags |= VFIO_DMA_MAP_FLAG_WRITE;
+	prefill_page_tables(src->vaddr, length); /* MAP_DMA pins through the vaddr */
 
 	pthread_mutex_lock(&sp->lock);
 	if (sp->ctx->max_areas && sp->rec.n >= sp->ctx->max_areas) {

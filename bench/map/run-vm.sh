@@ -10,7 +10,9 @@
 #               one argument)
 # Environment: DMASVC_VM_MEM (guest RAM, default 3G here),
 #   DMASVC_VM_TIMEOUT (default 3000 s), DMASVC_VM_EXTRA (more words for the
-#   guest kernel command line, e.g. idle=halt).
+#   guest kernel command line, e.g. idle=halt), DMASVC_VM_BINS (more static
+#   executables, space-separated, installed as /bin/<name>: an older
+#   dmasvc-static copied to another name, for --variant old=/bin/NAME).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +29,12 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 kernel=$("$vm/build-kernel.sh" | tail -n 1)
-"$vm/build-initramfs.sh" -o "$work/initrd.cpio.gz" -b "$bench" -b "$daemon" \
+extra=()
+for b in ${DMASVC_VM_BINS:-}; do
+	[ -x "$b" ] || { echo "run-vm: DMASVC_VM_BINS: $b is not an executable" >&2; exit 1; }
+	extra+=(-b "$b")
+done
+"$vm/build-initramfs.sh" -o "$work/initrd.cpio.gz" -b "$bench" -b "$daemon" "${extra[@]}" \
 	-t "$here/../../tests/vm/guest/bench/50-map-bench"
 
 joined=$(IFS=:; echo "$*")
