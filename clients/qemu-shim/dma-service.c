@@ -135,6 +135,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(DmaService, DMA_SERVICE)
 
 #define DMA_SERVICE_TIMEOUT_MS 5000
 #define DMA_SERVICE_RECONNECT_MS 1000
+#define DMA_SERVICE_MAX_PREFAULT_THREADS 64 /* dmasvc_set_prefault_threads: -EINVAL above */
 
 typedef struct DmaServiceMemory {
     RAMBlock *rb;              /* identity; valid while @users > 0 */
@@ -214,6 +215,7 @@ struct DmaService {
     char *endpoint;            /* for messages: the socket path or "fd=NAME" */
     uint32_t timeout_ms;
     uint32_t reconnect_ms;
+    uint32_t prefault_threads; /* 0: libdmasvc's default */
 
     /*
      * NULL until complete connects; while broken, the old connection until
@@ -1046,6 +1048,11 @@ static int ds_connect(DmaService *s)
     trace_dma_service_connect(s->endpoint, ret);
     if (ret < 0) {
         s->client = NULL;
+        return ret;
+    }
+    /* Kept by the client across dmasvc_reconnect; <= 64, checked when set. */
+    if (s->prefault_threads) {
+        dmasvc_set_prefault_threads(s->client, s->prefault_threads);
     }
     return ret;
 }
@@ -1568,7 +1575,10 @@ static const struct {
       " device_del + device_add restores it (read-only)" },
 };
 
-/* timeout-ms and reconnect-ms: @opaque is the field's offset in DmaService. */
+/*
+ * timeout-ms, reconnect-ms and prefault-threads: @opaque is the field's
+ * offset in DmaService.
+ */
 static void ds_get_u32(Object *obj, Visitor *v, const char *name,
                        void *opaque, Error **errp)
 {
@@ -1589,6 +1599,11 @@ static void ds_set_u32(Object *obj, Visitor *v, const char *name,
     }
     if (!strcmp(name, "timeout-ms") && value == 0) {
         error_setg(errp, "dma-service: 'timeout-ms' must be at least 1");
+        return;
+    }
+    if (!strcmp(name, "prefault-threads") && value > DMA_SERVICE_MAX_PREFAULT_THREADS) {
+        error_setg(errp, "dma-service: 'prefault-threads' must be at most %u"
+                   " (0: libdmasvc's default)", DMA_SERVICE_MAX_PREFAULT_THREADS);
         return;
     }
     *(uint32_t *)((char *)obj + (uintptr_t)opaque) = value;
@@ -1637,6 +1652,13 @@ static void ds_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "reconnect-ms",
         "interval between reconnect attempts after the connection was lost"
         " (ms); 0 never reconnects");
+    object_class_property_add(oc, "prefault-threads", "uint32", ds_get_u32,
+                              ds_set_u32, NULL,
+                              (void *)offsetof(DmaService, prefault_threads));
+    object_class_property_set_description(oc, "prefault-threads",
+        "threads that fault in one large plug before the service pins it"
+        " (the caller and helpers started for it); 1 starts none; 0 is"
+        " libdmasvc's default: QEMU's CPUs, at most 4");
 }
 
 static const TypeInfo ds_types[] = {

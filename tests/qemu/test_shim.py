@@ -32,7 +32,8 @@ regions/status/audit --json):
                SIGCONT: the shim resyncs and the state matches
   object-del   the session goes with all its mappings and pins; object-add
                with fd= (a socket the test connected, passed with QMP
-               getfd, as a manager does) hands the current state over again
+               getfd, as a manager does) hands the current state over again;
+               prefault-threads=65 is refused, =1 is kept
   fault        the service fails the maps of one block (injected ENOMEM): the
                plug stops there, the session is not broken, state matches
   quit         QEMU quits: its session is gone, nothing mapped or pinned
@@ -520,12 +521,25 @@ def run(env, tmp):
         check(svc.pinned() == 0 and svc.regions() == [],
               f"object-del: session gone, VmLck back to its start ({svc.pinned()} bytes more),"
               " no regions")
+        # A bad prefault-threads is refused before anything connects.
+        refused = ""
+        try:
+            qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds-bad",
+                                     "socket": svc.sock, "prefault-threads": 65})
+        except Fail as e:
+            refused = str(e)
+        check("'prefault-threads' must be at most 64" in refused,
+              f"object-add prefault-threads=65: refused with the limit ({refused or 'accepted'})")
+        check(svc.session_of(pid) is None, "prefault-threads=65: no session made")
         # object-add the way a manager does it: it connects, QEMU gets the fd.
         mgr = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         mgr.connect(svc.sock)
         qmp.send_fd(mgr.fileno(), "dmasvc0")
         mgr.close()
-        qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "fd": "dmasvc0"})
+        qmp.cmd("object-add", **{"qom-type": "dma-service", "id": "ds0", "fd": "dmasvc0",
+                                 "prefault-threads": 1})
+        check(qmp.cmd("qom-get", path="/objects/ds0", property="prefault-threads") == 1,
+              "object-add fd=: prefault-threads=1 kept")
         expect_state(svc, pid, base, 64 * MiB, "object-add fd=")
         expect_qom(qmp, svc, pid, 64 * MiB, "object-add fd=")
         resize(qmp, 128 * MiB)
