@@ -185,22 +185,30 @@ int it_count_fds(pid_t pid)
 	return n;
 }
 
-int64_t it_proc_status_bytes(pid_t pid, const char *field)
+int64_t it_proc_field(const char *path, const char *field)
 {
-	char path[64], line[256];
+	char line[256];
 	size_t flen = strlen(field);
-	int64_t kb = -ENOENT;
-	FILE *f;
+	int64_t v = -ENOENT;
+	FILE *f = fopen(path, "re");
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f))
 		if (!strncmp(line, field, flen) && line[flen] == ':' &&
-		    sscanf(line + flen + 1, "%" SCNd64 " kB", &kb) == 1)
+		    sscanf(line + flen + 1, "%" SCNd64, &v) == 1)
 			break;
 	fclose(f);
+	return v;
+}
+
+int64_t it_proc_status_bytes(pid_t pid, const char *field)
+{
+	char path[64];
+	int64_t kb;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	kb = it_proc_field(path, field);
 	return kb < 0 ? kb : kb * 1024;
 }
 

@@ -84,6 +84,12 @@ bool it_svc_alive(const struct it_svc *s);
 int it_count_fds(pid_t pid);
 
 /*
+ * it_proc_field: N of the first "@field: N" line of the /proc file @path
+ * (/proc/meminfo, a task's status), or -errno (-ENOENT: no such line).
+ */
+int64_t it_proc_field(const char *path, const char *field);
+
+/*
  * it_proc_status_bytes: the "@field: N kB" line of /proc/@pid/status in
  * bytes, or -errno (-ENOENT: no such line).  it_vmrss: VmRSS.  it_vmlck:
  * what the kernel counts as pinned by @pid, VmPin + VmLck (the software

@@ -14,7 +14,6 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -230,22 +229,6 @@ Test(pipeline, a_small_sq_gets_fewer_larger_units)
 	fx_close(&f);
 }
 
-/* HugePages_Free from /proc/meminfo, or -1. */
-static long huge_pages_free(void)
-{
-	FILE *f = fopen("/proc/meminfo", "re");
-	char line[128];
-	long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
-}
-
 /*
  * A fault-in that fails: 16 MiB of a hugetlb memfd with no huge page in the
  * pool (MAP_NORESERVE: the fault-in, not the mapping, finds none).  The
@@ -256,7 +239,7 @@ Test(pipeline, a_failed_fault_in_maps_nothing_and_says_so)
 {
 	struct dmasvc_region_desc d = { .size = 16 * MiB, .iova = IOVA, .granule = G };
 	struct dmasvc_stat_session before, after;
-	long free_pages = huge_pages_free();
+	long free_pages = (long)it_proc_field("/proc/meminfo", "HugePages_Free");
 	struct fx f = { 0 };
 	int fd, mem, ret;
 

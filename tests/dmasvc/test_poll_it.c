@@ -39,19 +39,10 @@ static void sleep_us(unsigned us)
 /* voluntary_ctxt_switches of the main thread (the event loop) of @pid, or -1. */
 static long loop_sleeps(pid_t pid)
 {
-	char path[64], line[256];
-	long v = -1;
-	FILE *f;
+	char path[64];
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	return (long)it_proc_field(path, "voluntary_ctxt_switches");
 }
 
 /* CPU time (utime + stime) of the whole process @pid in clock ticks, or -1. */
@@ -198,21 +189,15 @@ static long other_threads_sleeps(pid_t pid)
 	if (!d)
 		return -1;
 	while ((e = readdir(d))) {
-		char st[96], line[256];
-		long v = 0;
-		FILE *f;
+		char st[96];
+		int64_t v;
 
 		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)pid)
 			continue;
 		snprintf(st, sizeof(st), "/proc/%d/task/%d/status", (int)pid, atoi(e->d_name));
-		f = fopen(st, "re");
-		if (!f)
-			continue; /* the thread ended */
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-				break;
-		fclose(f);
-		sum += v;
+		v = it_proc_field(st, "voluntary_ctxt_switches");
+		if (v > 0) /* < 0: the thread ended */
+			sum += v;
 	}
 	closedir(d);
 	return sum;
