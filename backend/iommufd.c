@@ -797,6 +797,17 @@ bool be_iommufd_map_file_used(struct be_space *s)
 				    memory_order_relaxed) == IOFD_MF_WORKS;
 }
 
+/*
+ * A map pins through the vaddr only with a device attached (before, it
+ * records the area) and once IOMMU_IOAS_MAP_FILE is known absent (where it
+ * works it pins from the file).  devs.n changes only on the owner thread.
+ */
+static bool iommufd_pins_vaddr_at_map(struct be_space *sp)
+{
+	return sp->devs.n && atomic_load_explicit(&sp->ctx->map_file, memory_order_relaxed) ==
+				     IOFD_MF_ABSENT;
+}
+
 const struct be_ops be_iommufd_ops = {
 	.name = BE_NAME,
 	.open = iommufd_open,
@@ -805,6 +816,7 @@ const struct be_ops be_iommufd_ops = {
 	.space_destroy = iommufd_space_destroy,
 	.limits = iommufd_limits,
 	.map = iommufd_map,
+	.pins_vaddr_at_map = iommufd_pins_vaddr_at_map,
 	.unmap = iommufd_unmap,
 	.device_attach = iommufd_device_attach,
 	.device_detach = iommufd_device_detach,

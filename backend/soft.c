@@ -553,6 +553,13 @@ void soft_iommu_get_stats(struct be_space *s, struct soft_iommu_stats *out)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Every map pins through the vaddr (soft_pin: io_uring buffer or mlock). */
+static bool soft_pins_vaddr_at_map(struct be_space *s)
+{
+	(void)s;
+	return true;
+}
+
 const struct be_ops be_soft_ops = {
 	.name = "soft",
 	.open = soft_open,
@@ -561,6 +568,7 @@ const struct be_ops be_soft_ops = {
 	.space_destroy = soft_space_destroy,
 	.limits = soft_limits,
 	.map = soft_map,
+	.pins_vaddr_at_map = soft_pins_vaddr_at_map,
 	.unmap = soft_unmap,
 	.device_attach = NULL,
 	.device_detach = NULL,

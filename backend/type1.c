@@ -510,6 +510,16 @@ int be_type1_device_open(struct be_space *sp, const char *name)
 	return rc;
 }
 
+/*
+ * VFIO_IOMMU_MAP_DMA pins through the vaddr whenever the container has an
+ * IOMMU domain, which the group's joining at space_create() gave it.
+ */
+static bool type1_pins_vaddr_at_map(struct be_space *sp)
+{
+	(void)sp;
+	return true;
+}
+
 const struct be_ops be_type1_ops = {
 	.name = BE_NAME,
 	.open = type1_open,
@@ -518,6 +528,7 @@ const struct be_ops be_type1_ops = {
 	.space_destroy = type1_space_destroy,
 	.limits = type1_limits,
 	.map = type1_map,
+	.pins_vaddr_at_map = type1_pins_vaddr_at_map,
 	.unmap = type1_unmap,
 	.device_attach = type1_device_attach,
 	.device_detach = type1_device_detach,

@@ -22,6 +22,7 @@
 #include "privdrop_priv.h"
 #include "server_priv.h"
 #include "keep_priv.h"
+#include "memory_priv.h"
 #include "session_priv.h"
 #include "testhooks_priv.h"
 
@@ -330,6 +331,15 @@ int main(int argc, char **argv)
 	if (opt.poll_us)
 		dlog(&lg, DLOG_INFO, 0, "polling mode: the event loop polls the rings for %u us after"
 		     " each burst before it sleeps (up to one CPU while events keep coming)", opt.poll_us);
+	if (!opt.allow_fault_in) {
+		ret = mem_guard_probe();
+		if (ret)
+			dlog_err(&lg, 0, ret, "residency rule: no userfaultfd guard here; each populate is"
+				 " checked with mincore() before its pin");
+		else
+			dlog(&lg, DLOG_INFO, 0, "residency rule: a userfaultfd guard on each memory makes a"
+			     " pin over a hole fail (read-only and hugetlbfs memories: mincore() before the pin)");
+	}
 	keep_start(&d, &opt, &claim, argv, exe, sizeof(exe));
 	/* closes lfd; tells systemd READY=1 once it polls, STOPPING=1 at the signal */
 	ret = evl_run(&d, lfd);

@@ -54,7 +54,8 @@ struct dsvc_burst {
 	bool map_failed;
 	struct gran_map_job first_fail;      /* the first failed map job */
 	/* The residency rule (burst_run.c): populates refused before the plan
-	 * (not counting those the cap refused too: they are -EDQUOT). */
+	 * or by the guard at their pin (not counting those the cap refused
+	 * too: they are -EDQUOT). */
 	unsigned int nr_refused;             /* events refused */
 	size_t refused_event;                /* the first of them */
 	int refused_err;                     /* its result: -ENXIO, or mincore's -errno */
@@ -92,8 +93,14 @@ struct dsvc_burst *burst_new(unsigned int cap);
  * pages the VM allocated; docs/design.md, "Who allocates guest memory");
  * then the session's populated-bytes cap (session_burst_admit): a populate
  * over it is -EDQUOT, hole or not, and a refused hole takes no budget from
- * the events after it.  Never fails (failures are per-event results and
- * b->err).
+ * the events after it.  Where the memory's mapping is guarded and the
+ * backend pins through it at map time (be_ops.pins_vaddr_at_map), the pin
+ * itself refuses the hole instead (memory_priv.h, mem_guard_open): no
+ * mincore() before, the same -ENXIO after (the map changed nothing); only
+ * when the cap refuses an event of the burst are the guarded populates
+ * checked before the plan after all, so that the cap's judgement is the
+ * same as with every hole known.  Never fails (failures are per-event
+ * results and b->err).
  */
 void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * burst_run.c - run one burst: refuse populates of memory that is not
- * resident, then those over the session's populated-bytes cap, plan the
- * other events, execute the plan with the worker pool's
- * job runner, keep the results (see burst_priv.h).
+ * resident (checked here, or by the pin where a guard makes a hole fail
+ * it), then those over the session's populated-bytes cap, plan the other
+ * events, execute the plan with the worker pool's job runner, keep the
+ * results (see burst_priv.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -109,19 +110,25 @@ static void find_hole_one(const struct dsvc_session *s, struct dsvc_burst *b, si
  * find_holes: the residency rule on @b's populates (none is a hole when the
  * operator allows faulting in): @hole[i] true and b->res[i] the result
  * (-ENXIO, or mincore's -errno), @at[i] the memory offset of the first
- * absent page.  Faults nothing in.  Consecutive populates of contiguous
- * memory (a conversion posted page by page) are checked with one
- * mem_find_hole() over their union (one mincore() instead of one per
- * event: 2 us each here, bench/RESULTS.md); only a union with a hole, or
- * whose check failed, is checked again event by event.
+ * absent page.  Faults nothing in.  A populate of a guarded memory is left
+ * to its pin when @pins (the backend pins through the guarded mapping at
+ * map time; refuse_guarded_holes() names what the guard refused): returns
+ * whether one was left so.
+ * Consecutive populates of contiguous memory (a conversion posted page by
+ * page) are checked with one mem_find_hole() over their union (one
+ * mincore() instead of one per event: 2 us each here, bench/RESULTS.md);
+ * only a union with a hole, or whose check failed, is checked again event
+ * by event.
  */
-static void find_holes(const struct dsvc *d, const struct dsvc_session *s, struct dsvc_burst *b,
-		       bool *hole, uint64_t *at)
+static bool find_holes(const struct dsvc *d, const struct dsvc_session *s, struct dsvc_burst *b,
+		       bool pins, bool *hole, uint64_t *at)
 {
+	bool left = false;
+
 	for (size_t i = 0; i < b->nev; i++)
 		hole[i] = false;
 	if (d->opt->allow_fault_in)
-		return;
+		return false;
 	for (size_t i = 0; i < b->nev;) {
 		const struct dsvc_memory *mem, *m2;
 		uint64_t off, len, o2, l2, where = 0;
@@ -135,6 +142,11 @@ static void find_holes(const struct dsvc *d, const struct dsvc_session *s, struc
 			find_hole_one(s, b, i++, hole, at);
 			continue;
 		}
+		if (pins && mem->guard >= 0) {
+			left = true;
+			i++;
+			continue;
+		}
 		while (j < b->nev && b->ev[j].op == GRAN_OP_POPULATE &&
 		       populate_range(s, b, j, &m2, &o2, &l2) && m2 == mem && o2 == off + len) {
 			len += l2; /* <= the memory's size: no overflow */
@@ -145,26 +157,38 @@ static void find_holes(const struct dsvc *d, const struct dsvc_session *s, struc
 				find_hole_one(s, b, k, hole, at);
 		i = j;
 	}
+	return left;
 }
 
 /*
  * refuse_before_plan: the residency rule, then the populated-bytes cap
  * (burst_priv.h).  Refused events get their result and are counted (the
  * first of each kind kept for the log line); the others go to b->plan_ev
- * in order.  Returns how many went.
+ * in order.  Returns how many went.  When the cap refuses an event while
+ * populates were left to the guard (@pins), their holes are looked for
+ * after all and the cap judges again: a hole never takes budget from the
+ * events after it, and only a burst at the cap pays the mincore().
  */
 static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session *s,
-				 struct dsvc_burst *b)
+				 struct dsvc_burst *b, bool pins)
 {
 	bool *hole = b->hole, *over = b->over;
 	uint64_t *at = b->hole_at;
 	size_t n = 0;
+	bool left;
 
 	b->nr_refused = 0;
 	b->nr_over_cap = 0;
-	find_holes(d, s, b, hole, at);
+	left = find_holes(d, s, b, pins, hole, at);
+
 	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->spans, &b->over_cap_event,
 					     b->over_cap_why, sizeof(b->over_cap_why));
+	if (b->nr_over_cap && left) {
+		find_holes(d, s, b, false, hole, at);
+		b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->spans,
+						     &b->over_cap_event, b->over_cap_why,
+						     sizeof(b->over_cap_why));
+	}
 	for (size_t i = 0; i < b->nev; i++) {
 		if (over[i]) {
 			b->res[i] = -EDQUOT;
@@ -182,6 +206,43 @@ static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session
 		b->plan_idx[n++] = (unsigned int)i;
 	}
 	return n;
+}
+
+/*
+ * refuse_guarded_holes: the residency rule for the populates of the plan
+ * (@np events) that failed over a guarded memory: one whose range holds a
+ * page not in memory failed at the guard (memory_priv.h, mem_guard_open),
+ * so it is refused with -ENXIO and counted as find_holes() would have (its
+ * map changed nothing: plan.h); the others keep their error.  Returns
+ * whether a failed populate is left that was not refused (a backend
+ * failure, for the log line; the pool's first failed job may still be a
+ * refused one's when both happen in one burst).
+ */
+static bool refuse_guarded_holes(const struct dsvc_session *s, struct dsvc_burst *b, size_t np)
+{
+	bool other = false;
+
+	for (size_t k = 0; k < np; k++) {
+		size_t i = b->plan_idx[k];
+		const struct dsvc_memory *mem;
+		uint64_t off, len, at = 0;
+
+		if (!b->res[i] || b->ev[i].op != GRAN_OP_POPULATE)
+			continue;
+		if (!populate_range(s, b, i, &mem, &off, &len) || mem->guard < 0 ||
+		    mem_find_hole(mem, off, len, &at) != 1) {
+			other = true;
+			continue;
+		}
+		if (!b->nr_refused || i < b->refused_event) {
+			b->refused_event = i;
+			b->refused_err = -ENXIO;
+			b->refused_hole = at;
+		}
+		b->nr_refused++;
+		b->res[i] = -ENXIO;
+	}
+	return other;
 }
 
 /* gran_region_for_each_run callback: add the run's granules to *@arg. */
@@ -224,12 +285,13 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	int ret;
 
 	size_t np;
+	bool pins = d->ops->pins_vaddr_at_map && d->ops->pins_vaddr_at_map(s->space);
 
 	memset(&b->st, 0, sizeof(b->st));
 	b->err = 0;
 	b->map_failed = false;
 	count_repairs(b);
-	np = refuse_before_plan(d, s, b);
+	np = refuse_before_plan(d, s, b, pins);
 	if (!np)
 		return;
 	ret = gran_plan_build(b->plan_ev, np, &plan);
@@ -245,7 +307,7 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	for (size_t i = 0; i < np; i++)
 		b->res[b->plan_idx[i]] = i < nc ? c[i].res : -ENOMEM;
 	gran_plan_stats(plan, &b->st);
-	b->map_failed = pr.failed;
+	b->map_failed = pr.failed && refuse_guarded_holes(s, b, np);
 	b->first_fail = pr.first_fail;
 	gran_plan_free(plan);
 }

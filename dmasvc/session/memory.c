@@ -2,17 +2,21 @@
 /*
  * memory.c - fd checks and the one MAP_SHARED mapping of a memory (see
  * memory_priv.h).  fstat for the type and size, fstatfs for hugetlbfs,
- * F_GET_SEALS for the memfd seal, F_GETFL for the access mode.
+ * F_GET_SEALS for the memfd seal, F_GETFL for the access mode; the
+ * userfaultfd that guards the mapping's holes.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <linux/userfaultfd.h>
 
 #include "log_priv.h"
 #include "memory_priv.h"
@@ -66,7 +70,62 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 	return 0;
 }
 
-int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *err, size_t errlen)
+int mem_guard_open(void *vaddr, uint64_t len)
+{
+#if defined(SYS_userfaultfd) && defined(UFFD_USER_MODE_ONLY)
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)vaddr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int u, ret;
+
+	u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (u < 0)
+		return -errno;
+	if (ioctl(u, UFFDIO_API, &api) < 0 || ioctl(u, UFFDIO_REGISTER, &reg) < 0) {
+		ret = -errno;
+		close(u);
+		return ret;
+	}
+	return u;
+#else
+	(void)vaddr;
+	(void)len;
+	return -ENOSYS;
+#endif
+}
+
+int mem_guard_probe(void)
+{
+	int fd, u;
+	void *p;
+
+	fd = memfd_create("dmasvc-guard-probe", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 4096) < 0) {
+		u = -errno;
+		close(fd);
+		return u;
+	}
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED) {
+		u = -errno;
+		close(fd);
+		return u;
+	}
+	u = mem_guard_open(p, 4096);
+	munmap(p, 4096);
+	close(fd);
+	if (u < 0)
+		return u;
+	close(u);
+	return 0;
+}
+
+int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
+	     char *err, size_t errlen)
 {
 	uint64_t page_size;
 	struct stat st;
@@ -97,6 +156,15 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *
 	m->dev = (uint64_t)st.st_dev;
 	m->ino = (uint64_t)st.st_ino;
 	m->users = 0;
+	/*
+	 * The guard is an optimisation of the residency check and closes its
+	 * window (memory_priv.h); where the kernel refuses it (read-only
+	 * mapping, hugetlbfs left out: the mincore() check cannot tell there,
+	 * and neither changes here) the memory is checked by mem_find_hole().
+	 */
+	m->guard = guard_holes && !readonly && !hugetlb ? mem_guard_open(p, size) : -1;
+	if (m->guard < 0)
+		m->guard = -1;
 	return 0;
 }
 
@@ -144,6 +212,9 @@ void mem_close(struct dsvc_memory *m)
 	}
 	if (m->fd >= 0)
 		close(m->fd);
+	if (m->guard >= 0)
+		close(m->guard);
 	m->vaddr = NULL;
 	m->fd = -1;
+	m->guard = -1;
 }

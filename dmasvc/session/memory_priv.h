@@ -28,6 +28,7 @@ struct dsvc_memory {
 	bool readonly;      /* mapped PROT_READ; regions must be READONLY */
 	bool hugetlb;
 	uint64_t dev, ino;  /* the file's st_dev/st_ino: its identity across a restart */
+	int guard;          /* userfaultfd guarding the mapping's holes, or -1 (mem_open) */
 	unsigned int users; /* regions using it (event-loop thread only) */
 };
 
@@ -47,9 +48,42 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 
 /*
  * mem_open: mem_check_fd() then mmap.  Takes ownership of @fd on success
- * only (stored in *@m).  Returns 0, or -errno with a reason in @err.
+ * only (stored in *@m).  With @guard_holes, also guards the mapping's
+ * holes (mem_guard_open(); m->guard is -1 where it cannot: hugetlbfs,
+ * read-only memories, a kernel without userfaultfd; mem_find_hole() is the
+ * check there).  Returns 0, or -errno with a reason in @err.
  */
-int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, char *err, size_t errlen);
+int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
+	     char *err, size_t errlen);
+
+/*
+ * mem_guard_open: make every fault into a hole of [@vaddr, @vaddr + @len)
+ * (a page the memfd does not hold) fail instead of allocating the page.
+ * A userfaultfd that nobody reads, UFFD_USER_MODE_ONLY (no privilege
+ * needed) with UFFD_FEATURE_SIGBUS, registered in MISSING mode over the
+ * range: a fault the kernel takes for a pin (GUP: io_uring registered
+ * buffers, IOMMU_IOAS_MAP of a vaddr, VFIO_IOMMU_MAP_DMA, mlock,
+ * MADV_POPULATE_*) gets SIGBUS, which the pin returns as -EFAULT (mlock:
+ * -ENOMEM) having allocated nothing; a fault from user mode gets SIGBUS
+ * (the service never touches guest pages).  Pages the memfd holds fault in
+ * as before (fault-around included).  So the pin enforces the residency
+ * rule itself, in the same page-table walk that pins: no window between a
+ * check and the pin in which the VMM could punch the page out and have
+ * the service allocate it (charged to the service's memcg).
+ *   needs:      @vaddr a MAP_SHARED mapping of a memfd, writable (the
+ *               kernel registers only VMAs that may be written).
+ *   returns:    the userfaultfd (the guard lasts until it is closed or
+ *               the range unmapped), or -errno (-EPERM/-ENOSYS: no
+ *               userfaultfd here; -EINVAL: a mapping it cannot guard).
+ */
+int mem_guard_open(void *vaddr, uint64_t len);
+
+/*
+ * mem_guard_probe: whether mem_guard_open() works in this process (one
+ * page of a scratch memfd).  Returns 0 or its -errno, for the start-up
+ * log.
+ */
+int mem_guard_probe(void);
 
 /*
  * mem_find_hole: whether every page of [@off, @off + @len) of @m is in
@@ -75,7 +109,7 @@ int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint6
 /* mem_close unmaps in pieces of this many bytes (or of one page, if larger). */
 #define MEM_UNMAP_CHUNK (32ull << 20)
 
-/* mem_close: munmap (piece by piece: memory.c) and close.  Never fails. */
+/* mem_close: munmap (piece by piece: memory.c), close the fd and the guard.  Never fails. */
 void mem_close(struct dsvc_memory *m);
 
 #endif /* DMASVC_MEMORY_PRIV_H */

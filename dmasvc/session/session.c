@@ -282,7 +282,6 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	unsigned int slot;
 	int ret;
 
-	(void)d;
 	if (req->size > s->cap[OPT_CAP_REGISTERED] ||
 	    s->registered_bytes > s->cap[OPT_CAP_REGISTERED] - req->size)
 		return session_cap_refuse(s, OPT_CAP_REGISTERED, -EDQUOT, req->size, s->registered_bytes,
@@ -296,7 +295,8 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
-	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY, err, errlen);
+	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY, !d->opt->allow_fault_in,
+		       err, errlen);
 	if (ret) {
 		free(m);
 		return ret;

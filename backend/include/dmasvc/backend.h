@@ -160,6 +160,19 @@ struct be_ops {
 		   const struct be_map_src *src, unsigned int prot);
 
 	/*
+	 * @pins_vaddr_at_map: whether a map() of @space made now pins through
+	 * src->vaddr before it returns (a GUP walk of the caller's page
+	 * tables).  Then a fault the caller made fail (a userfaultfd guard
+	 * over a hole, dmasvc's residency rule) fails that map with -EFAULT
+	 * (-ENOMEM for the model's mlock) and nothing is mapped or pinned.
+	 * false when a map pins nothing yet (iommufd without a device), may
+	 * pin from the file instead (IOMMU_IOAS_MAP_FILE) or cannot tell.
+	 * The answer holds until a device is attached or detached.  Optional:
+	 * NULL means false.
+	 */
+	bool (*pins_vaddr_at_map)(struct be_space *space);
+
+	/*
 	 * @unmap: unmap every area inside [@iova, @iova + @length); the range
 	 * may cover many whole areas but may not cut one.  Sets *@unmapped to
 	 * the bytes actually unmapped, also on error.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_memory.c - which fds the service accepts as guest memory, and the
- * one MAP_SHARED mapping.
+ * test_memory.c - which fds the service accepts as guest memory, the one
+ * MAP_SHARED mapping, and the guard over its holes.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "dmasvc/soft_iommu.h"
 #include "memory_priv.h"
 #include "unit_util.h"
 
@@ -34,7 +36,7 @@ Test(memory, sealed_memfd_ok_and_mapped_shared)
 
 	cr_assert_geq(fd, 0);
 	before = count_open_fds();
-	cr_assert_eq(mem_open(&m, fd, 2 * MB, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&m, fd, 2 * MB, false, false, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(m.size, 2 * MB, "maps the declared size, not the file size");
 	cr_expect_eq(m.page_size, 4096);
 	cr_expect(!m.hugetlb);
@@ -91,7 +93,7 @@ Test(memory, readonly_mapping_is_read_only)
 	char err[256];
 	unsigned char vec;
 
-	cr_assert_eq(mem_open(&m, fd, MB, true, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&m, fd, MB, true, false, err, sizeof(err)), 0, "%s", err);
 	cr_expect(m.readonly);
 	/* the service never touched a page: nothing is resident */
 	cr_expect_eq(mincore(m.vaddr, 4096, &vec), 0);
@@ -136,9 +138,104 @@ Test(memory, hugetlbfs_mapping_reserves_nothing)
 		return;
 	}
 	cr_assert_eq(ftruncate(fd, 64 * MB), 0);
-	cr_expect_eq(mem_open(&m, fd, 64 * MB, false, err, sizeof(err)), 0,
+	cr_expect_eq(mem_open(&m, fd, 64 * MB, false, false, err, sizeof(err)), 0,
 		     "64 MiB of hugetlbfs mapped whatever the pool holds: %s", err);
 	cr_expect(m.hugetlb);
 	mem_close(&m);
 }
 
+
+/* The pages the memfd holds, as the kernel counts them (st_blocks, 512 B units). */
+static long long file_blocks(int fd)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(fd, &st), 0);
+	return (long long)st.st_blocks;
+}
+
+/*
+ * The guard (memory_priv.h, mem_guard_open): a pin through the service's
+ * mapping over a page the memfd does not hold fails and allocates nothing
+ * (st_blocks, the kernel's count of the file's pages, does not move): the
+ * model's pin (io_uring registered buffer, -EFAULT; mlock, -ENOMEM) and
+ * MADV_POPULATE_WRITE (the kernel's GUP fault, -EFAULT).  A page the VMM
+ * wrote through its own mapping pins; one it punched out after it had been
+ * in memory is refused as well (the pin decides, not an earlier check).
+ * Without the guard the same pin allocates the hole (the negative control:
+ * what the service's mincore() check had to prevent).
+ */
+Test(memory, the_guard_makes_a_pin_over_a_hole_fail_and_allocate_nothing)
+{
+	int fd = make_memfd(4 * MB, F_SEAL_SHRINK), fd2;
+	struct dsvc_memory m = { .fd = -1 }, bare = { .fd = -1 };
+	struct soft_iommu_pin_info pi;
+	struct be_config cfg = { .max_areas = 0 };
+	struct be_ctx *ctx;
+	struct be_space *sp;
+	struct be_map_src src = { .fd = -1 };
+	uint64_t unmapped;
+	char err[256];
+	char *vmm;
+	int ret;
+
+	cr_assert_geq(fd, 0);
+	fd2 = dup(fd);
+	cr_assert_geq(fd2, 0);
+	cr_assert_eq(mem_open(&m, fd, 4 * MB, false, true, err, sizeof(err)), 0, "%s", err);
+	cr_assert_geq(m.guard, 0, "a read-write memfd is guarded");
+	cr_assert_eq(be_soft_ops.open(&cfg, &ctx), 0);
+	cr_assert_eq(be_soft_ops.space_create(ctx, &sp), 0);
+	soft_iommu_pin_info(ctx, &pi);
+	vmm = mmap(NULL, 4 * MB, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+	cr_assert_neq(vmm, MAP_FAILED);
+
+	src.vaddr = m.vaddr;
+	ret = be_soft_ops.map(sp, 0, MB, &src, BE_PROT_READ | BE_PROT_WRITE);
+	cr_expect_eq(ret, pi.mode == SOFT_PIN_MLOCK ? -ENOMEM : -EFAULT, "pin over holes: %d", ret);
+	cr_expect_eq(madvise(m.vaddr, MB, MADV_POPULATE_WRITE), -1);
+	cr_expect_eq(errno, EFAULT);
+	cr_expect_eq(file_blocks(fd2), 0, "nothing allocated");
+
+	memset(vmm, 1, MB); /* the VMM faults its memory in */
+	cr_expect_eq(be_soft_ops.map(sp, 0, MB, &src, BE_PROT_READ | BE_PROT_WRITE), 0);
+	cr_expect_eq(be_soft_ops.unmap(sp, 0, MB, &unmapped), 0);
+
+	cr_assert_eq(fallocate(fd2, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 4096), 0);
+	cr_expect_eq(file_blocks(fd2), (long long)(MB - 4096) / 512);
+	ret = be_soft_ops.map(sp, 0, MB, &src, BE_PROT_READ | BE_PROT_WRITE);
+	cr_expect_eq(ret, pi.mode == SOFT_PIN_MLOCK ? -ENOMEM : -EFAULT, "a punched page: %d", ret);
+	cr_expect_eq(file_blocks(fd2), (long long)(MB - 4096) / 512, "the punched page stays out");
+
+	/* the negative control: the same memfd, a mapping without the guard */
+	cr_assert_eq(mem_open(&bare, dup(fd2), 4 * MB, false, false, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(bare.guard, -1);
+	src.vaddr = (char *)bare.vaddr + 2 * MB;
+	cr_expect_eq(be_soft_ops.map(sp, 2 * MB, MB, &src, BE_PROT_READ | BE_PROT_WRITE), 0);
+	cr_expect_eq(file_blocks(fd2), (long long)(2 * MB - 4096) / 512, "unguarded, the pin allocates");
+	cr_expect_eq(be_soft_ops.unmap(sp, 2 * MB, MB, &unmapped), 0);
+
+	be_soft_ops.space_destroy(sp);
+	be_soft_ops.close(ctx);
+	munmap(vmm, 4 * MB);
+	mem_close(&bare);
+	mem_close(&m);
+	close(fd2);
+}
+
+/* A read-only memory, and one opened without asking, have no guard (mincore() checks them). */
+Test(memory, read_only_and_unasked_memories_have_no_guard)
+{
+	int fd = make_memfd(MB, F_SEAL_SHRINK);
+	struct dsvc_memory m = { .fd = -1 };
+	char err[256];
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(mem_open(&m, dup(fd), MB, true, true, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(m.guard, -1);
+	mem_close(&m);
+	cr_assert_eq(mem_open(&m, fd, MB, false, false, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(m.guard, -1);
+	mem_close(&m);
+	cr_expect_eq(mem_guard_probe(), 0, "userfaultfd (UFFD_USER_MODE_ONLY) works here");
+}
