@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dmasvc/backend_kernel.h"
+#include "dmasvc/hole_guard.h"
 
 #include "burst_priv.h"
 #include "config_priv.h"
@@ -22,7 +23,6 @@
 #include "privdrop_priv.h"
 #include "server_priv.h"
 #include "keep_priv.h"
-#include "memory_priv.h"
 #include "session_priv.h"
 #include "testhooks_priv.h"
 
@@ -332,10 +332,10 @@ int main(int argc, char **argv)
 		dlog(&lg, DLOG_INFO, 0, "polling mode: the event loop polls the rings for %u us after"
 		     " each burst before it sleeps (up to one CPU while events keep coming)", opt.poll_us);
 	if (!opt.allow_fault_in) {
-		ret = mem_guard_probe();
+		ret = be_hole_guard_probe();
 		if (ret)
-			dlog_err(&lg, 0, ret, "residency rule: no userfaultfd guard here; each populate is"
-				 " checked with mincore() before its pin");
+			dlog(&lg, DLOG_WARN, 0, "residency rule: no userfaultfd guard here (%s); each"
+			     " populate is checked with mincore() before its pin", strerror(-ret));
 		else
 			dlog(&lg, DLOG_INFO, 0, "residency rule: a userfaultfd guard on each memory makes a"
 			     " pin over a hole fail (read-only and hugetlbfs memories: mincore() before the pin)");

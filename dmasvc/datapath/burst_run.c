@@ -211,7 +211,7 @@ static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session
 /*
  * refuse_guarded_holes: the residency rule for the populates of the plan
  * (@np events) that failed over a guarded memory: one whose range holds a
- * page not in memory failed at the guard (memory_priv.h, mem_guard_open),
+ * page not in memory failed at the guard (backend hole_guard.h, be_hole_guard_open),
  * so it is refused with -ENXIO and counted as find_holes() would have (its
  * map changed nothing: plan.h); the others keep their error.  Returns
  * whether a failed populate is left that was not refused (a backend

@@ -2,21 +2,20 @@
 /*
  * memory.c - fd checks and the one MAP_SHARED mapping of a memory (see
  * memory_priv.h).  fstat for the type and size, fstatfs for hugetlbfs,
- * F_GET_SEALS for the memfd seal, F_GETFL for the access mode; the
- * userfaultfd that guards the mapping's holes.
+ * F_GET_SEALS for the memfd seal, F_GETFL for the access mode; the guard
+ * over the mapping's holes (backend/hole_guard.c).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
-#include <linux/userfaultfd.h>
+
+#include "dmasvc/hole_guard.h"
 
 #include "log_priv.h"
 #include "memory_priv.h"
@@ -70,60 +69,6 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 	return 0;
 }
 
-int mem_guard_open(void *vaddr, uint64_t len)
-{
-#if defined(SYS_userfaultfd) && defined(UFFD_USER_MODE_ONLY)
-	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)vaddr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
-	int u, ret;
-
-	u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (u < 0)
-		return -errno;
-	if (ioctl(u, UFFDIO_API, &api) < 0 || ioctl(u, UFFDIO_REGISTER, &reg) < 0) {
-		ret = -errno;
-		close(u);
-		return ret;
-	}
-	return u;
-#else
-	(void)vaddr;
-	(void)len;
-	return -ENOSYS;
-#endif
-}
-
-int mem_guard_probe(void)
-{
-	int fd, u;
-	void *p;
-
-	fd = memfd_create("dmasvc-guard-probe", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (ftruncate(fd, 4096) < 0) {
-		u = -errno;
-		close(fd);
-		return u;
-	}
-	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	if (p == MAP_FAILED) {
-		u = -errno;
-		close(fd);
-		return u;
-	}
-	u = mem_guard_open(p, 4096);
-	munmap(p, 4096);
-	close(fd);
-	if (u < 0)
-		return u;
-	close(u);
-	return 0;
-}
-
 int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
 	     char *err, size_t errlen)
 {
@@ -157,12 +102,12 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool g
 	m->ino = (uint64_t)st.st_ino;
 	m->users = 0;
 	/*
-	 * The guard is an optimisation of the residency check and closes its
-	 * window (memory_priv.h); where the kernel refuses it (read-only
-	 * mapping, hugetlbfs left out: the mincore() check cannot tell there,
-	 * and neither changes here) the memory is checked by mem_find_hole().
+	 * The guard spares the residency check and closes its window
+	 * (docs/design.md); where it is not asked for (--allow-fault-in),
+	 * cannot be had (read-only mapping, no userfaultfd) or is left out
+	 * (hugetlbfs) the memory is checked by mem_find_hole() instead.
 	 */
-	m->guard = guard_holes && !readonly && !hugetlb ? mem_guard_open(p, size) : -1;
+	m->guard = guard_holes && !readonly && !hugetlb ? be_hole_guard_open(p, size) : -1;
 	if (m->guard < 0)
 		m->guard = -1;
 	return 0;

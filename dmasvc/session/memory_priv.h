@@ -28,7 +28,7 @@ struct dsvc_memory {
 	bool readonly;      /* mapped PROT_READ; regions must be READONLY */
 	bool hugetlb;
 	uint64_t dev, ino;  /* the file's st_dev/st_ino: its identity across a restart */
-	int guard;          /* userfaultfd guarding the mapping's holes, or -1 (mem_open) */
+	int guard;          /* be_hole_guard_open()'s fd over the mapping, or -1 (mem_open) */
 	unsigned int users; /* regions using it (event-loop thread only) */
 };
 
@@ -49,41 +49,14 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 /*
  * mem_open: mem_check_fd() then mmap.  Takes ownership of @fd on success
  * only (stored in *@m).  With @guard_holes, also guards the mapping's
- * holes (mem_guard_open(); m->guard is -1 where it cannot: hugetlbfs,
- * read-only memories, a kernel without userfaultfd; mem_find_hole() is the
- * check there).  Returns 0, or -errno with a reason in @err.
+ * holes (be_hole_guard_open(): a pin through it over a hole fails, having
+ * allocated nothing); m->guard is -1 where it cannot: hugetlbfs (left out,
+ * docs/design.md), read-only memories, a kernel without userfaultfd;
+ * mem_find_hole() is the check there.  Returns 0, or -errno with a reason
+ * in @err.
  */
 int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
 	     char *err, size_t errlen);
-
-/*
- * mem_guard_open: make every fault into a hole of [@vaddr, @vaddr + @len)
- * (a page the memfd does not hold) fail instead of allocating the page.
- * A userfaultfd that nobody reads, UFFD_USER_MODE_ONLY (no privilege
- * needed) with UFFD_FEATURE_SIGBUS, registered in MISSING mode over the
- * range: a fault the kernel takes for a pin (GUP: io_uring registered
- * buffers, IOMMU_IOAS_MAP of a vaddr, VFIO_IOMMU_MAP_DMA, mlock,
- * MADV_POPULATE_*) gets SIGBUS, which the pin returns as -EFAULT (mlock:
- * -ENOMEM) having allocated nothing; a fault from user mode gets SIGBUS
- * (the service never touches guest pages).  Pages the memfd holds fault in
- * as before (fault-around included).  So the pin enforces the residency
- * rule itself, in the same page-table walk that pins: no window between a
- * check and the pin in which the VMM could punch the page out and have
- * the service allocate it (charged to the service's memcg).
- *   needs:      @vaddr a MAP_SHARED mapping of a memfd, writable (the
- *               kernel registers only VMAs that may be written).
- *   returns:    the userfaultfd (the guard lasts until it is closed or
- *               the range unmapped), or -errno (-EPERM/-ENOSYS: no
- *               userfaultfd here; -EINVAL: a mapping it cannot guard).
- */
-int mem_guard_open(void *vaddr, uint64_t len);
-
-/*
- * mem_guard_probe: whether mem_guard_open() works in this process (one
- * page of a scratch memfd).  Returns 0 or its -errno, for the start-up
- * log.
- */
-int mem_guard_probe(void);
 
 /*
  * mem_find_hole: whether every page of [@off, @off + @len) of @m is in
@@ -98,6 +71,10 @@ int mem_guard_probe(void);
  *               bench/RESULTS.md).  A page of the memfd that was swapped
  *               out counts as a hole (the VMM's fault brings it back,
  *               charged to the VM).
+ *   used:       before the plan for memories without a guard (m->guard
+ *               -1) or backends that do not pin at map time; after a
+ *               failed pin of a guarded one, to tell a hole from a
+ *               backend failure (burst_run.c).
  *   returns:    0 when every page is resident; 1 with *@hole = the memory
  *               offset of the first page that is not; 0 without checking
  *               for hugetlbfs (mincore there reports the service's own page

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dmasvc/hole_guard.h"
 #include "dmasvc/soft_iommu.h"
 #include "memory_priv.h"
 #include "unit_util.h"
@@ -155,7 +156,7 @@ static long long file_blocks(int fd)
 }
 
 /*
- * The guard (memory_priv.h, mem_guard_open): a pin through the service's
+ * The guard (backend hole_guard.h, be_hole_guard_open): a pin through the service's
  * mapping over a page the memfd does not hold fails and allocates nothing
  * (st_blocks, the kernel's count of the file's pages, does not move): the
  * model's pin (io_uring registered buffer, -EFAULT; mlock, -ENOMEM) and
@@ -237,5 +238,5 @@ Test(memory, read_only_and_unasked_memories_have_no_guard)
 	cr_assert_eq(mem_open(&m, fd, MB, false, false, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(m.guard, -1);
 	mem_close(&m);
-	cr_expect_eq(mem_guard_probe(), 0, "userfaultfd (UFFD_USER_MODE_ONLY) works here");
+	cr_expect_eq(be_hole_guard_probe(), 0, "userfaultfd (UFFD_USER_MODE_ONLY) works here");
 }

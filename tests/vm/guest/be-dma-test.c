@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@
 
 #include "dmasvc/backend.h"
 #include "dmasvc/backend_kernel.h"
+#include "dmasvc/hole_guard.h"
 #include "iommufd_test_priv.h" /* test access: options, MAP_FILE use */
 #include "edu.h"
 
@@ -72,6 +74,8 @@
 #define D4_IOVA 0x6000000ull
 #define D4_N 1024
 #define H_IOVA 0x8000000ull
+#define G_IOVA 0xc000000ull /* check_hole_guard */
+#define G_LEN (2 * MiB)
 #define H_SIZE (8 * MiB)
 #define MAX_GRANULES 1024
 #define NR_WORKERS 4
@@ -642,6 +646,71 @@ static void check_spaces_isolated(struct t *t)
 	t->ops->space_destroy(other);
 }
 
+/* Pages the memfd @fd holds, as the kernel counts them (st_blocks, 512 B units; ~0 if fstat fails). */
+static uint64_t file_blocks(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks : UINT64_MAX;
+}
+
+/*
+ * The residency rule's guard on the real kernel (backend/hole_guard.c),
+ * with the device attached (iommufd pins at map time then): a map through
+ * a guarded mapping of a memfd (the service's view) over pages the memfd
+ * does not hold fails with -EFAULT, pins nothing (VmPin; type1 VmLck) and
+ * allocates nothing (st_blocks).  Once the VMM has written the pages
+ * through its own mapping, the same map works and the device reads the
+ * VMM's bytes; a page the VMM punches out afterwards makes the map fail
+ * again, and the punched page stays unallocated.
+ */
+static void check_hole_guard(struct t *t)
+{
+	const char *key = t->ops == &be_type1_ops ? "VmLck:" : "VmPin:";
+	struct region G = { .name = "G", .iova = G_IOVA, .gran = G_LEN, .n = 1 };
+	uint64_t pinned = status_bytes(key), unmapped = 0;
+	struct be_map_src src = { .fd = -1 };
+	uint8_t *svc;
+	int guard, rc;
+
+	G.fd = make_memfd("guarded", G_LEN, &G.mem); /* G.mem: the VMM's view */
+	CHECK(G.fd >= 0, "memfd: %s", strerror(errno));
+	svc = mmap(NULL, G_LEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, G.fd, 0);
+	CHECK(svc != MAP_FAILED, "mmap: %s", strerror(errno));
+	guard = be_hole_guard_open(svc, G_LEN);
+	CHECK(guard >= 0, "be_hole_guard_open: %s (a kernel without CONFIG_USERFAULTFD?)",
+	      strerror(-guard));
+	src.vaddr = svc;
+
+	rc = t->ops->map(t->space, G_IOVA, G_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
+	printf("be-dma-test[%s]: map over a guarded hole: %s\n", t->be_name, strerror(-rc));
+	CHECK(rc == -EFAULT, "map over a guarded hole: rc %d", rc);
+	CHECK(status_bytes(key) == pinned, "%s moved by a refused map", key);
+	CHECK(file_blocks(G.fd) == 0, "the refused map allocated %" PRIu64 " blocks",
+	      file_blocks(G.fd));
+
+	fill_pattern(t, G.mem, G_LEN); /* the VMM faults its memory in */
+	rc = t->ops->map(t->space, G_IOVA, G_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map of the VMM's pages through the guard: %s", strerror(-rc));
+	CHECK(status_bytes(key) == pinned + G_LEN, "%s after the map", key);
+	check_read_ok(__LINE__, &G, 0);
+	rc = t->ops->unmap(t->space, G_IOVA, G_LEN, &unmapped);
+	CHECK(rc == 0 && unmapped == G_LEN, "unmap G: rc %d", rc);
+
+	CHECK(fallocate(G.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 * KiB, 4 * KiB) == 0,
+	      "punch: %s", strerror(errno));
+	rc = t->ops->map(t->space, G_IOVA, G_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == -EFAULT, "map over a page punched out: rc %d", rc);
+	CHECK(status_bytes(key) == pinned, "%s moved by a refused map", key);
+	CHECK(file_blocks(G.fd) == (G_LEN - 4 * KiB) / 512, "the punched page came back");
+	/* (no device read here: the punched page reads as zeros, as a blocked read may) */
+
+	munmap(svc, G_LEN);
+	close(guard);
+	munmap(G.mem, G_LEN);
+	close(G.fd);
+}
+
 static void check_reattach(struct t *t)
 {
 	const char *cdev = getenv("EDU_CDEV");
@@ -825,6 +894,10 @@ static void run(struct t *t)
 	check_write_ok(__LINE__, &t->A, 1);
 	check_read_ok(__LINE__, &t->B, 3);
 	check_read_ok(__LINE__, &t->A, 0);
+
+	step(t, "a map through a guarded mapping over a hole fails and allocates nothing");
+	check_hole_guard(t);
+	check_pinned(t, __LINE__);
 
 	if (t->ops == &be_iommufd_ops) {
 		step(t, "the client's own file cannot move the device into another space");
