@@ -325,13 +325,15 @@ int main(int argc, char **argv)
 			d.async_bytes = 0; /* tests: every burst takes the executor path */
 		env = getenv(TESTHOOK_ORPHAN_ON_HANGUP_ENV);
 		d.test_orphan_on_hangup = env && !strcmp(env, "1"); /* tests: resume on the model */
+		env = getenv(TESTHOOK_NO_HOLE_GUARD_ENV);
+		d.test_no_hole_guard = env && !strcmp(env, "1"); /* tests: the mincore() path */
 	}
 #endif
 	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);
 	if (opt.poll_us)
 		dlog(&lg, DLOG_INFO, 0, "polling mode: the event loop polls the rings for %u us after"
 		     " each burst before it sleeps (up to one CPU while events keep coming)", opt.poll_us);
-	if (!opt.allow_fault_in) {
+	if (!opt.allow_fault_in && !d.test_no_hole_guard) {
 		ret = be_hole_guard_probe();
 		if (ret)
 			dlog(&lg, DLOG_WARN, 0, "residency rule: no userfaultfd guard here (%s); each"

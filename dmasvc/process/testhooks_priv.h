@@ -28,6 +28,9 @@
  *   instead of being torn down, as adoption after a restart makes it
  *   (session_orphan_for_test): resume, the region claim and replay repairs
  *   are tested on the host without a kernel.
+ * DMASVC_TEST_NO_HOLE_GUARD=1: memories get no hole guard, so the residency
+ *   rule is checked with mincore() before the plan, as on a kernel without
+ *   userfaultfd (both paths are tested on the host).
  */
 #ifndef DMASVC_TESTHOOKS_PRIV_H
 #define DMASVC_TESTHOOKS_PRIV_H
@@ -41,6 +44,7 @@
 #define TESTHOOK_SOFT_PIN_ENV "DMASVC_TEST_SOFT_PIN" /* "mlock" or "io_uring": the model's pin (else auto) */
 #define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
 #define TESTHOOK_ORPHAN_ON_HANGUP_ENV "DMASVC_TEST_ORPHAN_ON_HANGUP" /* "1": see above */
+#define TESTHOOK_NO_HOLE_GUARD_ENV "DMASVC_TEST_NO_HOLE_GUARD" /* "1": see above */
 
 /*
  * testhook_parse_soft_faults: parse @s (the format above) into *@f (zeroed

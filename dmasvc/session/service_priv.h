@@ -73,6 +73,10 @@ struct dsvc {
 	 * sessions on the model get tokens and a hang-up makes them orphans,
 	 * as a restart would (docs/restart.md); false in production. */
 	bool test_orphan_on_hangup;
+	/* Test builds only (DMASVC_TEST_NO_HOLE_GUARD): memories are opened
+	 * without the hole guard (mincore() before the plan); false in
+	 * production. */
+	bool test_no_hole_guard;
 	/* Warning budget per peer uid, this second (session_log_tick() empties
 	 * it): a client reconnecting in a loop gets a fresh session budget
 	 * each time, not a fresh uid budget. */

@@ -295,8 +295,8 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
-	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY, !d->opt->allow_fault_in,
-		       err, errlen);
+	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY,
+		       !d->opt->allow_fault_in && !d->test_no_hole_guard, err, errlen);
 	if (ret) {
 		free(m);
 		return ret;
