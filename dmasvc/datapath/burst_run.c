@@ -180,7 +180,6 @@ static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session
 	b->nr_refused = 0;
 	b->nr_over_cap = 0;
 	left = find_holes(d, s, b, pins, hole, at);
-
 	b->nr_over_cap = session_burst_admit(s, b->ev, b->nev, hole, over, b->spans, &b->over_cap_event,
 					     b->over_cap_why, sizeof(b->over_cap_why));
 	if (b->nr_over_cap && left) {
@@ -211,8 +210,8 @@ static size_t refuse_before_plan(const struct dsvc *d, const struct dsvc_session
 /*
  * refuse_guarded_holes: the residency rule for the populates of the plan
  * (@np events) that failed over a guarded memory: one whose range holds a
- * page not in memory failed at the guard (backend hole_guard.h, be_hole_guard_open),
- * so it is refused with -ENXIO and counted as find_holes() would have (its
+ * page not in memory failed at the guard (dmasvc/hole_guard.h), so it is
+ * refused with -ENXIO and counted as find_holes() would have (its
  * map changed nothing: plan.h); the others keep their error.  Returns
  * whether a failed populate is left that was not refused (a backend
  * failure, for the log line; the pool's first failed job may still be a
@@ -282,10 +281,11 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	const struct gran_completion *c;
 	struct gran_plan *plan;
 	size_t nc;
-	int ret;
-
 	size_t np;
-	bool pins = d->ops->pins_vaddr_at_map && d->ops->pins_vaddr_at_map(s->space);
+	int ret;
+	/* a burst of only invalid SQEs may come from a session with no space yet */
+	bool pins = b->nev && s->space && d->ops->pins_vaddr_at_map &&
+		    d->ops->pins_vaddr_at_map(s->space);
 
 	memset(&b->st, 0, sizeof(b->st));
 	b->err = 0;
