@@ -14,30 +14,55 @@
 
 #include "dmasvc/hole_guard.h"
 
-int be_hole_guard_open(void *vaddr, uint64_t len)
+int be_hole_guard_create(void)
 {
 #if defined(SYS_userfaultfd) && defined(UFFD_USER_MODE_ONLY)
 	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_SIGBUS };
-	struct uffdio_register reg = {
-		.range = { .start = (uintptr_t)vaddr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
-	};
 	int u, ret;
 
 	u = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
 	if (u < 0)
 		return -errno;
-	if (ioctl(u, UFFDIO_API, &api) < 0 || ioctl(u, UFFDIO_REGISTER, &reg) < 0) {
+	if (ioctl(u, UFFDIO_API, &api) < 0) {
 		ret = -errno;
 		close(u);
 		return ret;
 	}
 	return u;
 #else
+	return -ENOSYS;
+#endif
+}
+
+int be_hole_guard_add(int guard, void *vaddr, uint64_t len)
+{
+#if defined(SYS_userfaultfd) && defined(UFFD_USER_MODE_ONLY)
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)vaddr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	return ioctl(guard, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+#else
+	(void)guard;
 	(void)vaddr;
 	(void)len;
 	return -ENOSYS;
 #endif
+}
+
+int be_hole_guard_open(void *vaddr, uint64_t len)
+{
+	int u = be_hole_guard_create(), ret;
+
+	if (u < 0)
+		return u;
+	ret = be_hole_guard_add(u, vaddr, len);
+	if (ret) {
+		close(u);
+		return ret;
+	}
+	return u;
 }
 
 int be_hole_guard_probe(void)

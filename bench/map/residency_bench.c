@@ -42,7 +42,7 @@ static int open_mem(uint64_t size, struct dsvc_memory *m)
 
 	if (fd < 0)
 		return fd;
-	ret = mem_open(m, fd, size, false, false, err, sizeof(err));
+	ret = mem_open(m, fd, size, false, -1, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "residency-bench: %s\n", err);
 		close(fd);

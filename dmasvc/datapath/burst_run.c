@@ -142,7 +142,7 @@ static bool find_holes(const struct dsvc *d, const struct dsvc_session *s, struc
 			find_hole_one(s, b, i++, hole, at);
 			continue;
 		}
-		if (pins && mem->guard >= 0) {
+		if (pins && mem->guarded) {
 			left = true;
 			i++;
 			continue;
@@ -228,7 +228,7 @@ static bool refuse_guarded_holes(const struct dsvc_session *s, struct dsvc_burst
 
 		if (!b->res[i] || b->ev[i].op != GRAN_OP_POPULATE)
 			continue;
-		if (!populate_range(s, b, i, &mem, &off, &len) || mem->guard < 0 ||
+		if (!populate_range(s, b, i, &mem, &off, &len) || !mem->guarded ||
 		    mem_find_hole(mem, off, len, &at) != 1) {
 			other = true;
 			continue;

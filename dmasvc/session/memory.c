@@ -69,7 +69,7 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 	return 0;
 }
 
-int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
+int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int guard,
 	     char *err, size_t errlen)
 {
 	uint64_t page_size;
@@ -103,13 +103,11 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool g
 	m->users = 0;
 	/*
 	 * The guard spares the residency check and closes its window
-	 * (docs/design.md); where it is not asked for (--allow-fault-in),
-	 * cannot be had (read-only mapping, no userfaultfd) or is left out
-	 * (hugetlbfs) the memory is checked by mem_find_hole() instead.
+	 * (docs/design.md); where it is not asked for (--allow-fault-in, no
+	 * userfaultfd: @guard -1), cannot be had (read-only mapping) or is
+	 * left out (hugetlbfs) the memory is checked by mem_find_hole().
 	 */
-	m->guard = guard_holes && !readonly && !hugetlb ? be_hole_guard_open(p, size) : -1;
-	if (m->guard < 0)
-		m->guard = -1;
+	m->guarded = guard >= 0 && !readonly && !hugetlb && be_hole_guard_add(guard, p, size) == 0;
 	return 0;
 }
 
@@ -157,9 +155,7 @@ void mem_close(struct dsvc_memory *m)
 	}
 	if (m->fd >= 0)
 		close(m->fd);
-	if (m->guard >= 0)
-		close(m->guard);
 	m->vaddr = NULL;
 	m->fd = -1;
-	m->guard = -1;
+	m->guarded = false;
 }

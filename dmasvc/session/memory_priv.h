@@ -28,7 +28,7 @@ struct dsvc_memory {
 	bool readonly;      /* mapped PROT_READ; regions must be READONLY */
 	bool hugetlb;
 	uint64_t dev, ino;  /* the file's st_dev/st_ino: its identity across a restart */
-	int guard;          /* be_hole_guard_open()'s fd over the mapping, or -1 (mem_open) */
+	bool guarded;       /* the mapping's holes are guarded (mem_open) */
 	unsigned int users; /* regions using it (event-loop thread only) */
 };
 
@@ -48,14 +48,15 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 
 /*
  * mem_open: mem_check_fd() then mmap.  Takes ownership of @fd on success
- * only (stored in *@m).  With @guard_holes, also guards the mapping's
- * holes (be_hole_guard_open(): a pin through it over a hole fails, having
- * allocated nothing); m->guard is -1 where it cannot: hugetlbfs (left out,
- * docs/design.md), read-only memories, a kernel without userfaultfd;
- * mem_find_hole() is the check there.  Returns 0, or -errno with a reason
- * in @err.
+ * only (stored in *@m).  With @guard (a userfaultfd from
+ * be_hole_guard_create(), the session's; -1: none) the mapping's holes are
+ * guarded on it (be_hole_guard_add(): a pin through the mapping over a hole
+ * fails, having allocated nothing) and m->guarded is set; not where it
+ * cannot be: hugetlbfs (left out, docs/design.md), read-only memories, a
+ * kernel that refuses the range; mem_find_hole() is the check there.
+ * Returns 0, or -errno with a reason in @err.
  */
-int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool guard_holes,
+int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int guard,
 	     char *err, size_t errlen);
 
 /*
@@ -71,8 +72,8 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, bool g
  *               bench/RESULTS.md).  A page of the memfd that was swapped
  *               out counts as a hole (the VMM's fault brings it back,
  *               charged to the VM).
- *   used:       before the plan for memories without a guard (m->guard
- *               -1) or backends that do not pin at map time; after a
+ *   used:       before the plan for memories without a guard
+ *               (!m->guarded) or backends that do not pin at map time; after a
  *               failed pin of a guarded one, to tell a hole from a
  *               backend failure (burst_run.c).
  *   returns:    0 when every page is resident; 1 with *@hole = the memory
@@ -86,7 +87,7 @@ int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint6
 /* mem_close unmaps in pieces of this many bytes (or of one page, if larger). */
 #define MEM_UNMAP_CHUNK (32ull << 20)
 
-/* mem_close: munmap (piece by piece: memory.c), close the fd and the guard.  Never fails. */
+/* mem_close: munmap (piece by piece: memory.c; the guard's range goes with it) and close.  Never fails. */
 void mem_close(struct dsvc_memory *m);
 
 #endif /* DMASVC_MEMORY_PRIV_H */

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dmasvc/hole_guard.h"
+
 #include "log_priv.h"
 #include "keep_priv.h"
 #include "session_priv.h"
@@ -265,6 +267,8 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->hole_guard_open) /* after the teardown unmapped the memories */
+		close(s->hole_guard);
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++) {
 		if (d->sessions[i] == s) {
 			d->sessions[i] = NULL;
@@ -278,6 +282,7 @@ void session_destroy(struct dsvc *d, struct dsvc_session *s)
 int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 		       const struct dmasvc_memory_add *req, uint32_t *id, char *err, size_t errlen)
 {
+	bool guard = !d->opt->allow_fault_in && !d->test_no_hole_guard; /* docs/design.md */
 	struct dsvc_memory *m;
 	unsigned int slot;
 	int ret;
@@ -295,8 +300,14 @@ int session_memory_add(struct dsvc *d, struct dsvc_session *s, int fd,
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return dlog_errf(-ENOMEM, err, errlen, "out of memory");
+	if (guard && !s->hole_guard_open) {
+		int g = be_hole_guard_create(); /* none here: mincore() checks this session */
+
+		s->hole_guard_open = g >= 0;
+		s->hole_guard = g;
+	}
 	ret = mem_open(m, fd, req->size, req->flags & DMASVC_MEMORY_READONLY,
-		       !d->opt->allow_fault_in && !d->test_no_hole_guard, err, errlen);
+		       guard && s->hole_guard_open ? s->hole_guard : -1, err, errlen);
 	if (ret) {
 		free(m);
 		return ret;

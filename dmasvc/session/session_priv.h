@@ -137,6 +137,12 @@ struct dsvc_session {
 	uint64_t max_areas;
 	uint32_t mem_gen, region_gen;
 	struct dsvc_memory *mems[SESSION_MAX_MEMORIES];
+	/* The userfaultfd guarding its memories' holes (be_hole_guard_create(),
+	 * one for all of them: a memory costs no fd more; made at the first
+	 * MEMORY_ADD that wants it, closed by session_destroy); valid only
+	 * while hole_guard_open (a calloc'd session has none). */
+	bool hole_guard_open;
+	int hole_guard;
 	struct dsvc_region *regions[SESSION_MAX_REGIONS];
 	struct dsvc_ring *rings[DMASVC_MAX_RINGS];
 	/* NULL only while d->lazy_space and before the first REGION_ADD or

@@ -35,6 +35,17 @@
 int be_hole_guard_open(void *vaddr, uint64_t len);
 
 /*
+ * be_hole_guard_create, be_hole_guard_add: be_hole_guard_open() in two
+ * steps, so that one userfaultfd guards many ranges (one fd per owner, not
+ * per range).  create returns the userfaultfd or -errno as open does; add
+ * registers [@vaddr, @vaddr + @len) (same needs as open) on @guard and
+ * returns 0 or -errno.  A range stays guarded until it is unmapped or
+ * @guard is closed.
+ */
+int be_hole_guard_create(void);
+int be_hole_guard_add(int guard, void *vaddr, uint64_t len);
+
+/*
  * be_hole_guard_probe: whether be_hole_guard_open() works in this process
  * (on one page of a scratch memfd).  Returns 0 or its -errno.
  */

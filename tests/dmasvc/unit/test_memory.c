@@ -37,7 +37,7 @@ Test(memory, sealed_memfd_ok_and_mapped_shared)
 
 	cr_assert_geq(fd, 0);
 	before = count_open_fds();
-	cr_assert_eq(mem_open(&m, fd, 2 * MB, false, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&m, fd, 2 * MB, false, -1, err, sizeof(err)), 0, "%s", err);
 	cr_expect_eq(m.size, 2 * MB, "maps the declared size, not the file size");
 	cr_expect_eq(m.page_size, 4096);
 	cr_expect(!m.hugetlb);
@@ -94,7 +94,7 @@ Test(memory, readonly_mapping_is_read_only)
 	char err[256];
 	unsigned char vec;
 
-	cr_assert_eq(mem_open(&m, fd, MB, true, false, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&m, fd, MB, true, -1, err, sizeof(err)), 0, "%s", err);
 	cr_expect(m.readonly);
 	/* the service never touched a page: nothing is resident */
 	cr_expect_eq(mincore(m.vaddr, 4096, &vec), 0);
@@ -139,7 +139,7 @@ Test(memory, hugetlbfs_mapping_reserves_nothing)
 		return;
 	}
 	cr_assert_eq(ftruncate(fd, 64 * MB), 0);
-	cr_expect_eq(mem_open(&m, fd, 64 * MB, false, false, err, sizeof(err)), 0,
+	cr_expect_eq(mem_open(&m, fd, 64 * MB, false, -1, err, sizeof(err)), 0,
 		     "64 MiB of hugetlbfs mapped whatever the pool holds: %s", err);
 	cr_expect(m.hugetlb);
 	mem_close(&m);
@@ -178,13 +178,14 @@ Test(memory, the_guard_makes_a_pin_over_a_hole_fail_and_allocate_nothing)
 	uint64_t unmapped;
 	char err[256];
 	char *vmm;
-	int ret;
+	int ret, guard = be_hole_guard_create();
 
+	cr_assert_geq(guard, 0, "be_hole_guard_create: %d", guard);
 	cr_assert_geq(fd, 0);
 	fd2 = dup(fd);
 	cr_assert_geq(fd2, 0);
-	cr_assert_eq(mem_open(&m, fd, 4 * MB, false, true, err, sizeof(err)), 0, "%s", err);
-	cr_assert_geq(m.guard, 0, "a read-write memfd is guarded");
+	cr_assert_eq(mem_open(&m, fd, 4 * MB, false, guard, err, sizeof(err)), 0, "%s", err);
+	cr_assert(m.guarded, "a read-write memfd is guarded");
 	cr_assert_eq(be_soft_ops.open(&cfg, &ctx), 0);
 	cr_assert_eq(be_soft_ops.space_create(ctx, &sp), 0);
 	soft_iommu_pin_info(ctx, &pi);
@@ -209,8 +210,8 @@ Test(memory, the_guard_makes_a_pin_over_a_hole_fail_and_allocate_nothing)
 	cr_expect_eq(file_blocks(fd2), (long long)(MB - 4096) / 512, "the punched page stays out");
 
 	/* the negative control: the same memfd, a mapping without the guard */
-	cr_assert_eq(mem_open(&bare, dup(fd2), 4 * MB, false, false, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(bare.guard, -1);
+	cr_assert_eq(mem_open(&bare, dup(fd2), 4 * MB, false, -1, err, sizeof(err)), 0, "%s", err);
+	cr_expect(!bare.guarded);
 	src.vaddr = (char *)bare.vaddr + 2 * MB;
 	cr_expect_eq(be_soft_ops.map(sp, 2 * MB, MB, &src, BE_PROT_READ | BE_PROT_WRITE), 0);
 	cr_expect_eq(file_blocks(fd2), (long long)(2 * MB - 4096) / 512, "unguarded, the pin allocates");
@@ -221,22 +222,39 @@ Test(memory, the_guard_makes_a_pin_over_a_hole_fail_and_allocate_nothing)
 	munmap(vmm, 4 * MB);
 	mem_close(&bare);
 	mem_close(&m);
+	close(guard);
 	close(fd2);
 }
 
-/* A read-only memory, and one opened without asking, have no guard (mincore() checks them). */
-Test(memory, read_only_and_unasked_memories_have_no_guard)
+/*
+ * A read-only memory, and one opened without a guard, are not guarded
+ * (mincore() checks them); one userfaultfd guards several memories, and a
+ * memory costs no fd beyond its own (the guard's fd is its owner's).
+ */
+Test(memory, one_guard_for_many_memories_none_for_read_only_ones)
 {
-	int fd = make_memfd(MB, F_SEAL_SHRINK);
-	struct dsvc_memory m = { .fd = -1 };
+	int fd = make_memfd(MB, F_SEAL_SHRINK), guard = be_hole_guard_create(), before;
+	struct dsvc_memory m = { .fd = -1 }, m2 = { .fd = -1 };
 	char err[256];
 
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(mem_open(&m, dup(fd), MB, true, true, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(m.guard, -1);
+	cr_assert_geq(guard, 0);
+	cr_assert_eq(mem_open(&m, dup(fd), MB, true, guard, err, sizeof(err)), 0, "%s", err);
+	cr_expect(!m.guarded, "a read-only memory is not guarded");
 	mem_close(&m);
-	cr_assert_eq(mem_open(&m, fd, MB, false, false, err, sizeof(err)), 0, "%s", err);
-	cr_expect_eq(m.guard, -1);
+	cr_assert_eq(mem_open(&m, dup(fd), MB, false, -1, err, sizeof(err)), 0, "%s", err);
+	cr_expect(!m.guarded);
 	mem_close(&m);
+	before = count_open_fds();
+	cr_assert_eq(mem_open(&m, dup(fd), MB, false, guard, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&m2, dup(fd), MB, false, guard, err, sizeof(err)), 0, "%s", err);
+	cr_expect(m.guarded && m2.guarded, "one guard, two memories");
+	cr_expect_eq(count_open_fds(), before + 2, "each memory holds its own fd and no other");
+	cr_expect_eq(madvise(m2.vaddr, 4096, MADV_POPULATE_WRITE), -1, "the second is guarded too");
+	cr_expect_eq(errno, EFAULT);
+	mem_close(&m2);
+	mem_close(&m);
+	close(guard);
+	close(fd);
 	cr_expect_eq(be_hole_guard_probe(), 0, "userfaultfd (UFFD_USER_MODE_ONLY) works here");
 }

@@ -941,10 +941,10 @@ Test(session, populate_of_a_hole_is_refused_unless_fault_in_is_allowed)
 	cr_expect_eq(cqe.res, 0, "a prefaulted granule maps");
 	cr_expect(mapped(IOVA0));
 
-	cr_expect(session_memory(s, mem)->guard >= 0, "the model's memory is guarded");
+	cr_expect(session_memory(s, mem)->guarded, "the model's memory is guarded");
 
 	ro = add_mem(16 * MB, DMASVC_MEMORY_READONLY);
-	cr_expect_eq(session_memory(s, ro)->guard, -1, "a read-only memory is not");
+	cr_expect(!session_memory(s, ro)->guarded, "a read-only memory is not");
 	cr_assert_eq(add_region(ro, 0, 8 * MB, IOVA0 + 64 * MB, GRAN, DMASVC_REGION_READONLY, &r2, err),
 		     0, "%s", err);
 	post_raw(&c, DMASVC_OP_POPULATE, r2, 0, GRAN, 4);
@@ -954,7 +954,7 @@ Test(session, populate_of_a_hole_is_refused_unless_fault_in_is_allowed)
 
 	opt.allow_fault_in = true;
 	fi = add_mem(16 * MB, 0);
-	cr_expect_eq(session_memory(s, fi)->guard, -1, "no guard with --allow-fault-in");
+	cr_expect(!session_memory(s, fi)->guarded, "no guard with --allow-fault-in");
 	cr_assert_eq(add_region(fi, 0, 8 * MB, IOVA0 + 128 * MB, GRAN, 0, &r3, err), 0, "%s", err);
 	post_raw(&c, DMASVC_OP_POPULATE, r3, 0, 3 * GRAN, 3);
 	run_and_reap(&c, &cqe, 1);
