@@ -95,7 +95,7 @@ struct dsvc_burst *burst_new(unsigned int cap);
  * over it is -EDQUOT, hole or not, and a refused hole takes no budget from
  * the events after it.  Where the memory's mapping is guarded and the
  * backend pins through it at map time (be_ops.pins_vaddr_at_map), the pin
- * itself refuses the hole instead (backend hole_guard.h, be_hole_guard_open): no
+ * itself refuses the hole instead (dmasvc/hole_guard.h, the session's guard): no
  * mincore() before, the same -ENXIO after (the map changed nothing); only
  * when the cap refuses an event of the burst are the guarded populates
  * checked before the plan after all, so that the cap's judgement is the

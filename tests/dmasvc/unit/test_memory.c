@@ -156,7 +156,7 @@ static long long file_blocks(int fd)
 }
 
 /*
- * The guard (backend hole_guard.h, be_hole_guard_open): a pin through the service's
+ * The guard (dmasvc/hole_guard.h, be_hole_guard_add): a pin through the service's
  * mapping over a page the memfd does not hold fails and allocates nothing
  * (st_blocks, the kernel's count of the file's pages, does not move): the
  * model's pin (io_uring registered buffer, -EFAULT; mlock, -ENOMEM) and
