@@ -111,6 +111,54 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int gu
 	return 0;
 }
 
+/*
+ * The guard's answer for [@off, @off + @len): 0 when it holds no hole
+ * (each page's fault through the guarded mapping succeeds: the pages are
+ * now in the service's page tables, a page fallocate()d and never written
+ * zeroed on the way, nothing allocated), 1 when it holds one, -errno when
+ * the advice failed otherwise.
+ */
+static int guard_range_has_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len)
+{
+	while (madvise((char *)m->vaddr + off, (size_t)len, MADV_POPULATE_READ) < 0) {
+		if (errno == EFAULT) /* the guard: a fault into a page the memfd does not hold */
+			return 1;
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * mem_find_hole() of a guarded memory: the guard answers (a hole fails the
+ * fault, a page written or only fallocate()d passes), so the check agrees
+ * with the pin and with DMASVC_MEMORY_ADDED_FALLOC.  The first hole by
+ * bisection: one advice over the range, then log2(pages) more when it
+ * holds a hole.
+ */
+static int guard_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len,
+			   uint64_t *hole)
+{
+	uint64_t lo = off, hi = off + len; /* the first hole lies in [lo, hi) */
+	int ret = guard_range_has_hole(m, off, len);
+
+	if (ret <= 0)
+		return ret;
+	while (hi - lo > 4096) {
+		uint64_t mid = lo + ((hi - lo) / 4096 / 2) * 4096;
+
+		ret = guard_range_has_hole(m, lo, mid - lo);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	*hole = lo;
+	return 1;
+}
+
 int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint64_t *hole)
 {
 	enum { VEC = 4096 }; /* pages per mincore(): 16 MiB of 4 KiB pages */
@@ -118,6 +166,8 @@ int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint6
 
 	if (m->hugetlb)
 		return 0;
+	if (m->guarded)
+		return guard_find_hole(m, off, len, hole);
 	while (len) {
 		size_t pages = (size_t)(len / 4096 < VEC ? len / 4096 : VEC);
 

@@ -61,17 +61,25 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int gu
 
 /*
  * mem_find_hole: whether every page of [@off, @off + @len) of @m is in
- * memory (in the memfd's page cache), without faulting anything in:
- * mincore() on the service's own MAP_SHARED mapping reports page-cache
- * residency for shmem, whatever the service's page tables hold.  The
- * residency rule of populates (docs/design.md, "Who allocates guest
- * memory"): the service pins only pages the VM allocated.
+ * memory (in the memfd's page cache).  The residency rule of populates
+ * (docs/design.md, "Who allocates guest memory"): the service pins only
+ * pages the VM allocated.  Two ways:
+ *   - a guarded memory (m->guarded): MADV_POPULATE_READ through the
+ *     guarded mapping, the guard failing the fault of a hole (bisection
+ *     finds the first); a page the VMM allocated with fallocate() and never
+ *     wrote counts as in memory (DMASVC_MEMORY_ADDED_FALLOC), and is zeroed
+ *     by that fault; the pages before the first hole end up in the
+ *     service's page tables (a pin would put them there too);
+ *   - otherwise mincore() on the service's own MAP_SHARED mapping, which
+ *     reports page-cache residency of written pages for shmem whatever the
+ *     service's page tables hold, faulting nothing in; one call per 16 MiB
+ *     (about 1 us per MiB measured, see bench/RESULTS.md); a page only
+ *     fallocate()d counts as a hole.
  *   needs:      @off and @len multiples of 4096, inside [0, m->size).
- *   guarantees: no page is allocated, read or mapped; cost is one
- *               mincore() per 16 MiB (about 1 us per MiB measured, see
- *               bench/RESULTS.md).  A page of the memfd that was swapped
- *               out counts as a hole (the VMM's fault brings it back,
- *               charged to the VM).
+ *   guarantees: no page is allocated.  A page of the memfd that was
+ *               swapped out counts as a hole to mincore() (the VMM's
+ *               fault brings it back, charged to the VM) and as in memory
+ *               to the guard (the fault swaps it in, charged where it was).
  *   used:       before the plan for memories without a guard
  *               (!m->guarded) or backends that do not pin at map time; after a
  *               failed pin of a guarded one, to tell a hole from a
@@ -80,7 +88,8 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int gu
  *               offset of the first page that is not; 0 without checking
  *               for hugetlbfs (mincore there reports the service's own page
  *               tables, not the file: the check cannot tell; see
- *               docs/design.md); -errno when mincore fails.
+ *               docs/design.md); -errno when mincore() or the advice
+ *               fails otherwise.
  */
 int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint64_t *hole);
 

@@ -175,7 +175,10 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		ret = session_memory_add(d, s, req->fd, &req->u.memory_add, &id, err, sizeof(err));
 		if (!ret) {
 			req->fd = -1; /* the memory owns it now */
+			struct dsvc_memory *m = session_memory(s, id);
+
 			body.memory.mem_id = id;
+			body.memory.flags = m && m->guarded ? DMASVC_MEMORY_ADDED_FALLOC : 0;
 			body_len = sizeof(body.memory);
 		}
 		break;

@@ -12,10 +12,17 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "it_util.h"
@@ -285,12 +292,24 @@ Test(prefault, over_the_cap_nothing_is_faulted_in)
 	fx_close(&f);
 }
 
+/* Bytes the memfd holds, written or only fallocate()d (st_blocks). */
+static uint64_t allocated(const struct fx *f)
+{
+	struct stat st;
+
+	cr_assert_eq(fstat(f->fd, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
 /*
  * A batch faults its populates in when it is published, a contiguous run
  * with one call (libdmasvc queue.c defer_prefault): while a run grows
- * nothing of it is in memory; a populate that does not continue it faults
- * it in and starts the next; batch_end faults the last one in before it
- * publishes; every populate completes 0 with the pins the kernel counts.
+ * nothing of it is allocated; a populate that does not continue it
+ * allocates it and starts the next; batch_end allocates the last one before
+ * it publishes; every populate completes 0 with the pins the kernel counts.
+ * The service guards its mapping here, so the library allocates with
+ * fallocate() (allocated, not yet written: mincore() sees the pages once
+ * the service's pins wrote them, zeroed).
  */
 Test(prefault, a_batch_faults_its_populates_in_at_publish)
 {
@@ -305,16 +324,13 @@ Test(prefault, a_batch_faults_its_populates_in_at_publish)
 	for (int i = 0; i < 4; i++) /* [0, 8 MiB) granule by granule */
 		cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f.region, (uint64_t)i * G, G,
 						    (uint64_t)i), 0);
-	cr_expect_eq(resident(&f, 0, SIZE), 0, "a run is not faulted in while it grows");
+	cr_expect_eq(allocated(&f), 0, "a run is not allocated while it grows");
 	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)f.region, 12 * MiB, G, 4), 0);
-	cr_expect_eq(resident(&f, 0, 8 * MiB), 8 * MiB / 4096,
-		     "a populate that does not continue the run faults the run in");
-	cr_expect_eq(resident(&f, 8 * MiB, SIZE - 8 * MiB), 0, "the new run waits for the publish");
+	cr_expect_eq(allocated(&f), 8 * MiB,
+		     "a populate that does not continue the run allocates the run (only it)");
 	cr_assert_eq(dmasvc_queue_batch_end(q), 0);
-	cr_expect_eq(resident(&f, 0, 8 * MiB) + resident(&f, 12 * MiB, G), (8 * MiB + G) / 4096,
-		     "the batch's ranges are in memory once published");
-	cr_expect_eq(resident(&f, 8 * MiB, 4 * MiB) + resident(&f, 14 * MiB, 2 * MiB), 0,
-		     "and nothing else");
+	cr_expect_eq(allocated(&f), 8 * MiB + G,
+		     "the batch's ranges are allocated once published, nothing else");
 	while (got < 5) {
 		int k = dmasvc_reap(q, cq, 16, 5000);
 
@@ -325,5 +341,100 @@ Test(prefault, a_batch_faults_its_populates_in_at_publish)
 		got += k;
 	}
 	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(8 * MiB + G), 5000), (int64_t)(8 * MiB + G));
+	cr_expect_eq(resident(&f, 0, 8 * MiB) + resident(&f, 12 * MiB, G), (8 * MiB + G) / 4096,
+		     "the pins wrote the batch's pages");
+	cr_expect_eq(resident(&f, 8 * MiB, 4 * MiB) + resident(&f, 14 * MiB, 2 * MiB), 0,
+		     "and nothing else");
+	fx_close(&f);
+}
+
+/*
+ * Where the service guards its mapping (its MEMORY_ADD reply says
+ * DMASVC_MEMORY_ADDED_FALLOC) the library allocates a populate with
+ * fallocate() on the memory's fd: the memfd holds the pages (st_blocks),
+ * the daemon pins them (VmLck) and they read as zeros, while this process's
+ * shared-memory RSS (the kernel's RssShmem: the library's own mapping) did
+ * not grow.  Without the guard (the test hook: mincore() checks, no flag)
+ * the library advises through its mapping and RssShmem grows by the range:
+ * the negative control, and a populate that works either way.
+ */
+static void library_allocation(bool guard)
+{
+	int64_t shmem;
+	struct fx f;
+
+	if (!guard)
+		cr_assert_eq(setenv("DMASVC_TEST_NO_HOLE_GUARD", "1", 1), 0);
+	fx_open(&f, NULL, DMASVC_PREFAULT_LIBRARY);
+	unsetenv("DMASVC_TEST_NO_HOLE_GUARD");
+	shmem = it_proc_status_bytes(getpid(), "RssShmem");
+	cr_assert_geq(shmem, 0);
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 2 * MiB, 4 * MiB), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(allocated(&f), 4 * MiB, "the memfd holds the range");
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(4 * MiB), 5000), (int64_t)(4 * MiB));
+	if (guard)
+		cr_expect_lt(it_proc_status_bytes(getpid(), "RssShmem") - shmem, (int64_t)MiB,
+			     "fallocate(): the library's mapping was not filled (RssShmem %lld -> %lld)",
+			     (long long)shmem, (long long)it_proc_status_bytes(getpid(), "RssShmem"));
+	else
+		cr_expect_geq(it_proc_status_bytes(getpid(), "RssShmem") - shmem, (int64_t)(4 * MiB),
+			      "the advice filled the library's mapping (RssShmem %lld -> %lld)",
+			      (long long)shmem, (long long)it_proc_status_bytes(getpid(), "RssShmem"));
+	for (uint64_t o = 2 * MiB; o < 6 * MiB; o += 4096)
+		cr_assert_eq(f.map[o], 0, "zeroed at 0x%llx", (unsigned long long)o);
+	/* a single page, as a conversion posts it */
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * MiB, G), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(allocated(&f), 4 * MiB + G);
+	fx_close(&f);
+}
+
+Test(prefault, the_library_allocates_with_fallocate_where_the_service_guards)
+{
+	library_allocation(true);
+}
+
+Test(prefault, the_library_advises_where_the_service_does_not_guard)
+{
+	library_allocation(false);
+}
+
+/* Make fallocate() fail with EPERM in this process, as a seccomp sandbox may (QEMU's -sandbox). */
+static void refuse_fallocate(void)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fallocate, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %d", errno);
+}
+
+/*
+ * A client where fallocate() is refused (a seccomp filter, here installed
+ * after the daemon started, so only this process has it): the library
+ * falls back to the advice through its own mapping and the populate works.
+ */
+Test(prefault, a_refused_fallocate_falls_back_to_the_advice)
+{
+	int64_t shmem;
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_LIBRARY);
+	refuse_fallocate();
+	cr_assert_eq(fallocate(f.fd, FALLOC_FL_KEEP_SIZE, 0, 4096), -1);
+	cr_assert_eq(errno, EPERM, "fallocate() refused: %d", errno);
+	shmem = it_proc_status_bytes(getpid(), "RssShmem");
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, 2 * G), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(allocated(&f), 2 * G);
+	cr_expect_geq(it_proc_status_bytes(getpid(), "RssShmem") - shmem, (int64_t)(2 * G),
+		      "the advice, through the library's mapping");
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(2 * G), 5000), (int64_t)(2 * G));
 	fx_close(&f);
 }

@@ -291,14 +291,34 @@ const char *dmasvc_last_service_error(const struct dmasvc_client *c)
 int cl_memory_send(struct dmasvc_client *c, struct cl_memory *m)
 {
 	struct dmasvc_memory_add req = { .size = m->size, .flags = m->flags };
-	struct dmasvc_memory_add_reply rep;
+	struct dmasvc_memory_add_reply rep = { 0 };
 	int err;
 
 	err = cl_call_simple(c, DMASVC_CMD_MEMORY_ADD, &req, sizeof(req), &m->fd, 1, &rep,
 			     sizeof(rep));
-	if (!err)
+	if (!err) {
 		m->svc_id = rep.mem_id;
+		m->falloc = rep.flags & DMASVC_MEMORY_ADDED_FALLOC;
+	}
 	return err;
+}
+
+void cl_region_pf_set(struct dmasvc_client *c, struct cl_region *r)
+{
+	const struct cl_memory *m = &c->mems[r->desc.mem_id];
+	struct cl_pf pf = { .fd = -1, .fd_off = r->desc.mem_offset, .page = m->page,
+			    .write = !(m->flags & DMASVC_MEMORY_READONLY) };
+
+	if (m->map) {
+		pf.map = (char *)m->map + r->desc.mem_offset;
+		/* hugetlbfs keeps the advice (the service never takes its
+		 * fallocate()d pages: no flag), so does a read-only memory */
+		if (m->falloc && pf.write && m->page == 4096)
+			pf.fd = m->fd;
+	}
+	pthread_mutex_lock(&c->state_lock);
+	r->pf = pf;
+	pthread_mutex_unlock(&c->state_lock);
 }
 
 /* Grow an array of @elem-byte entries to hold one more than *@n (ctl_lock). */
@@ -447,11 +467,7 @@ int dmasvc_region_add(struct dmasvc_client *c, const struct dmasvc_region_desc *
 	if (err)
 		goto err_unlock;
 	/* The service checked that the region lies inside its memory. */
-	if (c->mems[d->mem_id].map) {
-		r->prefault = (char *)c->mems[d->mem_id].map + d->mem_offset;
-		r->prefault_page = c->mems[d->mem_id].page;
-	}
-	r->prefault_write = !(c->mems[d->mem_id].flags & DMASVC_MEMORY_READONLY);
+	cl_region_pf_set(c, r);
 	r->live = true;
 	id = (int)c->nregions;
 	pthread_mutex_lock(&c->state_lock);

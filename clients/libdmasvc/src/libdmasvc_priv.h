@@ -40,6 +40,23 @@ struct cl_memory {
 	void *map;            /* DMASVC_PREFAULT_LIBRARY: our MAP_SHARED mapping of
 				 [0, size) to fault populates in through; else NULL */
 	uint64_t page;        /* with map: the memory's page size (huge for hugetlbfs) */
+	bool falloc;          /* the service's MEMORY_ADD reply said DMASVC_MEMORY_ADDED_FALLOC
+				 (set at every send: a replay may change it) */
+};
+
+/*
+ * struct cl_pf - where and how a region's populates are faulted in
+ * (prefault.c): a copy per region, per pending batch run and per
+ * pipelined populate.
+ */
+struct cl_pf {
+	char *map;            /* the region's start in its memory's map, or NULL
+				 (caller mode: nothing is faulted in) */
+	int fd;               /* the memory's fd (ours) when pages are allocated
+				 with fallocate() (cl_pf_range), else -1 */
+	uint64_t fd_off;      /* the region's offset in that memory */
+	bool write;           /* MADV_POPULATE_WRITE (else READ) */
+	uint64_t page;        /* the memory's page size, with map */
 };
 
 struct cl_region {
@@ -47,10 +64,8 @@ struct cl_region {
 	uint32_t svc_id;
 	struct dmasvc_region_desc desc; /* desc.mem_id is a local memory id */
 	struct cl_bitmap populated;     /* guarded by client.state_lock */
-	char *prefault;                 /* the region's start in its memory's map, or
-					   NULL (caller mode); immutable once live */
-	bool prefault_write;            /* MADV_POPULATE_WRITE (else READ) */
-	uint64_t prefault_page;         /* the memory's page size, with prefault */
+	struct cl_pf pf;                /* guarded by client.state_lock once live
+					   (cl_region_pf_set: add, replay) */
 };
 
 /* Slot of one event posted on a queue; slot index = seq & slot_mask. */
@@ -101,9 +116,9 @@ struct dmasvc_queue {
 	uint32_t ready_head, ready_count;
 	int replay_err;              /* first failure of a SLOT_REPLAY event */
 	int prefault_err;            /* the last populate refused by its prefault, or 0 */
-	char *pf_addr;               /* batch: staged populates not yet faulted in, one */
-	size_t pf_len;               /* contiguous run of the library's mapping (queue.c) */
-	bool pf_write;
+	struct cl_pf pf;             /* batch: staged populates not yet faulted in, one */
+	uint64_t pf_off;             /* contiguous run [pf_off, pf_off + pf_len) of one */
+	size_t pf_len;               /* region's memory (queue.c) */
 };
 
 struct dmasvc_client {
@@ -229,6 +244,23 @@ int cl_memory_map(struct dmasvc_client *c, struct cl_memory *m);
 
 /* cl_memory_unmap: undo cl_memory_map (NULL map: nothing).  Never fails. */
 void cl_memory_unmap(struct cl_memory *m);
+
+/*
+ * cl_region_pf_set: set @r's prefault source from its memory (ctl_lock
+ * held; takes state_lock).  Never fails.
+ */
+void cl_region_pf_set(struct dmasvc_client *c, struct cl_region *r);
+
+/*
+ * cl_pf_range: fault [@off, @off + @len) of a region in (@off relative to
+ * the region) before its populate is posted: the VM allocates its memory
+ * (prefault.c).  With pf->fd the pages are allocated with fallocate()
+ * (charged to the caller like a fault, no page tables filled, the service's
+ * pin zeroes them; where fallocate() is refused, e.g. by a seccomp filter,
+ * MADV_POPULATE_WRITE instead); otherwise dmasvc_prefault() on the
+ * library's mapping.  Needs pf->map.  0 or -errno.
+ */
+int cl_pf_range(const struct cl_pf *pf, uint64_t off, size_t len);
 
 /* cl_region_get: live region @id or NULL; state_lock held.  Inline: the
  * submit path (queue.c) looks regions up without a call into client.c. */

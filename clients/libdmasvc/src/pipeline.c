@@ -63,8 +63,8 @@ enum { PIECE_TODO = 0, PIECE_FAULTING, PIECE_IN };
 struct pipe {
 	pthread_mutex_t lock;        /* guards everything below */
 	pthread_cond_t changed;      /* a piece came in, or failed */
-	char *base;                  /* the range's first byte in the library's mapping */
-	bool writable;
+	struct cl_pf pf;             /* the region's prefault source */
+	uint64_t base;               /* the range's offset in the region */
 	uint64_t length;
 	uint64_t piece;              /* fault-in bytes per piece (the last may be shorter) */
 	uint32_t n;                  /* pieces */
@@ -88,7 +88,7 @@ static void pipe_fault(struct pipe *p, uint32_t i)
 {
 	uint64_t off = (uint64_t)i * p->piece;
 	uint64_t len = p->length - off < p->piece ? p->length - off : p->piece;
-	int err = dmasvc_prefault(p->base + off, (size_t)len, p->writable);
+	int err = cl_pf_range(&p->pf, p->base + off, (size_t)len);
 
 	pthread_mutex_lock(&p->lock);
 	if (err && !p->err)
@@ -174,14 +174,14 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 		return 1;
 	pthread_mutex_lock(&c->state_lock);
 	r = cl_region_get(c, region);
-	if (r && r->prefault &&
+	if (r && r->pf.map &&
 	    !cl_range_to_bits(r->desc.size, r->desc.granule, offset, length, &first, &count)) {
 		uint64_t pf, pc;
 
 		granule = r->desc.granule;
-		page = r->prefault_page;
-		p.base = r->prefault + offset;
-		p.writable = r->prefault_write;
+		page = r->pf.page;
+		p.pf = r->pf;
+		p.base = offset;
 		/* no granule of the range populated: the rollback discards only ours */
 		eligible = !cl_bitmap_next_run(&r->populated, first, &pf, &pc) || pf >= first + count;
 	}

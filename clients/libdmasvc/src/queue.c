@@ -255,20 +255,24 @@ static int process_cqes(struct dmasvc_queue *q)
 static void flush_prefault(struct dmasvc_queue *q)
 {
 	if (q->pf_len)
-		(void)dmasvc_prefault(q->pf_addr, q->pf_len, q->pf_write);
+		(void)cl_pf_range(&q->pf, q->pf_off, q->pf_len);
 	q->pf_len = 0;
 }
 
-static void defer_prefault(struct dmasvc_queue *q, char *addr, size_t len, bool write)
+static void defer_prefault(struct dmasvc_queue *q, const struct cl_pf *pf, uint64_t off,
+			   size_t len)
 {
-	if (q->pf_len && addr == q->pf_addr + q->pf_len && write == q->pf_write) {
+	/* the same region's memory, seen the same way, continued */
+	if (q->pf_len && pf->map + off == q->pf.map + q->pf_off + q->pf_len &&
+	    pf->fd == q->pf.fd && pf->fd_off + off == q->pf.fd_off + q->pf_off + q->pf_len &&
+	    pf->write == q->pf.write) {
 		q->pf_len += len;
 		return;
 	}
 	flush_prefault(q);
-	q->pf_addr = addr;
+	q->pf = *pf;
+	q->pf_off = off;
 	q->pf_len = len;
-	q->pf_write = write;
 }
 
 /* Publish what is staged, its populates faulted in first.  0 or -errno. */
@@ -286,8 +290,7 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	struct cl_region *r;
 	struct cl_slot *s;
 	uint64_t first, count;
-	char *prefault = NULL;
-	bool prefault_write = false;
+	struct cl_pf pf = { .fd = -1 };
 	int err;
 
 	if (q->dead)
@@ -298,8 +301,7 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 		: -ENOENT; /* what the service answers for an unknown region */
 	if (!err) {
 		sqe.region_id = r->svc_id;
-		prefault = r->prefault;
-		prefault_write = r->prefault_write;
+		pf = r->pf;
 	}
 	pthread_mutex_unlock(&c->state_lock);
 	if (err)
@@ -322,8 +324,8 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 	 * (prefault.c; the range lies inside the region, checked above).
 	 */
 	q->prefault_err = 0;
-	if (op == DMASVC_OP_POPULATE && prefault && prefault_it && !q->batch) {
-		err = dmasvc_prefault(prefault + offset, (size_t)length, prefault_write);
+	if (op == DMASVC_OP_POPULATE && pf.map && prefault_it && !q->batch) {
+		err = cl_pf_range(&pf, offset, (size_t)length);
 		if (err) {
 			q->prefault_err = err;
 			return err;
@@ -343,8 +345,8 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 			if (!err)
 				err = cl_ring_stage(&q->ring, &sqe, 1);
 		}
-		if (err > 0 && op == DMASVC_OP_POPULATE && prefault && prefault_it)
-			defer_prefault(q, prefault + offset, (size_t)length, prefault_write);
+		if (err > 0 && op == DMASVC_OP_POPULATE && pf.map && prefault_it)
+			defer_prefault(q, &pf, offset, (size_t)length);
 	} else {
 		err = cl_ring_post(&q->ring, &sqe, 1);
 	}

@@ -113,8 +113,10 @@ int dmasvc_reconnect(struct dmasvc_client *c)
 		if (c->mems[i].live)
 			err = cl_memory_send(c, &c->mems[i]);
 	for (uint32_t i = 0; i < c->nregions && !err; i++)
-		if (c->regions[i] && c->regions[i]->live)
+		if (c->regions[i] && c->regions[i]->live) {
 			err = cl_region_send(c, c->regions[i]);
+			cl_region_pf_set(c, c->regions[i]); /* this service's flag */
+		}
 	for (q = c->queues; q && !err; q = q->next)
 		err = cl_queue_ring_setup(c, q);
 	if (!err)

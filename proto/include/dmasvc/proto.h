@@ -138,8 +138,19 @@ static_assert(sizeof(struct dmasvc_memory_add) == 16, "memory_add size");
 
 struct dmasvc_memory_add_reply {
 	uint32_t mem_id;
-	uint32_t __reserved;
+	uint32_t flags;       /* DMASVC_MEMORY_ADDED_* (0 from services before them) */
 };
+
+/*
+ * The residency rule of populates (docs/design.md, "Who allocates guest
+ * memory") counts a page of this memory the VMM allocated with fallocate()
+ * (allocated and charged, not yet written) as in memory: the service's pin
+ * through its guarded mapping zeroes it.  Without the flag such a page is a
+ * hole to the service (mincore() reports written pages only) and the VMM
+ * faults its populates in (MADV_POPULATE_WRITE).  Fixed for the memory's
+ * life.
+ */
+#define DMASVC_MEMORY_ADDED_FALLOC (1u << 0)
 
 /* MEMORY_REMOVE: -EBUSY while a region uses the memory. */
 struct dmasvc_memory_remove {

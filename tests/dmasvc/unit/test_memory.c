@@ -258,3 +258,51 @@ Test(memory, one_guard_for_many_memories_none_for_read_only_ones)
 	close(fd);
 	cr_expect_eq(be_hole_guard_probe(), 0, "userfaultfd (UFFD_USER_MODE_ONLY) works here");
 }
+
+/*
+ * mem_find_hole() agrees with the pin (DMASVC_MEMORY_ADDED_FALLOC): on a
+ * guarded memory a page the VMM only fallocate()d counts as in memory, is
+ * zeroed by the check, and the first real hole is found exactly (the
+ * bisection) with nothing allocated there; without the guard, mincore()
+ * calls the same fallocate()d page a hole (the negative control: why the
+ * flag is given for guarded memories only).
+ */
+Test(memory, a_guarded_memory_counts_fallocated_pages_in_and_finds_the_first_hole)
+{
+	int fd = make_memfd(4 * MB, F_SEAL_SHRINK), guard = be_hole_guard_create();
+	struct dsvc_memory m = { .fd = -1 }, bare = { .fd = -1 };
+	uint64_t hole = 0;
+	char err[256];
+
+	cr_assert_geq(fd, 0);
+	cr_assert_geq(guard, 0);
+	cr_assert_eq(mem_open(&m, dup(fd), 4 * MB, false, guard, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(mem_open(&bare, dup(fd), 4 * MB, false, -1, err, sizeof(err)), 0, "%s", err);
+	cr_assert(m.guarded && !bare.guarded);
+	/* pages [0, 100) allocated, but page 77; page 90 written with data */
+	cr_assert_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 77 * 4096), 0);
+	cr_assert_eq(fallocate(fd, FALLOC_FL_KEEP_SIZE, 78 * 4096, 22 * 4096), 0);
+	cr_assert_eq(pwrite(fd, "data", 4, 90 * 4096), 4);
+	cr_expect_eq(file_blocks(fd), 99 * 4096 / 512);
+
+	cr_expect_eq(mem_find_hole(&bare, 0, 4096, &hole), 1, "mincore: a fallocate()d page is a hole");
+	cr_expect_eq(mem_find_hole(&m, 0, 77 * 4096, &hole), 0, "the guard: it is in memory");
+	cr_expect_eq(((volatile char *)m.vaddr)[4096 * 5], 0, "zeroed");
+	cr_expect_eq(mem_find_hole(&m, 78 * 4096, 22 * 4096, &hole), 0);
+	cr_expect_eq(memcmp((char *)m.vaddr + 90 * 4096, "data", 4), 0, "written data stays");
+	hole = 0;
+	cr_expect_eq(mem_find_hole(&m, 0, 100 * 4096, &hole), 1);
+	cr_expect_eq(hole, 77 * 4096, "the first hole: %llu", (unsigned long long)hole);
+	hole = 0;
+	cr_expect_eq(mem_find_hole(&m, 4096, 4 * MB - 4096, &hole), 1);
+	cr_expect_eq(hole, 77 * 4096, "the first hole of a longer range: %llu",
+		     (unsigned long long)hole);
+	hole = 0;
+	cr_expect_eq(mem_find_hole(&m, 78 * 4096, 4 * MB - 78 * 4096, &hole), 1);
+	cr_expect_eq(hole, 100 * 4096, "after the allocated pages: %llu", (unsigned long long)hole);
+	cr_expect_eq(file_blocks(fd), 99 * 4096 / 512, "the checks allocated nothing");
+	mem_close(&bare);
+	mem_close(&m);
+	close(guard);
+	close(fd);
+}

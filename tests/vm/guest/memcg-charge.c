@@ -18,7 +18,10 @@
  *   prefault  (daemon without --allow-fault-in) a libdmasvc client in its
  *             default mode plugs N = 64 MiB of a fresh memfd in one blocking
  *             populate: vm1's memory.current grows by N (at least N - 1 MiB,
- *             at most N + N/8) and svc's by less than N/16; VmPin = N.  Then
+ *             at most N + N/8) and svc's by less than N/16; VmPin = N; the
+ *             client's RssShmem grows by less than N/16 (the daemon guards
+ *             its mapping, so the library allocates with fallocate(), not
+ *             through its own mapping: the charge is still vm1's).  Then
  *             a client in DMASVC_PREFAULT_CALLER mode that faults nothing in
  *             populates N bytes of holes: -ENXIO, dmasvc_last_error() names
  *             the range, VmPin stays N, svc's memory.current grows by less
@@ -152,7 +155,7 @@ static struct dmasvc_client *client(const char *sock, bool caller_mode, int devf
 int main(int argc, char **argv)
 {
 	const char *pid_env = getenv("DMASVC_PID");
-	uint64_t v0, s0, v1, s1, pin, dv, ds;
+	uint64_t v0, s0, v1, s1, pin, dv, ds, rss0, rss1;
 	struct dmasvc_client *c;
 	const char *root;
 	char self[32];
@@ -179,12 +182,14 @@ int main(int argc, char **argv)
 	c = client(argv[2], !strcmp(mode, "fault-in"), devfd, fd, 1ull << 30, &r);
 	v0 = current(root, "vm1");
 	s0 = current(root, "svc");
+	rss0 = svc_status_bytes(getpid(), "RssShmem:");
 	ret = dmasvc_populate(c, (uint32_t)r, 0, N);
 	if (ret)
 		fail("populate of %" PRIu64 " MiB: %s (%s)", N / MiB, strerror(-ret), dmasvc_last_error(c));
 	v1 = current(root, "vm1");
 	s1 = current(root, "svc");
 	pin = svc_status_bytes(svc, "VmPin:");
+	rss1 = svc_status_bytes(getpid(), "RssShmem:");
 	dv = v1 > v0 ? v1 - v0 : 0;
 	ds = s1 > s0 ? s1 - s0 : 0;
 	printf("memcg-charge[%s]: plugged N=%" PRIu64 " KiB: vm1 memory.current +%" PRIu64
@@ -197,6 +202,11 @@ int main(int argc, char **argv)
 			fail("vm1 grew by %" PRIu64 " KiB, want N=%" PRIu64 " (-1 MiB, +N/8)", dv >> 10, N >> 10);
 		if (ds >= N / 16)
 			fail("svc grew by %" PRIu64 " KiB, want < N/16 (%" PRIu64 ")", ds >> 10, (N / 16) >> 10);
+		printf("memcg-charge[%s]: client RssShmem +%" PRIu64 " KiB\n", mode,
+		       (rss1 > rss0 ? rss1 - rss0 : 0) >> 10);
+		if (rss1 > rss0 && rss1 - rss0 >= N / 16)
+			fail("the client's RssShmem grew by %" PRIu64 " KiB: the library faulted its mapping "
+			     "in instead of fallocate()", (rss1 - rss0) >> 10);
 	} else {
 		if (ds < N - MiB || ds > N + N / 8)
 			fail("svc grew by %" PRIu64 " KiB, want N=%" PRIu64 " (-1 MiB, +N/8)", ds >> 10, N >> 10);

@@ -147,7 +147,11 @@ enum dmasvc_prefault_mode {
 	/* The library maps each memory once (MAP_SHARED | MAP_NORESERVE, in
 	 * this process) and faults every populate's range in through that
 	 * mapping (MADV_POPULATE_WRITE; READ for DMASVC_MEMORY_READONLY) right
-	 * before it posts it, on the calling thread.  The default. */
+	 * before it posts it, on the calling thread; where the service's
+	 * MEMORY_ADD reply says DMASVC_MEMORY_ADDED_FALLOC, a read-write
+	 * memory of 4 KiB pages is allocated with fallocate() on its fd
+	 * instead (charged to this process the same way; the advice where
+	 * fallocate() is refused).  The default. */
 	DMASVC_PREFAULT_LIBRARY = 0,
 	/* The caller guarantees the range is in memory before each populate:
 	 * its own preallocation, or dmasvc_prefault() on its own mapping (which
