@@ -21,7 +21,9 @@
  * filling the library's page tables (which nobody else uses) or zeroing
  * here (the service's pin zeroes them, as a direct pin would); measured
  * 1 us less for a 4 KiB populate and 40 % less for 2 MiB of allocation and
- * pin together (bench/RESULTS.md, "issue 16 ... fifth pass").
+ * pin together (bench/RESULTS.md, "issue 16 ... fifth pass").  Not for a
+ * pipelined populate (pipeline.c): its helper threads zero the pieces off
+ * the service's path.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -151,7 +151,8 @@ enum dmasvc_prefault_mode {
 	 * MEMORY_ADD reply says DMASVC_MEMORY_ADDED_FALLOC, a read-write
 	 * memory of 4 KiB pages is allocated with fallocate() on its fd
 	 * instead (charged to this process the same way; the advice where
-	 * fallocate() is refused).  The default. */
+	 * fallocate() is refused, and for a pipelined dmasvc_populate, whose
+	 * threads zero the pages off the service's path).  The default. */
 	DMASVC_PREFAULT_LIBRARY = 0,
 	/* The caller guarantees the range is in memory before each populate:
 	 * its own preallocation, or dmasvc_prefault() on its own mapping (which
