@@ -130,11 +130,11 @@ static int guard_range_has_hole(const struct dsvc_memory *m, uint64_t off, uint6
 }
 
 /*
- * mem_find_hole() of a guarded memory: the guard answers (a hole fails the
- * fault, a page written or only fallocate()d passes), so the check agrees
- * with the pin and with DMASVC_MEMORY_ADDED_FALLOC.  The first hole by
- * bisection: one advice over the range, then log2(pages) more when it
- * holds a hole.
+ * The guard's first hole in [@off, @off + @len) (a hole fails the fault, a
+ * page written or only fallocate()d passes, so the answer agrees with the
+ * pin and with DMASVC_MEMORY_ADDED_FALLOC): 0, or 1 and *@hole, or
+ * -errno.  By bisection: one advice over the range, then log2(pages) more
+ * when it holds a hole.
  */
 static int guard_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len,
 			   uint64_t *hole)
@@ -166,18 +166,28 @@ int mem_find_hole(const struct dsvc_memory *m, uint64_t off, uint64_t len, uint6
 
 	if (m->hugetlb)
 		return 0;
-	if (m->guarded)
-		return guard_find_hole(m, off, len, hole);
 	while (len) {
 		size_t pages = (size_t)(len / 4096 < VEC ? len / 4096 : VEC);
 
 		if (mincore((char *)m->vaddr + off, pages * 4096, vec) < 0)
 			return -errno;
-		for (size_t i = 0; i < pages; i++) {
-			if (!(vec[i] & 1)) {
+		for (size_t i = 0, j; i < pages; i = j) {
+			int ret;
+
+			if (vec[i] & 1) {
+				j = i + 1;
+				continue;
+			}
+			if (!m->guarded) {
 				*hole = off + i * 4096;
 				return 1;
 			}
+			/* a run mincore() calls absent: holes, or pages only fallocate()d */
+			for (j = i + 1; j < pages && !(vec[j] & 1); j++)
+				;
+			ret = guard_find_hole(m, off + i * 4096, (j - i) * 4096, hole);
+			if (ret)
+				return ret;
 		}
 		off += pages * 4096;
 		len -= pages * 4096;

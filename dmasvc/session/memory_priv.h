@@ -63,18 +63,17 @@ int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int gu
  * mem_find_hole: whether every page of [@off, @off + @len) of @m is in
  * memory (in the memfd's page cache).  The residency rule of populates
  * (docs/design.md, "Who allocates guest memory"): the service pins only
- * pages the VM allocated.  Two ways:
- *   - a guarded memory (m->guarded): MADV_POPULATE_READ through the
- *     guarded mapping, the guard failing the fault of a hole (bisection
- *     finds the first); a page the VMM allocated with fallocate() and never
- *     wrote counts as in memory (DMASVC_MEMORY_ADDED_FALLOC), and is zeroed
- *     by that fault; the pages before the first hole end up in the
- *     service's page tables (a pin would put them there too);
- *   - otherwise mincore() on the service's own MAP_SHARED mapping, which
- *     reports page-cache residency of written pages for shmem whatever the
- *     service's page tables hold, faulting nothing in; one call per 16 MiB
- *     (about 1 us per MiB measured, see bench/RESULTS.md); a page only
- *     fallocate()d counts as a hole.
+ * pages the VM allocated.  mincore() on the service's own MAP_SHARED
+ * mapping, which reports page-cache residency of written pages for shmem
+ * whatever the service's page tables hold, faulting nothing in: one call
+ * per 16 MiB (about 1 us per MiB measured, see bench/RESULTS.md).  A page
+ * it calls absent is a hole, except in a guarded memory (m->guarded), where
+ * each run of such pages is asked of the guard: MADV_POPULATE_READ through
+ * the guarded mapping, the guard failing the fault of a hole (bisection
+ * finds the first), so a page the VMM allocated with fallocate() and never
+ * wrote counts as in memory (DMASVC_MEMORY_ADDED_FALLOC) and is zeroed by
+ * that fault, and the pages of the run before its first hole end up in the
+ * service's page tables (a pin would put them there too).
  *   needs:      @off and @len multiples of 4096, inside [0, m->size).
  *   guarantees: no page is allocated.  A page of the memfd that was
  *               swapped out counts as a hole to mincore() (the VMM's
