@@ -438,3 +438,34 @@ Test(prefault, a_refused_fallocate_falls_back_to_the_advice)
 	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(2 * G), 5000), (int64_t)(2 * G));
 	fx_close(&f);
 }
+
+/*
+ * The flag is the service's of the moment: a client that allocated with
+ * fallocate() for a guarding service, reconnected (dmasvc_reconnect: the
+ * memories are added again) to one that does not guard, advises again, so
+ * its next populate is not refused as a hole (mincore() there calls a page
+ * only fallocate()d a hole); and back.
+ */
+Test(prefault, a_reconnect_takes_the_new_services_flag)
+{
+	struct fx f;
+
+	fx_open(&f, NULL, DMASVC_PREFAULT_LIBRARY); /* guards */
+	cr_assert_eq(dmasvc_populate(f.c, (uint32_t)f.region, 0, G), 0, "%s", dmasvc_last_error(f.c));
+	it_svc_kill(&svc);
+	cr_assert_eq(setenv("DMASVC_TEST_NO_HOLE_GUARD", "1", 1), 0);
+	cr_assert_eq(it_svc_start(&svc, NULL), 0);
+	unsetenv("DMASVC_TEST_NO_HOLE_GUARD");
+	cr_assert_eq(dmasvc_reconnect(f.c), 0, "%s", dmasvc_last_error(f.c));
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 4 * MiB, G), 0,
+		     "no guard, no flag: the advice (%s)", dmasvc_last_error(f.c));
+	cr_expect_eq(it_wait_vmlck(svc.pid, (int64_t)(2 * G), 5000), (int64_t)(2 * G),
+		     "the replayed granule and the new one");
+	it_svc_kill(&svc);
+	cr_assert_eq(it_svc_start(&svc, NULL), 0);
+	cr_assert_eq(dmasvc_reconnect(f.c), 0, "%s", dmasvc_last_error(f.c));
+	cr_expect_eq(dmasvc_populate(f.c, (uint32_t)f.region, 8 * MiB, G), 0, "%s",
+		     dmasvc_last_error(f.c));
+	cr_expect_eq(allocated(&f), 3 * G);
+	fx_close(&f);
+}
