@@ -110,8 +110,8 @@ static void find_hole_one(const struct dsvc_session *s, struct dsvc_burst *b, si
  * find_holes: the residency rule on @b's populates (none is a hole when the
  * operator allows faulting in): @hole[i] true and b->res[i] the result
  * (-ENXIO, or mincore's -errno), @at[i] the memory offset of the first
- * absent page.  Allocates nothing (a guarded memory's check faults its
- * present pages into the service's page tables: mem_find_hole).  A
+ * absent page.  Allocates nothing (in a guarded memory the check faults in,
+ * zeroing them, the pages the VMM only fallocate()d: mem_find_hole).  A
  * populate of a guarded memory is left
  * to its pin when @pins (the backend pins through the guarded mapping at
  * map time; refuse_guarded_holes() names what the guard refused): returns
