@@ -174,9 +174,9 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 	case DMASVC_CMD_MEMORY_ADD:
 		ret = session_memory_add(d, s, req->fd, &req->u.memory_add, &id, err, sizeof(err));
 		if (!ret) {
-			req->fd = -1; /* the memory owns it now */
-			struct dsvc_memory *m = session_memory(s, id);
+			const struct dsvc_memory *m = session_memory(s, id);
 
+			req->fd = -1; /* the memory owns it now */
 			body.memory.mem_id = id;
 			body.memory.flags = m && m->guarded ? DMASVC_MEMORY_ADDED_FALLOC : 0;
 			body_len = sizeof(body.memory);

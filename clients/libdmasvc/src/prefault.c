@@ -65,51 +65,63 @@ static size_t first_absent(char *addr, size_t length)
 	return length;
 }
 
-int dmasvc_prefault(void *addr, size_t length, bool writable)
+/*
+ * prefault_from: where a fault-in of [@addr, @addr + @length) starts, page
+ * aligned: @length when every page is in memory already.  Pages already in
+ * memory cost a mincore() walk (about 1 us per MiB) instead of
+ * MADV_POPULATE's page-by-page walk (about 0.3 ms per MiB measured,
+ * bench/RESULTS.md), so populating again what stayed allocated (a replug,
+ * a replay) costs almost nothing.  A range of PREFAULT_PROBE_MIN or less
+ * (a 4 KiB conversion) starts at 0: the mincore() would cost as much as the
+ * advice on a present page.
+ */
+static size_t prefault_from(char *addr, size_t length)
 {
-	int advice = writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
-	size_t from;
+	size_t from = length <= PREFAULT_PROBE_MIN ? 0 : first_absent(addr, length);
 
-	if (!addr || !length || ((uintptr_t)addr & 4095))
-		return -EINVAL;
-	/*
-	 * Pages already in memory: a mincore() walk (about 1 us per MiB)
-	 * instead of MADV_POPULATE's page-by-page walk (about 0.3 ms per MiB
-	 * measured, bench/RESULTS.md), so populating again what stayed
-	 * allocated (a replug, a replay) costs almost nothing.  A range of
-	 * PREFAULT_PROBE_MIN or less (a 4 KiB conversion) is advised at once:
-	 * the mincore() would cost as much as the advice on a present page.
-	 */
-	from = length <= PREFAULT_PROBE_MIN ? 0 : first_absent(addr, length);
-	if (from == length)
-		return 0;
-	from &= ~(size_t)4095;
-	while (madvise((char *)addr + from, length - from, advice) < 0) {
+	return from == length ? length : from & ~(size_t)4095;
+}
+
+/* MADV_POPULATE_WRITE (READ unless @writable) of [@addr, @addr + @length); 0 or -errno. */
+static int advise(char *addr, size_t length, bool writable)
+{
+	while (madvise(addr, length, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
 	return 0;
 }
 
+int dmasvc_prefault(void *addr, size_t length, bool writable)
+{
+	size_t from;
+
+	if (!addr || !length || ((uintptr_t)addr & 4095))
+		return -EINVAL;
+	from = prefault_from(addr, length);
+	return from == length ? 0 : advise((char *)addr + from, length - from, writable);
+}
+
 int cl_pf_range(const struct cl_pf *pf, uint64_t off, size_t len)
 {
 	char *addr = pf->map + off;
+	size_t from;
 
-	if (pf->fd >= 0 && len) {
-		size_t from = len <= PREFAULT_PROBE_MIN ? 0 : first_absent(addr, len);
-
-		if (from == len)
+	if (pf->fd < 0)
+		return dmasvc_prefault(addr, len, pf->write);
+	if (!len)
+		return -EINVAL; /* as dmasvc_prefault() answers */
+	from = prefault_from(addr, len);
+	if (from == len)
+		return 0;
+	for (;;) {
+		if (fallocate(pf->fd, FALLOC_FL_KEEP_SIZE, (off_t)(pf->fd_off + off + from),
+			      (off_t)(len - from)) == 0)
 			return 0;
-		from &= ~(size_t)4095;
-		for (;;) {
-			if (fallocate(pf->fd, FALLOC_FL_KEEP_SIZE, (off_t)(pf->fd_off + off + from),
-				      (off_t)(len - from)) == 0)
-				return 0;
-			if (errno != EINTR)
-				break; /* e.g. EPERM (a seccomp filter), EOPNOTSUPP: the advice decides */
-		}
+		if (errno != EINTR)
+			break; /* e.g. EPERM (a seccomp filter), EOPNOTSUPP: the advice decides */
 	}
-	return dmasvc_prefault(addr, len, pf->write);
+	return advise(addr + from, len - from, pf->write);
 }
 
 int dmasvc_set_prefault(struct dmasvc_client *c, enum dmasvc_prefault_mode mode)
