@@ -450,8 +450,15 @@ def run(env, tmp):
             want = VMEM
             qmp.cmd("qom-set", path="/machine/peripheral/vm0", property="requested-size",
                     value=want)
-        wait_for("the shim to report the failed populate",
-                 lambda: "populate failed" in read(qemu_log), 60)
+        # The shim learns of the death either from the populate in flight
+        # ("populate failed") or, between two requests, from the socket's
+        # hangup ("the connection (closed by the service) failed"); after
+        # the hangup it vetoes every plug without a request (-ENOTCONN).
+        wait_for("the shim to report the failed populate or the hangup",
+                 lambda: "populate failed" in read(qemu_log)
+                 or "the connection (closed by the service) failed" in read(qemu_log), 60)
+        log("kill: the shim learnt it from " + ("the populate in flight" if "populate failed"
+                                                 in read(qemu_log) else "the hangup"))
         size = plugged_size(qmp)
         time.sleep(3)
         check(plugged_size(qmp) == size < want,
