@@ -11,7 +11,10 @@
  * loop is the main thread; every sleep in io_uring_enter is one), not a
  * counter of ours; a host under load adds involuntary switches only.
  * And that polling ends: after N the loop sleeps again (its CPU time,
- * /proc/PID/stat utime + stime, stops growing).
+ * /proc/PID/stat utime + stime, stops growing).  And the client's side of
+ * it: libdmasvc's spin window grows over waits a little longer than it,
+ * and shrinks again when the service is slow (the test thread's voluntary
+ * context switches and CPU time).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -275,6 +278,72 @@ Test(poll, small_bursts_stay_on_one_lane)
 		big);
 	cr_expect_leq(small, 10, "bursts of 64 one-page populates woke the workers %ld times", small);
 	cr_expect_geq(big, 10, "bursts of 4 MiB woke the workers only %ld times in 20", big);
+	conn_close(&k);
+	cr_assert_eq(it_svc_finish(&s), 0);
+}
+
+/* voluntary_ctxt_switches of the calling thread (each sleep is one), or -1. */
+static long my_sleeps(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)gettid());
+	return (long)it_proc_field(path, "voluntary_ctxt_switches");
+}
+
+/* CPU time of the calling thread in microseconds (the kernel's count). */
+static long my_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*
+ * The client's spin window adapts (libdmasvc queue.c spin_adapt): against a
+ * service whose every map takes 1.5 ms (map_delay_us), longer than the
+ * first 250 us window, a blocking populate sleeps on the completion
+ * eventfd only until the window has grown past it: of 20 one-page
+ * populates at most a few sleep (the kernel's count of this thread's
+ * voluntary context switches; a fixed window sleeps in each).  Then
+ * populates of 8 pages (8 maps, 12 ms: longer than the largest window,
+ * 2 ms) are slept on, and the window shrinks back: this thread's CPU time
+ * over 10 of them stays far below the 19 ms a window kept at its grown
+ * size would spin (kernel-measured, CLOCK_THREAD_CPUTIME_ID).
+ */
+Test(poll, client_spin_window_adapts_to_the_service)
+{
+	struct it_svc s = { 0 };
+	struct conn k;
+	long sleeps0, fast_sleeps, slow_sleeps, cpu0, slow_cpu;
+
+	setenv("DMASVC_TEST_SOFT_FAULTS", "map_delay_us=1500", 1);
+	cr_assert_eq(it_svc_start(&s, NULL), 0, "dmasvc starts");
+	unsetenv("DMASVC_TEST_SOFT_FAULTS");
+	conn_open(&k, &s);
+	for (unsigned i = 0; i < 5; i++) /* the window grows */
+		cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, i * PAGE, PAGE), 0);
+	sleeps0 = my_sleeps();
+	cr_assert_geq(sleeps0, 0);
+	for (unsigned i = 5; i < 25; i++)
+		cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, i * PAGE, PAGE), 0);
+	fast_sleeps = my_sleeps() - sleeps0;
+
+	sleeps0 = my_sleeps();
+	cpu0 = my_cpu_us();
+	for (unsigned i = 0; i < 10; i++)
+		cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, (32 + 8 * i) * PAGE, 8 * PAGE),
+			     0);
+	slow_cpu = my_cpu_us() - cpu0;
+	slow_sleeps = my_sleeps() - sleeps0;
+	fprintf(stderr, "client: 20 waits of 1.5 ms: %ld sleeps; 10 waits of 12 ms: %ld sleeps, "
+		"%ld us CPU\n", fast_sleeps, slow_sleeps, slow_cpu);
+	cr_expect_leq(fast_sleeps, 5, "waits of 1.5 ms still slept %ld times in 20 (the window "
+		      "did not grow past them)", fast_sleeps);
+	cr_expect_geq(slow_sleeps, 10, "waits of 12 ms slept only %ld times in 10", slow_sleeps);
+	cr_expect_leq(slow_cpu, 10000, "10 waits of 12 ms cost this thread %ld us of CPU (a window "
+		      "kept at ~1.9 ms spins ~19000 us; shrinking, ~5000)", slow_cpu);
 	conn_close(&k);
 	cr_assert_eq(it_svc_finish(&s), 0);
 }

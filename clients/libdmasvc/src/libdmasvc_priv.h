@@ -116,6 +116,7 @@ struct dmasvc_queue {
 	uint32_t ready_head, ready_count;
 	int replay_err;              /* first failure of a SLOT_REPLAY event */
 	int prefault_err;            /* the last populate refused by its prefault, or 0 */
+	int64_t spin_us;             /* queue_wait's spin window (queue.c spin_adapt) */
 	struct cl_pf pf;             /* batch: staged populates not yet faulted in, one */
 	uint64_t pf_off;             /* contiguous run [pf_off, pf_off + pf_len) of one */
 	size_t pf_len;               /* region's memory (queue.c) */

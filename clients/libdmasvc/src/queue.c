@@ -40,12 +40,21 @@
 
 #define CL_REAP_BATCH 64
 /*
- * Poll the CQ this long before sleeping on the eventfd, yielding the CPU
- * between polls (a polling service may share it).  About KVM's halt-polling
- * window (200 us): a conversion's round trip on the model is 100-200 us
- * here, and a sleep costs two wake-ups (bench/RESULTS.md, "client spin").
+ * Poll the CQ at least this long before sleeping on the eventfd, yielding
+ * the CPU between polls (a polling service may share it).  About KVM's
+ * halt-polling window (200 us): a conversion's round trip on the model is
+ * 100-200 us here, and a sleep costs two wake-ups (bench/RESULTS.md,
+ * "client spin").  The window of a queue grows up to CL_SPIN_MAX_US while
+ * its waits end soon after the window (spin_adapt()).
  */
 #define CL_SPIN_US 250
+/*
+ * The longest window: a large unmap (128 MiB: 0.4-0.7 ms on the model), a
+ * storm's batch of a few hundred notes (up to 1.5 ms) is waited for without
+ * a sleep, whose wake-up costs 30-60 us here (bench/RESULTS.md, "issue 16,
+ * adaptive client spin").  Longer waits sleep, and shrink the window again.
+ */
+#define CL_SPIN_MAX_US 2000
 /* The first microseconds of it without yielding: a completion that comes
  * that soon comes from a service on another CPU, and a yield (a system
  * call, ~1 us here) would only delay seeing it. */
@@ -363,19 +372,43 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 }
 
 /*
- * Wait until @done(q, arg) holds, processing completions.  Spins briefly on
- * the CQ, then sleeps on the completion eventfd (and notices the control
- * socket hanging up).  Returns 0, -ETIMEDOUT, or the queue's dead error.
+ * After a wait of @q that took @waited_us and @slept (its spin window ran
+ * out first), adapt the window as KVM's halt polling adapts a vCPU's: a
+ * sleep that ended within CL_SPIN_MAX_US grows it to cover the next wait
+ * like it (a quarter more), a longer one halves it, down to CL_SPIN_US.
+ * A wait that ended while spinning leaves it alone.  @q's lock held.
+ */
+static void spin_adapt(struct dmasvc_queue *q, bool slept, int64_t waited_us)
+{
+	int64_t want = waited_us + waited_us / 4;
+
+	if (!slept)
+		return;
+	if (waited_us <= CL_SPIN_MAX_US)
+		q->spin_us = want > CL_SPIN_MAX_US ? CL_SPIN_MAX_US : want > q->spin_us ? want : q->spin_us;
+	else
+		q->spin_us = q->spin_us / 2 > CL_SPIN_US ? q->spin_us / 2 : CL_SPIN_US;
+}
+
+/*
+ * Wait until @done(q, arg) holds, processing completions.  Spins on the CQ
+ * for the queue's window (spin_adapt), then sleeps on the completion
+ * eventfd (and notices the control socket hanging up).  Returns 0,
+ * -ETIMEDOUT, or the queue's dead error.
  */
 static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *, uint64_t),
 		      uint64_t arg, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
-	int64_t spin_from = cl_now_us(), spin_until = spin_from + CL_SPIN_US, now;
+	int64_t spin_from = cl_now_us(), spin_until, now;
 	int perr = queue_publish(q); /* a staged event would never complete */
+	bool slept = false;
 
 	if (perr)
 		return perr;
+	if (q->spin_us < CL_SPIN_US)
+		q->spin_us = CL_SPIN_US; /* a new queue */
+	spin_until = spin_from + q->spin_us;
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = q->ring.completion_fd, .events = POLLIN },
@@ -386,14 +419,17 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		err = process_cqes(q);
 		if (err < 0)
 			return err;
-		if (done(q, arg))
+		if (done(q, arg)) {
+			spin_adapt(q, slept, cl_now_us() - spin_from);
 			return 0;
+		}
 		now = cl_now_us();
 		if (now < spin_until) {
 			if (now - spin_from > CL_SPIN_PURE_US)
 				sched_yield(); /* a service sharing our CPU gets it to complete us */
 			continue;
 		}
+		slept = true;
 		if (deadline >= 0) {
 			int64_t left = deadline - cl_now_ms();
 
