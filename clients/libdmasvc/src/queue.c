@@ -52,7 +52,8 @@
  * The longest window: a large unmap (128 MiB: 0.4-0.7 ms on the model), a
  * storm's batch of a few hundred notes (up to 1.5 ms) is waited for without
  * a sleep, whose wake-up costs 30-60 us here (bench/RESULTS.md, "issue 16,
- * adaptive client spin").  Longer waits sleep, and shrink the window again.
+ * Dec 6 (sixth pass)", "The client's spin window adapts").  Longer waits
+ * sleep, and shrink the window again.
  */
 #define CL_SPIN_MAX_US 2000
 /* The first microseconds of it without yielding: a completion that comes
@@ -409,6 +410,8 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 	if (q->spin_us < CL_SPIN_US)
 		q->spin_us = CL_SPIN_US; /* a new queue */
 	spin_until = spin_from + q->spin_us;
+	if (timeout_ms >= 0 && spin_until > spin_from + (int64_t)timeout_ms * 1000)
+		spin_until = spin_from + (int64_t)timeout_ms * 1000; /* never past the caller's timeout */
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = q->ring.completion_fd, .events = POLLIN },
