@@ -57,12 +57,29 @@ def activate(tmp, sock, args, ns_path):
     p = subprocess.Popen(["systemd-socket-activate", "--seqpacket", "-l", sock,
                           "-E", "NOTIFY_SOCKET=" + ns_path,
                           DMASVC] + args, stdout=log, stderr=subprocess.STDOUT)
-    # systemd-socket-activate binds, then waits for the first connection
+    # systemd-socket-activate binds, listens, then waits for the first
+    # connection; the file exists from bind(), and a connect() before
+    # listen() is refused (ECONNREFUSED): wait for the listening socket
     for _ in range(500):
-        if os.path.exists(sock):
+        if listening(sock):
             break
         time.sleep(0.01)
     return p, log
+
+
+def listening(path):
+    """True when a listening AF_UNIX socket is bound to @path (/proc/net/unix:
+    the Flags column has __SO_ACCEPTCON, 0x10000)."""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+                    return True
+    except OSError:
+        pass
+    return False
 
 
 def slurp(log):
@@ -81,7 +98,7 @@ def main():
 
     p, log = activate(tmp, sock, base, ns_path)
     try:
-        check(os.path.exists(sock), "systemd-socket-activate listens on " + sock)
+        check(listening(sock), "systemd-socket-activate listens on " + sock)
         r = subprocess.run([CTL, "--socket", sock, "status"], capture_output=True, text=True,
                            timeout=30)
         check(r.returncode == 0, "dmasvcctl status through the activated socket (rc %d: %s)"
