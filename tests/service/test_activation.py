@@ -73,9 +73,10 @@ def listening(path):
     try:
         with open("/proc/net/unix") as f:
             next(f)
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 8 and fields[7] == path and int(fields[3], 16) & 0x10000:
+            for line in f:  # the path is the last field and may hold spaces
+                fields = line.split(None, 7)
+                if len(fields) == 8 and fields[7].rstrip("\n") == path \
+                        and int(fields[3], 16) & 0x10000:
                     return True
     except OSError:
         pass
