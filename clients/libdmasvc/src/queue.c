@@ -124,6 +124,7 @@ int cl_queue_setup(struct dmasvc_client *c, struct dmasvc_queue *q, uint32_t sq_
 	q->sq_entries = sq_entries;
 	q->cq_entries = cq_entries;
 	q->nslots = cq_entries;
+	q->spin_us = CL_SPIN_US; /* kept across a reconnect (the ring's setup only) */
 	q->slots = calloc(q->nslots, sizeof(*q->slots));
 	q->ready = calloc(q->nslots, sizeof(*q->ready));
 	if (!q->slots || !q->ready) {
@@ -373,22 +374,21 @@ int64_t cl_submit_locked(struct dmasvc_queue *q, uint8_t op, uint32_t region, ui
 }
 
 /*
- * After a wait of @q that took @waited_us and @slept (its spin window ran
+ * After a wait of @q that took @waited_us and slept (its spin window ran
  * out first), adapt the window as KVM's halt polling adapts a vCPU's: a
  * sleep that ended within CL_SPIN_MAX_US grows it to cover the next wait
  * like it (a quarter more), a longer one halves it, down to CL_SPIN_US.
- * A wait that ended while spinning leaves it alone.  @q's lock held.
+ * A wait that ended while spinning is not passed here: it leaves the
+ * window alone.  @q's lock held.
  */
-static void spin_adapt(struct dmasvc_queue *q, bool slept, int64_t waited_us)
+static void spin_adapt(struct dmasvc_queue *q, int64_t waited_us)
 {
 	int64_t want = waited_us + waited_us / 4;
 
-	if (!slept)
-		return;
-	if (waited_us <= CL_SPIN_MAX_US)
-		q->spin_us = want > CL_SPIN_MAX_US ? CL_SPIN_MAX_US : want > q->spin_us ? want : q->spin_us;
-	else
+	if (waited_us > CL_SPIN_MAX_US)
 		q->spin_us = q->spin_us / 2 > CL_SPIN_US ? q->spin_us / 2 : CL_SPIN_US;
+	else if (want > q->spin_us)
+		q->spin_us = want < CL_SPIN_MAX_US ? want : CL_SPIN_MAX_US;
 }
 
 /*
@@ -407,8 +407,6 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 
 	if (perr)
 		return perr;
-	if (q->spin_us < CL_SPIN_US)
-		q->spin_us = CL_SPIN_US; /* a new queue */
 	spin_until = spin_from + q->spin_us;
 	if (timeout_ms >= 0 && spin_until > spin_from + (int64_t)timeout_ms * 1000)
 		spin_until = spin_from + (int64_t)timeout_ms * 1000; /* never past the caller's timeout */
@@ -423,7 +421,8 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		if (err < 0)
 			return err;
 		if (done(q, arg)) {
-			spin_adapt(q, slept, cl_now_us() - spin_from);
+			if (slept) /* no clock read on the fast path */
+				spin_adapt(q, cl_now_us() - spin_from);
 			return 0;
 		}
 		now = cl_now_us();
