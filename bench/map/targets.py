@@ -1,22 +1,36 @@
 #!/usr/bin/env python3
-# bench/map/targets.py - check map-bench JSON against the issue-7 targets and
+# bench/map/targets.py - check map-bench JSON against an issue's targets and
 # print markdown tables (used by results-md.sh for bench/RESULTS.md).
 #
-# Usage: targets.py MODEL.json [MODEL2.json ...] [--vm VM.json ...]
+# Usage: targets.py [--issue 7|16] MODEL.json [MODEL2.json ...] [--vm VM.json ...]
+# Issue 7 (the default):
 #   model files: overhead of dmasvc with 1 worker over direct (target <= 5 %)
 #   vm files:    speed-up of dmasvc w2 over direct at 2 MiB (target >= 1.5x
 #                for 1 GiB)
 #   all files:   unmap calls of the 4 KiB discard bursts (target 1) and
 #                pinned / populated (target 1.000)
+# Issue 16 (issue16() below): per file, every scenario and phase with the
+#   best ring row of <= 2 workers against direct (target >= 1.0x) beside the
+#   kernel's own rows (the limit); on vm files the storm (>= 1.5x) and the
+#   plug of 1 GiB at 2 MiB with 2 workers (>= 1.8x); ring w2 against kernel
+#   t2 (within 10 %); the synchronous conversion's p50 / p99 against direct
+#   (+3 / +20 us); the bursts' unmap calls (1).  "Ring rows" are the path
+#   "ring" under any --variant name.
 import json
 import sys
 
-model, vm, cur = [], [], None
-for a in sys.argv[1:]:
-    if a == "--vm":
+model, vm, cur, issue = [], [], None, "7"
+args = sys.argv[1:]
+while args:
+    a = args.pop(0)
+    if a == "--issue":
+        issue = args.pop(0) if args else ""
+    elif a == "--vm":
         cur = vm
-        continue
-    (cur if cur is not None else model).append(a)
+    else:
+        (cur if cur is not None else model).append(a)
+if issue not in ("7", "16"):
+    sys.exit("targets.py: --issue takes 7 or 16")
 
 
 def rows(path):
@@ -37,6 +51,83 @@ def key(r):
 def name(p):
     return p.split("/")[-1]
 
+
+def verdict(ok, missed):
+    return "met" if ok else "**missed** (%s)" % missed
+
+
+def issue16(model, vm):
+    """Print the issue-16 tables for @model and @vm files; returns 0."""
+    for path in model + vm:
+        on_vm = path in vm
+        rs = rows(path)
+        phases = list(dict.fromkeys((r["scenario"], r["phase"], r["size"], r["granule"],
+                                     r["pages_discarded"] if r["scenario"] == "burst" else 0)
+                                    for r in rs))
+        print("%s (%s): best ring path with <= 2 workers against direct (ratio direct/path, "
+              "target >= 1.0x), beside the kernel's own calls\n"
+              % (name(path), "real iommufd" if on_vm else "model"))
+        print("| scenario | phase | best ring row | ratio | kernel t1 | kernel t2 | ring w2 / kernel t2 | target |")
+        print("|---|---|---|---|---|---|---|---|")
+        for sc, ph, size, gran, pages in phases:
+            if sc == "sync":
+                continue
+            same = [r for r in rs if (r["scenario"], r["phase"], r["size"], r["granule"]) ==
+                    (sc, ph, size, gran) and (sc != "burst" or r["pages_discarded"] == pages)]
+            ring = [r for r in same if r["path"] == "ring" and r["workers"] <= 2]
+            if not ring:
+                continue
+            best = max(ring, key=lambda r: r["ratio_direct_over_path"])
+            kern = {r["workers"]: r["ratio_direct_over_path"] for r in same if r["path"] == "kernel"}
+            w2 = [r["ratio_direct_over_path"] for r in ring if r["workers"] == 2]
+            rel = "%.2f" % (max(w2) / kern[2]) if w2 and kern.get(2) else "-"
+            what = ph if sc != "burst" else "burst of %d pages" % pages
+            where = "%s at %s" % (sz(size), sz(gran)) if sc == "plug" else "%s pages" % sz(gran)
+            v = best["ratio_direct_over_path"]
+            print("| %s | %s | %s | %.2fx | %s | %s | %s | %s |"
+                  % (what, where, best["label"], v,
+                     "%.2fx" % kern[1] if 1 in kern else "-",
+                     "%.2fx" % kern[2] if 2 in kern else "-", rel,
+                     verdict(v >= 1.0, "%.2fx" % v)))
+        print()
+        if on_vm:
+            storm = [r["ratio_direct_over_path"] for r in rs
+                     if r["scenario"] == "storm" and r["path"] == "ring" and r["workers"] <= 2]
+            plug = [r["ratio_direct_over_path"] for r in rs
+                    if r["scenario"] == "plug" and r["phase"] == "plug" and r["size"] == 2**30
+                    and r["granule"] == 2 * 2**20 and r["path"] == "ring" and r["workers"] == 2]
+            if storm:
+                print("- storm >= 1.5x on real iommufd: best %.2fx: %s"
+                      % (max(storm), verdict(max(storm) >= 1.5, "%.2fx" % max(storm))))
+            if plug:
+                print("- plug 1 GiB at 2 MiB, 2 workers, >= 1.8x: best %.2fx: %s"
+                      % (max(plug), verdict(max(plug) >= 1.8, "%.2fx" % max(plug))))
+        for ph in ("sync populate", "sync discard"):
+            d = [r for r in rs if r["scenario"] == "sync" and r["phase"] == ph and r["path"] == "direct"]
+            ring = [r for r in rs if r["scenario"] == "sync" and r["phase"] == ph and r["path"] == "ring"]
+            if not d or not ring:
+                continue
+            b50 = min(ring, key=lambda r: r["lat_p50_us"])
+            b99 = min(ring, key=lambda r: r["lat_p99_us"])
+            e50 = b50["lat_p50_us"] - d[0]["lat_p50_us"]
+            e99 = b99["lat_p99_us"] - d[0]["lat_p99_us"]
+            print("- %s: direct p50 / p99 %.1f / %.1f us; best ring p50 %.1f (%s, %+.1f: %s), "
+                  "p99 %.1f (%s, %+.1f: %s)"
+                  % (ph, d[0]["lat_p50_us"], d[0]["lat_p99_us"], b50["lat_p50_us"], b50["label"], e50,
+                     verdict(e50 <= 3, "%+.1f us" % e50), b99["lat_p99_us"], b99["label"], e99,
+                     verdict(e99 <= 20, "%+.1f us" % e99)))
+        for r in rs:
+            if r["scenario"] == "burst" and r["path"] not in ("direct", "kernel"):
+                lo = r.get("unmap_calls_min", r["unmap_calls"])
+                hi = r.get("unmap_calls_max", r["unmap_calls"])
+                print("- burst of %d pages, %s: unmap calls %d-%d: %s"
+                      % (r["pages_discarded"], r["label"], lo, hi, verdict(hi == 1, "%d" % hi)))
+        print()
+    return 0
+
+
+if issue == "16":
+    sys.exit(issue16(model, vm))
 
 if model:
     print("Overhead of dmasvc with 1 worker over direct, model (target <= 5 %; "
