@@ -14,8 +14,9 @@
 #   kernel's own rows (the limit); on vm files the storm (>= 1.5x) and the
 #   plug of 1 GiB at 2 MiB with 2 workers (>= 1.8x); ring w2 against kernel
 #   t2 (within 10 %); the synchronous conversion's p50 / p99 against direct
-#   (+3 / +20 us); the bursts' unmap calls (1).  "Ring rows" are the path
-#   "ring" under any --variant name.
+#   (+3 / +20 us, "with the service polling": only the variants started with
+#   --poll-us N when the run has any); the bursts' unmap calls (1).  "Ring
+#   rows" are the path "ring" under any --variant name.
 import json
 import sys
 
@@ -54,6 +55,18 @@ def name(p):
 
 def verdict(ok, missed):
     return "met" if ok else "**missed** (%s)" % missed
+
+
+def polling_variants(path):
+    """The --variant names of @path's run whose daemon polls (--poll-us N > 0)."""
+    words = json.load(open(path))["command"].split()
+    names = set()
+    for w, nxt in zip(words, words[1:]):
+        if w == "--variant" and "=" in nxt:
+            name, spec = nxt.split("=", 1)
+            if any(a.startswith("--poll-us=") and a != "--poll-us=0" for a in spec.split(",")):
+                names.add(name)
+    return names
 
 
 def issue16(model, vm):
@@ -102,9 +115,12 @@ def issue16(model, vm):
             if plug:
                 print("- plug 1 GiB at 2 MiB, 2 workers, >= 1.8x: best %.2fx: %s"
                       % (max(plug), verdict(max(plug) >= 1.8, "%.2fx" % max(plug))))
+        polling = polling_variants(path)
         for ph in ("sync populate", "sync discard"):
             d = [r for r in rs if r["scenario"] == "sync" and r["phase"] == ph and r["path"] == "direct"]
-            ring = [r for r in rs if r["scenario"] == "sync" and r["phase"] == ph and r["path"] == "ring"]
+            ring = [r for r in rs if r["scenario"] == "sync" and r["phase"] == ph and r["path"] == "ring"
+                    and r["workers"] <= 2
+                    and (not polling or r["label"].split()[1] in polling)]
             if not d or not ring:
                 continue
             b50 = min(ring, key=lambda r: r["lat_p50_us"])
