@@ -17,6 +17,7 @@
 #   (+3 / +20 us, "with the service polling": only the variants started with
 #   --poll-us N when the run has any); the bursts' unmap calls (1).  "Ring
 #   rows" are the path "ring" under any --variant name.
+import functools
 import json
 import sys
 
@@ -34,8 +35,15 @@ if issue not in ("7", "16"):
     sys.exit("targets.py: --issue takes 7 or 16")
 
 
+@functools.lru_cache(maxsize=None)
+def load(path):
+    """@path's map-bench JSON document, read once however often it is asked for."""
+    with open(path) as f:
+        return json.load(f)
+
+
 def rows(path):
-    return [r for r in json.load(open(path))["rows"] if "scenario" in r]
+    return [r for r in load(path)["rows"] if "scenario" in r]
 
 
 def sz(b):
@@ -59,7 +67,7 @@ def verdict(ok, missed):
 
 def polling_variants(path):
     """The --variant names of @path's run whose daemon polls (--poll-us N > 0)."""
-    words = json.load(open(path))["command"].split()
+    words = load(path)["command"].split()
     names = set()
     for w, nxt in zip(words, words[1:]):
         if w == "--variant" and "=" in nxt:
