@@ -325,11 +325,11 @@ int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *
 	return total;
 }
 
-/* Finish the async bursts that are done.  Returns how many. */
+/* Finish the async bursts and jobs that are done.  Returns how many of them were bursts. */
 static unsigned int complete_ready(struct dsvc *d)
 {
 	uint32_t ids[DSVC_MAX_SESSIONS];
-	unsigned int n = executor_reap(d, ids, DSVC_MAX_SESSIONS);
+	unsigned int n = executor_reap(d, ids, DSVC_MAX_SESSIONS), bursts = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
 		struct dsvc_session *s = session_find_any(d, ids[i]);
@@ -344,10 +344,11 @@ static unsigned int complete_ready(struct dsvc *d)
 			ops->finish(d, s, s->job_arg);
 			continue;
 		}
+		bursts++;
 		if (burst_finish(d, s) < 0 || settle_backlog(s->burst->rg) < 0)
 			s->broken = true;
 	}
-	return n;
+	return bursts;
 }
 
 unsigned int ringsvc_complete(struct dsvc *d)

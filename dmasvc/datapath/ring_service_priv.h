@@ -47,7 +47,8 @@ int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *
  * ringsvc_complete: finish every async burst that is done (CQEs, counters,
  * logs) and every job (its finish); their sessions stop being busy, or are
  * marked broken on a ring protocol error.  Never blocks.  Returns how many
- * were finished.
+ * bursts were finished (jobs not counted: the loop's polling window and
+ * spin count bursts only).
  */
 unsigned int ringsvc_complete(struct dsvc *d);
 

@@ -691,7 +691,10 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 			arm_poll(e, e->lfd, tag);
 		return true;
 	case TAG_EXEC:
-		ringsvc_complete(d);
+		/* A big burst is a burst: it opens the polling window and feeds
+		 * the spin's gap as one finished here would (work_ring). */
+		if (ringsvc_complete(d))
+			note_burst(e, dsvc_now_ns());
 		if (!more)
 			arm_poll(e, executor_queue_fd(d->bx), tag);
 		return true;

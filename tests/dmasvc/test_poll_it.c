@@ -147,6 +147,60 @@ Test(poll, polling_mode_takes_conversions_without_sleeping)
 		      "%d us apart (expected none)", POLL_US, on, EVENTS, GAP_US);
 }
 
+/*
+ * A big conversion (>= 256 granules: BURST_ASYNC_GRANULES, it runs on the
+ * session's executor, not on the loop) counts as a burst for the polling
+ * window as a small one does: BIG_CONV whole-region conversions of 512
+ * pages, GAP_US apart, under --poll-us 20000 (well past the first 20 ms)
+ * find the loop polling.  Before the fix only a burst finished on the loop
+ * opened the window, so with only big bursts it never opened: the loop
+ * slept while the executor ran each conversion and again after it, and
+ * the client rang the doorbell for the next (measured: 200 sleeps in 100
+ * conversions; 0 after).
+ */
+#define BIG_PAGES 512
+#define BIG_CONV 100
+
+Test(poll, big_bursts_keep_the_window_open)
+{
+	const char *const poll_on[] = { "--poll-us", "20000", NULL };
+	struct dmasvc_region_desc d = { .size = BIG_PAGES * PAGE, .iova = 1ull << 34, .granule = PAGE };
+	struct it_svc s = { 0 };
+	struct conn k;
+	long before, sleeps;
+	int mem, region, fd;
+
+	cr_assert_eq(it_svc_start(&s, poll_on), 0, "dmasvc starts");
+	conn_open(&k, &s);
+	fd = it_memfd(d.size, true);
+	cr_assert_geq(fd, 0);
+	mem = dmasvc_memory_add(k.c, fd, d.size, 0);
+	cr_assert_geq(mem, 0, "%s", dmasvc_last_error(k.c));
+	d.mem_id = (uint32_t)mem;
+	region = dmasvc_region_add(k.c, &d);
+	cr_assert_geq(region, 0, "%s", dmasvc_last_error(k.c));
+	cr_assert_eq(dmasvc_populate(k.c, (uint32_t)region, 0, d.size), 0); /* warm: executor started */
+	cr_assert_eq(dmasvc_discard(k.c, (uint32_t)region, 0, d.size), 0);
+	before = loop_sleeps(s.pid);
+	cr_assert_geq(before, 0);
+	for (unsigned i = 0; i < BIG_CONV; i++) {
+		sleep_us(GAP_US);
+		if (i % 2)
+			cr_assert_eq(dmasvc_discard(k.c, (uint32_t)region, 0, d.size), 0);
+		else
+			cr_assert_eq(dmasvc_populate(k.c, (uint32_t)region, 0, d.size), 0);
+	}
+	sleeps = loop_sleeps(s.pid) - before;
+	fprintf(stderr, "loop sleeps in %d conversions of %d pages %d us apart with --poll-us 20000: %ld\n",
+		BIG_CONV, BIG_PAGES, GAP_US, sleeps);
+	cr_expect_leq(sleeps, BIG_CONV / 20, "with --poll-us 20000 the loop slept %ld times in %d "
+		      "conversions of %d pages %d us apart (expected none)", sleeps, BIG_CONV,
+		      BIG_PAGES, GAP_US);
+	conn_close(&k);
+	close(fd);
+	cr_assert_eq(it_svc_finish(&s), 0);
+}
+
 /* Polling stops N us after the last event: the idle service burns no CPU. */
 Test(poll, polling_stops_after_the_window)
 {
