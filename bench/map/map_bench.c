@@ -446,6 +446,8 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 			goto out_close;
 		}
 	}
+	if (ops->freeze)
+		ops->freeze(in->t, false);
 	base = mb_proc_bytes(ops->pin_pid(in->t), pin_field);
 	ret = ops->region_add(in->t, &r);
 	if (ret)
@@ -495,6 +497,8 @@ static int run_one(const struct mb_scen *sc, struct mb_inst *in,
 	}
 	ops->region_del(in->t);
 out_unmap:
+	if (ops->freeze)
+		ops->freeze(in->t, true);
 	if (r.vaddr)
 		munmap(r.vaddr, sc->size);
 out_close:
@@ -670,6 +674,8 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 				*ni = n;
 				return ret;
 			}
+			if (paths[p]->freeze) /* runs only for its own repetitions */
+				paths[p]->freeze(in->t, true);
 			n++;
 		}
 	}

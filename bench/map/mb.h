@@ -103,6 +103,15 @@ struct mb_path_ops {
 	int (*counts)(struct mb_target *t, struct mb_counts *out);
 	/* pin_pid: the process whose VmLck/VmPin shows this target's pins. */
 	pid_t (*pin_pid)(struct mb_target *t);
+	/*
+	 * freeze (optional): @frozen true stops whatever runs for the target
+	 * outside its calls (the ring's daemon, SIGSTOP), false lets it run
+	 * again (SIGCONT).  The bench keeps every target but the one it runs
+	 * frozen: on a host of 2 CPUs the poll window of an idle target's
+	 * daemon (--poll-us) would take a CPU from the target measured (a
+	 * host runs one service, not one per variant).  Never fails.
+	 */
+	void (*freeze)(struct mb_target *t, bool frozen);
 };
 
 extern const struct mb_path_ops mb_direct_ops;

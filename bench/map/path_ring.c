@@ -161,6 +161,7 @@ static void daemon_stop(struct mb_target *t)
 	if (t->daemon <= 0)
 		return;
 	kill(t->daemon, SIGTERM);
+	kill(t->daemon, SIGCONT); /* frozen between its runs: let it take the SIGTERM */
 	waitpid(t->daemon, &status, 0);
 	t->daemon = 0;
 }
@@ -459,6 +460,13 @@ static pid_t ring_pin_pid(struct mb_target *t)
 	return t->daemon;
 }
 
+/* Stop (SIGSTOP) or continue (SIGCONT) the daemon: see mb_path_ops.freeze. */
+static void ring_freeze(struct mb_target *t, bool frozen)
+{
+	if (t->daemon > 0)
+		kill(t->daemon, frozen ? SIGSTOP : SIGCONT);
+}
+
 const struct mb_path_ops mb_ring_ops = {
 	.name = "ring",
 	.open = ring_open,
@@ -468,6 +476,7 @@ const struct mb_path_ops mb_ring_ops = {
 	.notify = ring_notify,
 	.counts = ring_counts,
 	.pin_pid = ring_pin_pid,
+	.freeze = ring_freeze,
 };
 
 const struct mb_path_ops mb_faultin_ops = {
@@ -479,4 +488,5 @@ const struct mb_path_ops mb_faultin_ops = {
 	.notify = ring_notify,
 	.counts = ring_counts,
 	.pin_pid = ring_pin_pid,
+	.freeze = ring_freeze,
 };
