@@ -327,6 +327,12 @@ int main(int argc, char **argv)
 		d.test_orphan_on_hangup = env && !strcmp(env, "1"); /* tests: resume on the model */
 		env = getenv(TESTHOOK_NO_HOLE_GUARD_ENV);
 		d.test_no_hole_guard = env && !strcmp(env, "1"); /* tests: the mincore() path */
+		env = getenv(TESTHOOK_EXEC_REAP_DELAY_ENV);
+		if (env) {
+			unsigned long v = strtoul(env, NULL, 10);
+
+			d.test_exec_reap_delay_us = v <= 10000000 ? (unsigned int)v : 10000000;
+		}
 	}
 #endif
 	dlog(&lg, DLOG_INFO, 0, "backend %s, %u workers", d.ops->name, opt.workers);

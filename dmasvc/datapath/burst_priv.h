@@ -53,6 +53,10 @@ struct dsvc_burst {
 	struct gran_exec_stats st;
 	bool map_failed;
 	struct gran_map_job first_fail;      /* the first failed map job */
+	/* Set by ringsvc_burst_post, on the thread that ran the burst: */
+	bool posted;                         /* the CQEs went out (or could not: post_err) */
+	int post_err;                        /* 0, or RING_EPROTO: the CQ is corrupt */
+	uint64_t t_done;                     /* when they went out: latency ends here */
 	/* The residency rule (burst_run.c): populates refused before the plan
 	 * or by the guard at their pin (not counting those the cap refused
 	 * too: they are -EDQUOT). */

@@ -14,6 +14,7 @@
 
 #include "executor_priv.h"
 #include "burst_priv.h"
+#include "ring_service_priv.h"
 
 struct executor_queue {
 	pthread_mutex_t lock;
@@ -90,10 +91,12 @@ static void *executor_main(void *arg)
 		if (t->stop)
 			break;
 		pthread_mutex_unlock(&t->lock);
-		if (t->s->job_ops) /* set by the loop before the hand-over */
+		if (t->s->job_ops) { /* set by the loop before the hand-over */
 			t->s->job_ops->run(t->d, t->s, t->s->job_arg);
-		else
+		} else {
 			burst_run(t->d, t->s, t->s->burst);
+			ringsvc_burst_post(t->s->burst); /* the client's CQEs now, not when the loop reaps */
+		}
 		pthread_mutex_lock(&t->lock);
 		t->job = false;
 		executor_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */

@@ -139,6 +139,7 @@ static int burst_prepare(struct dsvc *d, struct dsvc_session *s, struct dsvc_rin
 	b->rg = rg;
 	b->n = (unsigned int)n;
 	b->nev = 0;
+	b->posted = false;
 	b->bytes = 0;
 	b->granules = 0;
 	b->t0 = dsvc_now_ns();
@@ -199,21 +200,43 @@ static void repairs_finish(struct dsvc *d, struct dsvc_session *s, const struct 
 	}
 }
 
+void ringsvc_burst_post(struct dsvc_burst *b)
+{
+	struct dsvc_ring *rg = b->rg;
+	int posted;
+
+	for (size_t e = 0; e < b->nev; e++)
+		b->cqes[b->ev_sqe[e]].res = b->res[e];
+	b->posted = true;
+	b->post_err = 0;
+	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
+	b->t_done = dsvc_now_ns();
+	if (posted < 0) {
+		b->post_err = posted;
+		return;
+	}
+	if (posted > 0 && ring_cq_post_should_wake(&rg->cq))
+		ring_eventfd_signal(rg->completion);
+	if ((unsigned int)posted < b->n) {
+		memcpy(rg->backlog, b->cqes + posted, (b->n - (unsigned int)posted) * sizeof(b->cqes[0]));
+		rg->nr_backlog = b->n - (unsigned int)posted;
+	}
+}
+
 /*
- * Complete s->burst after it was executed (or had no events): counters,
- * the one log line per failure, CQEs (the overflow goes to the backlog),
- * latency.  Returns the SQEs completed, or RING_EPROTO.
+ * Complete s->burst after it was executed (or had no events): its CQEs
+ * unless the executor posted them (ringsvc_burst_post), counters, the one
+ * log line per failure, latency.  On the loop, @s not busy.  Returns the
+ * SQEs completed, or RING_EPROTO.
  */
 static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 {
 	struct dsvc_burst *b = s->burst;
-	struct dsvc_ring *rg = b->rg;
 	uint64_t lat;
-	int posted;
 
+	if (!b->posted)
+		ringsvc_burst_post(b);
 	if (b->nev) {
-		for (size_t e = 0; e < b->nev; e++)
-			b->cqes[b->ev_sqe[e]].res = b->res[e];
 		s->ctr.map_calls += b->st.map_calls;
 		repairs_finish(d, s, b);
 		s->ctr.unmap_calls += b->st.unmap_calls + b->st.undo_calls + b->st.unmap_retries;
@@ -252,16 +275,9 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 				 (unsigned long long)b->st.first_unmap_iova,
 				 (unsigned long long)b->st.first_unmap_length);
 	}
-	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
-	if (posted < 0)
-		return posted;
-	if (posted > 0 && ring_cq_post_should_wake(&rg->cq))
-		ring_eventfd_signal(rg->completion);
-	if ((unsigned int)posted < b->n) {
-		memcpy(rg->backlog, b->cqes + posted, (b->n - (unsigned int)posted) * sizeof(b->cqes[0]));
-		rg->nr_backlog = b->n - (unsigned int)posted;
-	}
-	lat = dsvc_now_ns() - b->t0;
+	if (b->post_err)
+		return b->post_err;
+	lat = b->t_done - b->t0;
 	lat_total_record(&d->lat_total, lat, b->n);
 	for (unsigned int i = 0; i < b->n; i++) {
 		lat_record(&s->lat, lat);

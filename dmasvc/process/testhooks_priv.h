@@ -31,6 +31,9 @@
  * DMASVC_TEST_NO_HOLE_GUARD=1: memories get no hole guard, so the residency
  *   rule is checked with mincore() before the plan, as on a kernel without
  *   userfaultfd (both paths are tested on the host).
+ * DMASVC_TEST_EXEC_REAP_DELAY_US=N (0..10000000): the event loop sleeps N us
+ *   before it reaps what the executors finished (a loop slow to notice):
+ *   what a client waits for must not wait for that (a burst's CQEs).
  */
 #ifndef DMASVC_TESTHOOKS_PRIV_H
 #define DMASVC_TESTHOOKS_PRIV_H
@@ -45,6 +48,7 @@
 #define TESTHOOK_ASYNC_ALL_ENV "DMASVC_TEST_ASYNC_ALL" /* "1": every burst with events runs on the executor */
 #define TESTHOOK_ORPHAN_ON_HANGUP_ENV "DMASVC_TEST_ORPHAN_ON_HANGUP" /* "1": see above */
 #define TESTHOOK_NO_HOLE_GUARD_ENV "DMASVC_TEST_NO_HOLE_GUARD" /* "1": see above */
+#define TESTHOOK_EXEC_REAP_DELAY_ENV "DMASVC_TEST_EXEC_REAP_DELAY_US" /* see above */
 
 /*
  * testhook_parse_soft_faults: parse @s (the format above) into *@f (zeroed

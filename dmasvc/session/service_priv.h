@@ -77,6 +77,10 @@ struct dsvc {
 	 * without the hole guard (mincore() before the plan); false in
 	 * production. */
 	bool test_no_hole_guard;
+	/* Test builds only (DMASVC_TEST_EXEC_REAP_DELAY_US): the loop sleeps
+	 * this long before it reaps finished executor work (a loop slow to
+	 * notice, as on a loaded host); 0 in production. */
+	unsigned int test_exec_reap_delay_us;
 	/* Warning budget per peer uid, this second (session_log_tick() empties
 	 * it): a client reconnecting in a loop gets a fresh session budget
 	 * each time, not a fresh uid budget. */

@@ -23,7 +23,10 @@
  * each direction (datapath/executor.c).  What a busy session's executor
  * may write, and the loop therefore never reads while busy:
  *   burst            s->burst, the granule state of the regions it names,
- *                    the space (maps/unmaps)
+ *                    the space (maps/unmaps), and the CQ producer side and
+ *                    backlog of s->burst->rg (it posts the CQEs itself,
+ *                    ringsvc_burst_post; the loop posts, drains and
+ *                    settles no ring of a busy session)
  *   REGION_REMOVE,   the granule state of the regions it unmaps, the space
  *   BYE (jobs)
  *   DEVICE_ATTACH    the space (the attach pins every existing area)
@@ -31,7 +34,8 @@
  *                    device_used[], space, the memories' mappings and fds
  * The loop reads of a busy session only fields no executor writes: id,
  * cred, client_tag, nr_* counts, ctr, lat, budget, max_areas, the
- * usage_snapshot, rings (the loop's alone) and the flags below.  Counters
+ * usage_snapshot, rings (the loop's alone, but for the CQ side above)
+ * and the flags below.  Counters
  * a job earns (unmap calls) reach ctr at its finish, on the loop.  Worker
  * threads only see map jobs (granule/plan.h) and the backend space, which
  * backend.h allows to be mapped concurrently.

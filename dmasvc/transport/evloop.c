@@ -691,6 +691,10 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 			arm_poll(e, e->lfd, tag);
 		return true;
 	case TAG_EXEC:
+#ifdef DMASVC_FAULT_INJECTION
+		if (d->test_exec_reap_delay_us)
+			usleep(d->test_exec_reap_delay_us);
+#endif
 		/* A big burst is a burst: it opens the polling window and feeds
 		 * the spin's gap as one finished here would (work_ring). */
 		if (ringsvc_complete(d))

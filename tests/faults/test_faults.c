@@ -25,7 +25,11 @@
  *     events_failed) with the granules still populated, and the client's
  *     retry succeeds;
  *   - an unmap failing during session teardown (BYE or a SIGKILLed client)
- *     is retried by the service: nothing stays pinned.
+ *     is retried by the service: nothing stays pinned;
+ *   - a big burst's CQEs come from the executor that ran it, not when the
+ *     loop notices it finished: with the loop made 1 s slow to reap, a
+ *     16 MiB populate and discard complete well within it, and what the
+ *     client asks next (QUERY) sees their results.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "it_util.h"
@@ -47,6 +52,7 @@ static struct it_svc svc;
 static void stop(void)
 {
 	unsetenv("DMASVC_TEST_SOFT_FAULTS");
+	unsetenv("DMASVC_TEST_EXEC_REAP_DELAY_US");
 	it_suite_stop(&svc);
 }
 
@@ -377,5 +383,67 @@ Test(faults, failed_undo_keeps_service_truthful)
 	cr_assert_eq(dmasvc_discard(f.c, f.region, 0, 4 * G), 0, "a discard removes them");
 	cr_assert_eq(service_consistent(&f, "after the discard"), 0);
 	fx_check(&f, 0, "client and service agree again");
+	fx_stop(&f);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * DMASVC_TEST_EXEC_REAP_DELAY_US makes the loop sleep 1 s before it reaps
+ * finished executor work.  A populate and a discard of 16 MiB, each one SQE
+ * (the client faults the memory in itself: DMASVC_PREFAULT_CALLER, so the
+ * library does not cut the populate into pieces) and so one big burst on
+ * the executor in both runs of this suite, return in well under that:
+ * their CQEs were posted by the executor.  Before ringsvc_burst_post the
+ * loop posted them after the reap (each call took >= 1 s).  The session
+ * stays busy until the reap, so the QUERY that follows is answered after
+ * it, with the burst's results in the service's state.
+ */
+Test(faults, big_burst_completes_without_the_loop)
+{
+	struct dmasvc_region_desc d = { .size = NR_G * G, .iova = IOVA, .granule = G };
+	uint64_t t0, populate_ms, discard_ms;
+	struct fx f;
+	int ret;
+
+	cr_assert_eq(setenv("DMASVC_TEST_EXEC_REAP_DELAY_US", "1000000", 1), 0);
+	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
+	f.base = it_vmlck(svc.pid);
+	cr_assert_geq(f.base, 0);
+	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f.c), 0);
+	cr_assert_eq(dmasvc_set_prefault(f.c, DMASVC_PREFAULT_CALLER), 0);
+	f.memfd = it_memfd(d.size, true);
+	cr_assert_geq(f.memfd, 0);
+	cr_assert_eq(it_memfd_prefault(f.memfd, 0, 8 * G), 0);
+	ret = dmasvc_memory_add(f.c, f.memfd, d.size, 0);
+	cr_assert_geq(ret, 0, "memory_add: %s", dmasvc_last_error(f.c));
+	d.mem_id = (uint32_t)ret;
+	ret = dmasvc_region_add(f.c, &d);
+	cr_assert_geq(ret, 0, "region_add: %s", dmasvc_last_error(f.c));
+	f.region = (uint32_t)ret;
+	/* whatever the setup ran on the executor was reaped by now */
+	nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 500000000 }, NULL);
+
+	t0 = now_ms();
+	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 8 * G), 0);
+	populate_ms = now_ms() - t0;
+	fx_check(&f, 8 * G, "after the populate");
+	t0 = now_ms();
+	cr_assert_eq(dmasvc_discard(f.c, f.region, 0, 8 * G), 0);
+	discard_ms = now_ms() - t0;
+	fx_check(&f, 0, "after the discard");
+	fprintf(stderr, "16 MiB with the loop 1 s slow to reap: populate %llu ms, discard %llu ms\n",
+		(unsigned long long)populate_ms, (unsigned long long)discard_ms);
+	cr_expect_lt(populate_ms, 500, "the populate took %llu ms: its CQE waited for the loop",
+		     (unsigned long long)populate_ms);
+	cr_expect_lt(discard_ms, 500, "the discard took %llu ms: its CQE waited for the loop",
+		     (unsigned long long)discard_ms);
+	unsetenv("DMASVC_TEST_EXEC_REAP_DELAY_US");
 	fx_stop(&f);
 }
