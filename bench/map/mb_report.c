@@ -77,7 +77,8 @@ void mb_report_header(FILE *f, const struct mb_machine *m)
 		   "           repetition); wall = median (min-max); ratio = median over\n"
 		   "           repetitions of direct / target in the same repetition (> 1:\n"
 		   "           faster than direct); p50/p99 over every note of every repetition;\n"
-		   "           pinned = %s of the pinning process over its baseline\n",
+		   "           pinned = %s of the pinning process over its baseline;\n"
+		   "           the daemons of the targets not running are stopped (SIGSTOP)\n",
 		m->reps, m->pin_field);
 	fprintf(f, "memory:    %s\n\n", m->prefault ?
 		"--prefault: each memfd is allocated before the timed part (pins find the pages)" :
