@@ -53,7 +53,7 @@ struct dsvc_burst {
 	struct gran_exec_stats st;
 	bool map_failed;
 	struct gran_map_job first_fail;      /* the first failed map job */
-	/* Set by ringsvc_burst_post, on the thread that ran the burst: */
+	/* Set by burst_post, on the thread that ran the burst: */
 	bool posted;                         /* the CQEs went out (or could not: post_err) */
 	int post_err;                        /* 0, or RING_EPROTO: the CQ is corrupt */
 	uint64_t t_done;                     /* when they went out: latency ends here */
@@ -107,5 +107,17 @@ struct dsvc_burst *burst_new(unsigned int cap);
  * results and b->err).
  */
 void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b);
+
+/*
+ * burst_post: post the CQEs of @b (its SQEs' results, b->res for
+ * its events) to its ring's CQ, what does not fit to the ring's backlog,
+ * and wake the client if it sleeps; records it in b->posted, b->post_err
+ * (RING_EPROTO: the client corrupted the CQ) and b->t_done.  Called by the
+ * thread that ran @b: the executor of a busy session right after
+ * burst_run (so the client does not wait for the loop to notice), else
+ * the loop when it finishes @b.  The CQ's producer side and the backlog
+ * of a busy session's ring belong to its executor (session_priv.h).
+ */
+void burst_post(struct dsvc_burst *b);
 
 #endif /* DMASVC_BURST_PRIV_H */

@@ -4,7 +4,7 @@
  * resident (checked here, or by the pin where a guard makes a hole fail
  * it), then those over the session's populated-bytes cap, plan the other
  * events, execute the plan with the worker pool's job runner, keep the
- * results (see burst_priv.h).
+ * results; post them as CQEs (burst_post) (see burst_priv.h).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -312,4 +312,27 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 	b->map_failed = pr.failed && refuse_guarded_holes(s, b, np);
 	b->first_fail = pr.first_fail;
 	gran_plan_free(plan);
+}
+
+void burst_post(struct dsvc_burst *b)
+{
+	struct dsvc_ring *rg = b->rg;
+	int posted;
+
+	for (size_t e = 0; e < b->nev; e++)
+		b->cqes[b->ev_sqe[e]].res = b->res[e];
+	b->posted = true;
+	b->post_err = 0;
+	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
+	b->t_done = dsvc_now_ns();
+	if (posted < 0) {
+		b->post_err = posted;
+		return;
+	}
+	if (posted > 0 && ring_cq_post_should_wake(&rg->cq))
+		ring_eventfd_signal(rg->completion);
+	if ((unsigned int)posted < b->n) {
+		memcpy(rg->backlog, b->cqes + posted, (b->n - (unsigned int)posted) * sizeof(b->cqes[0]));
+		rg->nr_backlog = b->n - (unsigned int)posted;
+	}
 }

@@ -14,7 +14,6 @@
 
 #include "executor_priv.h"
 #include "burst_priv.h"
-#include "ring_service_priv.h"
 
 struct executor_queue {
 	pthread_mutex_t lock;
@@ -95,7 +94,7 @@ static void *executor_main(void *arg)
 			t->s->job_ops->run(t->d, t->s, t->s->job_arg);
 		} else {
 			burst_run(t->d, t->s, t->s->burst);
-			ringsvc_burst_post(t->s->burst); /* the client's CQEs now, not when the loop reaps */
+			burst_post(t->s->burst); /* the client's CQEs now, not when the loop reaps */
 		}
 		pthread_mutex_lock(&t->lock);
 		t->job = false;

@@ -200,32 +200,9 @@ static void repairs_finish(struct dsvc *d, struct dsvc_session *s, const struct 
 	}
 }
 
-void ringsvc_burst_post(struct dsvc_burst *b)
-{
-	struct dsvc_ring *rg = b->rg;
-	int posted;
-
-	for (size_t e = 0; e < b->nev; e++)
-		b->cqes[b->ev_sqe[e]].res = b->res[e];
-	b->posted = true;
-	b->post_err = 0;
-	posted = ring_cq_post(&rg->cq, b->cqes, b->n);
-	b->t_done = dsvc_now_ns();
-	if (posted < 0) {
-		b->post_err = posted;
-		return;
-	}
-	if (posted > 0 && ring_cq_post_should_wake(&rg->cq))
-		ring_eventfd_signal(rg->completion);
-	if ((unsigned int)posted < b->n) {
-		memcpy(rg->backlog, b->cqes + posted, (b->n - (unsigned int)posted) * sizeof(b->cqes[0]));
-		rg->nr_backlog = b->n - (unsigned int)posted;
-	}
-}
-
 /*
  * Complete s->burst after it was executed (or had no events): its CQEs
- * unless the executor posted them (ringsvc_burst_post), counters, the one
+ * unless the executor posted them (burst_post), counters, the one
  * log line per failure, latency.  On the loop, @s not busy.  Returns the
  * SQEs completed, or RING_EPROTO.
  */
@@ -235,7 +212,7 @@ static int burst_finish(struct dsvc *d, struct dsvc_session *s)
 	uint64_t lat;
 
 	if (!b->posted)
-		ringsvc_burst_post(b);
+		burst_post(b);
 	if (b->nev) {
 		s->ctr.map_calls += b->st.map_calls;
 		repairs_finish(d, s, b);

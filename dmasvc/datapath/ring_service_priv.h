@@ -44,18 +44,6 @@ int ringsvc_ring_work(struct dsvc *d, struct dsvc_session *s, struct dsvc_ring *
 
 
 /*
- * ringsvc_burst_post: post the CQEs of @b (its SQEs' results, b->res for
- * its events) to its ring's CQ, what does not fit to the ring's backlog,
- * and wake the client if it sleeps; records it in b->posted, b->post_err
- * (RING_EPROTO: the client corrupted the CQ) and b->t_done.  Called by the
- * thread that ran @b: the executor of a busy session right after
- * burst_run (so the client does not wait for the loop to notice), else
- * the loop when it finishes @b.  The CQ's producer side and the backlog
- * of a busy session's ring belong to its executor (session_priv.h).
- */
-void ringsvc_burst_post(struct dsvc_burst *b);
-
-/*
  * ringsvc_complete: finish every async burst that is done (CQEs, counters,
  * logs) and every job (its finish); their sessions stop being busy, or are
  * marked broken on a ring protocol error.  Never blocks.  Returns how many

@@ -25,7 +25,7 @@
  *   burst            s->burst, the granule state of the regions it names,
  *                    the space (maps/unmaps), and the CQ producer side and
  *                    backlog of s->burst->rg (it posts the CQEs itself,
- *                    ringsvc_burst_post; the loop posts, drains and
+ *                    burst_post; the loop posts, drains and
  *                    settles no ring of a busy session)
  *   REGION_REMOVE,   the granule state of the regions it unmaps, the space
  *   BYE (jobs)

@@ -400,7 +400,7 @@ static uint64_t now_ms(void)
  * (the client faults the memory in itself: DMASVC_PREFAULT_CALLER, so the
  * library does not cut the populate into pieces) and so one big burst on
  * the executor in both runs of this suite, return in well under that:
- * their CQEs were posted by the executor.  Before ringsvc_burst_post the
+ * their CQEs were posted by the executor.  Before burst_post the
  * loop posted them after the reap (each call took >= 1 s).  The session
  * stays busy until the reap, so the QUERY that follows is answered after
  * it, with the burst's results in the service's state.
