@@ -35,8 +35,8 @@
  * The loop reads of a busy session only fields no executor writes: id,
  * cred, client_tag, nr_* counts, ctr, lat, budget, max_areas, the
  * usage_snapshot, rings (the loop's alone, but for the CQ side above)
- * and the flags below.  Counters
- * a job earns (unmap calls) reach ctr at its finish, on the loop.  Worker
+ * and the flags below.  Counters a job earns (unmap calls) reach ctr at
+ * its finish, on the loop.  Worker
  * threads only see map jobs (granule/plan.h) and the backend space, which
  * backend.h allows to be mapped concurrently.
  *
