@@ -224,6 +224,14 @@ int64_t it_vmrss(pid_t pid)
 	return it_proc_status_bytes(pid, "VmRSS");
 }
 
+uint64_t it_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms)
 {
 	int64_t v = it_vmlck(pid);

@@ -101,6 +101,9 @@ int64_t it_proc_status_bytes(pid_t pid, const char *field);
 int64_t it_vmlck(pid_t pid);
 int64_t it_vmrss(pid_t pid);
 
+/* it_now_ms: CLOCK_MONOTONIC in milliseconds (for timing a call in a test). */
+uint64_t it_now_ms(void);
+
 /* it_wait_vmlck: wait up to @ms for it_vmlck(@pid) to equal @bytes; returns the last value. */
 int64_t it_wait_vmlck(pid_t pid, int64_t bytes, int ms);
 

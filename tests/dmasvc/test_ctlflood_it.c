@@ -74,14 +74,6 @@ static void stop(void)
 
 TestSuite(ctlflood, .fini = stop, .timeout = 120);
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Send one request without blocking.  Returns 0, -EAGAIN, or -errno (peer gone). */
 static int send_req(int fd, uint16_t cmd, uint32_t id, const void *body, uint32_t len, uint32_t size)
 {
@@ -335,21 +327,21 @@ Test(ctlflood, control_floods_neither_stall_nor_grow_the_service)
 		f[i].stop = &stop;
 		cr_assert_eq(pthread_create(&f[i].thread, NULL, mains[i], &f[i]), 0);
 	}
-	t0 = now_ms();
-	while (now_ms() - t0 < FLOOD_MS) {
-		uint64_t s = now_ms(), dt;
+	t0 = it_now_ms();
+	while (it_now_ms() - t0 < FLOOD_MS) {
+		uint64_t s = it_now_ms(), dt;
 		uint64_t off = (n % 8) * 2 * MiB;
 		int ret = dmasvc_populate(b, (uint32_t)region, off, 2 * MiB);
 
 		cr_assert_eq(ret, 0, "B's populate: %s (%s)", strerror(-ret), dmasvc_last_error(b));
-		dt = now_ms() - s;
+		dt = it_now_ms() - s;
 		worst = dt > worst ? dt : worst;
 		n++;
 		if (n % 8 == 0)
 			cr_assert_eq(dmasvc_discard(b, (uint32_t)region, 0, 16 * MiB), 0);
 		rss = it_vmrss(svc.pid);
 		rss_max = rss > rss_max ? rss : rss_max;
-		if (!rss_half && now_ms() - t0 >= FLOOD_MS / 2)
+		if (!rss_half && it_now_ms() - t0 >= FLOOD_MS / 2)
 			rss_half = rss_max;
 		usleep(5000);
 	}
@@ -449,16 +441,16 @@ Test(ctlflood, one_uid_cannot_take_every_session)
 	close(up[1]);
 	close(down[0]);
 	/* B's blocking populates while the flood runs, until the flooder reports. */
-	t0 = now_ms();
+	t0 = it_now_ms();
 	for (unsigned n = 0;; n++) {
 		struct pollfd p = { .fd = up[0], .events = POLLIN };
-		uint64_t s = now_ms(), dt;
+		uint64_t s = it_now_ms(), dt;
 
 		cr_assert_eq(dmasvc_populate(b, (uint32_t)region, (n % 8) * 2 * MiB, 2 * MiB), 0, "B: %s",
 			     dmasvc_last_error(b));
-		dt = now_ms() - s;
+		dt = it_now_ms() - s;
 		worst = dt > worst ? dt : worst;
-		if (poll(&p, 1, 5) > 0 || now_ms() - t0 > 30000)
+		if (poll(&p, 1, 5) > 0 || it_now_ms() - t0 > 30000)
 			break;
 	}
 	cr_assert_eq(read(up[0], counts, sizeof(counts)), (ssize_t)sizeof(counts), "the flooder reports");

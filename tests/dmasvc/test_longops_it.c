@@ -41,14 +41,6 @@
 static struct it_svc svc;
 static int64_t base_vmlck;
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* One libdmasvc session with one memfd region. */
 struct peer {
 	struct dmasvc_client *c;
@@ -106,12 +98,12 @@ TestSuite(longops, .fini = stop, .timeout = 120);
  */
 static void b_once(struct peer *b, unsigned *n, uint64_t *worst)
 {
-	uint64_t t0 = now_ms(), dt;
+	uint64_t t0 = it_now_ms(), dt;
 	uint64_t g = *n % (b->size / (2 * MiB));
 	int ret = dmasvc_populate(b->c, (uint32_t)b->region, g * 2 * MiB, 2 * MiB);
 
 	cr_assert_eq(ret, 0, "B's populate: %s (%s)", strerror(-ret), dmasvc_last_error(b->c));
-	dt = now_ms() - t0;
+	dt = it_now_ms() - t0;
 	*worst = dt > *worst ? dt : *worst;
 	++*n;
 }
@@ -156,10 +148,10 @@ struct a_op {
 static void *a_main(void *arg)
 {
 	struct a_op *o = arg;
-	uint64_t t0 = now_ms();
+	uint64_t t0 = it_now_ms();
 
 	o->ret = o->op(o);
-	o->ms = now_ms() - t0;
+	o->ms = it_now_ms() - t0;
 	atomic_store(&o->running, false);
 	return NULL;
 }
@@ -277,12 +269,12 @@ Test(longops, killed_client_teardown_runs_off_the_loop)
 	b_pins = it_vmlck(svc.pid) - (int64_t)(256 * MiB);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
-	t0 = now_ms();
-	while (it_count_sessions(svc.sock) > 1 && now_ms() - t0 < 20000) {
+	t0 = it_now_ms();
+	while (it_count_sessions(svc.sock) > 1 && it_now_ms() - t0 < 20000) {
 		b_once(&b, &n, &worst);
 		usleep(2000);
 	}
-	ms = now_ms() - t0;
+	ms = it_now_ms() - t0;
 	cr_assert_eq(it_vmlck(svc.pid), b_pins, "A's pins released");
 	cr_assert_geq(ms, A_LONG_MS, "A's teardown took %llu ms: too short to prove anything",
 		      (unsigned long long)ms);
@@ -328,7 +320,7 @@ Test(longops, status_does_not_wait_for_a_burst)
 	a_start(&o);
 	while (atomic_load(&o.running)) {
 		struct dmasvc_client *q;
-		uint64_t t0 = now_ms(), dt;
+		uint64_t t0 = it_now_ms(), dt;
 
 		cr_assert_eq(dmasvc_connect_query_only(svc.sock, NULL, &q), 0);
 		cr_assert_eq(dmasvc_query(q, DMASVC_QUERY_STATUS, DMASVC_QUERY_F_ALL_SESSIONS, 0, &st,
@@ -337,7 +329,7 @@ Test(longops, status_does_not_wait_for_a_burst)
 		int ns = it_count_sessions(svc.sock);
 
 		cr_assert_geq(ns, 1, "SESSIONS: A at least, besides the asker (%d)", ns);
-		dt = now_ms() - t0;
+		dt = it_now_ms() - t0;
 		worst = dt > worst ? dt : worst;
 		n++;
 		usleep(20000);
@@ -427,8 +419,8 @@ Test(longops, doorbell_flood_gets_a_bounded_share)
 	cr_assert_eq(pthread_create(&f.thread, NULL, flood_main, &f), 0);
 	for (int i = 0; i < 200 && atomic_load(&f.events) < 2048; i++)
 		usleep(10000);
-	t0 = now_ms();
-	while (now_ms() - t0 < 3000) {
+	t0 = it_now_ms();
+	while (it_now_ms() - t0 < 3000) {
 		b_once(&b, &n, &worst);
 		usleep(5000);
 	}
@@ -484,10 +476,10 @@ Test(longops, hangup_while_device_attach_runs)
 	cr_assert_eq(it_raw_send(sock, DMASVC_CMD_DEVICE_ATTACH, 9, &da, sizeof(da), &dev, 1), 0);
 	close(dev);
 	close(sock); /* hang up, the attach unanswered */
-	t0 = now_ms();
+	t0 = it_now_ms();
 	usleep(300000);
 	cr_assert_eq(it_count_sessions(svc.sock), 2, "the attach job runs: A is still there");
-	while (now_ms() - t0 < 1500) {
+	while (it_now_ms() - t0 < 1500) {
 		b_once(&b, &n, &worst);
 		usleep(5000);
 	}

@@ -24,14 +24,6 @@ static void stop(void)
 
 TestSuite(stalled, .fini = stop, .timeout = 120);
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 Test(stalled, connect_never_blocks_past_its_timeout)
 {
 	struct dmasvc_connect_opts o = { .timeout_ms = 50 };
@@ -44,9 +36,9 @@ Test(stalled, connect_never_blocks_past_its_timeout)
 	/* More attempts than any listen backlog dmasvc uses (64), so the
 	 * later ones meet a full backlog. */
 	for (int i = 0; i < 200; i++) {
-		int64_t t0 = now_ms();
+		int64_t t0 = (int64_t)it_now_ms();
 		int err = dmasvc_connect(svc.sock, &o, &c);
-		int64_t took = now_ms() - t0;
+		int64_t took = (int64_t)it_now_ms() - t0;
 
 		cr_assert_lt(err, 0, "attempt %d connected to a stopped service", i);
 		cr_assert_lt(took, 1000, "attempt %d blocked %lld ms (err %d)", i, (long long)took, err);
@@ -65,7 +57,7 @@ Test(stalled, connect_never_blocks_past_its_timeout)
 	cr_assert_eq(kill(svc.pid, SIGCONT), 0);
 	o.timeout_ms = 5000;
 	int err = -EAGAIN;
-	for (int64_t end = now_ms() + 10000; err == -EAGAIN && now_ms() < end;) {
+	for (int64_t end = (int64_t)it_now_ms() + 10000; err == -EAGAIN && (int64_t)it_now_ms() < end;) {
 		err = dmasvc_connect(svc.sock, &o, &c);
 		if (err == -EAGAIN)
 			nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000000 }, NULL);

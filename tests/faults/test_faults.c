@@ -66,7 +66,12 @@ struct fx {
 	int64_t base; /* service VmLck before anything was populated */
 };
 
-static void fx_start(struct fx *f, const char *faults)
+/*
+ * fx_start_with: fx_start(), and with @caller_prefault the client faults
+ * nothing in itself (DMASVC_PREFAULT_CALLER: one SQE per populate, not the
+ * library's pieces) and the whole memory is allocated first.
+ */
+static void fx_start_with(struct fx *f, const char *faults, bool caller_prefault)
 {
 	struct dmasvc_region_desc d = { .size = NR_G * G, .iova = IOVA, .granule = G };
 	int ret;
@@ -76,14 +81,23 @@ static void fx_start(struct fx *f, const char *faults)
 	f->base = it_vmlck(svc.pid);
 	cr_assert_geq(f->base, 0);
 	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f->c), 0);
+	if (caller_prefault)
+		cr_assert_eq(dmasvc_set_prefault(f->c, DMASVC_PREFAULT_CALLER), 0);
 	f->memfd = it_memfd(d.size, true);
 	cr_assert_geq(f->memfd, 0);
+	if (caller_prefault)
+		cr_assert_eq(it_memfd_prefault(f->memfd, 0, d.size), 0);
 	ret = dmasvc_memory_add(f->c, f->memfd, d.size, 0);
 	cr_assert_geq(ret, 0, "memory_add: %s", dmasvc_last_error(f->c));
 	d.mem_id = (uint32_t)ret;
 	ret = dmasvc_region_add(f->c, &d);
 	cr_assert_geq(ret, 0, "region_add: %s", dmasvc_last_error(f->c));
 	f->region = (uint32_t)ret;
+}
+
+static void fx_start(struct fx *f, const char *faults)
+{
+	fx_start_with(f, faults, false);
 }
 
 static void fx_stop(struct fx *f)
@@ -386,14 +400,6 @@ Test(faults, failed_undo_keeps_service_truthful)
 	fx_stop(&f);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /*
  * DMASVC_TEST_EXEC_REAP_DELAY_US makes the loop sleep 1 s before it reaps
  * finished executor work.  A populate and a discard of 16 MiB, each one SQE
@@ -407,36 +413,21 @@ static uint64_t now_ms(void)
  */
 Test(faults, big_burst_completes_without_the_loop)
 {
-	struct dmasvc_region_desc d = { .size = NR_G * G, .iova = IOVA, .granule = G };
 	uint64_t t0, populate_ms, discard_ms;
 	struct fx f;
-	int ret;
 
 	cr_assert_eq(setenv("DMASVC_TEST_EXEC_REAP_DELAY_US", "1000000", 1), 0);
-	cr_assert_eq(it_svc_start(&svc, NULL), 0, "dmasvc starts");
-	f.base = it_vmlck(svc.pid);
-	cr_assert_geq(f.base, 0);
-	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &f.c), 0);
-	cr_assert_eq(dmasvc_set_prefault(f.c, DMASVC_PREFAULT_CALLER), 0);
-	f.memfd = it_memfd(d.size, true);
-	cr_assert_geq(f.memfd, 0);
-	cr_assert_eq(it_memfd_prefault(f.memfd, 0, 8 * G), 0);
-	ret = dmasvc_memory_add(f.c, f.memfd, d.size, 0);
-	cr_assert_geq(ret, 0, "memory_add: %s", dmasvc_last_error(f.c));
-	d.mem_id = (uint32_t)ret;
-	ret = dmasvc_region_add(f.c, &d);
-	cr_assert_geq(ret, 0, "region_add: %s", dmasvc_last_error(f.c));
-	f.region = (uint32_t)ret;
+	fx_start_with(&f, "", true);
 	/* whatever the setup ran on the executor was reaped by now */
 	nanosleep(&(struct timespec){ .tv_sec = 1, .tv_nsec = 500000000 }, NULL);
 
-	t0 = now_ms();
+	t0 = it_now_ms();
 	cr_assert_eq(dmasvc_populate(f.c, f.region, 0, 8 * G), 0);
-	populate_ms = now_ms() - t0;
+	populate_ms = it_now_ms() - t0;
 	fx_check(&f, 8 * G, "after the populate");
-	t0 = now_ms();
+	t0 = it_now_ms();
 	cr_assert_eq(dmasvc_discard(f.c, f.region, 0, 8 * G), 0);
-	discard_ms = now_ms() - t0;
+	discard_ms = it_now_ms() - t0;
 	fx_check(&f, 0, "after the discard");
 	fprintf(stderr, "16 MiB with the loop 1 s slow to reap: populate %llu ms, discard %llu ms\n",
 		(unsigned long long)populate_ms, (unsigned long long)discard_ms);
