@@ -19,22 +19,59 @@
 #include "prefill_priv.h"
 #include "soft_pin_priv.h"
 
+#define SLOT_WORDS (SOFT_RING_SLOTS / 64)
+_Static_assert(SOFT_RING_SLOTS % 64 == 0, "the free map is whole words");
+
 /*
  * One ring and its free slots.  ring is used by any thread without a lock
  * of ours (io_uring_register serialises on the kernel's uring_lock);
- * nfree, free and inflight are guarded by the pinner's lock.
+ * nfree, freemap, low and inflight are guarded by the pinner's lock.
+ *
+ * A pin takes the lowest free slots (slot_take), so areas pinned one after
+ * the other get consecutive slots however earlier areas were freed, and an
+ * unmap over them clears one run with one buffer update
+ * (soft_pinner_unpin_list).  A stack of free slots (until Dec 7) handed out
+ * the last freed first: after a storm of 4 KiB conversions a long-lived
+ * service's next 64 pages held scattered slots and their unmap cost up to
+ * 64 system calls, where the kernel's IOMMU_IOAS_UNMAP over them is one.
  */
 struct soft_ring {
 	int fd;                       /* the ring: never submitted to, only registered on */
 	uint32_t nfree;
 	uint32_t inflight;            /* pins and unpins running on this ring */
-	uint32_t free[SOFT_RING_SLOTS]; /* stack; the top is free[nfree - 1] */
+	uint32_t low;                 /* no free slot in the words below this one */
+	uint64_t freemap[SLOT_WORDS]; /* bit set: the slot is free */
 };
+
+/* The lowest free slot of @r, now taken (p->lock held; r->nfree > 0). */
+static uint32_t slot_take(struct soft_ring *r)
+{
+	for (uint32_t w = r->low; w < SLOT_WORDS; w++) {
+		if (!r->freemap[w])
+			continue;
+		uint32_t b = (uint32_t)__builtin_ctzll(r->freemap[w]);
+
+		r->freemap[w] &= r->freemap[w] - 1;
+		r->low = w;
+		r->nfree--;
+		return w * 64 + b;
+	}
+	abort(); /* BUG: nfree > 0 but no bit set at or above low */
+}
+
+/* Give slot @slot of @r back (p->lock held; @slot taken). */
+static void slot_give(struct soft_ring *r, uint32_t slot)
+{
+	r->freemap[slot / 64] |= 1ull << (slot % 64);
+	if (slot / 64 < r->low)
+		r->low = slot / 64;
+	r->nfree++;
+}
 
 /*
  * The pinner.  mode, reason and rep are immutable after open.  lock guards
  * rings (the array and the count; a ring, once created, stays until close)
- * and every ring's nfree, free and inflight, and slots.
+ * and every ring's nfree, freemap, low and inflight, and slots.
  */
 struct soft_pinner {
 	enum soft_pin_mode mode; /* SOFT_PIN_MLOCK or SOFT_PIN_IO_URING */
@@ -131,8 +168,7 @@ static struct soft_ring *ring_new(int *err)
 		*err = ret;
 		return NULL;
 	}
-	for (uint32_t i = 0; i < SOFT_RING_SLOTS; i++)
-		r->free[i] = SOFT_RING_SLOTS - 1 - i; /* pops ascending */
+	memset(r->freemap, 0xff, sizeof(r->freemap));
 	r->nfree = SOFT_RING_SLOTS;
 	return r;
 }
@@ -285,7 +321,7 @@ static void slots_put(struct soft_pinner *p, struct soft_area *a, uint32_t ring)
 	struct soft_ring *r = p->rings[ring];
 
 	for (uint32_t i = 0; i < a->nslots; i++)
-		r->free[r->nfree++] = a->slots[i].slot;
+		slot_give(r, a->slots[i].slot);
 	p->slots -= a->nslots;
 	r->inflight--;
 	if (a->slots != &a->slot1)
@@ -322,7 +358,7 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a)
 	r = p->rings[ring];
 	r->inflight++;
 	for (uint32_t i = 0; i < n; i++)
-		a->slots[i] = (struct soft_slot){ ring, r->free[--r->nfree] };
+		a->slots[i] = (struct soft_slot){ ring, slot_take(r) };
 	a->nslots = n;
 	p->slots += n;
 	pthread_mutex_unlock(&p->lock);

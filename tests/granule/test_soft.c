@@ -5,10 +5,13 @@
  * argument checks, real pinning (VmPin, or VmLck on the mlock path), pin
  * failure, fault injection, audit order, concurrent maps, O(log n) area
  * storage, and the io_uring pin's slots (more than one ring, areas above
- * 1 GiB).  meson runs it once per pin path (GT_SOFT_PIN, gtest_util.h).
+ * 1 GiB, consecutive slots after scattered frees).  meson runs it once per pin path (GT_SOFT_PIN, gtest_util.h).
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <string.h>
@@ -626,6 +629,112 @@ Test(soft, more_areas_than_one_ring_holds)
 	gt_soft_close(&s2); /* destroy unpins what is left */
 	cr_assert_eq(gt_pinned_bytes(), base);
 	gt_mem_destroy(&big);
+}
+
+/*
+ * The io_uring slot (buffer table index) that holds a buffer starting at
+ * @addr, as the kernel shows it (/proc/self/fdinfo of every io_uring fd of
+ * this process: "UserBufs" then one "%5u: 0x%llx/%u" line per slot); the
+ * ring's fd in *@fd_out.  Returns the slot or -1 when no ring holds it.
+ */
+static long kernel_slot_of(uint64_t addr, int *fd_out)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	long found = -1;
+
+	cr_assert_not_null(dir);
+	while (found < 0 && (de = readdir(dir))) {
+		char path[300], link[64], line[128];
+		ssize_t n;
+		FILE *f;
+		bool bufs = false;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strcmp(link, "anon_inode:[io_uring]"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned int slot, len;
+			unsigned long long a;
+
+			if (!strncmp(line, "UserBufs:", 9))
+				bufs = true;
+			else if (bufs && sscanf(line, " %u: 0x%llx/%u", &slot, &a, &len) == 3 &&
+				 a == addr) {
+				found = slot;
+				*fd_out = atoi(de->d_name);
+				break;
+			}
+		}
+		fclose(f);
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * After 1024 one-page areas were unmapped in a scattered order (a storm of
+ * conversions), 64 pages mapped one after the other sit in 64 consecutive
+ * slots of one ring, in order, as the kernel shows them: their unmap is one
+ * run, one buffer update (soft_pinner_unpin_list), as IOMMU_IOAS_UNMAP over
+ * them is one call.  A stack of free slots gave them the scattered slots
+ * back in the reverse order of their frees.  (io_uring path only: mlock has
+ * no slots; the mlock run checks that the same maps and unmaps succeed.)
+ */
+Test(soft, slots_stay_consecutive_after_scattered_frees)
+{
+	struct soft_iommu_config c = { .pin_rings = 1 };
+	const uint64_t n = 1024, base = 1ull << 32;
+	struct gt_soft s2;
+	long slot0 = -1;
+	int fd0 = -1;
+	uint64_t un;
+
+	gt_soft_open(&s2, &c, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		struct be_map_src src = { mem.va + i * K4, mem.fd, i * K4 };
+
+		cr_assert_eq(be_soft_ops.map(s2.space, base + i * K4, K4, &src,
+					     BE_PROT_READ | BE_PROT_WRITE), 0);
+	}
+	for (uint64_t i = 0; i < n; i++) { /* 389 is odd: i*389 mod 1024 visits each page once */
+		uint64_t p = (i * 389) % n;
+
+		cr_assert_eq(be_soft_ops.unmap(s2.space, base + p * K4, K4, &un), 0);
+		cr_assert_eq(un, K4);
+	}
+	for (uint64_t i = 0; i < 64; i++) {
+		struct be_map_src src = { mem.va + (n + i) * K4, mem.fd, (n + i) * K4 };
+
+		cr_assert_eq(be_soft_ops.map(s2.space, base + i * K4, K4, &src,
+					     BE_PROT_READ | BE_PROT_WRITE), 0);
+	}
+	for (uint64_t i = 0; gt_pin_mode() == SOFT_PIN_IO_URING && i < 64; i++) {
+		int fd = -1;
+		long slot = kernel_slot_of((uint64_t)(uintptr_t)(mem.va + (n + i) * K4), &fd);
+
+		cr_assert_geq(slot, 0, "page %llu is in no io_uring buffer table",
+			      (unsigned long long)i);
+		if (!i) {
+			slot0 = slot;
+			fd0 = fd;
+		}
+		cr_assert_eq(fd, fd0, "page %llu on another ring", (unsigned long long)i);
+		cr_assert_eq(slot, slot0 + (long)i, "page %llu in slot %ld, page 0 in slot %ld",
+			     (unsigned long long)i, slot, slot0);
+	}
+	cr_assert_eq(be_soft_ops.unmap(s2.space, base, 64 * K4, &un), 0);
+	cr_assert_eq(un, 64 * K4);
+	cr_assert_eq(gt_areas(s2.space), 0);
+	gt_soft_close(&s2);
 }
 
 /*
