@@ -2,7 +2,8 @@
 /*
  * svc_bench.c - svc-bench: the fixed cost of one event in the service
  * (issue 16): drain, validate, plan, dispatch, complete, measured by itself
- * in ns per event, at burst 1 and 64 (and 128, the drain size).
+ * in ns per event, at burst 1 and 64 (and 128; and 512, where a planner
+ * that compared every event with every other showed: issue 16, Dec 7).
  *
  * What runs is the daemon's own code (daemon_dep): one session, one region
  * of 4 KiB granules, one ring, and ringsvc_ring_work() - exactly what the
@@ -47,12 +48,12 @@
 
 #define PAGE 4096ull
 #define REGION (64ull << 20)
-#define SQ_ENTRIES 256
-#define CQ_ENTRIES 512
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 2048
 #define MAX_REPS 21
-#define NBURST 3
+#define NBURST 4
 
-static const unsigned bursts[NBURST] = { 1, 64, 128 };
+static const unsigned bursts[NBURST] = { 1, 64, 128, 512 };
 enum mode { M_NOP, M_POPULATE, M_DISCARD, NMODE };
 static const char *const mode_name[NMODE] = { "nop", "populate", "discard" };
 
@@ -199,8 +200,8 @@ static void bench_close(struct bench *b)
  */
 static uint64_t one_burst(struct bench *b, enum mode m, unsigned n, uint64_t first, int *err)
 {
-	struct dmasvc_sqe sqe[128];
-	struct dmasvc_cqe cqe[129];
+	struct dmasvc_sqe sqe[512];
+	struct dmasvc_cqe cqe[513];
 	uint64_t t0, t1;
 	int ret;
 
@@ -291,7 +292,7 @@ static void usage(FILE *f)
 "The fixed cost of one event in the dmasvc service, in ns per event: the\n"
 "daemon's ringsvc_ring_work() (drain, validate, plan, dispatch, complete)\n"
 "timed alone on one session, with the software model's map and unmap\n"
-"replaced by no-ops (zero-cost map), at bursts of 1, 64 and 128 SQEs.\n"
+"replaced by no-ops (zero-cost map), at bursts of 1, 64, 128 and 512 SQEs.\n"
 "Rows: nop (drain, validate, complete), populate (+ plan, one map job per\n"
 "4 KiB page on the worker pool), discard (+ plan, one coalesced unmap).\n"
 "  --workers N   worker pool lanes (default 1)\n"
@@ -331,7 +332,7 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || !workers || workers > 64 || !reps || reps > MAX_REPS || events < 128) {
+	if (optind != argc || !workers || workers > 64 || !reps || reps > MAX_REPS || events < 512) {
 		usage(stderr);
 		return 2;
 	}
