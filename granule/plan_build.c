@@ -99,10 +99,11 @@ int gran_plan_build(const struct gran_event *events, size_t n,
 
 	/* A new stage begins at an event that overlaps one of the current
 	 * stage's events: inside a stage every event is disjoint.  The stage's
-	 * events are kept sorted (keys), so a burst costs O(n log n), O(n) in
-	 * address order; comparing each event with every earlier one of its
-	 * stage cost 0.2 ms for 512 one-page discards (bench/RESULTS.md,
-	 * "issue 16, Dec 7 (ninth pass)"). */
+	 * events are kept sorted (keys): O(n) for a burst in address order, a
+	 * binary search and a memmove of 24-byte keys per event out of order;
+	 * comparing each event with every earlier one of its stage cost 0.2 ms
+	 * for 512 one-page discards (bench/RESULTS.md, "issue 16, Dec 7 (ninth
+	 * pass)"). */
 	p->stage_start[0] = 0;
 	p->nr_stages = 1;
 	for (i = 0; i < n; i++) {
