@@ -5,15 +5,16 @@
  * argument checks, real pinning (VmPin, or VmLck on the mlock path), pin
  * failure, fault injection, audit order, concurrent maps, O(log n) area
  * storage, and the io_uring pin's slots (more than one ring, areas above
- * 1 GiB, consecutive slots after scattered frees).  meson runs it once per pin path (GT_SOFT_PIN, gtest_util.h).
+ * 1 GiB, consecutive slots after scattered frees).  meson runs it once per
+ * pin path (GT_SOFT_PIN, gtest_util.h).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <linux/capability.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
