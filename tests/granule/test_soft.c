@@ -633,29 +633,32 @@ Test(soft, more_areas_than_one_ring_holds)
 }
 
 /*
- * The io_uring slot (buffer table index) that holds a buffer starting at
- * @addr, as the kernel shows it (/proc/self/fdinfo of every io_uring fd of
- * this process: "UserBufs" then one "%5u: 0x%llx/%u" line per slot); the
- * ring's fd in *@fd_out.  Returns the slot or -1 when no ring holds it.
+ * The io_uring slots (buffer table indices) that hold buffers starting at
+ * the @n pages from @va, as the kernel shows them (/proc/self/fdinfo of
+ * every io_uring fd of this process, each read once: "UserBufs" then one
+ * "%5u: 0x%llx/%u" line per slot): page i's slot in @slot[i] and its ring's
+ * fd in @fd[i]; -1 for a page no ring holds.
  */
-static long kernel_slot_of(uint64_t addr, int *fd_out)
+static void kernel_slots_of_pages(const unsigned char *va, size_t n, long *slot, int *fd)
 {
+	uintptr_t lo = (uintptr_t)va, hi = lo + n * K4;
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *de;
-	long found = -1;
 
 	cr_assert_not_null(dir);
-	while (found < 0 && (de = readdir(dir))) {
+	for (size_t i = 0; i < n; i++)
+		slot[i] = fd[i] = -1;
+	while ((de = readdir(dir))) {
 		char path[300], link[64], line[128];
-		ssize_t n;
+		ssize_t len;
 		FILE *f;
 		bool bufs = false;
 
 		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0)
 			continue;
-		link[n] = 0;
+		link[len] = 0;
 		if (strcmp(link, "anon_inode:[io_uring]"))
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", de->d_name);
@@ -663,22 +666,20 @@ static long kernel_slot_of(uint64_t addr, int *fd_out)
 		if (!f)
 			continue;
 		while (fgets(line, sizeof(line), f)) {
-			unsigned int slot, len;
+			unsigned int k, blen;
 			unsigned long long a;
 
 			if (!strncmp(line, "UserBufs:", 9))
 				bufs = true;
-			else if (bufs && sscanf(line, " %u: 0x%llx/%u", &slot, &a, &len) == 3 &&
-				 a == addr) {
-				found = slot;
-				*fd_out = atoi(de->d_name);
-				break;
+			else if (bufs && sscanf(line, " %u: 0x%llx/%u", &k, &a, &blen) == 3 &&
+				 a >= lo && a < hi && (a - lo) % K4 == 0) {
+				slot[(a - lo) / K4] = k;
+				fd[(a - lo) / K4] = atoi(de->d_name);
 			}
 		}
 		fclose(f);
 	}
 	closedir(dir);
-	return found;
 }
 
 /*
@@ -695,8 +696,8 @@ Test(soft, slots_stay_consecutive_after_scattered_frees)
 	struct soft_iommu_config c = { .pin_rings = 1 };
 	const uint64_t n = 1024, base = 1ull << 32;
 	struct gt_soft s2;
-	long slot0 = -1;
-	int fd0 = -1;
+	long slots[64];
+	int fds[64];
 	uint64_t un;
 
 	gt_soft_open(&s2, &c, 0);
@@ -718,19 +719,14 @@ Test(soft, slots_stay_consecutive_after_scattered_frees)
 		cr_assert_eq(be_soft_ops.map(s2.space, base + i * K4, K4, &src,
 					     BE_PROT_READ | BE_PROT_WRITE), 0);
 	}
+	if (gt_pin_mode() == SOFT_PIN_IO_URING)
+		kernel_slots_of_pages(mem.va + n * K4, 64, slots, fds);
 	for (uint64_t i = 0; gt_pin_mode() == SOFT_PIN_IO_URING && i < 64; i++) {
-		int fd = -1;
-		long slot = kernel_slot_of((uint64_t)(uintptr_t)(mem.va + (n + i) * K4), &fd);
-
-		cr_assert_geq(slot, 0, "page %llu is in no io_uring buffer table",
+		cr_assert_geq(slots[i], 0, "page %llu is in no io_uring buffer table",
 			      (unsigned long long)i);
-		if (!i) {
-			slot0 = slot;
-			fd0 = fd;
-		}
-		cr_assert_eq(fd, fd0, "page %llu on another ring", (unsigned long long)i);
-		cr_assert_eq(slot, slot0 + (long)i, "page %llu in slot %ld, page 0 in slot %ld",
-			     (unsigned long long)i, slot, slot0);
+		cr_assert_eq(fds[i], fds[0], "page %llu on another ring", (unsigned long long)i);
+		cr_assert_eq(slots[i], slots[0] + (long)i, "page %llu in slot %ld, page 0 in slot %ld",
+			     (unsigned long long)i, slots[i], slots[0]);
 	}
 	cr_assert_eq(be_soft_ops.unmap(s2.space, base, 64 * K4, &un), 0);
 	cr_assert_eq(un, 64 * K4);
