@@ -11,10 +11,19 @@
  *            session was freed finds nothing and is dropped.
  *   awake    a ring the loop polls; asleep: its consumer wait flag is set
  *            and the client rings the doorbell when it posts.
- *   spin     the polling window before sleeping: up to SPIN_MAX_NS, twice
- *            the recent mean gap between SQ bursts; no spin when bursts come
- *            further apart than that (sleeping costs ~33 us here, see
- *            docs/design.md "Facts", so spinning pays only for closely spaced bursts).
+ *   spin     the polling window before sleeping, adapted as KVM adapts a
+ *            vCPU's halt polling (note_found): a burst that came soon after
+ *            the loop went to sleep (within SPIN_GROW_NS of the last one's
+ *            end, a wake-up included) grows it, doubling up to SPIN_MAX_NS;
+ *            one that came later halves it, to none; one found while
+ *            spinning leaves it.  The gap that counts is the loop's idle
+ *            time, from the end of a burst to the next: a synchronous
+ *            client posts its next event within microseconds of the last
+ *            completion however long that burst ran (sleeping costs ~33 us
+ *            here, see docs/design.md "Facts"; until Dec 7 the window was
+ *            twice the mean gap from burst end to burst end, so a client
+ *            whose bursts ran longer than 25 us always found the loop
+ *            asleep).  It yields the CPU as the poll below does.
  *   poll     polling mode (--poll-us N, off by default): the window lasts
  *            at least until N us after the last burst of any session, however
  *            far apart bursts came, so a VMM's next synchronous event finds
@@ -68,9 +77,18 @@
 #include "upgrade_priv.h"
 
 #define SPIN_MAX_NS 50000ull
-/* Polling mode: the first 20 us of a poll window without yielding (a
+#define SPIN_START_NS 10000ull  /* the first window a short sleep opens (then doubled) */
+/* A burst this soon after the last one's end, found asleep, grows the window:
+ * the longest window, then a wake-up (35 us on an idle host here, 100 us
+ * and more under load or a sanitizer: a gap the window could have covered
+ * must not look too long to grow it). */
+#define SPIN_GROW_NS (4 * SPIN_MAX_NS)
+/* The first 20 us of a spin (adaptive or polling mode) without yielding (a
  * yield is a system call, ~1 us here; a client on another CPU answers in
- * less), then yielding after each empty pass. */
+ * less), then yielding after each empty pass: a client that shares the
+ * loop's CPU must get it to post (without the yield a 50 us adaptive
+ * window only delayed it, then slept: 100 sleeps in test_poll_it.c's 100
+ * back-to-back conversions, 2-7 with it). */
 #define SPIN_PURE_NS 20000ull
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
 #define SQES_PER_TURN 512  /* ... and no burst more once this many SQEs were completed
@@ -97,8 +115,9 @@ struct evl {
 	struct dsvc *d;
 	struct io_uring uring;
 	int lfd, sfd, tfd;
-	uint64_t gap_ns;          /* mean gap between bursts (EWMA, 1/8 weight) */
-	uint64_t last_burst_ns;
+	uint64_t win_ns;          /* the adaptive spin window: 0 or SPIN_START_NS..SPIN_MAX_NS */
+	uint64_t last_burst_ns;   /* when the last burst (of any session) ended */
+	bool slept;               /* the loop slept since then */
 	uint64_t poll_ns;         /* --poll-us in ns: poll this long after the last burst */
 	unsigned int ticks;
 	uid_t self;
@@ -413,14 +432,39 @@ static void do_accept(struct evl *e)
 	}
 }
 
-static void note_burst(struct evl *e, uint64_t now)
+/*
+ * A burst was taken at @found (on the loop or handed to an executor): adapt
+ * the spin window to the idle time before it (the "spin" entry above).
+ * Only a burst found after a sleep says something: one found while
+ * spinning proves the window long enough.
+ */
+static void note_found(struct evl *e, uint64_t found)
 {
-	if (e->last_burst_ns) {
-		uint64_t gap = now - e->last_burst_ns;
+	uint64_t idle;
 
-		e->gap_ns = e->gap_ns - e->gap_ns / 8 + gap / 8;
+	if (!e->slept || !e->last_burst_ns)
+		return;
+	e->slept = false;
+	/* an executor posts its CQEs before the loop reaps it: the client's
+	 * next burst can be found before the last one "ended" here */
+	idle = found > e->last_burst_ns ? found - e->last_burst_ns : 0;
+	if (idle <= SPIN_GROW_NS) {
+		e->win_ns = e->win_ns < SPIN_START_NS ? SPIN_START_NS : e->win_ns * 2;
+		if (e->win_ns > SPIN_MAX_NS)
+			e->win_ns = SPIN_MAX_NS;
+	} else {
+		e->win_ns /= 2;
+		if (e->win_ns < SPIN_START_NS)
+			e->win_ns = 0;
 	}
+}
+
+/* A burst ended at @now (finished on the loop, or reaped from an executor):
+ * the spin window and the polling mode's window count from here. */
+static void note_end(struct evl *e, uint64_t now)
+{
 	e->last_burst_ns = now;
+	e->slept = false;
 }
 
 /*
@@ -430,8 +474,11 @@ static void note_burst(struct evl *e, uint64_t now)
  */
 static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool *closed)
 {
+	uint64_t found = ringsvc_ring_pending(s->rings[i]) ? dsvc_now_ns() : 0;
 	int n = ringsvc_ring_work(e->d, s, s->rings[i], 1);
 
+	if (n > 0 || s->busy) /* finished here, or handed to the executor */
+		note_found(e, found ? found : dsvc_now_ns());
 	if (n == RING_EPROTO) {
 		dlog(e->d->log, DLOG_WARN, s->id, "ring %u: protocol error (impossible ring index)", i);
 		session_close(e, s, "ring protocol error");
@@ -439,7 +486,7 @@ static int work_ring(struct evl *e, struct dsvc_session *s, unsigned int i, bool
 		return 0;
 	}
 	if (n > 0)
-		note_burst(e, dsvc_now_ns());
+		note_end(e, dsvc_now_ns());
 	return n > 0 ? n : 0;
 }
 
@@ -512,16 +559,14 @@ static int work_all(struct evl *e)
 
 /*
  * Poll the SQ tails (and the io_uring CQ) until the window ends: the
- * adaptive one (twice the mean gap between bursts, when that is at most
- * SPIN_MAX_NS) from now, or, in polling mode, until poll_ns after the last
- * burst, whichever ends later.  Returns true if work was found.
+ * adaptive one (win_ns, note_found) from now, or, in polling mode, until
+ * poll_ns after the last burst, whichever ends later.  Returns true if work
+ * was found.
  */
 static bool spin(struct evl *e)
 {
-	uint64_t window = e->gap_ns * 2, start = dsvc_now_ns(), end = start, now;
+	uint64_t start = dsvc_now_ns(), end = start + e->win_ns, now;
 
-	if (window && window <= SPIN_MAX_NS)
-		end = start + window;
 	if (e->poll_ns && e->last_burst_ns && e->last_burst_ns + e->poll_ns > end)
 		end = e->last_burst_ns + e->poll_ns;
 	if (end == start)
@@ -541,7 +586,7 @@ static bool spin(struct evl *e)
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
 		now = dsvc_now_ns();
-		if (e->poll_ns && now - start > SPIN_PURE_NS)
+		if (now - start > SPIN_PURE_NS)
 			sched_yield(); /* a poller is not a wake-up: leave the CPU to whoever
 					  needs it, e.g. the client we wait for on a shared CPU */
 	} while (now < end);
@@ -695,10 +740,11 @@ static bool handle_cqe(struct evl *e, uint64_t tag, int res, unsigned int flags)
 		if (d->test_exec_reap_delay_us)
 			usleep(d->test_exec_reap_delay_us);
 #endif
-		/* A big burst is a burst: it opens the polling window and feeds
-		 * the spin's gap as one finished here would (work_ring). */
+		/* A big burst is a burst: it opens the polling window and the
+		 * spin's idle time counts from its end as from one finished here
+		 * (work_ring). */
 		if (ringsvc_complete(d))
-			note_burst(e, dsvc_now_ns());
+			note_end(e, dsvc_now_ns());
 		if (!more)
 			arm_poll(e, executor_queue_fd(d->bx), tag);
 		return true;
@@ -895,6 +941,7 @@ int evl_run(struct dsvc *d, int lfd)
 			if (io_uring_cq_ready(&e.uring))
 				break;
 		if (!io_uring_cq_ready(&e.uring) && prepare_sleep(&e)) {
+			e.slept = true;
 			ret = io_uring_submit_and_wait(&e.uring, 1);
 			if (ret < 0 && ret != -EINTR) {
 				dlog_err(d->log, 0, ret, "io_uring_submit_and_wait");
