@@ -464,12 +464,11 @@ static long loop_cpu_per_spaced_conversion(struct it_svc *s, struct conn *k, uns
  * has grown, so it sleeps in only a few (the kernel's count of the loop
  * thread's voluntary context switches).  Before the fix the window was
  * twice the mean end-to-end gap, so bursts longer than 25 us closed it and
- * the loop slept before most conversions (measured: 55-95 sleeps in 100).
- * And one-page conversions GAP_US apart shrink it again: after the close
- * ones the loop spends no more CPU on each than it did before them (the
- * kernel's run time of the loop thread, schedstat; a window left open
- * spins up to 50 us more for each: measured +25-29 us with the shrink
- * removed, +3-9 us with it).
+ * the loop slept before most conversions (measured: 55-100 sleeps in 100).
+ * And one-page conversions GAP_US apart shrink it again: the loop spends no more CPU on each than it did before
+ * the close ones (a window left open spins up to 50 us more for each:
+ * measured +24..+31 us with the shrink removed, -3..+7 us with it).  CPU
+ * time is the kernel's run time of the loop thread (schedstat).
  */
 Test(poll, adaptive_spin_covers_long_bursts_and_shrinks)
 {
