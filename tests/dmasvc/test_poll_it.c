@@ -434,25 +434,40 @@ static long loop_cpu_us(pid_t pid)
 			  pins on the loop (< 256 granules: not the executor's) */
 #define LONG_CONV 100
 
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
- * @n one-page conversions (populate, discard, alternating) on @k, GAP_US
- * apart.  Returns the CPU time of the loop of @s meanwhile, per conversion,
- * in microseconds.
+ * @n (<= 128) one-page conversions (populate, discard, alternating) on @k,
+ * GAP_US apart.  Returns the median over the conversions of the CPU time
+ * the loop of @s spent from one conversion's post to the next's (its work
+ * and any spin after it), in microseconds: a median, so a stats tick or a
+ * page fault in one of them does not count.
  */
 static long loop_cpu_per_spaced_conversion(struct it_svc *s, struct conn *k, unsigned n)
 {
-	long cpu0 = loop_cpu_us(s->pid), cpu1;
+	long t[129];
 
-	cr_assert_geq(cpu0, 0);
-	for (unsigned i = 0; i < n; i++) {
+	cr_assert_leq(n, 128u);
+	for (unsigned i = 0; i <= n; i++) {
 		sleep_us(GAP_US);
+		t[i] = loop_cpu_us(s->pid);
+		cr_assert_geq(t[i], 0);
+		if (i == n)
+			break;
 		if (i % 2)
 			cr_assert_eq(dmasvc_discard(k->c, (uint32_t)k->region, 0, PAGE), 0);
 		else
 			cr_assert_eq(dmasvc_populate(k->c, (uint32_t)k->region, 0, PAGE), 0);
 	}
-	cpu1 = loop_cpu_us(s->pid);
-	return (cpu1 - cpu0) / (long)n;
+	for (unsigned i = 0; i < n; i++)
+		t[i] = t[i + 1] - t[i];
+	qsort(t, n, sizeof(t[0]), cmp_long);
+	return t[n / 2];
 }
 
 /*
@@ -465,10 +480,12 @@ static long loop_cpu_per_spaced_conversion(struct it_svc *s, struct conn *k, uns
  * thread's voluntary context switches).  Before the fix the window was
  * twice the mean end-to-end gap, so bursts longer than 25 us closed it and
  * the loop slept before most conversions (measured: 55-100 sleeps in 100).
- * And one-page conversions GAP_US apart shrink it again: the loop spends no more CPU on each than it did before
- * the close ones (a window left open spins up to 50 us more for each:
- * measured +24..+31 us with the shrink removed, -3..+7 us with it).  CPU
- * time is the kernel's run time of the loop thread (schedstat).
+ * And one-page conversions GAP_US apart shrink it again: the loop spends
+ * no more CPU on each than it did before the close ones (the median over
+ * the conversions of the kernel's run time of the loop thread, schedstat;
+ * a window left open spins up to 50 us more for each: measured +17..+26 us
+ * with the shrink removed, -5..+1 us with it, up to +14 in the sanitizer
+ * build).
  */
 Test(poll, adaptive_spin_covers_long_bursts_and_shrinks)
 {
@@ -498,9 +515,11 @@ Test(poll, adaptive_spin_covers_long_bursts_and_shrinks)
 	cr_expect_leq(sleeps, LONG_CONV / 2, "the loop slept %ld times in %d back-to-back "
 		      "conversions of %d pages (expected few: the window covers the client's gap)",
 		      sleeps, LONG_CONV, LONG_PAGES);
-	cr_expect_leq(spaced_after, spaced_before + 15, "conversions %d us apart cost the loop %ld us "
-		      "of CPU each after a run of close ones, %ld before them (the window did not "
-		      "shrink)", GAP_US, spaced_after, spaced_before);
+	/* a quarter more and 10 us: the sanitizer build's spread (+14 us on 43
+	 * once) without hiding a window left open (+17..+26 us on 20-25) */
+	cr_expect_leq(spaced_after, spaced_before + spaced_before / 4 + 10, "conversions %d us apart "
+		      "cost the loop %ld us of CPU each after a run of close ones, %ld before them (the "
+		      "window did not shrink)", GAP_US, spaced_after, spaced_before);
 	conn_close(&k);
 	close(fd);
 	cr_assert_eq(it_svc_finish(&s), 0);
