@@ -14,7 +14,10 @@
  * /proc/PID/stat utime + stime, stops growing).  And the client's side of
  * it: libdmasvc's spin window grows over waits a little longer than it,
  * and shrinks again when the service is slow (the test thread's voluntary
- * context switches and CPU time).
+ * context switches and CPU time).  And, without --poll-us, the loop's own
+ * adaptive window: it covers a client that posts right after each
+ * completion however long its bursts run, and shrinks when events come
+ * far apart (the loop thread's sleeps and run time).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
