@@ -98,7 +98,12 @@ static void *executor_main(void *arg)
 		}
 		pthread_mutex_lock(&t->lock);
 		t->job = false;
-		executor_done(t->d->bx, t->s->id); /* the loop may finish the burst from here on */
+		pthread_mutex_unlock(&t->lock);
+		/* The loop may finish the burst from here on, and kick the next
+		 * one: not under t->lock, or the loop, woken by the eventfd onto
+		 * this CPU, would block on it and hand the CPU back first. */
+		executor_done(t->d->bx, t->s->id);
+		pthread_mutex_lock(&t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
@@ -142,8 +147,10 @@ static void executor_kick(struct dsvc_session *s)
 	s->busy = true;
 	pthread_mutex_lock(&t->lock);
 	t->job = true;
-	pthread_cond_signal(&t->cv);
 	pthread_mutex_unlock(&t->lock);
+	/* After the unlock: woken under it, the executor (often put on this
+	 * CPU) would run only to block on t->lock and sleep again. */
+	pthread_cond_signal(&t->cv);
 }
 
 int executor_submit(struct dsvc *d, struct dsvc_session *s)

@@ -90,6 +90,12 @@
  * window only delayed it, then slept: 100 sleeps in test_poll_it.c's 100
  * back-to-back conversions, 2-7 with it). */
 #define SPIN_PURE_NS 20000ull
+/* Not while an executor runs a burst or job (a session is busy): the loop
+ * that just woke it yields from the first pass.  The scheduler often puts
+ * the executor on the loop's CPU (the client spins on the other), where
+ * it waited out the pure spin before its job began: run delay 7-10 us a
+ * big conversion, against 0-1 us (test_poll_it.c; ~20 us a note in the
+ * unplug's sched trace, bench/RESULTS.md "eleventh pass"). */
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
 #define SQES_PER_TURN 512  /* ... and no burst more once this many SQEs were completed
 			      (a burst is a whole SQ, up to 4096: one never stops midway) */
@@ -573,12 +579,15 @@ static bool spin(struct evl *e)
 		return false;
 	do {
 		struct io_uring_cqe *cqe;
+		bool executing = false; /* an executor runs a burst or a job */
 
 		for (unsigned int si = 0; si < e->d->session_hi; si++) {
 			struct dsvc_session *s = e->d->sessions[si];
 
-			if (s && (s->busy || s->closing))
+			if (s && (s->busy || s->closing)) {
+				executing = executing || s->busy;
 				continue;
+			}
 			for (unsigned int i = 0; s && i < s->ring_hi; i++)
 				if (s->rings[i] && ringsvc_ring_pending(s->rings[i]))
 					return true;
@@ -586,9 +595,15 @@ static bool spin(struct evl *e)
 		if (io_uring_peek_cqe(&e->uring, &cqe) == 0)
 			return true; /* control traffic or a signal: go handle it */
 		now = dsvc_now_ns();
-		if (now - start > SPIN_PURE_NS)
-			sched_yield(); /* a poller is not a wake-up: leave the CPU to whoever
-					  needs it, e.g. the client we wait for on a shared CPU */
+		/*
+		 * A poller is not a wake-up: leave the CPU to whoever needs it,
+		 * e.g. the client we wait for on a shared CPU.  From the first
+		 * pass while an executor runs: the loop woke it, and with the
+		 * other CPUs busy (a client spinning for its completion) it
+		 * waits on this one (SPIN_PURE_NS).
+		 */
+		if (executing || now - start > SPIN_PURE_NS)
+			sched_yield();
 	} while (now < end);
 	return false;
 }
