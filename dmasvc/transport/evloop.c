@@ -23,7 +23,8 @@
  *            here, see docs/design.md "Facts"; until Dec 7 the window was
  *            twice the mean gap from burst end to burst end, so a client
  *            whose bursts ran longer than 25 us always found the loop
- *            asleep).  It yields the CPU as the poll below does.
+ *            asleep).  It yields the CPU as the poll below does, from its
+ *            first pass while an executor runs (SPIN_PURE_NS).
  *   poll     polling mode (--poll-us N, off by default): the window lasts
  *            at least until N us after the last burst of any session, however
  *            far apart bursts came, so a VMM's next synchronous event finds
@@ -93,9 +94,10 @@
 /* Not while an executor runs a burst or job (a session is busy): the loop
  * that just woke it yields from the first pass.  The scheduler often puts
  * the executor on the loop's CPU (the client spins on the other), where
- * it waited out the pure spin before its job began: run delay 7-10 us a
- * big conversion, against 0-1 us (test_poll_it.c; ~20 us a note in the
- * unplug's sched trace, bench/RESULTS.md "eleventh pass"). */
+ * it waited out the pure spin before its job began: the executor's run
+ * delay p90 21-23 us a big conversion, 1.3-2.6 us yielding at once
+ * (test_poll_it.c; ~20 us of a 128 MiB unplug note's round trip in a
+ * sched trace, bench/RESULTS.md "eleventh pass"). */
 #define BURSTS_PER_TURN 4  /* per session per loop turn, over all its rings */
 #define SQES_PER_TURN 512  /* ... and no burst more once this many SQEs were completed
 			      (a burst is a whole SQ, up to 4096: one never stops midway) */

@@ -17,7 +17,9 @@
  * context switches and CPU time).  And, without --poll-us, the loop's own
  * adaptive window: it covers a client that posts right after each
  * completion however long its bursts run, and shrinks when events come
- * far apart (the loop thread's sleeps and run time).
+ * far apart (the loop thread's sleeps and run time).  And that a big
+ * burst's executor starts at once while the loop that handed it over polls
+ * on the same CPU (the executor thread's run delay and sleeps).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -245,31 +247,44 @@ Test(poll, polling_stops_after_the_window)
 	cr_assert_eq(it_svc_finish(&s), 0);
 }
 
-/* voluntary_ctxt_switches summed over every thread of @pid but its main one
- * (the loop): the worker pool's lanes and the executors; -1 on error. */
-static long other_threads_sleeps(pid_t pid)
+/*
+ * The thread ids of @pid but its main one (the loop) into @tids (at most
+ * @max): its executors and worker lanes.  Returns the count.
+ */
+static int other_threads(pid_t pid, pid_t *tids, int max)
 {
 	char path[64];
 	struct dirent *e;
-	long sum = 0;
+	int n = 0;
 	DIR *d;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	d = opendir(path);
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
+	cr_assert_not_null(d);
+	while ((e = readdir(d)) && n < max)
+		if (e->d_name[0] != '.' && atoi(e->d_name) != (int)pid)
+			tids[n++] = atoi(e->d_name);
+	closedir(d);
+	return n;
+}
+
+/* voluntary_ctxt_switches summed over every thread of @pid but its main one
+ * (the loop): the worker pool's lanes and the executors. */
+static long other_threads_sleeps(pid_t pid)
+{
+	pid_t tids[64];
+	int n = other_threads(pid, tids, 64);
+	long sum = 0;
+
+	for (int i = 0; i < n; i++) {
 		char st[96];
 		int64_t v;
 
-		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)pid)
-			continue;
-		snprintf(st, sizeof(st), "/proc/%d/task/%d/status", (int)pid, atoi(e->d_name));
+		snprintf(st, sizeof(st), "/proc/%d/task/%d/status", (int)pid, (int)tids[i]);
 		v = it_proc_field(st, "voluntary_ctxt_switches");
 		if (v > 0) /* < 0: the thread ended */
 			sum += v;
 	}
-	closedir(d);
 	return sum;
 }
 
@@ -384,7 +399,7 @@ Test(poll, client_spin_window_adapts_to_the_service)
 {
 	struct it_svc s = { 0 };
 	struct conn k;
-	long sleeps0, fast_sleeps, slow_sleeps, cpu0, slow_cpu;
+	long sleeps0, round[2], fast_sleeps, slow_sleeps, cpu0, slow_cpu;
 
 	setenv("DMASVC_TEST_SOFT_FAULTS", "map_delay_us=1000", 1);
 	cr_assert_eq(it_svc_start(&s, NULL), 0, "dmasvc starts");
@@ -392,11 +407,23 @@ Test(poll, client_spin_window_adapts_to_the_service)
 	conn_open(&k, &s);
 	for (unsigned i = 0; i < 5; i++) /* the window grows */
 		cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, i * PAGE, PAGE), 0);
-	sleeps0 = my_sleeps();
-	cr_assert_geq(sleeps0, 0);
-	for (unsigned i = 5; i < 25; i++)
-		cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, i * PAGE, PAGE), 0);
-	fast_sleeps = my_sleeps() - sleeps0;
+	/*
+	 * Two rounds of the same 20 waits, the fewer sleeps counted: a host
+	 * stall of a few ms in one round (a wait over 2 ms halves the window,
+	 * as it should) does not fail the test (one round alone: up to 13
+	 * sleeps in 2 of ~80 runs, old daemon and new); a window that does not
+	 * grow sleeps in every wait of both.
+	 */
+	for (unsigned r = 0; r < 2; r++) {
+		if (r) /* unmapped again (no delay): the next populates map */
+			cr_assert_eq(dmasvc_discard(k.c, (uint32_t)k.region, 5 * PAGE, 20 * PAGE), 0);
+		sleeps0 = my_sleeps();
+		cr_assert_geq(sleeps0, 0);
+		for (unsigned i = 5; i < 25; i++)
+			cr_assert_eq(dmasvc_populate(k.c, (uint32_t)k.region, i * PAGE, PAGE), 0);
+		round[r] = my_sleeps() - sleeps0;
+	}
+	fast_sleeps = round[0] < round[1] ? round[0] : round[1];
 
 	sleeps0 = my_sleeps();
 	cpu0 = my_cpu_us();
@@ -405,8 +432,8 @@ Test(poll, client_spin_window_adapts_to_the_service)
 					     16 * PAGE), 0);
 	slow_cpu = my_cpu_us() - cpu0;
 	slow_sleeps = my_sleeps() - sleeps0;
-	fprintf(stderr, "client: 20 waits of 1 ms: %ld sleeps; 10 waits of 16 ms: %ld sleeps, "
-		"%ld us CPU\n", fast_sleeps, slow_sleeps, slow_cpu);
+	fprintf(stderr, "client: 20 waits of 1 ms: %ld / %ld sleeps; 10 waits of 16 ms: %ld sleeps, "
+		"%ld us CPU\n", round[0], round[1], slow_sleeps, slow_cpu);
 	cr_expect_leq(fast_sleeps, 5, "waits of 1 ms still slept %ld times in 20 (the window "
 		      "did not grow past them)", fast_sleeps);
 	cr_expect_geq(slow_sleeps, 10, "waits of 16 ms slept only %ld times in 10", slow_sleeps);
@@ -527,27 +554,6 @@ Test(poll, adaptive_spin_covers_long_bursts_and_shrinks)
 	conn_close(&k);
 	close(fd);
 	cr_assert_eq(it_svc_finish(&s), 0);
-}
-
-/*
- * The thread ids of @pid but its main one (the loop) into @tids (at most
- * @max): its executors and worker lanes.  Returns the count.
- */
-static int other_threads(pid_t pid, pid_t *tids, int max)
-{
-	char path[64];
-	struct dirent *e;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	cr_assert_not_null(d);
-	while ((e = readdir(d)) && n < max)
-		if (e->d_name[0] != '.' && atoi(e->d_name) != (int)pid)
-			tids[n++] = atoi(e->d_name);
-	closedir(d);
-	return n;
 }
 
 /* The kernel's run_delay (schedstat's second field: time runnable, waiting
