@@ -616,8 +616,8 @@ static int cmp_ll(const void *a, const void *b)
  * runnable, waiting for the CPU; the 90th percentile, so a tick or a fault
  * in a few does not count) and its sleeps.  Before the fix the loop spun
  * its first 20 us without yielding while the woken executor waited: in
- * about half the conversions (those the client posted while the loop
- * polled) 21-23 us, p90 21-23 us; after, p90 1.3-2.6 us (2.7-7.5 us in
+ * about half the conversions 21-23 us (in the others not at all), p90
+ * 21-23 us; after, p90 1.3-2.6 us (2.7-7.5 us in
  * the sanitizer build).  And the loop woke the executor holding the lock
  * the executor then blocked on: 148-164 sleeps in 100 conversions, 100
  * after.  Each half of the fix reverted alone fails its assertion
