@@ -443,22 +443,32 @@ Test(poll, client_spin_window_adapts_to_the_service)
 	cr_assert_eq(it_svc_finish(&s), 0);
 }
 
-/* Time the main thread (the event loop) of @pid has run, in microseconds
- * (the kernel's count: the first field of /proc/PID/task/PID/schedstat), or -1. */
-static long loop_cpu_us(pid_t pid)
+/*
+ * Field @field (0: time run, 1: time runnable, waiting for a CPU) of
+ * /proc/@pid/task/@tid/schedstat, in nanoseconds (the kernel's count), or -1.
+ */
+static long task_schedstat_ns(pid_t pid, pid_t tid, int field)
 {
-	char path[64];
-	unsigned long long ns;
+	unsigned long long v[2];
+	char path[96];
 	FILE *f;
 	int ok;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
 	f = fopen(path, "re");
 	if (!f)
 		return -1;
-	ok = fscanf(f, "%llu", &ns) == 1;
+	ok = fscanf(f, "%llu %llu", &v[0], &v[1]) == 2;
 	fclose(f);
-	return ok ? (long)(ns / 1000) : -1;
+	return ok ? (long)v[field] : -1;
+}
+
+/* Time the main thread (the event loop) of @pid has run, in microseconds, or -1. */
+static long loop_cpu_us(pid_t pid)
+{
+	long ns = task_schedstat_ns(pid, pid, 0);
+
+	return ns < 0 ? -1 : ns / 1000;
 }
 
 #define LONG_PAGES 128 /* a conversion of 128 one-page granules: 100 us or more of
@@ -556,23 +566,17 @@ Test(poll, adaptive_spin_covers_long_bursts_and_shrinks)
 	cr_assert_eq(it_svc_finish(&s), 0);
 }
 
-/* The kernel's run_delay (schedstat's second field: time runnable, waiting
- * for a CPU) summed over @tids of @pid, in nanoseconds. */
-static long long run_delay_ns(pid_t pid, const pid_t *tids, int n)
+/* The kernel's run_delay (time runnable, waiting for a CPU) summed over
+ * @tids of @pid, in nanoseconds. */
+static long run_delay_ns(pid_t pid, const pid_t *tids, int n)
 {
-	long long sum = 0;
+	long sum = 0;
 
 	for (int i = 0; i < n; i++) {
-		unsigned long long run, wait;
-		char path[96];
-		FILE *f;
+		long ns = task_schedstat_ns(pid, tids[i], 1);
 
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tids[i]);
-		f = fopen(path, "re");
-		cr_assert_not_null(f, "%s", path);
-		cr_assert_eq(fscanf(f, "%llu %llu", &run, &wait), 2);
-		fclose(f);
-		sum += (long long)wait;
+		cr_assert_geq(ns, 0, "schedstat of thread %d", (int)tids[i]);
+		sum += ns;
 	}
 	return sum;
 }
@@ -598,13 +602,6 @@ static void confine(pid_t pid, int cpu)
 
 #define EXEC_CONV 100
 
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * A big burst's executor starts at once although the loop that handed it
  * over polls on the same CPU: the service confined to one CPU (as on a
@@ -627,7 +624,7 @@ Test(poll, executor_starts_while_the_loop_polls)
 {
 	const char *const args[] = { "--poll-us", "100000", "--workers", "1", NULL };
 	struct dmasvc_region_desc d = { .size = BIG_PAGES * PAGE, .iova = 1ull << 36, .granule = PAGE };
-	long long delay[EXEC_CONV + 1];
+	long delay[EXEC_CONV + 1];
 	struct it_svc s = { 0 };
 	cpu_set_t mine, one;
 	struct conn k;
@@ -667,12 +664,12 @@ Test(poll, executor_starts_while_the_loop_polls)
 	cr_assert_eq(sched_setaffinity(0, sizeof(mine), &mine), 0);
 	for (unsigned i = 0; i < EXEC_CONV; i++)
 		delay[i] = delay[i + 1] - delay[i];
-	qsort(delay, EXEC_CONV, sizeof(delay[0]), cmp_ll);
+	qsort(delay, EXEC_CONV, sizeof(delay[0]), cmp_long);
 	fprintf(stderr, "executor in %d conversions of %d pages, the service on CPU %d: run delay "
-		"p50 %lld ns, p90 %lld ns, max %lld ns; %ld sleeps\n", EXEC_CONV, BIG_PAGES,
+		"p50 %ld ns, p90 %ld ns, max %ld ns; %ld sleeps\n", EXEC_CONV, BIG_PAGES,
 		cpus[0], delay[EXEC_CONV / 2], delay[EXEC_CONV * 9 / 10], delay[EXEC_CONV - 1],
 		sleeps);
-	cr_expect_leq(delay[EXEC_CONV * 9 / 10], 12000, "the executor waited %lld ns (p90) a "
+	cr_expect_leq(delay[EXEC_CONV * 9 / 10], 12000, "the executor waited %ld ns (p90) a "
 		      "conversion for the CPU the polling loop held", delay[EXEC_CONV * 9 / 10]);
 	cr_expect_leq(sleeps, EXEC_CONV + EXEC_CONV / 4, "the executor slept %ld times in %d "
 		      "conversions (one each: waiting for the next)", sleeps, EXEC_CONV);
