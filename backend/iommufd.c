@@ -277,6 +277,21 @@ static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 			goto err_destroy_ioas;
 		}
 	}
+	if (ctx->huge_pages == 0) {
+		/* What be_iommufd_unmap_cut() unmaps through: this context's
+		 * VFIO-compat IOAS (each space has a context of its own). */
+		struct iommu_vfio_ioas cmd = {
+			.size = sizeof(cmd),
+			.ioas_id = sp->ioas_id,
+			.op = IOMMU_VFIO_IOAS_SET,
+		};
+
+		rc = kernel_ioctl(sp->fd, IOMMU_VFIO_IOAS, &cmd);
+		if (rc < 0) {
+			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_VFIO_IOAS set", 0, 0, rc);
+			goto err_destroy_ioas;
+		}
+	}
 	ctx->nr_spaces++;
 	*out = sp;
 	return 0;
@@ -479,6 +494,32 @@ static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 	if (rc < 0)
 		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_IOAS_UNMAP", iova, length, rc);
 	return rc;
+}
+
+int be_iommufd_unmap_cut(struct be_space *sp, uint64_t iova, uint64_t length,
+			 uint64_t *unmapped)
+{
+	struct vfio_iommu_type1_dma_unmap cmd = {
+		.argsz = sizeof(cmd),
+		.iova = iova,
+		.size = length,
+	};
+	uint64_t end;
+	int rc;
+
+	*unmapped = 0;
+	rc = kernel_range(iova, length, &end);
+	if (rc < 0)
+		return rc;
+	if (sp->ctx->huge_pages != 0)
+		return -EOPNOTSUPP; /* the kernel cuts only without huge pages */
+	rc = kernel_ioctl(sp->fd, VFIO_IOMMU_UNMAP_DMA, &cmd);
+	if (rc < 0) {
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);
+		return rc;
+	}
+	*unmapped = cmd.size;
+	return 0;
 }
 
 /*

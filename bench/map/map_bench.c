@@ -44,7 +44,7 @@ struct opts {
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring, path_kernel, path_faultin, path_direct_pf;
+	bool path_engine, path_ring, path_kernel, path_kernel_cut, path_faultin, path_direct_pf;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -94,6 +94,9 @@ static void usage(FILE *f)
 "  kernel  the physical limit: the backend's plain map/unmap calls for the\n"
 "          same work (a map per granule, an unmap per merged range), on one\n"
 "          thread (kernel t1) and on two over disjoint halves (kernel t2)\n"
+"  kernel-cut  (real iommufd, --paths kernel-cut) the kernel's cost of a\n"
+"          design the service does not follow: a map per contiguous range,\n"
+"          unmaps cutting areas (VFIO-compat unmap, IOAS without huge pages)\n"
 "\n"
 "Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
 "times on every target, the order rotated each repetition; the daemons of\n"
@@ -211,6 +214,17 @@ static int parse_variant(struct opts *o, const char *spec)
 	}
 	o->nr_variants++;
 	return 0;
+}
+
+/* Whether the comma-separated @list names @word exactly. */
+static bool has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -365,11 +379,26 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (!paths)
 		paths = o->env.backend == MB_IOMMUFD ? "engine,ring,kernel" : "ring,kernel";
-	o->path_ring = strstr(paths, "ring") != NULL;
-	o->path_engine = strstr(paths, "engine") != NULL;
-	o->path_kernel = strstr(paths, "kernel") != NULL;
-	o->path_faultin = strstr(paths, "faultin") != NULL;
-	o->path_direct_pf = strstr(paths, "direct-pf") != NULL;
+	for (const char *p = paths; *p;) {
+		static const char *const known[] = { "ring", "engine", "kernel", "kernel-cut",
+						     "faultin", "direct-pf", "direct" };
+		size_t len = strcspn(p, ",");
+		bool ok = false;
+
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			ok |= len == strlen(known[k]) && !strncmp(p, known[k], len);
+		if (!ok) {
+			fprintf(stderr, "map-bench: --paths: unknown path '%.*s'\n", (int)len, p);
+			return -1;
+		}
+		p += len + (p[len] == ',');
+	}
+	o->path_ring = has_word(paths, "ring");
+	o->path_engine = has_word(paths, "engine");
+	o->path_kernel = has_word(paths, "kernel");
+	o->path_kernel_cut = has_word(paths, "kernel-cut");
+	o->path_faultin = has_word(paths, "faultin");
+	o->path_direct_pf = has_word(paths, "direct-pf");
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
@@ -679,6 +708,20 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 				paths[p]->freeze(in->t, true);
 			n++;
 		}
+	}
+	if (o->path_kernel_cut && n < MAX_INST) {
+		struct mb_inst *in = &inst[n];
+
+		*in = (struct mb_inst){ .ops = &mb_kernel_cut_ops, .workers = 1 };
+		snprintf(in->label, sizeof(in->label), "kernel-cut t1");
+		ret = mb_kernel_cut_ops.open(&o->env, 1, &in->t);
+		if (ret) {
+			fprintf(stderr, "map-bench: starting %s: %s%s\n", in->label, strerror(-ret),
+				ret == -EOPNOTSUPP ? " (real iommufd only: --backend iommufd)" : "");
+			*ni = n;
+			return ret;
+		}
+		n++;
 	}
 	/* the physical limit: one thread, then two over disjoint halves */
 	for (unsigned int k = 1; o->path_kernel && k <= 2 && n < MAX_INST; k++) {

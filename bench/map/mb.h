@@ -121,6 +121,9 @@ extern const struct mb_path_ops mb_direct_pf_ops;
 extern const struct mb_path_ops mb_engine_ops;
 extern const struct mb_path_ops mb_ring_ops;
 extern const struct mb_path_ops mb_kernel_ops;
+/* the kernel's cost with areas over whole runs, unmaps cutting them (real
+ * iommufd only): a design the service does not follow, measured */
+extern const struct mb_path_ops mb_kernel_cut_ops;
 /* the ring path with the daemon faulting plugged memory in (--allow-fault-in)
  * and a client that prefaults nothing: who allocates, compared with ring */
 extern const struct mb_path_ops mb_faultin_ops;
@@ -138,6 +141,12 @@ struct mb_space {
 
 /* mb_space_open: open @env's backend, create a space, attach the device. */
 int mb_space_open(const struct mb_env *env, struct mb_space *s);
+/*
+ * mb_space_open_cut: the same on iommufd with huge pages off, so that
+ * be_iommufd_unmap_cut() can unmap inside an area (the kernel-cut path);
+ * -EOPNOTSUPP on the model.
+ */
+int mb_space_open_cut(const struct mb_env *env, struct mb_space *s);
 /* mb_space_close: detach, destroy, close.  Never fails. */
 void mb_space_close(struct mb_space *s);
 

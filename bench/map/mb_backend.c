@@ -9,18 +9,25 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "dmasvc/backend_kernel.h"
 #include "mb.h"
 
-int mb_space_open(const struct mb_env *env, struct mb_space *s)
+/* mb_space_open() and mb_space_open_cut(): @cut = huge pages off. */
+static int space_open(const struct mb_env *env, bool cut, struct mb_space *s)
 {
 	struct be_config cfg = { 0 };
 	struct soft_iommu_config soft = { .pin = mb_soft_pin() };
+	struct be_iommufd_config icfg = { .rlimit_mode = -1, .huge_pages = 0 };
 	int ret;
 
 	*s = (struct mb_space){ .dev_fd = -1 };
 	if (env->backend == MB_IOMMUFD) {
 		s->ops = &be_iommufd_ops;
 		cfg.path = env->iommu_path;
+		if (cut)
+			cfg.backend_private = &icfg;
+	} else if (cut) {
+		return -EOPNOTSUPP;
 	} else {
 		s->ops = &be_soft_ops;
 		cfg.backend_private = &soft;
@@ -55,6 +62,16 @@ err_destroy:
 err_close:
 	s->ops->close(s->ctx);
 	return ret;
+}
+
+int mb_space_open(const struct mb_env *env, struct mb_space *s)
+{
+	return space_open(env, false, s);
+}
+
+int mb_space_open_cut(const struct mb_env *env, struct mb_space *s)
+{
+	return space_open(env, true, s);
 }
 
 void mb_space_close(struct mb_space *s)

@@ -17,12 +17,22 @@
  * call runs on the calling thread alone.
  *
  * Latency of a note: from the start of its batch to its end.
+ *
+ * "kernel-cut" (real iommufd only, one thread) is the kernel's cost of
+ * another design, which the service does not follow: areas over whole
+ * runs.  A run of populate notes is one map call per contiguous range, and
+ * an unmap cuts whatever areas it starts or ends inside
+ * (be_iommufd_unmap_cut(): iommufd's VFIO-compat unmap, in an IOAS without
+ * huge pages, which is what it costs the device).  It says how much of the
+ * map side of a conversion storm is per-call cost that such areas would
+ * save.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "dmasvc/backend_kernel.h"
 #include "mb.h"
 
 /* One backend call: map [iova, iova + len) from @off of the memfd, or unmap it. */
@@ -41,6 +51,7 @@ struct khalf {
 struct mb_target {
 	const struct mb_env *env;
 	unsigned int threads;    /* 1 or 2 */
+	bool cut;                /* kernel-cut: runs mapped whole, unmaps cut areas */
 	struct mb_space sp;
 	struct mb_region r;
 	bool have_region;
@@ -75,7 +86,9 @@ static void run_half(struct mb_target *t, struct khalf *h)
 			ret = ops->map(t->sp.space, t->r.iova + off, len, &src,
 				       BE_PROT_READ | BE_PROT_WRITE);
 		} else {
-			ret = ops->unmap(t->sp.space, t->r.iova + off, len, &unmapped);
+			ret = t->cut ? be_iommufd_unmap_cut(t->sp.space, t->r.iova + off, len,
+							 &unmapped)
+				     : ops->unmap(t->sp.space, t->r.iova + off, len, &unmapped);
 		}
 		if (ret && !h->err)
 			h->err = ret;
@@ -127,6 +140,20 @@ static int kernel_open(const struct mb_env *env, unsigned int workers, struct mb
 	return 0;
 }
 
+static int kernel_cut_open(const struct mb_env *env, unsigned int workers,
+			   struct mb_target **out)
+{
+	int ret;
+
+	(void)workers;
+	if (env->backend != MB_IOMMUFD)
+		return -EOPNOTSUPP; /* the model has no cut: areas are its granules */
+	ret = kernel_open(env, 1, out);
+	if (!ret)
+		(*out)->cut = true;
+	return ret;
+}
+
 static void kernel_close(struct mb_target *t)
 {
 	if (t->threads == 2) {
@@ -144,7 +171,7 @@ static void kernel_close(struct mb_target *t)
 
 static int kernel_region_add(struct mb_target *t, const struct mb_region *r)
 {
-	int ret = mb_space_open(t->env, &t->sp);
+	int ret = t->cut ? mb_space_open_cut(t->env, &t->sp) : mb_space_open(t->env, &t->sp);
 
 	if (ret)
 		return ret;
@@ -162,7 +189,8 @@ static void kernel_region_del(struct mb_target *t)
 	t->have_region = false;
 }
 
-/* Append a call; a discard merges with the previous call when adjacent. */
+/* Append a call; with @merge (discards; populates on kernel-cut) it extends
+ * the previous call when adjacent. */
 static int add_call(struct mb_target *t, size_t *n, uint64_t off, uint64_t len, bool merge)
 {
 	if (merge && *n && t->calls[*n - 1].off + t->calls[*n - 1].len == off) {
@@ -224,12 +252,13 @@ static int kernel_notify(struct mb_target *t, const struct mb_note *notes, size_
 
 		/* one run: the notes up to the next change of direction */
 		for (; i < n && notes[i].populate == populate; i++) {
-			for (uint64_t done = 0; populate && done < notes[i].length; done += g) {
+			for (uint64_t done = 0; populate && !t->cut && done < notes[i].length;
+			     done += g) {
 				ret = add_call(t, &nc, notes[i].offset + done, g, false);
 				if (ret)
 					return ret;
 			}
-			if (!populate) {
+			if (!populate || t->cut) {
 				ret = add_call(t, &nc, notes[i].offset, notes[i].length, true);
 				if (ret)
 					return ret;
@@ -260,6 +289,17 @@ static pid_t kernel_pin_pid(struct mb_target *t)
 const struct mb_path_ops mb_kernel_ops = {
 	.name = "kernel",
 	.open = kernel_open,
+	.close = kernel_close,
+	.region_add = kernel_region_add,
+	.region_del = kernel_region_del,
+	.notify = kernel_notify,
+	.counts = kernel_counts,
+	.pin_pid = kernel_pin_pid,
+};
+
+const struct mb_path_ops mb_kernel_cut_ops = {
+	.name = "kernel-cut",
+	.open = kernel_cut_open,
 	.close = kernel_close,
 	.region_add = kernel_region_add,
 	.region_del = kernel_region_del,

@@ -45,4 +45,21 @@ struct be_iommufd_config {
  */
 int be_type1_device_open(struct be_space *space, const char *name);
 
+/*
+ * be_iommufd_unmap_cut - unmap [@iova, @iova + @length) of @space even where
+ * it starts or ends inside an area: the kernel first cuts those areas at
+ * the range's ends.  IOMMU_IOAS_UNMAP never cuts an area (-ENOENT), which
+ * is why the service maps one area per granule; iommufd cuts only in its
+ * VFIO type1 compatibility (VFIO_IOMMU_UNMAP_DMA on the iommufd, vfio_compat.c)
+ * and only in an IOAS without huge pages (every IOPTE PAGE_SIZE).  So
+ * @space must come from a context opened with huge_pages = 0, which also
+ * makes each such space its context's VFIO-compat IOAS.  What it is for:
+ * map-bench's "kernel-cut" row, the kernel's cost of a design whose areas
+ * span runs of granules (bench/RESULTS.md); the service does not use it.
+ * Returns 0 with *@unmapped = bytes unmapped, -EOPNOTSUPP when the space
+ * has huge pages, or the ioctl's -errno (reported through the context).
+ */
+int be_iommufd_unmap_cut(struct be_space *space, uint64_t iova, uint64_t length,
+			 uint64_t *unmapped);
+
 #endif /* DMASVC_BACKEND_KERNEL_H */

@@ -102,7 +102,7 @@ struct t {
 	uint32_t dev_id;
 	int memfd, rfd, dfd, hfd;
 	uint8_t *mem, *r, *dmem, *hmem;
-	struct region A, B, C, D, D4, H;
+	struct region A, B, C, D, D4, H, K;
 	bool r_mapped;
 	bool detached; /* iommufd only: no device, so the IOAS pins nothing */
 	unsigned int checks;
@@ -171,7 +171,7 @@ static void check_pinned(struct t *t, int line)
 	uint64_t want = region_mapped_bytes(&t->A) + region_mapped_bytes(&t->B) +
 			region_mapped_bytes(&t->C) + region_mapped_bytes(&t->D) +
 			region_mapped_bytes(&t->D4) + region_mapped_bytes(&t->H) +
-			(t->r_mapped ? R_LEN : 0);
+			region_mapped_bytes(&t->K) + (t->r_mapped ? R_LEN : 0);
 	uint64_t got = status_bytes(key);
 
 	/* iommufd pins an area only while some domain (device) uses it. */
@@ -464,6 +464,84 @@ static void setup(struct t *t)
 			       .fd = t->dfd };
 	t->D4 = (struct region){ .name = "D4", .iova = D4_IOVA, .gran = 4 * KiB,
 				.n = D4_N, .mem = t->dmem, .fd = t->dfd };
+}
+
+/*
+ * iommufd cuts an area only in its VFIO-compat unmap, in an IOAS without
+ * huge pages (be_iommufd_unmap_cut(): map-bench's kernel-cut row; the
+ * service does not use it).  In a new context with huge pages off and edu
+ * attached again: K, 16 pages mapped as one area; its middle 4 cut out.
+ * The kernel must report exactly those 16 KiB, VmPin drop by them, audit
+ * show the two halves, and the device read both sides but not the cut
+ * pages; the same cut through IOMMU_IOAS_UNMAP is refused.  Needs nothing
+ * mapped and no space open; leaves it so.
+ */
+static void check_cut_areas(struct t *t)
+{
+	struct be_iommufd_config icfg = { .rlimit_mode = 1, .huge_pages = 0 };
+	struct be_config cfg = { .path = "/dev/iommu", .backend_private = &icfg };
+	struct be_map_src src;
+	const char *cdev = getenv("EDU_CDEV");
+	uint64_t unmapped;
+	int rc;
+
+	rc = t->ops->open(&cfg, &t->ctx);
+	CHECK(rc == 0, "open (huge pages off): %s", strerror(-rc));
+	rc = t->ops->space_create(t->ctx, &t->space);
+	CHECK(rc == 0, "space_create (huge pages off): %s", strerror(-rc));
+	t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
+	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
+	CHECK(rc == 0, "device_attach (huge pages off): %s", strerror(-rc));
+	rc = edu_init(&t->edu, t->dev_fd);
+	CHECK(rc == 0, "edu_init (huge pages off): %s", strerror(-rc));
+	src = (struct be_map_src){ .vaddr = t->r, .fd = t->rfd, .fd_offset = 0 };
+	rc = t->ops->map(t->space, R_IOVA, R_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map R: %s", strerror(-rc));
+	t->r_mapped = true;
+
+	t->K = (struct region){ .name = "K(one area)", .iova = B_IOVA, .gran = B_GRAN,
+			       .off = B_OFF, .n = B_N, .mem = t->mem, .fd = t->memfd };
+	src = src_of(&t->K, 0);
+	rc = t->ops->map(t->space, t->K.iova, t->K.n * t->K.gran, &src,
+			 BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map K as one area: %s", strerror(-rc));
+	for (unsigned int i = 0; i < t->K.n; i++)
+		t->K.mapped[i] = true;
+	check_pinned(t, __LINE__);
+	check_read_ok(__LINE__, &t->K, 5);
+
+	rc = t->ops->unmap(t->space, t->K.iova + 4 * t->K.gran, 4 * t->K.gran, &unmapped);
+	CHECK(rc == -ENOENT && unmapped == 0,
+	      "IOMMU_IOAS_UNMAP inside an area: rc %d unmapped 0x%" PRIx64 ", want -ENOENT, 0",
+	      rc, unmapped);
+	check_pinned(t, __LINE__);
+	rc = be_iommufd_unmap_cut(t->space, t->K.iova + 4 * t->K.gran, 4 * t->K.gran, &unmapped);
+	CHECK(rc == 0 && unmapped == 4 * t->K.gran,
+	      "cut unmap of K[4..7]: rc %d unmapped 0x%" PRIx64, rc, unmapped);
+	for (unsigned int i = 4; i < 8; i++)
+		t->K.mapped[i] = false;
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->K);
+	check_read_ok(__LINE__, &t->K, 3);
+	check_read_blocked(__LINE__, &t->K, 5);
+	check_read_ok(__LINE__, &t->K, 8);
+	check_write_ok(__LINE__, &t->K, 15);
+
+	/* the halves are areas of their own now: one plain unmap takes both */
+	rc = t->ops->unmap(t->space, t->K.iova, t->K.n * t->K.gran, &unmapped);
+	CHECK(rc == 0 && unmapped == 12 * t->K.gran, "unmap of K's halves: rc %d unmapped 0x%" PRIx64,
+	      rc, unmapped);
+	memset(t->K.mapped, 0, sizeof(t->K.mapped));
+	check_pinned(t, __LINE__);
+	check_read_blocked(__LINE__, &t->K, 0);
+
+	t->ops->device_detach(t->space, t->dev_id);
+	close(t->dev_fd);
+	t->ops->space_destroy(t->space);
+	t->ops->close(t->ctx);
+	t->r_mapped = false;
+	check_pinned(t, __LINE__);
 }
 
 static void check_limits(struct t *t)
@@ -809,8 +887,15 @@ static void run(struct t *t)
 
 	setup(t);
 	check_limits(t);
-	if (t->ops == &be_iommufd_ops)
+	if (t->ops == &be_iommufd_ops) {
+		uint64_t cut = 1;
+		int rc2;
+
 		check_iommufd_options(t);
+		rc2 = be_iommufd_unmap_cut(t->space, B_IOVA, B_GRAN, &cut);
+		CHECK(rc2 == -EOPNOTSUPP && cut == 0,
+		      "cut unmap with huge pages on: rc %d, want -EOPNOTSUPP", rc2);
+	}
 	check_pinned(t, __LINE__);
 
 	step(t, "map A (2 MiB granules), B (4 KiB granules), C, R");
@@ -934,6 +1019,11 @@ static void run(struct t *t)
 	memset(t->C.mapped, 0, sizeof(t->C.mapped));
 	t->r_mapped = false;
 	check_pinned(t, __LINE__);
+
+	if (t->ops == &be_iommufd_ops) {
+		step(t, "huge pages off: one area of 16 pages, its middle cut out (VFIO-compat unmap)");
+		check_cut_areas(t);
+	}
 
 	if (t->ops == &be_type1_ops) {
 		step(t, "type1 with an operator area budget of 4");
