@@ -23,9 +23,9 @@
  * runs.  A run of populate notes is one map call per contiguous range, and
  * an unmap cuts whatever areas it starts or ends inside
  * (be_iommufd_unmap_cut(): iommufd's VFIO-compat unmap, in an IOAS without
- * huge pages, which is what it costs the device).  It says how much of the
- * map side of a conversion storm is per-call cost that such areas would
- * save.
+ * huge pages, which is what it costs the device).  It says how much of a
+ * conversion storm's cost is per area (each area's calls, teardown and
+ * IOTLB invalidation), which such areas would save.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -57,7 +57,9 @@ int be_type1_device_open(struct be_space *space, const char *name);
  * map-bench's "kernel-cut" row, the kernel's cost of a design whose areas
  * span runs of granules (bench/RESULTS.md); the service does not use it.
  * Returns 0 with *@unmapped = bytes unmapped, -EOPNOTSUPP when the space
- * has huge pages, or the ioctl's -errno (reported through the context).
+ * has huge pages, or the ioctl's -errno (reported through the context;
+ * *@unmapped is then 0 even if the kernel removed some areas, as for
+ * be_ops.unmap(): audit() tells what is left).
  */
 int be_iommufd_unmap_cut(struct be_space *space, uint64_t iova, uint64_t length,
 			 uint64_t *unmapped);
