@@ -115,6 +115,9 @@ struct be_space {
 	struct be_ctx *ctx;
 	int fd;                       /* this space's /dev/iommu: its own context */
 	uint32_t ioas_id;
+	/* be_iommufd_unmap_cut() made this IOAS the context's VFIO-compat one
+	 * (idempotent, so two first callers racing are harmless). */
+	atomic_bool compat_ioas;
 	/* The cdevs bound to fd and attached to the IOAS; each handle is the
 	 * kernel's out_devid.  Control thread only. */
 	struct kernel_devs devs;
@@ -274,21 +277,6 @@ static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 		if (rc < 0) {
 			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_OPTION set HUGE_PAGES", 0,
 				   0, rc);
-			goto err_destroy_ioas;
-		}
-	}
-	if (ctx->huge_pages == 0) {
-		/* What be_iommufd_unmap_cut() unmaps through: this context's
-		 * VFIO-compat IOAS (each space has a context of its own). */
-		struct iommu_vfio_ioas cmd = {
-			.size = sizeof(cmd),
-			.ioas_id = sp->ioas_id,
-			.op = IOMMU_VFIO_IOAS_SET,
-		};
-
-		rc = kernel_ioctl(sp->fd, IOMMU_VFIO_IOAS, &cmd);
-		if (rc < 0) {
-			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_VFIO_IOAS set", 0, 0, rc);
 			goto err_destroy_ioas;
 		}
 	}
@@ -513,6 +501,22 @@ int be_iommufd_unmap_cut(struct be_space *sp, uint64_t iova, uint64_t length,
 		return rc;
 	if (sp->ctx->huge_pages != 0)
 		return -EOPNOTSUPP; /* the kernel cuts only without huge pages */
+	if (!atomic_load_explicit(&sp->compat_ioas, memory_order_acquire)) {
+		/* The VFIO-compat ioctls act on the context's compat IOAS:
+		 * make it this space's (each space has a context of its own). */
+		struct iommu_vfio_ioas set = {
+			.size = sizeof(set),
+			.ioas_id = sp->ioas_id,
+			.op = IOMMU_VFIO_IOAS_SET,
+		};
+
+		rc = kernel_ioctl(sp->fd, IOMMU_VFIO_IOAS, &set);
+		if (rc < 0) {
+			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_VFIO_IOAS set", 0, 0, rc);
+			return rc;
+		}
+		atomic_store_explicit(&sp->compat_ioas, true, memory_order_release);
+	}
 	rc = kernel_ioctl(sp->fd, VFIO_IOMMU_UNMAP_DMA, &cmd);
 	if (rc < 0) {
 		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);

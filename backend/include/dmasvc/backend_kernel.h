@@ -52,8 +52,8 @@ int be_type1_device_open(struct be_space *space, const char *name);
  * is why the service maps one area per granule; iommufd cuts only in its
  * VFIO type1 compatibility (VFIO_IOMMU_UNMAP_DMA on the iommufd, vfio_compat.c)
  * and only in an IOAS without huge pages (every IOPTE PAGE_SIZE).  So
- * @space must come from a context opened with huge_pages = 0, which also
- * makes each such space its context's VFIO-compat IOAS.  What it is for:
+ * @space must come from a context opened with huge_pages = 0; the first
+ * call makes @space its context's VFIO-compat IOAS.  What it is for:
  * map-bench's "kernel-cut" row, the kernel's cost of a design whose areas
  * span runs of granules (bench/RESULTS.md); the service does not use it.
  * Returns 0 with *@unmapped = bytes unmapped, -EOPNOTSUPP when the space
