@@ -43,6 +43,7 @@ struct opts {
 	struct mb_env env;
 	bool json, quick;
 	bool prefault;           /* allocate the memfd before region_add */
+	bool hugetlb;            /* memfds of 2 MiB huge pages */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
 	bool path_engine, path_ring, path_kernel, path_kernel_cut, path_faultin, path_direct_pf;
 	unsigned int workers[MAX_LIST], nr_workers;
@@ -156,6 +157,10 @@ static void usage(FILE *f)
 "                           it is registered, untimed: pins then find the\n"
 "                           pages present, as in a pre-populated guest;\n"
 "                           default: the pin allocates them (virtio-mem plug)\n"
+"  --hugetlb                every region a memfd of 2 MiB huge pages\n"
+"                           (hugetlbfs, as QEMU's memory-backend-memfd\n"
+"                           hugetlb=on); needs that many free in the pool\n"
+"                           (vm.nr_hugepages; the guest: DMASVC_VM_EXTRA=hugepages=N)\n"
 "  --quick                  1 repetition, plug 1G only, storm 16M x 300,\n"
 "                           sync 300,\n"
 "                           burst 64: under a minute on the model\n"
@@ -248,6 +253,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "seed", required_argument, NULL, 'e' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "prefault", no_argument, NULL, 'P' },
+		{ "hugetlb", no_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "json-file", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -345,6 +351,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'e': o->seed = strtoull(optarg, NULL, 0); break;
 		case 'q': o->quick = true; break;
 		case 'P': o->prefault = true; break;
+		case 'T': o->hugetlb = true; break;
 		case 'j': o->json = true; break;
 		case 'J':
 			o->json_file = fopen(optarg, "we");
@@ -403,6 +410,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;
 	o->sc_sync = strstr(scen, "sync") != NULL;
+	if (o->hugetlb && (o->sc_storm || o->sc_burst || o->sc_sync)) {
+		/* a 4 KiB granule is not a page of a huge page (REGION_ADD refuses it) */
+		fprintf(stderr, "map-bench: --hugetlb: plug only (--scenarios plug): the other "
+			"scenarios' 4 KiB granules are smaller than a huge page\n");
+		return -1;
+	}
 	if (o->env.backend == MB_IOMMUFD && !o->env.device_path)
 		o->env.device_path = getenv("EDU_CDEV");
 	return 0;
@@ -451,18 +464,19 @@ static void machine_info(struct mb_machine *m, const struct opts *o, int argc, c
 	strftime(m->started, sizeof(m->started), "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
 	m->reps = o->reps;
 	m->prefault = o->prefault;
+	m->hugetlb = o->hugetlb;
 }
 
 /* One run of @sc on @in: appends one repetition to res[phase].  0 or -errno. */
 static int run_one(const struct mb_scen *sc, struct mb_inst *in,
-		   struct mb_result *res, const char *pin_field, bool prefault)
+		   struct mb_result *res, const char *pin_field, bool prefault, bool hugetlb)
 {
 	struct mb_region r = { .size = sc->size, .granule = sc->granule, .iova = REGION_IOVA };
 	const struct mb_path_ops *ops = in->ops;
 	int64_t base;
 	int ret;
 
-	r.fd = mb_memfd(sc->size);
+	r.fd = hugetlb ? mb_memfd_hugetlb(sc->size) : mb_memfd(sc->size);
 	if (r.fd < 0)
 		return r.fd;
 	if (prefault && fallocate(r.fd, 0, 0, (off_t)sc->size)) {
@@ -582,7 +596,7 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 		return -ENOMEM;
 	/* Warm-up, not recorded: the first run after a size change pays for
 	 * the kernel finding free memory (compaction, reclaim). */
-	ret = run_one(sc, &inst[0], res[0], m->pin_field, o->prefault);
+	ret = run_one(sc, &inst[0], res[0], m->pin_field, o->prefault, o->hugetlb);
 	for (unsigned int p = 0; p < MB_MAX_PHASES; p++) {
 		free(res[0][p].lat_ns);
 		res[0][p] = (struct mb_result){ 0 };
@@ -591,7 +605,7 @@ static int run_scen(const struct opts *o, const struct mb_machine *m, struct mb_
 		for (size_t k = 0; k < ni && !ret; k++) {
 			size_t i = (k + rep) % ni;
 
-			ret = run_one(sc, &inst[i], res[i], m->pin_field, o->prefault);
+			ret = run_one(sc, &inst[i], res[i], m->pin_field, o->prefault, o->hugetlb);
 			if (ret)
 				fprintf(stderr, "map-bench: %s on %s: %s\n", sc->title,
 					inst[i].label, strerror(-ret));

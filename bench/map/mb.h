@@ -168,6 +168,9 @@ int64_t mb_meminfo_bytes(const char *field);
  * MB_MEMFD_NAME.  fd or -errno. */
 #define MB_MEMFD_NAME "map-bench"
 int mb_memfd(uint64_t size);
+/* mb_memfd_hugetlb: the same on the default huge page size (MFD_HUGETLB):
+ * @size a multiple of it, the pages from the reserved pool (vm.nr_hugepages). */
+int mb_memfd_hugetlb(uint64_t size);
 /* mb_percentile: @pct-th percentile of @v[0..n) (sorts @v); 0 if n == 0. */
 uint64_t mb_percentile(uint64_t *v, size_t n, double pct);
 /* mb_median_u64 / mb_median_d: median (does not keep order). */

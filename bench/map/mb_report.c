@@ -80,9 +80,10 @@ void mb_report_header(FILE *f, const struct mb_machine *m)
 		   "           pinned = %s of the pinning process over its baseline;\n"
 		   "           the daemons of the targets not running are stopped (SIGSTOP)\n",
 		m->reps, m->pin_field);
-	fprintf(f, "memory:    %s\n\n", m->prefault ?
+	fprintf(f, "memory:    %s%s\n\n", m->prefault ?
 		"--prefault: each memfd is allocated before the timed part (pins find the pages)" :
-		"each memfd starts empty: the pin allocates and zeroes the pages (as a plug does)");
+		"each memfd starts empty: the pin allocates and zeroes the pages (as a plug does)",
+		m->hugetlb ? "\n           --hugetlb: memfds of 2 MiB huge pages (hugetlbfs)" : "");
 }
 
 void mb_report_table(FILE *f, const struct mb_machine *m, const struct mb_scen *s,
@@ -164,10 +165,11 @@ void mb_json_begin(FILE *f, const struct mb_machine *m)
 	json_str(f, m->backend);
 	fprintf(f, ", \"pin_field\": \"%s\", \"load_start\": [%.2f, %.2f, %.2f], "
 		   "\"mem_available\": %" PRIu64 ", \"started\": \"%s\", \"reps\": %u, "
-		   "\"prefault\": %s},\n"
+		   "\"prefault\": %s, \"hugetlb\": %s},\n"
 		   " \"command\": ",
 		m->pin_field, m->load_start[0], m->load_start[1], m->load_start[2],
-		m->mem_avail, m->started, m->reps, m->prefault ? "true" : "false");
+		m->mem_avail, m->started, m->reps, m->prefault ? "true" : "false",
+		m->hugetlb ? "true" : "false");
 	json_str(f, m->command);
 	fputs(",\n \"rows\": [", f);
 }

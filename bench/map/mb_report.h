@@ -51,6 +51,7 @@ struct mb_machine {
 	char started[32];        /* UTC time */
 	unsigned int reps;
 	bool prefault;           /* memfds allocated before the timed part */
+	bool hugetlb;            /* memfds of 2 MiB huge pages (--hugetlb) */
 };
 
 /* mb_report_header: the machine block (table mode). */

@@ -55,9 +55,10 @@ int64_t mb_meminfo_bytes(const char *field)
 	return kb_field("/proc/meminfo", field);
 }
 
-int mb_memfd(uint64_t size)
+/* mb_memfd() and mb_memfd_hugetlb(), @flags added to memfd_create's. */
+static int memfd_flags(uint64_t size, unsigned int flags)
 {
-	int fd = memfd_create(MB_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int fd = memfd_create(MB_MEMFD_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	int ret;
 
 	if (fd < 0)
@@ -68,6 +69,16 @@ int mb_memfd(uint64_t size)
 		return ret;
 	}
 	return fd;
+}
+
+int mb_memfd(uint64_t size)
+{
+	return memfd_flags(size, 0);
+}
+
+int mb_memfd_hugetlb(uint64_t size)
+{
+	return memfd_flags(size, MFD_HUGETLB);
 }
 
 static int cmp_u64(const void *a, const void *b)
