@@ -38,6 +38,7 @@ enum fake_fault {
 	FAKE_RING_MISMATCH,  /* RING_SETUP ring made with other entry counts */
 	FAKE_QUERY_STUCK,    /* QUERY pages: next_cursor 5, also when asked for 5 */
 	FAKE_QUERY_FAILS,    /* QUERY #1: EPERM "not for you"; later ones: no reply */
+	FAKE_QUERY_ENDLESS,  /* QUERY pages: empty, next_cursor always cursor + 1 */
 };
 
 /* QUERY pages of the fake (cursor 0, 10, 20): 8-byte records {id, 100 + id}. */
@@ -90,6 +91,8 @@ static void query_page(struct fake *f, const struct dmasvc_msg_hdr *h, const str
 	if (f->fault == FAKE_QUERY_STUCK) {
 		body.rep.count = 1;
 		body.rep.next_cursor = 5;
+	} else if (f->fault == FAKE_QUERY_ENDLESS) {
+		body.rep.next_cursor = q->cursor + 1; /* advances, never ends */
 	} else if (q->cursor == 0) {  /* two records */
 		body.rep.count = 2;
 		body.rep.next_cursor = 10;
@@ -476,6 +479,32 @@ Test(fake, query_cursor_that_does_not_advance)
 	cr_expect_eq(f.queries, 2);
 	cr_expect_eq(dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, arr, sizeof(arr[0]), 16), -EPROTO,
 		     "no endless walk");
+	dmasvc_disconnect(c);
+	fake_stop(&f);
+}
+
+/* A cursor that advances forever (each page valid on its own) must not hold
+ * the client's control lock forever: the walk as a whole gets the timeout. */
+Test(fake, query_cursor_that_never_ends)
+{
+	struct dmasvc_connect_opts o = { .timeout_ms = 300 };
+	struct dmasvc_stat_session arr[4];
+	struct seen k = { .size = sizeof(k.rec[0]) };
+	struct fake f;
+	struct dmasvc_client *c;
+	int64_t t0;
+
+	fake_start(&f, FAKE_QUERY_ENDLESS);
+	cr_assert_eq(dmasvc_connect_query_only(f.path, &o, &c), 0);
+	t0 = it_now_ms();
+	cr_expect_eq(dmasvc_query_each(c, DMASVC_QUERY_SESSIONS, 0, 0, 0, k.size, see, &k), -ETIMEDOUT);
+	cr_expect_lt(it_now_ms() - t0, 2000, "the walk took %lld ms with a 300 ms timeout",
+		     (long long)(it_now_ms() - t0));
+	cr_expect_gt(f.queries, 10, "the pages were walked (%u)", f.queries);
+	cr_expect(strstr(dmasvc_last_error(c), "did not end"), "last error: %s", dmasvc_last_error(c));
+	t0 = it_now_ms();
+	cr_expect_eq(dmasvc_query(c, DMASVC_QUERY_SESSIONS, 0, 0, arr, sizeof(arr[0]), 4), -ETIMEDOUT);
+	cr_expect_lt(it_now_ms() - t0, 2000);
 	dmasvc_disconnect(c);
 	fake_stop(&f);
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "libdmasvc_priv.h"
@@ -64,21 +65,32 @@ typedef int (*wire_record_fn)(void *arg, const uint8_t *rec, uint32_t wire_size)
 
 /*
  * Run @req from its cursor to the last page (ctl_lock held), calling @fn per
- * wire record once its page is validated.  Returns 0, @fn's non-zero return,
- * the service's -errno, or -EPROTO (malformed page, or a cursor that does
- * not advance).
+ * wire record once its page is validated.  The whole walk gets the
+ * connection's timeout, not each page: a service whose cursor advances
+ * forever would otherwise hold ctl_lock (every control call) forever.
+ * Returns 0, @fn's non-zero return, the service's -errno, -EPROTO
+ * (malformed page, or a cursor that does not advance) or -ETIMEDOUT.
  */
 static int query_walk(struct dmasvc_client *c, struct dmasvc_query *req, wire_record_fn fn,
 		      void *arg)
 {
+	int64_t deadline = c->opts.timeout_ms < 0 ? -1 : cl_now_ms() + c->opts.timeout_ms;
 	struct cl_reply r;
 	int err;
 
 	do {
 		struct dmasvc_query_reply rep;
+		int64_t left = deadline < 0 ? -1 : deadline - cl_now_ms();
 		uint64_t bytes;
 
-		err = cl_call(c, DMASVC_CMD_QUERY, req, sizeof(*req), NULL, 0, &r, sizeof(rep));
+		if (deadline >= 0 && left <= 0) {
+			snprintf(c->last_error, sizeof(c->last_error),
+				 "query: the service's pages did not end within the timeout (%d ms)",
+				 c->opts.timeout_ms);
+			return -ETIMEDOUT;
+		}
+		err = cl_call_timed(c, (int)left, DMASVC_CMD_QUERY, req, sizeof(*req), NULL, 0, &r,
+				    sizeof(rep));
 		if (err)
 			return err;
 		cl_reply_close_fds(&r);

@@ -401,12 +401,15 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		      uint64_t arg, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
-	int64_t spin_from = cl_now_us(), spin_until, now;
+	int64_t spin_from, spin_until, now;
 	int perr = queue_publish(q); /* a staged event would never complete */
 	bool slept = false;
 
 	if (perr)
 		return perr;
+	/* The window counts from the publish: a batch's deferred fault-in
+	 * (queue_publish) is not waiting for the service. */
+	spin_from = cl_now_us();
 	spin_until = spin_from + q->spin_us;
 	if (timeout_ms >= 0 && spin_until > spin_from + (int64_t)timeout_ms * 1000)
 		spin_until = spin_from + (int64_t)timeout_ms * 1000; /* never past the caller's timeout */

@@ -440,8 +440,10 @@ int dmasvc_region_for_each_populated(struct dmasvc_client *c, uint32_t region_id
  * @region_id is the caller's region id; it is ignored otherwise.  For
  * DMASVC_QUERY_REGIONS of the caller's own session, each record's region_id
  * is translated to the caller's id (UINT32_MAX if the library does not know
- * it).  Returns the number of records copied or -errno (-ENOENT unknown
- * region, the service's error, -EPROTO malformed reply).
+ * it).  The whole walk, every page, gets the connection's timeout.
+ * Returns the number of records copied or -errno (-ENOENT unknown region,
+ * the service's error, -EPROTO malformed reply, -ETIMEDOUT the pages did
+ * not end in time).
  */
 int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_t region_id,
 		 void *records, size_t record_size, unsigned max);
@@ -462,7 +464,9 @@ int dmasvc_query(struct dmasvc_client *c, uint32_t what, uint32_t flags, uint32_
  *               @region_id is then the service's id of its region: both as
  *               REGIONS with DMASVC_QUERY_F_ALL_SESSIONS reports them.
  *   guarantees: each page is validated before @fn sees its records; a cursor
- *               that does not advance ends the walk with -EPROTO.
+ *               that does not advance ends the walk with -EPROTO, one that
+ *               never ends with -ETIMEDOUT: the whole walk gets the
+ *               connection's timeout.
  *   returns:    0 after the last page, @fn's non-zero return (which stops the
  *               walk), or -errno: -EINVAL bad arguments, -ENOENT unknown
  *               local region or (from the service) a session or region that
