@@ -394,17 +394,17 @@ static void spin_adapt(struct dmasvc_queue *q, int64_t waited_us)
 /*
  * Wait until @done(q, arg) holds, processing completions.  Spins on the CQ
  * for the queue's window (spin_adapt), then sleeps on the completion
- * eventfd (and notices the control socket hanging up).  Returns 0,
- * -ETIMEDOUT, or the queue's dead error.
+ * eventfd (and notices the control socket hanging up); *@slept says
+ * whether it did.  Returns 0, -ETIMEDOUT, or the queue's dead error.
  */
-static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *, uint64_t),
-		      uint64_t arg, int timeout_ms)
+static int queue_wait_once(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *, uint64_t),
+			   uint64_t arg, int timeout_ms, bool *slept)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : cl_now_ms() + timeout_ms;
 	int64_t spin_from, spin_until, now;
 	int perr = queue_publish(q); /* a staged event would never complete */
-	bool slept = false;
 
+	*slept = false;
 	if (perr)
 		return perr;
 	/* The window counts from the publish: a batch's deferred fault-in
@@ -424,7 +424,7 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 		if (err < 0)
 			return err;
 		if (done(q, arg)) {
-			if (slept) /* no clock read on the fast path */
+			if (*slept) /* no clock read on the fast path */
 				spin_adapt(q, cl_now_us() - spin_from);
 			return 0;
 		}
@@ -434,7 +434,7 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 				sched_yield(); /* a service sharing our CPU gets it to complete us */
 			continue;
 		}
-		slept = true;
+		*slept = true;
 		if (deadline >= 0) {
 			int64_t left = deadline - cl_now_ms();
 
@@ -461,6 +461,34 @@ static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *
 			return queue_kill(q, -ENOTCONN);
 		}
 	}
+}
+
+/*
+ * queue_wait_once() on an armed queue (a thread polls dmasvc_queue_fd()
+ * while this one, on the shared default queue, waits in a blocking call):
+ * its sleep cleared the CQ's wait flag and drained the eventfd that the
+ * service may have signalled for the poller, and the completions it took
+ * went to the ready FIFO.  So after a sleep the queue is armed again, and
+ * when something is there to reap the eventfd is signalled here: the
+ * poller's wake-up is never lost.  @q's lock held.
+ */
+static int queue_wait(struct dmasvc_queue *q, bool (*done)(struct dmasvc_queue *, uint64_t),
+		      uint64_t arg, int timeout_ms)
+{
+	bool slept;
+	int err = queue_wait_once(q, done, arg, timeout_ms, &slept);
+	int prep;
+
+	if (!slept || !q->armed || q->dead)
+		return err;
+	prep = cl_ring_sleep_prepare(&q->ring); /* 0: flag set again, CQ empty */
+	if (prep < 0) {
+		(void)queue_kill(q, -EPROTO);
+		return err ? err : q->dead_err;
+	}
+	if (prep == 1 || q->ready_count)
+		cl_ring_wake_poller(&q->ring);
+	return err;
 }
 
 static bool seq_applied(struct dmasvc_queue *q, uint64_t seq)

@@ -139,6 +139,11 @@ int cl_ring_sleep_prepare(struct cl_ring *r)
 	return ret == 1 ? 0 : 1; /* 1 from ring/ = still empty, safe to sleep */
 }
 
+void cl_ring_wake_poller(struct cl_ring *r)
+{
+	(void)ring_eventfd_signal(r->completion_fd);
+}
+
 void cl_ring_sleep_finish(struct cl_ring *r)
 {
 	if (!r->roles)

@@ -76,4 +76,8 @@ int cl_ring_sleep_prepare(struct cl_ring *r);
 /* cl_ring_sleep_finish: withdraw the announcement and drain the eventfd. */
 void cl_ring_sleep_finish(struct cl_ring *r);
 
+/* cl_ring_wake_poller: make completion_fd readable, as the service would
+ * (for whoever polls it after dmasvc_queue_arm()).  Never fails. */
+void cl_ring_wake_poller(struct cl_ring *r);
+
 #endif /* DMASVC_RING_PRIV_H */
