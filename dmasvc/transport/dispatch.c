@@ -229,9 +229,13 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		 * STATUS and SESSIONS read busy sessions' snapshots
 		 * (session_usage()); REGIONS and AUDIT read region state, which
 		 * a busy session's executor owns: wait for it (AUDIT: only for
-		 * the session audited).
+		 * the session audited).  Not for a query query_run() refuses
+		 * (service-wide from a non-admin peer): a peer allowed to
+		 * connect must not hold the loop on other sessions' bursts.
 		 */
-		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
+		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) && !s->admin) {
+			/* query_run() answers EPERM; nothing to wait for */
+		} else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
 		    req->u.query.what == DMASVC_QUERY_REGIONS) {
 			ringsvc_quiesce(d, NULL); /* every session */
 		} else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
