@@ -76,6 +76,21 @@ struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
 	return s && !s->closing ? s : NULL;
 }
 
+
+/*
+ * A session id for a new session: the one after the last given, skipping 0
+ * (a query's "the caller") and every id of the table (live, closing, kept
+ * or orphaned sessions), so that ids stay unique after the 32-bit counter
+ * wraps: completions and polls find their session by id.  At most
+ * DSVC_MAX_SESSIONS + 1 tries, each a scan of the table.
+ */
+static uint32_t session_new_id(struct dsvc *d)
+{
+	do
+		d->next_session_id++;
+	while (!d->next_session_id || session_find_any(d, d->next_session_id));
+	return d->next_session_id;
+}
 /*
  * Admission by the max-sessions cap of @s's peer uid (@s not yet in @d):
  * its uid's sessions, closing ones included, must stay within it.  Returns
@@ -134,7 +149,7 @@ int session_create(struct dsvc *d, int fd, const struct ucred *cred, bool admin,
 	ret = session_space_open(d, s);
 	if (ret)
 		goto err_free;
-	s->id = ++d->next_session_id;
+	s->id = session_new_id(d);
 	s->fd = fd;
 	s->keep_fd = -1;
 	s->admin = admin;

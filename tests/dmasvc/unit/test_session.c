@@ -670,6 +670,37 @@ Test(session, reconnecting_does_not_refill_the_uid_budget)
 	close(sp[1]);
 }
 
+/*
+ * Session ids stay unique when the 32-bit counter wraps, and 0 (a query's
+ * "the caller") is never one (found by review: a new session took a live
+ * session's id; completions are reaped by id, so the first one's burst was
+ * reaped for the other and it stayed busy for good).
+ */
+Test(session, ids_stay_unique_when_the_counter_wraps)
+{
+	struct ucred cred = { .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	struct dsvc_session *t, *u;
+	int sp[2], sq[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sq), 0);
+	d.next_session_id = s->id - 1; /* the counter's next value is s's id */
+	cr_assert_eq(session_create(&d, sp[0], &cred, false, &t), 0);
+	cr_expect_neq(t->id, s->id, "a new session took live session %u's id", s->id);
+	cr_expect_eq(session_find_any(&d, t->id), t);
+	d.next_session_id = UINT32_MAX; /* wraps to 0, then to s's and t's ids if they are 1, 2 */
+	cr_assert_eq(session_create(&d, sq[0], &cred, false, &u), 0);
+	cr_expect(u->id != 0 && u->id != s->id && u->id != t->id, "ids s %u t %u u %u", s->id, t->id,
+		  u->id);
+	cr_expect_eq(session_find_any(&d, u->id), u);
+	ringsvc_session_release(&d, u);
+	session_destroy(&d, u);
+	ringsvc_session_release(&d, t);
+	session_destroy(&d, t);
+	close(sp[1]);
+	close(sq[1]);
+}
+
 /* Dispatch one decoded request; returns the reply's error and copies its text. */
 static int dispatch(struct ctl_request *req, char *text, struct dispatch_out *out)
 {
