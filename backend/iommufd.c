@@ -106,7 +106,10 @@ struct be_ctx {
 	int huge_pages;               /* -1 = kernel default */
 	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
 	_Atomic int map_file;         /* enum iommufd_map_file_state; any thread */
-	unsigned int nr_spaces;       /* live spaces; open/close thread */
+	/* Live spaces: created on the control thread, destroyed there or by a
+	 * session's teardown on its executor, so counted atomically; read
+	 * at close() to report spaces left over. */
+	atomic_uint nr_spaces;
 	struct be_report rep;         /* immutable after open; any thread */
 };
 
@@ -245,8 +248,9 @@ static void iommufd_close(struct be_ctx *ctx)
 
 	if (!ctx)
 		return;
-	if (ctx->nr_spaces)
-		be_reportf(&ctx->rep, BE_NAME ": BUG: close with %u live spaces", ctx->nr_spaces);
+	if (atomic_load(&ctx->nr_spaces))
+		be_reportf(&ctx->rep, BE_NAME ": BUG: close with %u live spaces",
+			   atomic_load(&ctx->nr_spaces));
 	free(ctx->path);
 	free(ctx);
 }
@@ -280,7 +284,7 @@ static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 			goto err_destroy_ioas;
 		}
 	}
-	ctx->nr_spaces++;
+	atomic_fetch_add(&ctx->nr_spaces, 1);
 	*out = sp;
 	return 0;
 
@@ -323,7 +327,7 @@ static void iommufd_space_destroy(struct be_space *sp)
 		kernel_report(&sp->ctx->rep, BE_NAME, "BUG: IOMMU_IOAS_UNMAP all", 0, 0, rc);
 	iommufd_destroy_obj(&sp->ctx->rep, sp->fd, sp->ioas_id);
 	close(sp->fd);
-	sp->ctx->nr_spaces--;
+	atomic_fetch_sub(&sp->ctx->nr_spaces, 1);
 	free(sp);
 }
 
@@ -802,7 +806,7 @@ static int iommufd_space_adopt(struct be_ctx *ctx, const struct be_kept_space *i
 	sp->ioas_id = in->ioas_id;
 	for (uint32_t i = 0; i < in->nr_devs; i++)
 		kernel_devs_add(&sp->devs, in->devs[i].fd, in->devs[i].dev_id);
-	ctx->nr_spaces++;
+	atomic_fetch_add(&ctx->nr_spaces, 1);
 	*out = sp;
 	return 0;
 
@@ -818,7 +822,7 @@ static void iommufd_space_forget(struct be_space *sp)
 	while (sp->devs.n) /* closes only: nothing detached */
 		kernel_devs_drop(&sp->devs, sp->devs.n - 1);
 	close(sp->fd);
-	sp->ctx->nr_spaces--;
+	atomic_fetch_sub(&sp->ctx->nr_spaces, 1);
 	free(sp);
 }
 

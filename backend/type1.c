@@ -54,6 +54,7 @@
  * (the kernel holds one container mutex for the whole pin+map anyway).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -72,7 +73,10 @@
 struct be_ctx {
 	int group_fd;
 	uint64_t max_areas;     /* cfg->max_areas, 0 = kernel's limit only */
-	struct be_space *space; /* the one live space, or NULL */
+	/* The one live space, or NULL: set by space_create() on the control
+	 * thread, cleared by space_destroy() there or on a session's executor
+	 * (its teardown), so atomic. */
+	_Atomic(struct be_space *) space;
 	struct be_report rep;   /* immutable; any thread */
 };
 
@@ -169,7 +173,7 @@ static void type1_close(struct be_ctx *ctx)
 
 	if (!ctx)
 		return;
-	if (ctx->space)
+	if (atomic_load(&ctx->space))
 		be_reportf(&ctx->rep, BE_NAME ": BUG: close with a live space");
 	close(ctx->group_fd);
 	free(ctx);
@@ -180,7 +184,7 @@ static int type1_space_create(struct be_ctx *ctx, struct be_space **out)
 	struct be_space *sp;
 	int rc;
 
-	if (ctx->space)
+	if (atomic_load(&ctx->space))
 		return -EBUSY; /* a group sits in one container at a time */
 	sp = calloc(1, sizeof(*sp));
 	if (!sp)
@@ -209,7 +213,7 @@ static int type1_space_create(struct be_ctx *ctx, struct be_space **out)
 		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_SET_IOMMU type1v2", 0, 0, rc);
 		goto err_unset;
 	}
-	ctx->space = sp;
+	atomic_store(&ctx->space, sp);
 	*out = sp;
 	return 0;
 
@@ -253,7 +257,7 @@ static void type1_space_destroy(struct be_space *sp)
 	close(sp->container_fd);
 	area_rec_destroy(&sp->rec);
 	pthread_mutex_destroy(&sp->lock);
-	sp->ctx->space = NULL;
+	atomic_store(&sp->ctx->space, NULL);
 	free(sp);
 }
 
