@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -39,6 +41,7 @@ enum fake_fault {
 	FAKE_QUERY_STUCK,    /* QUERY pages: next_cursor 5, also when asked for 5 */
 	FAKE_QUERY_FAILS,    /* QUERY #1: EPERM "not for you"; later ones: no reply */
 	FAKE_QUERY_ENDLESS,  /* QUERY pages: empty, next_cursor always cursor + 1 */
+	FAKE_FALLOC,         /* MEMORY_ADD reply: DMASVC_MEMORY_ADDED_FALLOC */
 };
 
 /* QUERY pages of the fake (cursor 0, 10, 20): 8-byte records {id, 100 + id}. */
@@ -177,6 +180,8 @@ static void *fake_main(void *arg)
 		}
 		case DMASVC_CMD_MEMORY_ADD:
 			id_reply[0] = 5;
+			if (f->fault == FAKE_FALLOC)
+				id_reply[1] = DMASVC_MEMORY_ADDED_FALLOC;
 			reply(f, &h, 0, id_reply, sizeof(id_reply), NULL, 0);
 			break;
 		case DMASVC_CMD_REGION_ADD:
@@ -284,6 +289,49 @@ static void fake_complete(struct fake *f, uint64_t user_data, int32_t res)
 
 	cr_assert_eq(ring_cq_post(&f->cq, &cqe, 1), 1);
 	ring_eventfd_signal(f->fds.completion);
+}
+
+/*
+ * A batch stages a populate, whose fault-in waits for the publish; its
+ * region and memory are removed meanwhile, and another file takes the fd
+ * number the library closed.  The publish must not fault into that file
+ * (found by review: batch_end fallocate()d 4 MiB into it).
+ */
+Test(fake, staged_prefault_dropped_with_its_memory)
+{
+	struct dmasvc_connect_opts o = { .sq_entries = 8, .timeout_ms = 2000 };
+	struct dmasvc_region_desc d = { .size = 16 * MiB, .granule = 2 * MiB };
+	struct dmasvc_client *c;
+	struct dmasvc_queue *q;
+	struct fake f;
+	struct stat st;
+	int memfd, mem, region, other;
+
+	fake_start(&f, FAKE_FALLOC);
+	cr_assert_eq(dmasvc_connect(f.path, &o, &c), 0);
+	memfd = it_memfd(16 * MiB, true);
+	mem = dmasvc_memory_add(c, memfd, 16 * MiB, 0);
+	cr_assert_geq(mem, 0);
+	d.mem_id = (uint32_t)mem;
+	region = dmasvc_region_add(c, &d);
+	cr_assert_geq(region, 0);
+	cr_assert_eq(dmasvc_queue_open(c, 8, &q), 0);
+	cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
+	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 4 * MiB, 1), 0);
+	cr_assert_eq(dmasvc_region_remove(c, (uint32_t)region), 0);
+	cr_assert_eq(dmasvc_memory_remove(c, (uint32_t)mem), 0);
+	other = memfd_create("other", MFD_CLOEXEC); /* the lowest free fd: the library's closed dup */
+	cr_assert_geq(other, 0);
+	cr_assert_eq(ftruncate(other, 16 * MiB), 0);
+	(void)dmasvc_queue_batch_end(q);
+	cr_assert_eq(fstat(other, &st), 0);
+	cr_expect_eq(st.st_blocks, 0, "the publish allocated %lld bytes in an unrelated file",
+		     (long long)st.st_blocks * 512);
+	close(other);
+	dmasvc_queue_close(q);
+	dmasvc_disconnect(c);
+	close(memfd);
+	fake_stop(&f);
 }
 
 struct populate_arg {

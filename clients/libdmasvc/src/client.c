@@ -397,7 +397,12 @@ int dmasvc_memory_remove(struct dmasvc_client *c, uint32_t mem_id)
 	req.mem_id = m->svc_id;
 	err = cl_call_simple(c, DMASVC_CMD_MEMORY_REMOVE, &req, sizeof(req), NULL, 0, NULL, 0);
 	if (!err || err == -ENOTCONN) {
-		/* Gone from the service either way: forget it locally. */
+		/* Gone from the service either way: forget it locally, and the
+		 * fault-in runs of batches still staged in it (their regions
+		 * are gone): they would fault into whatever is mapped or
+		 * opened here next. */
+		for (struct dmasvc_queue *q = c->queues; q && m->map; q = q->next)
+			cl_queue_drop_prefault(q, m->map, m->size);
 		cl_memory_unmap(m);
 		close(m->fd);
 		m->live = false;

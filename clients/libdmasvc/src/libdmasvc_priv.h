@@ -316,6 +316,15 @@ uint64_t cl_queue_inflight(const struct dmasvc_queue *q);
  * -ETIMEDOUT, or the queue's dead error. */
 int cl_queue_wait_room(struct dmasvc_queue *q, int timeout_ms);
 
+/*
+ * cl_queue_drop_prefault: forget @q's pending fault-in run (a batch's staged
+ * populates) if it lies in [@map, @map + @size), a memory about to be
+ * unmapped and closed (dmasvc_memory_remove); the staged populate still
+ * reaches the service, which answers it (its region is gone).  Takes @q's
+ * lock (ctl_lock may be held: that order).
+ */
+void cl_queue_drop_prefault(struct dmasvc_queue *q, const void *map, uint64_t size);
+
 /* cl_queue_orphan: events [@from, @to) not yet applied lose their waiter
  * (a timed-out blocking call): applied when they complete, reported nowhere. */
 void cl_queue_orphan(struct dmasvc_queue *q, uint64_t from, uint64_t to);

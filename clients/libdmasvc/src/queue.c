@@ -259,9 +259,10 @@ static int process_cqes(struct dmasvc_queue *q)
  * more (its submit returned): the populate reaches the service with pages
  * missing, which refuses it with -ENXIO in its completion (the residency
  * rule); that completion is the report.  The run lives in the library's
- * own mappings of memories that regions use, which stay mapped while a
- * region uses them (dmasvc_memory_remove: -EBUSY), and a new ring (setup,
- * reconnect) starts without one.
+ * own mapping of a memory, which stays mapped while a region uses it
+ * (dmasvc_memory_remove: -EBUSY); a run whose region was removed since is
+ * dropped before its memory goes (cl_queue_drop_prefault), and a new ring
+ * (setup, reconnect) starts without one.
  */
 static void flush_prefault(struct dmasvc_queue *q)
 {
@@ -284,6 +285,17 @@ static void defer_prefault(struct dmasvc_queue *q, const struct cl_pf *pf, uint6
 	q->pf = *pf;
 	q->pf_off = off;
 	q->pf_len = len;
+}
+
+void cl_queue_drop_prefault(struct dmasvc_queue *q, const void *map, uint64_t size)
+{
+	uintptr_t lo = (uintptr_t)map, run;
+
+	cl_queue_lock(q);
+	run = (uintptr_t)q->pf.map + q->pf_off;
+	if (q->pf_len && q->pf.map && run >= lo && run - lo < size)
+		q->pf_len = 0;
+	cl_queue_unlock(q);
 }
 
 /* Publish what is staged, its populates faulted in first.  0 or -errno. */
