@@ -50,6 +50,7 @@ static int blocking_event(struct dmasvc_client *c, uint8_t op, uint32_t region,
 		return -EOPNOTSUPP;
 	q = c->defq;
 	cl_queue_lock(q);
+	q->prefault_err = 0; /* not an earlier call's: cl_submit_locked may refuse before it resets it */
 	if (op == DMASVC_OP_POPULATE) {
 		err = cl_populate_pipelined(q, region, offset, length, &prefault_failed);
 		if (err <= 0) {

@@ -274,6 +274,8 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 
 	if (posted) {
 		werr = cl_queue_wait_applied(q, first_seq + posted - 1, c->opts.timeout_ms);
+		if (werr)
+			*prefault_failed = false; /* the wait's error is the one returned */
 		if (werr == -ETIMEDOUT) {
 			cl_queue_orphan(q, first_seq, first_seq + posted);
 			return werr;
