@@ -76,7 +76,6 @@ struct dsvc_session *session_find(struct dsvc *d, uint32_t id)
 	return s && !s->closing ? s : NULL;
 }
 
-
 /*
  * A session id for a new session: the one after the last given, skipping 0
  * (a query's "the caller") and every id of the table (live, closing, kept
@@ -91,6 +90,7 @@ static uint32_t session_new_id(struct dsvc *d)
 	while (!d->next_session_id || session_find_any(d, d->next_session_id));
 	return d->next_session_id;
 }
+
 /*
  * Admission by the max-sessions cap of @s's peer uid (@s not yet in @d):
  * its uid's sessions, closing ones included, must stay within it.  Returns
