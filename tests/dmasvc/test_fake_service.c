@@ -299,27 +299,19 @@ static void fake_complete(struct fake *f, uint64_t user_data, int32_t res)
  */
 Test(fake, staged_prefault_dropped_with_its_memory)
 {
-	struct dmasvc_connect_opts o = { .sq_entries = 8, .timeout_ms = 2000 };
-	struct dmasvc_region_desc d = { .size = 16 * MiB, .granule = 2 * MiB };
 	struct dmasvc_client *c;
 	struct dmasvc_queue *q;
 	struct fake f;
 	struct stat st;
-	int memfd, mem, region, other;
+	int memfd, region, other;
 
 	fake_start(&f, FAKE_FALLOC);
-	cr_assert_eq(dmasvc_connect(f.path, &o, &c), 0);
-	memfd = it_memfd(16 * MiB, true);
-	mem = dmasvc_memory_add(c, memfd, 16 * MiB, 0);
-	cr_assert_geq(mem, 0);
-	d.mem_id = (uint32_t)mem;
-	region = dmasvc_region_add(c, &d);
-	cr_assert_geq(region, 0);
+	c = client_on(&f, &region, &memfd); /* its memory is local id 0 */
 	cr_assert_eq(dmasvc_queue_open(c, 8, &q), 0);
 	cr_assert_eq(dmasvc_queue_batch_begin(q), 0);
 	cr_assert_eq(dmasvc_submit_populate(q, (uint32_t)region, 0, 4 * MiB, 1), 0);
 	cr_assert_eq(dmasvc_region_remove(c, (uint32_t)region), 0);
-	cr_assert_eq(dmasvc_memory_remove(c, (uint32_t)mem), 0);
+	cr_assert_eq(dmasvc_memory_remove(c, 0), 0);
 	other = memfd_create("other", MFD_CLOEXEC); /* the lowest free fd: the library's closed dup */
 	cr_assert_geq(other, 0);
 	cr_assert_eq(ftruncate(other, 16 * MiB), 0);
