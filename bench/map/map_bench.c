@@ -221,17 +221,6 @@ static int parse_variant(struct opts *o, const char *spec)
 	return 0;
 }
 
-/* Whether the comma-separated @list names @word exactly. */
-static bool has_word(const char *list, const char *word)
-{
-	size_t n = strlen(word);
-
-	for (const char *p = list; (p = strstr(p, word)); p += n)
-		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
-			return true;
-	return false;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
@@ -386,26 +375,27 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (!paths)
 		paths = o->env.backend == MB_IOMMUFD ? "engine,ring,kernel" : "ring,kernel";
+	/* each name exactly ("kernel-cut" is not "kernel"); direct always runs */
 	for (const char *p = paths; *p;) {
-		static const char *const known[] = { "ring", "engine", "kernel", "kernel-cut",
-						     "faultin", "direct-pf", "direct" };
-		size_t len = strcspn(p, ",");
-		bool ok = false;
+		const struct { const char *name; bool *on; } names[] = {
+			{ "ring", &o->path_ring },         { "engine", &o->path_engine },
+			{ "kernel", &o->path_kernel },     { "kernel-cut", &o->path_kernel_cut },
+			{ "faultin", &o->path_faultin },   { "direct-pf", &o->path_direct_pf },
+			{ "direct", NULL },
+		};
+		size_t len = strcspn(p, ","), k = 0;
 
-		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-			ok |= len == strlen(known[k]) && !strncmp(p, known[k], len);
-		if (!ok) {
+		while (k < sizeof(names) / sizeof(names[0]) &&
+		       (len != strlen(names[k].name) || strncmp(p, names[k].name, len)))
+			k++;
+		if (k == sizeof(names) / sizeof(names[0])) {
 			fprintf(stderr, "map-bench: --paths: unknown path '%.*s'\n", (int)len, p);
 			return -1;
 		}
+		if (names[k].on)
+			*names[k].on = true;
 		p += len + (p[len] == ',');
 	}
-	o->path_ring = has_word(paths, "ring");
-	o->path_engine = has_word(paths, "engine");
-	o->path_kernel = has_word(paths, "kernel");
-	o->path_kernel_cut = has_word(paths, "kernel-cut");
-	o->path_faultin = has_word(paths, "faultin");
-	o->path_direct_pf = has_word(paths, "direct-pf");
 	o->sc_plug = strstr(scen, "plug") != NULL;
 	o->sc_storm = strstr(scen, "storm") != NULL;
 	o->sc_burst = strstr(scen, "burst") != NULL;

@@ -233,18 +233,16 @@ ssize_t dispatch_request(struct dsvc *d, struct dsvc_session *s, struct ctl_requ
 		 * (service-wide from a non-admin peer): a peer allowed to
 		 * connect must not hold the loop on other sessions' bursts.
 		 */
-		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) && !s->admin) {
-			/* query_run() answers EPERM; nothing to wait for */
-		} else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
-		    req->u.query.what == DMASVC_QUERY_REGIONS) {
-			ringsvc_quiesce(d, NULL); /* every session */
-		} else if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) &&
-			   req->u.query.what == DMASVC_QUERY_AUDIT) {
-			/* id 0 names the caller, which is never busy here */
-			struct dsvc_session *o = session_find(d, req->u.query.session_id);
+		if ((req->u.query.flags & DMASVC_QUERY_F_ALL_SESSIONS) && s->admin) {
+			if (req->u.query.what == DMASVC_QUERY_REGIONS) {
+				ringsvc_quiesce(d, NULL); /* every session */
+			} else if (req->u.query.what == DMASVC_QUERY_AUDIT) {
+				/* id 0 names the caller, which is never busy here */
+				struct dsvc_session *o = session_find(d, req->u.query.session_id);
 
-			if (o)
-				ringsvc_quiesce(d, o);
+				if (o)
+					ringsvc_quiesce(d, o);
+			}
 		}
 		ret = query_run(d, s, &req->u.query, &body.q.rep, body.q.records, err, sizeof(err));
 		if (!ret)

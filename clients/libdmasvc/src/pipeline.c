@@ -274,14 +274,12 @@ int cl_populate_pipelined(struct dmasvc_queue *q, uint32_t region, uint64_t offs
 
 	if (posted) {
 		werr = cl_queue_wait_applied(q, first_seq + posted - 1, c->opts.timeout_ms);
-		if (werr)
+		if (werr) {
 			*prefault_failed = false; /* the wait's error is the one returned */
-		if (werr == -ETIMEDOUT) {
-			cl_queue_orphan(q, first_seq, first_seq + posted);
+			if (werr == -ETIMEDOUT)
+				cl_queue_orphan(q, first_seq, first_seq + posted);
 			return werr;
 		}
-		if (werr)
-			return werr;
 	}
 	for (uint32_t k = 0; k < posted && !err; k++)
 		err = q->slots[(first_seq + k) & (q->nslots - 1)].res;
