@@ -104,6 +104,7 @@ struct be_ctx {
 	char *path;                   /* /dev/iommu */
 	int rlimit_mode;              /* -1 = kernel default; set on every space's file */
 	int huge_pages;               /* -1 = kernel default */
+	bool cut_areas;               /* be_config.cut_areas: huge_pages is 0 */
 	uint64_t max_areas;           /* cfg->max_areas or UINT64_MAX */
 	_Atomic int map_file;         /* enum iommufd_map_file_state; any thread */
 	/* Live spaces: created on the control thread, destroyed there or by a
@@ -118,9 +119,13 @@ struct be_space {
 	struct be_ctx *ctx;
 	int fd;                       /* this space's /dev/iommu: its own context */
 	uint32_t ioas_id;
-	/* be_iommufd_unmap_cut() made this IOAS the context's VFIO-compat one
+	/* This IOAS is the context's VFIO-compat one: set at create or adopt
+	 * for a space that cuts, else by the first be_iommufd_unmap_cut()
 	 * (idempotent, so two first callers racing are harmless). */
 	atomic_bool compat_ioas;
+	/* unmap() cuts (VFIO_IOMMU_UNMAP_DMA): an IOAS without huge pages
+	 * that is the compat one.  Immutable after create/adopt. */
+	bool cuts;
 	/* The cdevs bound to fd and attached to the IOAS; each handle is the
 	 * kernel's out_devid.  Control thread only. */
 	struct kernel_devs devs;
@@ -227,6 +232,16 @@ static int iommufd_open(const struct be_config *cfg, struct be_ctx **out)
 	}
 	ctx->rlimit_mode = kc ? kc->rlimit_mode : -1;
 	ctx->huge_pages = kc ? kc->huge_pages : -1;
+	if (cfg->cut_areas) {
+		/* The kernel cuts only in an IOAS without huge pages. */
+		if (ctx->huge_pages == 1) {
+			free(ctx->path);
+			free(ctx);
+			return -EINVAL;
+		}
+		ctx->huge_pages = 0;
+		ctx->cut_areas = true;
+	}
 	ctx->max_areas = cfg->max_areas ? cfg->max_areas : UINT64_MAX;
 	ctx->rep = be_report_init(cfg);
 	atomic_init(&ctx->map_file, kc && kc->no_map_file ? IOFD_MF_ABSENT
@@ -254,6 +269,8 @@ static void iommufd_close(struct be_ctx *ctx)
 	free(ctx->path);
 	free(ctx);
 }
+
+static int iommufd_compat_set(struct be_space *sp);
 
 static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 {
@@ -283,6 +300,12 @@ static int iommufd_space_create(struct be_ctx *ctx, struct be_space **out)
 				   0, rc);
 			goto err_destroy_ioas;
 		}
+	}
+	if (ctx->cut_areas) {
+		rc = iommufd_compat_set(sp);
+		if (rc < 0)
+			goto err_destroy_ioas;
+		sp->cuts = true;
 	}
 	atomic_fetch_add(&ctx->nr_spaces, 1);
 	*out = sp;
@@ -467,6 +490,56 @@ static int iommufd_map(struct be_space *sp, uint64_t iova, uint64_t length,
 	return 0;
 }
 
+/*
+ * The kernel's area cut: VFIO_IOMMU_UNMAP_DMA of iommufd's type1
+ * compatibility on @sp's context, whose compat IOAS must be @sp's and have
+ * huge pages off (else the kernel unmaps whole areas only, -ENOENT at a
+ * cut).  It cuts the areas at both ends of the range, then unmaps every
+ * area inside; nothing mapped there is success with size 0 (made -ENOENT
+ * here, as IOMMU_IOAS_UNMAP says it).  Sets *@unmapped on success only.
+ */
+static int iommufd_cut_raw(struct be_space *sp, uint64_t iova, uint64_t length,
+			   uint64_t *unmapped)
+{
+	struct vfio_iommu_type1_dma_unmap cmd = {
+		.argsz = sizeof(cmd),
+		.iova = iova,
+		.size = length,
+	};
+	int rc = kernel_ioctl(sp->fd, VFIO_IOMMU_UNMAP_DMA, &cmd);
+
+	if (rc < 0)
+		return rc;
+	if (!cmd.size)
+		return -ENOENT;
+	*unmapped = cmd.size;
+	return 0;
+}
+
+/*
+ * Make @sp's IOAS its context's VFIO-compat IOAS (each space has a context
+ * of its own, so nothing else uses it).  Returns 0 or -errno, reported.
+ */
+static int iommufd_compat_set(struct be_space *sp)
+{
+	struct iommu_vfio_ioas set = {
+		.size = sizeof(set),
+		.ioas_id = sp->ioas_id,
+		.op = IOMMU_VFIO_IOAS_SET,
+	};
+	int rc;
+
+	if (atomic_load_explicit(&sp->compat_ioas, memory_order_acquire))
+		return 0;
+	rc = kernel_ioctl(sp->fd, IOMMU_VFIO_IOAS, &set);
+	if (rc < 0) {
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_VFIO_IOAS set", 0, 0, rc);
+		return rc;
+	}
+	atomic_store_explicit(&sp->compat_ioas, true, memory_order_release);
+	return 0;
+}
+
 static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
@@ -477,6 +550,15 @@ static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 	rc = kernel_range(iova, length, &end);
 	if (rc < 0)
 		return rc;
+	if (sp->cuts) {
+		/* A failed cut may leave one end's area cut in two (both
+		 * halves mapped): audit() tells, as after any failure. */
+		rc = iommufd_cut_raw(sp, iova, length, unmapped);
+		if (rc < 0)
+			kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)",
+				      iova, length, rc);
+		return rc;
+	}
 	/*
 	 * On -ENOENT the kernel may already have removed the whole areas
 	 * before the one the range cuts, and it does not say how much:
@@ -488,14 +570,14 @@ static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 	return rc;
 }
 
+static bool iommufd_unmap_cuts(struct be_space *sp)
+{
+	return sp->cuts;
+}
+
 int be_iommufd_unmap_cut(struct be_space *sp, uint64_t iova, uint64_t length,
 			 uint64_t *unmapped)
 {
-	struct vfio_iommu_type1_dma_unmap cmd = {
-		.argsz = sizeof(cmd),
-		.iova = iova,
-		.size = length,
-	};
 	uint64_t end;
 	int rc;
 
@@ -505,29 +587,13 @@ int be_iommufd_unmap_cut(struct be_space *sp, uint64_t iova, uint64_t length,
 		return rc;
 	if (sp->ctx->huge_pages != 0)
 		return -EOPNOTSUPP; /* the kernel cuts only without huge pages */
-	if (!atomic_load_explicit(&sp->compat_ioas, memory_order_acquire)) {
-		/* The VFIO-compat ioctls act on the context's compat IOAS:
-		 * make it this space's (each space has a context of its own). */
-		struct iommu_vfio_ioas set = {
-			.size = sizeof(set),
-			.ioas_id = sp->ioas_id,
-			.op = IOMMU_VFIO_IOAS_SET,
-		};
-
-		rc = kernel_ioctl(sp->fd, IOMMU_VFIO_IOAS, &set);
-		if (rc < 0) {
-			kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_VFIO_IOAS set", 0, 0, rc);
-			return rc;
-		}
-		atomic_store_explicit(&sp->compat_ioas, true, memory_order_release);
-	}
-	rc = kernel_ioctl(sp->fd, VFIO_IOMMU_UNMAP_DMA, &cmd);
-	if (rc < 0) {
-		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);
+	rc = iommufd_compat_set(sp);
+	if (rc < 0)
 		return rc;
-	}
-	*unmapped = cmd.size;
-	return 0;
+	rc = iommufd_cut_raw(sp, iova, length, unmapped);
+	if (rc < 0)
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);
+	return rc;
 }
 
 /*
@@ -768,6 +834,29 @@ static void kept_close(const struct be_kept_space *in)
  * device that is not is refused by the kernel at the teardown's detach
  * (logged as a bug there), nothing worse.
  */
+/*
+ * Whether adopted @sp cuts: its IOAS has huge pages off (then it becomes
+ * the compat IOAS again, idempotent).  Returns 0 or -errno, reported.
+ */
+static int iommufd_adopt_cuts(struct be_space *sp)
+{
+	uint64_t huge = 1;
+	int rc = iommufd_option(sp->fd, IOMMU_OPTION_HUGE_PAGES, IOMMU_OPTION_OP_GET,
+				sp->ioas_id, &huge);
+
+	if (rc < 0) {
+		kernel_report(&sp->ctx->rep, BE_NAME, "IOMMU_OPTION get HUGE_PAGES (adopt)", 0, 0, rc);
+		return rc;
+	}
+	if (huge)
+		return 0;
+	rc = iommufd_compat_set(sp);
+	if (rc < 0)
+		return rc;
+	sp->cuts = true;
+	return 0;
+}
+
 static int iommufd_space_adopt(struct be_ctx *ctx, const struct be_kept_space *in,
 			       struct be_space **out)
 {
@@ -806,6 +895,16 @@ static int iommufd_space_adopt(struct be_ctx *ctx, const struct be_kept_space *i
 	sp->ioas_id = in->ioas_id;
 	for (uint32_t i = 0; i < in->nr_devs; i++)
 		kernel_devs_add(&sp->devs, in->devs[i].fd, in->devs[i].dev_id);
+	/* An IOAS without huge pages keeps cutting, whatever this instance's
+	 * cut_areas: its areas may span runs of granules. */
+	rc = iommufd_adopt_cuts(sp);
+	if (rc < 0) {
+		while (sp->devs.n) /* closes only: nothing detached */
+			kernel_devs_drop(&sp->devs, sp->devs.n - 1);
+		close(sp->fd);
+		free(sp);
+		return rc;
+	}
 	atomic_fetch_add(&ctx->nr_spaces, 1);
 	*out = sp;
 	return 0;
@@ -866,6 +965,7 @@ const struct be_ops be_iommufd_ops = {
 	.limits = iommufd_limits,
 	.map = iommufd_map,
 	.pins_vaddr_at_map = iommufd_pins_vaddr_at_map,
+	.unmap_cuts = iommufd_unmap_cuts,
 	.unmap = iommufd_unmap,
 	.device_attach = iommufd_device_attach,
 	.device_detach = iommufd_device_detach,

@@ -8,6 +8,20 @@
  * pages are pinned (soft_pin.c; so maps of disjoint ranges pin in parallel); then the
  * area is published under the lock, or removed again if the pin failed.
  *
+ * An unmap with cut_areas (be_config) cuts the areas that straddle its
+ * range the way iommufd's VFIO-compat unmap does (iopt_cut_iova, then the
+ * unmap of whole areas), in three steps like a map: under the space lock
+ * the range is checked and the straddling areas found (cut_find); with the
+ * lock dropped the parts of them that stay are pinned anew (cut_pin: an
+ * io_uring registered buffer cannot be cut, the kernel's halves share one
+ * pin); under the lock again the straddling areas are replaced by those
+ * parts plus their inside pieces (cut_commit), which the ordinary walk then
+ * unmaps with everything else inside the range.  Pinning with the space
+ * unlocked keeps the lock's hold short (a re-pin is proportional to what
+ * stays, e.g. a 4 KiB cut of a 64 GiB area re-pins 64 GiB) and keeps the
+ * pin away from whatever else holds the space lock; the price is a check
+ * on relock that nothing moved (s->gen).
+ *
  * Vocabulary: end is exclusive (iova + length), last is inclusive
  * (iova + length - 1, computed with an overflow check).
  */
@@ -43,13 +57,14 @@ struct be_ctx {
 	uint64_t unmap_calls;            /* guarded by lock; since set_faults */
 	struct be_report rep;            /* immutable; any thread */
 	struct soft_pinner *pin;         /* immutable pointer; locks inside */
+	bool cut_areas;                  /* immutable: be_config.cut_areas */
 };
 
 /*
  * One address space.  ctx is immutable.  lock guards root, nr_areas,
- * pinned_bytes and the stats counters.  Areas are only ever published or
- * removed with lock held; an unpublished area belongs to the map() that
- * reserved it.
+ * pinned_bytes, gen and the stats counters.  Areas are only ever published,
+ * cut or removed with lock held; an unpublished area belongs to the map()
+ * that reserved it.
  */
 struct be_space {
 	struct be_ctx *ctx;
@@ -59,6 +74,8 @@ struct be_space {
 	uint64_t pinned_bytes;   /* published only */
 	uint64_t maps;           /* successful map() calls */
 	uint64_t unmap_calls;
+	uint64_t cuts;           /* area ends cut by unmap */
+	uint64_t gen;            /* bumped by every removal or cut of a published area */
 	uint32_t test_dev_ids;   /* handles given by soft_iommu_test_device_attach */
 	uint32_t test_devs;      /* test devices attached: ctx->cfg.dev_resv is reserved */
 };
@@ -110,6 +127,7 @@ static int soft_open(const struct be_config *cfg, struct be_ctx **out)
 	}
 	ctx->faults = ctx->cfg.faults;
 	ctx->max_areas = cfg && cfg->max_areas ? cfg->max_areas : UINT64_MAX;
+	ctx->cut_areas = cfg && cfg->cut_areas;
 	if (cfg)
 		ctx->rep = be_report_init(cfg);
 	ret = soft_pinner_open(ctx->cfg.pin, ctx->cfg.pin_rings, &ctx->rep, &ctx->pin);
@@ -364,11 +382,173 @@ static int unmap_fault(struct be_ctx *ctx)
 	return ret;
 }
 
+/*
+ * A cut in preparation: the published areas that straddle the start
+ * (head: it begins before the range) and the end (tail: it ends after it)
+ * of an unmap's range, one area for both when it straddles both, and the
+ * parts of them that stay mapped (before: [head->iova, range start),
+ * after: [range end, tail's end)), not yet in the tree.
+ */
+struct soft_cut {
+	struct soft_area *head, *tail;    /* NULL: that end cuts nothing */
+	struct soft_area *before, *after; /* NULL until cut_pin */
+};
+
+/*
+ * cut_find - check [@iova, @last] of @s for a cut unmap and fill @c's head
+ * and tail (s->lock held).  Returns 0; -ENOENT when no area has a byte in
+ * the range; -EBUSY when an area whose map is in flight does (checked for
+ * the whole range first: a cut unmap changes nothing then).
+ */
+static int cut_find(struct be_space *s, uint64_t iova, uint64_t last, struct soft_cut *c)
+{
+	struct soft_area *a;
+	uint64_t next = iova;
+	bool any = false;
+
+	*c = (struct soft_cut){ 0 };
+	while ((a = soft_tree_first_overlap(s->root, next, last))) {
+		if (!a->published)
+			return -EBUSY;
+		any = true;
+		if (a->iova < iova)
+			c->head = a;
+		if (soft_area_last(a) >= last) {
+			if (soft_area_last(a) > last)
+				c->tail = a;
+			break;
+		}
+		next = soft_area_last(a) + 1;
+	}
+	return any ? 0 : -ENOENT;
+}
+
+/* A new unpublished area [@iova, @iova + @length) of @vaddr, or NULL. */
+static struct soft_area *part_new(uint64_t iova, uint64_t length, void *vaddr)
+{
+	struct soft_area *p = calloc(1, sizeof(*p));
+
+	if (p) {
+		p->iova = iova;
+		p->length = length;
+		p->vaddr = vaddr;
+	}
+	return p;
+}
+
+/* Undo cut_pin (no lock held): drop and free @c's parts. */
+static void cut_drop(struct be_space *s, struct soft_cut *c)
+{
+	struct soft_area *parts[2] = { c->before, c->after };
+
+	for (int i = 0; i < 2; i++) {
+		if (!parts[i])
+			continue;
+		soft_pinner_drop_part(s->ctx->pin, parts[i]);
+		soft_area_free(parts[i]);
+	}
+	c->before = c->after = NULL;
+}
+
+/*
+ * cut_pin - make and pin the parts of @c's head and tail outside
+ * [@iova, @last] (no lock held; head and tail stay published meanwhile: the
+ * caller is unmap, which only one thread runs per space, and no map can
+ * overlap them).  Returns 0, or the pin's -errno (-ENOMEM...) with no part
+ * left pinned or allocated.
+ */
+static int cut_pin(struct be_space *s, struct soft_cut *c, uint64_t iova, uint64_t last)
+{
+	struct soft_area *h = c->head, *t = c->tail;
+	int ret;
+
+	if (h)
+		c->before = part_new(h->iova, iova - h->iova, h->vaddr);
+	if (t)
+		c->after = part_new(last + 1, soft_area_last(t) - last,
+				    (char *)t->vaddr + (last + 1 - t->iova));
+	if ((h && !c->before) || (t && !c->after)) {
+		free(c->before); /* nothing pinned yet */
+		free(c->after);
+		c->before = c->after = NULL;
+		return -ENOMEM;
+	}
+	ret = h ? soft_pinner_pin_part(s->ctx->pin, c->before) : 0;
+	if (ret) {
+		soft_area_free(c->before); /* a failed pin leaves nothing to drop */
+		c->before = NULL;
+	} else if (t) {
+		ret = soft_pinner_pin_part(s->ctx->pin, c->after);
+		if (ret) {
+			soft_area_free(c->after);
+			c->after = NULL;
+		}
+	}
+	if (ret)
+		cut_drop(s, c); /* what is left pinned: before, if its pin went through */
+	return ret;
+}
+
+/* Trim @a (unlinked) to the bytes it has inside [@iova, @last]. */
+static void area_trim(struct soft_area *a, uint64_t iova, uint64_t last)
+{
+	if (a->iova < iova) {
+		a->vaddr = (char *)a->vaddr + (iova - a->iova);
+		a->length -= iova - a->iova;
+		a->iova = iova;
+	}
+	if (soft_area_last(a) > last)
+		a->length = last - a->iova + 1;
+}
+
+/*
+ * cut_commit - replace @c's head and tail by their pinned parts outside
+ * [@iova, @last] and their pieces inside it, which keep the old pin (s->lock
+ * held; @c found and pinned for this range, nothing changed since).  Every
+ * area with a byte in the range then lies inside it.  pinned_bytes does not
+ * move (the parts and the pieces add up to the old areas); nr_areas grows
+ * by the parts (above max_areas, possibly: iommufd has no area budget).
+ */
+static void cut_commit(struct be_space *s, struct soft_cut *c, uint64_t iova, uint64_t last)
+{
+	struct soft_area *old[2] = { c->head, c->tail != c->head ? c->tail : NULL };
+	struct soft_area *parts[2] = { c->before, c->after };
+
+	for (int i = 0; i < 2; i++) {
+		if (!old[i])
+			continue;
+		s->root = soft_tree_remove(s->root, old[i]->iova);
+		area_trim(old[i], iova, last);
+		s->root = soft_tree_insert(s->root, old[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		if (!parts[i])
+			continue;
+		parts[i]->published = true;
+		s->root = soft_tree_insert(s->root, parts[i]);
+		s->nr_areas++;
+		s->cuts++;
+	}
+	s->gen++;
+	c->before = c->after = NULL; /* the tree owns them now */
+}
+
+/*
+ * soft_unmap - be_ops.unmap.  Without cut_areas: whole areas only, in
+ * increasing IOVA order like iopt_unmap_iova_range(); a cut area or an
+ * area in flight stops the walk with the areas before it gone.  With
+ * cut_areas: the range must be 4 KiB-aligned (-EINVAL); an area in flight
+ * in it -> -EBUSY before anything changes; the straddling areas are cut
+ * (see the top of the file; a failed re-pin returns its -errno with
+ * nothing changed), then every area inside is unmapped.  The unmap faults
+ * and the unmap_us_per_mib delay apply either way.
+ */
 static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
-	uint64_t last, done = 0;
+	uint64_t last, done = 0, gen;
 	struct soft_area *a, *gone = NULL;
+	struct soft_cut cut, again;
 	bool later = soft_pinner_unpins_unlocked(s->ctx->pin);
 	int ret = -ENOENT;
 
@@ -378,6 +558,8 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		return -EINVAL;
 	if (__builtin_add_overflow(iova, length - 1, &last))
 		return -EOVERFLOW;
+	if (s->ctx->cut_areas && ((iova | length) & (SOFT_PAGE - 1)))
+		return -EINVAL; /* iopt_area_split(): a cut on a page boundary only */
 
 	pthread_mutex_lock(&s->lock);
 	s->unmap_calls++;
@@ -388,8 +570,35 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 	ret = -ENOENT;
 
 	pthread_mutex_lock(&s->lock);
-	/* In increasing IOVA order, like iopt_unmap_iova_range(): a cut
-	 * area stops the walk with what was unmapped before it gone. */
+	if (s->ctx->cut_areas) {
+		ret = cut_find(s, iova, last, &cut);
+		if (ret)
+			goto out_unlock;
+		if (cut.head || cut.tail) {
+			gen = s->gen;
+			pthread_mutex_unlock(&s->lock);
+			ret = cut_pin(s, &cut, iova, last);
+			if (ret)
+				goto out;
+			pthread_mutex_lock(&s->lock);
+			/* Nothing may have moved while unlocked (an unmap runs on one
+			 * thread per space: only a map in flight in a gap can appear). */
+			ret = cut_find(s, iova, last, &again);
+			if (!ret && (s->gen != gen || again.head != cut.head ||
+				     again.tail != cut.tail))
+				ret = -EBUSY;
+			if (ret) {
+				pthread_mutex_unlock(&s->lock);
+				cut_drop(s, &cut);
+				goto out;
+			}
+			cut_commit(s, &cut, iova, last);
+		}
+		ret = -ENOENT;
+	}
+	/* In increasing IOVA order, like iopt_unmap_iova_range(): a cut area
+	 * (never after cut_commit) stops the walk with what was unmapped
+	 * before it gone. */
 	while ((a = soft_tree_first_overlap(s->root, iova, last))) {
 		if (!a->published) {
 			ret = -EBUSY;
@@ -402,6 +611,7 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		s->root = soft_tree_remove(s->root, a->iova);
 		s->nr_areas--;
 		s->pinned_bytes -= a->length;
+		s->gen++;
 		done += a->length;
 		if (later) {
 			a->left = gone; /* unlinked: the tree link is free */
@@ -416,13 +626,15 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 out_unlock:
 	pthread_mutex_unlock(&s->lock);
 	/* io_uring pins are counted: unpin with the space unlocked, before
-	 * returning, every area of the call together. */
+	 * returning, every area of the call together (a cut area's inside
+	 * piece clears the whole old pin: its parts have their own). */
 	if (gone)
 		soft_pinner_unpin_list(s->ctx->pin, gone);
 	while ((a = gone)) {
 		gone = a->left;
 		soft_area_free(a);
 	}
+out:
 	if (unmapped)
 		*unmapped = done;
 	soft_delay(soft_knob(s->ctx, &s->ctx->faults.unmap_us_per_mib) * (done >> 20));
@@ -550,7 +762,14 @@ void soft_iommu_get_stats(struct be_space *s, struct soft_iommu_stats *out)
 	out->pinned_bytes = s->pinned_bytes;
 	out->maps = s->maps;
 	out->unmap_calls = s->unmap_calls;
+	out->cuts = s->cuts;
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* Whether unmap cuts areas: fixed at open (be_config.cut_areas). */
+static bool soft_unmap_cuts(struct be_space *s)
+{
+	return s->ctx->cut_areas;
 }
 
 /* Every map pins through the vaddr (soft_pin: io_uring buffer or mlock). */
@@ -569,6 +788,7 @@ const struct be_ops be_soft_ops = {
 	.limits = soft_limits,
 	.map = soft_map,
 	.pins_vaddr_at_map = soft_pins_vaddr_at_map,
+	.unmap_cuts = soft_unmap_cuts,
 	.unmap = soft_unmap,
 	.device_attach = NULL,
 	.device_detach = NULL,

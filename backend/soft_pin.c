@@ -431,6 +431,20 @@ void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a)
 	pthread_mutex_unlock(&p->lock);
 }
 
+int soft_pinner_pin_part(struct soft_pinner *p, struct soft_area *part)
+{
+	if (p->mode == SOFT_PIN_MLOCK)
+		return 0; /* the old area's mlock covers the part: see soft_pin_priv.h */
+	return soft_pinner_pin(p, part);
+}
+
+void soft_pinner_drop_part(struct soft_pinner *p, struct soft_area *part)
+{
+	if (p->mode == SOFT_PIN_MLOCK)
+		return; /* pin_part locked nothing; munlock would unlock the old area */
+	soft_pinner_unpin(p, part);
+}
+
 /* qsort order of two uint64_t: ascending. */
 static int cmp_u64(const void *a, const void *b)
 {

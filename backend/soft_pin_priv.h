@@ -63,9 +63,39 @@ int soft_pinner_pin(struct soft_pinner *p, struct soft_area *a);
 
 /*
  * soft_pinner_unpin - release @a's pin (pinned by soft_pinner_pin) and its
- * slots.  Never fails: a kernel refusal is reported as a BUG.
+ * slots.  io_uring: clears @a's slots whatever a->iova/length/vaddr say now
+ * (they only name the area in reports); mlock: munlocks [a->vaddr,
+ * a->vaddr + a->length) as they are now.  So a caller that trims a cut
+ * area to the bytes that leave (soft.c) releases exactly those: all of the
+ * old pin with io_uring (the parts that stay have pins of their own,
+ * soft_pinner_pin_part), only the trimmed bytes with mlock.  Never fails:
+ * a kernel refusal is reported as a BUG.
  */
 void soft_pinner_unpin(struct soft_pinner *p, struct soft_area *a);
+
+/*
+ * soft_pinner_pin_part - pin @part ahead of a cut (soft.c's unmap with
+ * cut_areas): @part (iova, length, vaddr set; in no tree) is a piece of a
+ * published area that stays mapped when an unmap cuts that area, and the
+ * area's own pin lasts until @part is pinned.  io_uring: a registered
+ * buffer cannot be cut, so @part gets a pin of its own in new slots, as
+ * soft_pinner_pin (-errno and nothing pinned on failure; until the old
+ * area's slots are cleared its bytes are pinned twice, which counts
+ * against RLIMIT_MEMLOCK).  mlock: the old area's lock already covers
+ * @part's pages and is not counted (munlock of the trimmed old area leaves
+ * them locked): nothing to do, returns 0.  No lock of the caller needs to
+ * be held.  Undo with soft_pinner_drop_part; once @part is published it is
+ * an area like any other (soft_pinner_unpin).
+ */
+int soft_pinner_pin_part(struct soft_pinner *p, struct soft_area *part);
+
+/*
+ * soft_pinner_drop_part - undo soft_pinner_pin_part of @part (the cut did
+ * not happen; the old area still holds its pin).  io_uring: clears @part's
+ * slots; mlock: nothing (a munlock would unlock the old area's pages).
+ * Never fails.
+ */
+void soft_pinner_drop_part(struct soft_pinner *p, struct soft_area *part);
 
 /*
  * soft_pinner_unpin_list - soft_pinner_unpin of every area of the list

@@ -17,7 +17,9 @@
 #include <stdint.h>
 
 /*
- * One area.  iova, length, vaddr are immutable once inserted.  published is
+ * One area.  iova, length, vaddr are immutable while it is in the tree (an
+ * unmap that cuts an area unlinks it, trims it to the bytes that leave and
+ * links it again, soft.c).  published is
  * false between the two phases of a map (reserved, being pinned) and true
  * once the pin succeeded; only published areas are visible to translate,
  * lookup and audit, and an unmap that meets an unpublished one gets -EBUSY.

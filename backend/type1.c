@@ -130,6 +130,9 @@ static int type1_open(const struct be_config *cfg, struct be_ctx **out)
 
 	if (!cfg->path)
 		return -EINVAL;
+	/* Type1 v2 refuses a cut, v1 unmaps whole mappings: no cut_areas. */
+	if (cfg->cut_areas)
+		return -EOPNOTSUPP;
 	/* Fail early, with the container's own error, if VFIO is absent. */
 	probe = type1_container_open(&rep);
 	if (probe < 0)

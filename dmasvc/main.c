@@ -42,6 +42,7 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 		.max_areas = opt_backend_max_areas(o),
 		.report = dlog_backend_report, /* the same logger and rate limit */
 		.report_arg = (void *)lg,
+		.cut_areas = o->areas_run,
 	};
 	int ret;
 
@@ -117,6 +118,11 @@ static int open_backend(const struct dsvc_options *o, const struct dlog *lg,
 			dlog(lg, DLOG_WARN, 0, "the software model pins with mlock (shown in VmLck, takes the"
 			     " mmap write lock): %s", pi.reason);
 	}
+	if (!ret && o->areas_run)
+		dlog(lg, DLOG_INFO, 0, "--areas run: each run of granules a batch populates is one area"
+		     " (up to 2 MiB) and discards cut areas%s",
+		     o->backend == OPT_BACKEND_SOFT ? " (the model re-pins the parts it keeps)"
+						    : "; every IOAS without huge pages (4 KiB IOPTEs)");
 	if (ret) {
 		if (o->backend != OPT_BACKEND_SOFT)
 			dlog_err(lg, 0, ret, "cannot open the %s backend at %s%s", (*ops)->name, cfg.path,

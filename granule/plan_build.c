@@ -129,6 +129,11 @@ void gran_plan_set_window(struct gran_plan *p, size_t max_jobs)
 	p->window = max_jobs ? max_jobs : GRAN_PLAN_WINDOW_JOBS;
 }
 
+void gran_plan_set_run_max(struct gran_plan *p, uint64_t bytes)
+{
+	p->run_max = bytes;
+}
+
 size_t gran_plan_nr_stages(const struct gran_plan *p)
 {
 	return p->nr_stages;
@@ -164,16 +169,25 @@ uint64_t plan_job_granule(const struct gran_region *r,
 	return (j->iova - r->d.iova) >> r->shift;
 }
 
-/* Unmapped granules of [first, end) in @r. */
-static uint64_t count_clear(const struct gran_region *r, uint64_t first,
-			    uint64_t end)
+/* Granules one map job of @p may cover in @r: its run cap, >= 1. */
+static uint64_t run_cap(const struct gran_plan *p, const struct gran_region *r)
+{
+	uint64_t g = p->run_max >> r->shift;
+
+	return g ? g : 1;
+}
+
+/* Map jobs for the unmapped granules of [first, end) in @r: one per
+ * granule, or with a run cap one per @cap granules of each unmapped run. */
+static uint64_t count_jobs(const struct gran_region *r, uint64_t first,
+			   uint64_t end, uint64_t cap)
 {
 	uint64_t s, e, n = 0;
 
 	for (s = gran_bm_next_clear(&r->bm, first, end); s < end;
 	     s = gran_bm_next_clear(&r->bm, e, end)) {
 		e = gran_bm_next_set(&r->bm, s, end);
-		n += e - s;
+		n += (e - s + cap - 1) / cap;
 	}
 	return n;
 }
@@ -194,14 +208,15 @@ static uint64_t count_runs(const struct gran_region *r, uint64_t first,
 
 /*
  * Fill at most @cap jobs of populate event @ei (event @e) at @jobs, from
- * granule *@cursor on; moves *@cursor past them (to the event's end once no
- * unmapped granule is left).  Returns how many.
+ * granule *@cursor on, each of at most @gcap granules of one unmapped run;
+ * moves *@cursor past them (to the event's end once no unmapped granule is
+ * left).  Returns how many.
  */
 static size_t fill_jobs(const struct gran_event *e, size_t ei, uint64_t *cursor,
-			struct gran_map_job *jobs, size_t cap)
+			struct gran_map_job *jobs, size_t cap, uint64_t gcap)
 {
 	const struct gran_region *r = e->region;
-	uint64_t s = *cursor, x, end = e->first + e->count;
+	uint64_t s = *cursor, x, len, end = e->first + e->count;
 	size_t n = 0;
 
 	while (n < cap) {
@@ -209,11 +224,12 @@ static size_t fill_jobs(const struct gran_event *e, size_t ei, uint64_t *cursor,
 		if (s >= end)
 			break;
 		x = gran_bm_next_set(&r->bm, s, end);
-		for (; s < x && n < cap; s++) {
+		for (; s < x && n < cap; s += len) {
 			struct gran_map_job *j = &jobs[n++];
 
+			len = x - s < gcap ? x - s : gcap;
 			j->iova = gran_iova_of(r, s);
-			j->length = r->d.granule;
+			j->length = gran_bytes(r, len);
 			j->src.vaddr = (char *)r->d.mem_vaddr + r->d.mem_offset +
 				       gran_bytes(r, s);
 			j->src.fd = r->d.mem_fd;
@@ -245,7 +261,7 @@ size_t plan_fill_window(struct gran_plan *p)
 		    p->st.job_count[p->fill_ev - p->st.ev_first] &&
 		    !p->comp[p->fill_ev].res)
 			n += fill_jobs(ev, p->fill_ev, &p->fill_g, p->st.jobs + n,
-				       p->window - n);
+				       p->window - n, run_cap(p, ev->region));
 		if (ev->op != GRAN_OP_POPULATE || p->comp[p->fill_ev].res ||
 		    p->fill_g >= ev->first + ev->count ||
 		    !p->st.job_count[p->fill_ev - p->st.ev_first])
@@ -338,7 +354,8 @@ static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
 			continue;
 		p->st.job_first[i - ev_first] = total;
 		p->st.job_count[i - ev_first] =
-			count_clear(ev->region, ev->first, ev->first + ev->count);
+			count_jobs(ev->region, ev->first, ev->first + ev->count,
+				   run_cap(p, ev->region));
 		total += p->st.job_count[i - ev_first];
 		/* Leaves for every bit the commit may set: commit cannot fail. */
 		if (p->st.job_count[i - ev_first]) {

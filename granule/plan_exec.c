@@ -166,7 +166,7 @@ static void settle_group(struct gran_plan *p, size_t ei,
 		if (jobs[i].res)
 			continue;
 		g = plan_job_granule(u.r, &jobs[i]);
-		undo_add(p, &u, g, 1, ops, space);
+		undo_add(p, &u, g, jobs[i].length >> u.r->shift, ops, space);
 	}
 	undo_flush(p, &u, ops, space);
 }

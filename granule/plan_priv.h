@@ -41,6 +41,7 @@ struct gran_plan {
 	struct gran_completion *comp; /* n entries, nr_comp filled */
 	size_t nr_comp;
 	size_t window; /* max jobs per window, >= 1 */
+	uint64_t run_max; /* bytes per map job over a run; 0: one granule */
 	size_t fill_ev;
 	uint64_t fill_g;
 	struct gran_exec_stats stats;

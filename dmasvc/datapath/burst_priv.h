@@ -24,6 +24,14 @@
 #define BURST_ASYNC_GRANULES 256
 
 /*
+ * In a space whose unmap cuts areas (--areas run): the most one map call of
+ * a run may cover.  Big enough that a 4 KiB run of a conversion storm is
+ * one call (512 pages), small enough that a plug still spreads over the
+ * workers; a 2 MiB granule stays one call per granule.
+ */
+#define BURST_RUN_MAX_BYTES (2ull << 20)
+
+/*
  * One burst: what one drain took from one SQ.  Its capacity is the largest
  * SQ of its session (cap SQEs): a drain takes everything published, and a
  * batch the client published with one tail store is never larger than its

@@ -303,6 +303,8 @@ void burst_run(struct dsvc *d, struct dsvc_session *s, struct dsvc_burst *b)
 			b->res[b->plan_idx[i]] = ret;
 		return;
 	}
+	if (d->ops->unmap_cuts && d->ops->unmap_cuts(s->space))
+		gran_plan_set_run_max(plan, BURST_RUN_MAX_BYTES);
 	pool_job_runner_init(&pr, d->pool, &runner);
 	b->err = gran_plan_execute(plan, d->ops, s->space, &runner);
 	c = gran_plan_completions(plan, &nc);

@@ -45,6 +45,7 @@ enum {
 	OPT_ALLOW_FAULT_IN,
 	OPT_RLIMIT_MODE,
 	OPT_HUGE_PAGES,
+	OPT_AREAS,
 	OPT_KEEP_SESSIONS,
 	OPT_RESUME_GRACE,
 	OPT_UPGRADE_EXEC,
@@ -78,6 +79,7 @@ static const struct option long_opts[] = {
 	{ "allow-fault-in", no_argument, NULL, OPT_ALLOW_FAULT_IN },
 	{ "iommufd-rlimit-mode", required_argument, NULL, OPT_RLIMIT_MODE },
 	{ "iommufd-huge-pages", required_argument, NULL, OPT_HUGE_PAGES },
+	{ "areas", required_argument, NULL, OPT_AREAS },
 	{ "keep-sessions", no_argument, NULL, OPT_KEEP_SESSIONS },
 	{ "resume-grace-sec", required_argument, NULL, OPT_RESUME_GRACE },
 	{ "upgrade-exec", required_argument, NULL, OPT_UPGRADE_EXEC },
@@ -149,6 +151,16 @@ void opt_usage(FILE *out)
 		"                        needs CAP_SYS_RESOURCE.  Default: the kernel's (user)\n"
 		"  --iommufd-huge-pages on|off  IOMMU_OPTION_HUGE_PAGES of every IOAS (default:\n"
 		"                        the kernel's, on)\n"
+		"  --areas granule|run   how guest memory becomes IOMMU mappings (areas).\n"
+		"                        granule (default): one area per granule, so any\n"
+		"                        granule can be unmapped alone.  run: each run of\n"
+		"                        granules a batch populates is one area (up to 2 MiB),\n"
+		"                        and a discard cuts the areas it starts or ends in:\n"
+		"                        fewer, larger calls for 4 KiB conversions.  Costs\n"
+		"                        huge IOPTEs: iommufd sets --iommufd-huge-pages off\n"
+		"                        (every IOPTE 4 KiB, for every device of a session)\n"
+		"                        and cuts with the VFIO-compat unmap; not with\n"
+		"                        --vfio-group (type1 cannot cut)\n"
 		"  --keep-sessions       iommufd sessions outlive the process (docs/restart.md):\n"
 		"                        each session's iommufd context, devices and record go\n"
 		"                        into systemd's fd store (FileDescriptorStoreMax=) and to\n"
@@ -603,6 +615,19 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 				return -EINVAL;
 			}
 			break;
+		case OPT_AREAS:
+			switch (parse_word(optarg, (const char *const[]){ "granule", "run", NULL })) {
+			case 0:
+				o->areas_run = false;
+				break;
+			case 1:
+				o->areas_run = true;
+				break;
+			default:
+				snprintf(err, errlen, "--areas: '%s' is not granule or run", optarg);
+				return -EINVAL;
+			}
+			break;
 		case OPT_HELP:
 			opt_usage(out);
 			return OPT_EXIT;
@@ -632,6 +657,15 @@ int opt_parse_layered(int argc, char **argv, int nfile, struct dsvc_options *o, 
 	if ((o->iommufd_rlimit_mode >= 0 || o->iommufd_huge_pages >= 0) &&
 	    o->backend != OPT_BACKEND_AUTO && o->backend != OPT_BACKEND_IOMMUFD) {
 		snprintf(err, errlen, "--iommufd-rlimit-mode and --iommufd-huge-pages need the iommufd backend");
+		return -EINVAL;
+	}
+	if (o->areas_run && o->backend == OPT_BACKEND_TYPE1) {
+		snprintf(err, errlen, "--areas run: the type1 backend (--vfio-group) cannot cut an area");
+		return -EINVAL;
+	}
+	if (o->areas_run && o->iommufd_huge_pages == 1) {
+		snprintf(err, errlen, "--areas run needs --iommufd-huge-pages off: the kernel cuts "
+			 "areas only in an IOAS without huge pages");
 		return -EINVAL;
 	}
 	return OPT_RUN;

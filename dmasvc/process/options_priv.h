@@ -140,6 +140,8 @@ struct dsvc_options {
 					1 process; -1 (default) the kernel's */
 	int iommufd_huge_pages;      /* --iommufd-huge-pages: IOMMU_OPTION_HUGE_PAGES, 0 or 1;
 					-1 (default) the kernel's */
+	bool areas_run;              /* --areas run: be_config.cut_areas, the planner maps
+					runs (datapath/burst_run.c); default false: granule */
 	unsigned int nr_allow_uids;  /* --allow-uid UID (repeatable); 0 and no gids = default list */
 	uid_t allow_uids[OPT_MAX_ALLOW_UIDS];
 	unsigned int nr_allow_gids;  /* --allow-gid GID (repeatable): a peer's SO_PEERCRED gid */

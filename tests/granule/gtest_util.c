@@ -44,9 +44,15 @@ enum soft_pin_mode gt_pin_mode(void)
 void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
 		  uint64_t max_areas)
 {
+	gt_soft_open_cut(s, cfg, max_areas, false);
+}
+
+void gt_soft_open_cut(struct gt_soft *s, const struct soft_iommu_config *cfg,
+		      uint64_t max_areas, bool cut_areas)
+{
 	struct soft_iommu_config c = { .nr_ranges = 0 };
 	struct be_config bc = { .path = NULL, .max_areas = max_areas,
-				.backend_private = &c };
+				.backend_private = &c, .cut_areas = cut_areas };
 
 	if (cfg)
 		c = *cfg;

@@ -43,6 +43,9 @@ enum soft_pin_mode gt_pin_mode(void);
  */
 void gt_soft_open(struct gt_soft *s, const struct soft_iommu_config *cfg,
 		  uint64_t max_areas);
+/* gt_soft_open, the model opened with be_config.cut_areas = @cut_areas. */
+void gt_soft_open_cut(struct gt_soft *s, const struct soft_iommu_config *cfg,
+		      uint64_t max_areas, bool cut_areas);
 void gt_soft_close(struct gt_soft *s);
 
 /* /proc/self/status line @key ("VmPin", ...) in bytes, or -1 if unreadable. */

@@ -22,8 +22,16 @@
  * Every 256 bursts (and at the end) a full audit compares all granules, all
  * model areas, pinned bytes and the process's VmPin (VmLck on the mlock path).
  *
+ * The same with areas over runs (dmasvc --areas run): the model opened with
+ * cut_areas and each burst's plan with a random run cap (none, 2..64
+ * granules, or 2 MiB); then a populated granule lies inside one area
+ * rather than being one, a map is a granule-aligned run of at most the
+ * cap inside a populate of the burst, every area the audit lists covers
+ * populated granules only, and the kernel's pin count still equals the
+ * populated bytes.
+ *
  * Environment: GRAN_DIFF_SEED (default: time-based; printed on failure),
- * GRAN_DIFF_EVENTS (default 1000000).  Real pinned memory is capped
+ * GRAN_DIFF_EVENTS (default 1000000; the runs test does a quarter).  Real pinned memory is capped
  * (see specs[]); discarded granules of the big regions are punched out of
  * the memfd, as a VMM does.
  */
@@ -89,6 +97,8 @@ struct world {
 	uint64_t ref_pop[NREG];  /* populated granules per the reference */
 	unsigned int weight[NREG]; /* specs[].weight, for dg_weighted() */
 	long long pin_base;    /* VmPin (VmLck with mlock) before anything was mapped */
+	bool runs;             /* areas over runs: the model cuts, plans have a run cap */
+	uint64_t run_max;      /* the current burst's run cap in bytes (0: per granule) */
 };
 
 /* ---- operation log (test-only state: the wrapper ops have no context) ---- */
@@ -160,7 +170,7 @@ static int region_of(uint64_t iova)
 	return -1;
 }
 
-static void world_init(struct world *w)
+static void world_init(struct world *w, bool runs)
 {
 	struct be_ops *o = &logged_ops;
 	char msg[256];
@@ -172,7 +182,8 @@ static void world_init(struct world *w)
 	w->pin_base = gt_pinned_bytes();
 	cr_assert(w->pin_base >= 0);
 	gt_mem_create(&w->mem, MEM_SIZE);
-	gt_soft_open(&w->sm, NULL, 0);
+	w->runs = runs;
+	gt_soft_open_cut(&w->sm, NULL, 0, runs);
 	for (i = 0; i < NREG; i++) {
 		const struct reg_spec *s = &specs[i];
 		struct gran_region_desc d = {
@@ -302,6 +313,13 @@ static void check_granule(struct world *w, int ri, uint64_t g)
 			     (unsigned long long)g);
 		return;
 	}
+	if (w->runs)
+		cr_assert(ret == 0 && a <= iova && a >= s->iova && (a - s->iova) % s->granule == 0 &&
+			  l % s->granule == 0 && a - s->iova + l <= s->size && a + l > iova,
+			  "seed=%llu: region %d granule %llu: area 0x%llx+0x%llx (%d)",
+			  (unsigned long long)w->seed, ri, (unsigned long long)g,
+			  (unsigned long long)a, (unsigned long long)l, ret);
+	else
 	cr_assert(ret == 0 && a == iova && l == s->granule,
 		  "seed=%llu: region %d granule %llu: area 0x%llx+0x%llx (%d)",
 		  (unsigned long long)w->seed, ri, (unsigned long long)g,
@@ -379,16 +397,22 @@ static void check_log(struct world *w, const struct gran_event *ev, size_t n,
 		if (r->op != LOG_MAP)
 			continue;
 		ri = log_region(w, r, &g);
-		cr_assert(r->length == specs[ri].granule,
-			  "seed=%llu: a map is not one granule", (unsigned long long)w->seed);
-		cr_assert(w->mark[ri][g] & MARK_POPULATE, "seed=%llu: mapped granule "
-			  "%llu of region %d that no populate covers",
-			  (unsigned long long)w->seed, (unsigned long long)g, ri);
+		cr_assert(r->length == specs[ri].granule ||
+			  (w->runs && r->length % specs[ri].granule == 0 &&
+			   r->length <= w->run_max),
+			  "seed=%llu: a map of 0x%llx is not one granule%s",
+			  (unsigned long long)w->seed, (unsigned long long)r->length,
+			  w->runs ? " nor a run of at most the cap" : "");
+		for (uint64_t k = g; k < g + r->length / specs[ri].granule; k++) {
+			cr_assert(w->mark[ri][k] & MARK_POPULATE, "seed=%llu: mapped granule "
+				  "%llu of region %d that no populate covers",
+				  (unsigned long long)w->seed, (unsigned long long)k, ri);
+			if (!r->res)
+				w->mark[ri][k] |= MARK_MAPPED;
+		}
 		cr_assert(r->res == 0 || r->res == -ENOMEM || r->res == -EFAULT ||
 			  r->res == -EIO, "seed=%llu: map failed with %d",
 			  (unsigned long long)w->seed, r->res);
-		if (!r->res)
-			w->mark[ri][g] |= MARK_MAPPED;
 	}
 	for (i = 0; i < oplog.n; i++) {
 		const struct logrec *r = &oplog.rec[i];
@@ -488,6 +512,7 @@ static void punch_discarded(struct world *w)
 struct audit_ctx {
 	struct world *w;
 	uint64_t areas;
+	uint64_t granules; /* that the areas cover */
 };
 
 static int audit_area(void *arg, uint64_t iova, uint64_t length)
@@ -496,20 +521,25 @@ static int audit_area(void *arg, uint64_t iova, uint64_t length)
 	int ri = region_of(iova);
 	uint64_t g;
 
-	cr_assert(ri >= 0 && length == specs[ri].granule &&
-		  (iova - specs[ri].iova) % length == 0,
+	cr_assert(ri >= 0 && (length == specs[ri].granule ||
+			      (a->w->runs && length % specs[ri].granule == 0 &&
+			       length <= specs[ri].size - (iova - specs[ri].iova))) &&
+		  (iova - specs[ri].iova) % specs[ri].granule == 0,
 		  "seed=%llu: stray area 0x%llx+0x%llx", (unsigned long long)a->w->seed,
 		  (unsigned long long)iova, (unsigned long long)length);
-	g = (iova - specs[ri].iova) / length;
-	cr_assert(a->w->ref[ri][g], "seed=%llu: area of discarded granule %llu, region %d",
-		  (unsigned long long)a->w->seed, (unsigned long long)g, ri);
+	for (g = (iova - specs[ri].iova) / specs[ri].granule;
+	     g < (iova - specs[ri].iova + length) / specs[ri].granule; g++) {
+		cr_assert(a->w->ref[ri][g], "seed=%llu: area over discarded granule %llu, "
+			  "region %d", (unsigned long long)a->w->seed, (unsigned long long)g, ri);
+		a->granules++;
+	}
 	a->areas++;
 	return 0;
 }
 
 static void full_audit(struct world *w)
 {
-	struct audit_ctx a = { w, 0 };
+	struct audit_ctx a = { w, 0, 0 };
 	uint64_t g, pop = 0, bytes = 0;
 	int ri;
 
@@ -525,8 +555,11 @@ static void full_audit(struct world *w)
 		bytes += w->ref_pop[ri] * specs[ri].granule;
 	}
 	cr_assert_eq(be_soft_ops.audit(w->sm.space, 0, 1ull << 48, K4, audit_area, &a), 0);
-	cr_assert_eq(a.areas, pop, "seed=%llu", (unsigned long long)w->seed);
-	cr_assert_eq(gt_areas(w->sm.space), pop);
+	cr_assert_eq(a.granules, pop, "seed=%llu", (unsigned long long)w->seed);
+	cr_assert_eq(gt_areas(w->sm.space), a.areas);
+	if (!w->runs)
+		cr_assert_eq(a.areas, pop, "seed=%llu: one area per granule",
+			     (unsigned long long)w->seed);
 	cr_assert_eq(gt_pinned(w->sm.space), bytes);
 	/* The pins are real: VmPin moved by exactly the mapped bytes. */
 	cr_assert_eq(gt_pinned_bytes() - w->pin_base, (long long)bytes,
@@ -534,14 +567,15 @@ static void full_audit(struct world *w)
 		     gt_pinned_bytes() - w->pin_base, (unsigned long long)bytes);
 }
 
-Test(diff, million_random_events)
+/* Random bursts until @target events, checked as the file comment says. */
+static void random_events(bool runs, uint64_t target)
 {
 	static struct world w; /* large: keep it off the stack */
 	struct gran_job_runner pool = { gt_pool_run, NULL };
 	struct gran_event ev[MAX_BURST];
 	struct gran_completion comp[MAX_BURST];
 	const struct gran_completion *c;
-	uint64_t target = env_u64("GRAN_DIFF_EVENTS", 1000000), done = 0, ud = 1;
+	uint64_t done = 0, ud = 1;
 	uint64_t bursts = 0, failed = 0, stages = 0, maps = 0, unmaps = 0;
 	struct gran_exec_stats st;
 	struct gran_plan *p;
@@ -551,10 +585,11 @@ Test(diff, million_random_events)
 	uint64_t g;
 	int ri;
 
+	memset(&w, 0, sizeof(w)); /* static: a second call starts clean */
 	w.seed = env_u64("GRAN_DIFF_SEED", (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
 	w.rng = w.seed;
 	cr_log_info("GRAN_DIFF_SEED=%llu", (unsigned long long)w.seed);
-	world_init(&w);
+	world_init(&w, runs);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (done < target) {
 		n = gen_burst(&w, ev, &ud);
@@ -562,6 +597,14 @@ Test(diff, million_random_events)
 		cr_assert_eq(gran_plan_build(ev, n, &p), 0);
 		/* Every fourth burst in tiny windows: undo across windows. */
 		gran_plan_set_window(p, bursts % 4 == 1 ? 1 + rng_below(&w.rng, 8) : 0);
+		if (runs) {
+			/* No cap, 2..64 granules of 4 KiB, or the daemon's 2 MiB. */
+			uint64_t k = rng_below(&w.rng, 4);
+
+			w.run_max = k == 0 ? 0 : k == 1 ? (2 + rng_below(&w.rng, 63)) * K4
+					 : 2ull << 20;
+			gran_plan_set_run_max(p, w.run_max);
+		}
 		cr_assert_eq(gran_plan_execute(p, &logged_ops, w.sm.space,
 					       bursts % 8 == 7 ? &pool : NULL), 0,
 			     "seed=%llu", (unsigned long long)w.seed);
@@ -600,4 +643,14 @@ Test(diff, million_random_events)
 	cr_assert(failed > 0, "seed=%llu: injection never failed an event",
 		  (unsigned long long)w.seed);
 	world_fini(&w);
+}
+
+Test(diff, million_random_events)
+{
+	random_events(false, env_u64("GRAN_DIFF_EVENTS", 1000000));
+}
+
+Test(diff, random_events_areas_over_runs)
+{
+	random_events(true, env_u64("GRAN_DIFF_EVENTS", 1000000) / 4);
 }

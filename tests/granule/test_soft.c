@@ -5,7 +5,9 @@
  * argument checks, real pinning (VmPin, or VmLck on the mlock path), pin
  * failure, fault injection, audit order, concurrent maps, O(log n) area
  * storage, and the io_uring pin's slots (more than one ring, areas above
- * 1 GiB, consecutive slots after scattered frees).  meson runs it once per
+ * 1 GiB, consecutive slots after scattered frees), and the cutting unmap
+ * of be_config.cut_areas (parts re-pinned, pins drop by exactly what was
+ * unmapped, refusals change nothing).  meson runs it once per
  * pin path (GT_SOFT_PIN, gtest_util.h).
  */
 #include <criterion/criterion.h>
@@ -768,4 +770,343 @@ Test(soft, area_above_1g_and_its_failed_tail, .timeout = 120)
 	cr_assert_eq(gt_pinned_bytes(), base);
 	big.size = g + K4; /* the last page is already gone */
 	gt_mem_destroy(&big);
+}
+
+/*
+ * Cutting unmap (be_config.cut_areas): iommufd's VFIO-compat unmap without
+ * huge pages cuts the areas that straddle the range and unmaps what lies
+ * inside; the model emulates it by re-pinning the parts that stay.  Each
+ * test ends with an unmap of everything and checks that no pin is left.
+ */
+
+/* map @len bytes of mem at @off to @iova in @s */
+static void cmap(struct gt_soft *s, uint64_t iova, uint64_t off, uint64_t len)
+{
+	struct be_map_src src = { mem.va + off, mem.fd, off };
+	int ret = be_soft_ops.map(s->space, iova, len, &src, BE_PROT_READ | BE_PROT_WRITE);
+
+	cr_assert_eq(ret, 0, "map 0x%llx+0x%llx: %d", (unsigned long long)iova,
+		     (unsigned long long)len, ret);
+}
+
+/* Assert that the area holding @iova in @s is exactly [@a_iova, @a_iova + @a_len). */
+static void area_is(struct gt_soft *s, uint64_t iova, uint64_t a_iova, uint64_t a_len)
+{
+	uint64_t a = 0, l = 0;
+	int ret = soft_iommu_lookup(s->space, iova, &a, &l);
+
+	cr_assert_eq(ret, 0, "lookup 0x%llx: %d", (unsigned long long)iova, ret);
+	cr_assert(a == a_iova && l == a_len, "0x%llx is in [0x%llx +0x%llx), want [0x%llx +0x%llx)",
+		  (unsigned long long)iova, (unsigned long long)a, (unsigned long long)l,
+		  (unsigned long long)a_iova, (unsigned long long)a_len);
+}
+
+/* Assert that the device reaches mem at @off through @iova in @s. */
+static void reaches(struct gt_soft *s, uint64_t iova, uint64_t off)
+{
+	void *host = NULL;
+
+	cr_assert_eq(soft_iommu_translate(s->space, iova, 8, &host), 0,
+		     "0x%llx not mapped", (unsigned long long)iova);
+	cr_assert_eq(host, mem.va + off, "0x%llx reaches %p, want %p", (unsigned long long)iova,
+		     host, (void *)(mem.va + off));
+}
+
+static bool cmapped(struct gt_soft *s, uint64_t iova)
+{
+	void *host;
+
+	return soft_iommu_translate(s->space, iova, 1, &host) == 0;
+}
+
+/* io_uring slots in use by @s's pinner (0 on the mlock path). */
+static uint64_t slots_of(struct gt_soft *s)
+{
+	struct soft_iommu_pin_info pi;
+
+	soft_iommu_pin_info(s->ctx, &pi);
+	return pi.slots;
+}
+
+/* Unmap everything of @s: no area, no pinned byte (model and kernel), no slot left. */
+static void unmap_all_no_leak(struct gt_soft *s, long long kernel_base, uint64_t want)
+{
+	uint64_t un = 0;
+
+	cr_assert_eq(be_soft_ops.unmap(s->space, 0, 1ull << 40, &un), 0);
+	cr_assert_eq(un, want, "unmapped 0x%llx, want 0x%llx", (unsigned long long)un,
+		     (unsigned long long)want);
+	cr_assert_eq(gt_areas(s->space), 0);
+	cr_assert_eq(gt_pinned(s->space), 0);
+	cr_assert_eq(gt_pinned_bytes(), kernel_base, "pins leaked: %lld bytes",
+		     gt_pinned_bytes() - kernel_base);
+	cr_assert_eq(slots_of(s), 0);
+}
+
+Test(soft, cut_middle_of_one_area)
+{
+	const uint64_t base = 0x100000, off = 8 * K4;
+	long long kbase = gt_pinned_bytes();
+	struct soft_iommu_stats st;
+	struct gt_soft c;
+	uint64_t un = 99;
+	bool uring = gt_pin_mode() == SOFT_PIN_IO_URING;
+
+	gt_soft_open_cut(&c, NULL, 0, true);
+	cr_assert(be_soft_ops.unmap_cuts && be_soft_ops.unmap_cuts(c.space));
+	cmap(&c, base, off, 16 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(16 * K4));
+	cr_assert_eq(slots_of(&c), uring ? 1u : 0u);
+
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4, 4 * K4, &un), 0);
+	cr_assert_eq(un, 4 * K4);
+	area_is(&c, base, base, 5 * K4);
+	area_is(&c, base + 4 * K4, base, 5 * K4);
+	area_is(&c, base + 9 * K4, base + 9 * K4, 7 * K4);
+	area_is(&c, base + 15 * K4, base + 9 * K4, 7 * K4);
+	for (uint64_t p = 5; p < 9; p++)
+		cr_assert(!cmapped(&c, base + p * K4), "page %llu still mapped",
+			  (unsigned long long)p);
+	/* The parts that stay reach the same bytes as before the cut. */
+	reaches(&c, base, off);
+	reaches(&c, base + 4 * K4 + 100, off + 4 * K4 + 100);
+	reaches(&c, base + 9 * K4, off + 9 * K4);
+	reaches(&c, base + 15 * K4 + 8, off + 15 * K4 + 8);
+	soft_iommu_get_stats(c.space, &st);
+	cr_assert_eq(st.areas, 2);
+	cr_assert_eq(st.pinned_bytes, 12 * K4);
+	cr_assert_eq(st.cuts, 2);
+	/* VmPin (io_uring; VmLck with mlock) drops by exactly the bytes unmapped. */
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(12 * K4));
+	cr_assert_eq(slots_of(&c), uring ? 2u : 0u, "each part has its own buffer");
+	/* Audit sees the two parts. */
+	{
+		struct audit_rec ar = { .n = 0 };
+
+		cr_assert_eq(be_soft_ops.audit(c.space, 0, 1ull << 30, K4, audit_cb, &ar), 0);
+		cr_assert_eq(ar.n, 2);
+		cr_assert(ar.iova[0] == base && ar.len[0] == 5 * K4);
+		cr_assert(ar.iova[1] == base + 9 * K4 && ar.len[1] == 7 * K4);
+	}
+	/* The hole maps again; the parts are areas like any other. */
+	cmap(&c, base + 5 * K4, 0, 4 * K4);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4, 4 * K4, &un), 0);
+	cr_assert_eq(un, 4 * K4);
+	unmap_all_no_leak(&c, kbase, 12 * K4);
+	gt_soft_close(&c);
+}
+
+Test(soft, cut_at_one_end_only)
+{
+	const uint64_t a = 0x100000, b = 0x200000;
+	long long kbase = gt_pinned_bytes();
+	struct gt_soft c;
+	uint64_t un = 99;
+
+	gt_soft_open_cut(&c, NULL, 0, true);
+	cmap(&c, a, 0, 8 * K4);
+	cmap(&c, b, 16 * K4, 8 * K4);
+	/* The range starts inside A and runs past its end: A keeps its head. */
+	cr_assert_eq(be_soft_ops.unmap(c.space, a + 5 * K4, 0x10000, &un), 0);
+	cr_assert_eq(un, 3 * K4);
+	area_is(&c, a, a, 5 * K4);
+	cr_assert(!cmapped(&c, a + 5 * K4));
+	reaches(&c, a + 4 * K4, 4 * K4);
+	/* The range starts before B and ends inside it: B keeps its tail. */
+	cr_assert_eq(be_soft_ops.unmap(c.space, b - 4 * K4, 6 * K4, &un), 0);
+	cr_assert_eq(un, 2 * K4);
+	area_is(&c, b + 2 * K4, b + 2 * K4, 6 * K4);
+	cr_assert(!cmapped(&c, b + K4));
+	reaches(&c, b + 2 * K4, 18 * K4);
+	/* Exactly at an area's start, ending inside it: one cut, at the end. */
+	cr_assert_eq(be_soft_ops.unmap(c.space, a, 2 * K4, &un), 0);
+	cr_assert_eq(un, 2 * K4);
+	area_is(&c, a + 2 * K4, a + 2 * K4, 3 * K4);
+	reaches(&c, a + 2 * K4, 2 * K4);
+	/* Starting inside, ending exactly at the area's end: one cut, at the start. */
+	cr_assert_eq(be_soft_ops.unmap(c.space, b + 6 * K4, 2 * K4, &un), 0);
+	cr_assert_eq(un, 2 * K4);
+	area_is(&c, b + 2 * K4, b + 2 * K4, 4 * K4);
+	cr_assert_eq(gt_areas(c.space), 2);
+	cr_assert_eq(gt_pinned(c.space), 7 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(7 * K4));
+	unmap_all_no_leak(&c, kbase, 7 * K4);
+	gt_soft_close(&c);
+}
+
+Test(soft, cut_several_areas_and_both_ends)
+{
+	const uint64_t base = 0x400000;
+	long long kbase = gt_pinned_bytes();
+	struct audit_rec ar = { .n = 0 };
+	struct gt_soft c;
+	uint64_t un = 99;
+
+	gt_soft_open_cut(&c, NULL, 0, true);
+	cmap(&c, base, 0, 8 * K4);                /* P: loses its last 2 pages */
+	cmap(&c, base + 8 * K4, 8 * K4, 4 * K4);  /* Q: whole, adjacent to P */
+	cmap(&c, base + 16 * K4, 16 * K4, 4 * K4); /* R: whole, after a gap */
+	cmap(&c, base + 20 * K4, 20 * K4, 8 * K4); /* S: loses its first 2 pages */
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 6 * K4, 16 * K4, &un), 0);
+	cr_assert_eq(un, 12 * K4);
+	cr_assert_eq(be_soft_ops.audit(c.space, 0, 1ull << 30, K4, audit_cb, &ar), 0);
+	cr_assert_eq(ar.n, 2);
+	cr_assert(ar.iova[0] == base && ar.len[0] == 6 * K4);
+	cr_assert(ar.iova[1] == base + 22 * K4 && ar.len[1] == 6 * K4);
+	reaches(&c, base + 5 * K4, 5 * K4);
+	reaches(&c, base + 22 * K4, 22 * K4);
+	for (uint64_t p = 6; p < 22; p++)
+		cr_assert(!cmapped(&c, base + p * K4), "page %llu still mapped",
+			  (unsigned long long)p);
+	cr_assert_eq(gt_pinned(c.space), 12 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(12 * K4));
+	unmap_all_no_leak(&c, kbase, 12 * K4);
+	gt_soft_close(&c);
+}
+
+Test(soft, cut_refusals_change_nothing)
+{
+	const uint64_t base = 0x100000;
+	long long kbase = gt_pinned_bytes();
+	struct soft_iommu_stats st;
+	struct gt_soft c;
+	uint64_t un = 99;
+
+	gt_soft_open_cut(&c, NULL, 0, true);
+	cmap(&c, base, 0, 16 * K4);
+	/* Not 4 KiB-aligned: iova or length. */
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4 + 1, 4 * K4, &un), -EINVAL);
+	cr_assert_eq(un, 0);
+	un = 99;
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4, 4 * K4 + 512, &un), -EINVAL);
+	cr_assert_eq(un, 0);
+	/* Nothing mapped there: before, after, and in a gap between two areas. */
+	cmap(&c, base + 32 * K4, 32 * K4, K4);
+	un = 99;
+	cr_assert_eq(be_soft_ops.unmap(c.space, 0, base, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 16 * K4, 16 * K4, &un), -ENOENT);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 33 * K4, 1ull << 30, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	soft_iommu_get_stats(c.space, &st);
+	cr_assert_eq(st.areas, 2);
+	cr_assert_eq(st.pinned_bytes, 17 * K4);
+	cr_assert_eq(st.cuts, 0);
+	area_is(&c, base, base, 16 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(17 * K4));
+	/* The fault knobs apply as before: a failing call unmaps nothing. */
+	soft_iommu_set_faults(c.ctx, &(struct soft_iommu_faults){ .unmap_fail_nth = 1,
+								 .unmap_fail_errno = EINTR });
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4, 4 * K4, &un), -EINTR);
+	cr_assert_eq(un, 0);
+	area_is(&c, base, base, 16 * K4);
+	unmap_all_no_leak(&c, kbase, 17 * K4);
+	gt_soft_close(&c);
+}
+
+Test(soft, without_cut_areas_a_straddle_is_enoent)
+{
+	const uint64_t base = 0x100000;
+	long long kbase = gt_pinned_bytes();
+	struct gt_soft c;
+	uint64_t un = 99;
+
+	gt_soft_open_cut(&c, NULL, 0, false);
+	cr_assert(!be_soft_ops.unmap_cuts(c.space));
+	cmap(&c, base, 0, 16 * K4);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 5 * K4, 4 * K4, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base - 4 * K4, 6 * K4, &un), -ENOENT);
+	cr_assert_eq(be_soft_ops.unmap(c.space, base + 14 * K4, 4 * K4, &un), -ENOENT);
+	cr_assert_eq(un, 0);
+	area_is(&c, base, base, 16 * K4);
+	cr_assert_eq(gt_areas(c.space), 1);
+	cr_assert_eq(gt_pinned(c.space), 16 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(16 * K4));
+	unmap_all_no_leak(&c, kbase, 16 * K4);
+	gt_soft_close(&c);
+	/* The default suite's model (NULL be_config fields) does not cut either. */
+	cr_assert(!be_soft_ops.unmap_cuts(sm.space));
+}
+
+Test(soft, cut_with_a_map_in_flight_is_ebusy)
+{
+	struct park pk = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			   0x100000, false, false };
+	struct soft_iommu_config cfg = { .before_pin = park_hook, .before_pin_arg = &pk };
+	long long kbase = gt_pinned_bytes();
+	struct gt_soft c;
+	struct inflight m = { &c, 1 };
+	uint64_t un = 99;
+	pthread_t th;
+
+	gt_soft_open_cut(&c, &cfg, 0, true);
+	cmap(&c, 0xf0000, 0, 16 * K4);  /* [0xf0000, 0x100000): straddles the range's start */
+	cr_assert_eq(pthread_create(&th, NULL, inflight_map, &m), 0); /* [0x100000, +4 pages) */
+	pthread_mutex_lock(&pk.lock);
+	while (!pk.parked)
+		pthread_cond_wait(&pk.cond, &pk.lock);
+	pthread_mutex_unlock(&pk.lock);
+	cr_assert_eq(be_soft_ops.unmap(c.space, 0xf8000, 0x10000, &un), -EBUSY);
+	cr_assert_eq(un, 0);
+	area_is(&c, 0xf0000, 0xf0000, 16 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(16 * K4));
+	pthread_mutex_lock(&pk.lock);
+	pk.go = true;
+	pthread_cond_broadcast(&pk.cond);
+	pthread_mutex_unlock(&pk.lock);
+	pthread_join(th, NULL);
+	cr_assert_eq(m.ret, 0);
+	cr_assert_eq(be_soft_ops.unmap(c.space, 0xf8000, 0x10000, &un), 0);
+	cr_assert_eq(un, 8 * K4 + 4 * K4);
+	area_is(&c, 0xf0000, 0xf0000, 8 * K4);
+	unmap_all_no_leak(&c, kbase, 8 * K4);
+	gt_soft_close(&c);
+}
+
+/*
+ * A cut's re-pin beyond RLIMIT_MEMLOCK (io_uring: the parts that stay are
+ * pinned anew before the old pin goes) fails with nothing changed; with
+ * mlock the parts keep the old lock and the same cut goes through.
+ */
+Test(soft, cut_whose_repin_fails_changes_nothing)
+{
+	struct rlimit rl = { 64 * K4, 64 * K4 };
+	const uint64_t base = 0x100000;
+	long long kbase;
+	struct gt_soft c;
+	uint64_t un = 99;
+	int ret;
+
+	drop_ipc_lock();
+	cr_assert_eq(setrlimit(RLIMIT_MEMLOCK, &rl), 0);
+	gt_soft_open_cut(&c, NULL, 0, true); /* rings made without CAP_IPC_LOCK: they charge the limit */
+	kbase = gt_pinned_bytes();
+	cmap(&c, base, 0, 40 * K4);
+	ret = be_soft_ops.unmap(c.space, base + 4 * K4, 4 * K4, &un);
+	if (gt_pin_mode() == SOFT_PIN_IO_URING) {
+		cr_assert(ret == -ENOMEM || ret == -EPERM || ret == -EAGAIN,
+			  "a re-pin of 36 pages on top of 40 under a 64-page limit gave %d", ret);
+		cr_assert_eq(un, 0);
+		area_is(&c, base, base, 40 * K4);
+		area_is(&c, base + 5 * K4, base, 40 * K4);
+		cr_assert_eq(gt_areas(c.space), 1);
+		cr_assert_eq(gt_pinned(c.space), 40 * K4);
+		cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(40 * K4));
+		cr_assert_eq(slots_of(&c), 1);
+		/* A cut whose part fits goes through: 4 pages stay (40 + 4 <= 64,
+		 * with room for pin_failure_maps_nothing's 16 pages running in
+		 * parallel: io_uring charges the user, not the process). */
+		cr_assert_eq(be_soft_ops.unmap(c.space, base + 4 * K4, 36 * K4, &un), 0);
+		cr_assert_eq(un, 36 * K4);
+	} else {
+		cr_assert_eq(ret, 0, "mlock re-pins nothing: %d", ret);
+		cr_assert_eq(un, 4 * K4);
+		cr_assert_eq(be_soft_ops.unmap(c.space, base + 4 * K4, 36 * K4, &un), 0);
+		cr_assert_eq(un, 32 * K4);
+	}
+	area_is(&c, base, base, 4 * K4);
+	cr_assert_eq(gt_pinned_bytes() - kbase, (long long)(4 * K4));
+	unmap_all_no_leak(&c, kbase, 4 * K4);
+	gt_soft_close(&c);
 }

@@ -3,8 +3,11 @@
  * backend.h - the one interface every IOMMU backend implements.
  *
  * A backend owns "spaces": IOMMU address spaces (an iommufd IOAS, a VFIO type1
- * container, or the software model's table).  The daemon maps one area per
- * granule and unmaps runs of whole areas; a backend never splits an area.
+ * container, or the software model's table).  By default the daemon maps one
+ * area per granule and unmaps runs of whole areas, and a backend never splits
+ * an area.  A backend opened with be_config.cut_areas makes spaces whose
+ * unmap() cuts areas (unmap_cuts()); the daemon then maps runs of granules as
+ * one area each ("areas over runs", docs/design.md).
  *
  * Vocabulary (used in every backend file):
  *   area    one successful map call: [iova, iova + length)
@@ -93,6 +96,13 @@ struct be_config {
 	void *backend_private;  /* backend-specific knobs (e.g. soft model faults) */
 	be_report_fn report;    /* NULL: lines go to stderr */
 	void *report_arg;       /* passed to report; must outlive the backend */
+	/*
+	 * cut_areas: make spaces whose unmap() cuts areas (be_ops.unmap_cuts).
+	 * iommufd: every IOAS without huge pages (open() fails with -EINVAL
+	 * if its config asks for huge pages) and the VFIO-compat unmap; the
+	 * model emulates the cut; type1 cannot (open() fails, -EOPNOTSUPP).
+	 */
+	bool cut_areas;
 };
 
 /*
@@ -173,9 +183,22 @@ struct be_ops {
 	bool (*pins_vaddr_at_map)(struct be_space *space);
 
 	/*
+	 * @unmap_cuts: whether unmap() of @space cuts areas (below).  Fixed
+	 * for the space's life: set at space_create() (be_config.cut_areas)
+	 * or read back from the kernel at space_adopt().  Optional: NULL
+	 * means false.
+	 */
+	bool (*unmap_cuts)(struct be_space *space);
+
+	/*
 	 * @unmap: unmap every area inside [@iova, @iova + @length); the range
-	 * may cover many whole areas but may not cut one.  Sets *@unmapped to
-	 * the bytes actually unmapped, also on error.
+	 * may cover many whole areas but may not cut one.  Except when
+	 * unmap_cuts(@space): then an area that starts before @iova or ends
+	 * after the range is first cut there (its parts outside stay mapped
+	 * and pinned) and -ENOENT means only that nothing was mapped in the
+	 * range; the range must then be 4 KiB-aligned (-EINVAL).  A failed
+	 * cut (-ENOMEM) may leave an area cut in two, both parts mapped.
+	 * Sets *@unmapped to the bytes actually unmapped, also on error.
 	 * Returns 0; -ENOENT when nothing is mapped there *or* when the range
 	 * cuts an area (areas before the cut may already be gone: see
 	 * *@unmapped; never infer state from -ENOENT); -EBUSY while a map in

@@ -22,7 +22,31 @@
  *   unmap  whole areas only, walked in increasing IOVA order; an area cut
  *          by the range -> -ENOENT after the areas before it were unmapped
  *          (*unmapped counts them); nothing there -> -ENOENT; an area whose
- *          map is still in flight -> -EBUSY.
+ *          map is still in flight -> -EBUSY (after the areas before it).
+ *   unmap with be_config.cut_areas (unmap_cuts() true; iommufd's
+ *          VFIO_IOMMU_UNMAP_DMA in an IOAS without huge pages: iopt_cut_iova
+ *          at the range's start and end, then the unmap of whole areas):
+ *          a range not 4 KiB-aligned (iova or length) -> -EINVAL; an area
+ *          in flight anywhere in the range -> -EBUSY with nothing changed;
+ *          an area that straddles the range's start and/or end is cut
+ *          there: its parts outside stay mapped (same host addresses, so
+ *          translate() is unchanged for them) and pinned, each its own
+ *          area; everything inside is unmapped; *unmapped counts the inside
+ *          bytes only; -ENOENT only when nothing is mapped in the range.
+ *          The cut costs the model a re-pin: an io_uring registered buffer
+ *          cannot be cut, so each part that stays is pinned anew (new
+ *          slots) before the old area's pin is released, where the kernel's
+ *          halves share the old pin's pages.  So the model's cut takes time
+ *          in proportion to what stays (not the kernel's cost: do not
+ *          benchmark cuts on the model), pins the staying bytes twice for
+ *          a moment (a cut can fail with -ENOMEM against RLIMIT_MEMLOCK
+ *          where the kernel's would not; then nothing changed), and may
+ *          take nr_areas above max_areas (iommufd has no area budget; maps
+ *          then get -ENOSPC).  Once it returns, VmPin has dropped by
+ *          exactly the bytes unmapped, as the kernel's.  With mlock the
+ *          parts keep the old lock and only the inside is munlocked.
+ *          Without cut_areas the model behaves as above (a straddle ->
+ *          -ENOENT).
  *
  * Pin accounting: io_uring pins are counted per pin, like the kernel's
  * (two areas over the same host pages pin them twice, VmPin counts both).
@@ -162,6 +186,7 @@ struct soft_iommu_stats {
 	uint64_t pinned_bytes; /* bytes of published areas (pinned) */
 	uint64_t maps;         /* successful map() calls, ever */
 	uint64_t unmap_calls;  /* unmap() calls, ever, failed ones included */
+	uint64_t cuts;         /* area ends cut by unmap() (cut_areas), ever */
 };
 
 /* soft_iommu_stats - fill *@out for @space.  Never fails. */

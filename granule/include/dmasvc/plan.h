@@ -16,9 +16,13 @@
  *   map jobs     one per granule a populate finds unmapped, in event order
  *                and, inside an event, in granule order (iommufd and type1
  *                cannot split an area, so one area per granule is what lets
- *                any granule be unmapped alone later).  They are never all
- *                materialised: the stage hands them to the runner in
- *                windows of at most the plan's window size
+ *                any granule be unmapped alone later).  With a run cap
+ *                (gran_plan_set_run_max(), for a space whose unmap cuts
+ *                areas), one per run of unmapped granules of an event
+ *                instead, cut into jobs of at most the cap (so a plug
+ *                still spreads over the runner's threads).  They are
+ *                never all materialised: the stage hands them to the
+ *                runner in windows of at most the plan's window size
  *                (GRAN_PLAN_WINDOW_JOBS by default), each window the next
  *                jobs in that order, skipping the events that already
  *                failed;
@@ -89,7 +93,8 @@ struct gran_completion {
 	int32_t res; /* 0 or -errno */
 };
 
-/* One per-granule map, filled by the planner, run by a job runner. */
+/* One map call (a granule, or a piece of a run with a run cap), filled by
+ * the planner, run by a job runner. */
 struct gran_map_job {
 	uint64_t iova;
 	uint64_t length;
@@ -203,6 +208,15 @@ const struct gran_completion *gran_plan_completions(const struct gran_plan *p,
 
 /* gran_plan_stats - what the execution did so far. */
 void gran_plan_stats(const struct gran_plan *p, struct gran_exec_stats *out);
+
+/*
+ * gran_plan_set_run_max - map each run of unmapped granules a populate
+ * finds as jobs of at most @bytes (at least one granule each; 0, the
+ * default: one job per granule).  Only for a space whose unmap() cuts
+ * areas (be_ops.unmap_cuts): with one area over many granules, a discard
+ * of some of them must cut it.  Call before the first stage is prepared.
+ */
+void gran_plan_set_run_max(struct gran_plan *p, uint64_t bytes);
 
 /* gran_plan_free - free @p (NULL is a no-op). */
 void gran_plan_free(struct gran_plan *p);

@@ -536,3 +536,25 @@ Test(options, fault_in_and_iommufd_options)
 	cr_expect_eq(PARSE(&o, err, "--soft-iommu", "--iommufd-rlimit-mode", "user"), -EINVAL);
 	cr_expect(strstr(err, "need the iommufd backend"), "%s", err);
 }
+
+Test(options, areas_run_only_where_areas_can_be_cut)
+{
+	struct dsvc_options o;
+	char err[256];
+
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu"), OPT_RUN);
+	cr_expect(!o.areas_run, "one area per granule by default");
+	cr_assert_eq(PARSE(&o, err, "--soft-iommu", "--areas", "run"), OPT_RUN, "%s", err);
+	cr_expect(o.areas_run);
+	cr_assert_eq(PARSE(&o, err, "--areas", "run", "--areas", "granule"), OPT_RUN, "%s", err);
+	cr_expect(!o.areas_run, "the last one counts");
+	cr_assert_eq(PARSE(&o, err, "--iommufd", "/dev/iommu", "--areas", "run",
+			   "--iommufd-huge-pages", "off"), OPT_RUN, "%s", err);
+	cr_expect(o.areas_run);
+	cr_expect_eq(PARSE(&o, err, "--areas", "run", "--iommufd-huge-pages", "on"), -EINVAL);
+	cr_expect(strstr(err, "needs --iommufd-huge-pages off"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--vfio-group", "/dev/vfio/1", "--areas", "run"), -EINVAL);
+	cr_expect(strstr(err, "type1") && strstr(err, "cannot cut"), "%s", err);
+	cr_expect_eq(PARSE(&o, err, "--areas", "chunk"), -EINVAL);
+	cr_expect(strstr(err, "--areas: 'chunk' is not granule or run"), "%s", err);
+}

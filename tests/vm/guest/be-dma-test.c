@@ -467,6 +467,43 @@ static void setup(struct t *t)
 }
 
 /*
+ * A fresh context from @cfg with one space, edu attached again (reopened
+ * from $EDU_CDEV), R mapped, and K (@name) mapped as one area of B_N pages
+ * at B_IOVA.  Needs no space open; the caller undoes it all.
+ */
+static void one_area_space(struct t *t, const struct be_config *cfg, const char *name)
+{
+	const char *cdev = getenv("EDU_CDEV");
+	struct be_map_src src;
+	int rc;
+
+	rc = t->ops->open(cfg, &t->ctx);
+	CHECK(rc == 0, "open (%s): %s", name, strerror(-rc));
+	rc = t->ops->space_create(t->ctx, &t->space);
+	CHECK(rc == 0, "space_create (%s): %s", name, strerror(-rc));
+	t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
+	CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
+	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
+	CHECK(rc == 0, "device_attach (%s): %s", name, strerror(-rc));
+	rc = edu_init(&t->edu, t->dev_fd);
+	CHECK(rc == 0, "edu_init (%s): %s", name, strerror(-rc));
+	src = (struct be_map_src){ .vaddr = t->r, .fd = t->rfd, .fd_offset = 0 };
+	rc = t->ops->map(t->space, R_IOVA, R_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map R: %s", strerror(-rc));
+	t->r_mapped = true;
+
+	t->K = (struct region){ .name = name, .iova = B_IOVA, .gran = B_GRAN,
+			       .off = B_OFF, .n = B_N, .mem = t->mem, .fd = t->memfd };
+	src = src_of(&t->K, 0);
+	rc = t->ops->map(t->space, t->K.iova, t->K.n * t->K.gran, &src,
+			 BE_PROT_READ | BE_PROT_WRITE);
+	CHECK(rc == 0, "map %s as one area: %s", name, strerror(-rc));
+	for (unsigned int i = 0; i < t->K.n; i++)
+		t->K.mapped[i] = true;
+	check_pinned(t, __LINE__);
+}
+
+/*
  * iommufd cuts an area only in its VFIO-compat unmap, in an IOAS without
  * huge pages (be_iommufd_unmap_cut(): map-bench's kernel-cut row; the
  * service does not use it).  In a new context with huge pages off and edu
@@ -480,35 +517,10 @@ static void check_cut_areas(struct t *t)
 {
 	struct be_iommufd_config icfg = { .rlimit_mode = 1, .huge_pages = 0 };
 	struct be_config cfg = { .path = "/dev/iommu", .backend_private = &icfg };
-	struct be_map_src src;
-	const char *cdev = getenv("EDU_CDEV");
 	uint64_t unmapped;
 	int rc;
 
-	rc = t->ops->open(&cfg, &t->ctx);
-	CHECK(rc == 0, "open (huge pages off): %s", strerror(-rc));
-	rc = t->ops->space_create(t->ctx, &t->space);
-	CHECK(rc == 0, "space_create (huge pages off): %s", strerror(-rc));
-	t->dev_fd = open(cdev, O_RDWR | O_CLOEXEC);
-	CHECK(t->dev_fd >= 0, "reopen %s: %s", cdev, strerror(errno));
-	rc = t->ops->device_attach(t->space, t->dev_fd, &t->dev_id);
-	CHECK(rc == 0, "device_attach (huge pages off): %s", strerror(-rc));
-	rc = edu_init(&t->edu, t->dev_fd);
-	CHECK(rc == 0, "edu_init (huge pages off): %s", strerror(-rc));
-	src = (struct be_map_src){ .vaddr = t->r, .fd = t->rfd, .fd_offset = 0 };
-	rc = t->ops->map(t->space, R_IOVA, R_LEN, &src, BE_PROT_READ | BE_PROT_WRITE);
-	CHECK(rc == 0, "map R: %s", strerror(-rc));
-	t->r_mapped = true;
-
-	t->K = (struct region){ .name = "K(one area)", .iova = B_IOVA, .gran = B_GRAN,
-			       .off = B_OFF, .n = B_N, .mem = t->mem, .fd = t->memfd };
-	src = src_of(&t->K, 0);
-	rc = t->ops->map(t->space, t->K.iova, t->K.n * t->K.gran, &src,
-			 BE_PROT_READ | BE_PROT_WRITE);
-	CHECK(rc == 0, "map K as one area: %s", strerror(-rc));
-	for (unsigned int i = 0; i < t->K.n; i++)
-		t->K.mapped[i] = true;
-	check_pinned(t, __LINE__);
+	one_area_space(t, &cfg, "K(one area)");
 	check_read_ok(__LINE__, &t->K, 5);
 
 	rc = t->ops->unmap(t->space, t->K.iova + 4 * t->K.gran, 4 * t->K.gran, &unmapped);
@@ -537,6 +549,86 @@ static void check_cut_areas(struct t *t)
 	check_read_blocked(__LINE__, &t->K, 0);
 
 	t->ops->device_detach(t->space, t->dev_id);
+	close(t->dev_fd);
+	t->ops->space_destroy(t->space);
+	t->ops->close(t->ctx);
+	t->r_mapped = false;
+	check_pinned(t, __LINE__);
+}
+
+/*
+ * be_config.cut_areas (dmasvc --areas run), iommufd: the backend's own
+ * unmap() cuts.  A context opened with it makes an IOAS with huge pages off
+ * (read back from the kernel) whose unmap_cuts() is true; K, 16 pages as
+ * one area: unmap() of K[4..7] cuts them out (the kernel reports 16 KiB,
+ * VmPin drops by them, audit shows the halves, the device reads beside the
+ * cut but not inside), unmap() of K[0] cuts at one end only.  Then the
+ * space is kept (its fds dup'ed, as the daemon's restart does), forgotten
+ * and adopted by a second context opened *without* cut_areas: the adopted
+ * space still cuts (its IOAS has huge pages off) - K[10..11] are cut out
+ * with DMA and VmPin to show it.  Needs nothing mapped and no space open;
+ * leaves it so.
+ */
+static void check_backend_cuts(struct t *t)
+{
+	struct be_iommufd_config icfg = { .rlimit_mode = 1, .huge_pages = -1 };
+	struct be_config cfg = { .path = "/dev/iommu", .backend_private = &icfg,
+				 .cut_areas = true };
+	struct be_config plain = { .path = "/dev/iommu", .backend_private = &icfg };
+	struct be_kept_space kept;
+	struct be_ctx *ctx2;
+	uint64_t unmapped, v = 7;
+	int rc;
+
+	one_area_space(t, &cfg, "K(cut_areas)");
+	CHECK(t->ops->unmap_cuts && t->ops->unmap_cuts(t->space), "cut_areas: unmap_cuts false");
+	rc = be_iommufd_get_option(t->space, IOMMU_OPTION_HUGE_PAGES, &v);
+	CHECK(rc == 0 && v == 0, "cut_areas: HUGE_PAGES read back: rc %d val %" PRIu64, rc, v);
+	unmap_run(t, __LINE__, &t->K, 4, 4); /* cuts at both ends */
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->K);
+	check_read_ok(__LINE__, &t->K, 3);
+	check_read_blocked(__LINE__, &t->K, 5);
+	check_read_ok(__LINE__, &t->K, 8);
+	unmap_run(t, __LINE__, &t->K, 0, 1); /* cuts at the end only */
+	check_pinned(t, __LINE__);
+	check_read_blocked(__LINE__, &t->K, 0);
+	check_read_ok(__LINE__, &t->K, 1);
+	rc = t->ops->unmap(t->space, t->K.iova + 5 * t->K.gran, t->K.gran, &unmapped);
+	CHECK(rc == -ENOENT, "unmap of a cut-out page: rc %d, want -ENOENT", rc);
+
+	/* Keep, forget, adopt in a context without cut_areas. */
+	rc = t->ops->space_keep(t->space, &kept);
+	CHECK(rc == 0, "space_keep: %s", strerror(-rc));
+	kept.fd = dup(kept.fd);
+	for (uint32_t i = 0; i < kept.nr_devs; i++)
+		kept.devs[i].fd = dup(kept.devs[i].fd);
+	t->ops->space_forget(t->space);
+	rc = t->ops->open(&plain, &ctx2);
+	CHECK(rc == 0, "open (plain): %s", strerror(-rc));
+	rc = t->ops->space_adopt(ctx2, &kept, &t->space);
+	CHECK(rc == 0, "space_adopt: %s", strerror(-rc));
+	CHECK(t->ops->unmap_cuts(t->space), "an adopted IOAS without huge pages must cut");
+	t->ops->close(t->ctx);
+	t->ctx = ctx2;
+	check_pinned(t, __LINE__);
+	unmap_run(t, __LINE__, &t->K, 10, 2);
+	check_pinned(t, __LINE__);
+	check_audit(t, __LINE__, &t->K);
+	check_read_blocked(__LINE__, &t->K, 10);
+	check_read_ok(__LINE__, &t->K, 9);
+	check_write_ok(__LINE__, &t->K, 12);
+
+	/* Everything left (K[1..3], K[8..9], K[12..15]: pieces of cut areas)
+	 * in one call over the holes too. */
+	rc = t->ops->unmap(t->space, t->K.iova, t->K.n * t->K.gran, &unmapped);
+	CHECK(rc == 0 && unmapped == region_mapped_bytes(&t->K),
+	      "unmap of all K: rc %d unmapped 0x%" PRIx64 ", want 0x%" PRIx64, rc, unmapped,
+	      region_mapped_bytes(&t->K));
+	memset(t->K.mapped, 0, sizeof(t->K.mapped));
+	check_pinned(t, __LINE__);
+	check_read_blocked(__LINE__, &t->K, 13);
+	t->ops->device_detach(t->space, kept.devs[0].dev_id);
 	close(t->dev_fd);
 	t->ops->space_destroy(t->space);
 	t->ops->close(t->ctx);
@@ -1023,6 +1115,8 @@ static void run(struct t *t)
 	if (t->ops == &be_iommufd_ops) {
 		step(t, "huge pages off: one area of 16 pages, its middle cut out (VFIO-compat unmap)");
 		check_cut_areas(t);
+		step(t, "cut_areas: the backend's unmap() cuts, also after keep and adopt");
+		check_backend_cuts(t);
 	}
 
 	if (t->ops == &be_type1_ops) {

@@ -4,7 +4,7 @@
  * client populates and discards, and the edu device's DMA shows that the
  * IOMMU follows, through the daemon, on the real kernel backend.
  *
- * Usage: daemon-e2e iommufd|iommufd-hugetlb|iommufd-device|type1 SOCKET
+ * Usage: daemon-e2e iommufd|iommufd-runs|iommufd-hugetlb|iommufd-device|type1 SOCKET
  *   (env: DMASVC_PID, the daemon's pid, as set by with-daemon; EDU_CDEV)
  *
  * How the device reaches both the daemon and this test:
@@ -12,6 +12,15 @@
  *            DEVICE_ATTACH; the daemon binds and attaches its copy, and
  *            the test drives BAR0/config through its own fd (the same open
  *            file: SCM_RIGHTS passes the file, and the bind is per file).
+ *   iommufd-runs  as iommufd, the daemon with --areas run: after the walk
+ *            below, B is populated whole in one event, and the kernel
+ *            shows one area over it: through the session's own iommufd
+ *            context (a copy of the daemon's file), the IOAS has huge
+ *            pages off and IOMMU_IOAS_UNMAP of B[3] alone is refused
+ *            (ENOENT: it would cut an area).  The service's discards of
+ *            B[3] and of B[8..12) then cut that area: DMA to them stops,
+ *            DMA beside them goes on, VmPin drops by exactly their bytes,
+ *            and a populate puts B[3] back.
  *   iommufd-hugetlb  as iommufd, but the guest memory is a hugetlbfs memfd
  *            (MFD_HUGETLB, 2 MiB pages, from the pool the test script
  *            reserves), which the daemon maps MAP_NORESERVE; every region
@@ -97,6 +106,9 @@ struct e2e {
 	const char *pin_key;  /* "VmPin:" (iommufd) or "VmLck:" (type1) */
 	bool type1;
 	bool hugetlb;         /* iommufd-hugetlb: the memfd is on hugetlbfs */
+	bool runs;            /* iommufd-runs: the daemon runs with --areas run */
+	int ictx;             /* iommufd-runs: a copy of the session's iommufd file */
+	uint32_t ioas;        /* iommufd-runs: the session's IOAS in it */
 	uint64_t mem_size;
 	pid_t daemon;
 	uint8_t *mem;         /* the memfd, MAP_SHARED */
@@ -171,6 +183,25 @@ static void event(struct e2e *t, int ri, uint64_t g, bool populate)
 	if (rc)
 		fail(t, "%s: %s", step, strerror(-rc));
 	r->pop[g] = populate;
+	check_state(t, step);
+	note(t, step);
+}
+
+/* One event over granules [@g, @g + @n) of @ri. */
+static void event_range(struct e2e *t, int ri, uint64_t g, uint64_t n, bool populate)
+{
+	struct reg *r = &t->r[ri];
+	uint64_t off = g * r->d.granule, len = n * r->d.granule;
+	int rc = populate ? dmasvc_populate(t->c, (uint32_t)r->id, off, len)
+			  : dmasvc_discard(t->c, (uint32_t)r->id, off, len);
+	char step[80];
+
+	snprintf(step, sizeof(step), "%s %s[%" PRIu64 "..%" PRIu64 "]",
+		 populate ? "populate" : "discard", r->name, g, g + n - 1);
+	if (rc)
+		fail(t, "%s: %s", step, strerror(-rc));
+	for (uint64_t i = g; i < g + n; i++)
+		r->pop[i] = populate;
 	check_state(t, step);
 	note(t, step);
 }
@@ -289,9 +320,14 @@ static void check_iommufd_devid(struct e2e *t, uint32_t devid)
 		struct iommu_hw_info hw = { .size = sizeof(hw), .dev_id = devid };
 		struct iommu_hw_info other = { .size = sizeof(other), .dev_id = devid + 1 };
 
-		answered += ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0;
+		bool mine = ioctl(fd, IOMMU_GET_HW_INFO, &hw) == 0;
+
+		answered += mine;
 		next += ioctl(fd, IOMMU_GET_HW_INFO, &other) == 0;
-		close(fd);
+		if (mine && t->runs && t->ictx < 0)
+			t->ictx = fd; /* the session's context, for check_runs() */
+		else
+			close(fd);
 	}
 	if (answered != 1 || next != 0)
 		fail(t, "iommufd_devid %u: %d of the daemon's iommufd contexts know it (want 1), %d "
@@ -362,6 +398,74 @@ static void check_type1_budget(struct e2e *t)
 	note(t, "budget = dma_entry_limit 65535; a region beyond it refused with ENOSPC");
 }
 
+/*
+ * iommufd-runs: the IOAS of the session's context @t->ictx (the one object
+ * there that answers IOMMU_IOAS_IOVA_RANGES; the daemon makes one per
+ * context) and its huge pages, which --areas run turns off.
+ */
+static void find_runs_ioas(struct e2e *t)
+{
+	struct iommu_option opt = { .size = sizeof(opt), .option_id = IOMMU_OPTION_HUGE_PAGES,
+				    .op = IOMMU_OPTION_OP_GET };
+	int found = 0;
+
+	if (t->ictx < 0)
+		fail(t, "no iommufd context of the daemon knows the device");
+	for (uint32_t id = 1; id < 64; id++) {
+		struct iommu_ioas_iova_ranges r = { .size = sizeof(r), .ioas_id = id };
+
+		if (ioctl(t->ictx, IOMMU_IOAS_IOVA_RANGES, &r) == 0 || errno == EMSGSIZE) {
+			t->ioas = id;
+			found++;
+		}
+	}
+	t->checks += 2;
+	if (found != 1)
+		fail(t, "%d IOAS in the session's context, want 1", found);
+	opt.object_id = t->ioas;
+	if (ioctl(t->ictx, IOMMU_OPTION, &opt) < 0)
+		fail(t, "IOMMU_OPTION get HUGE_PAGES of IOAS %u: %s", t->ioas, strerror(errno));
+	if (opt.val64 != 0)
+		fail(t, "--areas run: IOAS %u has huge pages %llu, want 0", t->ioas,
+		     (unsigned long long)opt.val64);
+	note(t, "the session's IOAS has huge pages off");
+}
+
+/*
+ * iommufd-runs: B populated in one event is one area in the kernel, and the
+ * service's discards cut it (see the file comment).
+ */
+static void check_runs(struct e2e *t)
+{
+	uint64_t nb = t->r[B].d.size / t->r[B].d.granule, g = t->r[B].d.granule;
+	struct iommu_ioas_unmap un = { .size = sizeof(un), .ioas_id = t->ioas,
+				       .iova = t->r[B].d.iova + 3 * g, .length = g };
+
+	event_range(t, B, 0, nb, false);
+	event_range(t, B, 0, nb, true);
+	t->checks++;
+	errno = 0;
+	if (ioctl(t->ictx, IOMMU_IOAS_UNMAP, &un) == 0 || errno != ENOENT)
+		fail(t, "IOMMU_IOAS_UNMAP of B[3] alone after B was populated in one event: %s, "
+		     "want ENOENT (one area over B)", errno ? strerror(errno) : "unmapped");
+	note(t, "the kernel refuses to unmap B[3] alone: B is one area");
+	check_state(t, "B[3] still mapped after the refused unmap");
+	check_dma(t, B, 3, true, "B[3] in one area over B");
+	event(t, B, 3, false);
+	check_dma(t, B, 3, false, "B[3] cut out of B's area");
+	check_dma(t, B, 2, true, "B[2] left of the cut");
+	check_dma(t, B, 4, true, "B[4] right of the cut");
+	event_range(t, B, 8, 4, false);
+	check_dma(t, B, 9, false, "B[9] cut out");
+	check_dma(t, B, 7, true, "B[7] left of the second cut");
+	check_dma(t, B, 12, true, "B[12] right of the second cut");
+	check_dma(t, B, nb - 1, true, "B's last granule");
+	event(t, B, 3, true);
+	check_dma(t, B, 3, true, "B[3] populated again");
+	close(t->ictx); /* the daemon's context must end with its session */
+	t->ictx = -1;
+}
+
 /* The client: everything but the kill.  Writes 'R' to @ready, then waits. */
 static void client(struct e2e *t, int devfd, int ready)
 {
@@ -423,6 +527,10 @@ static void client(struct e2e *t, int devfd, int ready)
 	check_dma(t, A, 1, true, "A[1] beside discarded B[3]");
 	event(t, B, 3, true);
 	check_dma(t, B, 3, true, "B[3] populated again");
+	if (t->runs) {
+		find_runs_ioas(t);
+		check_runs(t);
+	}
 	event(t, B, 4, true);
 	event(t, A, 2, true);
 	check_state(t, "before the kill");
@@ -485,19 +593,23 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 3 || (strcmp(argv[1], "iommufd") && strcmp(argv[1], "iommufd-device") &&
+			  strcmp(argv[1], "iommufd-runs") &&
 			  strcmp(argv[1], "iommufd-hugetlb") && strcmp(argv[1], "type1")) ||
 	    !getenv("DMASVC_PID")) {
-		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e iommufd|iommufd-hugetlb|iommufd-device|type1 SOCKET\n");
+		fprintf(stderr, "usage: DMASVC_PID=PID daemon-e2e "
+			"iommufd|iommufd-runs|iommufd-hugetlb|iommufd-device|type1 SOCKET\n");
 		return 2;
 	}
 	t.be = argv[1];
 	t.type1 = !strcmp(t.be, "type1");
 	t.hugetlb = !strcmp(t.be, "iommufd-hugetlb");
+	t.runs = !strcmp(t.be, "iommufd-runs");
+	t.ictx = -1;
 	t.pin_key = t.type1 ? "VmLck:" : "VmPin:";
 	t.daemon = (pid_t)atoi(getenv("DMASVC_PID"));
 	setenv("E2E_SOCKET", argv[2], 1);
 	make_memory(&t);
-	if (!strcmp(t.be, "iommufd") || t.hugetlb) {
+	if (!strcmp(t.be, "iommufd") || t.hugetlb || t.runs) {
 		const char *cdev = getenv("EDU_CDEV");
 
 		devfd = cdev ? open(cdev, O_RDWR) : -1;
