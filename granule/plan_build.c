@@ -236,6 +236,7 @@ static size_t fill_jobs(const struct gran_event *e, size_t ei, uint64_t *cursor,
 			j->src.fd_offset = r->d.mem_offset + gran_bytes(r, s);
 			j->prot = r->d.prot;
 			j->event = (uint32_t)ei;
+			j->event_last = (uint32_t)ei;
 			j->res = -ECANCELED;
 		}
 	}
@@ -250,6 +251,45 @@ static void fill_seek(struct gran_plan *p, size_t ei)
 	p->fill_g = ei < p->st.ev_end ? p->ev[ei].first : 0;
 }
 
+/* Whether event @ei of the prepared stage still takes jobs. */
+static bool fillable(const struct gran_plan *p, size_t ei)
+{
+	return p->ev[ei].op == GRAN_OP_POPULATE && p->st.job_count[ei - p->st.ev_first] &&
+	       !p->comp[ei].res;
+}
+
+/*
+ * With a run cap, once the cursor's event is filled: extend @j, the last job
+ * filled, into the next event of the stage when the run goes on there (a
+ * fillable populate of the same region that starts where the cursor's event
+ * ends, at an unmapped granule) and @j is below the cap; it takes that
+ * event's first unmapped granules up to the cap, and the cursor moves into
+ * it.  Returns whether it did.
+ */
+static bool fill_merge_next(struct gran_plan *p, struct gran_map_job *j)
+{
+	const struct gran_event *ev = &p->ev[p->fill_ev], *nx = ev + 1;
+	const struct gran_region *r = ev->region;
+	uint64_t cap, have, x, take, end = ev->first + ev->count;
+
+	if (!p->run_max || p->fill_ev + 1 >= p->st.ev_end || j->event_last != p->fill_ev ||
+	    p->comp[p->fill_ev].res || j->iova + j->length != gran_iova_of(r, end) ||
+	    !fillable(p, p->fill_ev + 1) || nx->region != r || nx->first != end ||
+	    gran_bm_test(&r->bm, nx->first))
+		return false;
+	cap = run_cap(p, r);
+	have = j->length >> r->shift;
+	if (have >= cap)
+		return false;
+	x = gran_bm_next_set(&r->bm, nx->first, nx->first + nx->count);
+	take = x - nx->first < cap - have ? x - nx->first : cap - have;
+	j->length += gran_bytes(r, take);
+	j->event_last = (uint32_t)(p->fill_ev + 1);
+	p->fill_ev++;
+	p->fill_g = nx->first + take;
+	return true;
+}
+
 size_t plan_fill_window(struct gran_plan *p)
 {
 	const struct gran_event *ev;
@@ -257,15 +297,14 @@ size_t plan_fill_window(struct gran_plan *p)
 
 	while (p->fill_ev < p->st.ev_end && n < p->window) {
 		ev = &p->ev[p->fill_ev];
-		if (ev->op == GRAN_OP_POPULATE &&
-		    p->st.job_count[p->fill_ev - p->st.ev_first] &&
-		    !p->comp[p->fill_ev].res)
+		if (fillable(p, p->fill_ev))
 			n += fill_jobs(ev, p->fill_ev, &p->fill_g, p->st.jobs + n,
 				       p->window - n, run_cap(p, ev->region));
-		if (ev->op != GRAN_OP_POPULATE || p->comp[p->fill_ev].res ||
-		    p->fill_g >= ev->first + ev->count ||
-		    !p->st.job_count[p->fill_ev - p->st.ev_first])
+		if (!fillable(p, p->fill_ev) || p->fill_g >= ev->first + ev->count) {
+			if (n && fill_merge_next(p, &p->st.jobs[n - 1]))
+				continue; /* fill the rest of the next event */
 			fill_seek(p, p->fill_ev + 1);
+		}
 	}
 	p->st.nr_jobs = n;
 	return n;

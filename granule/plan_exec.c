@@ -125,65 +125,129 @@ static void undo_add(struct gran_plan *p, struct undo_acc *u, uint64_t first,
 	u->count = count;
 }
 
+/* Granules of job @j inside event @ev: [*@first, *@first + return). */
+static uint64_t job_part(const struct gran_event *ev, const struct gran_map_job *j,
+			 uint64_t *first)
+{
+	const struct gran_region *r = ev->region;
+	uint64_t s = plan_job_granule(r, j), e = s + (j->length >> r->shift);
+
+	if (s < ev->first)
+		s = ev->first;
+	if (e > ev->first + ev->count)
+		e = ev->first + ev->count;
+	*first = s;
+	return e - s;
+}
+
+/* A job mapping for more than one event (a run cap's merged run). */
+static bool job_shared(const struct gran_map_job *j)
+{
+	return j->event != j->event_last;
+}
+
 /*
- * Settle the @n jobs of event @ei in the current window: count them; on a
- * failure, fail the event and unmap exactly what it mapped (its earlier
- * windows: the granules of its range before @jobs[0] whose bits are clear;
- * this window: its successful jobs).  @run_err is the runner's error for
- * the window (0 or -errno): an event whose only failure is a job the
- * runner did not run fails with it rather than with -ECANCELED.
+ * Settle event @ei for the window just run: @jobs[0..@n) are the window's
+ * jobs that map any of its granules, in granule order.  A shared job that
+ * did not map (failed, or skipped by the runner) is retried for this
+ * event's part alone while the event has no error yet, so one event's bad
+ * page fails only that event.  On a failure, fail the event and unmap
+ * exactly what it mapped (its earlier windows: the granules of its range
+ * before the window's first job whose bits are clear; this window: its
+ * part of the jobs that mapped, cut out of an area it shares).  @run_err
+ * is the runner's error for the window (0 or -errno): an event whose only
+ * failure is a job the runner did not run fails with it rather than with
+ * -ECANCELED.
  */
-static void settle_group(struct gran_plan *p, size_t ei,
-			 const struct gran_map_job *jobs, size_t n,
-			 const struct be_ops *ops, struct be_space *space,
+static void settle_event(struct gran_plan *p, size_t ei, const struct gran_map_job *jobs,
+			 size_t n, const struct be_ops *ops, struct be_space *space,
 			 int run_err)
 {
 	struct gran_event *ev = &p->ev[ei];
-	struct undo_acc u = { .r = ev->region };
-	uint64_t s, x, g0 = plan_job_granule(ev->region, &jobs[0]), g;
-	int err = 0;
-	size_t i;
+	struct gran_region *r = ev->region;
+	struct undo_acc u = { .r = r };
+	size_t retried_ok[2], nr_ok = 0, k;
+	uint64_t s, x, g0, g, cnt;
+	int err = 0, res;
 
-	for (i = 0; i < n; i++) {
-		if (jobs[i].res != -ECANCELED)
-			p->stats.map_calls++;
-		if (jobs[i].res && jobs[i].res != -ECANCELED)
+	for (size_t i = 0; i < n; i++) {
+		if (!jobs[i].res)
+			continue;
+		if (!job_shared(&jobs[i])) {
+			if (!err || err == -ECANCELED)
+				err = jobs[i].res;
+			continue;
+		}
+		if (err)
+			continue; /* the event fails anyway */
+		/* At most two shared jobs touch an event: one that reaches in
+		 * from the events before, one that goes on into the next. */
+		cnt = job_part(ev, &jobs[i], &g);
+		res = ops->map(space, gran_iova_of(r, g), gran_bytes(r, cnt),
+			       &(struct be_map_src){
+				       .vaddr = (char *)jobs[i].src.vaddr +
+						(gran_iova_of(r, g) - jobs[i].iova),
+				       .fd = jobs[i].src.fd,
+				       .fd_offset = jobs[i].src.fd_offset +
+						    (gran_iova_of(r, g) - jobs[i].iova) },
+			       jobs[i].prot);
+		p->stats.map_calls++;
+		if (res) {
 			p->stats.map_failures++;
-		if (jobs[i].res && (!err || err == -ECANCELED))
-			err = jobs[i].res;
+			err = res;
+		} else if (nr_ok < 2) {
+			retried_ok[nr_ok++] = i;
+		}
 	}
 	if (!err)
 		return;
 	if (err == -ECANCELED && run_err < 0)
 		err = run_err;
 	p->comp[ei].res = err;
-	for (s = gran_bm_next_clear(&u.r->bm, ev->first, g0); s < g0;
-	     s = gran_bm_next_clear(&u.r->bm, x, g0)) {
-		x = gran_bm_next_set(&u.r->bm, s, g0);
+	job_part(ev, &jobs[0], &g0);
+	for (s = gran_bm_next_clear(&r->bm, ev->first, g0); s < g0;
+	     s = gran_bm_next_clear(&r->bm, x, g0)) {
+		x = gran_bm_next_set(&r->bm, s, g0);
 		undo_add(p, &u, s, x - s, ops, space);
 	}
-	for (i = 0; i < n; i++) {
-		if (jobs[i].res)
+	for (size_t i = 0; i < n; i++) {
+		bool mapped = !jobs[i].res;
+
+		for (k = 0; k < nr_ok && !mapped; k++)
+			mapped = retried_ok[k] == i;
+		if (!mapped)
 			continue;
-		g = plan_job_granule(u.r, &jobs[i]);
-		undo_add(p, &u, g, jobs[i].length >> u.r->shift, ops, space);
+		cnt = job_part(ev, &jobs[i], &g);
+		undo_add(p, &u, g, cnt, ops, space);
 	}
 	undo_flush(p, &u, ops, space);
 }
 
-/* Settle the window just run, event by event (an event's jobs are
- * contiguous in a window). */
+/*
+ * Settle the window just run, event by event: the jobs that map for event
+ * k (event <= k <= event_last) are contiguous in a window.
+ */
 static void settle_window(struct gran_plan *p, const struct be_ops *ops,
 			  struct be_space *space, int run_err)
 {
 	const struct gran_map_job *jobs = p->st.jobs;
-	size_t i = 0, j, n = p->st.nr_jobs;
+	size_t lo = 0, hi, n = p->st.nr_jobs;
 
-	while (i < n) {
-		for (j = i + 1; j < n && jobs[j].event == jobs[i].event; j++)
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].res != -ECANCELED)
+			p->stats.map_calls++;
+		if (jobs[i].res && jobs[i].res != -ECANCELED)
+			p->stats.map_failures++;
+	}
+	if (!n)
+		return;
+	for (size_t k = jobs[0].event; k <= jobs[n - 1].event_last; k++) {
+		while (lo < n && jobs[lo].event_last < k)
+			lo++;
+		for (hi = lo; hi < n && jobs[hi].event <= k; hi++)
 			;
-		settle_group(p, jobs[i].event, jobs + i, j - i, ops, space, run_err);
-		i = j;
+		if (hi > lo)
+			settle_event(p, k, jobs + lo, hi - lo, ops, space, run_err);
 	}
 }
 

@@ -3,7 +3,8 @@
  * test_areas_it.c - `dmasvc --areas run` against the real daemon (the
  * software model emulates the kernel's cut): a populate of a run of 4 KiB
  * granules costs one backend map call per 2 MiB, not one per granule (QUERY
- * STATUS map_calls, against a plain service in the same test); page-by-page
+ * STATUS map_calls, against a plain service in the same test), also when
+ * the run is notified page by page in one batch; page-by-page
  * discards inside such an area cut it, and what stays pinned is exactly
  * the populated pages as the kernel counts them (the daemon's VmPin/VmLck);
  * and a conversion storm ends with the service's view, the client's bitmap,
@@ -158,6 +159,24 @@ Test(areas, discards_cut_the_area_and_unpin_exactly)
 	reap_all(&f, 2);
 	populate(&f, 100, 64);
 	cr_assert_eq(it_vmlck(svc.pid) - base_vmlck, (int64_t)(510 * PAGE));
+	fx_close(&f, &svc, base_vmlck);
+}
+
+Test(areas, a_run_notified_page_by_page_is_one_map)
+{
+	struct fixture f;
+	uint64_t before;
+
+	fx_open(&f, svc.sock);
+	cr_assert_eq(it_memfd_prefault(f.fd, 0, 64 * PAGE), 0);
+	before = status(&f).map_calls;
+	cr_assert_eq(dmasvc_queue_batch_begin(f.q), 0);
+	for (unsigned p = 0; p < 64; p++)
+		cr_assert_eq(dmasvc_submit_populate(f.q, (uint32_t)f.region, p * PAGE, PAGE, p), 0);
+	cr_assert_eq(dmasvc_queue_batch_end(f.q), 0);
+	reap_all(&f, 64);
+	cr_assert_eq(status(&f).map_calls - before, 1, "64 one-page notes of one run: one map");
+	cr_assert_eq(it_vmlck(svc.pid) - base_vmlck, (int64_t)(64 * PAGE));
 	fx_close(&f, &svc, base_vmlck);
 }
 

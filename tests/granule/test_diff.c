@@ -26,7 +26,8 @@
  * cut_areas and each burst's plan with a random run cap (none, 2..64
  * granules, or 2 MiB); then a populated granule lies inside one area
  * rather than being one, a map is a granule-aligned run of at most the
- * cap inside a populate of the burst, every area the audit lists covers
+ * cap inside the populates of the burst (a third of the events go on
+ * where the one before ended, so runs span events), every area the audit lists covers
  * populated granules only, and the kernel's pin count still equals the
  * populated bytes.
  *
@@ -251,6 +252,25 @@ static size_t gen_burst(struct world *w, struct gran_event *ev, uint64_t *ud)
 					     rng_below(&w->rng, 2) ? GRAN_OP_POPULATE
 								  : GRAN_OP_DISCARD,
 					     (*ud)++ };
+		/* Areas over runs: a third of the events go on where the one
+		 * before ended (a conversion notified page by page), so that
+		 * runs are shared by events. */
+		if (w->runs && i && rng_below(&w->rng, 3) == 0) {
+			const struct gran_event *pv = &ev[i - 1];
+			uint64_t gn, end = pv->first + pv->count;
+
+			for (ri = 0; pv->region != w->r[ri]; ri++)
+				;
+			gn = specs[ri].size / specs[ri].granule;
+			if (end < gn) {
+				ev[i].region = pv->region;
+				ev[i].first = end;
+				ev[i].count = 1 + rng_below(&w->rng, 4);
+				if (ev[i].count > gn - end)
+					ev[i].count = gn - end;
+				ev[i].op = pv->op;
+			}
+		}
 		/* Cap real pinned memory per large-granule region (an upper
 		 * bound: pending populates of the burst are all counted). */
 		if (ev[i].op == GRAN_OP_POPULATE && specs[ri].pin_cap) {

@@ -269,3 +269,112 @@ Test(runs, failed_populate_undoes_runs_of_earlier_windows)
 {
 	failed_run_undone(2); /* the failure is in the third window */
 }
+
+Test(runs, page_by_page_populates_of_a_run_are_one_map)
+{
+	struct gran_event e[40];
+	struct gran_completion c[40];
+	struct gran_exec_stats st;
+	size_t i;
+
+	for (i = 0; i < 40; i++)
+		e[i] = POP(100 + i, 1, i);
+	st = run(e, 40, c, 16 * K4, 0, NULL);
+	for (i = 0; i < 40; i++)
+		cr_assert_eq(c[i].res, 0, "event %zu: %d", i, c[i].res);
+	cr_assert_eq(st.map_calls, 3, "40 one-page notes of a run at 16 per area: 3 maps (%llu)",
+		     (unsigned long long)st.map_calls);
+	expect_area(100, 16);
+	expect_area(116, 16);
+	expect_area(132, 8);
+	check_agree();
+}
+
+Test(runs, a_run_stops_where_a_note_is_not_contiguous_or_mapped)
+{
+	struct gran_event pre = POP(12, 1, 100);
+	struct gran_event e[4] = { POP(8, 2, 1), POP(10, 2, 2), POP(13, 3, 3), POP(17, 2, 4) };
+	struct gran_completion c[4];
+	struct gran_exec_stats st;
+
+	run(&pre, 1, c, 0, 0, NULL);
+	st = run(e, 4, c, MiB, 0, NULL);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(c[i].res, 0);
+	/* [8,12) one run over two notes; 12 was mapped; [13,16) alone: 17
+	 * does not follow 16. */
+	cr_assert_eq(st.map_calls, 3);
+	expect_area(8, 4);
+	expect_area(12, 1);
+	expect_area(13, 3);
+	expect_area(17, 2);
+	check_agree();
+}
+
+Test(runs, a_bad_page_fails_only_its_note)
+{
+	struct soft_iommu_faults f = { .map_fail_start = RA_IOVA + 7 * K4,
+				       .map_fail_last = RA_IOVA + 8 * K4 - 1,
+				       .map_range_errno = EFAULT };
+	struct gran_event e[16];
+	struct gran_completion c[16];
+	struct gran_exec_stats st;
+	size_t i;
+
+	for (i = 0; i < 16; i++)
+		e[i] = POP(i, 1, i);
+	soft_iommu_set_faults(sm.ctx, &f);
+	st = run(e, 16, c, MiB, 0, NULL);
+	soft_iommu_set_faults(sm.ctx, NULL);
+	for (i = 0; i < 16; i++)
+		cr_assert_eq(c[i].res, i == 7 ? -EFAULT : 0, "event %zu: %d", i, c[i].res);
+	cr_assert_eq(st.map_calls, 1 + 16, "the shared map, then each note's page alone");
+	cr_assert_eq(gran_region_populated(ra), 15);
+	cr_assert_eq(st.unmap_failures, 0);
+	check_agree();
+}
+
+Test(runs, a_failed_note_is_cut_out_of_the_area_it_shares)
+{
+	/* A = [0,40): jobs [0,16) [16,32) and [32,40) merged with B = [40,48).
+	 * [16,32) fails: A fails and its part of the shared area is cut out;
+	 * B keeps [40,48). */
+	struct soft_iommu_faults f = { .map_fail_start = RA_IOVA + 20 * K4,
+				       .map_fail_last = RA_IOVA + 21 * K4 - 1,
+				       .map_range_errno = EFAULT };
+	struct gran_event e[2] = { POP(0, 40, 1), POP(40, 8, 2) };
+	struct gran_completion c[2];
+	struct gran_exec_stats st;
+
+	soft_iommu_set_faults(sm.ctx, &f);
+	st = run(e, 2, c, 16 * K4, 0, NULL);
+	soft_iommu_set_faults(sm.ctx, NULL);
+	cr_assert_eq(c[0].res, -EFAULT);
+	cr_assert_eq(c[1].res, 0);
+	cr_assert_eq(st.unmap_failures, 0);
+	cr_assert_eq(gran_region_populated(ra), 8);
+	expect_area(40, 8);
+	cr_assert_eq(gt_areas(sm.space), 1);
+	check_agree();
+}
+
+Test(runs, shared_runs_across_windows_and_threads)
+{
+	struct gran_job_runner pool = { gt_pool_run, NULL };
+	struct soft_iommu_faults f = { .map_fail_start = RA_IOVA + 50 * K4,
+				       .map_fail_last = RA_IOVA + 51 * K4 - 1,
+				       .map_range_errno = EFAULT };
+	struct gran_event e[100];
+	struct gran_completion c[100];
+	size_t i;
+
+	for (i = 0; i < 100; i++)
+		e[i] = POP(i * 2, 2, i);
+	soft_iommu_set_faults(sm.ctx, &f);
+	run(e, 100, c, 6 * K4, 2, &pool);
+	soft_iommu_set_faults(sm.ctx, NULL);
+	for (i = 0; i < 100; i++)
+		cr_assert_eq(c[i].res, i == 25 ? -EFAULT : 0, "event %zu: %d", i, c[i].res);
+	cr_assert_eq(gran_region_populated(ra), 198);
+	check_agree();
+}

@@ -20,7 +20,11 @@
  *                (gran_plan_set_run_max(), for a space whose unmap cuts
  *                areas), one per run of unmapped granules of an event
  *                instead, cut into jobs of at most the cap (so a plug
- *                still spreads over the runner's threads).  They are
+ *                still spreads over the runner's threads); a run that
+ *                goes on into the next events of the stage (consecutive
+ *                populates, each starting where the last one ends: a
+ *                conversion notified page by page) stays one job over
+ *                those events' granules.  They are
  *                never all materialised: the stage hands them to the
  *                runner in windows of at most the plan's window size
  *                (GRAN_PLAN_WINDOW_JOBS by default), each window the next
@@ -30,9 +34,14 @@
  *                of event e, what e mapped is its unmapped-at-start
  *                granules before its first job of that window (all earlier
  *                windows of e succeeded, and e's bits are committed only at
- *                the end of the stage) plus its successful jobs of this
- *                window; exactly those are unmapped again (contiguous ones
- *                in one call) and e takes no further jobs;
+ *                the end of the stage) plus its part of the successful jobs
+ *                of this window; exactly those are unmapped again
+ *                (contiguous ones in one call; a part of a job shared with
+ *                another event is cut out of its area) and e takes no
+ *                further jobs.  A shared job that failed (or was skipped)
+ *                fails none of its events by itself: each event's part is
+ *                mapped again alone, and only an event whose own part
+ *                fails fails;
  *   unmap calls  one per maximal run of contiguous mapped granules that the
  *                stage discards in one region (adjacent discards of several
  *                events share a call; a call never spans two regions).
@@ -100,9 +109,14 @@ struct gran_map_job {
 	uint64_t length;
 	struct be_map_src src;
 	unsigned int prot;
-	uint32_t event; /* index of the event in the burst */
+	uint32_t event; /* index of the (first) event in the burst it maps for */
 	/* Result: -ECANCELED until the runner runs the job, then map()'s. */
 	int res;
+	/* The last event it maps for: == event, except with a run cap, where
+	 * a run that goes on into the next events of the stage (consecutive
+	 * populates of one region, each starting where the last ends) is one
+	 * job over their granules. */
+	uint32_t event_last;
 };
 
 /* One coalesced unmap call of a stage. */
@@ -137,7 +151,8 @@ struct gran_stage {
 /*
  * struct gran_job_runner - how map jobs run.
  * @run: called once per window (@n <= the plan's window; an event's jobs
- * are contiguous and in granule order): run @jobs[0..@n) against @space
+ * are contiguous and in granule order, and a job shared by events
+ * [event, event_last] counts as the first one's): run @jobs[0..@n) against @space
  * with @ops->map(), in any order and on any threads, and store each job's result in its res; a job it skips
  * keeps -ECANCELED (a runner may skip the remaining jobs of an event once
  * one of them failed).  Must return only after every job it started has

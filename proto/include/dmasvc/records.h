@@ -52,7 +52,8 @@ struct dmasvc_stat_service {
 	uint64_t vmlck_bytes;     /* service VmLck (model) or VmPin (kernel) */
 	uint64_t latency_p50_ns;  /* event post -> completion, recent window */
 	uint64_t latency_p99_ns;
-	uint64_t areas;           /* areas mapped now, all spaces */
+	uint64_t areas;           /* areas mapped now, all spaces (mapped granules:
+				   with --areas run an upper bound) */
 	uint64_t max_areas;       /* sum of budgets (UINT64_MAX = unlimited) */
 	/*
 	 * Appended in 0.2: the same latency since the service started, every
@@ -89,7 +90,8 @@ struct dmasvc_stat_session {
 	uint64_t events_failed;
 	uint64_t map_calls;
 	uint64_t unmap_calls;
-	uint64_t areas;           /* areas mapped in this session's space */
+	uint64_t areas;           /* areas mapped in this session's space (mapped
+				   granules: with --areas run an upper bound) */
 	uint64_t max_areas;
 	uint64_t reserved_areas;  /* worst case reserved by its regions */
 	uint64_t latency_p50_ns;
