@@ -258,11 +258,13 @@ static size_t gen_burst(struct world *w, struct gran_event *ev, uint64_t *ud)
 		if (w->runs && i && rng_below(&w->rng, 3) == 0) {
 			const struct gran_event *pv = &ev[i - 1];
 			uint64_t gn, end = pv->first + pv->count;
+			int pri;
 
-			for (ri = 0; pv->region != w->r[ri]; ri++)
+			for (pri = 0; pv->region != w->r[pri]; pri++)
 				;
-			gn = specs[ri].size / specs[ri].granule;
+			gn = specs[pri].size / specs[pri].granule;
 			if (end < gn) {
+				ri = pri;
 				ev[i].region = pv->region;
 				ev[i].first = end;
 				ev[i].count = 1 + rng_below(&w->rng, 4);
@@ -274,7 +276,7 @@ static size_t gen_burst(struct world *w, struct gran_event *ev, uint64_t *ud)
 		/* Cap real pinned memory per large-granule region (an upper
 		 * bound: pending populates of the burst are all counted). */
 		if (ev[i].op == GRAN_OP_POPULATE && specs[ri].pin_cap) {
-			uint64_t add = new_pin_bytes(w, ri, first, count);
+			uint64_t add = new_pin_bytes(w, ri, ev[i].first, ev[i].count);
 
 			if (w->ref_pop[ri] * specs[ri].granule + pend[ri] + add >
 			    specs[ri].pin_cap)
