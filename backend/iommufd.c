@@ -827,14 +827,6 @@ static void kept_close(const struct be_kept_space *in)
 }
 
 /*
- * Adopt: the IOAS must answer IOMMU_IOAS_IOVA_RANGES in the kept context
- * (-ENOENT otherwise: not an IOAS of that file), and every device fd must
- * answer VFIO_DEVICE_GET_INFO (-ENODEV otherwise).  Whether a device is
- * bound to this very context cannot be asked without changing it; a
- * device that is not is refused by the kernel at the teardown's detach
- * (logged as a bug there), nothing worse.
- */
-/*
  * Whether adopted @sp cuts: its IOAS has huge pages off (then it becomes
  * the compat IOAS again, idempotent).  Returns 0 or -errno, reported.
  */
@@ -857,6 +849,14 @@ static int iommufd_adopt_cuts(struct be_space *sp)
 	return 0;
 }
 
+/*
+ * Adopt: the IOAS must answer IOMMU_IOAS_IOVA_RANGES in the kept context
+ * (-ENOENT otherwise: not an IOAS of that file), and every device fd must
+ * answer VFIO_DEVICE_GET_INFO (-ENODEV otherwise).  Whether a device is
+ * bound to this very context cannot be asked without changing it; a
+ * device that is not is refused by the kernel at the teardown's detach
+ * (logged as a bug there), nothing worse.
+ */
 static int iommufd_space_adopt(struct be_ctx *ctx, const struct be_kept_space *in,
 			       struct be_space **out)
 {
