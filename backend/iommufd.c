@@ -496,10 +496,11 @@ static int iommufd_map(struct be_space *sp, uint64_t iova, uint64_t length,
  * huge pages off (else the kernel unmaps whole areas only, -ENOENT at a
  * cut).  It cuts the areas at both ends of the range, then unmaps every
  * area inside; nothing mapped there is success with size 0 (made -ENOENT
- * here, as IOMMU_IOAS_UNMAP says it).  Sets *@unmapped on success only.
+ * here, as IOMMU_IOAS_UNMAP says it).  Sets *@unmapped on success only;
+ * an error is reported through the context.
  */
-static int iommufd_cut_raw(struct be_space *sp, uint64_t iova, uint64_t length,
-			   uint64_t *unmapped)
+static int iommufd_cut(struct be_space *sp, uint64_t iova, uint64_t length,
+		       uint64_t *unmapped)
 {
 	struct vfio_iommu_type1_dma_unmap cmd = {
 		.argsz = sizeof(cmd),
@@ -508,10 +509,12 @@ static int iommufd_cut_raw(struct be_space *sp, uint64_t iova, uint64_t length,
 	};
 	int rc = kernel_ioctl(sp->fd, VFIO_IOMMU_UNMAP_DMA, &cmd);
 
-	if (rc < 0)
+	if (!rc && !cmd.size)
+		rc = -ENOENT;
+	if (rc < 0) {
+		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);
 		return rc;
-	if (!cmd.size)
-		return -ENOENT;
+	}
 	*unmapped = cmd.size;
 	return 0;
 }
@@ -553,11 +556,7 @@ static int iommufd_unmap(struct be_space *sp, uint64_t iova, uint64_t length,
 	if (sp->cuts) {
 		/* A failed cut may leave one end's area cut in two (both
 		 * halves mapped): audit() tells, as after any failure. */
-		rc = iommufd_cut_raw(sp, iova, length, unmapped);
-		if (rc < 0)
-			kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)",
-				      iova, length, rc);
-		return rc;
+		return iommufd_cut(sp, iova, length, unmapped);
 	}
 	/*
 	 * On -ENOENT the kernel may already have removed the whole areas
@@ -588,12 +587,7 @@ int be_iommufd_unmap_cut(struct be_space *sp, uint64_t iova, uint64_t length,
 	if (sp->ctx->huge_pages != 0)
 		return -EOPNOTSUPP; /* the kernel cuts only without huge pages */
 	rc = iommufd_compat_set(sp);
-	if (rc < 0)
-		return rc;
-	rc = iommufd_cut_raw(sp, iova, length, unmapped);
-	if (rc < 0)
-		kernel_report(&sp->ctx->rep, BE_NAME, "VFIO_IOMMU_UNMAP_DMA (cut)", iova, length, rc);
-	return rc;
+	return rc < 0 ? rc : iommufd_cut(sp, iova, length, unmapped);
 }
 
 /*

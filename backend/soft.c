@@ -20,7 +20,7 @@
  * unlocked keeps the lock's hold short (a re-pin is proportional to what
  * stays, e.g. a 4 KiB cut of a 64 GiB area re-pins 64 GiB) and keeps the
  * pin away from whatever else holds the space lock; the price is a check
- * on relock that nothing moved (s->gen).
+ * on relock that no map started in the range meanwhile (cut_find again).
  *
  * Vocabulary: end is exclusive (iova + length), last is inclusive
  * (iova + length - 1, computed with an overflow check).
@@ -62,7 +62,7 @@ struct be_ctx {
 
 /*
  * One address space.  ctx is immutable.  lock guards root, nr_areas,
- * pinned_bytes, gen and the stats counters.  Areas are only ever published,
+ * pinned_bytes and the stats counters.  Areas are only ever published,
  * cut or removed with lock held; an unpublished area belongs to the map()
  * that reserved it.
  */
@@ -75,7 +75,6 @@ struct be_space {
 	uint64_t maps;           /* successful map() calls */
 	uint64_t unmap_calls;
 	uint64_t cuts;           /* area ends cut by unmap */
-	uint64_t gen;            /* bumped by every removal or cut of a published area */
 	uint32_t test_dev_ids;   /* handles given by soft_iommu_test_device_attach */
 	uint32_t test_devs;      /* test devices attached: ctx->cfg.dev_resv is reserved */
 };
@@ -529,7 +528,6 @@ static void cut_commit(struct be_space *s, struct soft_cut *c, uint64_t iova, ui
 		s->nr_areas++;
 		s->cuts++;
 	}
-	s->gen++;
 	c->before = c->after = NULL; /* the tree owns them now */
 }
 
@@ -546,7 +544,7 @@ static void cut_commit(struct be_space *s, struct soft_cut *c, uint64_t iova, ui
 static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		      uint64_t *unmapped)
 {
-	uint64_t last, done = 0, gen;
+	uint64_t last, done = 0;
 	struct soft_area *a, *gone = NULL;
 	struct soft_cut cut, again;
 	bool later = soft_pinner_unpins_unlocked(s->ctx->pin);
@@ -575,7 +573,6 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		if (ret)
 			goto out_unlock;
 		if (cut.head || cut.tail) {
-			gen = s->gen;
 			pthread_mutex_unlock(&s->lock);
 			ret = cut_pin(s, &cut, iova, last);
 			if (ret)
@@ -584,8 +581,7 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 			/* Nothing may have moved while unlocked (an unmap runs on one
 			 * thread per space: only a map in flight in a gap can appear). */
 			ret = cut_find(s, iova, last, &again);
-			if (!ret && (s->gen != gen || again.head != cut.head ||
-				     again.tail != cut.tail))
+			if (!ret && (again.head != cut.head || again.tail != cut.tail))
 				ret = -EBUSY;
 			if (ret) {
 				pthread_mutex_unlock(&s->lock);
@@ -611,7 +607,6 @@ static int soft_unmap(struct be_space *s, uint64_t iova, uint64_t length,
 		s->root = soft_tree_remove(s->root, a->iova);
 		s->nr_areas--;
 		s->pinned_bytes -= a->length;
-		s->gen++;
 		done += a->length;
 		if (later) {
 			a->left = gone; /* unlinked: the tree link is free */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gtest_util.h"
+#include "plan_priv.h" /* test access: gran_plan_set_window */
 
 void gt_mem_create(struct gt_mem *m, uint64_t size)
 {
@@ -149,4 +150,26 @@ int gt_pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
 	for (i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	return started == 3 ? 0 : -EAGAIN;
+}
+
+struct gran_exec_stats gt_plan_run(const struct gran_event *e, size_t n,
+				   struct gran_completion *comp, const struct be_ops *ops,
+				   struct be_space *space, const struct gran_job_runner *runner,
+				   size_t window, uint64_t run_max)
+{
+	const struct gran_completion *c;
+	struct gran_exec_stats st;
+	struct gran_plan *p;
+	size_t nc;
+
+	cr_assert_eq(gran_plan_build(e, n, &p), 0);
+	gran_plan_set_window(p, window);
+	gran_plan_set_run_max(p, run_max);
+	cr_assert_eq(gran_plan_execute(p, ops, space, runner), 0);
+	c = gran_plan_completions(p, &nc);
+	cr_assert_eq(nc, n);
+	memcpy(comp, c, n * sizeof(*c));
+	gran_plan_stats(p, &st);
+	gran_plan_free(p);
+	return st;
 }

@@ -67,4 +67,15 @@ uint64_t gt_pinned(struct be_space *space);
 int gt_pool_run(void *ctx, const struct be_ops *ops, struct be_space *space,
 		struct gran_map_job *jobs, size_t n);
 
+/*
+ * gt_plan_run - build a plan of the @n events @e, with a @window (0: the
+ * default) and a run cap @run_max (0: one job per granule), execute it on
+ * @space with @ops and @runner (NULL: serial), copy its @n completions into
+ * @comp and return its stats.  Asserts every step.
+ */
+struct gran_exec_stats gt_plan_run(const struct gran_event *e, size_t n,
+				   struct gran_completion *comp, const struct be_ops *ops,
+				   struct be_space *space, const struct gran_job_runner *runner,
+				   size_t window, uint64_t run_max);
+
 #endif /* DMASVC_GTEST_UTIL_H */

@@ -119,20 +119,7 @@ static struct gran_exec_stats run_with(const struct gran_event *e, size_t n,
 				       const struct gran_job_runner *runner,
 				       const struct be_ops *ops, size_t window)
 {
-	struct gran_plan *p;
-	const struct gran_completion *c;
-	struct gran_exec_stats st;
-	size_t nc;
-
-	cr_assert_eq(gran_plan_build(e, n, &p), 0);
-	gran_plan_set_window(p, window);
-	cr_assert_eq(gran_plan_execute(p, ops, sm.space, runner), 0);
-	c = gran_plan_completions(p, &nc);
-	cr_assert_eq(nc, n);
-	memcpy(comp, c, n * sizeof(*c));
-	gran_plan_stats(p, &st);
-	gran_plan_free(p);
-	return st;
+	return gt_plan_run(e, n, comp, ops, sm.space, runner, window, 0);
 }
 
 /* Execute a burst on the soft model with @runner and the default window. */

@@ -64,26 +64,12 @@ static struct gran_event ev(uint32_t op, uint64_t first, uint64_t count, uint64_
 #define DIS(f, c, ud) ev(GRAN_OP_DISCARD, f, c, ud)
 
 /* Execute @n events with run cap @run_max, @window (0: default), @runner
- * (NULL: serial); completions into @comp. */
+ * (NULL: serial) on the model; completions into @comp. */
 static struct gran_exec_stats run(const struct gran_event *e, size_t n,
 				  struct gran_completion *comp, uint64_t run_max,
 				  size_t window, const struct gran_job_runner *runner)
 {
-	const struct gran_completion *c;
-	struct gran_exec_stats st;
-	struct gran_plan *p;
-	size_t nc;
-
-	cr_assert_eq(gran_plan_build(e, n, &p), 0);
-	gran_plan_set_run_max(p, run_max);
-	gran_plan_set_window(p, window);
-	cr_assert_eq(gran_plan_execute(p, &be_soft_ops, sm.space, runner), 0);
-	c = gran_plan_completions(p, &nc);
-	cr_assert_eq(nc, n);
-	memcpy(comp, c, n * sizeof(*c));
-	gran_plan_stats(p, &st);
-	gran_plan_free(p);
-	return st;
+	return gt_plan_run(e, n, comp, &be_soft_ops, sm.space, runner, window, run_max);
 }
 
 /* The model holds exactly the area [@first, @first + @count) granules. */

@@ -170,24 +170,7 @@ static void check_state(struct e2e *t, const char *step)
 	}
 }
 
-static void event(struct e2e *t, int ri, uint64_t g, bool populate)
-{
-	struct reg *r = &t->r[ri];
-	uint64_t off = g * r->d.granule;
-	int rc = populate ? dmasvc_populate(t->c, (uint32_t)r->id, off, r->d.granule)
-			  : dmasvc_discard(t->c, (uint32_t)r->id, off, r->d.granule);
-	char step[64];
-
-	snprintf(step, sizeof(step), "%s %s[%" PRIu64 "]", populate ? "populate" : "discard",
-		 r->name, g);
-	if (rc)
-		fail(t, "%s: %s", step, strerror(-rc));
-	r->pop[g] = populate;
-	check_state(t, step);
-	note(t, step);
-}
-
-/* One event over granules [@g, @g + @n) of @ri. */
+/* One event over granules [@g, @g + @n) of @ri; checks the state after it. */
 static void event_range(struct e2e *t, int ri, uint64_t g, uint64_t n, bool populate)
 {
 	struct reg *r = &t->r[ri];
@@ -196,14 +179,24 @@ static void event_range(struct e2e *t, int ri, uint64_t g, uint64_t n, bool popu
 			  : dmasvc_discard(t->c, (uint32_t)r->id, off, len);
 	char step[80];
 
-	snprintf(step, sizeof(step), "%s %s[%" PRIu64 "..%" PRIu64 "]",
-		 populate ? "populate" : "discard", r->name, g, g + n - 1);
+	if (n == 1)
+		snprintf(step, sizeof(step), "%s %s[%" PRIu64 "]",
+			 populate ? "populate" : "discard", r->name, g);
+	else
+		snprintf(step, sizeof(step), "%s %s[%" PRIu64 "..%" PRIu64 "]",
+			 populate ? "populate" : "discard", r->name, g, g + n - 1);
 	if (rc)
 		fail(t, "%s: %s", step, strerror(-rc));
 	for (uint64_t i = g; i < g + n; i++)
 		r->pop[i] = populate;
 	check_state(t, step);
 	note(t, step);
+}
+
+/* One event over granule @g of @ri. */
+static void event(struct e2e *t, int ri, uint64_t g, bool populate)
+{
+	event_range(t, ri, g, 1, populate);
 }
 
 static void dma(struct e2e *t, uint64_t iova, int to_ram)
