@@ -45,7 +45,8 @@ struct opts {
 	bool prefault;           /* allocate the memfd before region_add */
 	bool hugetlb;            /* memfds of 2 MiB huge pages */
 	FILE *json_file;         /* --json-file: JSON here besides the tables */
-	bool path_engine, path_ring, path_kernel, path_kernel_cut, path_faultin, path_direct_pf;
+	bool path_engine, path_ring, path_kernel, path_kernel_cut, path_kernel_hop, path_faultin,
+	     path_direct_pf;
 	unsigned int workers[MAX_LIST], nr_workers;
 	uint64_t sizes[MAX_LIST];
 	unsigned int nr_sizes;
@@ -98,6 +99,10 @@ static void usage(FILE *f)
 "  kernel-cut  (real iommufd, --paths kernel-cut) the kernel's cost of a\n"
 "          design the service does not follow: a map per contiguous range,\n"
 "          unmaps cutting areas (VFIO-compat unmap, IOAS without huge pages)\n"
+"  kernel-hop  (--paths kernel-hop) the limit of any IOMMU owner outside the\n"
+"          VMM's thread: kernel t1's calls made by a thread polling on another\n"
+"          CPU for a caller polling for their end (one cross-CPU round trip\n"
+"          per batch, no system call around the calls)\n"
 "\n"
 "Each scenario first runs once on direct unrecorded (warm-up), then REPS\n"
 "times on every target, the order rotated each repetition; the daemons of\n"
@@ -380,6 +385,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		const struct { const char *name; bool *on; } names[] = {
 			{ "ring", &o->path_ring },         { "engine", &o->path_engine },
 			{ "kernel", &o->path_kernel },     { "kernel-cut", &o->path_kernel_cut },
+			{ "kernel-hop", &o->path_kernel_hop },
 			{ "faultin", &o->path_faultin },   { "direct-pf", &o->path_direct_pf },
 			{ "direct", NULL },
 		};
@@ -722,6 +728,19 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 		if (ret) {
 			fprintf(stderr, "map-bench: starting %s: %s%s\n", in->label, strerror(-ret),
 				ret == -EOPNOTSUPP ? " (real iommufd only: --backend iommufd)" : "");
+			*ni = n;
+			return ret;
+		}
+		n++;
+	}
+	if (o->path_kernel_hop && n < MAX_INST) {
+		struct mb_inst *in = &inst[n];
+
+		*in = (struct mb_inst){ .ops = &mb_kernel_hop_ops, .workers = 1 };
+		snprintf(in->label, sizeof(in->label), "kernel-hop t1");
+		ret = mb_kernel_hop_ops.open(&o->env, 1, &in->t);
+		if (ret) {
+			fprintf(stderr, "map-bench: starting %s: %s\n", in->label, strerror(-ret));
 			*ni = n;
 			return ret;
 		}

@@ -124,6 +124,9 @@ extern const struct mb_path_ops mb_kernel_ops;
 /* the kernel's cost with areas over whole runs, unmaps cutting them (real
  * iommufd only): a design the service does not follow, measured */
 extern const struct mb_path_ops mb_kernel_cut_ops;
+/* kernel t1's calls made by a polling thread on another CPU for a polling
+ * caller: the limit of any IOMMU owner outside the VMM's thread */
+extern const struct mb_path_ops mb_kernel_hop_ops;
 /* the ring path with the daemon faulting plugged memory in (--allow-fault-in)
  * and a client that prefaults nothing: who allocates, compared with ring */
 extern const struct mb_path_ops mb_faultin_ops;
