@@ -8,6 +8,7 @@
 #   C  storm and discard bursts, direct vs ring, engine and kernel, 5 reps
 #
 # Usage: run-host.sh BUILD_DIR OUT_DIR [EXTRA MAP-BENCH ARG]...
+# BUILD_DIR: a build without debug checks or sanitizers (check-build.sh).
 # Writes OUT_DIR/host-{A,B,C}.txt (tables) and .json.
 # MAPBENCH_RUNS="A C" runs only those.
 set -euo pipefail
@@ -16,6 +17,7 @@ build=${1:?usage: run-host.sh BUILD_DIR OUT_DIR [ARG]...}
 out=${2:?usage: run-host.sh BUILD_DIR OUT_DIR [ARG]...}
 shift 2
 bench=$build/bench/map/map-bench
+"$(dirname "$0")/check-build.sh" "$build"
 [ -x "$bench" ] || { echo "run-host: $bench missing" >&2; exit 1; }
 mkdir -p "$out"
 

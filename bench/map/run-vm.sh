@@ -3,7 +3,8 @@
 # guest (TCG, emulated Intel IOMMU, edu bound to vfio-pci and attached).
 #
 # Usage: run-vm.sh BUILD_DIR OUT_PREFIX [MAP-BENCH ARG]...
-#   BUILD_DIR   a meson build of this tree without sanitizers, with
+#   BUILD_DIR   a meson build of this tree without sanitizers and without
+#               debug checks (check-build.sh says how to make one), with
 #               bench/map/map-bench-static and tests/vm/dmasvc-static built
 #   OUT_PREFIX  writes OUT_PREFIX.txt (tables), .json, .console.log
 #   args        passed to map-bench in the guest (no ':' or spaces inside
@@ -22,6 +23,7 @@ out=${2:?usage: run-vm.sh BUILD_DIR OUT_PREFIX [ARG]...}
 shift 2
 bench=$build/bench/map/map-bench-static
 daemon=$build/tests/vm/dmasvc-static
+"$here/check-build.sh" "$build"
 for f in "$bench" "$daemon"; do
 	[ -x "$f" ] || { echo "run-vm: $f missing (ninja -C $build ${f#"$build"/})" >&2; exit 1; }
 done

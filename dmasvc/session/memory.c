@@ -72,9 +72,11 @@ int mem_check_fd(int fd, uint64_t size, bool readonly, uint64_t *page_size, bool
 int mem_open(struct dsvc_memory *m, int fd, uint64_t size, bool readonly, int guard,
 	     char *err, size_t errlen)
 {
-	uint64_t page_size;
-	struct stat st;
-	bool hugetlb;
+	/* set by mem_check_fd() when it returns 0; initialised for gcc -O3,
+	 * which cannot see that through dlog_errf()'s return value */
+	uint64_t page_size = 0;
+	struct stat st = { 0 };
+	bool hugetlb = false;
 	void *p;
 	int ret;
 

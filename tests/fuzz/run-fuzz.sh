@@ -26,7 +26,7 @@ if ! command -v clang >/dev/null; then
 	exit 1
 fi
 
-opts=(-Dfuzz=enabled -Dtests=enabled -Dfault_injection=true -Db_sanitize=address,undefined -Db_lundef=false
+opts=(-Dfuzz=enabled -Dtests=enabled -Dfault_injection=true -Ddebug_checks=true -Db_sanitize=address,undefined -Db_lundef=false
       "-Dc_args=-fsanitize=fuzzer-no-link -fno-sanitize-recover=undefined"
       -Dvm_tests=disabled -Dqemu_tests=disabled -Ddpdk=disabled)
 if [ -e "$build/build.ninja" ]; then
