@@ -6,9 +6,9 @@
 # Exits 0 if BUILD_DIR (a configured meson build) has -Ddebug_checks=false
 # and no sanitizer, else prints why and how to configure a bench build and
 # exits 1.  The debug checks (DMASVC_DEBUG) re-count a whole bitmap leaf
-# (512 words) after every stage of every burst: 0.5-0.9 us an event on the
-# model host, about 30 us under TCG in the tests/vm guest, where a
-# synchronous 4 KiB conversion costs the kernel 13-60 us (bench/RESULTS.md,
+# (512 words) after every stage of every burst: 0.6-0.9 us a lone event on
+# the model host, about 20 us under TCG in the tests/vm guest, where a
+# synchronous 4 KiB conversion costs the kernel 13-70 us (bench/RESULTS.md,
 # "issue 16, Dec 7 (fourteenth pass)").  run-host.sh and run-vm.sh call it.
 set -euo pipefail
 
