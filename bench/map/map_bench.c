@@ -656,6 +656,25 @@ static bool fits(uint64_t size, char *why, size_t len)
 	return false;
 }
 
+/*
+ * open_limit: open the in-process limit target @ops (kernel, kernel-cut,
+ * kernel-hop) with @workers threads into *@in, labelled @label.  0, or
+ * -errno reported on stderr.
+ */
+static int open_limit(struct opts *o, struct mb_inst *in, const struct mb_path_ops *ops,
+		      unsigned int workers, const char *label)
+{
+	int ret;
+
+	*in = (struct mb_inst){ .ops = ops, .workers = workers };
+	snprintf(in->label, sizeof(in->label), "%s", label);
+	ret = ops->open(&o->env, workers, &in->t);
+	if (ret)
+		fprintf(stderr, "map-bench: starting %s: %s%s\n", in->label, strerror(-ret),
+			ret == -EOPNOTSUPP ? " (real iommufd only: --backend iommufd)" : "");
+	return ret;
+}
+
 static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 {
 	const struct mb_path_ops *paths[3] = { NULL, NULL, NULL };
@@ -720,48 +739,30 @@ static int open_targets(struct opts *o, struct mb_inst *inst, size_t *ni)
 		}
 	}
 	if (o->path_kernel_cut && n < MAX_INST) {
-		struct mb_inst *in = &inst[n];
-
-		*in = (struct mb_inst){ .ops = &mb_kernel_cut_ops, .workers = 1 };
-		snprintf(in->label, sizeof(in->label), "kernel-cut t1");
-		ret = mb_kernel_cut_ops.open(&o->env, 1, &in->t);
-		if (ret) {
-			fprintf(stderr, "map-bench: starting %s: %s%s\n", in->label, strerror(-ret),
-				ret == -EOPNOTSUPP ? " (real iommufd only: --backend iommufd)" : "");
-			*ni = n;
-			return ret;
-		}
+		ret = open_limit(o, &inst[n], &mb_kernel_cut_ops, 1, "kernel-cut t1");
+		if (ret)
+			goto out;
 		n++;
 	}
 	if (o->path_kernel_hop && n < MAX_INST) {
-		struct mb_inst *in = &inst[n];
-
-		*in = (struct mb_inst){ .ops = &mb_kernel_hop_ops, .workers = 1 };
-		snprintf(in->label, sizeof(in->label), "kernel-hop t1");
-		ret = mb_kernel_hop_ops.open(&o->env, 1, &in->t);
-		if (ret) {
-			fprintf(stderr, "map-bench: starting %s: %s\n", in->label, strerror(-ret));
-			*ni = n;
-			return ret;
-		}
+		ret = open_limit(o, &inst[n], &mb_kernel_hop_ops, 1, "kernel-hop t1");
+		if (ret)
+			goto out;
 		n++;
 	}
 	/* the physical limit: one thread, then two over disjoint halves */
 	for (unsigned int k = 1; o->path_kernel && k <= 2 && n < MAX_INST; k++) {
-		struct mb_inst *in = &inst[n];
+		char label[16];
 
-		*in = (struct mb_inst){ .ops = &mb_kernel_ops, .workers = k };
-		snprintf(in->label, sizeof(in->label), "kernel t%u", k);
-		ret = mb_kernel_ops.open(&o->env, k, &in->t);
-		if (ret) {
-			fprintf(stderr, "map-bench: starting %s: %s\n", in->label, strerror(-ret));
-			*ni = n;
-			return ret;
-		}
+		snprintf(label, sizeof(label), "kernel t%u", k);
+		ret = open_limit(o, &inst[n], &mb_kernel_ops, k, label);
+		if (ret)
+			goto out;
 		n++;
 	}
+out:
 	*ni = n;
-	return 0;
+	return ret;
 }
 
 int main(int argc, char **argv)

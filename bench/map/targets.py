@@ -48,6 +48,10 @@ def load(path):
         return json.load(f)
 
 
+# Paths that are not dmasvc (the baseline and the limit rows).
+NOT_DMASVC = ("direct", "kernel", "kernel-cut", "kernel-hop")
+
+
 def rows(path):
     return [r for r in load(path)["rows"] if "scenario" in r]
 
@@ -158,7 +162,7 @@ def issue16(model, vm):
                         hop[0]["lat_p99_us"], hop[0]["lat_p99_us"] - d[0]["lat_p99_us"])
                      if hop else ""))
         for r in rs:
-            if r["scenario"] == "burst" and r["path"] not in ("direct", "kernel", "kernel-cut", "kernel-hop"):
+            if r["scenario"] == "burst" and r["path"] not in NOT_DMASVC:
                 lo = r.get("unmap_calls_min", r["unmap_calls"])
                 hi = r.get("unmap_calls_max", r["unmap_calls"])
                 print("- burst of %d pages, %s: unmap calls %d-%d: %s"
@@ -216,7 +220,7 @@ print("| run | pages | direct | dmasvc path | unmap calls (range) |")
 print("|---|---|---|---|---|")
 for path in model + vm:
     for r in rows(path):
-        if r["scenario"] != "burst" or r["path"] in ("direct", "kernel", "kernel-cut", "kernel-hop"):
+        if r["scenario"] != "burst" or r["path"] in NOT_DMASVC:
             continue
         lo = r.get("unmap_calls_min", r["unmap_calls"])
         hi = r.get("unmap_calls_max", r["unmap_calls"])
