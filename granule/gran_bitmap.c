@@ -14,6 +14,7 @@ int gran_bm_init(struct gran_bm *bm, uint64_t nbits)
 	bm->nbits = nbits;
 	bm->count = 0;
 	bm->nleaves = (nbits + GRAN_LEAF_BITS - 1) >> GRAN_LEAF_SHIFT;
+	bm->spare = NULL;
 	bm->leaves = calloc(bm->nleaves, sizeof(*bm->leaves));
 	return bm->leaves ? 0 : -ENOMEM;
 }
@@ -27,7 +28,9 @@ void gran_bm_destroy(struct gran_bm *bm)
 	for (i = 0; i < bm->nleaves; i++)
 		free(bm->leaves[i]);
 	free(bm->leaves);
+	free(bm->spare);
 	bm->leaves = NULL;
+	bm->spare = NULL;
 	bm->count = 0;
 }
 
@@ -48,6 +51,11 @@ int gran_bm_ensure(struct gran_bm *bm, uint64_t from, uint64_t end)
 	for (li = from >> GRAN_LEAF_SHIFT; li <= (end - 1) >> GRAN_LEAF_SHIFT; li++) {
 		if (bm->leaves[li])
 			continue;
+		if (bm->spare) {
+			bm->leaves[li] = bm->spare;
+			bm->spare = NULL;
+			continue;
+		}
 		bm->leaves[li] = calloc(1, sizeof(struct gran_leaf));
 		if (!bm->leaves[li])
 			return -ENOMEM;
@@ -112,10 +120,15 @@ void gran_bm_trim(struct gran_bm *bm, uint64_t from, uint64_t end)
 	if (from >= end)
 		return;
 	for (li = from >> GRAN_LEAF_SHIFT; li <= (end - 1) >> GRAN_LEAF_SHIFT; li++) {
-		if (bm->leaves[li] && !bm->leaves[li]->count) {
-			free(bm->leaves[li]);
-			bm->leaves[li] = NULL;
-		}
+		struct gran_leaf *l = bm->leaves[li];
+
+		if (!l || l->count)
+			continue;
+		bm->leaves[li] = NULL;
+		if (bm->spare)
+			free(l);
+		else
+			bm->spare = l; /* count 0: every word is 0 */
 	}
 }
 

@@ -4,7 +4,11 @@
  *
  * The two-level bitmap: a top array of leaf pointers, one per 32768
  * granules, allocated at registration; a leaf (its bits plus a count of set
- * bits) is allocated on demand and freed by gran_bm_trim() once empty.
+ * bits) is allocated on demand and given up by gran_bm_trim() once empty.
+ * The last leaf given up is kept as the bitmap's spare (all zero, as an
+ * empty leaf is) and the next leaf needed takes it: a region whose one
+ * populated page comes and goes (a confidential VM's shared page, a
+ * synchronous conversion) neither allocates nor zeroes 4 KiB each time.
  * Setting a bit needs its leaf to exist (gran_bm_ensure() first), so the
  * commit paths, which only set bits whose leaves were ensured while
  * preparing, cannot fail.  Clearing never frees (so an audit can clear a
@@ -34,24 +38,28 @@ struct gran_leaf {
 	uint64_t w[GRAN_LEAF_WORDS];
 };
 
-/* Invariants: count = sum of leaf counts; a NULL leaf has no set bit. */
+/* Invariants: count = sum of leaf counts; a NULL leaf has no set bit;
+ * spare, if not NULL, is all zero and in no slot of leaves[]. */
 struct gran_bm {
 	uint64_t nbits;
 	uint64_t nleaves;
 	uint64_t count;
 	struct gran_leaf **leaves;
+	struct gran_leaf *spare;
 };
 
 int gran_bm_init(struct gran_bm *bm, uint64_t nbits);
 void gran_bm_destroy(struct gran_bm *bm);
 bool gran_bm_test(const struct gran_bm *bm, uint64_t i);
-/* Allocate the leaves covering [from, end).  Returns 0 or -ENOMEM. */
+/* Give [from, end) its leaves (the spare first, then new zeroed ones).
+ * Returns 0, or -ENOMEM with the leaves made so far kept (trim frees them). */
 int gran_bm_ensure(struct gran_bm *bm, uint64_t from, uint64_t end);
 /* Set [from, end); every leaf of the range must exist. */
 void gran_bm_set(struct gran_bm *bm, uint64_t from, uint64_t end);
 /* Clear [from, end); leaves stay allocated. */
 void gran_bm_clear(struct gran_bm *bm, uint64_t from, uint64_t end);
-/* Free the empty leaves overlapping [from, end). */
+/* Give up the empty leaves overlapping [from, end): the first becomes the
+ * spare if there is none, the others are freed. */
 void gran_bm_trim(struct gran_bm *bm, uint64_t from, uint64_t end);
 /* First set (clear) bit in [from, end), or end. */
 uint64_t gran_bm_next_set(const struct gran_bm *bm, uint64_t from, uint64_t end);

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 
 #include "dmasvc/plan.h"
+#include "gran_priv.h"
 #include "gtest_util.h"
 
 #define K4 4096ull
@@ -36,6 +37,7 @@ void *__wrap_realloc(void *p, size_t n);
 void __wrap_free(void *p);
 
 static _Atomic long long live, peak;
+static _Atomic long long leaf_allocs; /* allocations of a bitmap leaf's size */
 
 static void count_add(void *p)
 {
@@ -67,6 +69,9 @@ void *__wrap_malloc(size_t n)
 void *__wrap_calloc(size_t n, size_t sz)
 {
 	void *p = __real_calloc(n, sz);
+
+	if (n * sz == sizeof(struct gran_leaf))
+		atomic_fetch_add(&leaf_allocs, 1);
 
 	count_add(p);
 	return p;
@@ -150,7 +155,9 @@ Test(memory, huge_populate_whose_first_map_fails_stays_small)
 	cr_assert_eq(res, -EIO, "the event fails with the map error");
 	cr_assert_lt(atomic_load(&peak) - base, 16ll << 20,
 		     "peak heap %lld bytes: must stay < 16 MiB", atomic_load(&peak) - base);
-	cr_assert_eq(atomic_load(&live), base, "everything given back (leaves trimmed)");
+	cr_assert_not_null(r->bm.spare, "one emptied leaf is kept as the spare");
+	cr_assert_eq(atomic_load(&live) - base, (long long)malloc_usable_size(r->bm.spare),
+		     "everything else given back (leaves trimmed)");
 	cr_assert_eq(st.map_calls, 1, "the rest of the event is skipped");
 	cr_assert_eq(st.map_failures, 1);
 	cr_assert_eq(st.undo_calls, 0, "nothing was mapped: nothing to undo");
@@ -260,4 +267,75 @@ Test(memory, big_populates_cost_one_window)
 	cr_assert_eq(gran_region_populated(r), 0);
 	gran_region_unregister(r);
 	munmap(va, 4 * GiB);
+}
+
+/*
+ * A region whose only populated page comes and goes (a confidential VM's
+ * shared page; a synchronous conversion) empties its bitmap leaf every
+ * round: the leaf is kept as the bitmap's spare and taken back, so the
+ * rounds allocate no leaf after the first; the spare is all zero (the page
+ * the next round does not populate reads as not populated) and it goes
+ * with the region.
+ */
+Test(memory, an_emptied_leaf_is_kept_and_reused)
+{
+	const struct be_ops ops = { .map = null_map, .unmap = null_unmap };
+	struct null_space ns = { 0 };
+	struct be_space *space = (struct be_space *)&ns;
+	struct gran_exec_stats st;
+	struct gran_region *r;
+	struct gran_event e;
+	long long base, before;
+	char msg[256];
+	void *va;
+
+	/* 256 MiB at 4 KiB: two leaves of 32 Ki granules. */
+	va = mmap(NULL, 256 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	cr_assert(va != MAP_FAILED);
+	before = atomic_load(&live);
+	struct gran_region_desc d = { .size = 256 * MiB, .iova = 4 * GiB,
+				      .granule = K4, .mem_size = 256 * MiB,
+				      .mem_vaddr = va, .mem_fd = -1,
+				      .prot = BE_PROT_READ };
+	cr_assert_eq(gran_region_register(&d, NULL, &r, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(r->bm.nleaves, 2);
+
+	base = count_reset();
+	atomic_store(&leaf_allocs, 0);
+	for (uint64_t i = 0; i < 1000; i++) {
+		/* Alternate leaves and pages: the spare moves between slots. */
+		uint64_t g = (i % 2) * GRAN_LEAF_BITS + i % 97;
+
+		e = (struct gran_event){ r, g, 1, GRAN_OP_POPULATE, 2 * i };
+		cr_assert_eq(run_one(&e, &ops, space, NULL, &st), 0);
+		cr_assert_eq(gran_region_populated(r), 1);
+		cr_assert_eq(gran_bm_next_set(&r->bm, 0, r->nr_granules), g,
+			     "round %llu: only granule %llu is set", (unsigned long long)i,
+			     (unsigned long long)g);
+		cr_assert_eq(gran_bm_next_set(&r->bm, g + 1, r->nr_granules), r->nr_granules);
+		e = (struct gran_event){ r, g, 1, GRAN_OP_DISCARD, 2 * i + 1 };
+		cr_assert_eq(run_one(&e, &ops, space, NULL, &st), 0);
+		cr_assert_null(r->bm.leaves[g >> GRAN_LEAF_SHIFT], "the emptied leaf left its slot");
+		cr_assert_not_null(r->bm.spare);
+	}
+	cr_assert_eq(atomic_load(&leaf_allocs), 1, "%lld leaves allocated for 1000 rounds",
+		     atomic_load(&leaf_allocs));
+	cr_assert_eq(atomic_load(&live) - base, (long long)malloc_usable_size(r->bm.spare),
+		     "only the spare stays");
+	cr_assert_eq(ns.maps, 1000);
+	cr_assert_eq(ns.unmaps, 1000);
+
+	/* Both leaves at once: the spare serves one, the other is new. */
+	atomic_store(&leaf_allocs, 0);
+	e = (struct gran_event){ r, GRAN_LEAF_BITS - 1, 2, GRAN_OP_POPULATE, 5000 };
+	cr_assert_eq(run_one(&e, &ops, space, NULL, &st), 0);
+	cr_assert_eq(atomic_load(&leaf_allocs), 1);
+	cr_assert_null(r->bm.spare);
+	e = (struct gran_event){ r, 0, r->nr_granules, GRAN_OP_DISCARD, 5001 };
+	cr_assert_eq(run_one(&e, &ops, space, NULL, &st), 0);
+	cr_assert_not_null(r->bm.spare, "one emptied leaf kept, the other freed");
+	cr_assert_eq(atomic_load(&live) - base, (long long)malloc_usable_size(r->bm.spare));
+	gran_region_unregister(r);
+	cr_assert_eq(atomic_load(&live), before, "the region's spare went with it");
+	munmap(va, 256 * MiB);
 }
