@@ -28,12 +28,41 @@ static bool event_valid(const struct gran_event *e)
 
 /*
  * The events of the stage being cut, for the overlap check: pairwise
- * disjoint, sorted by (region, first), so an event overlaps one of them
- * exactly when it overlaps its neighbours in that order.
+ * disjoint, ordered by (region, first), so an event overlaps one of them
+ * exactly when it overlaps the last one that starts before its end (their
+ * ends are in the same order as their starts).  While the stage's events
+ * come in address order (a VMM's burst, a storm) they are appended to a
+ * sorted array and only the last is compared: O(1) per event.  Out of
+ * order, a small stage stays an array (binary search and memmove), and a
+ * large one is turned into a balanced tree in which the rest of the stage
+ * is kept (an AVL tree, insert only: a new stage starts empty): O(log n)
+ * per event whatever the order.  An array kept by memmove at any size cost
+ * O(n^2) bytes for a burst in descending order (65536 one-granule
+ * discards: about a second of the session's executor).
  */
 struct stage_key {
 	uintptr_t region;
 	uint64_t first, end;
+};
+
+/* A tree node: a key and its children (indices into the node array, 0 = none). */
+struct stage_node {
+	struct stage_key k;
+	size_t left, right;
+	int height; /* of the subtree: 1 for a leaf, 0 for none */
+};
+
+/*
+ * The stage being cut.  Invariant: in array mode (!root) keys[0..nk) holds
+ * the stage sorted; in tree mode (root != 0) node[1..nn] does and keys[] is
+ * unused.  node[] has n + 1 entries (node[0] stands for "none"), allocated
+ * at the first event out of order.
+ */
+struct stage_set {
+	struct stage_key *keys;
+	size_t nk;
+	struct stage_node *node;
+	size_t nn, root;
 };
 
 /* Whether (@region, @first) sorts after @k's start. */
@@ -42,39 +71,190 @@ static bool key_after(const struct stage_key *k, uintptr_t region, uint64_t firs
 	return region > k->region || (region == k->region && first > k->first);
 }
 
-/*
- * Whether @e overlaps an event of the stage @k[0..@n) (sorted, disjoint);
- * *@pos is where @e goes in that order.  O(1) for an event after every
- * other (a burst in address order), O(log n) else.
- */
-static bool stage_overlaps(const struct stage_key *k, size_t n, const struct gran_event *e,
-			   size_t *pos)
+static int node_height(const struct stage_set *t, size_t i)
+{
+	return i ? t->node[i].height : 0;
+}
+
+static void node_fix_height(struct stage_set *t, size_t i)
+{
+	int l = node_height(t, t->node[i].left), r = node_height(t, t->node[i].right);
+
+	t->node[i].height = 1 + (l > r ? l : r);
+}
+
+/* Rotate the subtree at @i toward its @right side (else left); returns its new root. */
+static size_t node_rotate(struct stage_set *t, size_t i, bool right)
+{
+	size_t c = right ? t->node[i].left : t->node[i].right;
+
+	if (right) {
+		t->node[i].left = t->node[c].right;
+		t->node[c].right = i;
+	} else {
+		t->node[i].right = t->node[c].left;
+		t->node[c].left = i;
+	}
+	node_fix_height(t, i);
+	node_fix_height(t, c);
+	return c;
+}
+
+/* Restore the AVL balance at @i, whose subtrees are AVL trees whose heights
+ * differ by at most 2; returns the subtree's new root. */
+static size_t node_balance(struct stage_set *t, size_t i)
+{
+	struct stage_node *n = &t->node[i];
+	int bf = node_height(t, n->left) - node_height(t, n->right);
+
+	if (bf > 1) {
+		struct stage_node *l = &t->node[n->left];
+
+		if (node_height(t, l->left) < node_height(t, l->right))
+			n->left = node_rotate(t, n->left, false);
+		return node_rotate(t, i, true);
+	}
+	if (bf < -1) {
+		struct stage_node *r = &t->node[n->right];
+
+		if (node_height(t, r->right) < node_height(t, r->left))
+			n->right = node_rotate(t, n->right, true);
+		return node_rotate(t, i, false);
+	}
+	node_fix_height(t, i);
+	return i;
+}
+
+/* Insert node @x (a key disjoint from every other) under @at; returns the
+ * subtree's new root.  Recursion depth <= 1.44 log2(n) + 2. */
+static size_t node_insert(struct stage_set *t, size_t at, size_t x)
+{
+	if (!at)
+		return x;
+	if (key_after(&t->node[at].k, t->node[x].k.region, t->node[x].k.first))
+		t->node[at].right = node_insert(t, t->node[at].right, x);
+	else
+		t->node[at].left = node_insert(t, t->node[at].left, x);
+	return node_balance(t, at);
+}
+
+/* A balanced tree of keys[lo, hi) in nodes lo + 1 .. hi; returns its root. */
+static size_t node_build(struct stage_set *t, size_t lo, size_t hi)
+{
+	size_t mid = lo + (hi - lo) / 2, i = mid + 1;
+
+	if (lo >= hi)
+		return 0;
+	t->node[i].k = t->keys[mid];
+	t->node[i].left = node_build(t, lo, mid);
+	t->node[i].right = node_build(t, mid + 1, hi);
+	node_fix_height(t, i);
+	return i;
+}
+
+/* Whether @e overlaps a key of the tree: the last key starting before e's end. */
+static bool tree_overlaps(const struct stage_set *t, const struct gran_event *e)
 {
 	uintptr_t r = (uintptr_t)e->region;
-	size_t lo = 0, hi = n;
+	uint64_t end = e->first + e->count;
+	size_t at = t->root, best = 0;
 
-	if (n && key_after(&k[n - 1], r, e->first))
-		lo = n;
+	while (at) {
+		const struct stage_key *k = &t->node[at].k;
+
+		if (key_after(k, r, end)) { /* k starts before end */
+			best = at;
+			at = t->node[at].right;
+		} else {
+			at = t->node[at].left;
+		}
+	}
+	return best && t->node[best].k.region == r && t->node[best].k.end > e->first;
+}
+
+/*
+ * Whether @e overlaps a key of the array (sorted, disjoint); *@pos is where
+ * @e goes in its order.  O(log nk).
+ */
+static bool array_overlaps(const struct stage_set *t, const struct gran_event *e, size_t *pos)
+{
+	uintptr_t r = (uintptr_t)e->region;
+	size_t lo = 0, hi = t->nk;
+
 	while (lo < hi) { /* the first key not before e */
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (key_after(&k[mid], r, e->first))
+		if (key_after(&t->keys[mid], r, e->first))
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	*pos = lo;
-	if (lo < n && k[lo].region == r && k[lo].first < e->first + e->count)
+	if (lo < t->nk && t->keys[lo].region == r && t->keys[lo].first < e->first + e->count)
 		return true;
-	return lo > 0 && k[lo - 1].region == r && k[lo - 1].end > e->first;
+	return lo > 0 && t->keys[lo - 1].region == r && t->keys[lo - 1].end > e->first;
+}
+
+/*
+ * Add @e to the stage @t (n: the burst's events, for the tree's size) if it
+ * overlaps none of its events; returns 1 if it does (nothing added), 0 if
+ * added, -ENOMEM (nothing added).  An event out of order goes into the
+ * array by memmove while the stage has fewer than STAGE_ARRAY_MAX events
+ * (at most 3 KiB moved: cheaper than the tree's inserts there, svc-bench's
+ * discard-rev rows), into the tree from then on.
+ */
+#define STAGE_ARRAY_MAX 128
+static int stage_add(struct stage_set *t, const struct gran_event *e, size_t n)
+{
+	uintptr_t r = (uintptr_t)e->region;
+	struct stage_key key = { r, e->first, e->first + e->count };
+	const struct stage_key *last = t->nk ? &t->keys[t->nk - 1] : NULL;
+	size_t pos;
+
+	if (!t->root) {
+		if (!last || key_after(last, r, e->first)) { /* in order: append */
+			if (last && last->region == r && last->end > e->first)
+				return 1;
+			t->keys[t->nk++] = key;
+			return 0;
+		}
+		if (t->nk < STAGE_ARRAY_MAX) {
+			if (array_overlaps(t, e, &pos))
+				return 1;
+			memmove(&t->keys[pos + 1], &t->keys[pos], (t->nk - pos) * sizeof(*t->keys));
+			t->keys[pos] = key;
+			t->nk++;
+			return 0;
+		}
+		if (!t->node) {
+			t->node = malloc((n + 1) * sizeof(*t->node));
+			if (!t->node)
+				return -ENOMEM;
+		}
+		t->nn = t->nk;
+		t->root = node_build(t, 0, t->nk);
+	}
+	if (tree_overlaps(t, e))
+		return 1;
+	t->nn++;
+	t->node[t->nn] = (struct stage_node){ key, 0, 0, 1 };
+	t->root = node_insert(t, t->root, t->nn);
+	return 0;
+}
+
+/* Empty the stage (back to array mode). */
+static void stage_reset(struct stage_set *t)
+{
+	t->nk = t->nn = t->root = 0;
 }
 
 int gran_plan_build(const struct gran_event *events, size_t n,
 		    struct gran_plan **out)
 {
-	struct stage_key *keys;
+	struct stage_set st = { 0 };
 	struct gran_plan *p;
-	size_t i, nk = 0;
+	size_t i;
+	int ret = 0;
 
 	if (!n || !events)
 		return -EINVAL;
@@ -87,41 +267,41 @@ int gran_plan_build(const struct gran_event *events, size_t n,
 	p->ev = malloc(n * sizeof(*p->ev));
 	p->stage_start = malloc((n + 1) * sizeof(*p->stage_start));
 	p->comp = calloc(n, sizeof(*p->comp));
-	keys = malloc(n * sizeof(*keys));
-	if (!p->ev || !p->stage_start || !p->comp || !keys) {
-		free(keys);
-		gran_plan_free(p);
-		return -ENOMEM;
+	st.keys = malloc(n * sizeof(*st.keys));
+	if (!p->ev || !p->stage_start || !p->comp || !st.keys) {
+		ret = -ENOMEM;
+		goto out;
 	}
 	memcpy(p->ev, events, n * sizeof(*p->ev));
 	p->n = n;
 	p->window = GRAN_PLAN_WINDOW_JOBS;
 
 	/* A new stage begins at an event that overlaps one of the current
-	 * stage's events: inside a stage every event is disjoint.  The stage's
-	 * events are kept sorted (keys): O(n) for a burst in address order, a
-	 * binary search and a memmove of 24-byte keys per event out of order;
+	 * stage's events: inside a stage every event is disjoint (struct
+	 * stage_set: O(1) per event in address order, O(log n) else;
 	 * comparing each event with every earlier one of its stage cost 0.2 ms
-	 * for 512 one-page discards (bench/RESULTS.md, "issue 16, Dec 7 (ninth
+	 * for 512 one-page discards, bench/RESULTS.md, "issue 16, Dec 7 (ninth
 	 * pass)"). */
 	p->stage_start[0] = 0;
 	p->nr_stages = 1;
 	for (i = 0; i < n; i++) {
-		const struct gran_event *e = &p->ev[i];
-		size_t pos;
-
-		if (stage_overlaps(keys, nk, e, &pos)) {
+		ret = stage_add(&st, &p->ev[i], n);
+		if (ret == 1) {
 			p->stage_start[p->nr_stages++] = i;
-			nk = pos = 0;
+			stage_reset(&st);
+			ret = stage_add(&st, &p->ev[i], n); /* empty: appended */
 		}
-		memmove(&keys[pos + 1], &keys[pos], (nk - pos) * sizeof(*keys));
-		keys[pos] = (struct stage_key){ (uintptr_t)e->region, e->first, e->first + e->count };
-		nk++;
+		if (ret < 0)
+			goto out;
 	}
-	free(keys);
 	p->stage_start[p->nr_stages] = n;
 	*out = p;
-	return 0;
+out:
+	free(st.keys);
+	free(st.node);
+	if (ret < 0)
+		gran_plan_free(p);
+	return ret;
 }
 
 void gran_plan_set_window(struct gran_plan *p, size_t max_jobs)

@@ -21,6 +21,9 @@
  *              dispatched to the pool (each a no-op map)
  *   discard    B one-page discards of those pages: + plan, one coalesced
  *              no-op unmap
+ *   discard-rev the same discards in descending page order: the planner's
+ *              path for a burst out of address order (a balanced tree of
+ *              the stage's events instead of appends)
  * A repetition runs every row for about --events events; rows interleave,
  * repetitions rotate nothing (all rows are in-process and short).  A row's
  * value in a repetition is its median burst's time / burst size (robust to
@@ -54,8 +57,8 @@
 #define NBURST 4
 
 static const unsigned bursts[NBURST] = { 1, 64, 128, 512 };
-enum mode { M_NOP, M_POPULATE, M_DISCARD, NMODE };
-static const char *const mode_name[NMODE] = { "nop", "populate", "discard" };
+enum mode { M_NOP, M_POPULATE, M_DISCARD, M_DISCARD_REV, NMODE };
+static const char *const mode_name[NMODE] = { "nop", "populate", "discard", "discard-rev" };
 
 /* Zero-cost map: succeeds, pins nothing, records nothing. */
 static int null_map(struct be_space *space, uint64_t iova, uint64_t length,
@@ -210,7 +213,7 @@ static uint64_t one_burst(struct bench *b, enum mode m, unsigned n, uint64_t fir
 			.opcode = m == M_NOP ? DMASVC_OP_NOP : m == M_POPULATE ? DMASVC_OP_POPULATE
 									 : DMASVC_OP_DISCARD,
 			.region_id = b->region,
-			.offset = (first + i) * PAGE,
+			.offset = (first + (m == M_DISCARD_REV ? n - 1 - i : i)) * PAGE,
 			.length = m == M_NOP ? 0 : PAGE,
 			.user_data = i,
 		};
@@ -272,7 +275,7 @@ static double run_row(struct bench *b, enum mode m, unsigned n, unsigned events,
 		} else {
 			/* populate and discard the same pages: the region ends as it began */
 			uint64_t tp = one_burst(b, M_POPULATE, n, at, err);
-			uint64_t td = *err ? 0 : one_burst(b, M_DISCARD, n, at, err);
+			uint64_t td = *err ? 0 : one_burst(b, m == M_DISCARD_REV ? m : M_DISCARD, n, at, err);
 
 			t[k++] = m == M_POPULATE ? tp : td;
 			at = (at + n) % (pages - n);
@@ -294,7 +297,8 @@ static void usage(FILE *f)
 "timed alone on one session, with the software model's map and unmap\n"
 "replaced by no-ops (zero-cost map), at bursts of 1, 64, 128 and 512 SQEs.\n"
 "Rows: nop (drain, validate, complete), populate (+ plan, one map job per\n"
-"4 KiB page on the worker pool), discard (+ plan, one coalesced unmap).\n"
+"4 KiB page on the worker pool), discard (+ plan, one coalesced unmap),\n"
+"discard-rev (the same discards in descending order: a burst out of order).\n"
 "  --workers N   worker pool lanes (default 1)\n"
 "  --reps N      repetitions, 1..%d (default 5); rows interleave in each\n"
 "  --events N    events per row per repetition (default 20000)\n"

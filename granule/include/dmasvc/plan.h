@@ -192,8 +192,8 @@ struct gran_plan;
 /*
  * gran_plan_build - copy the @n events (n >= 1) and cut them into stages.
  * Every event must have a region, a known op, count >= 1 and lie inside its
- * region.  Cost O(n) for events in address order; else O(log n) compares
- * and a memmove of the stage's later keys per event (O(n^2) bytes at worst).
+ * region.  Cost O(1) per event while a stage's events come in address
+ * order, O(log n) per event else (a balanced tree of the stage's events).
  * Returns 0 and *@out; -EINVAL for a bad event; -ENOMEM.
  */
 int gran_plan_build(const struct gran_event *events, size_t n,
