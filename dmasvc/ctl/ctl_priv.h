@@ -102,6 +102,10 @@ const char *ctl_audit_state(uint32_t state);
 /* ctl_locked_source: what vmlck_bytes measures on @backend: "VmPin+VmLck" (the model) or "VmPin". */
 const char *ctl_locked_source(const char *backend);
 
+/* ctl_area_rule: "granule" or "run" for a DMASVC_AREA_RULE_*, NULL when
+ * unknown (a service older than the field). */
+const char *ctl_area_rule(uint32_t rule);
+
 /*
  * ctl_log2_le_ns: the largest latency in ns that entry @k of
  * dmasvc_stat_service.latency_log2 holds (2^k - 1; UINT64_MAX for the last).

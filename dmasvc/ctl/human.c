@@ -83,6 +83,8 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 		fprintf(out, "resume repairs: %" PRIu64 " granules mapped, %" PRIu64 " unmapped\n",
 			st->resume_repair_maps, st->resume_repair_unmaps);
 	fprintf(out, "areas: %" PRIu64 " mapped", st->areas);
+	if (ctl_area_rule(st->area_rule))
+		fprintf(out, " (rule: %s)", ctl_area_rule(st->area_rule));
 	if (st->max_areas == UINT64_MAX)
 		fprintf(out, " (no budget limit)");
 	else
@@ -107,9 +109,12 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 				 s->max_areas > s->areas ? s->max_areas - s->areas : 0);
 		fprintf(out, "session %u: pid %u uid %u tag 0x%" PRIx64 ": %u regions, %u rings, %u devices; "
 			"events %" PRIu64 " (failed %" PRIu64 "); map %" PRIu64 ", unmap %" PRIu64
-			"; areas %" PRIu64 ", budget left %s (reserved %" PRIu64 "); p50 %s, p99 %s\n",
+			"; areas %" PRIu64 "%s%s%s, budget left %s (reserved %" PRIu64 "); p50 %s, p99 %s\n",
 			s->session_id, s->pid, s->uid, s->client_tag, s->regions, s->rings, s->devices,
-			s->events, s->events_failed, s->map_calls, s->unmap_calls, s->areas, left,
+			s->events, s->events_failed, s->map_calls, s->unmap_calls, s->areas,
+			ctl_area_rule(s->area_rule) ? " (rule: " : "",
+			ctl_area_rule(s->area_rule) ? ctl_area_rule(s->area_rule) : "",
+			ctl_area_rule(s->area_rule) ? ")" : "", left,
 			s->reserved_areas, fmt_le(s->latency_p50_ns, b1, sizeof(b1)),
 			fmt_le(s->latency_p99_ns, b2, sizeof(b2)));
 		if (s->resume_repair_maps || s->resume_repair_unmaps)

@@ -85,6 +85,17 @@ static struct json_object *latency_since_start(struct jb *b, const struct dmasvc
 	return o;
 }
 
+/* "area_rule": "granule", "run", or null (a service older than the field). */
+static void put_rule(struct jb *b, struct json_object *o, uint32_t rule)
+{
+	const char *name = ctl_area_rule(rule);
+
+	if (name)
+		put(b, o, "area_rule", json_object_new_string(name));
+	else if (o && json_object_object_add(o, "area_rule", NULL))
+		b->oom = true;
+}
+
 static struct json_object *session_obj(struct jb *b, const struct dmasvc_stat_session *s)
 {
 	struct json_object *o = json_object_new_object();
@@ -108,6 +119,7 @@ static struct json_object *session_obj(struct jb *b, const struct dmasvc_stat_se
 			s->max_areas == UINT64_MAX ? UINT64_MAX
 			: s->max_areas > s->areas ? s->max_areas - s->areas : 0, UINT64_MAX);
 	put_u64(b, o, "reserved_areas", s->reserved_areas);
+	put_rule(b, o, s->area_rule);
 	put(b, o, "latency_window", latency_window(b, s->latency_p50_ns, s->latency_p99_ns));
 	return o;
 }
@@ -161,6 +173,7 @@ int ctl_json_status(FILE *out, const struct ctl_view *v)
 	put(&b, svc, "locked_source", json_object_new_string(ctl_locked_source(st->backend)));
 	put_u64(&b, svc, "areas", st->areas);
 	put_u64_or_null(&b, svc, "max_areas", st->max_areas, UINT64_MAX);
+	put_rule(&b, svc, st->area_rule);
 	put(&b, svc, "latency_window", latency_window(&b, st->latency_p50_ns, st->latency_p99_ns));
 	put(&b, svc, "latency_since_start", latency_since_start(&b, st));
 	put(&b, doc, "service", svc);

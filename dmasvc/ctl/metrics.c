@@ -9,7 +9,7 @@
  * limit that does not exist is no sample, not -1 or 2^64-1).  Labels:
  * "session" (the service's session id; it never changes during a session
  * and is not reused while the service runs) and "region" (the service's
- * region id, the same) identify series; pid, uid and client_tag describe
+ * region id, the same) identify series; pid, uid, client_tag and area_rule describe
  * a session and appear only on dmasvc_session_info (join on "session"),
  * so they add no series.  Latency is a real histogram: the service's
  * since-start counts per power of two (STATUS latency_log2) summed into
@@ -62,6 +62,12 @@ static const char *label(const char *s, char *buf, size_t len)
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+/* The area_rule label: "granule", "run" or "unknown" (a service older than the field). */
+static const char *rule_label(uint32_t rule)
+{
+	return ctl_area_rule(rule) ? ctl_area_rule(rule) : "unknown";
 }
 
 static void latency_histogram(FILE *out, const struct dmasvc_stat_service *st)
@@ -181,12 +187,14 @@ static void sessions(FILE *out, const struct ctl_view *v)
 	};
 
 	family(out, "dmasvc_session_info", "gauge",
-	       "One series per connected client session (always 1): its pid, uid and client tag.");
+	       "One series per connected client session (always 1): its pid, uid, client tag and its "
+	       "space's area rule.");
 	for (size_t i = 0; i < v->sessions.n; i++) {
 		const struct dmasvc_stat_session *s = ctl_session(v, i);
 
 		fprintf(out, "dmasvc_session_info{session=\"%u\",pid=\"%u\",uid=\"%u\",client_tag=\"0x%" PRIx64
-			"\"} 1\n", s->session_id, s->pid, s->uid, s->client_tag);
+			"\",area_rule=\"%s\"} 1\n", s->session_id, s->pid, s->uid, s->client_tag,
+			rule_label(s->area_rule));
 	}
 	columns(out, &v->sessions, session_ident, col, sizeof(col) / sizeof(col[0]));
 }
@@ -213,8 +221,10 @@ void ctl_metrics(FILE *out, const struct ctl_view *v)
 	const struct dmasvc_stat_service *st = &v->st;
 	char b[40], lb[64];
 
-	family(out, "dmasvc_info", "gauge", "Service information (always 1): the backend in use.");
-	fprintf(out, "dmasvc_info{backend=\"%s\"} 1\n", label(st->backend, lb, sizeof(lb)));
+	family(out, "dmasvc_info", "gauge",
+	       "Service information (always 1): the backend in use and the area rule new spaces get.");
+	fprintf(out, "dmasvc_info{backend=\"%s\",area_rule=\"%s\"} 1\n", label(st->backend, lb, sizeof(lb)),
+		rule_label(st->area_rule));
 	family(out, "dmasvc_uptime_seconds", "gauge", "Seconds since the service started.");
 	fprintf(out, "dmasvc_uptime_seconds %s\n", seconds(st->uptime_ns, b, sizeof(b)));
 	family(out, "dmasvc_workers", "gauge", "Worker threads that run backend map calls.");

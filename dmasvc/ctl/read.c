@@ -184,6 +184,13 @@ const char *ctl_locked_source(const char *backend)
 	return strcmp(backend, "soft") == 0 ? "VmPin+VmLck" : "VmPin";
 }
 
+const char *ctl_area_rule(uint32_t rule)
+{
+	return rule == DMASVC_AREA_RULE_GRANULE ? "granule"
+	       : rule == DMASVC_AREA_RULE_RUN	? "run"
+						: NULL;
+}
+
 uint64_t ctl_log2_le_ns(unsigned int k)
 {
 	return k + 1 >= DMASVC_LATENCY_LOG2 ? UINT64_MAX : (1ull << k) - 1;

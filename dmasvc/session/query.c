@@ -40,7 +40,27 @@ static uint64_t read_vm_kb(const char *key)
 	return kb * 1024;
 }
 
-static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_session *r)
+/* DMASVC_AREA_RULE_* of a space whose unmap cuts areas (@cuts) or not. */
+static uint32_t area_rule(bool cuts)
+{
+	return cuts ? DMASVC_AREA_RULE_RUN : DMASVC_AREA_RULE_GRANULE;
+}
+
+/*
+ * DMASVC_AREA_RULE_* of @s's space: whether its unmap cuts areas (fixed at
+ * the space's creation, or at its adoption after a restart: keep.c), or,
+ * before the space exists, the rule it will get (dmasvc --areas).
+ */
+static uint32_t session_area_rule(const struct dsvc *d, const struct dsvc_session *s)
+{
+	bool cuts = s->space ? d->ops->unmap_cuts && d->ops->unmap_cuts(s->space)
+			     : d->opt->areas_run;
+
+	return area_rule(cuts);
+}
+
+static void fill_session(const struct dsvc *d, const struct dsvc_session *s,
+			 struct dmasvc_stat_session *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->session_id = s->id;
@@ -63,6 +83,7 @@ static void fill_session(const struct dsvc_session *s, struct dmasvc_stat_sessio
 	r->latency_p99_ns = lat_percentile(&s->lat, 99);
 	r->populated_bytes = session_usage(s).mapped_bytes;
 	r->max_populated_bytes = s->cap[OPT_CAP_POPULATED];
+	r->area_rule = session_area_rule(d, s);
 }
 
 /*
@@ -105,6 +126,7 @@ void query_fill_service(struct dsvc *d, struct dmasvc_stat_service *st)
 	st->sessions = d->nr_sessions;
 	st->workers = d->opt->workers;
 	snprintf(st->backend, sizeof(st->backend), "%s", d->ops->name);
+	st->area_rule = area_rule(d->opt->areas_run);
 	for (unsigned int i = 0; i < DSVC_MAX_SESSIONS; i++) {
 		const struct dsvc_session *s = d->sessions[i];
 
@@ -148,6 +170,7 @@ static void fill_service_own(struct dsvc *d, const struct dsvc_session *s,
 	st->sessions = 1;
 	st->workers = d->opt->workers;
 	snprintf(st->backend, sizeof(st->backend), "%s", d->ops->name);
+	st->area_rule = area_rule(d->opt->areas_run);
 	st->events = s->ctr.events;
 	st->events_failed = s->ctr.events_failed;
 	st->map_calls = s->ctr.map_calls;
@@ -315,7 +338,7 @@ int query_run(struct dsvc *d, struct dsvc_session *s, const struct dmasvc_query 
 				rep->next_cursor = idx - 1;
 				break;
 			}
-			fill_session(o, (struct dmasvc_stat_session *)records + rep->count++);
+			fill_session(d, o, (struct dmasvc_stat_session *)records + rep->count++);
 		}
 		return 0;
 	case DMASVC_QUERY_REGIONS:

@@ -41,19 +41,28 @@ static int memfd = -1;
 static int region[2];   /* the client's ids: A (first listed), B */
 
 /* Start the service; one client with two regions, 6 MiB of A populated. */
+/* Start @s with @args (may be NULL), connect *@c to it and add a memfd of
+ * @size as a memory (its fd to *@fd); returns the memory's id. */
+static uint32_t start_with_memory(struct it_svc *s, const char *const *args,
+				  struct dmasvc_client **c, int *fd, uint64_t size)
+{
+	int mem;
+
+	cr_assert_eq(it_svc_start(s, args), 0);
+	cr_assert_eq(dmasvc_connect(s->sock, NULL, c), 0);
+	*fd = it_memfd(size, true);
+	cr_assert_geq(*fd, 0);
+	mem = dmasvc_memory_add(*c, *fd, size, 0);
+	cr_assert_geq(mem, 0);
+	return (uint32_t)mem;
+}
+
 static void setup(void)
 {
 	struct dmasvc_region_desc d = { .size = 16 * MB, .granule = 2 * MB };
-	int mem;
 
 	memset(&svc, 0, sizeof(svc));
-	cr_assert_eq(it_svc_start(&svc, NULL), 0);
-	cr_assert_eq(dmasvc_connect(svc.sock, NULL, &cl), 0);
-	memfd = it_memfd(32 * MB, true);
-	cr_assert_geq(memfd, 0);
-	mem = dmasvc_memory_add(cl, memfd, 32 * MB, 0);
-	cr_assert_geq(mem, 0);
-	d.mem_id = (uint32_t)mem;
+	d.mem_id = start_with_memory(&svc, NULL, &cl, &memfd, 32 * MB);
 	for (int i = 0; i < 2; i++) {
 		d.iova = (1ull << 30) + (uint64_t)i * (1ull << 28);
 		d.mem_offset = (uint64_t)i * 16 * MB;
@@ -99,10 +108,12 @@ struct ctl_run {
 	char *err; /* stderr */
 };
 
-/* ctl: run dmasvcctl @args (NULL-terminated, after --socket @sock). */
+/* ctl: run dmasvcctl @args (NULL-terminated, after --socket @sock); its
+ * output goes to files beside the socket (the service's directory). */
 static struct ctl_run ctl(const char *sock, const char *const *args)
 {
-	char out[192], err[192];
+	char out[192], err[192], dir[160];
+	const char *slash = strrchr(sock, '/');
 	const char *argv[16] = { getenv("DMASVCCTL_BIN"), "--socket", sock };
 	struct ctl_run r;
 	int n = 3, st;
@@ -112,8 +123,10 @@ static struct ctl_run ctl(const char *sock, const char *const *args)
 	for (; *args; args++)
 		argv[n++] = *args;
 	argv[n] = NULL;
-	snprintf(out, sizeof(out), "%s/ctl.out", svc.dir);
-	snprintf(err, sizeof(err), "%s/ctl.err", svc.dir);
+	cr_assert(slash && (size_t)(slash - sock) < sizeof(dir), "socket path %s", sock);
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - sock), sock);
+	snprintf(out, sizeof(out), "%s/ctl.out", dir);
+	snprintf(err, sizeof(err), "%s/ctl.err", dir);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -215,6 +228,7 @@ Test(ctl, status_json)
 	cr_expect_str_eq(json_object_get_string(get(s, "backend", json_type_string)), "soft");
 	cr_expect_str_eq(json_object_get_string(get(s, "locked_source", json_type_string)), "VmPin+VmLck");
 	get(s, "max_areas", json_type_null); /* the software model has no budget: null */
+	cr_expect_str_eq(json_object_get_string(get(s, "area_rule", json_type_string)), "granule");
 	cr_expect_eq(get_u64(s, "sessions"), 1, "the tool's own session is not counted");
 	cr_expect_eq(get_u64(s, "areas"), 3);
 	cr_expect_eq(get_u64(s, "pinned_bytes"), 6 * MB);
@@ -240,6 +254,7 @@ Test(ctl, status_json)
 	cr_expect_eq(get_u64(one, "regions"), 2);
 	get(one, "max_areas", json_type_null);
 	get(one, "budget_left_areas", json_type_null);
+	cr_expect_str_eq(json_object_get_string(get(one, "area_rule", json_type_string)), "granule");
 	documented(o, doc);
 	json_object_put(o);
 	free(doc);
@@ -506,7 +521,58 @@ Test(ctl, metrics_exposition)
 	snprintf(info, sizeof(info), "dmasvc_session_info{session=\"%u\",pid=\"%d\",uid=\"%u\",",
 		 dmasvc_session_id(cl), getpid(), (unsigned)getuid());
 	cr_expect(strstr(r.out, info), "%s in\n%s", info, r.out);
+	cr_expect(strstr(r.out, "dmasvc_info{backend=\"soft\",area_rule=\"granule\"} 1\n"), "%s", r.out);
 	run_free(&r);
+}
+
+/*
+ * The area rule as the service runs it (`dmasvc --areas run`): the
+ * service's and the session's, in JSON, text and metrics alike.  (The
+ * fixture's service runs the default rule: status_json, metrics_exposition.)
+ */
+Test(ctl_areas, the_run_rule_is_shown_everywhere)
+{
+	const char *const args[] = { "--areas", "run", NULL };
+	struct dmasvc_region_desc d = { .size = 16 * MB, .iova = 1ull << 30, .granule = 2 * MB };
+	struct it_svc s2 = { 0 };
+	struct dmasvc_client *c2;
+	struct json_object *o, *one;
+	struct ctl_run r;
+	char want[160];
+	int fd;
+
+	d.mem_id = start_with_memory(&s2, args, &c2, &fd, 16 * MB);
+	cr_assert_geq(dmasvc_region_add(c2, &d), 0, "the region makes the session's space");
+
+	r = ctl(s2.sock, (const char *[]){ "status", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	o = parse(r.out);
+	cr_expect_str_eq(json_object_get_string(get(get(o, "service", json_type_object), "area_rule",
+						    json_type_string)), "run");
+	one = json_object_array_get_idx(get(o, "sessions", json_type_array), 0);
+	cr_assert(one, "%s", r.out);
+	cr_expect_str_eq(json_object_get_string(get(one, "area_rule", json_type_string)), "run");
+	json_object_put(o);
+	run_free(&r);
+
+	r = ctl(s2.sock, (const char *[]){ "status", NULL });
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_expect(strstr(r.out, "mapped (rule: run)"), "%s", r.out);
+	snprintf(want, sizeof(want), "session %u: ", dmasvc_session_id(c2));
+	cr_expect(strstr(r.out, want) && strstr(strstr(r.out, want), "areas 0 (rule: run)"), "%s", r.out);
+	run_free(&r);
+
+	r = ctl(s2.sock, (const char *[]){ "metrics", NULL });
+	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+	cr_expect(strstr(r.out, "dmasvc_info{backend=\"soft\",area_rule=\"run\"} 1\n"), "%s", r.out);
+	snprintf(want, sizeof(want), "dmasvc_session_info{session=\"%u\",", dmasvc_session_id(c2));
+	cr_expect(strstr(r.out, want) && strstr(strstr(r.out, want), ",area_rule=\"run\"} 1\n"),
+		  "%s with area_rule=\"run\" in\n%s", want, r.out);
+	run_free(&r);
+
+	dmasvc_disconnect(c2);
+	close(fd);
+	it_suite_stop(&s2);
 }
 
 /* ---- text ---- */
@@ -518,6 +584,7 @@ Test(ctl, text_says_units)
 
 	cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
 	cr_expect(strstr(r.out, "pinned 6.0 MiB"), "%s", r.out);
+	cr_expect(strstr(r.out, "areas: 3 mapped (rule: granule)"), "%s", r.out);
 	p = strstr(r.out, "since start 2 events, mean ");
 	cr_expect(p, "%s", r.out);
 	/* a percentile is a bound with a unit, never a bare bucket bound in ns */

@@ -36,6 +36,15 @@ enum dmasvc_query_what {
 	DMASVC_QUERY_MAX
 };
 
+/*
+ * dmasvc_stat_service.area_rule, dmasvc_stat_session.area_rule: how the
+ * service lays areas over a space's populated granules (docs/design.md,
+ * "Areas over runs").
+ */
+#define DMASVC_AREA_RULE_UNKNOWN 0 /* a service older than the field (zero-filled) */
+#define DMASVC_AREA_RULE_GRANULE 1 /* one area per granule (the default) */
+#define DMASVC_AREA_RULE_RUN 2     /* an area per run of granules; a discard cuts areas */
+
 /* QUERY flags: the service-wide view (admin peers only, else -EPERM). */
 #define DMASVC_QUERY_F_ALL_SESSIONS (1u << 0)
 
@@ -76,6 +85,10 @@ struct dmasvc_stat_service {
 	 */
 	uint64_t resume_repair_maps;
 	uint64_t resume_repair_unmaps;
+	/* Appended after the minor-2 fields (an older service: 0, unknown):
+	 * the rule new spaces get (dmasvc --areas). */
+	uint32_t area_rule;       /* DMASVC_AREA_RULE_* */
+	uint32_t __reserved;
 };
 
 struct dmasvc_stat_session {
@@ -102,6 +115,13 @@ struct dmasvc_stat_session {
 	 * dmasvc_stat_service). */
 	uint64_t resume_repair_maps;
 	uint64_t resume_repair_unmaps;
+	/* Appended after the minor-2 fields (an older service: 0, unknown):
+	 * the rule of the session's space, which may differ
+	 * from the service's (a kept space adopted after a restart keeps the
+	 * rule it was made with); a session without a space yet: the rule its
+	 * space will get. */
+	uint32_t area_rule;       /* DMASVC_AREA_RULE_* */
+	uint32_t __reserved;
 };
 
 struct dmasvc_stat_region {
