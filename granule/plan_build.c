@@ -56,8 +56,10 @@ struct stage_node {
  * The stage being cut.  Invariant: in array mode (!root) keys[0..nk) holds
  * the stage sorted; in tree mode (root != 0) node[1..nn] does and keys[] is
  * unused.  node[] has n + 1 entries (node[0] stands for "none"), allocated
- * at the first event out of order.
+ * the first time a stage turns into a tree (an event out of order meets
+ * STAGE_ARRAY_MAX events or more) and kept for the burst's later stages.
  */
+#define STAGE_ARRAY_MAX 128 /* events a stage out of order keeps in its array */
 struct stage_set {
 	struct stage_key *keys;
 	size_t nk;
@@ -203,7 +205,6 @@ static bool array_overlaps(const struct stage_set *t, const struct gran_event *e
  * (at most 3 KiB moved: cheaper than the tree's inserts there, svc-bench's
  * discard-rev rows), into the tree from then on.
  */
-#define STAGE_ARRAY_MAX 128
 static int stage_add(struct stage_set *t, const struct gran_event *e, size_t n)
 {
 	uintptr_t r = (uintptr_t)e->region;
