@@ -351,10 +351,8 @@ size_t gran_plan_nr_stages(const struct gran_plan *p)
 void plan_stage_release(struct gran_plan *p)
 {
 	free(p->st.jobs);
-	free(p->st.job_first);
-	free(p->st.job_count);
-	free(p->st.unmaps);
-	free(p->segs);
+	free(p->st.job_first); /* and job_count: prepare_jobs */
+	free(p->segs);         /* and st.unmaps: prepare_unmaps */
 	memset(&p->st, 0, sizeof(p->st));
 	p->segs = NULL;
 	p->nr_segs = 0;
@@ -539,10 +537,15 @@ static int prepare_unmaps(struct gran_plan *p, size_t ev_first, size_t ev_end)
 					    p->ev[i].first + p->ev[i].count);
 	if (!nsegs)
 		return 0;
-	p->segs = malloc(nsegs * sizeof(*p->segs));
-	p->st.unmaps = malloc(nsegs * sizeof(*p->st.unmaps));
-	if (!p->segs || !p->st.unmaps)
+	/* One block: segs[nsegs], then unmaps[nsegs] (plan_stage_release). */
+	_Static_assert(sizeof(struct plan_seg) % _Alignof(struct gran_unmap_call) == 0,
+		       "unmaps start aligned after segs");
+	if (nsegs > SIZE_MAX / (sizeof(*p->segs) + sizeof(*p->st.unmaps)))
 		return -ENOMEM;
+	p->segs = malloc(nsegs * (sizeof(*p->segs) + sizeof(*p->st.unmaps)));
+	if (!p->segs)
+		return -ENOMEM;
+	p->st.unmaps = (struct gran_unmap_call *)(p->segs + nsegs);
 	for (i = ev_first; i < ev_end; i++) {
 		const struct gran_event *ev = &p->ev[i];
 		const struct gran_region *r = ev->region;
@@ -587,10 +590,11 @@ static int prepare_jobs(struct gran_plan *p, size_t ev_first, size_t ev_end)
 	size_t i, n = ev_end - ev_first, total = 0;
 	int ret;
 
-	p->st.job_first = calloc(n, sizeof(*p->st.job_first));
-	p->st.job_count = calloc(n, sizeof(*p->st.job_count));
-	if (!p->st.job_first || !p->st.job_count)
+	/* One block: job_first[n], then job_count[n] (plan_stage_release). */
+	p->st.job_first = calloc(2 * n, sizeof(*p->st.job_first));
+	if (!p->st.job_first)
 		return -ENOMEM;
+	p->st.job_count = p->st.job_first + n;
 	for (i = ev_first; i < ev_end; i++) {
 		struct gran_event *ev = &p->ev[i];
 
