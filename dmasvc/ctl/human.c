@@ -70,10 +70,21 @@ static const char *fmt_bytes(uint64_t b, char *buf, size_t len)
 	return buf;
 }
 
+/* " (rule: NAME)" for a known area rule, "" for an unknown one. */
+static const char *fmt_rule(uint32_t rule, char *buf, size_t len)
+{
+	const char *name = ctl_area_rule(rule);
+
+	if (!name)
+		return "";
+	snprintf(buf, len, " (rule: %s)", name);
+	return buf;
+}
+
 void ctl_human_status(FILE *out, const struct ctl_view *v)
 {
 	const struct dmasvc_stat_service *st = &v->st;
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], rule[24];
 
 	fprintf(out, "service: backend %s, up %s, %u workers, %u sessions\n", st->backend,
 		fmt_ns(st->uptime_ns, false, b1, sizeof(b1)), st->workers, st->sessions);
@@ -82,9 +93,8 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 	if (st->resume_repair_maps || st->resume_repair_unmaps) /* only after a restart's repairs */
 		fprintf(out, "resume repairs: %" PRIu64 " granules mapped, %" PRIu64 " unmapped\n",
 			st->resume_repair_maps, st->resume_repair_unmaps);
-	fprintf(out, "areas: %" PRIu64 " mapped", st->areas);
-	if (ctl_area_rule(st->area_rule))
-		fprintf(out, " (rule: %s)", ctl_area_rule(st->area_rule));
+	fprintf(out, "areas: %" PRIu64 " mapped%s", st->areas,
+		fmt_rule(st->area_rule, rule, sizeof(rule)));
 	if (st->max_areas == UINT64_MAX)
 		fprintf(out, " (no budget limit)");
 	else
@@ -109,12 +119,10 @@ void ctl_human_status(FILE *out, const struct ctl_view *v)
 				 s->max_areas > s->areas ? s->max_areas - s->areas : 0);
 		fprintf(out, "session %u: pid %u uid %u tag 0x%" PRIx64 ": %u regions, %u rings, %u devices; "
 			"events %" PRIu64 " (failed %" PRIu64 "); map %" PRIu64 ", unmap %" PRIu64
-			"; areas %" PRIu64 "%s%s%s, budget left %s (reserved %" PRIu64 "); p50 %s, p99 %s\n",
+			"; areas %" PRIu64 "%s, budget left %s (reserved %" PRIu64 "); p50 %s, p99 %s\n",
 			s->session_id, s->pid, s->uid, s->client_tag, s->regions, s->rings, s->devices,
 			s->events, s->events_failed, s->map_calls, s->unmap_calls, s->areas,
-			ctl_area_rule(s->area_rule) ? " (rule: " : "",
-			ctl_area_rule(s->area_rule) ? ctl_area_rule(s->area_rule) : "",
-			ctl_area_rule(s->area_rule) ? ")" : "", left,
+			fmt_rule(s->area_rule, rule, sizeof(rule)), left,
 			s->reserved_areas, fmt_le(s->latency_p50_ns, b1, sizeof(b1)),
 			fmt_le(s->latency_p99_ns, b2, sizeof(b2)));
 		if (s->resume_repair_maps || s->resume_repair_unmaps)

@@ -33,16 +33,20 @@ static void put_u64(struct jb *b, struct json_object *o, const char *k, uint64_t
 	put(b, o, k, json_object_new_uint64(v));
 }
 
+static void put_null(struct jb *b, struct json_object *o, const char *k)
+{
+	if (o && json_object_object_add(o, k, NULL))
+		b->oom = true;
+}
+
 /* put_u64_or_null: @v, or null when @v == @none. */
 static void put_u64_or_null(struct jb *b, struct json_object *o, const char *k, uint64_t v,
 			    uint64_t none)
 {
-	if (v == none) {
-		if (o && json_object_object_add(o, k, NULL))
-			b->oom = true;
-	} else {
+	if (v == none)
+		put_null(b, o, k);
+	else
 		put_u64(b, o, k, v);
-	}
 }
 
 static void append(struct jb *b, struct json_object *arr, struct json_object *v)
@@ -92,8 +96,8 @@ static void put_rule(struct jb *b, struct json_object *o, uint32_t rule)
 
 	if (name)
 		put(b, o, "area_rule", json_object_new_string(name));
-	else if (o && json_object_object_add(o, "area_rule", NULL))
-		b->oom = true;
+	else
+		put_null(b, o, "area_rule");
 }
 
 static struct json_object *session_obj(struct jb *b, const struct dmasvc_stat_session *s)
